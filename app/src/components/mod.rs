@@ -1,0 +1,4 @@
+//! Reusable pieces of the UI.
+pub mod common;
+pub mod layout;
+pub mod time;

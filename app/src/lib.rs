@@ -1,0 +1,66 @@
+//! Lookout's browser UI: the HTML shell, the routes, pages, components and the server
+//! functions they call. Compiled twice: with `ssr` into the server (rendering and server
+//! functions run there) and with `hydrate` into wasm (the same components take over the page).
+//! Server-only code sits behind `#[cfg(feature = "ssr")]` and never reaches the wasm build.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use components::layout::Layout;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/lookout.css"/>
+        <Link rel="icon" type_="image/svg+xml" href="/static/favicon.svg"/>
+        <Meta name="color-scheme" content="light dark"/>
+        <Title formatter=|t: String| if t.is_empty() { "Lookout".to_string() } else { format!("{t} · Lookout") }/>
+        <Router>
+            <Routes fallback=pages::not_found::NotFound>
+                <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("") view=Layout ssr=SsrMode::Async>
+                    <Route path=path!("") view=pages::home::HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("incidents") view=pages::placeholders::IncidentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("deployments") view=pages::placeholders::DeploymentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("kafka") view=pages::placeholders::KafkaPage ssr=SsrMode::Async/>
+                    <Route path=path!("costs") view=pages::placeholders::CostsPage ssr=SsrMode::Async/>
+                    <Route path=path!("targets") view=pages::placeholders::TargetsPage ssr=SsrMode::Async/>
+                    <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("settings") view=pages::settings::SettingsIndex ssr=SsrMode::Async/>
+                    <Route path=path!("settings/users") view=pages::settings::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("settings/tokens") view=pages::settings::TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("settings/audit") view=pages::settings::AuditPage ssr=SsrMode::Async/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,71 @@
+//! Sections that later work fills. Each says plainly what will be here; none shows
+//! invented data.
+
+use crate::components::common::EmptyState;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn IncidentsPage() -> impl IntoView {
+    view! {
+        <Title text="Incidents"/>
+        <h1>"Incidents"</h1>
+        <EmptyState
+            title="No incident tracking yet"
+            what="Incident sessions will live here: severity and status, roles, a live timeline, findings from probes with evidence and remediation, action items and the postmortem export. Alertmanager will be able to open incidents through a webhook."
+            status="Not built yet — nothing is recorded on this page."
+        />
+    }
+}
+
+#[component]
+pub fn DeploymentsPage() -> impl IntoView {
+    view! {
+        <Title text="Deployments"/>
+        <h1>"Deployments"</h1>
+        <EmptyState
+            title="No deployment checklists yet"
+            what="Pre-, during- and post-deploy checklists will live here: items checked by people or verified by probes, sign-offs by approvers, and a gate that CI can query."
+            status="Not built yet — no checklist exists."
+        />
+    }
+}
+
+#[component]
+pub fn KafkaPage() -> impl IntoView {
+    view! {
+        <Title text="Kafka"/>
+        <h1>"Kafka"</h1>
+        <EmptyState
+            title="No Kafka lag data yet"
+            what="Consumer groups of every Kafka target will be listed here with lag, time lag, a verdict that explains itself, trend graphs and a catch-up estimate."
+            status="Not built yet — Lookout is not sampling any cluster."
+        />
+    }
+}
+
+#[component]
+pub fn CostsPage() -> impl IntoView {
+    view! {
+        <Title text="LLM costs"/>
+        <h1>"LLM costs"</h1>
+        <EmptyState
+            title="No LLM usage recorded yet"
+            what="The weekly cost review will live here: spend by provider, model, feature and tenant, priced against an effective-dated price book, with week-over-week explanations."
+            status="Not built yet — no usage is being ingested."
+        />
+    }
+}
+
+#[component]
+pub fn TargetsPage() -> impl IntoView {
+    view! {
+        <Title text="Targets"/>
+        <h1>"Targets"</h1>
+        <EmptyState
+            title="No targets yet"
+            what="The systems Lookout looks at — Redis, PostgreSQL, Kafka, Kubernetes, Prometheus — will be registered here with encrypted credentials, and probes will run against them."
+            status="Not built yet — no target can be added."
+        />
+    }
+}

@@ -1,0 +1,94 @@
+//! Server-side state shared by SSR and server functions, and the helpers that read the
+//! caller from the request (the auth layer in `server/` puts it there).
+
+use crate::error::AppError;
+use axum::extract::FromRef;
+use domain::{DomainError, Principal, RequestMeta};
+use leptos::prelude::*;
+use sqlx::PgPool;
+
+#[derive(Clone, Debug, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub pool: PgPool,
+}
+
+/// Everything a server function needs about its call.
+pub struct Call {
+    pub pool: PgPool,
+    pub who: Principal,
+    pub meta: RequestMeta,
+}
+
+/// The pool, the authenticated caller and the request's metadata. The auth layer has
+/// already refused anonymous requests, so a missing principal is an internal fault.
+pub fn call() -> Result<Call, AppError> {
+    let state = use_context::<AppState>()
+        .ok_or_else(|| AppError::from(DomainError::internal("AppState missing from context")))?;
+    let parts = use_context::<http::request::Parts>()
+        .ok_or_else(|| AppError::from(DomainError::internal("request parts missing")))?;
+    let who = parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| AppError::from(DomainError::Unauthenticated("sign in first".into())))?;
+    let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_default();
+    Ok(Call {
+        pool: state.pool,
+        who,
+        meta,
+    })
+}
+
+/// Sets the response status of the current page or server-function call. Plain HTML form
+/// posts (no wasm) are left alone: they are answered with a redirect back to the form,
+/// carrying the error in the URL, and a non-3xx status would break that redirect.
+pub fn set_error_status(status: u16) {
+    let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
+    if is_plain_form_post() {
+        return;
+    }
+    if let Ok(code) = http::StatusCode::from_u16(status) {
+        opts.set_status(code);
+    }
+}
+
+const FLASH_TOKEN_KEY: &str = "flash_new_token";
+const FLASH_TTL_SECS: i64 = 300;
+
+fn is_plain_form_post() -> bool {
+    use_context::<http::request::Parts>().is_some_and(|p| {
+        p.method == http::Method::POST
+            && p
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+    })
+}
+
+fn session() -> Option<tower_sessions::Session> {
+    use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<tower_sessions::Session>().cloned())
+}
+
+/// See `api::take_new_token`: only plain form posts park the secret.
+pub async fn park_token_for_form_post(token: &domain::NewToken) {
+    if !is_plain_form_post() {
+        return;
+    }
+    if let Some(s) = session() {
+        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Err(e) = s.insert(FLASH_TOKEN_KEY, (at, token)).await {
+            tracing::warn!(error = %e, "could not park the new token in the session");
+        }
+    }
+}
+
+pub async fn take_flash_token() -> Option<domain::NewToken> {
+    let s = session()?;
+    let (at, token): (i64, domain::NewToken) = s.remove(FLASH_TOKEN_KEY).await.ok().flatten()?;
+    (time::OffsetDateTime::now_utc().unix_timestamp() - at <= FLASH_TTL_SECS).then_some(token)
+}

@@ -1,0 +1,15 @@
+//! Lookout's domain. The plain data types in [`types`] are shared with the browser (wasm);
+//! everything that touches PostgreSQL lives behind the `server` feature:
+//! [`storage`] holds one module of explicit SQL per aggregate, [`services`] the operations
+//! that the UI's server functions and the `/api/v1` handlers both call (written once).
+
+pub mod error;
+pub mod types;
+
+#[cfg(feature = "server")]
+pub mod services;
+#[cfg(feature = "server")]
+pub mod storage;
+
+pub use error::DomainError;
+pub use types::*;

@@ -1,0 +1,300 @@
+//! Users, API tokens and the audit log: the admin's Settings, and a user's own password.
+//! Every change writes its audit entry in the same transaction as the change.
+
+use super::auth::{TOKEN_PREFIX, token_hash};
+use super::passwords;
+use crate::error::{DomainError, DomainResult};
+use crate::storage::{audit, is_unique_violation, sessions, tokens, users};
+use crate::types::{
+    AuditFilter, AuditPage, NewToken, Principal, RequestMeta, Role, TokenView, UserView, rules,
+};
+use sqlx::PgPool;
+
+fn entry<'a>(
+    who: &'a Principal,
+    action: &'a str,
+    target: &'a str,
+    details: serde_json::Value,
+    meta: &'a RequestMeta,
+) -> audit::NewEntry<'a> {
+    audit::NewEntry {
+        actor_id: who.user_id,
+        actor_name: &who.name,
+        action,
+        target,
+        details,
+        meta,
+    }
+}
+
+pub async fn list_users(pool: &PgPool, who: &Principal) -> DomainResult<Vec<UserView>> {
+    who.require(Role::Admin)?;
+    Ok(users::list(pool).await?.iter().map(|u| u.view()).collect())
+}
+
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub password: String,
+}
+
+pub async fn create_user(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    new: NewUser,
+) -> DomainResult<UserView> {
+    who.require(Role::Admin)?;
+    let username = new.username.trim().to_ascii_lowercase();
+    rules::check_username(&username).map_err(DomainError::Invalid)?;
+    rules::check_password(&new.password).map_err(DomainError::Invalid)?;
+    let display = new.display_name.trim();
+    if display.chars().count() > 100 {
+        return Err(DomainError::invalid("a display name is at most 100 characters"));
+    }
+    let hash = passwords::hash(new.password).await?;
+    let mut tx = pool.begin().await?;
+    let user = match users::insert(&mut *tx, &username, display, &hash, new.role).await {
+        Ok(u) => u,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(DomainError::conflict(format!(
+                "a user named {username:?} already exists"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit::append(
+        &mut *tx,
+        entry(who, "user.create", &username, serde_json::json!({ "role": new.role }), meta),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user.view())
+}
+
+async fn target_user(tx: &mut sqlx::PgConnection, id: i64) -> DomainResult<users::UserRow> {
+    users::by_id(&mut *tx, id)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("no user with id {id}")))
+}
+
+/// Refuses a change that would leave no enabled admin.
+async fn keep_an_admin(tx: &mut sqlx::PgConnection, user: &users::UserRow) -> DomainResult<()> {
+    if user.role == Role::Admin && !user.disabled && users::other_active_admins(&mut *tx, user.id).await? == 0 {
+        return Err(DomainError::conflict(
+            "this is the last enabled admin; make someone else admin first",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn set_role(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    user_id: i64,
+    role: Role,
+) -> DomainResult<UserView> {
+    who.require(Role::Admin)?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lookout.admins'))")
+        .execute(&mut *tx)
+        .await?;
+    let user = target_user(&mut tx, user_id).await?;
+    if role != Role::Admin {
+        keep_an_admin(&mut tx, &user).await?;
+    }
+    users::set_role(&mut *tx, user_id, role).await?;
+    audit::append(
+        &mut *tx,
+        entry(
+            who,
+            "user.role",
+            &user.username,
+            serde_json::json!({ "from": user.role, "to": role }),
+            meta,
+        ),
+    )
+    .await?;
+    let updated = target_user(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(updated.view())
+}
+
+pub async fn set_disabled(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    user_id: i64,
+    disabled: bool,
+) -> DomainResult<UserView> {
+    who.require(Role::Admin)?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lookout.admins'))")
+        .execute(&mut *tx)
+        .await?;
+    let user = target_user(&mut tx, user_id).await?;
+    if disabled {
+        keep_an_admin(&mut tx, &user).await?;
+        sessions::delete_for_user(&mut *tx, user_id).await?;
+    }
+    users::set_disabled(&mut *tx, user_id, disabled).await?;
+    audit::append(
+        &mut *tx,
+        entry(
+            who,
+            if disabled { "user.disable" } else { "user.enable" },
+            &user.username,
+            serde_json::json!({}),
+            meta,
+        ),
+    )
+    .await?;
+    let updated = target_user(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(updated.view())
+}
+
+/// An admin sets a new password for someone; all their sessions end.
+pub async fn reset_password(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    user_id: i64,
+    new_password: String,
+) -> DomainResult<()> {
+    who.require(Role::Admin)?;
+    rules::check_password(&new_password).map_err(DomainError::Invalid)?;
+    let hash = passwords::hash(new_password).await?;
+    let mut tx = pool.begin().await?;
+    let user = target_user(&mut tx, user_id).await?;
+    users::set_password_hash(&mut *tx, user_id, &hash).await?;
+    sessions::delete_for_user(&mut *tx, user_id).await?;
+    audit::append(
+        &mut *tx,
+        entry(who, "user.password_reset", &user.username, serde_json::json!({}), meta),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A signed-in user changes their own password (needs the current one).
+pub async fn change_own_password(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    current: String,
+    new_password: String,
+) -> DomainResult<()> {
+    let Some(user_id) = who.user_id else {
+        return Err(DomainError::forbidden(
+            "API tokens have no password; sign in as a user to change yours",
+        ));
+    };
+    rules::check_password(&new_password).map_err(DomainError::Invalid)?;
+    let user = users::by_id(pool, user_id)
+        .await?
+        .ok_or_else(|| DomainError::not_found("your account no longer exists"))?;
+    if !passwords::verify(current, user.password_hash.clone()).await? {
+        return Err(DomainError::invalid("the current password is wrong"));
+    }
+    let hash = passwords::hash(new_password).await?;
+    let mut tx = pool.begin().await?;
+    users::set_password_hash(&mut *tx, user_id, &hash).await?;
+    audit::append(
+        &mut *tx,
+        entry(who, "user.password_change", &user.username, serde_json::json!({}), meta),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn list_tokens(pool: &PgPool, who: &Principal) -> DomainResult<Vec<TokenView>> {
+    who.require(Role::Admin)?;
+    Ok(tokens::list(pool).await?.into_iter().map(Into::into).collect())
+}
+
+/// Creates a token. The secret is in the result and nowhere else, ever.
+pub async fn create_token(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    name: &str,
+    role: Role,
+) -> DomainResult<NewToken> {
+    who.require(Role::Admin)?;
+    rules::check_token_name(name).map_err(DomainError::Invalid)?;
+    let name = name.trim();
+    let secret = format!("{TOKEN_PREFIX}{}", passwords::random_secret(32));
+    let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
+    let mut tx = pool.begin().await?;
+    let id = tokens::insert(&mut *tx, name, &token_hash(&secret), &prefix, role, who.user_id).await?;
+    audit::append(
+        &mut *tx,
+        entry(
+            who,
+            "token.create",
+            name,
+            serde_json::json!({ "token_id": id, "role": role, "prefix": prefix }),
+            meta,
+        ),
+    )
+    .await?;
+    let row = tokens::by_id(&mut *tx, id)
+        .await?
+        .ok_or_else(|| DomainError::internal("token vanished after insert"))?;
+    tx.commit().await?;
+    Ok(NewToken {
+        token: row.into(),
+        secret,
+    })
+}
+
+pub async fn revoke_token(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    token_id: i64,
+) -> DomainResult<TokenView> {
+    who.require(Role::Admin)?;
+    let mut tx = pool.begin().await?;
+    let row = tokens::by_id(&mut *tx, token_id)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("no token with id {token_id}")))?;
+    if tokens::revoke(&mut *tx, token_id, who.user_id).await? == 0 {
+        return Err(DomainError::conflict(format!(
+            "token {:?} is already revoked",
+            row.name
+        )));
+    }
+    audit::append(
+        &mut *tx,
+        entry(
+            who,
+            "token.revoke",
+            &row.name,
+            serde_json::json!({ "token_id": token_id }),
+            meta,
+        ),
+    )
+    .await?;
+    let row = tokens::by_id(&mut *tx, token_id)
+        .await?
+        .ok_or_else(|| DomainError::internal("token vanished after revoke"))?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+pub async fn audit_log(pool: &PgPool, who: &Principal, filter: &AuditFilter) -> DomainResult<AuditPage> {
+    who.require(Role::Admin)?;
+    if filter.limit.is_some_and(|l| l == 0 || l > audit::MAX_PAGE) {
+        return Err(DomainError::invalid(format!(
+            "limit must be between 1 and {}",
+            audit::MAX_PAGE
+        )));
+    }
+    Ok(audit::list(pool, filter).await?)
+}

@@ -1,0 +1,251 @@
+//! Signing in (with throttling), resolving API tokens, and creating the first admin.
+
+use super::passwords;
+use crate::error::{DomainError, DomainResult};
+use crate::storage::{audit, login_throttle, tokens, users};
+use crate::types::{AuthMethod, Principal, RequestMeta, Role};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// Sign-in throttling: at most `max_per_user` failures per account and `max_per_ip` per client
+/// address within `window_secs`; then sign-in is refused until the oldest failure ages out.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottlePolicy {
+    pub max_per_user: i64,
+    pub max_per_ip: i64,
+    pub window_secs: i64,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            max_per_user: 5,
+            max_per_ip: 20,
+            window_secs: 15 * 60,
+        }
+    }
+}
+
+/// The prefix that marks Lookout API tokens (helps secret scanners and humans).
+pub const TOKEN_PREFIX: &str = "lko_";
+
+pub fn token_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn minutes(secs: i64) -> String {
+    let m = (secs + 59) / 60;
+    if m <= 1 {
+        "a minute".into()
+    } else {
+        format!("{m} minutes")
+    }
+}
+
+/// Checks a username and password. On success returns the user's principal; every outcome
+/// is written to the audit log. Wrong username and wrong password give the same answer.
+pub async fn sign_in(
+    pool: &PgPool,
+    policy: ThrottlePolicy,
+    username: &str,
+    password: &str,
+    meta: &RequestMeta,
+) -> DomainResult<Principal> {
+    let username = username.trim().to_ascii_lowercase();
+    if username.is_empty() || password.is_empty() || username.len() > 100 || password.len() > 1024
+    {
+        return Err(DomainError::Unauthenticated(
+            "Enter your username and password.".into(),
+        ));
+    }
+
+    let c = login_throttle::counts(pool, &username, &meta.client_ip, policy.window_secs).await?;
+    let locked = if c.by_user >= policy.max_per_user {
+        Some(("this account", policy.window_secs - c.oldest_user_age_secs))
+    } else if c.by_ip >= policy.max_per_ip {
+        Some(("your address", policy.window_secs - c.oldest_ip_age_secs))
+    } else {
+        None
+    };
+    if let Some((what, wait)) = locked {
+        let wait = wait.max(1);
+        audit::append(
+            pool,
+            audit::NewEntry {
+                actor_id: None,
+                actor_name: &username,
+                action: "auth.login_throttled",
+                target: &username,
+                details: serde_json::json!({ "retry_after_secs": wait }),
+                meta,
+            },
+        )
+        .await?;
+        return Err(DomainError::RateLimited {
+            message: format!(
+                "Too many failed sign-in attempts for {what}. Try again in {}.",
+                minutes(wait)
+            ),
+            retry_after_secs: wait as u64,
+        });
+    }
+
+    let user = users::by_username(pool, &username).await?;
+    let phc = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => passwords::decoy_hash().await,
+    };
+    let matches = passwords::verify(password.to_string(), phc).await?;
+    match user {
+        Some(u) if matches && !u.disabled => {
+            let mut tx = pool.begin().await?;
+            login_throttle::clear_user(&mut *tx, &username).await?;
+            users::touch_login(&mut *tx, u.id).await?;
+            audit::append(
+                &mut *tx,
+                audit::NewEntry {
+                    actor_id: Some(u.id),
+                    actor_name: &u.username,
+                    action: "auth.login",
+                    target: &u.username,
+                    details: serde_json::json!({}),
+                    meta,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Principal {
+                user_id: Some(u.id),
+                name: u.username,
+                role: u.role,
+                method: AuthMethod::Session,
+                token_id: None,
+            })
+        }
+        other => {
+            let reason = match &other {
+                None => "unknown user",
+                Some(u) if u.disabled => "account disabled",
+                Some(_) => "wrong password",
+            };
+            let mut tx = pool.begin().await?;
+            login_throttle::record(&mut *tx, &username, &meta.client_ip).await?;
+            audit::append(
+                &mut *tx,
+                audit::NewEntry {
+                    actor_id: None,
+                    actor_name: &username,
+                    action: "auth.login_failed",
+                    target: &username,
+                    details: serde_json::json!({ "reason": reason }),
+                    meta,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Err(DomainError::Unauthenticated(
+                "Wrong username or password.".into(),
+            ))
+        }
+    }
+}
+
+/// The principal behind a session's user id, or `None` if the user is gone or disabled.
+pub async fn session_principal(pool: &PgPool, user_id: i64) -> DomainResult<Option<Principal>> {
+    Ok(users::by_id(pool, user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .map(|u| Principal {
+            user_id: Some(u.id),
+            name: u.username,
+            role: u.role,
+            method: AuthMethod::Session,
+            token_id: None,
+        }))
+}
+
+/// Resolves a bearer token; records its use. `None` for unknown or revoked tokens.
+pub async fn token_principal(pool: &PgPool, secret: &str) -> DomainResult<Option<Principal>> {
+    if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 200 {
+        return Ok(None);
+    }
+    let Some(row) = tokens::live_by_hash(pool, &token_hash(secret)).await? else {
+        return Ok(None);
+    };
+    tokens::touch(pool, row.id).await?;
+    Ok(Some(Principal {
+        user_id: None,
+        name: format!("token:{}", row.name),
+        role: row.role,
+        method: AuthMethod::Token,
+        token_id: Some(row.id),
+    }))
+}
+
+/// Records a sign-out in the audit log.
+pub async fn record_sign_out(pool: &PgPool, who: &Principal, meta: &RequestMeta) -> DomainResult<()> {
+    audit::append(
+        pool,
+        audit::NewEntry {
+            actor_id: who.user_id,
+            actor_name: &who.name,
+            action: "auth.logout",
+            target: &who.name,
+            details: serde_json::json!({}),
+            meta,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// What [`ensure_first_admin`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Users already existed; nothing was done.
+    AlreadyInitialised,
+    /// Created `admin` with the password from the environment.
+    CreatedWithGivenPassword,
+    /// Created `admin` with this generated password (to be printed once).
+    CreatedWithGeneratedPassword(String),
+}
+
+/// On first start (no users at all) creates the `admin` user. Safe with several replicas
+/// starting at once: a transaction-scoped advisory lock serialises the check.
+pub async fn ensure_first_admin(pool: &PgPool, given: Option<&str>) -> DomainResult<Bootstrap> {
+    if let Some(pw) = given {
+        crate::types::rules::check_password(pw)
+            .map_err(|m| DomainError::invalid(format!("LOOKOUT_ADMIN_PASSWORD: {m}")))?;
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lookout.first_admin'))")
+        .execute(&mut *tx)
+        .await?;
+    if users::count(&mut *tx).await? > 0 {
+        return Ok(Bootstrap::AlreadyInitialised);
+    }
+    let (password, generated) = match given {
+        Some(p) => (p.to_string(), false),
+        None => (passwords::random_secret(12), true),
+    };
+    let hash = passwords::hash(password.clone()).await?;
+    let user = users::insert(&mut *tx, "admin", "Administrator", &hash, Role::Admin).await?;
+    audit::append(
+        &mut *tx,
+        audit::NewEntry {
+            actor_id: None,
+            actor_name: "system",
+            action: "user.create",
+            target: &user.username,
+            details: serde_json::json!({ "role": "admin", "reason": "first start" }),
+            meta: &RequestMeta::default(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(if generated {
+        Bootstrap::CreatedWithGeneratedPassword(password)
+    } else {
+        Bootstrap::CreatedWithGivenPassword
+    })
+}

@@ -1,0 +1,16 @@
+//! Explicit SQL, one module per aggregate. Functions take any executor so services can compose
+//! them inside one transaction (an admin action and its audit entry commit together).
+
+pub mod audit;
+pub mod login_throttle;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+/// The migrations embedded in the binary (applied at start and by `lookout migrate`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// True when `e` is a unique-constraint violation (SQLSTATE 23505).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}

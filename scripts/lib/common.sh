@@ -1,0 +1,90 @@
+# Shared by scripts/run and scripts/test: paths, logging, and installing what is missing
+# (and only what is missing). Sourced, not executed.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="${LOOKOUT_CACHE:-$HOME/.cache/lookout}"
+TOOLS="$CACHE/tools"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export PATH="$TOOLS/bin:$TOOLS/npm/bin:$HOME/.cargo/bin:$PATH"
+CARGO_LEPTOS_VERSION=0.3.7
+BINARYEN_VERSION=132.0.0
+
+log() { printf '\033[1m[lookout]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[lookout] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+fi
+
+APT_UPDATED=""
+apt_install() {
+  # apt_install PKG... — installs the Debian packages that are not installed yet.
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "missing packages (${missing[*]}) and no apt-get to install them"
+  log "installing Debian packages: ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then
+    $SUDO apt-get update -qq || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+ensure_build_packages() {
+  # A C toolchain for librdkafka, PostgreSQL server binaries, and Node for the wasm tools.
+  local pkgs=(build-essential pkg-config postgresql curl python3 ca-certificates)
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+  apt_install "${pkgs[@]}"
+  # The postgresql package starts a system cluster; Lookout never uses it.
+}
+
+ensure_rust_tools() {
+  command -v cargo >/dev/null 2>&1 || die "Rust is required (https://rustup.rs); cargo is not on PATH"
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown >/dev/null || die "rustup target add failed"
+  fi
+  mkdir -p "$TOOLS"
+  if [ "$("$TOOLS/bin/cargo-leptos" --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+    log "building cargo-leptos $CARGO_LEPTOS_VERSION (no_downloads; once, ~15 min on 2 cores)"
+    cargo install --quiet "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked --features no_downloads --root "$TOOLS" \
+      || die "cargo install cargo-leptos failed"
+  fi
+  # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+  local want
+  want="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' "$ROOT/Cargo.lock")"
+  [ -n "$want" ] || die "cannot read the wasm-bindgen version from Cargo.lock"
+  if [ "$("$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    log "building wasm-bindgen-cli $want (once, ~4 min)"
+    CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback \
+      cargo install --quiet "wasm-bindgen-cli@$want" --root "$TOOLS" || die "cargo install wasm-bindgen-cli failed"
+  fi
+}
+
+ensure_wasm_opt() {
+  # Only release builds need wasm-opt; binaryen from npm ships it.
+  if [ "$("$TOOLS/npm/bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
+    log "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
+    npm install --silent -g --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null || die "npm install binaryen failed"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() {
+  # wait_http URL SECONDS
+  local url="$1" secs="$2" i=0
+  while [ "$i" -lt $((secs * 5)) ]; do
+    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+    sleep 0.2; i=$((i + 1))
+  done
+  return 1
+}

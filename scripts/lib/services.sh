@@ -1,0 +1,128 @@
+# Throwaway PostgreSQL, Redis and Apache Kafka for the TEST command: random loopback ports,
+# one temporary directory, everything removed by stop_services. Sourced, not executed.
+
+SERVICES_DIR=""
+PG_BIN=""
+PIDS_TO_KILL=()
+
+services_dir() {
+  if [ -z "$SERVICES_DIR" ]; then
+    SERVICES_DIR="$(mktemp -d /tmp/lookout-test.XXXXXX)"
+    chmod 755 "$SERVICES_DIR"
+  fi
+}
+
+as_pg_user() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  services_dir
+  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  [ -x "$PG_BIN/initdb" ] || die "no PostgreSQL server under /usr/lib/postgresql"
+  local dir="$SERVICES_DIR/postgres" port
+  port="$(free_port)"
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+  as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$SERVICES_DIR/initdb.log" 2>&1 \
+    || { cat "$SERVICES_DIR/initdb.log" >&2; die "initdb failed"; }
+  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  STARTED_PG="$dir/data"
+  log "PostgreSQL on 127.0.0.1:$port"
+}
+
+start_redis() {
+  services_dir
+  local port
+  port="$(free_port)"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$SERVICES_DIR" --save '' --appendonly no \
+    --daemonize yes --pidfile "$SERVICES_DIR/redis.pid" --logfile "$SERVICES_DIR/redis.log" \
+    || die "redis-server did not start"
+  local i=0
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -gt 100 ] && die "Redis did not answer PING"; sleep 0.1
+  done
+  export REDIS_URL="redis://127.0.0.1:$port"
+  STARTED_REDIS="$SERVICES_DIR/redis.pid"
+  log "Redis on 127.0.0.1:$port"
+}
+
+kafka_libs() {
+  # Fetches the pinned Kafka broker jars from Maven Central once (see scripts/kafka/pom.xml).
+  local version
+  version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/kafka/pom.xml")"
+  KAFKA_LIBS="$CACHE/kafka-$version/libs"
+  if [ ! -f "$KAFKA_LIBS/.complete" ]; then
+    log "fetching Apache Kafka $version jars with Maven"
+    rm -rf "$KAFKA_LIBS"
+    mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime >"$CACHE/kafka-mvn.log" 2>&1 \
+      || { tail -30 "$CACHE/kafka-mvn.log" >&2; die "mvn could not fetch the Kafka jars"; }
+    touch "$KAFKA_LIBS/.complete"
+  fi
+}
+
+start_kafka() {
+  services_dir
+  kafka_libs
+  local dir="$SERVICES_DIR/kafka" port cport
+  port="$(free_port)"; cport="$(free_port)"
+  mkdir -p "$dir"
+  cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+PROPS
+  cat >"$dir/log4j2.properties" <<LOG
+rootLogger.level=WARN
+rootLogger.appenderRef.f.ref=F
+appender.f.type=File
+appender.f.name=F
+appender.f.fileName=$dir/kafka.log
+appender.f.layout.type=PatternLayout
+appender.f.layout.pattern=%d %p %c %m%n
+LOG
+  local cp="$KAFKA_LIBS/*" cluster_id
+  cluster_id="$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  java -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool format \
+    -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+    || { cat "$dir/format.log" >&2; die "formatting Kafka storage failed"; }
+  java -Xms256m -Xmx768m -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
+  STARTED_KAFKA=$!
+  # Ready when the broker answers a Metadata request and lists itself.
+  python3 "$ROOT/scripts/lib/kafka_ready.py" 127.0.0.1 "$port" 90 \
+    || { tail -40 "$dir/stdout.log" "$dir/kafka.log" >&2; die "Kafka did not answer a metadata request"; }
+  export KAFKA_BROKERS="127.0.0.1:$port"
+  log "Apache Kafka on 127.0.0.1:$port"
+}
+
+stop_services() {
+  [ -n "${STARTED_KAFKA:-}" ] && { kill "$STARTED_KAFKA" 2>/dev/null; wait "$STARTED_KAFKA" 2>/dev/null; }
+  [ -n "${STARTED_REDIS:-}" ] && [ -f "$STARTED_REDIS" ] && kill "$(cat "$STARTED_REDIS")" 2>/dev/null
+  [ -n "${STARTED_PG:-}" ] && as_pg_user "$PG_BIN/pg_ctl" -D "$STARTED_PG" -m immediate -w stop >/dev/null 2>&1
+  for p in "${PIDS_TO_KILL[@]}"; do kill "$p" 2>/dev/null; done
+  if [ -n "$SERVICES_DIR" ] && [ -z "${LOOKOUT_KEEP_TEST_DIR:-}" ]; then
+    sleep 0.5
+    rm -rf "$SERVICES_DIR"
+  fi
+}

@@ -1,0 +1,154 @@
+//! `/api/v1` adapters for identity: whoami, users, tokens, audit.
+
+use super::{ApiJson, ApiPath, ApiQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::state::Shared;
+use axum::Extension;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use domain::services::accounts;
+use domain::{AuditFilter, AuditPage, NewToken, Principal, RequestMeta, Role, TokenView, UserView};
+use serde::Deserialize;
+use std::sync::Arc;
+
+type Ctx = (Extension<Arc<Shared>>, Extension<Principal>, Extension<RequestMeta>);
+
+pub async fn whoami(Extension(who): Extension<Principal>) -> Json<Principal> {
+    Json(who)
+}
+
+pub async fn list_users(
+    Extension(shared): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Vec<UserView>>> {
+    Ok(Json(accounts::list_users(&shared.pool, &who).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    role: Role,
+    password: String,
+}
+
+pub async fn create_user(
+    (Extension(shared), Extension(who), Extension(meta)): Ctx,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult<Response> {
+    let user = accounts::create_user(
+        &shared.pool,
+        &who,
+        &meta,
+        accounts::NewUser {
+            username: body.username,
+            display_name: body.display_name,
+            role: body.role,
+            password: body.password,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    role: Option<Role>,
+    disabled: Option<bool>,
+    password: Option<String>,
+}
+
+/// Applies the given changes in order — role, disabled, password — each audited. Input is
+/// validated before anything is written; a refused role change (the last admin) stops the
+/// request before the later changes.
+pub async fn update_user(
+    (Extension(shared), Extension(who), Extension(meta)): Ctx,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> ApiResult<Json<UserView>> {
+    who.require(Role::Admin)?;
+    if body.role.is_none() && body.disabled.is_none() && body.password.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give role, disabled or password",
+        ));
+    }
+    if let Some(pw) = &body.password {
+        // Validate everything before writing anything.
+        domain::rules::check_password(pw).map_err(ApiError::bad_request)?;
+    }
+    let mut latest = None;
+    if let Some(role) = body.role {
+        latest = Some(accounts::set_role(&shared.pool, &who, &meta, id, role).await?);
+    }
+    if let Some(disabled) = body.disabled {
+        latest = Some(accounts::set_disabled(&shared.pool, &who, &meta, id, disabled).await?);
+    }
+    if let Some(pw) = body.password {
+        accounts::reset_password(&shared.pool, &who, &meta, id, pw).await?;
+    }
+    let user = match latest {
+        Some(u) => u,
+        None => accounts::list_users(&shared.pool, &who)
+            .await?
+            .into_iter()
+            .find(|u| u.id == id)
+            .ok_or_else(|| ApiError(domain::DomainError::not_found(format!("no user with id {id}"))))?,
+    };
+    Ok(Json(user))
+}
+
+pub async fn list_tokens(
+    Extension(shared): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    Ok(Json(accounts::list_tokens(&shared.pool, &who).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    role: Role,
+}
+
+pub async fn create_token(
+    (Extension(shared), Extension(who), Extension(meta)): Ctx,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<NewToken>)> {
+    let t = accounts::create_token(&shared.pool, &who, &meta, &body.name, body.role).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+pub async fn revoke_token(
+    (Extension(shared), Extension(who), Extension(meta)): Ctx,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<TokenView>> {
+    Ok(Json(accounts::revoke_token(&shared.pool, &who, &meta, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn audit(
+    Extension(shared): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let filter = AuditFilter {
+        actor: q.actor,
+        action: q.action,
+        before_id: q.before_id,
+        limit: q.limit,
+    };
+    Ok(Json(accounts::audit_log(&shared.pool, &who, &filter).await?))
+}

@@ -1,0 +1,186 @@
+//! Configuration: command-line flags, each backed by an environment variable with a
+//! documented default (`lookout --help` lists them). Invalid values stop the process at
+//! start with a message that names the variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use domain::Role;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lookout",
+    version,
+    about = "Lookout — a browser-based SRE console (incidents, deployment sign-off, LLM costs)",
+    long_about = None,
+    after_help = "Without a subcommand, `lookout` serves (same as `lookout serve`)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the console, the API and the operations endpoints (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a user. The password is read from LOOKOUT_NEW_USER_PASSWORD or from stdin.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "")]
+        display_name: String,
+    },
+    /// Create an API token and print it once.
+    CreateToken {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CookieSecure {
+    /// Secure when LOOKOUT_PUBLIC_URL starts with https://
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// PostgreSQL connection URL. When unset, Lookout runs a private PostgreSQL under
+    /// LOOKOUT_DATA_DIR (initdb + pg_ctl from the system's PostgreSQL packages).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for the private PostgreSQL used when DATABASE_URL is unset.
+    #[arg(long, env = "LOOKOUT_DATA_DIR", default_value = ".data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Directory holding initdb/pg_ctl/postgres; found under /usr/lib/postgresql when unset.
+    #[arg(long, env = "LOOKOUT_PG_BINDIR", global = true)]
+    pub pg_bindir: Option<PathBuf>,
+
+    /// Maximum connections in the database pool.
+    #[arg(long, env = "LOOKOUT_DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=500), global = true)]
+    pub db_max_connections: u32,
+
+    /// Address to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub site_addr: SocketAddr,
+
+    /// Directory with the built site (wasm, JS, CSS, public assets).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: String,
+
+    /// Name of the wasm/JS/CSS bundle inside the site's pkg directory.
+    #[arg(long, env = "LEPTOS_OUTPUT_NAME", default_value = "lookout", global = true)]
+    pub output_name: String,
+
+    /// The site's pkg directory, relative to the site root.
+    #[arg(long, env = "LEPTOS_SITE_PKG_DIR", default_value = "pkg", global = true)]
+    pub site_pkg_dir: String,
+
+    /// The public origin browsers use (e.g. https://lookout.example.com). State-changing
+    /// browser requests must carry this Origin. When unset, the request's Host is used.
+    #[arg(long, env = "LOOKOUT_PUBLIC_URL", global = true)]
+    pub public_url: Option<url::Url>,
+
+    /// Whether session cookies carry the Secure attribute.
+    #[arg(long, env = "LOOKOUT_COOKIE_SECURE", value_enum, default_value_t = CookieSecure::Auto, global = true)]
+    pub cookie_secure: CookieSecure,
+
+    /// Sessions end after this many hours without activity.
+    #[arg(long, env = "LOOKOUT_SESSION_TTL_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720), global = true)]
+    pub session_ttl_hours: u32,
+
+    /// Password for the first admin (user `admin`), used only when the database has no users.
+    /// When unset on first start, a password is generated and printed once.
+    #[arg(long, env = "LOOKOUT_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<String>,
+
+    /// Failed sign-ins allowed per account within the window.
+    #[arg(long, env = "LOOKOUT_LOGIN_MAX_FAILURES_PER_USER", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=1000), global = true)]
+    pub login_max_failures_per_user: i64,
+
+    /// Failed sign-ins allowed per client address within the window.
+    #[arg(long, env = "LOOKOUT_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10000), global = true)]
+    pub login_max_failures_per_ip: i64,
+
+    /// The sign-in throttling window, in seconds.
+    #[arg(long, env = "LOOKOUT_LOGIN_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(i64).range(10..=86400), global = true)]
+    pub login_window_secs: i64,
+
+    /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
+    #[arg(long, env = "LOOKOUT_TRUST_FORWARDED_FOR", default_value_t = false, global = true)]
+    pub trust_forwarded_for: bool,
+
+    /// Largest accepted request body, in bytes (larger → 413).
+    #[arg(long, env = "LOOKOUT_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824), global = true)]
+    pub max_body_bytes: u64,
+
+    /// Seconds to let in-flight requests finish after SIGTERM/Ctrl-C.
+    #[arg(long, env = "LOOKOUT_SHUTDOWN_GRACE_SECS", default_value_t = 20, global = true)]
+    pub shutdown_grace_secs: u64,
+
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, env = "LOOKOUT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "LOOKOUT_LOG", default_value = "info,sqlx=warn,tower_sessions=warn", global = true)]
+    pub log_filter: String,
+
+    /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Config {
+    pub fn cookie_secure(&self) -> bool {
+        match self.cookie_secure {
+            CookieSecure::Always => true,
+            CookieSecure::Never => false,
+            CookieSecure::Auto => self.public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
+        }
+    }
+
+    /// The origin (`scheme://host[:port]`) expected on state-changing browser requests.
+    pub fn public_origin(&self) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization())
+    }
+
+    pub fn throttle(&self) -> domain::services::auth::ThrottlePolicy {
+        domain::services::auth::ThrottlePolicy {
+            max_per_user: self.login_max_failures_per_user,
+            max_per_ip: self.login_max_failures_per_ip,
+            window_secs: self.login_window_secs,
+        }
+    }
+
+    /// A configuration with defaults, for tests.
+    pub fn for_tests(database_url: &str) -> Self {
+        let cli = Cli::parse_from(["lookout", "--database-url", database_url]);
+        cli.config
+    }
+}

@@ -1,0 +1,199 @@
+//! The `lookout` server: configuration, startup, the router (Leptos pages and server
+//! functions, `/api/v1`, operations endpoints), the auth layers and background workers.
+//! `main.rs` only parses the command line; everything else is here so integration tests
+//! can build the same router against a real PostgreSQL.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod embedded_pg;
+pub mod error;
+pub mod metrics;
+pub mod ops;
+pub mod state;
+pub mod telemetry;
+pub mod workers;
+
+use app::state::AppState;
+use app::{App, shell};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::routing::{get, post};
+use config::Config;
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use state::Shared;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+pub fn leptos_options(config: &Config) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(config.output_name.clone())
+        .site_root(config.site_root.clone())
+        .site_pkg_dir(config.site_pkg_dir.clone())
+        .site_addr(config.site_addr)
+        .build()
+}
+
+/// Connects to PostgreSQL. The URL's password never appears in the error.
+pub async fn connect(url: &str, max: u32) -> Result<PgPool, String> {
+    let shown = url::Url::parse(url)
+        .map(|mut u| {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        })
+        .unwrap_or_else(|_| "(unparseable DATABASE_URL)".into());
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|e| format!("DATABASE_URL: cannot connect to PostgreSQL at {shown}: {e}"))
+}
+
+/// Applies the embedded migrations; the message says which one failed and why.
+pub async fn migrate(pool: &PgPool) -> Result<(), String> {
+    domain::storage::MIGRATOR.run(pool).await.map_err(|e| {
+        format!(
+            "database migration failed: {e}. Lookout did not start; fix the database (or the \
+             migration) and start again."
+        )
+    })
+}
+
+/// The whole HTTP surface, with its layers.
+pub fn router(pool: PgPool, config: Config) -> Router {
+    let leptos_options = leptos_options(&config);
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        pool: pool.clone(),
+    };
+    let max_body = config.max_body_bytes as usize;
+    let session_layer = SessionManagerLayer::new(domain::storage::sessions::PgSessionStore::new(
+        pool.clone(),
+    ))
+    .with_name("lookout_session")
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    .with_secure(config.cookie_secure())
+    .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(
+        i64::from(config.session_ttl_hours),
+    )));
+    let shared = Arc::new(Shared {
+        pool,
+        config,
+        metrics: metrics::Metrics::new(),
+    });
+
+    let routes = generate_route_list(App);
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .merge(api::router())
+        .leptos_routes_with_context(&state, routes, || {}, {
+            let opts = leptos_options.clone();
+            move || shell(opts.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(auth::authenticate))
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::Extension(shared))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = %request_id,
+                    user = tracing::field::Empty,
+                )
+            })
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::new())
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for at most `grace`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.changed().await;
+        })
+        .await
+    });
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("all requests finished"),
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "in-flight requests did not finish in time; closing them"
+        ),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Shared state for background workers (the router builds its own copy of the same parts).
+pub fn worker_state(pool: PgPool, config: Config) -> Arc<Shared> {
+    Arc::new(Shared {
+        pool,
+        config,
+        metrics: metrics::Metrics::new(),
+    })
+}

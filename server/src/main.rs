@@ -1,0 +1,183 @@
+//! `lookout`: parses the command line and runs a subcommand (serve by default).
+
+use clap::{CommandFactory, FromArgMatches};
+use domain::services::{accounts, auth};
+use domain::{AuthMethod, Principal, RequestMeta, Role};
+use server::config::{Cli, Command, Config};
+use server::embedded_pg::EmbeddedPostgres;
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Clap names the flag; operators set environment variables. Say both.
+fn explain_clap_error(err: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation)
+        && let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg)
+    {
+        let long = arg
+            .trim_start_matches("--")
+            .split([' ', '='])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let cmd = Cli::command();
+        if let Some(env) = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()))
+            .and_then(|a| a.get_env())
+        {
+            eprintln!(
+                "lookout: invalid configuration in {} (--{long}):",
+                env.to_string_lossy()
+            );
+        }
+    }
+    err.exit()
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().try_get_matches().unwrap_or_else(|e| explain_clap_error(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| explain_clap_error(e));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lookout: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("lookout: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The database for this process: DATABASE_URL, or the private cluster it starts.
+async fn database(config: &Config) -> Result<(String, Option<EmbeddedPostgres>), String> {
+    match config.database_url.clone().filter(|u| !u.is_empty()) {
+        Some(url) => Ok((url, None)),
+        None => {
+            let dir = config.data_dir.clone();
+            let bindir = config.pg_bindir.clone();
+            let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir, bindir.as_deref()))
+                .await
+                .map_err(|e| format!("starting PostgreSQL: {e}"))??;
+            tracing::info!(data_dir = %config.data_dir.display(), "using the private PostgreSQL (DATABASE_URL is unset)");
+            Ok((pg.url.clone(), Some(pg)))
+        }
+    }
+}
+
+fn cli_principal() -> Principal {
+    Principal {
+        user_id: None,
+        name: "cli".into(),
+        role: Role::Admin,
+        method: AuthMethod::Cli,
+        token_id: None,
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = cli.config;
+    let _telemetry = server::telemetry::init(&config)?;
+    let (url, embedded) = database(&config).await?;
+    let outcome = run_with_db(cli.command.unwrap_or(Command::Serve), &config, &url).await;
+    if let Some(pg) = embedded {
+        let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
+    }
+    outcome
+}
+
+async fn run_with_db(command: Command, config: &Config, url: &str) -> Result<(), String> {
+    let pool = server::connect(url, config.db_max_connections).await?;
+    server::migrate(&pool).await?;
+    let result = match command {
+        Command::Migrate => {
+            println!("migrations applied ({} known)", domain::storage::MIGRATOR.iter().count());
+            Ok(())
+        }
+        Command::CreateUser {
+            username,
+            role,
+            display_name,
+        } => {
+            let password = match std::env::var("LOOKOUT_NEW_USER_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    if std::io::stdin().is_terminal() {
+                        eprint!("password for {username}: ");
+                    }
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .map_err(|e| format!("reading the password from stdin: {e}"))?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let user = accounts::create_user(
+                &pool,
+                &cli_principal(),
+                &RequestMeta::default(),
+                accounts::NewUser {
+                    username,
+                    display_name,
+                    role,
+                    password,
+                },
+            )
+            .await
+            .map_err(|e| e.public_message())?;
+            println!("created user {} with the {} role", user.username, user.role);
+            Ok(())
+        }
+        Command::CreateToken { name, role } => {
+            let t = accounts::create_token(&pool, &cli_principal(), &RequestMeta::default(), &name, role)
+                .await
+                .map_err(|e| e.public_message())?;
+            println!("{}", t.secret);
+            eprintln!("token {:?} ({}) created; this is the only time it is shown", t.token.name, t.token.role);
+            Ok(())
+        }
+        Command::Serve => serve(pool.clone(), config.clone()).await,
+    };
+    pool.close().await;
+    result
+}
+
+async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
+    match auth::ensure_first_admin(&pool, config.admin_password.as_deref())
+        .await
+        .map_err(|e| e.public_message())?
+    {
+        auth::Bootstrap::AlreadyInitialised => {}
+        auth::Bootstrap::CreatedWithGivenPassword => {
+            tracing::info!("created the first admin user `admin` with LOOKOUT_ADMIN_PASSWORD");
+        }
+        auth::Bootstrap::CreatedWithGeneratedPassword(pw) => {
+            // Printed once, to the terminal only; not to the log.
+            println!(
+                "\n  First start: created the admin user.\n    username: admin\n    password: {pw}\n  \
+                 It is not shown again. Change it under Your account after signing in.\n"
+            );
+        }
+    }
+
+    let addr = config.site_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    server::workers::spawn(server::worker_state(pool.clone(), config.clone()), stop_rx);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let router = server::router(pool, config);
+    tracing::info!("Lookout is serving on http://{addr}");
+    server::serve(listener, router, server::shutdown_signal(), grace).await;
+    let _ = stop_tx.send(true);
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Prometheus metrics for `/metrics`: HTTP requests by route template and status, latency
+//! histograms, the database pool, build info. A small registry of our own: a few counters
+//! need no global recorder, and each app instance (tests run several) keeps its own.
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    started: Option<Instant>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics {
+            started: Some(Instant::now()),
+            ..Default::default()
+        }
+    }
+
+    pub fn observe(&self, method: &str, route: &str, status: u16, secs: f64) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            let h = m.entry((method.to_string(), route.to_string())).or_default();
+            for (i, le) in BUCKETS.iter().enumerate() {
+                if secs <= *le {
+                    h.counts[i] += 1;
+                }
+            }
+            h.sum += secs;
+            h.count += 1;
+        }
+    }
+
+    /// The text exposition format, with the pool's current state.
+    pub fn render(&self, pool: &sqlx::PgPool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP lookout_build_info Build information.");
+        let _ = writeln!(out, "# TYPE lookout_build_info gauge");
+        let _ = writeln!(
+            out,
+            "lookout_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some(started) = self.started {
+            let _ = writeln!(out, "# HELP lookout_uptime_seconds Seconds since the process started.");
+            let _ = writeln!(out, "# TYPE lookout_uptime_seconds gauge");
+            let _ = writeln!(out, "lookout_uptime_seconds {:.3}", started.elapsed().as_secs_f64());
+        }
+        let size = pool.size() as usize;
+        let idle = pool.num_idle();
+        let _ = writeln!(out, "# HELP lookout_db_pool_connections Database pool connections by state.");
+        let _ = writeln!(out, "# TYPE lookout_db_pool_connections gauge");
+        let _ = writeln!(out, "lookout_db_pool_connections{{state=\"in_use\"}} {}", size.saturating_sub(idle));
+        let _ = writeln!(out, "lookout_db_pool_connections{{state=\"idle\"}} {idle}");
+        let _ = writeln!(out, "# HELP lookout_db_pool_max_connections Configured pool size.");
+        let _ = writeln!(out, "# TYPE lookout_db_pool_max_connections gauge");
+        let _ = writeln!(out, "lookout_db_pool_max_connections {}", pool.options().get_max_connections());
+
+        let _ = writeln!(out, "# HELP lookout_http_requests_total HTTP requests by method, route template and status.");
+        let _ = writeln!(out, "# TYPE lookout_http_requests_total counter");
+        if let Ok(m) = self.requests.lock() {
+            for ((method, route, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "lookout_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP lookout_http_request_duration_seconds HTTP request latency by method and route template.");
+        let _ = writeln!(out, "# TYPE lookout_http_request_duration_seconds histogram");
+        if let Ok(m) = self.latency.lock() {
+            for ((method, route), h) in m.iter() {
+                let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
+                for (i, le) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "lookout_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(out, "lookout_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "lookout_http_request_duration_seconds_sum{{{labels}}} {:.6}", h.sum);
+                let _ = writeln!(out, "lookout_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            }
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The route label: the matched template, a fixed name for static files, and `unmatched`
+/// for everything else (so scanners cannot blow up the label set).
+fn route_label(req: &Request) -> String {
+    if let Some(m) = req.extensions().get::<MatchedPath>() {
+        return m.as_str().to_string();
+    }
+    let path = req.uri().path();
+    if path.starts_with("/pkg/") {
+        "/pkg/*".into()
+    } else if path.starts_with("/static/") {
+        "/static/*".into()
+    } else {
+        "unmatched".into()
+    }
+}
+
+pub async fn track(
+    axum::Extension(shared): axum::Extension<std::sync::Arc<crate::state::Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = route_label(&req);
+    let res = next.run(req).await;
+    shared.metrics.observe(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::new();
+        m.observe("GET", "/x", 200, 0.003);
+        m.observe("GET", "/x", 200, 0.2);
+        m.observe("GET", "/x", 500, 20.0);
+        let h = m.latency.lock().unwrap();
+        let h = h.get(&("GET".into(), "/x".into())).unwrap();
+        assert_eq!(h.count, 3);
+        assert_eq!(h.counts[0], 0); // 1 ms
+        assert_eq!(h.counts[2], 1); // 5 ms
+        assert_eq!(h.counts[7], 2); // 250 ms
+        assert_eq!(h.counts[11], 2); // 10 s: the 20 s request is only in +Inf
+    }
+}

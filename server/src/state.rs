@@ -1,0 +1,11 @@
+//! What the server's own handlers share (the Leptos side has `app::state::AppState`).
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use sqlx::PgPool;
+
+pub struct Shared {
+    pub pool: PgPool,
+    pub config: Config,
+    pub metrics: Metrics,
+}

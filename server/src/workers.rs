@@ -1,0 +1,44 @@
+//! Background housekeeping: expired sessions and old sign-in failures. With several
+//! replicas, a transaction-scoped advisory lock lets one replica do each round.
+
+use crate::state::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn housekeeping_round(shared: &Shared) -> Result<bool, sqlx::Error> {
+    let mut tx = shared.pool.begin().await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lookout.housekeeping'))")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !got {
+        return Ok(false);
+    }
+    let sessions = sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let failures =
+        domain::storage::login_throttle::prune(&mut *tx, shared.config.login_window_secs).await?;
+    tx.commit().await?;
+    if sessions + failures > 0 {
+        tracing::info!(sessions, failures, "housekeeping removed expired rows");
+    }
+    Ok(true)
+}
+
+pub fn spawn(shared: Arc<Shared>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = housekeeping_round(&shared).await {
+                        tracing::warn!(error = %e, "housekeeping failed; will retry");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    });
+}

@@ -1,0 +1,312 @@
+//! The authorization matrix: every protected route family and server function × every role
+//! and anonymous, with sessions and with API tokens.
+
+mod common;
+
+use common::{TestApp, call_fn};
+use domain::Role;
+use reqwest::{Client, Method};
+use sqlx::PgPool;
+
+/// What a caller of a given role should get.
+#[derive(Clone, Copy, Debug)]
+enum Need {
+    /// Any signed-in role.
+    Any,
+    /// At least this role.
+    Role(Role),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Page,
+    Json,
+    ServerFn,
+}
+
+struct Case {
+    method: Method,
+    path: &'static str,
+    kind: Kind,
+    need: Need,
+    /// Form fields for server functions; JSON body for API posts.
+    form: &'static [(&'static str, &'static str)],
+    json: Option<&'static str>,
+    /// The success status (defaults to 200).
+    ok: u16,
+}
+
+const fn page(path: &'static str, need: Need) -> Case {
+    Case { method: Method::GET, path, kind: Kind::Page, need, form: &[], json: None, ok: 200 }
+}
+const fn get_json(path: &'static str, need: Need) -> Case {
+    Case { method: Method::GET, path, kind: Kind::Json, need, form: &[], json: None, ok: 200 }
+}
+const fn server_fn(path: &'static str, need: Need, form: &'static [(&'static str, &'static str)], ok: u16) -> Case {
+    Case { method: Method::POST, path, kind: Kind::ServerFn, need, form, json: None, ok }
+}
+
+fn cases() -> Vec<Case> {
+    use Need::*;
+    vec![
+        page("/", Any),
+        page("/incidents", Any),
+        page("/deployments", Any),
+        page("/kafka", Any),
+        page("/costs", Any),
+        page("/targets", Any),
+        page("/account", Any),
+        page("/settings", Any),
+        page("/settings/users", Role(domain::Role::Admin)),
+        page("/settings/tokens", Role(domain::Role::Admin)),
+        page("/settings/audit", Role(domain::Role::Admin)),
+        get_json("/metrics", Any),
+        get_json("/api/v1/whoami", Any),
+        get_json("/api/v1/openapi.json", Any),
+        get_json("/api/v1/users", Role(domain::Role::Admin)),
+        get_json("/api/v1/tokens", Role(domain::Role::Admin)),
+        get_json("/api/v1/audit", Role(domain::Role::Admin)),
+        Case {
+            method: Method::POST,
+            path: "/api/v1/tokens",
+            kind: Kind::Json,
+            need: Role(domain::Role::Admin),
+            form: &[],
+            json: Some(r#"{"name":"matrix","role":"viewer"}"#),
+            ok: 201,
+        },
+        Case {
+            method: Method::PATCH,
+            path: "/api/v1/users/999999",
+            kind: Kind::Json,
+            need: Role(domain::Role::Admin),
+            form: &[],
+            json: Some(r#"{"disabled":true}"#),
+            ok: 404,
+        },
+        Case {
+            method: Method::DELETE,
+            path: "/api/v1/tokens/999999",
+            kind: Kind::Json,
+            need: Role(domain::Role::Admin),
+            form: &[],
+            json: None,
+            ok: 404,
+        },
+        server_fn("/api/fn/whoami", Any, &[], 200),
+        server_fn("/api/fn/users/list", Role(domain::Role::Admin), &[], 200),
+        server_fn("/api/fn/tokens/list", Role(domain::Role::Admin), &[], 200),
+        server_fn("/api/fn/audit/list", Role(domain::Role::Admin), &[], 200),
+        server_fn("/api/fn/tokens/take-new", Any, &[], 200),
+        server_fn("/api/fn/tokens/create", Role(domain::Role::Admin), &[("name", "matrix-fn"), ("role", "viewer")], 200),
+        server_fn("/api/fn/tokens/revoke", Role(domain::Role::Admin), &[("token_id", "999999")], 404),
+        server_fn("/api/fn/users/role", Role(domain::Role::Admin), &[("user_id", "999999"), ("role", "viewer")], 404),
+        server_fn("/api/fn/users/disabled", Role(domain::Role::Admin), &[("user_id", "999999"), ("disabled", "true")], 404),
+        server_fn("/api/fn/users/reset-password", Role(domain::Role::Admin), &[("user_id", "999999"), ("password", "a-long-enough-password")], 404),
+        // A wrong current password is a 422 for everyone allowed to try.
+        server_fn("/api/fn/account/password", Any, &[("current", "wrong-password!"), ("new_password", "another-long-password"), ("confirm", "another-long-password")], 422),
+    ]
+}
+
+fn expected(case: &Case, role: Option<Role>) -> u16 {
+    match role {
+        None => match case.kind {
+            Kind::Page => 303,
+            Kind::Json | Kind::ServerFn => 401,
+        },
+        Some(r) => {
+            let allowed = match case.need {
+                Need::Any => true,
+                Need::Role(needed) => r.allows(needed),
+            };
+            if allowed { case.ok } else { 403 }
+        }
+    }
+}
+
+async fn send(client: &Client, app: &TestApp, case: &Case, bearer: Option<&str>) -> reqwest::Response {
+    if let Kind::ServerFn = case.kind
+        && bearer.is_none()
+    {
+        return call_fn(client, app, case.path.trim_start_matches("/api/fn/"), case.form).await;
+    }
+    let mut req = client.request(case.method.clone(), app.url(case.path));
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Kind::ServerFn = case.kind {
+        req = req.header("accept", "application/json").form(case.form);
+    }
+    if let Some(body) = case.json {
+        req = req.header("content-type", "application/json").body(body);
+    }
+    req.send().await.unwrap()
+}
+
+async fn run_matrix(app: &TestApp, callers: &[(Option<Role>, Client, Option<String>)]) {
+    let mut failures = vec![];
+    for case in cases() {
+        for (role, client, bearer) in callers {
+            let res = send(client, app, &case, bearer.as_deref()).await;
+            let want = expected(&case, *role);
+            let got = res.status().as_u16();
+            if got != want {
+                let body = res.text().await.unwrap_or_default();
+                failures.push(format!(
+                    "{} {} as {:?} ({}): expected {want}, got {got}: {}",
+                    case.method,
+                    case.path,
+                    role,
+                    if bearer.is_some() { "token" } else { "session" },
+                    body.chars().take(200).collect::<String>()
+                ));
+            } else if want == 303 {
+                let loc = res.headers()["location"].to_str().unwrap();
+                assert!(loc.starts_with("/login?next="), "{} redirects to {loc}", case.path);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix failures:\n{}", failures.join("\n"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn matrix_with_sessions(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let mut callers = vec![(None, app.browser(), None)];
+    for role in Role::ALL {
+        let c = app.signed_in(&format!("s-{role}"), role).await;
+        callers.push((Some(role), c, None));
+    }
+    run_matrix(&app, &callers).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn matrix_with_tokens(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let mut callers = vec![];
+    for role in Role::ALL {
+        let t = app.create_token(&format!("t-{role}"), role).await;
+        callers.push((Some(role), app.plain(), Some(t)));
+    }
+    // Server functions and pages with tokens: the same rules (except the password change,
+    // which a token cannot do: 403 for every token).
+    let mut failures = vec![];
+    for case in cases() {
+        for (role, client, bearer) in &callers {
+            let res = send(client, &app, &case, bearer.as_deref()).await;
+            let mut want = expected(&case, *role);
+            if case.path == "/api/fn/account/password" {
+                want = 403;
+            }
+            let got = res.status().as_u16();
+            if got != want {
+                failures.push(format!("{} {} as token {:?}: expected {want}, got {got}", case.method, case.path, role));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "token matrix failures:\n{}", failures.join("\n"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn invalid_and_revoked_tokens_get_401(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let c = app.plain();
+    for bad in ["lko_nope", "garbage", ""] {
+        let res = c.get(app.url("/api/v1/whoami")).bearer_auth(bad).send().await.unwrap();
+        assert_eq!(res.status(), 401, "token {bad:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthenticated");
+    }
+    let t = app.create_token("to-revoke", Role::Admin).await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = 'to-revoke'")
+        .fetch_one(&app.pool).await.unwrap();
+    let res = c.delete(app.url(&format!("/api/v1/tokens/{id}"))).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = c.get(app.url("/api/v1/whoami")).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(res.status(), 401, "a revoked token stops working at once");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn csrf_rejects_cross_site_and_origin_less_cookie_posts(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.signed_in("csrf-admin", Role::Admin).await;
+    let before = app.count("users").await;
+    let form = [("username", "mallory"), ("display_name", ""), ("role", "admin"), ("password", "a-long-enough-password")];
+
+    // The session cookie rides along, but the Origin is another site's.
+    let res = admin
+        .post(app.url("/api/fn/users/create"))
+        .header("origin", "http://evil.example")
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "csrf");
+
+    // No Origin at all (and no Sec-Fetch-Site): refused too.
+    let no_origin = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Sign this client in (the sign-in itself carries the Origin), then post without it.
+    let res = no_origin
+        .post(app.url("/auth/login"))
+        .header("origin", app.base.clone())
+        .form(&[("username", "csrf-admin"), ("password", common::PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = no_origin
+        .post(app.url("/api/fn/users/create"))
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = no_origin
+        .post(app.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "even sign-out needs the Origin check");
+    assert_eq!(app.count("users").await, before, "nothing was written");
+
+    // Same request with a matching Origin works.
+    let res = app_call(&admin, &app, &form).await;
+    assert_eq!(res, 200);
+
+    // A login form posted from another site gets no session.
+    let c = app.plain();
+    let res = c
+        .post(app.url("/auth/login"))
+        .header("origin", "http://evil.example")
+        .form(&[("username", "csrf-admin"), ("password", common::PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login?error=csrf");
+    assert!(res.headers().get("set-cookie").is_none());
+
+    // Bearer tokens are not ambient credentials: no Origin needed.
+    let t = app.create_token("csrf-token", Role::Admin).await;
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&t)
+        .json(&serde_json::json!({"name": "from-ci", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+async fn app_call(c: &Client, app: &TestApp, form: &[(&str, &str)]) -> u16 {
+    call_fn(c, app, "users/create", form).await.status().as_u16()
+}

@@ -1,0 +1,152 @@
+//! Test harness: the real router over a real PostgreSQL database (one per test, created by
+//! `#[sqlx::test]` with the migrations applied), served on a random loopback port.
+#![allow(dead_code)]
+
+use domain::services::accounts;
+use domain::{AuthMethod, Principal, RequestMeta, Role};
+use reqwest::redirect::Policy;
+use server::config::Config;
+use sqlx::PgPool;
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub pool: PgPool,
+}
+
+pub fn admin_principal() -> Principal {
+    Principal {
+        user_id: None,
+        name: "test-harness".into(),
+        role: Role::Admin,
+        method: AuthMethod::Cli,
+        token_id: None,
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with(pool, |_| {}).await
+    }
+
+    pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_tests("postgres://unused");
+        config.max_body_bytes = 64 * 1024;
+        tweak(&mut config);
+        let router = server::router(pool.clone(), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            pool,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects, sends our Origin.
+    pub fn browser(&self) -> reqwest::Client {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("origin", self.base.parse().unwrap());
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .default_headers(h)
+            .build()
+            .unwrap()
+    }
+
+    /// A client without cookies or Origin (scripts, CI).
+    pub fn plain(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub async fn create_user(&self, username: &str, role: Role) -> i64 {
+        accounts::create_user(
+            &self.pool,
+            &admin_principal(),
+            &RequestMeta::default(),
+            accounts::NewUser {
+                username: username.into(),
+                display_name: String::new(),
+                role,
+                password: PASSWORD.into(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    pub async fn create_token(&self, name: &str, role: Role) -> String {
+        accounts::create_token(&self.pool, &admin_principal(), &RequestMeta::default(), name, role)
+            .await
+            .unwrap()
+            .secret
+    }
+
+    /// Signs `client` in; returns the redirect target.
+    pub async fn login(&self, client: &reqwest::Client, user: &str, password: &str) -> String {
+        let res = client
+            .post(self.url("/auth/login"))
+            .form(&[("username", user), ("password", password), ("next", "/settings")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "login answers with a redirect");
+        res.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// A signed-in browser client for a new user with `role`.
+    pub async fn signed_in(&self, username: &str, role: Role) -> reqwest::Client {
+        self.create_user(username, role).await;
+        let c = self.browser();
+        let to = self.login(&c, username, PASSWORD).await;
+        assert_eq!(to, "/settings", "{username} signs in");
+        c
+    }
+
+    pub async fn audit_actions(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// The server-function call a wasm client makes (form-encoded, JSON answer).
+pub async fn call_fn(
+    client: &reqwest::Client,
+    app: &TestApp,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client
+        .post(app.url(&format!("/api/fn/{endpoint}")))
+        .header("accept", "application/json")
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
