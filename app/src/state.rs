@@ -32,7 +32,11 @@ pub fn call() -> Result<Call, AppError> {
         .get::<Principal>()
         .cloned()
         .ok_or_else(|| AppError::from(DomainError::Unauthenticated("sign in first".into())))?;
-    let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_default();
+    let meta = parts
+        .extensions
+        .get::<RequestMeta>()
+        .cloned()
+        .unwrap_or_default();
     Ok(Call {
         pool: state.pool,
         who,
@@ -61,8 +65,7 @@ const FLASH_TTL_SECS: i64 = 300;
 fn is_plain_form_post() -> bool {
     use_context::<http::request::Parts>().is_some_and(|p| {
         p.method == http::Method::POST
-            && p
-                .headers
+            && p.headers
                 .get(http::header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/html"))

@@ -8,7 +8,10 @@ use time::OffsetDateTime;
 /// Roles are ordered: every role can do what the roles before it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(sqlx::Type))]
-#[cfg_attr(feature = "server", sqlx(type_name = "user_role", rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "server",
+    sqlx(type_name = "user_role", rename_all = "lowercase")
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -165,8 +168,7 @@ pub struct AuditPage {
 
 /// Validation rules shared by the form (for early feedback) and the server (the authority).
 pub mod rules {
-    pub const USERNAME_HELP: &str =
-        "2–63 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit";
+    pub const USERNAME_HELP: &str = "2–63 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit";
     pub const MIN_PASSWORD_LEN: usize = 12;
     pub const MAX_PASSWORD_LEN: usize = 256;
 
@@ -177,9 +179,9 @@ pub mod rules {
                 .chars()
                 .next()
                 .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+            && name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            });
         if ok {
             Ok(())
         } else {
@@ -220,7 +222,17 @@ pub mod rules {
             for ok in ["ab", "alice", "bob.smith", "x_1-2", "9lives"] {
                 assert!(check_username(ok).is_ok(), "{ok}");
             }
-            for bad in ["", "a", "Alice", "-x", ".x", "a b", "é", &"a".repeat(64), "a/b"] {
+            for bad in [
+                "",
+                "a",
+                "Alice",
+                "-x",
+                ".x",
+                "a b",
+                "é",
+                &"a".repeat(64),
+                "a/b",
+            ] {
                 assert!(check_username(bad).is_err(), "{bad}");
             }
         }

@@ -143,7 +143,10 @@ pub async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|s| s.trim().to_string());
     let mut principal: Option<Principal> = None;
     if let Some(secret) = bearer {
@@ -199,9 +202,9 @@ pub async fn authenticate(
 
     // 4. CSRF: state-changing requests riding on the cookie (and the sign-in form itself)
     //    must come from our own origin.
-    let via_cookie = principal
-        .as_ref()
-        .map_or(path == "/auth/login", |p| p.method == domain::AuthMethod::Session);
+    let via_cookie = principal.as_ref().map_or(path == "/auth/login", |p| {
+        p.method == domain::AuthMethod::Session
+    });
     if !is_safe_method(&method)
         && via_cookie
         && !same_origin(req.headers(), shared.config.public_origin().as_deref())
@@ -286,7 +289,9 @@ pub async fn login(
         Err(DomainError::RateLimited {
             retry_after_secs, ..
         }) => back_to_login("throttled", &next, Some(retry_after_secs)),
-        Err(DomainError::Unauthenticated(_)) if form.username.is_empty() || form.password.is_empty() => {
+        Err(DomainError::Unauthenticated(_))
+            if form.username.is_empty() || form.password.is_empty() =>
+        {
             back_to_login("missing", &next, None)
         }
         Err(DomainError::Unauthenticated(_)) => back_to_login("invalid", &next, None),
@@ -333,18 +338,63 @@ mod tests {
 
     #[test]
     fn origin_rules() {
-        let cases: &[(&[(&str, &str)], Option<&str>, bool)] = &[
-            (&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")], None, true),
-            (&[("origin", "http://evil.example"), ("host", "127.0.0.1:3000")], None, false),
-            (&[("origin", "null"), ("host", "127.0.0.1:3000")], None, false),
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Headers, Option<&str>, bool)] = &[
+            (
+                &[
+                    ("origin", "http://127.0.0.1:3000"),
+                    ("host", "127.0.0.1:3000"),
+                ],
+                None,
+                true,
+            ),
+            (
+                &[
+                    ("origin", "http://evil.example"),
+                    ("host", "127.0.0.1:3000"),
+                ],
+                None,
+                false,
+            ),
+            (
+                &[("origin", "null"), ("host", "127.0.0.1:3000")],
+                None,
+                false,
+            ),
             (&[("host", "127.0.0.1:3000")], None, false),
-            (&[("host", "127.0.0.1:3000"), ("sec-fetch-site", "same-origin")], None, true),
-            (&[("host", "127.0.0.1:3000"), ("sec-fetch-site", "cross-site")], None, false),
-            (&[("origin", "https://lookout.example"), ("host", "10.0.0.1")], Some("https://lookout.example"), true),
-            (&[("origin", "http://lookout.example"), ("host", "lookout.example")], Some("https://lookout.example"), false),
+            (
+                &[
+                    ("host", "127.0.0.1:3000"),
+                    ("sec-fetch-site", "same-origin"),
+                ],
+                None,
+                true,
+            ),
+            (
+                &[("host", "127.0.0.1:3000"), ("sec-fetch-site", "cross-site")],
+                None,
+                false,
+            ),
+            (
+                &[("origin", "https://lookout.example"), ("host", "10.0.0.1")],
+                Some("https://lookout.example"),
+                true,
+            ),
+            (
+                &[
+                    ("origin", "http://lookout.example"),
+                    ("host", "lookout.example"),
+                ],
+                Some("https://lookout.example"),
+                false,
+            ),
         ];
         for (h, expected, ok) in cases {
-            assert_eq!(same_origin(&headers(h), *expected), *ok, "{h:?} {expected:?}");
+            assert_eq!(
+                same_origin(&headers(h), *expected),
+                *ok,
+                "{h:?} {expected:?}"
+            );
         }
     }
 

@@ -84,19 +84,39 @@ pub struct Config {
     pub db_max_connections: u32,
 
     /// Address to listen on.
-    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_ADDR",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
     pub site_addr: SocketAddr,
 
     /// Directory with the built site (wasm, JS, CSS, public assets).
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site", global = true)]
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_ROOT",
+        default_value = "target/site",
+        global = true
+    )]
     pub site_root: String,
 
     /// Name of the wasm/JS/CSS bundle inside the site's pkg directory.
-    #[arg(long, env = "LEPTOS_OUTPUT_NAME", default_value = "lookout", global = true)]
+    #[arg(
+        long,
+        env = "LEPTOS_OUTPUT_NAME",
+        default_value = "lookout",
+        global = true
+    )]
     pub output_name: String,
 
     /// The site's pkg directory, relative to the site root.
-    #[arg(long, env = "LEPTOS_SITE_PKG_DIR", default_value = "pkg", global = true)]
+    #[arg(
+        long,
+        env = "LEPTOS_SITE_PKG_DIR",
+        default_value = "pkg",
+        global = true
+    )]
     pub site_pkg_dir: String,
 
     /// The public origin browsers use (e.g. https://lookout.example.com). State-changing
@@ -114,7 +134,12 @@ pub struct Config {
 
     /// Password for the first admin (user `admin`), used only when the database has no users.
     /// When unset on first start, a password is generated and printed once.
-    #[arg(long, env = "LOOKOUT_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "LOOKOUT_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
     pub admin_password: Option<String>,
 
     /// Failed sign-ins allowed per account within the window.
@@ -130,7 +155,12 @@ pub struct Config {
     pub login_window_secs: i64,
 
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
-    #[arg(long, env = "LOOKOUT_TRUST_FORWARDED_FOR", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "LOOKOUT_TRUST_FORWARDED_FOR",
+        default_value_t = false,
+        global = true
+    )]
     pub trust_forwarded_for: bool,
 
     /// Largest accepted request body, in bytes (larger → 413).
@@ -138,7 +168,12 @@ pub struct Config {
     pub max_body_bytes: u64,
 
     /// Seconds to let in-flight requests finish after SIGTERM/Ctrl-C.
-    #[arg(long, env = "LOOKOUT_SHUTDOWN_GRACE_SECS", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "LOOKOUT_SHUTDOWN_GRACE_SECS",
+        default_value_t = 20,
+        global = true
+    )]
     pub shutdown_grace_secs: u64,
 
     /// Log format: human-readable text or one JSON object per line.
@@ -146,7 +181,12 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "LOOKOUT_LOG", default_value = "info,sqlx=warn,tower_sessions=warn", global = true)]
+    #[arg(
+        long,
+        env = "LOOKOUT_LOG",
+        default_value = "info,sqlx=warn,tower_sessions=warn",
+        global = true
+    )]
     pub log_filter: String,
 
     /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
@@ -159,7 +199,10 @@ impl Config {
         match self.cookie_secure {
             CookieSecure::Always => true,
             CookieSecure::Never => false,
-            CookieSecure::Auto => self.public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
+            CookieSecure::Auto => self
+                .public_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() == "https"),
         }
     }
 

@@ -92,8 +92,12 @@ impl EmbeddedPostgres {
     /// Creates (first run) or reuses the cluster under `data_dir` and starts it.
     pub fn start(data_dir: &Path, bindir: Option<&Path>) -> Result<Self, String> {
         let bindir = find_bindir(bindir)?;
-        fs::create_dir_all(data_dir)
-            .map_err(|e| format!("LOOKOUT_DATA_DIR: cannot create {}: {e}", data_dir.display()))?;
+        fs::create_dir_all(data_dir).map_err(|e| {
+            format!(
+                "LOOKOUT_DATA_DIR: cannot create {}: {e}",
+                data_dir.display()
+            )
+        })?;
         let data_dir = data_dir
             .canonicalize()
             .map_err(|e| format!("LOOKOUT_DATA_DIR: {}: {e}", data_dir.display()))?;
@@ -136,7 +140,10 @@ impl EmbeddedPostgres {
 
         let port = match pg.running_port() {
             Some(port) => {
-                tracing::info!(port, "reusing the private PostgreSQL that is already running");
+                tracing::info!(
+                    port,
+                    "reusing the private PostgreSQL that is already running"
+                );
                 port
             }
             None => {
@@ -174,7 +181,11 @@ impl EmbeddedPostgres {
         let owner_pwfile = data_dir.join(".initdb-password");
         fs::write(&owner_pwfile, format!("{password}\n")).map_err(|e| format!("write: {e}"))?;
         if let Some(user) = &self.run_as {
-            for p in [&self.cluster, &owner_pwfile.to_path_buf(), &data_dir.to_path_buf()] {
+            for p in [
+                &self.cluster,
+                &owner_pwfile.to_path_buf(),
+                &data_dir.to_path_buf(),
+            ] {
                 let st = Command::new("chown")
                     .arg(format!("{user}:"))
                     .arg(p)
@@ -188,14 +199,22 @@ impl EmbeddedPostgres {
         let mut c = self.cmd("initdb");
         c.arg("-D")
             .arg(&self.cluster)
-            .args(["-U", "lookout", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"])
+            .args([
+                "-U",
+                "lookout",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
             .arg(format!("--pwfile={}", owner_pwfile.display()));
         let res = self.run(c, "initdb");
         let _ = fs::remove_file(&owner_pwfile);
         res?;
         // Loopback TCP only; no Unix socket.
         let conf = self.cluster.join("postgresql.conf");
-        let mut text = fs::read_to_string(&conf).map_err(|e| format!("read {}: {e}", conf.display()))?;
+        let mut text =
+            fs::read_to_string(&conf).map_err(|e| format!("read {}: {e}", conf.display()))?;
         text.push_str(
             "\n# Lookout's private cluster\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n",
         );

@@ -52,7 +52,9 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.0.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = json_error(status, self.0.code(), &self.0.public_message());
         match &self.0 {
-            DomainError::RateLimited { retry_after_secs, .. } => {
+            DomainError::RateLimited {
+                retry_after_secs, ..
+            } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     res.headers_mut().insert(header::RETRY_AFTER, v);
                 }

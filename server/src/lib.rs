@@ -80,16 +80,15 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         pool: pool.clone(),
     };
     let max_body = config.max_body_bytes as usize;
-    let session_layer = SessionManagerLayer::new(domain::storage::sessions::PgSessionStore::new(
-        pool.clone(),
-    ))
-    .with_name("lookout_session")
-    .with_http_only(true)
-    .with_same_site(SameSite::Lax)
-    .with_secure(config.cookie_secure())
-    .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(
-        i64::from(config.session_ttl_hours),
-    )));
+    let session_layer =
+        SessionManagerLayer::new(domain::storage::sessions::PgSessionStore::new(pool.clone()))
+            .with_name("lookout_session")
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(config.cookie_secure())
+            .with_expiry(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::hours(i64::from(config.session_ttl_hours)),
+            ));
     let shared = Arc::new(Shared {
         pool,
         config,
@@ -117,21 +116,24 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let request_id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %req.uri().path(),
-                    request_id = %request_id,
-                    user = tracing::field::Empty,
-                )
-            })
-            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %request_id,
+                        user = tracing::field::Empty,
+                    )
+                })
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                ),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -12,8 +12,10 @@ use std::time::Duration;
 /// Clap names the flag; operators set environment variables. Say both.
 fn explain_clap_error(err: clap::Error) -> ! {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation)
-        && let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg)
+    if matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) && let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg)
     {
         let long = arg
             .trim_start_matches("--")
@@ -37,9 +39,14 @@ fn explain_clap_error(err: clap::Error) -> ! {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().try_get_matches().unwrap_or_else(|e| explain_clap_error(e));
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| explain_clap_error(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| explain_clap_error(e));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("lookout: cannot start the async runtime: {e}");
@@ -63,9 +70,11 @@ async fn database(config: &Config) -> Result<(String, Option<EmbeddedPostgres>),
         None => {
             let dir = config.data_dir.clone();
             let bindir = config.pg_bindir.clone();
-            let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir, bindir.as_deref()))
-                .await
-                .map_err(|e| format!("starting PostgreSQL: {e}"))??;
+            let pg = tokio::task::spawn_blocking(move || {
+                EmbeddedPostgres::start(&dir, bindir.as_deref())
+            })
+            .await
+            .map_err(|e| format!("starting PostgreSQL: {e}"))??;
             tracing::info!(data_dir = %config.data_dir.display(), "using the private PostgreSQL (DATABASE_URL is unset)");
             Ok((pg.url.clone(), Some(pg)))
         }
@@ -98,7 +107,10 @@ async fn run_with_db(command: Command, config: &Config, url: &str) -> Result<(),
     server::migrate(&pool).await?;
     let result = match command {
         Command::Migrate => {
-            println!("migrations applied ({} known)", domain::storage::MIGRATOR.iter().count());
+            println!(
+                "migrations applied ({} known)",
+                domain::storage::MIGRATOR.iter().count()
+            );
             Ok(())
         }
         Command::CreateUser {
@@ -137,11 +149,20 @@ async fn run_with_db(command: Command, config: &Config, url: &str) -> Result<(),
             Ok(())
         }
         Command::CreateToken { name, role } => {
-            let t = accounts::create_token(&pool, &cli_principal(), &RequestMeta::default(), &name, role)
-                .await
-                .map_err(|e| e.public_message())?;
+            let t = accounts::create_token(
+                &pool,
+                &cli_principal(),
+                &RequestMeta::default(),
+                &name,
+                role,
+            )
+            .await
+            .map_err(|e| e.public_message())?;
             println!("{}", t.secret);
-            eprintln!("token {:?} ({}) created; this is the only time it is shown", t.token.name, t.token.role);
+            eprintln!(
+                "token {:?} ({}) created; this is the only time it is shown",
+                t.token.name, t.token.role
+            );
             Ok(())
         }
         Command::Serve => serve(pool.clone(), config.clone()).await,

@@ -38,10 +38,13 @@ impl Metrics {
 
     pub fn observe(&self, method: &str, route: &str, status: u16, secs: f64) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+            *m.entry((method.to_string(), route.to_string(), status))
+                .or_default() += 1;
         }
         if let Ok(mut m) = self.latency.lock() {
-            let h = m.entry((method.to_string(), route.to_string())).or_default();
+            let h = m
+                .entry((method.to_string(), route.to_string()))
+                .or_default();
             for (i, le) in BUCKETS.iter().enumerate() {
                 if secs <= *le {
                     h.counts[i] += 1;
@@ -63,21 +66,45 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         if let Some(started) = self.started {
-            let _ = writeln!(out, "# HELP lookout_uptime_seconds Seconds since the process started.");
+            let _ = writeln!(
+                out,
+                "# HELP lookout_uptime_seconds Seconds since the process started."
+            );
             let _ = writeln!(out, "# TYPE lookout_uptime_seconds gauge");
-            let _ = writeln!(out, "lookout_uptime_seconds {:.3}", started.elapsed().as_secs_f64());
+            let _ = writeln!(
+                out,
+                "lookout_uptime_seconds {:.3}",
+                started.elapsed().as_secs_f64()
+            );
         }
         let size = pool.size() as usize;
         let idle = pool.num_idle();
-        let _ = writeln!(out, "# HELP lookout_db_pool_connections Database pool connections by state.");
+        let _ = writeln!(
+            out,
+            "# HELP lookout_db_pool_connections Database pool connections by state."
+        );
         let _ = writeln!(out, "# TYPE lookout_db_pool_connections gauge");
-        let _ = writeln!(out, "lookout_db_pool_connections{{state=\"in_use\"}} {}", size.saturating_sub(idle));
+        let _ = writeln!(
+            out,
+            "lookout_db_pool_connections{{state=\"in_use\"}} {}",
+            size.saturating_sub(idle)
+        );
         let _ = writeln!(out, "lookout_db_pool_connections{{state=\"idle\"}} {idle}");
-        let _ = writeln!(out, "# HELP lookout_db_pool_max_connections Configured pool size.");
+        let _ = writeln!(
+            out,
+            "# HELP lookout_db_pool_max_connections Configured pool size."
+        );
         let _ = writeln!(out, "# TYPE lookout_db_pool_max_connections gauge");
-        let _ = writeln!(out, "lookout_db_pool_max_connections {}", pool.options().get_max_connections());
+        let _ = writeln!(
+            out,
+            "lookout_db_pool_max_connections {}",
+            pool.options().get_max_connections()
+        );
 
-        let _ = writeln!(out, "# HELP lookout_http_requests_total HTTP requests by method, route template and status.");
+        let _ = writeln!(
+            out,
+            "# HELP lookout_http_requests_total HTTP requests by method, route template and status."
+        );
         let _ = writeln!(out, "# TYPE lookout_http_requests_total counter");
         if let Ok(m) = self.requests.lock() {
             for ((method, route, status), n) in m.iter() {
@@ -88,8 +115,14 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP lookout_http_request_duration_seconds HTTP request latency by method and route template.");
-        let _ = writeln!(out, "# TYPE lookout_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP lookout_http_request_duration_seconds HTTP request latency by method and route template."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE lookout_http_request_duration_seconds histogram"
+        );
         if let Ok(m) = self.latency.lock() {
             for ((method, route), h) in m.iter() {
                 let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
@@ -100,9 +133,21 @@ impl Metrics {
                         h.counts[i]
                     );
                 }
-                let _ = writeln!(out, "lookout_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "lookout_http_request_duration_seconds_sum{{{labels}}} {:.6}", h.sum);
-                let _ = writeln!(out, "lookout_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "lookout_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "lookout_http_request_duration_seconds_sum{{{labels}}} {:.6}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "lookout_http_request_duration_seconds_count{{{labels}}} {}",
+                    h.count
+                );
             }
         }
         out
@@ -110,7 +155,9 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The route label: the matched template, a fixed name for static files, and `unmatched`
@@ -138,7 +185,12 @@ pub async fn track(
     let method = req.method().as_str().to_string();
     let route = route_label(&req);
     let res = next.run(req).await;
-    shared.metrics.observe(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    shared.metrics.observe(
+        &method,
+        &route,
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     res
 }
 

@@ -24,7 +24,10 @@ pub async fn readiness(pool: &sqlx::PgPool) -> Result<(), String> {
     .map_err(|e| format!("database: {e}"))?;
     for m in domain::storage::MIGRATOR.iter() {
         if !applied.iter().any(|(v, ok)| *v == m.version && *ok) {
-            return Err(format!("migration {} ({}) is not applied", m.version, m.description));
+            return Err(format!(
+                "migration {} ({}) is not applied",
+                m.version, m.description
+            ));
         }
     }
     Ok(())
@@ -54,7 +57,10 @@ pub async fn metrics(
         return json_error(StatusCode::FORBIDDEN, "forbidden", &e.to_string());
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         shared.metrics.render(&shared.pool),
     )
         .into_response()

@@ -96,6 +96,9 @@ mod tests {
     fn traces_path_is_appended_once() {
         assert_eq!(otlp_traces_url("http://c:4318"), "http://c:4318/v1/traces");
         assert_eq!(otlp_traces_url("http://c:4318/"), "http://c:4318/v1/traces");
-        assert_eq!(otlp_traces_url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
+        assert_eq!(
+            otlp_traces_url("http://c:4318/v1/traces"),
+            "http://c:4318/v1/traces"
+        );
     }
 }

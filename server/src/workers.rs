@@ -7,9 +7,10 @@ use std::time::Duration;
 
 pub async fn housekeeping_round(shared: &Shared) -> Result<bool, sqlx::Error> {
     let mut tx = shared.pool.begin().await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lookout.housekeeping'))")
-        .fetch_one(&mut *tx)
-        .await?;
+    let got: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lookout.housekeeping'))")
+            .fetch_one(&mut *tx)
+            .await?;
     if !got {
         return Ok(false);
     }

@@ -11,47 +11,82 @@ use sqlx::PgPool;
 async fn admin_creates_a_user_and_a_token_that_works_once_shown(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.signed_in("root1", Role::Admin).await;
-    let res = call_fn(&admin, &app, "users/create", &[
-        ("username", "Kate"), ("display_name", "Kate K"), ("role", "responder"), ("password", "kates-long-password"),
-    ]).await;
+    let res = call_fn(
+        &admin,
+        &app,
+        "users/create",
+        &[
+            ("username", "Kate"),
+            ("display_name", "Kate K"),
+            ("role", "responder"),
+            ("password", "kates-long-password"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let user: serde_json::Value = res.json().await.unwrap();
     assert_eq!(user["username"], "kate", "usernames are lower-cased");
     assert_eq!(user["role"], "responder");
     // The password is stored as an argon2id hash.
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'kate'")
-        .fetch_one(&app.pool).await.unwrap();
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'kate'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert!(hash.starts_with("$argon2id$"));
     assert!(!hash.contains("kates-long-password"));
 
-    let res = call_fn(&admin, &app, "tokens/create", &[("name", "ci gate"), ("role", "approver")]).await;
+    let res = call_fn(
+        &admin,
+        &app,
+        "tokens/create",
+        &[("name", "ci gate"), ("role", "approver")],
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let t: serde_json::Value = res.json().await.unwrap();
     let secret = t["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("lko_") && secret.len() > 60);
 
     // Stored hashed: the secret appears nowhere in the database.
-    let dump: String = sqlx::query_scalar(
-        "SELECT string_agg(t::text, '|') FROM (SELECT * FROM api_tokens) t",
-    ).fetch_one(&app.pool).await.unwrap();
+    let dump: String =
+        sqlx::query_scalar("SELECT string_agg(t::text, '|') FROM (SELECT * FROM api_tokens) t")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert!(!dump.contains(&secret));
     let audit: String = sqlx::query_scalar("SELECT string_agg(details::text, '|') FROM audit_log")
-        .fetch_one(&app.pool).await.unwrap();
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert!(!audit.contains(&secret));
     // Never listed again.
-    let list = call_fn(&admin, &app, "tokens/list", &[]).await.text().await.unwrap();
+    let list = call_fn(&admin, &app, "tokens/list", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!list.contains(&secret));
     assert!(list.contains("ci gate"));
 
     // The token works on /api/v1/whoami, carries its role, and records its last use.
-    let res = app.plain().get(app.url("/api/v1/whoami")).bearer_auth(&secret).send().await.unwrap();
+    let res = app
+        .plain()
+        .get(app.url("/api/v1/whoami"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let me: serde_json::Value = res.json().await.unwrap();
     assert_eq!(me["name"], "token:ci gate");
     assert_eq!(me["role"], "approver");
     assert_eq!(me["method"], "token");
-    let used: Option<time::OffsetDateTime> = sqlx::query_scalar("SELECT last_used_at FROM api_tokens WHERE name = 'ci gate'")
-        .fetch_one(&app.pool).await.unwrap();
+    let used: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT last_used_at FROM api_tokens WHERE name = 'ci gate'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert!(used.is_some(), "last use recorded");
 
     let actions = app.audit_actions().await;
@@ -67,37 +102,89 @@ async fn audit_log_is_append_only_filterable_and_paged(pool: PgPool) {
     for i in 0..7 {
         app.create_token(&format!("tok{i}"), Role::Viewer).await;
     }
-    let err = sqlx::query("UPDATE audit_log SET action = 'forged'").execute(&app.pool).await.unwrap_err();
+    let err = sqlx::query("UPDATE audit_log SET action = 'forged'")
+        .execute(&app.pool)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let err = sqlx::query("DELETE FROM audit_log").execute(&app.pool).await.unwrap_err();
+    let err = sqlx::query("DELETE FROM audit_log")
+        .execute(&app.pool)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let err = sqlx::query("TRUNCATE audit_log").execute(&app.pool).await.unwrap_err();
+    let err = sqlx::query("TRUNCATE audit_log")
+        .execute(&app.pool)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
 
-    let res = admin.get(app.url("/api/v1/audit?action=token.&limit=3")).send().await.unwrap();
+    let res = admin
+        .get(app.url("/api/v1/audit?action=token.&limit=3"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let page: serde_json::Value = res.json().await.unwrap();
     let entries = page["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
     assert!(entries.iter().all(|e| e["action"] == "token.create"));
-    let mut seen: Vec<String> = entries.iter().map(|e| e["target"].as_str().unwrap().to_string()).collect();
+    let mut seen: Vec<String> = entries
+        .iter()
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(seen[0], "tok6", "newest first");
     let mut before = page["next_before_id"].as_i64().unwrap();
     loop {
         let p: serde_json::Value = admin
-            .get(app.url(&format!("/api/v1/audit?action=token.&limit=3&before_id={before}")))
-            .send().await.unwrap().json().await.unwrap();
-        seen.extend(p["entries"].as_array().unwrap().iter().map(|e| e["target"].as_str().unwrap().to_string()));
+            .get(app.url(&format!(
+                "/api/v1/audit?action=token.&limit=3&before_id={before}"
+            )))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen.extend(
+            p["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["target"].as_str().unwrap().to_string()),
+        );
         match p["next_before_id"].as_i64() {
             Some(b) => before = b,
             None => break,
         }
     }
-    assert_eq!(seen, (0..7).rev().map(|i| format!("tok{i}")).collect::<Vec<_>>());
-    let page: serde_json::Value = admin.get(app.url("/api/v1/audit?actor=root2")).send().await.unwrap().json().await.unwrap();
-    assert!(page["entries"].as_array().unwrap().iter().all(|e| e["actor_name"] == "root2"));
+    assert_eq!(
+        seen,
+        (0..7).rev().map(|i| format!("tok{i}")).collect::<Vec<_>>()
+    );
+    let page: serde_json::Value = admin
+        .get(app.url("/api/v1/audit?actor=root2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor_name"] == "root2")
+    );
     // The page renders it.
-    let html = admin.get(app.url("/settings/audit?action=token.")).send().await.unwrap().text().await.unwrap();
+    let html = admin
+        .get(app.url("/settings/audit?action=token."))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("token.create") && html.contains("tok6"));
 }
 
@@ -105,49 +192,135 @@ async fn audit_log_is_append_only_filterable_and_paged(pool: PgPool) {
 async fn role_changes_resets_and_the_last_admin(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.signed_in("root3", Role::Admin).await;
-    let me: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'root3'").fetch_one(&app.pool).await.unwrap();
+    let me: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'root3'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     // The only admin cannot demote or disable themselves.
-    let res = call_fn(&admin, &app, "users/role", &[("user_id", &me.to_string()), ("role", "viewer")]).await;
+    let res = call_fn(
+        &admin,
+        &app,
+        "users/role",
+        &[("user_id", &me.to_string()), ("role", "viewer")],
+    )
+    .await;
     assert_eq!(res.status(), 409);
-    let res = admin.patch(app.url(&format!("/api/v1/users/{me}"))).json(&serde_json::json!({"disabled": true})).send().await.unwrap();
+    let res = admin
+        .patch(app.url(&format!("/api/v1/users/{me}")))
+        .json(&serde_json::json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 409);
 
     let lee = app.create_user("lee", Role::Viewer).await;
-    let res = call_fn(&admin, &app, "users/role", &[("user_id", &lee.to_string()), ("role", "approver")]).await;
+    let res = call_fn(
+        &admin,
+        &app,
+        "users/role",
+        &[("user_id", &lee.to_string()), ("role", "approver")],
+    )
+    .await;
     assert_eq!(res.status(), 200);
-    let role: Role = sqlx::query_scalar("SELECT role FROM users WHERE id = $1").bind(lee).fetch_one(&app.pool).await.unwrap();
+    let role: Role = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+        .bind(lee)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(role, Role::Approver);
 
     // A reset password ends lee's sessions; the new one works.
     let lee_client = app.browser();
     app.login(&lee_client, "lee", PASSWORD).await;
-    let res = call_fn(&admin, &app, "users/reset-password", &[("user_id", &lee.to_string()), ("password", "brand-new-password")]).await;
+    let res = call_fn(
+        &admin,
+        &app,
+        "users/reset-password",
+        &[
+            ("user_id", &lee.to_string()),
+            ("password", "brand-new-password"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(lee_client.get(app.url("/api/v1/whoami")).send().await.unwrap().status(), 401);
-    assert_eq!(app.login(&app.browser(), "lee", "brand-new-password").await, "/settings");
+    assert_eq!(
+        lee_client
+            .get(app.url("/api/v1/whoami"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.login(&app.browser(), "lee", "brand-new-password").await,
+        "/settings"
+    );
 
     // Users change their own password.
     let c = app.browser();
     app.login(&c, "lee", "brand-new-password").await;
-    let res = call_fn(&c, &app, "account/password", &[("current", "brand-new-password"), ("new_password", "short"), ("confirm", "short")]).await;
+    let res = call_fn(
+        &c,
+        &app,
+        "account/password",
+        &[
+            ("current", "brand-new-password"),
+            ("new_password", "short"),
+            ("confirm", "short"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 422);
-    let res = call_fn(&c, &app, "account/password", &[("current", "brand-new-password"), ("new_password", "lees-own-password"), ("confirm", "lees-own-passwort")]).await;
+    let res = call_fn(
+        &c,
+        &app,
+        "account/password",
+        &[
+            ("current", "brand-new-password"),
+            ("new_password", "lees-own-password"),
+            ("confirm", "lees-own-passwort"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 422, "confirmation must match");
-    let res = call_fn(&c, &app, "account/password", &[("current", "brand-new-password"), ("new_password", "lees-own-password"), ("confirm", "lees-own-password")]).await;
+    let res = call_fn(
+        &c,
+        &app,
+        "account/password",
+        &[
+            ("current", "brand-new-password"),
+            ("new_password", "lees-own-password"),
+            ("confirm", "lees-own-password"),
+        ],
+    )
+    .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(app.login(&app.browser(), "lee", "lees-own-password").await, "/settings");
+    assert_eq!(
+        app.login(&app.browser(), "lee", "lees-own-password").await,
+        "/settings"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn first_admin_is_created_once(pool: PgPool) {
     use domain::services::auth::{Bootstrap, ensure_first_admin};
     let r = ensure_first_admin(&pool, None).await.unwrap();
-    let Bootstrap::CreatedWithGeneratedPassword(pw) = r else { panic!("expected a generated password, got {r:?}") };
+    let Bootstrap::CreatedWithGeneratedPassword(pw) = r else {
+        panic!("expected a generated password, got {r:?}")
+    };
     assert!(pw.len() >= 16);
-    assert_eq!(ensure_first_admin(&pool, Some("another-password")).await.unwrap(), Bootstrap::AlreadyInitialised);
+    assert_eq!(
+        ensure_first_admin(&pool, Some("another-password"))
+            .await
+            .unwrap(),
+        Bootstrap::AlreadyInitialised
+    );
     let app = TestApp::spawn(pool).await;
     assert_eq!(app.login(&app.browser(), "admin", &pw).await, "/settings");
     // A too-short configured password is refused with the variable's name.
-    let err = ensure_first_admin(&app.pool, Some("short")).await.unwrap_err();
+    let err = ensure_first_admin(&app.pool, Some("short"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("LOOKOUT_ADMIN_PASSWORD"));
 }

@@ -37,13 +37,42 @@ struct Case {
 }
 
 const fn page(path: &'static str, need: Need) -> Case {
-    Case { method: Method::GET, path, kind: Kind::Page, need, form: &[], json: None, ok: 200 }
+    Case {
+        method: Method::GET,
+        path,
+        kind: Kind::Page,
+        need,
+        form: &[],
+        json: None,
+        ok: 200,
+    }
 }
 const fn get_json(path: &'static str, need: Need) -> Case {
-    Case { method: Method::GET, path, kind: Kind::Json, need, form: &[], json: None, ok: 200 }
+    Case {
+        method: Method::GET,
+        path,
+        kind: Kind::Json,
+        need,
+        form: &[],
+        json: None,
+        ok: 200,
+    }
 }
-const fn server_fn(path: &'static str, need: Need, form: &'static [(&'static str, &'static str)], ok: u16) -> Case {
-    Case { method: Method::POST, path, kind: Kind::ServerFn, need, form, json: None, ok }
+const fn server_fn(
+    path: &'static str,
+    need: Need,
+    form: &'static [(&'static str, &'static str)],
+    ok: u16,
+) -> Case {
+    Case {
+        method: Method::POST,
+        path,
+        kind: Kind::ServerFn,
+        need,
+        form,
+        json: None,
+        ok,
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -98,13 +127,50 @@ fn cases() -> Vec<Case> {
         server_fn("/api/fn/tokens/list", Role(domain::Role::Admin), &[], 200),
         server_fn("/api/fn/audit/list", Role(domain::Role::Admin), &[], 200),
         server_fn("/api/fn/tokens/take-new", Any, &[], 200),
-        server_fn("/api/fn/tokens/create", Role(domain::Role::Admin), &[("name", "matrix-fn"), ("role", "viewer")], 200),
-        server_fn("/api/fn/tokens/revoke", Role(domain::Role::Admin), &[("token_id", "999999")], 404),
-        server_fn("/api/fn/users/role", Role(domain::Role::Admin), &[("user_id", "999999"), ("role", "viewer")], 404),
-        server_fn("/api/fn/users/disabled", Role(domain::Role::Admin), &[("user_id", "999999"), ("disabled", "true")], 404),
-        server_fn("/api/fn/users/reset-password", Role(domain::Role::Admin), &[("user_id", "999999"), ("password", "a-long-enough-password")], 404),
+        server_fn(
+            "/api/fn/tokens/create",
+            Role(domain::Role::Admin),
+            &[("name", "matrix-fn"), ("role", "viewer")],
+            200,
+        ),
+        server_fn(
+            "/api/fn/tokens/revoke",
+            Role(domain::Role::Admin),
+            &[("token_id", "999999")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/users/role",
+            Role(domain::Role::Admin),
+            &[("user_id", "999999"), ("role", "viewer")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/users/disabled",
+            Role(domain::Role::Admin),
+            &[("user_id", "999999"), ("disabled", "true")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/users/reset-password",
+            Role(domain::Role::Admin),
+            &[
+                ("user_id", "999999"),
+                ("password", "a-long-enough-password"),
+            ],
+            404,
+        ),
         // A wrong current password is a 422 for everyone allowed to try.
-        server_fn("/api/fn/account/password", Any, &[("current", "wrong-password!"), ("new_password", "another-long-password"), ("confirm", "another-long-password")], 422),
+        server_fn(
+            "/api/fn/account/password",
+            Any,
+            &[
+                ("current", "wrong-password!"),
+                ("new_password", "another-long-password"),
+                ("confirm", "another-long-password"),
+            ],
+            422,
+        ),
     ]
 }
 
@@ -124,11 +190,22 @@ fn expected(case: &Case, role: Option<Role>) -> u16 {
     }
 }
 
-async fn send(client: &Client, app: &TestApp, case: &Case, bearer: Option<&str>) -> reqwest::Response {
+async fn send(
+    client: &Client,
+    app: &TestApp,
+    case: &Case,
+    bearer: Option<&str>,
+) -> reqwest::Response {
     if let Kind::ServerFn = case.kind
         && bearer.is_none()
     {
-        return call_fn(client, app, case.path.trim_start_matches("/api/fn/"), case.form).await;
+        return call_fn(
+            client,
+            app,
+            case.path.trim_start_matches("/api/fn/"),
+            case.form,
+        )
+        .await;
     }
     let mut req = client.request(case.method.clone(), app.url(case.path));
     if let Some(t) = bearer {
@@ -162,11 +239,19 @@ async fn run_matrix(app: &TestApp, callers: &[(Option<Role>, Client, Option<Stri
                 ));
             } else if want == 303 {
                 let loc = res.headers()["location"].to_str().unwrap();
-                assert!(loc.starts_with("/login?next="), "{} redirects to {loc}", case.path);
+                assert!(
+                    loc.starts_with("/login?next="),
+                    "{} redirects to {loc}",
+                    case.path
+                );
             }
         }
     }
-    assert!(failures.is_empty(), "authorization matrix failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "authorization matrix failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -200,11 +285,18 @@ async fn matrix_with_tokens(pool: PgPool) {
             }
             let got = res.status().as_u16();
             if got != want {
-                failures.push(format!("{} {} as token {:?}: expected {want}, got {got}", case.method, case.path, role));
+                failures.push(format!(
+                    "{} {} as token {:?}: expected {want}, got {got}",
+                    case.method, case.path, role
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "token matrix failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "token matrix failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -212,17 +304,34 @@ async fn invalid_and_revoked_tokens_get_401(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = app.plain();
     for bad in ["lko_nope", "garbage", ""] {
-        let res = c.get(app.url("/api/v1/whoami")).bearer_auth(bad).send().await.unwrap();
+        let res = c
+            .get(app.url("/api/v1/whoami"))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401, "token {bad:?}");
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthenticated");
     }
     let t = app.create_token("to-revoke", Role::Admin).await;
     let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = 'to-revoke'")
-        .fetch_one(&app.pool).await.unwrap();
-    let res = c.delete(app.url(&format!("/api/v1/tokens/{id}"))).bearer_auth(&t).send().await.unwrap();
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let res = c
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = c.get(app.url("/api/v1/whoami")).bearer_auth(&t).send().await.unwrap();
+    let res = c
+        .get(app.url("/api/v1/whoami"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401, "a revoked token stops working at once");
 }
 
@@ -231,7 +340,12 @@ async fn csrf_rejects_cross_site_and_origin_less_cookie_posts(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.signed_in("csrf-admin", Role::Admin).await;
     let before = app.count("users").await;
-    let form = [("username", "mallory"), ("display_name", ""), ("role", "admin"), ("password", "a-long-enough-password")];
+    let form = [
+        ("username", "mallory"),
+        ("display_name", ""),
+        ("role", "admin"),
+        ("password", "a-long-enough-password"),
+    ];
 
     // The session cookie rides along, but the Origin is another site's.
     let res = admin
@@ -308,5 +422,8 @@ async fn csrf_rejects_cross_site_and_origin_less_cookie_posts(pool: PgPool) {
 }
 
 async fn app_call(c: &Client, app: &TestApp, form: &[(&str, &str)]) -> u16 {
-    call_fn(c, app, "users/create", form).await.status().as_u16()
+    call_fn(c, app, "users/create", form)
+        .await
+        .status()
+        .as_u16()
 }

@@ -16,15 +16,25 @@ fn admin_url() -> String {
 async fn fresh_db(tag: &str) -> String {
     let admin = sqlx::PgPool::connect(&admin_url()).await.unwrap();
     let name = format!("bin_{tag}_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&admin_url()).unwrap();
     url.set_path(&format!("/{name}"));
     url.to_string()
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn lookout(args: &[&str]) -> Command {
@@ -70,7 +80,10 @@ fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
         if let Some(st) = child.try_wait().unwrap() {
             return st;
         }
-        assert!(Instant::now() < deadline, "lookout did not exit within {secs} s");
+        assert!(
+            Instant::now() < deadline,
+            "lookout did not exit within {secs} s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -81,11 +94,26 @@ fn help_lists_every_environment_variable() {
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for var in [
-        "DATABASE_URL", "LOOKOUT_DATA_DIR", "LOOKOUT_PG_BINDIR", "LOOKOUT_DB_MAX_CONNECTIONS", "LEPTOS_SITE_ADDR",
-        "LEPTOS_SITE_ROOT", "LEPTOS_OUTPUT_NAME", "LEPTOS_SITE_PKG_DIR", "LOOKOUT_PUBLIC_URL", "LOOKOUT_COOKIE_SECURE",
-        "LOOKOUT_SESSION_TTL_HOURS", "LOOKOUT_ADMIN_PASSWORD", "LOOKOUT_LOGIN_MAX_FAILURES_PER_USER",
-        "LOOKOUT_LOGIN_MAX_FAILURES_PER_IP", "LOOKOUT_LOGIN_WINDOW_SECS", "LOOKOUT_TRUST_FORWARDED_FOR",
-        "LOOKOUT_MAX_BODY_BYTES", "LOOKOUT_SHUTDOWN_GRACE_SECS", "LOOKOUT_LOG_FORMAT", "LOOKOUT_LOG",
+        "DATABASE_URL",
+        "LOOKOUT_DATA_DIR",
+        "LOOKOUT_PG_BINDIR",
+        "LOOKOUT_DB_MAX_CONNECTIONS",
+        "LEPTOS_SITE_ADDR",
+        "LEPTOS_SITE_ROOT",
+        "LEPTOS_OUTPUT_NAME",
+        "LEPTOS_SITE_PKG_DIR",
+        "LOOKOUT_PUBLIC_URL",
+        "LOOKOUT_COOKIE_SECURE",
+        "LOOKOUT_SESSION_TTL_HOURS",
+        "LOOKOUT_ADMIN_PASSWORD",
+        "LOOKOUT_LOGIN_MAX_FAILURES_PER_USER",
+        "LOOKOUT_LOGIN_MAX_FAILURES_PER_IP",
+        "LOOKOUT_LOGIN_WINDOW_SECS",
+        "LOOKOUT_TRUST_FORWARDED_FOR",
+        "LOOKOUT_MAX_BODY_BYTES",
+        "LOOKOUT_SHUTDOWN_GRACE_SECS",
+        "LOOKOUT_LOG_FORMAT",
+        "LOOKOUT_LOG",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "--help names {var}");
@@ -95,7 +123,11 @@ fn help_lists_every_environment_variable() {
     }
     // Every variable in --help is documented in the README.
     let readme = include_str!("../../README.md");
-    for var in help.split("[env: ").skip(1).map(|s| s.split([']', '=']).next().unwrap()) {
+    for var in help
+        .split("[env: ")
+        .skip(1)
+        .map(|s| s.split([']', '=']).next().unwrap())
+    {
         assert!(readme.contains(var), "README documents {var}");
     }
 }
@@ -114,7 +146,10 @@ fn invalid_configuration_names_the_variable() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(var), "{var}={value}: {err}");
     }
-    let out = lookout(&["migrate"]).env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x").output().unwrap();
+    let out = lookout(&["migrate"])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/x")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL: cannot connect"));
     let out = lookout(&["migrate"])
@@ -130,9 +165,15 @@ async fn a_failed_migration_stops_the_server_with_a_clear_message() {
     let url = fresh_db("badmig").await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     // Something already in the way of the first migration.
-    sqlx::query("CREATE TABLE users (id int)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE users (id int)")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
-    let out = lookout(&["serve"]).env("DATABASE_URL", &url).output().unwrap();
+    let out = lookout(&["serve"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("database migration failed"), "{err}");
@@ -142,8 +183,15 @@ async fn a_failed_migration_stops_the_server_with_a_clear_message() {
 #[tokio::test]
 async fn subcommands_then_serve_then_graceful_sigterm_with_json_logs() {
     let url = fresh_db("subcmd").await;
-    let out = lookout(&["migrate"]).env("DATABASE_URL", &url).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = lookout(&["migrate"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // create-user reads the password from stdin.
     let mut child = lookout(&["create-user", "--username", "ops", "--role", "approver"])
@@ -153,14 +201,31 @@ async fn subcommands_then_serve_then_graceful_sigterm_with_json_logs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"ops-long-password\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ops-long-password\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("created user ops with the approver role"));
-    let out = lookout(&["create-user", "--username", "ops2", "--role", "wizard"]).env("DATABASE_URL", &url).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("created user ops with the approver role")
+    );
+    let out = lookout(&["create-user", "--username", "ops2", "--role", "wizard"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 
-    let out = lookout(&["create-token", "--role", "viewer", "--name", "deploy-bot"]).env("DATABASE_URL", &url).output().unwrap();
+    let out = lookout(&["create-token", "--role", "viewer", "--name", "deploy-bot"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("lko_"));
@@ -194,7 +259,10 @@ async fn subcommands_then_serve_then_graceful_sigterm_with_json_logs() {
     let slow = tokio::spawn({
         let c = c.clone();
         async move {
-            c.get(format!("http://127.0.0.1:{port}/readyz")).send().await.map(|r| r.status().as_u16())
+            c.get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
         }
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -209,7 +277,12 @@ async fn subcommands_then_serve_then_graceful_sigterm_with_json_logs() {
     assert!(st.success(), "clean exit on SIGTERM: {st}");
     assert_eq!(slow.await.unwrap().unwrap(), 200);
     let mut stdout = String::new();
-    server.stderr.take().unwrap().read_to_string(&mut stdout).unwrap();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -231,7 +304,9 @@ async fn exports_its_own_traces_over_otlp_when_configured() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let tx = tx.clone();
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -239,12 +314,19 @@ async fn exports_its_own_traces_over_otlp_when_configured() {
                 let mut chunk = [0u8; 8192];
                 loop {
                     let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 { break; }
+                    if n == 0 {
+                        break;
+                    }
                     buf.extend_from_slice(&chunk[..n]);
                     if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                         let head = String::from_utf8_lossy(&buf[..pos]).to_string();
-                        let len = head.lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
                             .unwrap_or(0);
                         if buf.len() >= pos + 4 + len {
                             let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
@@ -264,21 +346,29 @@ async fn exports_its_own_traces_over_otlp_when_configured() {
         .env("DATABASE_URL", &url)
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
         .env("LOOKOUT_ADMIN_PASSWORD", "first-admin-password")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_port}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{otlp_port}"),
+        )
         .env("OTEL_BSP_SCHEDULE_DELAY", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_healthy(port, &mut server).await;
-    reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
+    reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
     sigterm(&server);
     let _ = tokio::task::spawn_blocking(move || wait_exit(&mut server, 15)).await;
     let (path, body) = got.expect("an OTLP export within 20 s").unwrap();
     assert_eq!(path, "/v1/traces");
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("lookout"), "service.name lookout in the export");
+    assert!(
+        text.contains("lookout"),
+        "service.name lookout in the export"
+    );
     assert!(text.contains("request"), "the request span is exported");
 }
 
@@ -315,18 +405,32 @@ async fn embedded_postgres_across_a_restart() {
     }
     let password = password.expect("a generated admin password on first start");
     wait_healthy(port, &mut first).await;
-    assert!(dir.join("postgres/PG_VERSION").exists(), "the cluster lives under LOOKOUT_DATA_DIR");
-    let login_page = reqwest::get(format!("http://127.0.0.1:{port}/login")).await.unwrap();
+    assert!(
+        dir.join("postgres/PG_VERSION").exists(),
+        "the cluster lives under LOOKOUT_DATA_DIR"
+    );
+    let login_page = reqwest::get(format!("http://127.0.0.1:{port}/login"))
+        .await
+        .unwrap();
     assert_eq!(login_page.status(), 200);
     sigterm(&first);
-    let st = tokio::task::spawn_blocking(move || wait_exit(&mut first, 40)).await.unwrap();
+    let st = tokio::task::spawn_blocking(move || wait_exit(&mut first, 40))
+        .await
+        .unwrap();
     assert!(st.success());
-    assert!(!dir.join("postgres/postmaster.pid").exists(), "PostgreSQL was stopped on exit");
+    assert!(
+        !dir.join("postgres/postmaster.pid").exists(),
+        "PostgreSQL was stopped on exit"
+    );
 
     let port = free_port();
     let mut second = start(port);
     wait_healthy(port, &mut second).await;
-    let c = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let res = c
         .post(format!("http://127.0.0.1:{port}/auth/login"))
         .header("origin", format!("http://127.0.0.1:{port}"))
@@ -334,12 +438,27 @@ async fn embedded_postgres_across_a_restart() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers()["location"], "/", "the same data after a restart");
+    assert_eq!(
+        res.headers()["location"],
+        "/",
+        "the same data after a restart"
+    );
     sigterm(&second);
-    let (st, mut second) = tokio::task::spawn_blocking(move || (wait_exit(&mut second, 40), second)).await.unwrap();
+    let (st, mut second) =
+        tokio::task::spawn_blocking(move || (wait_exit(&mut second, 40), second))
+            .await
+            .unwrap();
     assert!(st.success());
     let mut stdout = String::new();
-    second.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    assert!(!stdout.contains("password:"), "the password is printed only once");
+    second
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(
+        !stdout.contains("password:"),
+        "the password is printed only once"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,23 +14,42 @@ async fn health_readiness_and_a_missing_migration(pool: PgPool) {
     assert_eq!(res.status(), 200);
     let res = c.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    sqlx::query("UPDATE _sqlx_migrations SET success = false").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET success = false")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let res = c.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = res.json().await.unwrap();
-    assert!(body["reason"].as_str().unwrap().contains("is not applied"), "{body}");
-    assert_eq!(c.get(app.url("/healthz")).send().await.unwrap().status(), 200, "liveness is not readiness");
+    assert!(
+        body["reason"].as_str().unwrap().contains("is not applied"),
+        "{body}"
+    );
+    assert_eq!(
+        c.get(app.url("/healthz")).send().await.unwrap().status(),
+        200,
+        "liveness is not readiness"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn request_ids_are_echoed_or_generated(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = app.plain();
-    let res = c.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    let res = c
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
     let res = c.get(app.url("/api/v1/whoami")).send().await.unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
-    assert_eq!(uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()), Ok(4), "{id}");
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()),
+        Ok(4),
+        "{id}"
+    );
     // The request id is recorded with audited actions.
     app.create_user("rid", Role::Viewer).await;
     app.browser()
@@ -40,8 +59,11 @@ async fn request_ids_are_echoed_or_generated(pool: PgPool) {
         .send()
         .await
         .unwrap();
-    let rid: String = sqlx::query_scalar("SELECT request_id FROM audit_log WHERE action = 'auth.login'")
-        .fetch_one(&app.pool).await.unwrap();
+    let rid: String =
+        sqlx::query_scalar("SELECT request_id FROM audit_log WHERE action = 'auth.login'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(rid, "login-req-1");
 }
 
@@ -51,18 +73,52 @@ async fn metrics_count_requests_by_route_template(pool: PgPool) {
     let t = app.create_token("prom", Role::Viewer).await;
     let c = app.plain();
     for _ in 0..3 {
-        c.get(app.url("/api/v1/whoami")).bearer_auth(&t).send().await.unwrap();
+        c.get(app.url("/api/v1/whoami"))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
     }
-    c.get(app.url("/api/v1/users/12345")).bearer_auth(&t).send().await.unwrap();
-    c.get(app.url("/random/scanner/path")).bearer_auth(&t).send().await.unwrap();
-    let res = c.get(app.url("/metrics")).bearer_auth(&t).send().await.unwrap();
+    c.get(app.url("/api/v1/users/12345"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    c.get(app.url("/random/scanner/path"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let res = c
+        .get(app.url("/metrics"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = res.text().await.unwrap();
-    assert!(text.contains(r#"lookout_http_requests_total{method="GET",route="/api/v1/whoami",status="200"} 3"#), "{text}");
-    assert!(text.contains(r#"route="/api/v1/users/{id}",status="405"}"#) || text.contains(r#"route="/api/v1/users/{id}""#), "templated: {text}");
+    assert!(
+        text.contains(
+            r#"lookout_http_requests_total{method="GET",route="/api/v1/whoami",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/users/{id}",status="405"}"#)
+            || text.contains(r#"route="/api/v1/users/{id}""#),
+        "templated: {text}"
+    );
     assert!(!text.contains("12345"), "ids never become labels");
-    assert!(!text.contains("/random/scanner/path"), "unknown paths are not labels");
+    assert!(
+        !text.contains("/random/scanner/path"),
+        "unknown paths are not labels"
+    );
     assert!(text.contains(r#"lookout_http_request_duration_seconds_bucket{method="GET",route="/api/v1/whoami",le="+Inf"} 3"#));
     assert!(text.contains("lookout_db_pool_connections{state=\"idle\"}"));
     assert!(text.contains("lookout_build_info{version="));
@@ -72,11 +128,22 @@ async fn metrics_count_requests_by_route_template(pool: PgPool) {
 async fn openapi_lists_every_api_route(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let t = app.create_token("doc", Role::Viewer).await;
-    let doc: serde_json::Value = app.plain().get(app.url("/api/v1/openapi.json")).bearer_auth(&t)
-        .send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = app
+        .plain()
+        .get(app.url("/api/v1/openapi.json"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let src = include_str!("../src/api/mod.rs");
-    for line in src.lines().filter(|l| l.contains(".route(\"/api/v1/") && !l.contains("{*rest}")) {
+    for line in src
+        .lines()
+        .filter(|l| l.contains(".route(\"/api/v1/") && !l.contains("{*rest}"))
+    {
         let path = line.split('"').nth(1).unwrap();
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }

@@ -22,18 +22,37 @@ async fn wrong_password_gives_an_error_and_no_session(pool: PgPool) {
     let c = app.browser();
     let res = c
         .post(app.url("/auth/login"))
-        .form(&[("username", "alice"), ("password", "wrong-password"), ("next", "/kafka")])
+        .form(&[
+            ("username", "alice"),
+            ("password", "wrong-password"),
+            ("next", "/kafka"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/login?error=invalid&next=%2Fkafka");
-    assert!(session_cookie(&res).is_none(), "no session cookie for a failed sign-in");
+    assert_eq!(
+        res.headers()["location"],
+        "/login?error=invalid&next=%2Fkafka"
+    );
+    assert!(
+        session_cookie(&res).is_none(),
+        "no session cookie for a failed sign-in"
+    );
     assert_eq!(app.count("sessions").await, 0);
     // The login page shows the error (with a 401 status).
-    let res = c.get(app.url("/login?error=invalid&next=%2Fkafka")).send().await.unwrap();
+    let res = c
+        .get(app.url("/login?error=invalid&next=%2Fkafka"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
-    assert!(res.text().await.unwrap().contains("Wrong username or password."));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Wrong username or password.")
+    );
     // And protected pages still redirect.
     let res = c.get(app.url("/kafka")).send().await.unwrap();
     assert_eq!(res.status(), 303);
@@ -46,7 +65,10 @@ async fn wrong_password_gives_an_error_and_no_session(pool: PgPool) {
         .unwrap();
     assert_eq!(res.headers()["location"], "/login?error=invalid&next=%2F");
     let actions = app.audit_actions().await;
-    assert_eq!(actions.iter().filter(|a| *a == "auth.login_failed").count(), 2);
+    assert_eq!(
+        actions.iter().filter(|a| *a == "auth.login_failed").count(),
+        2
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -56,7 +78,11 @@ async fn login_lands_on_next_with_a_safe_cookie_and_rotates_the_id(pool: PgPool)
     let c = app.browser();
     let res = c
         .post(app.url("/auth/login"))
-        .form(&[("username", "bob"), ("password", PASSWORD), ("next", "/kafka?x=1")])
+        .form(&[
+            ("username", "bob"),
+            ("password", PASSWORD),
+            ("next", "/kafka?x=1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -65,7 +91,10 @@ async fn login_lands_on_next_with_a_safe_cookie_and_rotates_the_id(pool: PgPool)
     let cookie = session_cookie(&res).expect("a session cookie");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain http by default: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http by default: {cookie}"
+    );
     let first_id = cookie.split(';').next().unwrap().to_string();
 
     let res = c.get(app.url("/kafka")).send().await.unwrap();
@@ -79,16 +108,30 @@ async fn login_lands_on_next_with_a_safe_cookie_and_rotates_the_id(pool: PgPool)
         .send()
         .await
         .unwrap();
-    let second_id = session_cookie(&res).unwrap().split(';').next().unwrap().to_string();
+    let second_id = session_cookie(&res)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     assert_ne!(first_id, second_id, "session id rotated at sign-in");
     let stale = app.plain();
-    let res = stale.get(app.url("/kafka")).header("cookie", &first_id).send().await.unwrap();
+    let res = stale
+        .get(app.url("/kafka"))
+        .header("cookie", &first_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303, "the pre-rotation id is dead");
 
     // Open redirects are refused.
     let res = c
         .post(app.url("/auth/login"))
-        .form(&[("username", "bob"), ("password", PASSWORD), ("next", "//evil.example/")])
+        .form(&[
+            ("username", "bob"),
+            ("password", PASSWORD),
+            ("next", "//evil.example/"),
+        ])
         .send()
         .await
         .unwrap();
@@ -97,7 +140,10 @@ async fn login_lands_on_next_with_a_safe_cookie_and_rotates_the_id(pool: PgPool)
 
 #[sqlx::test(migrations = "../migrations")]
 async fn secure_cookie_when_configured(pool: PgPool) {
-    let app = TestApp::spawn_with(pool, |c| c.cookie_secure = server::config::CookieSecure::Always).await;
+    let app = TestApp::spawn_with(pool, |c| {
+        c.cookie_secure = server::config::CookieSecure::Always
+    })
+    .await;
     app.create_user("carol", Role::Viewer).await;
     let res = app
         .browser()
@@ -116,7 +162,10 @@ async fn sessions_survive_a_new_server_over_the_same_database(pool: PgPool) {
     let c = one.signed_in("dave", Role::Viewer).await;
     let res = c.get(one.url("/api/v1/whoami")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let cookie: String = sqlx::query_scalar("SELECT id FROM sessions LIMIT 1").fetch_one(&pool).await.unwrap();
+    let cookie: String = sqlx::query_scalar("SELECT id FROM sessions LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let two = TestApp::spawn(pool).await;
     let res = two
         .plain()
@@ -134,11 +183,18 @@ async fn sessions_survive_a_new_server_over_the_same_database(pool: PgPool) {
 async fn logout_ends_the_session(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = app.signed_in("erin", Role::Viewer).await;
-    let id: String = sqlx::query_scalar("SELECT id FROM sessions").fetch_one(&app.pool).await.unwrap();
+    let id: String = sqlx::query_scalar("SELECT id FROM sessions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     let res = c.post(app.url("/auth/logout")).send().await.unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/login?signed_out=1");
-    assert_eq!(app.count("sessions").await, 0, "the session is deleted from the store");
+    assert_eq!(
+        app.count("sessions").await,
+        0,
+        "the session is deleted from the store"
+    );
     let res = c.get(app.url("/settings")).send().await.unwrap();
     assert_eq!(res.status(), 303);
     let res = app
@@ -149,15 +205,28 @@ async fn logout_ends_the_session(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 401, "a replayed cookie is worthless");
-    assert!(app.audit_actions().await.contains(&"auth.logout".to_string()));
+    assert!(
+        app.audit_actions()
+            .await
+            .contains(&"auth.logout".to_string())
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn tampered_and_expired_cookies_are_signed_out_not_errors(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = app.signed_in("frank", Role::Viewer).await;
-    let id: String = sqlx::query_scalar("SELECT id FROM sessions").fetch_one(&app.pool).await.unwrap();
-    for bad in ["garbage", "%%%", "AAAAAAAAAAAAAAAAAAAAAA", &format!("{id}x"), ""] {
+    let id: String = sqlx::query_scalar("SELECT id FROM sessions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for bad in [
+        "garbage",
+        "%%%",
+        "AAAAAAAAAAAAAAAAAAAAAA",
+        &format!("{id}x"),
+        "",
+    ] {
         let res = app
             .plain()
             .get(app.url("/settings"))
@@ -181,8 +250,19 @@ async fn disabling_a_user_ends_their_sessions(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.signed_in("admin1", Role::Admin).await;
     let victim = app.signed_in("gina", Role::Responder).await;
-    assert_eq!(victim.get(app.url("/api/v1/whoami")).send().await.unwrap().status(), 200);
-    let gina: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'gina'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(
+        victim
+            .get(app.url("/api/v1/whoami"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let gina: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'gina'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     let res = admin
         .patch(app.url(&format!("/api/v1/users/{gina}")))
         .json(&serde_json::json!({"disabled": true}))
@@ -190,7 +270,15 @@ async fn disabling_a_user_ends_their_sessions(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(victim.get(app.url("/api/v1/whoami")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        victim
+            .get(app.url("/api/v1/whoami"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     // And a disabled user cannot sign in.
     let res = app
         .browser()
@@ -214,7 +302,12 @@ async fn failed_logins_are_throttled_per_account(pool: PgPool) {
             .send()
             .await
             .unwrap();
-        assert!(res.headers()["location"].to_str().unwrap().contains("error=invalid"));
+        assert!(
+            res.headers()["location"]
+                .to_str()
+                .unwrap()
+                .contains("error=invalid")
+        );
     }
     // Now even the right password is refused, with a clear message.
     let res = c
@@ -226,12 +319,29 @@ async fn failed_logins_are_throttled_per_account(pool: PgPool) {
     let loc = res.headers()["location"].to_str().unwrap().to_string();
     assert!(loc.starts_with("/login?error=throttled&retry="), "{loc}");
     assert!(session_cookie(&res).is_none());
-    let page = c.get(app.url(&loc)).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("Too many failed sign-in attempts. Try again in 15 minutes."), "{page}");
-    assert!(app.audit_actions().await.contains(&"auth.login_throttled".to_string()));
+    let page = c
+        .get(app.url(&loc))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Too many failed sign-in attempts. Try again in 15 minutes."),
+        "{page}"
+    );
+    assert!(
+        app.audit_actions()
+            .await
+            .contains(&"auth.login_throttled".to_string())
+    );
     // Another account from the same address is not locked by henry's failures.
     app.create_user("iris", Role::Viewer).await;
-    assert_eq!(app.login(&app.browser(), "iris", PASSWORD).await, "/settings");
+    assert_eq!(
+        app.login(&app.browser(), "iris", PASSWORD).await,
+        "/settings"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -252,24 +362,42 @@ async fn failed_logins_are_throttled_per_address(pool: PgPool) {
         .send()
         .await
         .unwrap();
-    assert!(res.headers()["location"].to_str().unwrap().contains("error=throttled"));
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("error=throttled")
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn anonymous_requests_are_redirected_or_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = app.plain();
-    let res = c.get(app.url("/settings/users?sort=role")).send().await.unwrap();
+    let res = c
+        .get(app.url("/settings/users?sort=role"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/login?next=%2Fsettings%2Fusers%3Fsort%3Drole");
+    assert_eq!(
+        res.headers()["location"],
+        "/login?next=%2Fsettings%2Fusers%3Fsort%3Drole"
+    );
     let res = c.get(app.url("/api/v1/whoami")).send().await.unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthenticated");
     // Public routes.
-    assert_eq!(c.get(app.url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(app.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(app.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
     let res = c.get(app.url("/login")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("action=\"/auth/login\""));

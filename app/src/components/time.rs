@@ -8,7 +8,9 @@ use time::macros::format_description;
 
 pub fn utc_text(at: OffsetDateTime) -> String {
     let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    at.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
 }
 
 #[cfg(feature = "hydrate")]

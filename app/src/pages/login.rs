@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn next_is_only_a_local_path() {
-        assert_eq!(safe_next(Some("/settings/users?x=1")), "/settings/users?x=1");
+        assert_eq!(
+            safe_next(Some("/settings/users?x=1")),
+            "/settings/users?x=1"
+        );
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
@@ -83,9 +86,20 @@ mod tests {
 
     #[test]
     fn error_codes_map_to_fixed_text() {
-        assert_eq!(error_text("invalid", None).as_deref(), Some("Wrong username or password."));
-        assert!(error_text("throttled", Some(61)).unwrap().contains("2 minutes"));
-        assert!(error_text("throttled", Some(30)).unwrap().contains("1 minute."));
+        assert_eq!(
+            error_text("invalid", None).as_deref(),
+            Some("Wrong username or password.")
+        );
+        assert!(
+            error_text("throttled", Some(61))
+                .unwrap()
+                .contains("2 minutes")
+        );
+        assert!(
+            error_text("throttled", Some(30))
+                .unwrap()
+                .contains("1 minute.")
+        );
         assert_eq!(error_text("<script>", None), None);
     }
 }

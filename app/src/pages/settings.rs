@@ -49,8 +49,8 @@ fn role_options(selected: Role) -> impl IntoView {
 fn sort_users(users: &mut [UserView], key: &str) {
     match key {
         "role" => users.sort_by(|a, b| b.role.cmp(&a.role).then(a.username.cmp(&b.username))),
-        "created" => users.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
-        "login" => users.sort_by(|a, b| b.last_login_at.cmp(&a.last_login_at)),
+        "created" => users.sort_by_key(|u| std::cmp::Reverse(u.created_at)),
+        "login" => users.sort_by_key(|u| std::cmp::Reverse(u.last_login_at)),
         _ => users.sort_by(|a, b| a.username.cmp(&b.username)),
     }
 }
@@ -345,7 +345,9 @@ pub fn AuditPage() -> impl IntoView {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -51,7 +51,9 @@ pub async fn create_user(
     rules::check_password(&new.password).map_err(DomainError::Invalid)?;
     let display = new.display_name.trim();
     if display.chars().count() > 100 {
-        return Err(DomainError::invalid("a display name is at most 100 characters"));
+        return Err(DomainError::invalid(
+            "a display name is at most 100 characters",
+        ));
     }
     let hash = passwords::hash(new.password).await?;
     let mut tx = pool.begin().await?;
@@ -66,7 +68,13 @@ pub async fn create_user(
     };
     audit::append(
         &mut *tx,
-        entry(who, "user.create", &username, serde_json::json!({ "role": new.role }), meta),
+        entry(
+            who,
+            "user.create",
+            &username,
+            serde_json::json!({ "role": new.role }),
+            meta,
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -81,7 +89,10 @@ async fn target_user(tx: &mut sqlx::PgConnection, id: i64) -> DomainResult<users
 
 /// Refuses a change that would leave no enabled admin.
 async fn keep_an_admin(tx: &mut sqlx::PgConnection, user: &users::UserRow) -> DomainResult<()> {
-    if user.role == Role::Admin && !user.disabled && users::other_active_admins(&mut *tx, user.id).await? == 0 {
+    if user.role == Role::Admin
+        && !user.disabled
+        && users::other_active_admins(&mut *tx, user.id).await? == 0
+    {
         return Err(DomainError::conflict(
             "this is the last enabled admin; make someone else admin first",
         ));
@@ -144,7 +155,11 @@ pub async fn set_disabled(
         &mut *tx,
         entry(
             who,
-            if disabled { "user.disable" } else { "user.enable" },
+            if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            },
             &user.username,
             serde_json::json!({}),
             meta,
@@ -173,7 +188,13 @@ pub async fn reset_password(
     sessions::delete_for_user(&mut *tx, user_id).await?;
     audit::append(
         &mut *tx,
-        entry(who, "user.password_reset", &user.username, serde_json::json!({}), meta),
+        entry(
+            who,
+            "user.password_reset",
+            &user.username,
+            serde_json::json!({}),
+            meta,
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -205,7 +226,13 @@ pub async fn change_own_password(
     users::set_password_hash(&mut *tx, user_id, &hash).await?;
     audit::append(
         &mut *tx,
-        entry(who, "user.password_change", &user.username, serde_json::json!({}), meta),
+        entry(
+            who,
+            "user.password_change",
+            &user.username,
+            serde_json::json!({}),
+            meta,
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -214,7 +241,11 @@ pub async fn change_own_password(
 
 pub async fn list_tokens(pool: &PgPool, who: &Principal) -> DomainResult<Vec<TokenView>> {
     who.require(Role::Admin)?;
-    Ok(tokens::list(pool).await?.into_iter().map(Into::into).collect())
+    Ok(tokens::list(pool)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 /// Creates a token. The secret is in the result and nowhere else, ever.
@@ -231,7 +262,15 @@ pub async fn create_token(
     let secret = format!("{TOKEN_PREFIX}{}", passwords::random_secret(32));
     let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
     let mut tx = pool.begin().await?;
-    let id = tokens::insert(&mut *tx, name, &token_hash(&secret), &prefix, role, who.user_id).await?;
+    let id = tokens::insert(
+        &mut *tx,
+        name,
+        &token_hash(&secret),
+        &prefix,
+        role,
+        who.user_id,
+    )
+    .await?;
     audit::append(
         &mut *tx,
         entry(
@@ -288,7 +327,11 @@ pub async fn revoke_token(
     Ok(row.into())
 }
 
-pub async fn audit_log(pool: &PgPool, who: &Principal, filter: &AuditFilter) -> DomainResult<AuditPage> {
+pub async fn audit_log(
+    pool: &PgPool,
+    who: &Principal,
+    filter: &AuditFilter,
+) -> DomainResult<AuditPage> {
     who.require(Role::Admin)?;
     if filter.limit.is_some_and(|l| l == 0 || l > audit::MAX_PAGE) {
         return Err(DomainError::invalid(format!(

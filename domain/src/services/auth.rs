@@ -52,8 +52,7 @@ pub async fn sign_in(
     meta: &RequestMeta,
 ) -> DomainResult<Principal> {
     let username = username.trim().to_ascii_lowercase();
-    if username.is_empty() || password.is_empty() || username.len() > 100 || password.len() > 1024
-    {
+    if username.is_empty() || password.is_empty() || username.len() > 100 || password.len() > 1024 {
         return Err(DomainError::Unauthenticated(
             "Enter your username and password.".into(),
         ));
@@ -183,7 +182,11 @@ pub async fn token_principal(pool: &PgPool, secret: &str) -> DomainResult<Option
 }
 
 /// Records a sign-out in the audit log.
-pub async fn record_sign_out(pool: &PgPool, who: &Principal, meta: &RequestMeta) -> DomainResult<()> {
+pub async fn record_sign_out(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+) -> DomainResult<()> {
     audit::append(
         pool,
         audit::NewEntry {

@@ -29,7 +29,9 @@ pub async fn verify(password: String, phc: String) -> DomainResult<bool> {
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
         };
-        hasher().verify_password(password.as_bytes(), &parsed).is_ok()
+        hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     })
     .await
     .map_err(DomainError::internal)
@@ -40,9 +42,7 @@ pub async fn verify(password: String, phc: String) -> DomainResult<bool> {
 pub async fn decoy_hash() -> String {
     static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DECOY
-        .get_or_init(|| async {
-            hash(random_secret(24)).await.unwrap_or_default()
-        })
+        .get_or_init(|| async { hash(random_secret(24)).await.unwrap_or_default() })
         .await
         .clone()
 }
@@ -63,7 +63,11 @@ mod tests {
     async fn hash_then_verify() {
         let h = hash("correct horse battery".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(verify("correct horse battery".into(), h.clone()).await.unwrap());
+        assert!(
+            verify("correct horse battery".into(), h.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify("wrong horse battery".into(), h).await.unwrap());
         assert!(!verify("x".into(), "not a phc string".into()).await.unwrap());
     }

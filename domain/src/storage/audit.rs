@@ -83,7 +83,11 @@ pub async fn list(db: impl PgExecutor<'_>, f: &AuditFilter) -> sqlx::Result<Audi
             request_id: r.request_id,
         })
         .collect();
-    let next_before_id = if more { entries.last().map(|e| e.id) } else { None };
+    let next_before_id = if more {
+        entries.last().map(|e| e.id)
+    } else {
+        None
+    };
     Ok(AuditPage {
         entries,
         next_before_id,

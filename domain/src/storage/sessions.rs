@@ -23,10 +23,12 @@ impl PgSessionStore {
 
     /// Removes expired sessions; called by the housekeeping worker.
     pub async fn delete_expired(&self) -> sqlx::Result<u64> {
-        Ok(sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(
+            sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 }
 

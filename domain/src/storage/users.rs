@@ -55,7 +55,9 @@ pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<UserRow>> {
 }
 
 pub async fn count(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(db).await
+    sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(db)
+        .await
 }
 
 pub async fn insert(

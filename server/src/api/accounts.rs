@@ -12,7 +12,11 @@ use domain::{AuditFilter, AuditPage, NewToken, Principal, RequestMeta, Role, Tok
 use serde::Deserialize;
 use std::sync::Arc;
 
-type Ctx = (Extension<Arc<Shared>>, Extension<Principal>, Extension<RequestMeta>);
+type Ctx = (
+    Extension<Arc<Shared>>,
+    Extension<Principal>,
+    Extension<RequestMeta>,
+);
 
 pub async fn whoami(Extension(who): Extension<Principal>) -> Json<Principal> {
     Json(who)
@@ -96,7 +100,11 @@ pub async fn update_user(
             .await?
             .into_iter()
             .find(|u| u.id == id)
-            .ok_or_else(|| ApiError(domain::DomainError::not_found(format!("no user with id {id}"))))?,
+            .ok_or_else(|| {
+                ApiError(domain::DomainError::not_found(format!(
+                    "no user with id {id}"
+                )))
+            })?,
     };
     Ok(Json(user))
 }
@@ -127,7 +135,9 @@ pub async fn revoke_token(
     (Extension(shared), Extension(who), Extension(meta)): Ctx,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TokenView>> {
-    Ok(Json(accounts::revoke_token(&shared.pool, &who, &meta, id).await?))
+    Ok(Json(
+        accounts::revoke_token(&shared.pool, &who, &meta, id).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,5 +160,7 @@ pub async fn audit(
         before_id: q.before_id,
         limit: q.limit,
     };
-    Ok(Json(accounts::audit_log(&shared.pool, &who, &filter).await?))
+    Ok(Json(
+        accounts::audit_log(&shared.pool, &who, &filter).await?,
+    ))
 }

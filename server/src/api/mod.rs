@@ -13,9 +13,15 @@ use axum::routing::{delete, get, patch};
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/api/v1/whoami", get(accounts::whoami))
-        .route("/api/v1/users", get(accounts::list_users).post(accounts::create_user))
+        .route(
+            "/api/v1/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
         .route("/api/v1/users/{id}", patch(accounts::update_user))
-        .route("/api/v1/tokens", get(accounts::list_tokens).post(accounts::create_token))
+        .route(
+            "/api/v1/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
         .route("/api/v1/tokens/{id}", delete(accounts::revoke_token))
         .route("/api/v1/audit", get(accounts::audit))
         .route("/api/v1/openapi.json", get(openapi::document))
@@ -82,7 +88,10 @@ where
     ) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
-            Err(rej) => Err(crate::error::rejection(StatusCode::BAD_REQUEST, rej.body_text())),
+            Err(rej) => Err(crate::error::rejection(
+                StatusCode::BAD_REQUEST,
+                rej.body_text(),
+            )),
         }
     }
 }

@@ -93,17 +93,27 @@ impl TestApp {
     }
 
     pub async fn create_token(&self, name: &str, role: Role) -> String {
-        accounts::create_token(&self.pool, &admin_principal(), &RequestMeta::default(), name, role)
-            .await
-            .unwrap()
-            .secret
+        accounts::create_token(
+            &self.pool,
+            &admin_principal(),
+            &RequestMeta::default(),
+            name,
+            role,
+        )
+        .await
+        .unwrap()
+        .secret
     }
 
     /// Signs `client` in; returns the redirect target.
     pub async fn login(&self, client: &reqwest::Client, user: &str, password: &str) -> String {
         let res = client
             .post(self.url("/auth/login"))
-            .form(&[("username", user), ("password", password), ("next", "/settings")])
+            .form(&[
+                ("username", user),
+                ("password", password),
+                ("next", "/settings"),
+            ])
             .send()
             .await
             .unwrap();
