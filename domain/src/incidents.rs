@@ -142,6 +142,14 @@ pub struct StageStamps {
     pub closed: bool,
 }
 
+/// Why a status change was refused: not a step the lifecycle has (409), or not this
+/// caller's to make (403).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionError {
+    NotAllowed(String),
+    Forbidden(String),
+}
+
 /// The lifecycle: `triage → investigating → mitigated → resolved → closed`, plus
 /// `cancelled`. Moving forward may skip stages (their timestamps are set too, at the same
 /// moment, so MTTA ≤ MTTM ≤ MTTR stays true). Going back is allowed where real incidents go
@@ -152,13 +160,14 @@ pub fn check_transition(
     from: IncidentStatus,
     to: IncidentStatus,
     actor: Actor,
-) -> Result<StageStamps, String> {
+) -> Result<StageStamps, TransitionError> {
     use IncidentStatus::*;
+    use TransitionError::{Forbidden, NotAllowed};
     if from == to {
-        return Err(format!("the incident is already {from}"));
+        return Err(NotAllowed(format!("the incident is already {from}")));
     }
     if !actor.role.allows(Role::Responder) {
-        return Err("viewers cannot change an incident".into());
+        return Err(Forbidden("viewers cannot change an incident".into()));
     }
     let allowed = match (from, to) {
         (Triage, Investigating | Mitigated | Resolved | Cancelled) => true,
@@ -167,21 +176,21 @@ pub fn check_transition(
         (Resolved, Closed | Investigating) => true,
         (Closed, Investigating) | (Cancelled, Triage) => {
             if actor.role != Role::Admin {
-                return Err(format!(
+                return Err(Forbidden(format!(
                     "a {from} incident can only be re-opened by an admin"
-                ));
+                )));
             }
             true
         }
         _ => false,
     };
     if !allowed {
-        return Err(format!("an incident cannot go from {from} to {to}"));
+        return Err(NotAllowed(format!("an incident cannot go from {from} to {to}")));
     }
     if matches!(to, Closed | Cancelled) && !actor.can_steer() {
-        return Err(format!(
+        return Err(Forbidden(format!(
             "only the commander, an approver or an admin can mark an incident {to}"
-        ));
+        )));
     }
     let rank = |s: IncidentStatus| match s {
         Triage => 0,

@@ -8,6 +8,12 @@ pub mod incidents;
 pub mod types;
 
 #[cfg(feature = "server")]
+pub mod alertmanager;
+#[cfg(feature = "server")]
+pub mod markdown;
+#[cfg(feature = "server")]
+pub mod postmortem;
+#[cfg(feature = "server")]
 pub mod services;
 #[cfg(feature = "server")]
 pub mod storage;

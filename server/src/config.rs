@@ -46,6 +46,10 @@ pub enum Command {
     },
 }
 
+fn parse_mapping(s: &str) -> Result<domain::alertmanager::SeverityMapping, String> {
+    domain::alertmanager::SeverityMapping::parse(s)
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -188,6 +192,10 @@ pub struct Config {
         global = true
     )]
     pub log_filter: String,
+
+    /// How Alertmanager alerts map to incident severities: `label:value=SEVn,…,*=SEVn`.
+    #[arg(long, env = "LOOKOUT_ALERT_SEVERITY_MAPPING", default_value = "severity:critical=SEV2,warning=SEV3,*=SEV4", value_parser = parse_mapping, global = true)]
+    pub alert_severity_mapping: domain::alertmanager::SeverityMapping,
 
     /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]

@@ -3,11 +3,14 @@
 //! `main.rs` only parses the command line; everything else is here so integration tests
 //! can build the same router against a real PostgreSQL.
 
+#![recursion_limit = "1024"]
+
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod embedded_pg;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod ops;
 pub mod state;
@@ -90,6 +93,8 @@ pub fn router(pool: PgPool, config: Config) -> Router {
                 tower_sessions::cookie::time::Duration::hours(i64::from(config.session_ttl_hours)),
             ));
     let shared = Arc::new(Shared {
+        live: live::Live::start(pool.clone()),
+        severity_mapping: config.alert_severity_mapping.clone(),
         pool,
         config,
         metrics: metrics::Metrics::new(),
@@ -194,6 +199,8 @@ pub async fn shutdown_signal() {
 /// Shared state for background workers (the router builds its own copy of the same parts).
 pub fn worker_state(pool: PgPool, config: Config) -> Arc<Shared> {
     Arc::new(Shared {
+        live: live::Live::start(pool.clone()),
+        severity_mapping: config.alert_severity_mapping.clone(),
         pool,
         config,
         metrics: metrics::Metrics::new(),

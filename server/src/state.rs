@@ -8,4 +8,6 @@ pub struct Shared {
     pub pool: PgPool,
     pub config: Config,
     pub metrics: Metrics,
+    pub live: crate::live::Live,
+    pub severity_mapping: domain::alertmanager::SeverityMapping,
 }

@@ -2,6 +2,7 @@
 //! them inside one transaction (an admin action and its audit entry commit together).
 
 pub mod audit;
+pub mod incidents;
 pub mod login_throttle;
 pub mod sessions;
 pub mod tokens;

@@ -60,6 +60,75 @@ pub fn spec() -> serde_json::Value {
             "responses": { "200": { "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/AuditPage" } } } },
               "400": err, "401": err, "403": err, "422": err }
         } },
+        "/api/v1/incidents": {
+          "get": { "summary": "List incidents: open first by severity, then newest; keyset-paginated (viewer)",
+            "parameters": [
+              { "name": "status", "in": "query", "schema": { "$ref": "#/components/schemas/IncidentStatus" } },
+              { "name": "open", "in": "query", "schema": { "type": "boolean" } },
+              { "name": "severity", "in": "query", "schema": { "$ref": "#/components/schemas/Severity" } },
+              { "name": "service", "in": "query", "schema": { "type": "string" } },
+              { "name": "environment", "in": "query", "schema": { "type": "string" } },
+              { "name": "label", "in": "query", "description": "key=value", "schema": { "type": "string" } },
+              { "name": "q", "in": "query", "description": "an incident key (INC-42) or words of the title", "schema": { "type": "string" } },
+              { "name": "cursor", "in": "query", "description": "next_cursor of the previous page", "schema": { "type": "string" } },
+              { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } }
+            ],
+            "responses": { "200": { "description": "A page", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IncidentPage" } } } }, "400": err, "401": err, "422": err } },
+          "post": { "summary": "Open an incident (responder)",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewIncident" } } } },
+            "responses": { "201": { "description": "The incident with its key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IncidentDetail" } } } }, "400": err, "401": err, "403": err, "422": err } }
+        },
+        "/api/v1/incidents/stats": { "get": { "summary": "Open incidents and MTTA/MTTM/MTTR (seconds) per severity over 30 and 90 days",
+            "responses": { "200": { "description": "One row per severity" }, "401": err } } },
+        "/api/v1/incidents/{key}": {
+          "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "example": "INC-42" } }],
+          "get": { "summary": "An incident with its timeline, findings and action items (viewer)",
+            "responses": { "200": { "description": "The incident", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IncidentDetail" } } } }, "401": err, "404": err } },
+          "patch": { "summary": "Change status, severity, roles, title, summary or stage times. Severity, roles, close and cancel need the commander, an approver or an admin; re-opening a closed incident needs an admin.",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IncidentPatch" } } } },
+            "responses": { "200": { "description": "The incident", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/IncidentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } }
+        },
+        "/api/v1/incidents/{key}/notes": { "post": { "summary": "Add a note (markdown, responder)",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["body"], "properties": { "body": { "type": "string", "maxLength": 20000 } } } } } },
+            "responses": { "201": { "description": "The timeline event" }, "400": err, "401": err, "403": err, "404": err, "422": err } } },
+        "/api/v1/incidents/{key}/findings": {
+          "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
+          "get": { "summary": "The incident's findings", "responses": { "200": { "description": "Findings" }, "401": err, "404": err } },
+          "post": { "summary": "Record a finding (responder)",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewFinding" } } } },
+            "responses": { "201": { "description": "The finding" }, "400": err, "401": err, "403": err, "404": err, "422": err } }
+        },
+        "/api/v1/incidents/{key}/action-items": {
+          "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
+          "get": { "summary": "The incident's action items", "responses": { "200": { "description": "Action items" }, "401": err, "404": err } },
+          "post": { "summary": "Add an action item (responder)",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["title"], "properties": {
+              "title": { "type": "string" }, "owner": { "type": "string", "description": "username" }, "due_date": { "type": "string", "format": "date" } } } } } },
+            "responses": { "201": { "description": "The action item" }, "400": err, "401": err, "403": err, "404": err, "422": err } }
+        },
+        "/api/v1/incidents/{key}/action-items/{id}": { "patch": { "summary": "Change an action item's status (responder)",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string", "enum": ["open", "in_progress", "done", "wont_do"] } } } } } },
+            "responses": { "200": { "description": "All action items" }, "400": err, "401": err, "403": err, "404": err } } },
+        "/api/v1/incidents/{key}/postmortem.md": { "get": { "summary": "The postmortem as Markdown (a download; recorded on the timeline)",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "responses": { "200": { "description": "Markdown", "content": { "text/markdown": {} } }, "401": err, "404": err } } },
+        "/api/v1/incidents/{key}/stream": { "get": { "summary": "Server-sent events: `changed` whenever the incident's timeline changes",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "responses": { "200": { "description": "text/event-stream" }, "401": err, "404": err } } },
+        "/api/v1/timeline/{id}": { "patch": { "summary": "Edit your own note (history kept) or pin/unpin an event (responder)",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": { "body": { "type": "string" }, "pinned": { "type": "boolean" } } } } } },
+            "responses": { "200": { "description": "The event" }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
+        "/api/v1/findings/{id}": { "patch": { "summary": "Change a finding's status; false_positive needs a reason (responder)",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["status"], "properties": {
+              "status": { "type": "string", "enum": ["open", "confirmed", "false_positive", "fixed"] }, "reason": { "type": "string" } } } } } },
+            "responses": { "200": { "description": "The finding" }, "400": err, "401": err, "403": err, "404": err, "422": err } } },
+        "/api/v1/webhooks/alertmanager": { "post": { "summary": "Alertmanager webhook (payload version 4). Authenticate with an API token (responder+) via http_config.authorization. A firing group opens an incident (severity from LOOKOUT_ALERT_SEVERITY_MAPPING) or adds an event to the open incident of the same groupKey; resolved alerts add a resolved event.",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["version", "groupKey", "status", "alerts"] } } } },
+            "responses": { "200": { "description": "What was done: {incident, created, firing, resolved}" }, "400": err, "401": err, "403": err, "413": err, "422": err } } },
         "/api/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
       },
       "components": {
@@ -68,6 +137,42 @@ pub fn spec() -> serde_json::Value {
           "type": "object", "required": ["error"], "properties": { "error": { "type": "object",
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } } } } } },
         "schemas": {
+          "Severity": { "type": "string", "enum": ["SEV1", "SEV2", "SEV3", "SEV4"] },
+          "IncidentStatus": { "type": "string", "enum": ["triage", "investigating", "mitigated", "resolved", "closed", "cancelled"] },
+          "NewIncident": { "type": "object", "required": ["title", "severity", "services", "environment"], "additionalProperties": false, "properties": {
+            "title": { "type": "string", "maxLength": 200 }, "severity": { "$ref": "#/components/schemas/Severity" },
+            "services": { "type": "array", "items": { "type": "string" }, "minItems": 1 }, "environment": { "type": "string" },
+            "summary": { "type": "string" }, "labels": { "type": "object", "additionalProperties": { "type": "string" } },
+            "commander": { "type": "string", "description": "username; defaults to the creator" } } },
+          "IncidentPatch": { "type": "object", "additionalProperties": false, "properties": {
+            "status": { "$ref": "#/components/schemas/IncidentStatus" }, "severity": { "$ref": "#/components/schemas/Severity" },
+            "title": { "type": "string" }, "summary": { "type": "string" },
+            "commander": { "type": "string" }, "scribe": { "type": "string" }, "responders": { "type": "array", "items": { "type": "string" } },
+            "corrections": { "type": "object", "properties": {
+              "detected_at": { "type": "string", "format": "date-time" }, "acknowledged_at": { "type": "string", "format": "date-time" },
+              "mitigated_at": { "type": "string", "format": "date-time" }, "resolved_at": { "type": "string", "format": "date-time" },
+              "closed_at": { "type": "string", "format": "date-time" } } },
+            "reason": { "type": "string" } } },
+          "IncidentSummary": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "key": { "type": "string" }, "title": { "type": "string" },
+            "severity": { "$ref": "#/components/schemas/Severity" }, "status": { "$ref": "#/components/schemas/IncidentStatus" },
+            "services": { "type": "array", "items": { "type": "string" } }, "environment": { "type": "string" },
+            "labels": { "type": "object" }, "commander": { "type": ["string", "null"] },
+            "detected_at": { "type": "string", "format": "date-time" }, "acknowledged_at": { "type": ["string", "null"] },
+            "mitigated_at": { "type": ["string", "null"] }, "resolved_at": { "type": ["string", "null"] }, "closed_at": { "type": ["string", "null"] } } },
+          "IncidentPage": { "type": "object", "properties": {
+            "incidents": { "type": "array", "items": { "$ref": "#/components/schemas/IncidentSummary" } },
+            "next_cursor": { "type": ["string", "null"] } } },
+          "IncidentDetail": { "allOf": [{ "$ref": "#/components/schemas/IncidentSummary" }, { "type": "object", "properties": {
+            "summary": { "type": "string" }, "scribe": { "type": ["string", "null"] }, "responders": { "type": "array", "items": { "type": "string" } },
+            "timeline": { "type": "array", "items": { "type": "object" } }, "findings": { "type": "array", "items": { "type": "object" } },
+            "action_items": { "type": "array", "items": { "type": "object" } } } }] },
+          "NewFinding": { "type": "object", "required": ["code", "severity", "title"], "additionalProperties": false, "properties": {
+            "code": { "type": "string", "pattern": "^[A-Z][A-Z0-9_]{2,79}$" }, "severity": { "type": "string", "enum": ["critical", "warning", "info"] },
+            "title": { "type": "string" }, "remediation": { "type": "string", "description": "markdown" }, "doc_link": { "type": "string", "format": "uri" },
+            "evidence": { "type": "object", "properties": {
+              "facts": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "value": { "type": "string" } } } },
+              "command": { "type": "string" }, "excerpt": { "type": "string", "description": "capped at 16 KiB" } } } } },
           "Role": { "type": "string", "enum": ["viewer", "responder", "approver", "admin"] },
           "Principal": { "type": "object", "properties": {
             "user_id": { "type": ["integer", "null"] }, "name": { "type": "string" },

@@ -1,0 +1,90 @@
+//! Live incident pages: PostgreSQL NOTIFY (sent by a trigger on every new timeline event)
+//! fans out to the browsers watching that incident through server-sent events. LISTEN runs
+//! on every replica, so a note written through one replica reaches pages served by another.
+
+use crate::state::Shared;
+use axum::Extension;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use domain::Principal;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+pub const CHANNEL: &str = "lookout_incident";
+
+#[derive(Clone)]
+pub struct Live {
+    tx: broadcast::Sender<i64>,
+}
+
+impl Live {
+    /// Starts the LISTEN loop (reconnecting with a pause after errors).
+    pub fn start(pool: sqlx::PgPool) -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut l) => {
+                        if let Err(e) = l.listen(CHANNEL).await {
+                            tracing::warn!(error = %e, "LISTEN failed; retrying");
+                        } else {
+                            loop {
+                                match l.recv().await {
+                                    Ok(n) => {
+                                        if let Ok(id) = n.payload().parse::<i64>() {
+                                            let _ = sender.send(id);
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "live updates interrupted; reconnecting");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for live updates; retrying"),
+                }
+                if pool.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        Live { tx }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<i64> {
+        self.tx.subscribe()
+    }
+}
+
+/// `GET /api/v1/incidents/{key}/stream`: an SSE stream with a `changed` event whenever the
+/// incident's timeline changes. Any signed-in role.
+pub async fn stream(
+    Extension(shared): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    crate::api::ApiPath(key): crate::api::ApiPath<String>,
+) -> Result<Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>>, crate::error::ApiError> {
+    let incident = domain::services::incidents::get(&shared.pool, &who, &key).await?;
+    let id = incident.incident.id;
+    let mut rx = shared.live.subscribe();
+    let stream = async_stream::stream! {
+        yield Ok(Event::default().event("ready").data(id.to_string()));
+        loop {
+            match rx.recv().await {
+                Ok(changed) if changed == id => {
+                    yield Ok(Event::default().event("changed").data(id.to_string()));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    yield Ok(Event::default().event("changed").data(id.to_string()));
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
