@@ -7,6 +7,7 @@
 pub mod api;
 pub mod components;
 pub mod error;
+pub mod incident_fns;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod state;
@@ -49,7 +50,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("") view=Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=pages::home::HomePage ssr=SsrMode::Async/>
-                    <Route path=path!("incidents") view=pages::placeholders::IncidentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("incidents") view=pages::incidents::IncidentListPage ssr=SsrMode::Async/>
+                    <Route path=path!("incidents/new") view=pages::incidents::NewIncidentPage ssr=SsrMode::Async/>
+                    <Route path=path!("incidents/:key") view=pages::incidents::IncidentPage ssr=SsrMode::Async/>
                     <Route path=path!("deployments") view=pages::placeholders::DeploymentsPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka") view=pages::placeholders::KafkaPage ssr=SsrMode::Async/>
                     <Route path=path!("costs") view=pages::placeholders::CostsPage ssr=SsrMode::Async/>

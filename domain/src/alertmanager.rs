@@ -63,7 +63,10 @@ impl Default for SeverityMapping {
     fn default() -> Self {
         Self {
             label: "severity".into(),
-            values: vec![("critical".into(), Severity::Sev2), ("warning".into(), Severity::Sev3)],
+            values: vec![
+                ("critical".into(), Severity::Sev2),
+                ("warning".into(), Severity::Sev3),
+            ],
             fallback: Severity::Sev4,
         }
     }
@@ -77,9 +80,15 @@ impl SeverityMapping {
             .ok_or_else(|| format!("expected label:value=SEVn,…, got {spec:?}"))?;
         let label = label.trim();
         check_name("label", label)?;
-        let mut m = SeverityMapping { label: label.into(), values: vec![], fallback: Severity::Sev4 };
+        let mut m = SeverityMapping {
+            label: label.into(),
+            values: vec![],
+            fallback: Severity::Sev4,
+        };
         for pair in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (v, sev) = pair.split_once('=').ok_or_else(|| format!("expected value=SEVn, got {pair:?}"))?;
+            let (v, sev) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("expected value=SEVn, got {pair:?}"))?;
             let sev: Severity = sev.parse()?;
             if v.trim() == "*" {
                 m.fallback = sev;
@@ -120,21 +129,30 @@ pub fn validate(w: &Webhook) -> DomainResult<()> {
         return Err(DomainError::invalid("groupKey must be 1–2000 characters"));
     }
     if !matches!(w.status.as_str(), "firing" | "resolved") {
-        return Err(DomainError::invalid(format!("unknown group status {:?}", w.status)));
+        return Err(DomainError::invalid(format!(
+            "unknown group status {:?}",
+            w.status
+        )));
     }
     if w.alerts.is_empty() || w.alerts.len() > 1000 {
         return Err(DomainError::invalid("alerts must hold 1–1000 alerts"));
     }
     for a in &w.alerts {
         if !matches!(a.status.as_str(), "firing" | "resolved") {
-            return Err(DomainError::invalid(format!("unknown alert status {:?}", a.status)));
+            return Err(DomainError::invalid(format!(
+                "unknown alert status {:?}",
+                a.status
+            )));
         }
     }
     Ok(())
 }
 
 fn name_of(a: &Alert) -> String {
-    a.labels.get("alertname").cloned().unwrap_or_else(|| "alert".into())
+    a.labels
+        .get("alertname")
+        .cloned()
+        .unwrap_or_else(|| "alert".into())
 }
 
 fn sanitize_name(s: &str) -> Option<String> {
@@ -170,7 +188,11 @@ fn describe(verb: &str, alerts: &[&Alert]) -> String {
         .iter()
         .take(5)
         .map(|a| {
-            let scope = a.labels.get("service").or_else(|| a.labels.get("job")).or_else(|| a.labels.get("instance"));
+            let scope = a
+                .labels
+                .get("service")
+                .or_else(|| a.labels.get("job"))
+                .or_else(|| a.labels.get("instance"));
             match scope {
                 Some(s) => format!("{} ({s})", name_of(a)),
                 None => name_of(a),
@@ -183,11 +205,20 @@ fn describe(verb: &str, alerts: &[&Alert]) -> String {
         alerts.len(),
         if alerts.len() == 1 { "" } else { "s" },
         names.join(", "),
-        if more > 0 { format!(" and {more} more") } else { String::new() }
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
     )
 }
 
-pub async fn receive(pool: &PgPool, who: &Principal, w: &Webhook, mapping: &SeverityMapping) -> DomainResult<Outcome> {
+pub async fn receive(
+    pool: &PgPool,
+    who: &Principal,
+    w: &Webhook,
+    mapping: &SeverityMapping,
+) -> DomainResult<Outcome> {
     who.require(Role::Responder)?;
     validate(w)?;
     let firing: Vec<&Alert> = w.alerts.iter().filter(|a| a.status == "firing").collect();
@@ -201,7 +232,11 @@ pub async fn receive(pool: &PgPool, who: &Principal, w: &Webhook, mapping: &Seve
     let mut incident = store::open_by_group_key(&mut *tx, &w.group_key).await?;
     let mut created = false;
     if incident.is_none() && !firing.is_empty() {
-        let all_labels = if w.common_labels.is_empty() { &firing[0].labels } else { &w.common_labels };
+        let all_labels = if w.common_labels.is_empty() {
+            &firing[0].labels
+        } else {
+            &w.common_labels
+        };
         let severity = firing
             .iter()
             .map(|a| mapping.severity(&a.labels))
@@ -239,7 +274,11 @@ pub async fn receive(pool: &PgPool, who: &Principal, w: &Webhook, mapping: &Seve
             .chars()
             .take(limits::SUMMARY_MAX)
             .collect::<String>();
-        let detected = firing.iter().filter_map(|a| a.starts_at).min().filter(|t| *t <= OffsetDateTime::now_utc());
+        let detected = firing
+            .iter()
+            .filter_map(|a| a.starts_at)
+            .min()
+            .filter(|t| *t <= OffsetDateTime::now_utc());
         let (id, number) = store::insert(
             &mut *tx,
             store::NewIncidentRow {
@@ -275,7 +314,12 @@ pub async fn receive(pool: &PgPool, who: &Principal, w: &Webhook, mapping: &Seve
     let Some(inc) = incident else {
         // Resolved alerts for a group with no open incident: nothing to record.
         tx.rollback().await?;
-        return Ok(Outcome { incident: None, created: false, firing: firing.len(), resolved: resolved.len() });
+        return Ok(Outcome {
+            incident: None,
+            created: false,
+            firing: firing.len(),
+            resolved: resolved.len(),
+        });
     };
     if !firing.is_empty() {
         store::insert_event(

@@ -185,7 +185,9 @@ pub fn check_transition(
         _ => false,
     };
     if !allowed {
-        return Err(NotAllowed(format!("an incident cannot go from {from} to {to}")));
+        return Err(NotAllowed(format!(
+            "an incident cannot go from {from} to {to}"
+        )));
     }
     if matches!(to, Closed | Cancelled) && !actor.can_steer() {
         return Err(Forbidden(format!(
@@ -436,7 +438,11 @@ pub mod limits {
 /// Parses a comma- or whitespace-separated list of service names.
 pub fn parse_services(raw: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = vec![];
-    for s in raw.split([',', ' ', '\n', '\t']).map(str::trim).filter(|s| !s.is_empty()) {
+    for s in raw
+        .split([',', ' ', '\n', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         check_name("service", s)?;
         if !out.iter().any(|o| o == s) {
             out.push(s.to_string());
@@ -455,7 +461,8 @@ pub fn parse_services(raw: &str) -> Result<Vec<String>, String> {
 pub fn check_name(what: &str, s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= limits::NAME_MAX
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':'));
     if ok {
         Ok(())
     } else {
@@ -511,7 +518,11 @@ mod tests {
             (Triage, Investigating, viewer, false),
         ];
         for (from, to, who, ok) in table {
-            assert_eq!(check_transition(from, to, who).is_ok(), ok, "{from} → {to} by {who:?}");
+            assert_eq!(
+                check_transition(from, to, who).is_ok(),
+                ok,
+                "{from} → {to} by {who:?}"
+            );
         }
     }
 
@@ -520,13 +531,24 @@ mod tests {
         let r = actor(Role::Responder, true);
         assert_eq!(
             check_transition(Triage, Resolved, r).unwrap(),
-            StageStamps { acknowledged: true, mitigated: true, resolved: true, closed: false }
+            StageStamps {
+                acknowledged: true,
+                mitigated: true,
+                resolved: true,
+                closed: false
+            }
         );
         assert_eq!(
             check_transition(Triage, Investigating, r).unwrap(),
-            StageStamps { acknowledged: true, ..Default::default() }
+            StageStamps {
+                acknowledged: true,
+                ..Default::default()
+            }
         );
-        assert_eq!(check_transition(Triage, Cancelled, r).unwrap(), StageStamps::default());
+        assert_eq!(
+            check_transition(Triage, Cancelled, r).unwrap(),
+            StageStamps::default()
+        );
         assert!(check_transition(Resolved, Closed, r).unwrap().closed);
     }
 
@@ -535,13 +557,31 @@ mod tests {
         let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         let now = t0 + time::Duration::days(1);
         let m = |s: i64| Some(t0 + time::Duration::minutes(s));
-        let ok = StageTimes { detected_at: t0, acknowledged_at: m(5), mitigated_at: None, resolved_at: m(30), closed_at: m(60) };
+        let ok = StageTimes {
+            detected_at: t0,
+            acknowledged_at: m(5),
+            mitigated_at: None,
+            resolved_at: m(30),
+            closed_at: m(60),
+        };
         assert!(ok.check(now).is_ok());
-        let bad = StageTimes { resolved_at: m(2), ..ok };
-        assert_eq!(bad.check(now).unwrap_err(), "resolved_at cannot be earlier than acknowledged_at");
-        let future = StageTimes { closed_at: Some(now + time::Duration::hours(1)), ..ok };
+        let bad = StageTimes {
+            resolved_at: m(2),
+            ..ok
+        };
+        assert_eq!(
+            bad.check(now).unwrap_err(),
+            "resolved_at cannot be earlier than acknowledged_at"
+        );
+        let future = StageTimes {
+            closed_at: Some(now + time::Duration::hours(1)),
+            ..ok
+        };
         assert!(future.check(now).unwrap_err().contains("future"));
-        let before_detect = StageTimes { acknowledged_at: Some(t0 - time::Duration::minutes(1)), ..ok };
+        let before_detect = StageTimes {
+            acknowledged_at: Some(t0 - time::Duration::minutes(1)),
+            ..ok
+        };
         assert!(before_detect.check(now).is_err());
     }
 
@@ -553,7 +593,10 @@ mod tests {
         assert_eq!(parse_incident_key("INC-x"), None);
         assert_eq!(parse_incident_key("42"), None);
         assert_eq!(parse_incident_key("INC"), None);
-        assert_eq!(parse_services("api, db  api\nworker").unwrap(), vec!["api", "db", "worker"]);
+        assert_eq!(
+            parse_services("api, db  api\nworker").unwrap(),
+            vec!["api", "db", "worker"]
+        );
         assert!(parse_services(" , ").is_err());
         assert!(parse_services("bad name!").is_err());
         assert_eq!("sev2".parse::<Severity>(), Ok(Severity::Sev2));

@@ -57,7 +57,14 @@ mod tests {
                     [click](javascript:alert(3)) <a href=\"javascript:alert(4)\">x</a> \
                     <iframe src=\"https://e.example\"></iframe> <b onclick=\"alert(5)\">b</b>";
         let html = render(evil);
-        for bad in ["<script", "onerror", "javascript:", "<iframe", "onclick", "alert(1)"] {
+        for bad in [
+            "<script",
+            "onerror",
+            "javascript:",
+            "<iframe",
+            "onclick",
+            "alert(1)",
+        ] {
             assert!(!html.contains(bad), "{bad} survived: {html}");
         }
         assert!(html.contains("hello"));
@@ -65,7 +72,9 @@ mod tests {
 
     #[test]
     fn markdown_features_survive() {
-        let html = render("# T\n\n**bold** `code` [ok](https://example.com)\n\n| a | b |\n|---|---|\n| 1 | 2 |\n");
+        let html = render(
+            "# T\n\n**bold** `code` [ok](https://example.com)\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+        );
         assert!(html.contains("<strong>bold</strong>"));
         assert!(html.contains("<code>code</code>"));
         assert!(html.contains("href=\"https://example.com\""));
@@ -78,7 +87,10 @@ mod tests {
         let md = "Do this:\n\n```sh\nredis-cli CONFIG SET maxmemory-policy allkeys-lru\n```\n\nthen\n\n    kubectl rollout restart deploy/api\n";
         assert_eq!(
             code_blocks(md),
-            vec!["redis-cli CONFIG SET maxmemory-policy allkeys-lru", "kubectl rollout restart deploy/api"]
+            vec![
+                "redis-cli CONFIG SET maxmemory-policy allkeys-lru",
+                "kubectl rollout restart deploy/api"
+            ]
         );
     }
 }

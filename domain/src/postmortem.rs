@@ -9,7 +9,9 @@ use time::macros::format_description;
 
 fn ts(t: OffsetDateTime) -> String {
     let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
 }
 
 /// Escapes text for a Markdown table cell.
@@ -35,8 +37,11 @@ pub fn render(d: &IncidentDetail, now: OffsetDateTime) -> String {
         "- **Impact window:** {} → {}{}",
         ts(i.times.detected_at),
         end.map(ts).unwrap_or_else(|| "not resolved".into()),
-        end.map(|e| format!(" ({})", human_duration((e - i.times.detected_at).as_seconds_f64())))
-            .unwrap_or_default()
+        end.map(|e| format!(
+            " ({})",
+            human_duration((e - i.times.detected_at).as_seconds_f64())
+        ))
+        .unwrap_or_default()
     );
     let _ = writeln!(o, "- **Severity:** {}", i.severity);
     let _ = writeln!(o, "- **Status:** {}", i.status);
@@ -54,12 +59,20 @@ pub fn render(d: &IncidentDetail, now: OffsetDateTime) -> String {
         }
     }
     let _ = writeln!(o, "\n## Roles\n");
-    let _ = writeln!(o, "- **Commander:** {}", i.commander.as_deref().unwrap_or("—"));
+    let _ = writeln!(
+        o,
+        "- **Commander:** {}",
+        i.commander.as_deref().unwrap_or("—")
+    );
     let _ = writeln!(o, "- **Scribe:** {}", d.scribe.as_deref().unwrap_or("—"));
     let _ = writeln!(
         o,
         "- **Responders:** {}",
-        if d.responders.is_empty() { "—".to_string() } else { d.responders.join(", ") }
+        if d.responders.is_empty() {
+            "—".to_string()
+        } else {
+            d.responders.join(", ")
+        }
     );
     let _ = writeln!(o, "\n## Timeline\n");
     let pinned: Vec<&TimelineEvent> = d.timeline.iter().filter(|e| e.pinned).collect();
@@ -85,7 +98,15 @@ pub fn render(d: &IncidentDetail, now: OffsetDateTime) -> String {
             (Some(p), Some(t)) => format!("probe `{p}` on `{t}`"),
             _ => "entered by hand".into(),
         };
-        let _ = writeln!(o, "- **Status:** {}{}", f.status, f.status_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
+        let _ = writeln!(
+            o,
+            "- **Status:** {}{}",
+            f.status,
+            f.status_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
         let _ = writeln!(o, "- **Source:** {source}");
         if let Some(link) = &f.doc_link {
             let _ = writeln!(o, "- **Docs:** {link}");
@@ -118,7 +139,9 @@ pub fn render(d: &IncidentDetail, now: OffsetDateTime) -> String {
                 "| {} | {} | {} | {} |",
                 cell(&a.title),
                 a.owner.as_deref().unwrap_or("—"),
-                a.due_date.map(|d| d.to_string()).unwrap_or_else(|| "—".into()),
+                a.due_date
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "—".into()),
                 a.status
             );
         }
@@ -134,7 +157,11 @@ fn event_line(o: &mut String, e: &TimelineEvent) {
         ts(e.at),
         e.kind.label(),
         e.actor,
-        if e.history.is_empty() { "" } else { " _(edited)_" },
+        if e.history.is_empty() {
+            ""
+        } else {
+            " _(edited)_"
+        },
         body
     );
 }
@@ -171,7 +198,13 @@ mod tests {
                 environment: "production".into(),
                 labels: Default::default(),
                 commander: Some("ana".into()),
-                times: StageTimes { detected_at: t(0), acknowledged_at: Some(t(3)), mitigated_at: Some(t(20)), resolved_at: Some(t(65)), closed_at: None },
+                times: StageTimes {
+                    detected_at: t(0),
+                    acknowledged_at: Some(t(3)),
+                    mitigated_at: Some(t(20)),
+                    resolved_at: Some(t(65)),
+                    closed_at: None,
+                },
                 created_at: t(0),
             },
             summary: "Payments failed.".into(),
@@ -187,15 +220,31 @@ mod tests {
             action_items: vec![],
         };
         let md = render(&d, t(100));
-        let order = ["# Postmortem: INC-7", "## Summary", "## Impact", "## Roles", "## Timeline", "### Pinned", "### All events", "## Findings", "## Action items"];
+        let order = [
+            "# Postmortem: INC-7",
+            "## Summary",
+            "## Impact",
+            "## Roles",
+            "## Timeline",
+            "### Pinned",
+            "### All events",
+            "## Findings",
+            "## Action items",
+        ];
         let mut pos = 0;
         for h in order {
-            let p = md[pos..].find(h).unwrap_or_else(|| panic!("{h} after {pos} in\n{md}")) + pos;
+            let p = md[pos..]
+                .find(h)
+                .unwrap_or_else(|| panic!("{h} after {pos} in\n{md}"))
+                + pos;
             pos = p;
         }
         assert!(md.contains("(1 h 05 m)"), "{md}");
         assert!(md.contains("- **Commander:** ana"));
         let pinned_at = md.find("### Pinned").unwrap();
-        assert!(md[pinned_at..].find("Redis is full").unwrap() < md[pinned_at..].find("### All events").unwrap());
+        assert!(
+            md[pinned_at..].find("Redis is full").unwrap()
+                < md[pinned_at..].find("### All events").unwrap()
+        );
     }
 }

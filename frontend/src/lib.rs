@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! The wasm entry point. It hydrates the server-rendered `App`, then sets
 //! `window.__lookoutHydrated` so end-to-end tests can wait for interactivity.
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -45,7 +45,9 @@ impl Live {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for live updates; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot LISTEN for live updates; retrying")
+                    }
                 }
                 if pool.is_closed() {
                     return;
@@ -67,7 +69,8 @@ pub async fn stream(
     Extension(shared): Extension<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     crate::api::ApiPath(key): crate::api::ApiPath<String>,
-) -> Result<Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>>, crate::error::ApiError> {
+) -> Result<Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>>, crate::error::ApiError>
+{
     let incident = domain::services::incidents::get(&shared.pool, &who, &key).await?;
     let id = incident.incident.id;
     let mut rx = shared.live.subscribe();

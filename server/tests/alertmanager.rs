@@ -21,7 +21,11 @@ impl Drop for Killed {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn poll<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
@@ -41,10 +45,14 @@ where
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_real_alertmanager_opens_and_resolves_an_incident(pool: PgPool) {
-    assert!(std::path::Path::new(BIN).exists(), "scripts/test installs prometheus-alertmanager");
+    assert!(
+        std::path::Path::new(BIN).exists(),
+        "scripts/test installs prometheus-alertmanager"
+    );
     let app = TestApp::spawn(pool).await;
     let token = app.create_token("alertmanager", Role::Responder).await;
-    let dir = std::env::temp_dir().join(format!("lookout-am-{}-{}", std::process::id(), free_port()));
+    let dir =
+        std::env::temp_dir().join(format!("lookout-am-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = format!(
         r#"route:
@@ -68,7 +76,10 @@ receivers:
     std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
     let am_port = free_port();
     let am = Command::new(BIN)
-        .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.join("alertmanager.yml").display()
+        ))
         .arg(format!("--storage.path={}", dir.join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
         .arg("--cluster.listen-address=")
@@ -82,12 +93,22 @@ receivers:
     poll("Alertmanager to be ready", 30, || {
         let http = http.clone();
         let url = format!("{am_url}/-/ready");
-        async move { http.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
     })
     .await;
 
     let now = time::OffsetDateTime::now_utc();
-    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
     let alert = |ends: Option<time::OffsetDateTime>| {
         let mut a = serde_json::json!([{
             "labels": {"alertname": "DiskAlmostFull", "severity": "warning", "service": "orders-db", "env": "production"},
@@ -100,7 +121,12 @@ receivers:
         }
         a
     };
-    let res = http.post(format!("{am_url}/api/v2/alerts")).json(&alert(None)).send().await.unwrap();
+    let res = http
+        .post(format!("{am_url}/api/v2/alerts"))
+        .json(&alert(None))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "Alertmanager took the alert");
 
     let pool = app.pool.clone();
@@ -118,25 +144,38 @@ receivers:
     assert_eq!(title, "orders-db disk above 90%");
 
     // Resolve it in Alertmanager; the resolved notification adds an event.
-    let res = http.post(format!("{am_url}/api/v2/alerts")).json(&alert(Some(time::OffsetDateTime::now_utc()))).send().await.unwrap();
+    let res = http
+        .post(format!("{am_url}/api/v2/alerts"))
+        .json(&alert(Some(time::OffsetDateTime::now_utc())))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let body: String = poll("the resolved event", 30, || {
         let pool = pool.clone();
         async move {
-            sqlx::query_scalar("SELECT e.body FROM timeline_events e JOIN incidents i ON i.id = e.incident_id
-                                WHERE i.number = $1 AND e.kind = 'alert_resolved'")
-                .bind(number)
-                .fetch_optional(&pool)
-                .await
-                .unwrap()
+            sqlx::query_scalar(
+                "SELECT e.body FROM timeline_events e JOIN incidents i ON i.id = e.incident_id
+                                WHERE i.number = $1 AND e.kind = 'alert_resolved'",
+            )
+            .bind(number)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
         }
     })
     .await;
     assert!(body.contains("DiskAlmostFull"), "{body}");
-    let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents").fetch_one(&app.pool).await.unwrap();
+    let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(incidents, 1, "one incident for the group");
-    let firing: i64 = sqlx::query_scalar("SELECT count(*) FROM timeline_events WHERE kind = 'alert_received'")
-        .fetch_one(&app.pool).await.unwrap();
+    let firing: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM timeline_events WHERE kind = 'alert_received'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert!(firing >= 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

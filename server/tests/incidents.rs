@@ -21,17 +21,27 @@ impl<'a> Api<'a> {
         // A user (so they can be commander) acting through a session-less token is not
         // possible; use a signed-in browser client for user-bound actions instead.
         let _ = user;
-        Api { app, token: app.create_token(&format!("t-{user}"), role).await, c: app.plain() }
+        Api {
+            app,
+            token: app.create_token(&format!("t-{user}"), role).await,
+            c: app.plain(),
+        }
     }
     async fn send(&self, m: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.c.request(m, self.app.url(path)).bearer_auth(&self.token);
+        let mut r = self
+            .c
+            .request(m, self.app.url(path))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             r = r.json(&b);
         }
         let res = r.send().await.unwrap();
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
     async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
@@ -49,7 +59,13 @@ async fn user(app: &TestApp, name: &str, role: Role) -> Client {
     app.signed_in(name, role).await
 }
 
-async fn json_req(c: &Client, app: &TestApp, m: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn json_req(
+    c: &Client,
+    app: &TestApp,
+    m: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut r = c.request(m, app.url(path));
     if let Some(b) = body {
         r = r.json(&b);
@@ -66,7 +82,12 @@ fn new_incident(title: &str, sev: &str) -> Value {
 }
 
 fn kinds(d: &Value) -> Vec<String> {
-    d["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
+    d["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -74,7 +95,14 @@ async fn lifecycle_rules_and_stage_times(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let ana = user(&app, "ana", Role::Responder).await;
     let bob = user(&app, "bob", Role::Responder).await;
-    let (s, d) = json_req(&ana, &app, reqwest::Method::POST, "/api/v1/incidents", Some(new_incident("Checkout 500s", "SEV2"))).await;
+    let (s, d) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Some(new_incident("Checkout 500s", "SEV2")),
+    )
+    .await;
     assert_eq!(s, 201, "{d}");
     let key = d["key"].as_str().unwrap().to_string();
     assert!(key.starts_with("INC-"));
@@ -84,63 +112,179 @@ async fn lifecycle_rules_and_stage_times(pool: PgPool) {
     let path = format!("/api/v1/incidents/{key}");
 
     // triage → investigating sets acknowledged_at.
-    let (s, d) = json_req(&bob, &app, reqwest::Method::PATCH, &path, Some(json!({"status": "investigating"}))).await;
+    let (s, d) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"status": "investigating"})),
+    )
+    .await;
     assert_eq!(s, 200, "{d}");
     assert!(d["acknowledged_at"].is_string());
     assert!(d["mitigated_at"].is_null());
     // An impossible step: 409 with the reason, nothing written.
     let events_before = d["timeline"].as_array().unwrap().len();
-    let (s, e) = json_req(&bob, &app, reqwest::Method::PATCH, &path, Some(json!({"status": "triage"}))).await;
+    let (s, e) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"status": "triage"})),
+    )
+    .await;
     assert_eq!(s, 409);
-    assert_eq!(e["error"]["message"], "an incident cannot go from investigating to triage");
+    assert_eq!(
+        e["error"]["message"],
+        "an incident cannot go from investigating to triage"
+    );
     // Responders (not commander) cannot change severity or close.
-    let (s, _) = json_req(&bob, &app, reqwest::Method::PATCH, &path, Some(json!({"severity": "SEV1"}))).await;
+    let (s, _) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"severity": "SEV1"})),
+    )
+    .await;
     assert_eq!(s, 403);
     // Skipping mitigated: both stamps set.
-    let (s, d) = json_req(&bob, &app, reqwest::Method::PATCH, &path, Some(json!({"status": "resolved"}))).await;
+    let (s, d) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"status": "resolved"})),
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(d["mitigated_at"].is_string() && d["resolved_at"].is_string());
-    let (s, _) = json_req(&bob, &app, reqwest::Method::PATCH, &path, Some(json!({"status": "closed"}))).await;
+    let (s, _) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"status": "closed"})),
+    )
+    .await;
     assert_eq!(s, 403, "only the commander, approvers and admins close");
     // The commander changes severity and closes.
-    let (s, d) = json_req(&ana, &app, reqwest::Method::PATCH, &path, Some(json!({"severity": "SEV1", "status": "closed", "reason": "fixed by rollback"}))).await;
+    let (s, d) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"severity": "SEV1", "status": "closed", "reason": "fixed by rollback"})),
+    )
+    .await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["severity"], "SEV1");
     assert!(d["closed_at"].is_string());
     let k = kinds(&d);
     assert_eq!(k.len(), events_before + 3, "{k:?}");
-    assert!(k.ends_with(&["status_change".into(), "severity_change".into(), "status_change".into()]) || k.contains(&"severity_change".to_string()));
+    assert!(
+        k.ends_with(&[
+            "status_change".into(),
+            "severity_change".into(),
+            "status_change".into()
+        ]) || k.contains(&"severity_change".to_string())
+    );
     // Nothing leaves closed except an admin's re-open, which is logged.
-    let (s, _) = json_req(&ana, &app, reqwest::Method::PATCH, &path, Some(json!({"status": "investigating"}))).await;
+    let (s, _) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"status": "investigating"})),
+    )
+    .await;
     assert_eq!(s, 403);
     let appr = user(&app, "cy", Role::Approver).await;
-    let (s, _) = json_req(&appr, &app, reqwest::Method::PATCH, &path, Some(json!({"status": "investigating"}))).await;
+    let (s, _) = json_req(
+        &appr,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"status": "investigating"})),
+    )
+    .await;
     assert_eq!(s, 403);
     let admin = user(&app, "root", Role::Admin).await;
-    let (s, d) = json_req(&admin, &app, reqwest::Method::PATCH, &path, Some(json!({"status": "investigating", "reason": "it came back"}))).await;
+    let (s, d) = json_req(
+        &admin,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"status": "investigating", "reason": "it came back"})),
+    )
+    .await;
     assert_eq!(s, 200);
     let last = d["timeline"].as_array().unwrap().last().unwrap().clone();
-    assert!(last["body"].as_str().unwrap().starts_with("Re-opened: closed → investigating — it came back"), "{last}");
+    assert!(
+        last["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Re-opened: closed → investigating — it came back"),
+        "{last}"
+    );
     assert!(d["closed_at"].is_null() && d["resolved_at"].is_null());
 
     // Time corrections: by the commander, monotonic, recorded.
     let detected = d["detected_at"].as_str().unwrap().to_string();
-    let (s, e) = json_req(&ana, &app, reqwest::Method::PATCH, &path, Some(json!({"corrections": {"acknowledged_at": "2001-01-01T00:00:00Z"}}))).await;
+    let (s, e) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"corrections": {"acknowledged_at": "2001-01-01T00:00:00Z"}})),
+    )
+    .await;
     assert_eq!(s, 422, "{e}");
-    assert!(e["error"]["message"].as_str().unwrap().contains("cannot be earlier than detected_at"));
-    let (s, _) = json_req(&bob, &app, reqwest::Method::PATCH, &path, Some(json!({"corrections": {"detected_at": detected}}))).await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be earlier than detected_at")
+    );
+    let (s, _) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"corrections": {"detected_at": detected}})),
+    )
+    .await;
     assert_eq!(s, 403, "only the commander corrects times");
     let earlier = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
-    let earlier = earlier.format(&time::format_description::well_known::Rfc3339).unwrap();
-    let (s, d) = json_req(&ana, &app, reqwest::Method::PATCH, &path, Some(json!({"corrections": {"detected_at": earlier}, "reason": "first alert was earlier"}))).await;
+    let earlier = earlier
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (s, d) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"corrections": {"detected_at": earlier}, "reason": "first alert was earlier"})),
+    )
+    .await;
     assert_eq!(s, 200, "{d}");
     let last = d["timeline"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["kind"], "timestamp_corrected");
-    assert!(last["details"].as_str().unwrap().contains("first alert was earlier"));
+    assert!(
+        last["details"]
+            .as_str()
+            .unwrap()
+            .contains("first alert was earlier")
+    );
     // The database itself refuses non-monotonic times.
     let err = sqlx::query("UPDATE incidents SET acknowledged_at = detected_at - interval '1 day'")
-        .execute(&app.pool).await.unwrap_err();
-    assert!(err.to_string().contains("incidents_times_monotonic"), "{err}");
+        .execute(&app.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("incidents_times_monotonic"),
+        "{err}"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -148,7 +292,14 @@ async fn timeline_is_append_only_and_notes_keep_their_history(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let ana = user(&app, "ana", Role::Responder).await;
     let bob = user(&app, "bob", Role::Responder).await;
-    let (_, d) = json_req(&ana, &app, reqwest::Method::POST, "/api/v1/incidents", Some(new_incident("Redis full", "SEV3"))).await;
+    let (_, d) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Some(new_incident("Redis full", "SEV3")),
+    )
+    .await;
     let key = d["key"].as_str().unwrap();
     let (s, ev) = json_req(&ana, &app, reqwest::Method::POST, &format!("/api/v1/incidents/{key}/notes"),
         Some(json!({"body": "Redis at **98%**. <script>alert(1)</script><img src=x onerror=alert(2)> [x](javascript:alert(3))"}))).await;
@@ -160,21 +311,65 @@ async fn timeline_is_append_only_and_notes_keep_their_history(pool: PgPool) {
     }
     let id = ev["id"].as_i64().unwrap();
     // Only the author edits; the history is kept.
-    let (s, _) = json_req(&bob, &app, reqwest::Method::PATCH, &format!("/api/v1/timeline/{id}"), Some(json!({"body": "hijacked"}))).await;
+    let (s, _) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/timeline/{id}"),
+        Some(json!({"body": "hijacked"})),
+    )
+    .await;
     assert_eq!(s, 403);
-    let (s, ev) = json_req(&ana, &app, reqwest::Method::PATCH, &format!("/api/v1/timeline/{id}"), Some(json!({"body": "Redis at 99%"}))).await;
+    let (s, ev) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/timeline/{id}"),
+        Some(json!({"body": "Redis at 99%"})),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(ev["body"], "Redis at 99%");
     assert_eq!(ev["history"].as_array().unwrap().len(), 1);
-    assert!(ev["history"][0]["body"].as_str().unwrap().starts_with("Redis at **98%**"));
-    let (_, ev) = json_req(&ana, &app, reqwest::Method::PATCH, &format!("/api/v1/timeline/{id}"), Some(json!({"body": "Redis at 100%"}))).await;
+    assert!(
+        ev["history"][0]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Redis at **98%**")
+    );
+    let (_, ev) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/timeline/{id}"),
+        Some(json!({"body": "Redis at 100%"})),
+    )
+    .await;
     assert_eq!(ev["history"].as_array().unwrap().len(), 2);
     // Non-notes cannot be edited.
-    let created_id: i64 = sqlx::query_scalar("SELECT id FROM timeline_events WHERE kind = 'created'").fetch_one(&app.pool).await.unwrap();
-    let (s, _) = json_req(&ana, &app, reqwest::Method::PATCH, &format!("/api/v1/timeline/{created_id}"), Some(json!({"body": "rewritten"}))).await;
+    let created_id: i64 =
+        sqlx::query_scalar("SELECT id FROM timeline_events WHERE kind = 'created'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let (s, _) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/timeline/{created_id}"),
+        Some(json!({"body": "rewritten"})),
+    )
+    .await;
     assert_eq!(s, 409);
     // Pinning is the one allowed change.
-    let (s, ev) = json_req(&bob, &app, reqwest::Method::PATCH, &format!("/api/v1/timeline/{id}"), Some(json!({"pinned": true}))).await;
+    let (s, ev) = json_req(
+        &bob,
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/timeline/{id}"),
+        Some(json!({"pinned": true})),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(ev["pinned"], true);
     // The database enforces it.
@@ -191,16 +386,50 @@ async fn timeline_is_append_only_and_notes_keep_their_history(pool: PgPool) {
     }
     // Oversized notes are refused with a clear message; nothing written.
     let n: i64 = app.count("timeline_events").await;
-    let (s, e) = json_req(&ana, &app, reqwest::Method::POST, &format!("/api/v1/incidents/{key}/notes"), Some(json!({"body": "x".repeat(20_001)}))).await;
+    let (s, e) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/incidents/{key}/notes"),
+        Some(json!({"body": "x".repeat(20_001)})),
+    )
+    .await;
     assert_eq!(s, 422);
-    assert!(e["error"]["message"].as_str().unwrap().contains("the limit is 20000"), "{e}");
-    let (s, _) = json_req(&ana, &app, reqwest::Method::POST, &format!("/api/v1/incidents/{key}/notes"), Some(json!({"body": "   "}))).await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 20000"),
+        "{e}"
+    );
+    let (s, _) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/incidents/{key}/notes"),
+        Some(json!({"body": "   "})),
+    )
+    .await;
     assert_eq!(s, 422);
     assert_eq!(app.count("timeline_events").await, n);
     // Unknown keys: 404.
-    let (s, _) = json_req(&ana, &app, reqwest::Method::POST, "/api/v1/incidents/INC-999/notes", Some(json!({"body": "x"}))).await;
+    let (s, _) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/incidents/INC-999/notes",
+        Some(json!({"body": "x"})),
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, _) = json_req(&ana, &app, reqwest::Method::GET, "/api/v1/incidents/nonsense", None).await;
+    let (s, _) = json_req(
+        &ana,
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/incidents/nonsense",
+        None,
+    )
+    .await;
     assert_eq!(s, 404);
 }
 
@@ -208,7 +437,12 @@ async fn timeline_is_append_only_and_notes_keep_their_history(pool: PgPool) {
 async fn findings_statuses_action_items_and_the_postmortem(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let api = Api::new(&app, "resp", Role::Responder).await;
-    let (_, d) = api.post("/api/v1/incidents", new_incident("Lag on enrichment", "SEV2")).await;
+    let (_, d) = api
+        .post(
+            "/api/v1/incidents",
+            new_incident("Lag on enrichment", "SEV2"),
+        )
+        .await;
     let key = d["key"].as_str().unwrap().to_string();
     let finding = json!({
         "code": "REDIS_NOEVICTION_NEAR_LIMIT", "severity": "critical",
@@ -218,33 +452,75 @@ async fn findings_statuses_action_items_and_the_postmortem(pool: PgPool) {
         "remediation": "Switch the policy:\n\n```sh\nredis-cli CONFIG SET maxmemory-policy allkeys-lru\n```\n",
         "doc_link": "https://redis.io/docs/latest/develop/reference/eviction/"
     });
-    let (s, f) = api.post(&format!("/api/v1/incidents/{key}/findings"), finding.clone()).await;
+    let (s, f) = api
+        .post(
+            &format!("/api/v1/incidents/{key}/findings"),
+            finding.clone(),
+        )
+        .await;
     assert_eq!(s, 201, "{f}");
-    assert_eq!(f["commands"][0], "redis-cli CONFIG SET maxmemory-policy allkeys-lru");
-    assert!(f["evidence"]["excerpt"].as_str().unwrap().len() < 17_000, "excerpt capped");
+    assert_eq!(
+        f["commands"][0],
+        "redis-cli CONFIG SET maxmemory-policy allkeys-lru"
+    );
+    assert!(
+        f["evidence"]["excerpt"].as_str().unwrap().len() < 17_000,
+        "excerpt capped"
+    );
     assert_eq!(f["source"]["kind"], "manual");
     let fid = f["id"].as_i64().unwrap();
     for (bad, why) in [
-        (json!({"code": "lower_case", "severity": "info", "title": "x"}), "code"),
-        (json!({"code": "OK_CODE", "severity": "fatal", "title": "x"}), "severity"),
-        (json!({"code": "OK_CODE", "severity": "info", "title": ""}), "title"),
-        (json!({"code": "OK_CODE", "severity": "info", "title": "x", "doc_link": "javascript:alert(1)"}), "doc link"),
+        (
+            json!({"code": "lower_case", "severity": "info", "title": "x"}),
+            "code",
+        ),
+        (
+            json!({"code": "OK_CODE", "severity": "fatal", "title": "x"}),
+            "severity",
+        ),
+        (
+            json!({"code": "OK_CODE", "severity": "info", "title": ""}),
+            "title",
+        ),
+        (
+            json!({"code": "OK_CODE", "severity": "info", "title": "x", "doc_link": "javascript:alert(1)"}),
+            "doc link",
+        ),
     ] {
-        let (s, _) = api.post(&format!("/api/v1/incidents/{key}/findings"), bad).await;
+        let (s, _) = api
+            .post(&format!("/api/v1/incidents/{key}/findings"), bad)
+            .await;
         assert!(s == 422 || s == 400, "{why}: {s}");
     }
     // A false positive needs a reason.
-    let (s, e) = api.patch(&format!("/api/v1/findings/{fid}"), json!({"status": "false_positive"})).await;
+    let (s, e) = api
+        .patch(
+            &format!("/api/v1/findings/{fid}"),
+            json!({"status": "false_positive"}),
+        )
+        .await;
     assert_eq!(s, 422, "{e}");
-    let (s, f) = api.patch(&format!("/api/v1/findings/{fid}"), json!({"status": "false_positive", "reason": "maxmemory was raised an hour ago"})).await;
+    let (s, f) = api
+        .patch(
+            &format!("/api/v1/findings/{fid}"),
+            json!({"status": "false_positive", "reason": "maxmemory was raised an hour ago"}),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(f["status"], "false_positive");
     assert_eq!(f["status_reason"], "maxmemory was raised an hour ago");
     assert_eq!(f["updated_by"], "token:t-resp");
-    let (s, f) = api.patch(&format!("/api/v1/findings/{fid}"), json!({"status": "confirmed"})).await;
+    let (s, f) = api
+        .patch(
+            &format!("/api/v1/findings/{fid}"),
+            json!({"status": "confirmed"}),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(f["status"], "confirmed");
-    let (s, _) = api.patch("/api/v1/findings/999999", json!({"status": "confirmed"})).await;
+    let (s, _) = api
+        .patch("/api/v1/findings/999999", json!({"status": "confirmed"}))
+        .await;
     assert_eq!(s, 404);
 
     app.create_user("owner1", Role::Responder).await;
@@ -252,10 +528,20 @@ async fn findings_statuses_action_items_and_the_postmortem(pool: PgPool) {
     assert_eq!(s, 201, "{a}");
     assert_eq!(a["owner"], "owner1");
     assert_eq!(a["due_date"], "2026-12-01");
-    let (s, _) = api.post(&format!("/api/v1/incidents/{key}/action-items"), json!({"title": "x", "owner": "ghost"})).await;
+    let (s, _) = api
+        .post(
+            &format!("/api/v1/incidents/{key}/action-items"),
+            json!({"title": "x", "owner": "ghost"}),
+        )
+        .await;
     assert_eq!(s, 422);
     let aid = a["id"].as_i64().unwrap();
-    let (s, items) = api.patch(&format!("/api/v1/incidents/{key}/action-items/{aid}"), json!({"status": "in_progress"})).await;
+    let (s, items) = api
+        .patch(
+            &format!("/api/v1/incidents/{key}/action-items/{aid}"),
+            json!({"status": "in_progress"}),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(items[0]["status"], "in_progress");
 
@@ -267,17 +553,42 @@ async fn findings_statuses_action_items_and_the_postmortem(pool: PgPool) {
     }
 
     // The postmortem, as a download, and its export is recorded.
-    let res = app.plain().get(app.url(&format!("/api/v1/incidents/{key}/postmortem.md"))).bearer_auth(&api.token).send().await.unwrap();
+    let res = app
+        .plain()
+        .get(app.url(&format!("/api/v1/incidents/{key}/postmortem.md")))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-type"], "text/markdown; charset=utf-8");
-    assert!(res.headers()["content-disposition"].to_str().unwrap().contains(&format!("postmortem-{key}.md")));
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("postmortem-{key}.md"))
+    );
     let md = res.text().await.unwrap();
     for part in [
         &format!("# Postmortem: {key} — Lag on enrichment"),
-        "## Summary", "Customers see **500s**.", "## Impact", "- **Severity:** SEV2", "## Roles",
-        "## Timeline", "## Findings", "### [critical] REDIS_NOEVICTION_NEAR_LIMIT", "| used_memory | 1.96 GB |",
-        "redis-cli INFO memory", "**Remediation**", "redis-cli CONFIG SET maxmemory-policy allkeys-lru",
-        "- **Status:** confirmed", "## Action items", "| Alert on Redis memory at 80% | owner1 | 2026-12-01 | in_progress |",
+        "## Summary",
+        "Customers see **500s**.",
+        "## Impact",
+        "- **Severity:** SEV2",
+        "## Roles",
+        "## Timeline",
+        "## Findings",
+        "### [critical] REDIS_NOEVICTION_NEAR_LIMIT",
+        "| used_memory | 1.96 GB |",
+        "redis-cli INFO memory",
+        "**Remediation**",
+        "redis-cli CONFIG SET maxmemory-policy allkeys-lru",
+        "- **Status:** confirmed",
+        "## Action items",
+        "| Alert on Redis memory at 80% | owner1 | 2026-12-01 | in_progress |",
     ] {
         assert!(md.contains(part), "postmortem lacks {part:?}:\n{md}");
     }
@@ -310,13 +621,23 @@ async fn list_filters_order_and_keyset_pages(pool: PgPool) {
         assert_eq!(s, 201, "{d}");
         let key = d["key"].as_str().unwrap().to_string();
         if let Some(st) = status {
-            let (s, e) = api.patch(&format!("/api/v1/incidents/{key}"), json!({"status": st})).await;
+            let (s, e) = api
+                .patch(&format!("/api/v1/incidents/{key}"), json!({"status": st}))
+                .await;
             assert_eq!(s, 200, "{e}");
         }
         keys.insert(title, key);
     }
     // Open first by severity (newest first within), then the rest newest first.
-    let want = ["g sev1 open", "b sev1 open", "f sev2 open", "a sev3 open", "d sev4 open", "e sev1 cancelled", "c sev2 resolved"];
+    let want = [
+        "g sev1 open",
+        "b sev1 open",
+        "f sev2 open",
+        "a sev3 open",
+        "d sev4 open",
+        "e sev1 cancelled",
+        "c sev2 resolved",
+    ];
     let mut got = vec![];
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -328,7 +649,13 @@ async fn list_filters_order_and_keyset_pages(pool: PgPool) {
         let (s, p) = api.get(&path).await;
         assert_eq!(s, 200, "{p}");
         pages += 1;
-        got.extend(p["incidents"].as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap().to_string()));
+        got.extend(
+            p["incidents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["title"].as_str().unwrap().to_string()),
+        );
         match p["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => break,
@@ -336,9 +663,19 @@ async fn list_filters_order_and_keyset_pages(pool: PgPool) {
     }
     assert_eq!(got, want);
     assert_eq!(pages, 3);
-    let titles = |p: &Value| p["incidents"].as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let titles = |p: &Value| {
+        p["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     let (_, p) = api.get("/api/v1/incidents?severity=SEV1").await;
-    assert_eq!(titles(&p), vec!["g sev1 open", "b sev1 open", "e sev1 cancelled"]);
+    assert_eq!(
+        titles(&p),
+        vec!["g sev1 open", "b sev1 open", "e sev1 cancelled"]
+    );
     let (_, p) = api.get("/api/v1/incidents?status=resolved").await;
     assert_eq!(titles(&p), vec!["c sev2 resolved"]);
     let (_, p) = api.get("/api/v1/incidents?open=true&severity=SEV1").await;
@@ -349,22 +686,48 @@ async fn list_filters_order_and_keyset_pages(pool: PgPool) {
     assert_eq!(titles(&p), vec!["d sev4 open"]);
     let (_, p) = api.get("/api/v1/incidents?label=team%3Ddiscovery").await;
     assert_eq!(titles(&p), vec!["d sev4 open"]);
-    let (_, p) = api.get(&format!("/api/v1/incidents?q={}", keys["f sev2 open"].to_lowercase())).await;
+    let (_, p) = api
+        .get(&format!(
+            "/api/v1/incidents?q={}",
+            keys["f sev2 open"].to_lowercase()
+        ))
+        .await;
     assert_eq!(titles(&p), vec!["f sev2 open"]);
     let (_, p) = api.get("/api/v1/incidents?q=SEV2").await;
     assert_eq!(titles(&p), vec!["f sev2 open", "c sev2 resolved"]);
     let (_, p) = api.get("/api/v1/incidents?q=100%25").await;
     assert_eq!(titles(&p).len(), 0, "LIKE wildcards are escaped");
-    for bad in ["cursor=nope", "limit=0", "limit=1000", "label=noequals", "severity=SEV9", "status=sleeping", "bogus=1"] {
+    for bad in [
+        "cursor=nope",
+        "limit=0",
+        "limit=1000",
+        "label=noequals",
+        "severity=SEV9",
+        "status=sleeping",
+        "bogus=1",
+    ] {
         let (s, _) = api.get(&format!("/api/v1/incidents?{bad}")).await;
         assert!(s == 400 || s == 422, "{bad}: {s}");
     }
     let (s, st) = api.get("/api/v1/incidents/stats").await;
     assert_eq!(s, 200);
-    let sev1 = st.as_array().unwrap().iter().find(|r| r["severity"] == "SEV1").unwrap();
+    let sev1 = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["severity"] == "SEV1")
+        .unwrap();
     assert_eq!(sev1["open"], 2);
-    let sev2 = st.as_array().unwrap().iter().find(|r| r["severity"] == "SEV2").unwrap();
-    assert!(sev2["mttr_30d"].as_f64().unwrap() >= 0.0, "the resolved SEV2 has a time to resolve");
+    let sev2 = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["severity"] == "SEV2")
+        .unwrap();
+    assert!(
+        sev2["mttr_30d"].as_f64().unwrap() >= 0.0,
+        "the resolved SEV2 has a time to resolve"
+    );
     assert!(sev1["mttr_30d"].is_null(), "no SEV1 resolved");
 }
 
@@ -374,29 +737,99 @@ async fn permissions_per_role(pool: PgPool) {
     let viewer = Api::new(&app, "v", Role::Viewer).await;
     let responder = Api::new(&app, "r", Role::Responder).await;
     let approver = Api::new(&app, "a", Role::Approver).await;
-    let (s, _) = viewer.post("/api/v1/incidents", new_incident("x", "SEV3")).await;
+    let (s, _) = viewer
+        .post("/api/v1/incidents", new_incident("x", "SEV3"))
+        .await;
     assert_eq!(s, 403);
-    let (s, d) = responder.post("/api/v1/incidents", new_incident("perm", "SEV3")).await;
+    let (s, d) = responder
+        .post("/api/v1/incidents", new_incident("perm", "SEV3"))
+        .await;
     assert_eq!(s, 201);
     assert!(d["commander"].is_null(), "a token has no user to command");
     let key = d["key"].as_str().unwrap();
     let p = format!("/api/v1/incidents/{key}");
     assert_eq!(viewer.get(&p).await.0, 200, "viewers read everything");
     assert_eq!(viewer.get("/api/v1/incidents").await.0, 200);
-    assert_eq!(viewer.post(&format!("{p}/notes"), json!({"body": "hi"})).await.0, 403);
-    assert_eq!(viewer.post(&format!("{p}/findings"), json!({"code": "X_Y_Z", "severity": "info", "title": "t"})).await.0, 403);
-    assert_eq!(viewer.post(&format!("{p}/action-items"), json!({"title": "t"})).await.0, 403);
-    assert_eq!(viewer.patch(&p, json!({"status": "investigating"})).await.0, 403);
-    assert_eq!(responder.post(&format!("{p}/notes"), json!({"body": "hi"})).await.0, 201);
-    assert_eq!(responder.post(&format!("{p}/findings"), json!({"code": "X_Y_Z", "severity": "info", "title": "t"})).await.0, 201);
-    assert_eq!(responder.post(&format!("{p}/action-items"), json!({"title": "t"})).await.0, 201);
-    assert_eq!(responder.patch(&p, json!({"severity": "SEV1"})).await.0, 403);
+    assert_eq!(
+        viewer
+            .post(&format!("{p}/notes"), json!({"body": "hi"}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        viewer
+            .post(
+                &format!("{p}/findings"),
+                json!({"code": "X_Y_Z", "severity": "info", "title": "t"})
+            )
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        viewer
+            .post(&format!("{p}/action-items"), json!({"title": "t"}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        viewer.patch(&p, json!({"status": "investigating"})).await.0,
+        403
+    );
+    assert_eq!(
+        responder
+            .post(&format!("{p}/notes"), json!({"body": "hi"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        responder
+            .post(
+                &format!("{p}/findings"),
+                json!({"code": "X_Y_Z", "severity": "info", "title": "t"})
+            )
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        responder
+            .post(&format!("{p}/action-items"), json!({"title": "t"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        responder.patch(&p, json!({"severity": "SEV1"})).await.0,
+        403
+    );
     assert_eq!(responder.patch(&p, json!({"responders": []})).await.0, 403);
-    assert_eq!(responder.patch(&p, json!({"status": "cancelled"})).await.0, 403);
+    assert_eq!(
+        responder.patch(&p, json!({"status": "cancelled"})).await.0,
+        403
+    );
     app.create_user("ic", Role::Responder).await;
-    assert_eq!(approver.patch(&p, json!({"severity": "SEV1", "commander": "ic", "responders": ["ic"]})).await.0, 200);
-    assert_eq!(approver.patch(&p, json!({"commander": "nobody"})).await.0, 422);
-    assert_eq!(approver.patch(&p, json!({"status": "cancelled"})).await.0, 200);
+    assert_eq!(
+        approver
+            .patch(
+                &p,
+                json!({"severity": "SEV1", "commander": "ic", "responders": ["ic"]})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        approver.patch(&p, json!({"commander": "nobody"})).await.0,
+        422
+    );
+    assert_eq!(
+        approver.patch(&p, json!({"status": "cancelled"})).await.0,
+        200
+    );
     assert_eq!(approver.patch(&p, json!({})).await.0, 422, "an empty patch");
     assert_eq!(approver.patch(&p, json!({"colour": "red"})).await.0, 400);
 }
@@ -405,34 +838,77 @@ async fn permissions_per_role(pool: PgPool) {
 async fn webhook_payloads_are_validated_and_grouped(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let am = Api::new(&app, "alertmanager", Role::Responder).await;
-    let payload = |status: &str, alerts: Value| json!({
-        "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "status": status, "receiver": "lookout",
-        "groupLabels": {"alertname": "HighErrorRate"},
-        "commonLabels": {"alertname": "HighErrorRate", "severity": "critical", "service": "api", "env": "prod"},
-        "commonAnnotations": {"summary": "API error rate above 5%"},
-        "externalURL": "http://alertmanager", "alerts": alerts, "truncatedAlerts": 0
-    });
-    let alert = |status: &str, instance: &str| json!({"status": status, "labels": {"alertname": "HighErrorRate", "severity": "critical", "service": "api", "instance": instance},
+    let payload = |status: &str, alerts: Value| {
+        json!({
+            "version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "status": status, "receiver": "lookout",
+            "groupLabels": {"alertname": "HighErrorRate"},
+            "commonLabels": {"alertname": "HighErrorRate", "severity": "critical", "service": "api", "env": "prod"},
+            "commonAnnotations": {"summary": "API error rate above 5%"},
+            "externalURL": "http://alertmanager", "alerts": alerts, "truncatedAlerts": 0
+        })
+    };
+    let alert = |status: &str, instance: &str| {
+        json!({"status": status, "labels": {"alertname": "HighErrorRate", "severity": "critical", "service": "api", "instance": instance},
         "annotations": {"summary": "API error rate above 5%"}, "startsAt": "2026-11-23T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus/graph", "fingerprint": format!("fp-{instance}")});
+        "generatorURL": "http://prometheus/graph", "fingerprint": format!("fp-{instance}")})
+    };
     let before = app.count("incidents").await;
     for (body, want) in [
         ("{not json".to_string(), 400),
         (json!({"version": "4"}).to_string(), 400),
         (payload("firing", json!([])).to_string(), 422),
-        ({ let mut p = payload("firing", json!([alert("firing", "a")])); p["version"] = json!("3"); p.to_string() }, 422),
-        ({ let mut p = payload("firing", json!([alert("firing", "a")])); p["status"] = json!("weird"); p.to_string() }, 422),
-        (format!("{{\"version\":\"4\",\"pad\":\"{}\"}}", "x".repeat(100_000)), 413),
+        (
+            {
+                let mut p = payload("firing", json!([alert("firing", "a")]));
+                p["version"] = json!("3");
+                p.to_string()
+            },
+            422,
+        ),
+        (
+            {
+                let mut p = payload("firing", json!([alert("firing", "a")]));
+                p["status"] = json!("weird");
+                p.to_string()
+            },
+            422,
+        ),
+        (
+            format!("{{\"version\":\"4\",\"pad\":\"{}\"}}", "x".repeat(100_000)),
+            413,
+        ),
     ] {
-        let res = app.plain().post(app.url("/api/v1/webhooks/alertmanager")).bearer_auth(&am.token)
-            .header("content-type", "application/json").body(body).send().await.unwrap();
+        let res = app
+            .plain()
+            .post(app.url("/api/v1/webhooks/alertmanager"))
+            .bearer_auth(&am.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), want);
     }
-    assert_eq!(app.count("incidents").await, before, "bad payloads write nothing");
-    let res = app.plain().post(app.url("/api/v1/webhooks/alertmanager")).json(&payload("firing", json!([alert("firing", "a")]))).send().await.unwrap();
+    assert_eq!(
+        app.count("incidents").await,
+        before,
+        "bad payloads write nothing"
+    );
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/webhooks/alertmanager"))
+        .json(&payload("firing", json!([alert("firing", "a")])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401, "a token is required");
 
-    let (s, o) = am.post("/api/v1/webhooks/alertmanager", payload("firing", json!([alert("firing", "a")]))).await;
+    let (s, o) = am
+        .post(
+            "/api/v1/webhooks/alertmanager",
+            payload("firing", json!([alert("firing", "a")])),
+        )
+        .await;
     assert_eq!(s, 200, "{o}");
     assert_eq!(o["created"], true);
     let key = o["incident"].as_str().unwrap().to_string();
@@ -443,14 +919,43 @@ async fn webhook_payloads_are_validated_and_grouped(pool: PgPool) {
     assert_eq!(d["environment"], "prod");
     assert_eq!(d["detected_at"], "2026-11-23T10:00:00Z");
     // Same group, still firing: an event on the same incident.
-    let (_, o) = am.post("/api/v1/webhooks/alertmanager", payload("firing", json!([alert("firing", "a"), alert("firing", "b")]))).await;
+    let (_, o) = am
+        .post(
+            "/api/v1/webhooks/alertmanager",
+            payload(
+                "firing",
+                json!([alert("firing", "a"), alert("firing", "b")]),
+            ),
+        )
+        .await;
     assert_eq!(o["created"], false);
     assert_eq!(o["incident"], key.as_str());
-    let (_, o) = am.post("/api/v1/webhooks/alertmanager", payload("resolved", json!([alert("resolved", "a"), alert("resolved", "b")]))).await;
+    let (_, o) = am
+        .post(
+            "/api/v1/webhooks/alertmanager",
+            payload(
+                "resolved",
+                json!([alert("resolved", "a"), alert("resolved", "b")]),
+            ),
+        )
+        .await;
     assert_eq!(o["incident"], key.as_str());
     let (_, d) = am.get(&format!("/api/v1/incidents/{key}")).await;
-    assert_eq!(kinds(&d), vec!["created", "alert_received", "alert_received", "alert_resolved"]);
-    assert!(d["timeline"][2]["body"].as_str().unwrap().starts_with("2 alerts firing: HighErrorRate (api)"));
+    assert_eq!(
+        kinds(&d),
+        vec![
+            "created",
+            "alert_received",
+            "alert_received",
+            "alert_resolved"
+        ]
+    );
+    assert!(
+        d["timeline"][2]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 alerts firing: HighErrorRate (api)")
+    );
     assert_eq!(app.count("incidents").await, before + 1);
 }
 
@@ -458,18 +963,38 @@ async fn webhook_payloads_are_validated_and_grouped(pool: PgPool) {
 async fn live_stream_announces_new_events(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let api = Api::new(&app, "live", Role::Responder).await;
-    let (_, d) = api.post("/api/v1/incidents", new_incident("live", "SEV3")).await;
+    let (_, d) = api
+        .post("/api/v1/incidents", new_incident("live", "SEV3"))
+        .await;
     let key = d["key"].as_str().unwrap().to_string();
-    let mut res = app.plain().get(app.url(&format!("/api/v1/incidents/{key}/stream"))).bearer_auth(&api.token).send().await.unwrap();
+    let mut res = app
+        .plain()
+        .get(app.url(&format!("/api/v1/incidents/{key}/stream")))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let first = res.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("event: ready"));
     let start = std::time::Instant::now();
-    let (s, _) = api.post(&format!("/api/v1/incidents/{key}/notes"), json!({"body": "from another user"})).await;
+    let (s, _) = api
+        .post(
+            &format!("/api/v1/incidents/{key}/notes"),
+            json!({"body": "from another user"}),
+        )
+        .await;
     assert_eq!(s, 201);
-    let next = tokio::time::timeout(std::time::Duration::from_secs(2), res.chunk()).await.expect("an update within 2 s").unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&next).contains("event: changed"), "{next:?}");
+    let next = tokio::time::timeout(std::time::Duration::from_secs(2), res.chunk())
+        .await
+        .expect("an update within 2 s")
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&next).contains("event: changed"),
+        "{next:?}"
+    );
     assert!(start.elapsed() < std::time::Duration::from_secs(2));
     let (s, _) = api.get("/api/v1/incidents/INC-404/stream").await;
     assert_eq!(s, 404);

@@ -1,6 +1,7 @@
 //! One module per page (or family of pages).
 pub mod account;
 pub mod home;
+pub mod incidents;
 pub mod login;
 pub mod not_found;
 pub mod placeholders;

@@ -17,8 +17,9 @@ fn invalid(m: impl Into<String>) -> DomainError {
 }
 
 async fn find(db: &mut PgConnection, key: &str) -> DomainResult<store::IncidentRow> {
-    let n = parse_incident_key(key)
-        .ok_or_else(|| DomainError::not_found(format!("no incident {key:?} (keys look like INC-42)")))?;
+    let n = parse_incident_key(key).ok_or_else(|| {
+        DomainError::not_found(format!("no incident {key:?} (keys look like INC-42)"))
+    })?;
     store::by_number(&mut *db, n)
         .await?
         .ok_or_else(|| DomainError::not_found(format!("no incident {}", incident_key(n))))
@@ -55,7 +56,9 @@ async fn event(
 
 fn check_len(what: &str, s: &str, max: usize) -> DomainResult<()> {
     if s.chars().count() > max {
-        return Err(invalid(format!("{what} is too long: at most {max} characters")));
+        return Err(invalid(format!(
+            "{what} is too long: at most {max} characters"
+        )));
     }
     Ok(())
 }
@@ -90,7 +93,11 @@ pub struct NewIncident {
     pub commander: Option<String>,
 }
 
-pub async fn create(pool: &PgPool, who: &Principal, new: NewIncident) -> DomainResult<IncidentDetail> {
+pub async fn create(
+    pool: &PgPool,
+    who: &Principal,
+    new: NewIncident,
+) -> DomainResult<IncidentDetail> {
     who.require(Role::Responder)?;
     let title = new.title.trim();
     if title.is_empty() {
@@ -103,8 +110,13 @@ pub async fn create(pool: &PgPool, who: &Principal, new: NewIncident) -> DomainR
     check_name("environment", environment).map_err(invalid)?;
     let labels = parse_labels(&new.labels)?;
     let mut tx = pool.begin().await?;
-    let commander_id = match new.commander.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(name) => Some(resolve_users(&mut tx, &[name.to_string()]).await?[0]),
+    let commander_id = match new
+        .commander
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(name) => Some(resolve_user(&mut tx, name).await?),
         None => who.user_id,
     };
     let (id, number) = store::insert(
@@ -129,7 +141,11 @@ pub async fn create(pool: &PgPool, who: &Principal, new: NewIncident) -> DomainR
         id,
         who,
         TimelineKind::Created,
-        &format!("Opened {} as {}: {title}", incident_key(number), new.severity),
+        &format!(
+            "Opened {} as {}: {title}",
+            incident_key(number),
+            new.severity
+        ),
         serde_json::json!({ "severity": new.severity, "services": services }),
     )
     .await?;
@@ -137,10 +153,21 @@ pub async fn create(pool: &PgPool, who: &Principal, new: NewIncident) -> DomainR
     get(pool, who, &incident_key(number)).await
 }
 
+async fn resolve_user(db: &mut PgConnection, name: &str) -> DomainResult<i64> {
+    resolve_users(db, std::slice::from_ref(&name.to_string()))
+        .await?
+        .first()
+        .copied()
+        .ok_or_else(|| invalid(format!("unknown or disabled user: {name}")))
+}
+
 async fn resolve_users(db: &mut PgConnection, names: &[String]) -> DomainResult<Vec<i64>> {
     match store::user_ids(&mut *db, names).await? {
         Ok(ids) => Ok(ids),
-        Err(missing) => Err(invalid(format!("unknown or disabled user(s): {}", missing.join(", ")))),
+        Err(missing) => Err(invalid(format!(
+            "unknown or disabled user(s): {}",
+            missing.join(", ")
+        ))),
     }
 }
 
@@ -239,7 +266,10 @@ pub fn finding_view(f: store::FindingRow) -> Finding {
 pub async fn list(pool: &PgPool, who: &Principal, q: &IncidentQuery) -> DomainResult<IncidentPage> {
     who.require(Role::Viewer)?;
     if q.limit.is_some_and(|l| l == 0 || l > store::MAX_PAGE) {
-        return Err(invalid(format!("limit must be between 1 and {}", store::MAX_PAGE)));
+        return Err(invalid(format!(
+            "limit must be between 1 and {}",
+            store::MAX_PAGE
+        )));
     }
     if let Some(l) = q.label.as_deref().filter(|l| !l.is_empty())
         && !l.contains('=')
@@ -247,11 +277,17 @@ pub async fn list(pool: &PgPool, who: &Principal, q: &IncidentQuery) -> DomainRe
         return Err(invalid("a label filter looks like key=value"));
     }
     let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(c) => Some(store::decode_cursor(c).ok_or_else(|| invalid("the page cursor is malformed"))?),
+        Some(c) => {
+            Some(store::decode_cursor(c).ok_or_else(|| invalid("the page cursor is malformed"))?)
+        }
         None => None,
     };
     let (rows, more) = store::list(pool, q, cursor).await?;
-    let next_cursor = if more { rows.last().map(store::encode_cursor) } else { None };
+    let next_cursor = if more {
+        rows.last().map(store::encode_cursor)
+    } else {
+        None
+    };
     Ok(IncidentPage {
         incidents: rows.iter().map(|r| r.summary_view()).collect(),
         next_cursor,
@@ -298,7 +334,12 @@ pub struct IncidentPatch {
 
 /// Applies a patch. Everything is validated before anything is written; an invalid
 /// transition is a `Conflict` (409) carrying the reason.
-pub async fn update(pool: &PgPool, who: &Principal, key: &str, p: IncidentPatch) -> DomainResult<IncidentDetail> {
+pub async fn update(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+    p: IncidentPatch,
+) -> DomainResult<IncidentDetail> {
     who.require(Role::Responder)?;
     let mut tx = pool.begin().await?;
     let original = find(&mut tx, key).await?;
@@ -364,22 +405,38 @@ pub async fn update(pool: &PgPool, who: &Principal, key: &str, p: IncidentPatch)
         }
         let one = |v: &Option<String>| v.as_deref().map(str::trim).map(|s| s.to_string());
         if let Some(name) = one(&p.commander) {
-            let id = if name.is_empty() { None } else { Some(resolve_users(&mut tx, &[name.clone()]).await?[0]) };
+            let id = if name.is_empty() {
+                None
+            } else {
+                Some(resolve_user(&mut tx, &name).await?)
+            };
             if id != row.commander_id {
                 events.push((
                     TimelineKind::RoleChange,
-                    if name.is_empty() { "Commander cleared".into() } else { format!("Commander: {name}") },
+                    if name.is_empty() {
+                        "Commander cleared".into()
+                    } else {
+                        format!("Commander: {name}")
+                    },
                     serde_json::json!({ "role": "commander", "from": row.commander, "to": name }),
                 ));
                 row.commander_id = id;
             }
         }
         if let Some(name) = one(&p.scribe) {
-            let id = if name.is_empty() { None } else { Some(resolve_users(&mut tx, &[name.clone()]).await?[0]) };
+            let id = if name.is_empty() {
+                None
+            } else {
+                Some(resolve_user(&mut tx, &name).await?)
+            };
             if id != row.scribe_id {
                 events.push((
                     TimelineKind::RoleChange,
-                    if name.is_empty() { "Scribe cleared".into() } else { format!("Scribe: {name}") },
+                    if name.is_empty() {
+                        "Scribe cleared".into()
+                    } else {
+                        format!("Scribe: {name}")
+                    },
                     serde_json::json!({ "role": "scribe", "from": row.scribe, "to": name }),
                 ));
                 row.scribe_id = id;
@@ -398,7 +455,14 @@ pub async fn update(pool: &PgPool, who: &Principal, key: &str, p: IncidentPatch)
             if ids != row.responder_ids {
                 events.push((
                     TimelineKind::RoleChange,
-                    format!("Responders: {}", if names.is_empty() { "none".into() } else { names.join(", ") }),
+                    format!(
+                        "Responders: {}",
+                        if names.is_empty() {
+                            "none".into()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
                     serde_json::json!({ "role": "responders", "to": names }),
                 ));
                 row.responder_ids = ids;
@@ -426,7 +490,9 @@ pub async fn update(pool: &PgPool, who: &Principal, key: &str, p: IncidentPatch)
             row.closed_at = Some(now);
         }
         // Re-opening clears the later stages' times: the incident is live again.
-        if from == IncidentStatus::Closed || (from == IncidentStatus::Resolved && to == IncidentStatus::Investigating) {
+        if from == IncidentStatus::Closed
+            || (from == IncidentStatus::Resolved && to == IncidentStatus::Investigating)
+        {
             row.closed_at = None;
             row.resolved_at = None;
             row.mitigated_at = None;
@@ -458,7 +524,11 @@ pub async fn update(pool: &PgPool, who: &Principal, key: &str, p: IncidentPatch)
             row.detected_at = t;
         }
         for (name, val, slot) in [
-            ("acknowledged_at", c.acknowledged_at, &mut row.acknowledged_at),
+            (
+                "acknowledged_at",
+                c.acknowledged_at,
+                &mut row.acknowledged_at,
+            ),
             ("mitigated_at", c.mitigated_at, &mut row.mitigated_at),
             ("resolved_at", c.resolved_at, &mut row.resolved_at),
             ("closed_at", c.closed_at, &mut row.closed_at),
@@ -488,7 +558,9 @@ pub async fn update(pool: &PgPool, who: &Principal, key: &str, p: IncidentPatch)
             ));
         }
     }
-    row.times().check(now + time::Duration::minutes(1)).map_err(invalid)?;
+    row.times()
+        .check(now + time::Duration::minutes(1))
+        .map_err(invalid)?;
     if events.is_empty() {
         if p.status.is_none()
             && p.severity.is_none()
@@ -511,10 +583,16 @@ pub async fn update(pool: &PgPool, who: &Principal, key: &str, p: IncidentPatch)
 }
 
 fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
-pub async fn add_note(pool: &PgPool, who: &Principal, key: &str, body: &str) -> DomainResult<TimelineEvent> {
+pub async fn add_note(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+    body: &str,
+) -> DomainResult<TimelineEvent> {
     who.require(Role::Responder)?;
     let body = body.trim();
     if body.is_empty() {
@@ -529,12 +607,24 @@ pub async fn add_note(pool: &PgPool, who: &Principal, key: &str, body: &str) -> 
     }
     let mut tx = pool.begin().await?;
     let row = find(&mut tx, key).await?;
-    let id = event(&mut tx, row.id, who, TimelineKind::Note, body, serde_json::json!({})).await?;
+    let id = event(
+        &mut tx,
+        row.id,
+        who,
+        TimelineKind::Note,
+        body,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     timeline_event(pool, row.id, id).await
 }
 
-async fn timeline_event(pool: &PgPool, incident_id: i64, event_id: i64) -> DomainResult<TimelineEvent> {
+async fn timeline_event(
+    pool: &PgPool,
+    incident_id: i64,
+    event_id: i64,
+) -> DomainResult<TimelineEvent> {
     let mut conn = pool.acquire().await?;
     let row = store::by_id(&mut *conn, incident_id)
         .await?
@@ -547,33 +637,50 @@ async fn timeline_event(pool: &PgPool, incident_id: i64, event_id: i64) -> Domai
 }
 
 /// Only a note's author may edit it; the previous text stays in the history.
-pub async fn edit_note(pool: &PgPool, who: &Principal, event_id: i64, body: &str) -> DomainResult<TimelineEvent> {
+pub async fn edit_note(
+    pool: &PgPool,
+    who: &Principal,
+    event_id: i64,
+    body: &str,
+) -> DomainResult<TimelineEvent> {
     who.require(Role::Responder)?;
     let body = body.trim();
     if body.is_empty() {
         return Err(invalid("a note cannot be empty"));
     }
     if body.chars().count() > limits::NOTE_MAX {
-        return Err(invalid(format!("the note is too long; the limit is {} characters", limits::NOTE_MAX)));
+        return Err(invalid(format!(
+            "the note is too long; the limit is {} characters",
+            limits::NOTE_MAX
+        )));
     }
     let ev = store::event(pool, event_id)
         .await?
         .ok_or_else(|| DomainError::not_found(format!("no timeline event {event_id}")))?;
     if ev.kind != TimelineKind::Note {
-        return Err(DomainError::conflict("only notes can be edited; other events are a permanent record"));
+        return Err(DomainError::conflict(
+            "only notes can be edited; other events are a permanent record",
+        ));
     }
     let same_author = match (who.user_id, ev.actor_id) {
         (Some(a), Some(b)) => a == b,
         _ => who.name == ev.actor,
     };
     if !same_author {
-        return Err(DomainError::forbidden("only the author of a note can edit it"));
+        return Err(DomainError::forbidden(
+            "only the author of a note can edit it",
+        ));
     }
     store::insert_revision(pool, event_id, body, &who.name).await?;
     timeline_event(pool, ev.incident_id, event_id).await
 }
 
-pub async fn set_pinned(pool: &PgPool, who: &Principal, event_id: i64, pinned: bool) -> DomainResult<TimelineEvent> {
+pub async fn set_pinned(
+    pool: &PgPool,
+    who: &Principal,
+    event_id: i64,
+    pinned: bool,
+) -> DomainResult<TimelineEvent> {
     who.require(Role::Responder)?;
     let ev = store::event(pool, event_id)
         .await?
@@ -604,7 +711,9 @@ pub fn validate_finding(f: &NewFinding) -> DomainResult<()> {
     let code_ok = f.code.len() >= 3
         && f.code.len() <= 80
         && f.code.starts_with(|c: char| c.is_ascii_uppercase())
-        && f.code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        && f.code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if !code_ok {
         return Err(invalid(format!(
             "invalid finding code {:?}: 3–80 of A–Z, 0–9 and _, starting with a letter (e.g. REDIS_NOEVICTION_NEAR_LIMIT)",
@@ -650,7 +759,12 @@ pub fn cap_excerpt(e: &mut Evidence) {
     }
 }
 
-pub async fn add_finding(pool: &PgPool, who: &Principal, key: &str, mut f: NewFinding) -> DomainResult<Finding> {
+pub async fn add_finding(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+    mut f: NewFinding,
+) -> DomainResult<Finding> {
     who.require(Role::Responder)?;
     validate_finding(&f)?;
     cap_excerpt(&mut f.evidence);
@@ -693,11 +807,19 @@ pub async fn add_finding(pool: &PgPool, who: &Principal, key: &str, mut f: NewFi
     Ok(finding_view(fr))
 }
 
-pub async fn list_findings(pool: &PgPool, who: &Principal, key: &str) -> DomainResult<Vec<Finding>> {
+pub async fn list_findings(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+) -> DomainResult<Vec<Finding>> {
     who.require(Role::Viewer)?;
     let mut conn = pool.acquire().await?;
     let row = find(&mut conn, key).await?;
-    Ok(store::findings(&mut *conn, row.id).await?.into_iter().map(finding_view).collect())
+    Ok(store::findings(&mut *conn, row.id)
+        .await?
+        .into_iter()
+        .map(finding_view)
+        .collect())
 }
 
 /// Changes a finding's status; a false positive needs a reason.
@@ -754,7 +876,12 @@ pub struct NewActionItem {
     pub due_date: Option<time::Date>,
 }
 
-pub async fn add_action_item(pool: &PgPool, who: &Principal, key: &str, a: NewActionItem) -> DomainResult<ActionItem> {
+pub async fn add_action_item(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+    a: NewActionItem,
+) -> DomainResult<ActionItem> {
     who.require(Role::Responder)?;
     let title = a.title.trim();
     if title.is_empty() {
@@ -764,10 +891,11 @@ pub async fn add_action_item(pool: &PgPool, who: &Principal, key: &str, a: NewAc
     let mut tx = pool.begin().await?;
     let row = find(&mut tx, key).await?;
     let owner = match a.owner.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(o) => Some(resolve_users(&mut tx, &[o.to_string()]).await?[0]),
+        Some(o) => Some(resolve_user(&mut tx, o).await?),
         None => None,
     };
-    let id = store::insert_action_item(&mut *tx, row.id, title, owner, a.due_date, &who.name).await?;
+    let id =
+        store::insert_action_item(&mut *tx, row.id, title, owner, a.due_date, &who.name).await?;
     event(
         &mut tx,
         row.id,
@@ -786,11 +914,19 @@ pub async fn add_action_item(pool: &PgPool, who: &Principal, key: &str, a: NewAc
         .ok_or_else(|| DomainError::internal("action item vanished"))
 }
 
-pub async fn list_action_items(pool: &PgPool, who: &Principal, key: &str) -> DomainResult<Vec<ActionItem>> {
+pub async fn list_action_items(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+) -> DomainResult<Vec<ActionItem>> {
     who.require(Role::Viewer)?;
     let mut conn = pool.acquire().await?;
     let row = find(&mut conn, key).await?;
-    Ok(store::action_items(&mut *conn, row.id).await?.into_iter().map(|a| a.view()).collect())
+    Ok(store::action_items(&mut *conn, row.id)
+        .await?
+        .into_iter()
+        .map(|a| a.view())
+        .collect())
 }
 
 pub async fn set_action_item_status(
@@ -804,9 +940,15 @@ pub async fn set_action_item_status(
     let mut conn = pool.acquire().await?;
     let row = find(&mut conn, key).await?;
     if store::set_action_item_status(&mut *conn, id, row.id, status).await? == 0 {
-        return Err(DomainError::not_found(format!("no action item {id} on {key}")));
+        return Err(DomainError::not_found(format!(
+            "no action item {id} on {key}"
+        )));
     }
-    Ok(store::action_items(&mut *conn, row.id).await?.into_iter().map(|a| a.view()).collect())
+    Ok(store::action_items(&mut *conn, row.id)
+        .await?
+        .into_iter()
+        .map(|a| a.view())
+        .collect())
 }
 
 /// Exports the postmortem as Markdown and records the export on the timeline.

@@ -137,7 +137,10 @@ pub async fn lock(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn open_by_group_key(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<Option<IncidentRow>> {
+pub async fn open_by_group_key(
+    db: impl PgExecutor<'_>,
+    key: &str,
+) -> sqlx::Result<Option<IncidentRow>> {
     sqlx::query_as::<_, IncidentRow>(&format!(
         "{SELECT} WHERE i.alert_group_key = $1 AND i.status IN ('triage', 'investigating', 'mitigated')"
     ))
@@ -223,7 +226,9 @@ pub async fn list(
         b.push(" AND i.severity = ").push_bind(s);
     }
     if let Some(s) = q.service.as_deref().filter(|s| !s.is_empty()) {
-        b.push(" AND i.services @> ARRAY[").push_bind(s.to_string()).push("]::text[]");
+        b.push(" AND i.services @> ARRAY[")
+            .push_bind(s.to_string())
+            .push("]::text[]");
     }
     if let Some(e) = q.environment.as_deref().filter(|s| !s.is_empty()) {
         b.push(" AND i.environment = ").push_bind(e.to_string());
@@ -236,8 +241,12 @@ pub async fn list(
         if let Some(n) = parse_incident_key(text) {
             b.push(" AND i.number = ").push_bind(n);
         } else {
-            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            b.push(" AND i.title ILIKE ").push_bind(format!("%{escaped}%"));
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            b.push(" AND i.title ILIKE ")
+                .push_bind(format!("%{escaped}%"));
         }
     }
     if let Some((rank, at, id)) = cursor {
@@ -367,12 +376,14 @@ pub async fn event(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Even
 }
 
 pub async fn set_pinned(db: impl PgExecutor<'_>, id: i64, pinned: bool) -> sqlx::Result<u64> {
-    Ok(sqlx::query("UPDATE timeline_events SET pinned = $2 WHERE id = $1")
-        .bind(id)
-        .bind(pinned)
-        .execute(db)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("UPDATE timeline_events SET pinned = $2 WHERE id = $1")
+            .bind(id)
+            .bind(pinned)
+            .execute(db)
+            .await?
+            .rows_affected(),
+    )
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -383,7 +394,12 @@ pub struct RevisionRow {
     pub edited_by: String,
 }
 
-pub async fn insert_revision(db: impl PgExecutor<'_>, event_id: i64, body: &str, by: &str) -> sqlx::Result<()> {
+pub async fn insert_revision(
+    db: impl PgExecutor<'_>,
+    event_id: i64,
+    body: &str,
+    by: &str,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO note_revisions (event_id, body, edited_by) VALUES ($1, $2, $3)")
         .bind(event_id)
         .bind(body)
@@ -393,7 +409,10 @@ pub async fn insert_revision(db: impl PgExecutor<'_>, event_id: i64, body: &str,
     Ok(())
 }
 
-pub async fn revisions(db: impl PgExecutor<'_>, incident_id: i64) -> sqlx::Result<Vec<RevisionRow>> {
+pub async fn revisions(
+    db: impl PgExecutor<'_>,
+    incident_id: i64,
+) -> sqlx::Result<Vec<RevisionRow>> {
     sqlx::query_as::<_, RevisionRow>(
         "SELECT r.event_id, r.body, r.edited_at, r.edited_by
          FROM note_revisions r JOIN timeline_events e ON e.id = r.event_id
@@ -554,7 +573,10 @@ pub async fn insert_action_item(
     .await
 }
 
-pub async fn action_items(db: impl PgExecutor<'_>, incident_id: i64) -> sqlx::Result<Vec<ActionItemRow>> {
+pub async fn action_items(
+    db: impl PgExecutor<'_>,
+    incident_id: i64,
+) -> sqlx::Result<Vec<ActionItemRow>> {
     sqlx::query_as::<_, ActionItemRow>(
         "SELECT a.id, a.incident_id, a.title, u.username AS owner, a.due_date, a.status,
                 a.created_at, a.created_by
@@ -592,7 +614,10 @@ pub async fn usernames(db: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec
 }
 
 /// Ids for usernames; returns the names that do not exist as the error.
-pub async fn user_ids(db: impl PgExecutor<'_>, names: &[String]) -> sqlx::Result<Result<Vec<i64>, Vec<String>>> {
+pub async fn user_ids(
+    db: impl PgExecutor<'_>,
+    names: &[String],
+) -> sqlx::Result<Result<Vec<i64>, Vec<String>>> {
     let rows: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, username FROM users WHERE username = ANY($1) AND NOT disabled")
             .bind(names)
@@ -622,7 +647,13 @@ mod tests {
         let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap();
         let s = format!("3.{}.42", at.unix_timestamp_nanos() / 1000);
         assert_eq!(decode_cursor(&s), Some((3, at, 42)));
-        for bad in ["", "1.2", "a.b.c", "1.2.3.4", "1.99999999999999999999999999999.1"] {
+        for bad in [
+            "",
+            "1.2",
+            "a.b.c",
+            "1.2.3.4",
+            "1.99999999999999999999999999999.1",
+        ] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }

@@ -30,7 +30,10 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-pub async fn list((Extension(s), Extension(who)): Ctx, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<IncidentPage>> {
+pub async fn list(
+    (Extension(s), Extension(who)): Ctx,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<IncidentPage>> {
     let q = IncidentQuery {
         status: q.status,
         open: q.open,
@@ -49,12 +52,18 @@ pub async fn stats((Extension(s), Extension(who)): Ctx) -> ApiResult<Json<Vec<Se
     Ok(Json(svc::stats(&s.pool, &who).await?))
 }
 
-pub async fn create((Extension(s), Extension(who)): Ctx, ApiJson(body): ApiJson<svc::NewIncident>) -> ApiResult<Response> {
+pub async fn create(
+    (Extension(s), Extension(who)): Ctx,
+    ApiJson(body): ApiJson<svc::NewIncident>,
+) -> ApiResult<Response> {
     let d = svc::create(&s.pool, &who, body).await?;
     Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
-pub async fn get((Extension(s), Extension(who)): Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<Json<IncidentDetail>> {
+pub async fn get(
+    (Extension(s), Extension(who)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<IncidentDetail>> {
     Ok(Json(svc::get(&s.pool, &who, &key).await?))
 }
 
@@ -104,7 +113,10 @@ pub async fn patch_event(
         .ok_or_else(|| ApiError::bad_request("nothing to change: give body or pinned"))
 }
 
-pub async fn list_findings((Extension(s), Extension(who)): Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<Json<Vec<Finding>>> {
+pub async fn list_findings(
+    (Extension(s), Extension(who)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<Vec<Finding>>> {
     Ok(Json(svc::list_findings(&s.pool, &who, &key).await?))
 }
 
@@ -129,10 +141,15 @@ pub async fn patch_finding(
     ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<FindingPatch>,
 ) -> ApiResult<Json<Finding>> {
-    Ok(Json(svc::update_finding(&s.pool, &who, id, b.status, b.reason.as_deref()).await?))
+    Ok(Json(
+        svc::update_finding(&s.pool, &who, id, b.status, b.reason.as_deref()).await?,
+    ))
 }
 
-pub async fn list_action_items((Extension(s), Extension(who)): Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<Json<Vec<ActionItem>>> {
+pub async fn list_action_items(
+    (Extension(s), Extension(who)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<Vec<ActionItem>>> {
     Ok(Json(svc::list_action_items(&s.pool, &who, &key).await?))
 }
 
@@ -156,17 +173,28 @@ pub async fn patch_action_item(
     ApiPath((key, id)): ApiPath<(String, i64)>,
     ApiJson(b): ApiJson<ActionItemPatch>,
 ) -> ApiResult<Json<Vec<ActionItem>>> {
-    Ok(Json(svc::set_action_item_status(&s.pool, &who, &key, id, b.status).await?))
+    Ok(Json(
+        svc::set_action_item_status(&s.pool, &who, &key, id, b.status).await?,
+    ))
 }
 
 /// `GET /api/v1/incidents/{key}/postmortem.md`: the Markdown, as a download.
-pub async fn postmortem((Extension(s), Extension(who)): Ctx, ApiPath(key): ApiPath<String>) -> ApiResult<Response> {
+pub async fn postmortem(
+    (Extension(s), Extension(who)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Response> {
     let md = svc::postmortem(&s.pool, &who, &key).await?;
     let key = key.to_ascii_uppercase();
-    let disposition = format!("attachment; filename=\"postmortem-{}.md\"", key.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""));
+    let disposition = format!(
+        "attachment; filename=\"postmortem-{}.md\"",
+        key.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
+    );
     Ok((
         [
-            (header::CONTENT_TYPE, "text/markdown; charset=utf-8".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
             (header::CONTENT_DISPOSITION, disposition),
         ],
         md,
@@ -175,7 +203,12 @@ pub async fn postmortem((Extension(s), Extension(who)): Ctx, ApiPath(key): ApiPa
 }
 
 /// `POST /api/v1/webhooks/alertmanager` (payload version 4; bearer token, responder+).
-pub async fn alertmanager((Extension(s), Extension(who)): Ctx, ApiJson(w): ApiJson<domain::alertmanager::Webhook>) -> ApiResult<Json<domain::alertmanager::Outcome>> {
+pub async fn alertmanager(
+    (Extension(s), Extension(who)): Ctx,
+    ApiJson(w): ApiJson<domain::alertmanager::Webhook>,
+) -> ApiResult<Json<domain::alertmanager::Outcome>> {
     who.require(Role::Responder)?;
-    Ok(Json(domain::alertmanager::receive(&s.pool, &who, &w, &s.severity_mapping).await?))
+    Ok(Json(
+        domain::alertmanager::receive(&s.pool, &who, &w, &s.severity_mapping).await?,
+    ))
 }

@@ -25,18 +25,39 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         )
         .route("/api/v1/tokens/{id}", delete(accounts::revoke_token))
         .route("/api/v1/audit", get(accounts::audit))
-        .route("/api/v1/incidents", get(incidents::list).post(incidents::create))
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list).post(incidents::create),
+        )
         .route("/api/v1/incidents/stats", get(incidents::stats))
-        .route("/api/v1/incidents/{key}", get(incidents::get).patch(incidents::patch))
+        .route(
+            "/api/v1/incidents/{key}",
+            get(incidents::get).patch(incidents::patch),
+        )
         .route("/api/v1/incidents/{key}/notes", post(incidents::add_note))
-        .route("/api/v1/incidents/{key}/findings", get(incidents::list_findings).post(incidents::add_finding))
-        .route("/api/v1/incidents/{key}/action-items", get(incidents::list_action_items).post(incidents::add_action_item))
-        .route("/api/v1/incidents/{key}/action-items/{id}", patch(incidents::patch_action_item))
-        .route("/api/v1/incidents/{key}/postmortem.md", get(incidents::postmortem))
+        .route(
+            "/api/v1/incidents/{key}/findings",
+            get(incidents::list_findings).post(incidents::add_finding),
+        )
+        .route(
+            "/api/v1/incidents/{key}/action-items",
+            get(incidents::list_action_items).post(incidents::add_action_item),
+        )
+        .route(
+            "/api/v1/incidents/{key}/action-items/{id}",
+            patch(incidents::patch_action_item),
+        )
+        .route(
+            "/api/v1/incidents/{key}/postmortem.md",
+            get(incidents::postmortem),
+        )
         .route("/api/v1/incidents/{key}/stream", get(crate::live::stream))
         .route("/api/v1/timeline/{id}", patch(incidents::patch_event))
         .route("/api/v1/findings/{id}", patch(incidents::patch_finding))
-        .route("/api/v1/webhooks/alertmanager", post(incidents::alertmanager))
+        .route(
+            "/api/v1/webhooks/alertmanager",
+            post(incidents::alertmanager),
+        )
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

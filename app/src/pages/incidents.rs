@@ -1,0 +1,727 @@
+//! Incident pages: the list (with stats and filters), the new-incident form, and the
+//! incident page (header and controls, timeline, findings, notes, action items, postmortem).
+//! Everything renders on the server and works without wasm; once hydrated, forms act in
+//! place and the page follows other people's changes live (server-sent events).
+
+use crate::components::common::{ErrorPanel, FormError, Loading};
+use crate::components::time::{LocalTime, MaybeTime};
+use crate::error::AppError;
+use crate::incident_fns::*;
+use domain::incidents::*;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+fn sev_class(s: Severity) -> String {
+    format!("badge sev sev-{}", s.as_str().to_ascii_lowercase())
+}
+
+fn status_class(s: IncidentStatus) -> String {
+    format!("badge status status-{}", s.as_str())
+}
+
+fn opt_time(t: Option<f64>) -> String {
+    t.map(human_duration).unwrap_or_else(|| "—".into())
+}
+
+fn qs_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[component]
+pub fn IncidentListPage() -> impl IntoView {
+    let q = use_query_map();
+    let get = move |k: &str| q.read().get(k).filter(|s| !s.is_empty());
+    let page = Resource::new(
+        move || {
+            (
+                get("status"),
+                get("severity"),
+                get("service"),
+                get("environment"),
+                get("label"),
+                get("q"),
+                get("cursor"),
+            )
+        },
+        |(status, severity, service, environment, label, q, cursor)| {
+            list_incidents(status, severity, service, environment, label, q, cursor)
+        },
+    );
+    let stats = Resource::new(|| (), |_| incident_stats());
+    let sel = move |k: &'static str, v: &'static str| get(k).as_deref() == Some(v);
+    view! {
+        <Title text="Incidents"/>
+        <div class="page-head">
+            <h1>"Incidents"</h1>
+            <a class="button primary" href="/incidents/new">"Open an incident"</a>
+        </div>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match stats.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(rows) => view! {
+                        <div class="table-wrap">
+                        <table class="data stats" id="incident-stats">
+                            <caption>"Open incidents, and mean time to acknowledge / mitigate / resolve (last 30 and 90 days)"</caption>
+                            <thead><tr>
+                                <th>"Severity"</th><th>"Open"</th>
+                                <th>"MTTA 30d"</th><th>"MTTM 30d"</th><th>"MTTR 30d"</th>
+                                <th>"MTTA 90d"</th><th>"MTTM 90d"</th><th>"MTTR 90d"</th>
+                            </tr></thead>
+                            <tbody>
+                            {rows.into_iter().map(|r| view! {
+                                <tr>
+                                    <td><span class=sev_class(r.severity)>{r.severity.as_str()}</span></td>
+                                    <td><strong>{r.open}</strong></td>
+                                    <td>{opt_time(r.mtta_30d)}</td><td>{opt_time(r.mttm_30d)}</td><td>{opt_time(r.mttr_30d)}</td>
+                                    <td>{opt_time(r.mtta_90d)}</td><td>{opt_time(r.mttm_90d)}</td><td>{opt_time(r.mttr_90d)}</td>
+                                </tr>
+                            }).collect_view()}
+                            </tbody>
+                        </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+        <form method="get" class="filters" id="incident-filters">
+            <label>"Search" <input type="text" name="q" placeholder="INC-42 or words of the title" value=move || get("q").unwrap_or_default()/></label>
+            <label>"Status"
+                <select name="status">
+                    <option value="" selected=move || get("status").is_none()>"any"</option>
+                    <option value="open" selected=move || sel("status", "open")>"open (not resolved)"</option>
+                    {IncidentStatus::ALL.iter().map(|s| {
+                        let v = s.as_str();
+                        view! { <option value=v selected=move || get("status").as_deref() == Some(v)>{v}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Severity"
+                <select name="severity">
+                    <option value="">"any"</option>
+                    {Severity::ALL.iter().map(|s| {
+                        let v = s.as_str();
+                        view! { <option value=v selected=move || get("severity").as_deref() == Some(v)>{v}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Service" <input type="text" name="service" value=move || get("service").unwrap_or_default()/></label>
+            <label>"Environment" <input type="text" name="environment" value=move || get("environment").unwrap_or_default()/></label>
+            <label>"Label" <input type="text" name="label" placeholder="team=payments" value=move || get("label").unwrap_or_default()/></label>
+            <button type="submit">"Filter"</button>
+            <a href="/incidents">"Clear"</a>
+        </form>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(p) if p.incidents.is_empty() => view! {
+                        <section class="panel empty-state"><h2>"No incidents match"</h2>
+                        <p class="muted">"Nothing is recorded for these filters. Open one when something breaks, or let Alertmanager open them through the webhook."</p></section>
+                    }.into_any(),
+                    Ok(p) => {
+                        let next = p.next_cursor.clone().map(|c| {
+                            let mut qs: Vec<String> = vec![];
+                            for k in ["status", "severity", "service", "environment", "label", "q"] {
+                                if let Some(v) = get(k) { qs.push(format!("{k}={}", qs_value(&v))); }
+                            }
+                            qs.push(format!("cursor={}", qs_value(&c)));
+                            format!("?{}", qs.join("&"))
+                        });
+                        let first = get("cursor").is_some();
+                        view! {
+                            <div class="table-wrap">
+                            <table class="data" id="incident-table">
+                                <thead><tr>
+                                    <th>"Key"</th><th>"Severity"</th><th>"Status"</th><th>"Title"</th>
+                                    <th>"Services"</th><th>"Env"</th><th>"Commander"</th><th>"Detected"</th>
+                                </tr></thead>
+                                <tbody>
+                                {p.incidents.into_iter().map(|i| {
+                                    let href = format!("/incidents/{}", i.key);
+                                    view! {
+                                        <tr data-key=i.key.clone()>
+                                            <td><a href=href.clone()><strong>{i.key.clone()}</strong></a></td>
+                                            <td><span class=sev_class(i.severity)>{i.severity.as_str()}</span></td>
+                                            <td><span class=status_class(i.status)>{i.status.as_str()}</span></td>
+                                            <td><a href=href>{i.title.clone()}</a></td>
+                                            <td>{i.services.join(", ")}</td>
+                                            <td>{i.environment.clone()}</td>
+                                            <td>{i.commander.clone().unwrap_or_else(|| "—".into())}</td>
+                                            <td><LocalTime at=i.times.detected_at/></td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                                </tbody>
+                            </table>
+                            </div>
+                            <p class="pager">
+                                {first.then(|| view! { <a href="/incidents">"← First page"</a> " · " })}
+                                {match next {
+                                    Some(href) => view! { <a href=href rel="next">"Next page →"</a> }.into_any(),
+                                    None => view! { <span class="muted">"End of the list."</span> }.into_any(),
+                                }}
+                            </p>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn NewIncidentPage() -> impl IntoView {
+    let create = ServerAction::<CreateIncident>::new();
+    view! {
+        <Title text="Open an incident"/>
+        <h1>"Open an incident"</h1>
+        <section class="panel">
+            <ActionForm action=create attr:class="stack wide" attr:id="new-incident-form">
+                <label>"Title" <input type="text" name="title" required maxlength="200" placeholder="Checkout returns 500s"/></label>
+                <label>"Severity"
+                    <select name="severity">
+                        {Severity::ALL.iter().map(|s| view! { <option value=s.as_str() selected=*s == Severity::Sev3>{s.as_str()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label>"Affected services (comma-separated)" <input type="text" name="services" required placeholder="checkout, payments"/></label>
+                <label>"Environment" <input type="text" name="environment" required value="production"/></label>
+                <label>"Summary (markdown)" <textarea name="summary" rows="5" maxlength="20000"></textarea></label>
+                <button type="submit" class="primary">"Open incident"</button>
+            </ActionForm>
+            {move || create.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
+        </section>
+    }
+}
+
+/// Subscribes to the incident's live stream (hydrated only) and bumps `tick` on changes.
+fn follow_live(key: Signal<String>, tick: RwSignal<u64>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen::closure::Closure;
+        let current: StoredValue<Option<web_sys::EventSource>, LocalStorage> =
+            StoredValue::new_local(None);
+        Effect::new(move |_| {
+            let k = key.get();
+            if let Some(old) = current.get_value() {
+                old.close();
+            }
+            let Ok(es) = web_sys::EventSource::new(&format!("/api/v1/incidents/{k}/stream")) else {
+                return;
+            };
+            let on_change = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+                move |_e: web_sys::MessageEvent| {
+                    tick.update(|t| *t += 1);
+                },
+            );
+            let _ =
+                es.add_event_listener_with_callback("changed", on_change.as_ref().unchecked_ref());
+            on_change.forget();
+            current.set_value(Some(es));
+        });
+        on_cleanup(move || {
+            if let Some(es) = current.get_value() {
+                es.close();
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (key, tick);
+    }
+}
+
+/// Copies text to the clipboard (hydrated only).
+fn copy_text(text: String) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let nav = window().navigator();
+        if let Ok(clip) = js_sys::Reflect::get(&nav, &"clipboard".into())
+            && let Ok(f) = js_sys::Reflect::get(&clip, &"writeText".into())
+            && let Ok(f) = f.dyn_into::<js_sys::Function>()
+        {
+            let _ = f.call1(&clip, &text.into());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}
+
+#[component]
+fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    view! {
+        <button type="button" class="copy" data-copy=text.clone() on:click=move |_| { copy_text(text.clone()); copied.set(true); }>
+            {move || if copied.get() { "Copied".to_string() } else { label.clone() }}
+        </button>
+    }
+}
+
+#[component]
+pub fn IncidentPage() -> impl IntoView {
+    let params = use_params_map();
+    let q = use_query_map();
+    let key = Signal::derive(move || {
+        params
+            .read()
+            .get("key")
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+    });
+    let tick = RwSignal::new(0u64);
+    let status = ServerAction::<SetIncidentStatus>::new();
+    let severity = ServerAction::<SetIncidentSeverity>::new();
+    let roles = ServerAction::<SetIncidentRoles>::new();
+    let note = ServerAction::<AddIncidentNote>::new();
+    let edit = ServerAction::<EditIncidentNote>::new();
+    let pin = ServerAction::<PinIncidentEvent>::new();
+    let finding = ServerAction::<AddIncidentFinding>::new();
+    let fstatus = ServerAction::<SetFindingStatus>::new();
+    let item = ServerAction::<AddActionItem>::new();
+    let istatus = ServerAction::<SetActionItemStatus>::new();
+    let incident = Resource::new(
+        move || {
+            (
+                key.get(),
+                tick.get(),
+                status.version().get() + severity.version().get() + roles.version().get(),
+                note.version().get() + edit.version().get() + pin.version().get(),
+                finding.version().get()
+                    + fstatus.version().get()
+                    + item.version().get()
+                    + istatus.version().get(),
+            )
+        },
+        |(k, ..)| get_incident(k),
+    );
+    follow_live(key, tick);
+    let kind_filter = move || q.read().get("kind").filter(|s| !s.is_empty());
+    let errors = move || {
+        [
+            status.value().get().and_then(|r| r.err()),
+            severity.value().get().and_then(|r| r.err()),
+            roles.value().get().and_then(|r| r.err()),
+            edit.value().get().and_then(|r| r.err()),
+            pin.value().get().and_then(|r| r.err()),
+            fstatus.value().get().and_then(|r| r.err()),
+            istatus.value().get().and_then(|r| r.err()),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    };
+    view! {
+        <Title text=move || key.get()/>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match incident.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(d) => view! {
+                        <IncidentView d=d kind_filter=kind_filter() errors=Signal::derive(errors)
+                            status=status severity=severity roles=roles note=note edit=edit pin=pin
+                            finding=finding fstatus=fstatus item=item istatus=istatus/>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+#[allow(clippy::too_many_arguments)]
+fn IncidentView(
+    d: IncidentDetail,
+    kind_filter: Option<String>,
+    errors: Signal<Option<AppError>>,
+    status: ServerAction<SetIncidentStatus>,
+    severity: ServerAction<SetIncidentSeverity>,
+    roles: ServerAction<SetIncidentRoles>,
+    note: ServerAction<AddIncidentNote>,
+    edit: ServerAction<EditIncidentNote>,
+    pin: ServerAction<PinIncidentEvent>,
+    finding: ServerAction<AddIncidentFinding>,
+    fstatus: ServerAction<SetFindingStatus>,
+    item: ServerAction<AddActionItem>,
+    istatus: ServerAction<SetActionItemStatus>,
+) -> impl IntoView {
+    let i = d.incident.clone();
+    let key = i.key.clone();
+    let age = (time::OffsetDateTime::now_utc() - i.times.detected_at).as_seconds_f64();
+    let filtered: Vec<TimelineEvent> = d
+        .timeline
+        .iter()
+        .filter(|e| kind_filter.as_deref().is_none_or(|k| e.kind.as_str() == k))
+        .cloned()
+        .collect();
+    let pinned: Vec<TimelineEvent> = filtered.iter().filter(|e| e.pinned).cloned().collect();
+    let mut rest = filtered.clone();
+    rest.reverse();
+    let kinds: Vec<TimelineKind> = {
+        let mut k: Vec<TimelineKind> = d.timeline.iter().map(|e| e.kind).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let groups: Vec<(FindingSeverity, Vec<Finding>)> = FindingSeverity::ALL
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                d.findings
+                    .iter()
+                    .filter(|f| f.severity == *s)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let k1 = key.clone();
+    let k2 = key.clone();
+    let k3 = key.clone();
+    let k4 = key.clone();
+    let k5 = key.clone();
+    let k6 = key.clone();
+    let pm_href = format!("/api/v1/incidents/{key}/postmortem.md");
+    let pm_href2 = pm_href.clone();
+    let copied = RwSignal::new(false);
+    let responders = d.responders.join(", ");
+    view! {
+        <header class="incident-head" id="incident-head">
+            <div class="incident-title">
+                <span class="key">{key.clone()}</span>
+                <h1>{i.title.clone()}</h1>
+            </div>
+            <div class="badges">
+                <span class=sev_class(i.severity) id="incident-severity">{i.severity.as_str()}</span>
+                <span class=status_class(i.status) id="incident-status">{i.status.as_str()}</span>
+                <span class="muted">{format!("open for {}", human_duration(age))}</span>
+                <span>"Services: " <strong>{i.services.join(", ")}</strong></span>
+                <span>"Env: " <strong>{i.environment.clone()}</strong></span>
+            </div>
+            <dl class="roles">
+                <dt>"Commander"</dt><dd>{i.commander.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Scribe"</dt><dd>{d.scribe.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"Responders"</dt><dd>{if responders.is_empty() { "—".to_string() } else { responders.clone() }}</dd>
+            </dl>
+            <dl class="stages">
+                <dt>"Detected"</dt><dd><LocalTime at=i.times.detected_at/></dd>
+                <dt>"Acknowledged"</dt><dd><MaybeTime at=i.times.acknowledged_at none="—"/></dd>
+                <dt>"Mitigated"</dt><dd><MaybeTime at=i.times.mitigated_at none="—"/></dd>
+                <dt>"Resolved"</dt><dd><MaybeTime at=i.times.resolved_at none="—"/></dd>
+                <dt>"Closed"</dt><dd><MaybeTime at=i.times.closed_at none="—"/></dd>
+            </dl>
+        </header>
+        {move || errors.get().map(|e| view! { <p class="form-error live-error" role="alert">{e.message}</p> })}
+        <section class="panel controls">
+            <ActionForm action=status attr:class="inline" attr:id="status-form">
+                <input type="hidden" name="key" value=k1/>
+                <label>"Status"
+                    <select name="status">
+                        {IncidentStatus::ALL.iter().map(|s| view! { <option value=s.as_str() selected=*s == i.status>{s.as_str()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <input type="text" name="reason" placeholder="reason (optional)" aria-label="Reason"/>
+                <button type="submit">"Change status"</button>
+            </ActionForm>
+            <ActionForm action=severity attr:class="inline" attr:id="severity-form">
+                <input type="hidden" name="key" value=k2/>
+                <label>"Severity"
+                    <select name="severity">
+                        {Severity::ALL.iter().map(|s| view! { <option value=s.as_str() selected=*s == i.severity>{s.as_str()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <button type="submit">"Set severity"</button>
+            </ActionForm>
+            <details class="roles-edit">
+                <summary>"Change roles"</summary>
+                <ActionForm action=roles attr:class="grid-form" attr:id="roles-form">
+                    <input type="hidden" name="key" value=k3/>
+                    <label>"Commander" <input type="text" name="commander" value=i.commander.clone().unwrap_or_default()/></label>
+                    <label>"Scribe" <input type="text" name="scribe" value=d.scribe.clone().unwrap_or_default()/></label>
+                    <label>"Responders" <input type="text" name="responders" value=responders/></label>
+                    <button type="submit">"Save roles"</button>
+                </ActionForm>
+            </details>
+            <div class="postmortem">
+                <a class="button" href=pm_href id="postmortem-download" download="">"Export postmortem (.md)"</a>
+                <button type="button" id="postmortem-copy" on:click=move |_| {
+                    let href = pm_href2.clone();
+                    leptos::task::spawn_local(async move {
+                        if let Ok(text) = fetch_text(&href).await {
+                            copy_text(text);
+                            copied.set(true);
+                        }
+                    });
+                }>{move || if copied.get() { "Postmortem copied" } else { "Copy postmortem" }}</button>
+            </div>
+        </section>
+        {(!d.summary.trim().is_empty()).then(|| view! {
+            <section class="panel summary"><h2>"Summary"</h2><div class="md" inner_html=d.summary_html.clone()></div></section>
+        })}
+        <div class="incident-grid">
+            <section class="timeline" id="timeline">
+                <h2>"Timeline"</h2>
+                <nav class="kind-filter" aria-label="Filter the timeline">
+                    <a href="?" class:active=kind_filter.is_none()>"all"</a>
+                    {kinds.into_iter().map(|k| {
+                        let active = kind_filter.as_deref() == Some(k.as_str());
+                        view! { <a href=format!("?kind={}", k.as_str()) class:active=active>{k.label()}</a> }
+                    }).collect_view()}
+                </nav>
+                <section class="panel composer">
+                    <ActionForm action=note attr:id="note-form">
+                        <input type="hidden" name="key" value=k4/>
+                        <NoteComposer/>
+                    </ActionForm>
+                    {move || note.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
+                </section>
+                {(!pinned.is_empty()).then(|| view! {
+                    <h3>"Pinned"</h3>
+                    <ol class="events pinned">
+                        {pinned.into_iter().map(|e| view! { <EventItem e=e edit=edit pin=pin prefix="pinned-"/> }).collect_view()}
+                    </ol>
+                    <h3>"All events"</h3>
+                })}
+                <ol class="events" id="events">
+                    {rest.into_iter().map(|e| view! { <EventItem e=e edit=edit pin=pin prefix=""/> }).collect_view()}
+                </ol>
+            </section>
+            <aside class="side">
+                <section class="findings" id="findings">
+                    <h2>{format!("Findings ({})", d.findings.len())}</h2>
+                    {groups.is_empty().then(|| view! { <p class="muted">"No findings yet. Probes will add them; you can add one by hand below."</p> })}
+                    {groups.into_iter().map(|(sev, list)| view! {
+                        <h3 class=format!("finding-group fsev-{}", sev.as_str())>{format!("{} ({})", sev.as_str(), list.len())}</h3>
+                        {list.into_iter().map(|f| view! { <FindingCard f=f fstatus=fstatus/> }).collect_view()}
+                    }).collect_view()}
+                    <details class="panel">
+                        <summary>"Add a finding by hand"</summary>
+                        <ActionForm action=finding attr:class="stack" attr:id="finding-form">
+                            <input type="hidden" name="key" value=k5/>
+                            <label>"Code" <input type="text" name="code" required placeholder="REDIS_NOEVICTION_NEAR_LIMIT" pattern="[A-Z][A-Z0-9_]{2,79}"/></label>
+                            <label>"Severity" <select name="severity">
+                                {FindingSeverity::ALL.iter().map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> }).collect_view()}
+                            </select></label>
+                            <label>"Title" <input type="text" name="title" required maxlength="300"/></label>
+                            <label>"Evidence (one “name: value” per line)" <textarea name="facts" rows="3"></textarea></label>
+                            <label>"Command or query that shows it" <input type="text" name="command"/></label>
+                            <label>"Remediation (markdown; code blocks become copyable commands)" <textarea name="remediation" rows="4"></textarea></label>
+                            <button type="submit">"Add finding"</button>
+                        </ActionForm>
+                        {move || finding.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
+                    </details>
+                </section>
+                <section class="panel action-items" id="action-items">
+                    <h2>"Action items"</h2>
+                    {d.action_items.is_empty().then(|| view! { <p class="muted">"None yet."</p> })}
+                    <ul class="plain">
+                        {d.action_items.iter().cloned().map(|a| {
+                            let k = key.clone();
+                            view! {
+                                <li id=format!("action-{}", a.id)>
+                                    <strong>{a.title.clone()}</strong>
+                                    <span class="muted">{format!(" — {}{}", a.owner.clone().unwrap_or_else(|| "unassigned".into()),
+                                        a.due_date.map(|d| format!(", due {d}")).unwrap_or_default())}</span>
+                                    <ActionForm action=istatus attr:class="inline">
+                                        <input type="hidden" name="key" value=k/>
+                                        <input type="hidden" name="item_id" value=a.id.to_string()/>
+                                        <select name="status" aria-label="Action item status">
+                                            {ActionItemStatus::ALL.iter().map(|s| view! { <option value=s.as_str() selected=*s == a.status>{s.as_str()}</option> }).collect_view()}
+                                        </select>
+                                        <button type="submit">"Set"</button>
+                                    </ActionForm>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                    <ActionForm action=item attr:class="stack" attr:id="action-item-form">
+                        <input type="hidden" name="key" value=k6/>
+                        <label>"Action item" <input type="text" name="title" required maxlength="300"/></label>
+                        <label>"Owner (username)" <input type="text" name="owner"/></label>
+                        <label>"Due date" <input type="date" name="due_date"/></label>
+                        <button type="submit">"Add action item"</button>
+                    </ActionForm>
+                    {move || item.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
+                </section>
+            </aside>
+        </div>
+    }
+}
+
+async fn fetch_text(href: &str) -> Result<String, ()> {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let promise = window().fetch_with_str(href);
+        let resp = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(|_| ())?;
+        let resp: web_sys::Response = resp.dyn_into().map_err(|_| ())?;
+        let text = wasm_bindgen_futures::JsFuture::from(resp.text().map_err(|_| ())?)
+            .await
+            .map_err(|_| ())?;
+        text.as_string().ok_or(())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = href;
+        Err(())
+    }
+}
+
+/// The note textarea with a server-rendered preview (exactly what will be saved).
+#[component]
+fn NoteComposer() -> impl IntoView {
+    let text = RwSignal::new(String::new());
+    let preview = Action::new(|body: &String| {
+        let body = body.clone();
+        async move { preview_markdown(body).await }
+    });
+    view! {
+        <label>"Add a note (markdown)"
+            <textarea name="body" rows="3" required maxlength="20000" id="note-body"
+                on:input=move |ev| text.set(event_target_value(&ev)) prop:value=move || text.get()></textarea>
+        </label>
+        <div class="composer-actions">
+            <button type="button" id="note-preview" on:click=move |_| { preview.dispatch(text.get()); }>"Preview"</button>
+            <button type="submit" class="primary">"Add note"</button>
+        </div>
+        {move || preview.value().get().map(|r| match r {
+            Ok(html) => view! { <div class="md preview" id="note-preview-html" inner_html=html></div> }.into_any(),
+            Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
+        })}
+    }
+}
+
+#[component]
+fn EventItem(
+    e: TimelineEvent,
+    edit: ServerAction<EditIncidentNote>,
+    pin: ServerAction<PinIncidentEvent>,
+    prefix: &'static str,
+) -> impl IntoView {
+    let id = e.id;
+    let anchor = format!("{prefix}event-{id}");
+    let is_note = e.kind == TimelineKind::Note;
+    let history = e.history.clone();
+    let body = e.body.clone();
+    view! {
+        <li class=format!("event kind-{}", e.kind.as_str()) id=anchor.clone() data-kind=e.kind.as_str()>
+            <div class="event-meta">
+                <a href=format!("#{anchor}") class="event-time"><LocalTime at=e.at/></a>
+                <span class="event-kind">{e.kind.label()}</span>
+                <span class="event-actor">{e.actor.clone()}</span>
+                {e.pinned.then(|| view! { <span class="pin-mark" title="pinned">"📌"</span> })}
+                {(!history.is_empty()).then(|| view! { <span class="muted">"(edited)"</span> })}
+            </div>
+            <div class="md event-body" inner_html=e.body_html.clone()></div>
+            {(!e.details.is_empty() && !is_note).then(|| view! {
+                <details class="event-details"><summary>"details"</summary><pre>{e.details.clone()}</pre></details>
+            })}
+            <div class="event-actions">
+                <ActionForm action=pin attr:class="inline">
+                    <input type="hidden" name="event_id" value=id.to_string()/>
+                    <input type="hidden" name="pinned" value=(!e.pinned).to_string()/>
+                    <button type="submit" class="link">{if e.pinned { "Unpin" } else { "Pin" }}</button>
+                </ActionForm>
+                {is_note.then(|| view! {
+                    <details class="edit-note">
+                        <summary>"Edit"</summary>
+                        <ActionForm action=edit attr:class="stack">
+                            <input type="hidden" name="event_id" value=id.to_string()/>
+                            <textarea name="body" rows="3" required maxlength="20000">{body.clone()}</textarea>
+                            <button type="submit">"Save edit"</button>
+                        </ActionForm>
+                    </details>
+                })}
+                {(!history.is_empty()).then(|| view! {
+                    <details class="history">
+                        <summary>{format!("History ({} earlier version{})", history.len(), if history.len() == 1 { "" } else { "s" })}</summary>
+                        <ol>
+                            {history.into_iter().map(|h| view! {
+                                <li><LocalTime at=h.edited_at/>" · "{h.edited_by}<pre>{h.body}</pre></li>
+                            }).collect_view()}
+                        </ol>
+                    </details>
+                })}
+            </div>
+        </li>
+    }
+}
+
+#[component]
+fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl IntoView {
+    let id = f.id;
+    let source = match (&f.source.probe, &f.source.target) {
+        (Some(p), Some(t)) => format!("probe {p} on {t}"),
+        _ => "entered by hand".to_string(),
+    };
+    view! {
+        <article class=format!("panel finding fsev-{} fstatus-{}", f.severity.as_str(), f.status.as_str()) id=format!("finding-{id}")>
+            <header>
+                <a href=format!("#finding-{id}") class="code"><code>{f.code.clone()}</code></a>
+                <span class=format!("badge fstatus fstatus-{}", f.status.as_str())>{f.status.as_str()}</span>
+            </header>
+            <h4>{f.title.clone()}</h4>
+            <p class="muted">{source}" · "<LocalTime at=f.created_at/>" · updated by "{f.updated_by.clone()}</p>
+            {f.status_reason.clone().map(|r| view! { <p class="reason">"Reason: "{r}</p> })}
+            {(!f.evidence.facts.is_empty()).then(|| view! {
+                <table class="data evidence">
+                    <thead><tr><th>"Evidence"</th><th>"Value"</th></tr></thead>
+                    <tbody>
+                    {f.evidence.facts.iter().cloned().map(|x| view! { <tr><td>{x.name}</td><td>{x.value}</td></tr> }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            {f.evidence.command.clone().map(|c| view! {
+                <div class="command"><span class="muted">"Produced by"</span><pre><code>{c.clone()}</code></pre></div>
+            })}
+            {f.evidence.excerpt.clone().map(|x| view! { <details><summary>"Raw excerpt"</summary><pre>{x}</pre></details> })}
+            {(!f.remediation.trim().is_empty()).then(|| view! {
+                <div class="remediation"><h5>"Remediation"</h5><div class="md" inner_html=f.remediation_html.clone()></div></div>
+            })}
+            {(!f.commands.is_empty()).then(|| view! {
+                <div class="commands">
+                    {f.commands.iter().cloned().map(|c| view! {
+                        <div class="cmd"><code>{c.clone()}</code><CopyButton text=c label="Copy"/></div>
+                    }).collect_view()}
+                </div>
+            })}
+            {f.doc_link.clone().map(|l| view! { <p><a href=l rel="noopener noreferrer" target="_blank">"Documentation"</a></p> })}
+            <div class="finding-actions">
+                <ActionForm action=fstatus attr:class="inline">
+                    <input type="hidden" name="finding_id" value=id.to_string()/>
+                    <input type="hidden" name="status" value="confirmed"/>
+                    <input type="hidden" name="reason" value=""/>
+                    <button type="submit">"Confirm"</button>
+                </ActionForm>
+                <ActionForm action=fstatus attr:class="inline">
+                    <input type="hidden" name="finding_id" value=id.to_string()/>
+                    <input type="hidden" name="status" value="fixed"/>
+                    <input type="hidden" name="reason" value=""/>
+                    <button type="submit">"Fixed"</button>
+                </ActionForm>
+                <details class="fp">
+                    <summary>"False positive…"</summary>
+                    <ActionForm action=fstatus attr:class="inline fp-form">
+                        <input type="hidden" name="finding_id" value=id.to_string()/>
+                        <input type="hidden" name="status" value="false_positive"/>
+                        <input type="text" name="reason" required placeholder="why it is not a problem" aria-label="Reason"/>
+                        <button type="submit">"Mark false positive"</button>
+                    </ActionForm>
+                </details>
+            </div>
+        </article>
+    }
+}
