@@ -999,3 +999,26 @@ async fn live_stream_announces_new_events(pool: PgPool) {
     let (s, _) = api.get("/api/v1/incidents/INC-404/stream").await;
     assert_eq!(s, 404);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn incident_pages_render_and_unknown_keys_are_404(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let c = user(&app, "pages", Role::Responder).await;
+    let (_, d) = json_req(&c, &app, reqwest::Method::POST, "/api/v1/incidents", Some(new_incident("Page render <b>check</b>", "SEV1"))).await;
+    let key = d["key"].as_str().unwrap().to_string();
+    json_req(&c, &app, reqwest::Method::POST, &format!("/api/v1/incidents/{key}/notes"), Some(json!({"body": "first *note*"}))).await;
+    let res = c.get(app.url(&format!("/incidents/{key}"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Page render &lt;b&gt;check&lt;/b&gt;"), "titles are escaped");
+    assert!(html.contains("first <em>note</em>"));
+    assert!(html.contains(&format!("/api/v1/incidents/{key}/postmortem.md")));
+    let res = c.get(app.url("/incidents?severity=SEV1")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains(&format!("data-key=\"{key}\"")));
+    let res = c.get(app.url("/incidents/INC-9999")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("no incident INC-9999"));
+    let res = c.get(app.url("/incidents?severity=SEV9")).send().await.unwrap();
+    assert_eq!(res.status(), 422);
+}

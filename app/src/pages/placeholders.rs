@@ -6,19 +6,6 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[component]
-pub fn IncidentsPage() -> impl IntoView {
-    view! {
-        <Title text="Incidents"/>
-        <h1>"Incidents"</h1>
-        <EmptyState
-            title="No incident tracking yet"
-            what="Incident sessions will live here: severity and status, roles, a live timeline, findings from probes with evidence and remediation, action items and the postmortem export. Alertmanager will be able to open incidents through a webhook."
-            status="Not built yet — nothing is recorded on this page."
-        />
-    }
-}
-
-#[component]
 pub fn DeploymentsPage() -> impl IntoView {
     view! {
         <Title text="Deployments"/>
