@@ -41,28 +41,54 @@ async fn measure(c: &reqwest::Client, url: &str, token: &str, n: usize) -> (f64,
 }
 
 fn admin() -> Principal {
-    Principal { user_id: None, name: "bench".into(), role: Role::Admin, method: AuthMethod::Cli, token_id: None }
+    Principal {
+        user_id: None,
+        name: "bench".into(),
+        role: Role::Admin,
+        method: AuthMethod::Cli,
+        token_id: None,
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let admin_pool = sqlx::PgPool::connect(&base_url).await.expect("connect");
-    sqlx::query("DROP DATABASE IF EXISTS lookout_bench WITH (FORCE)").execute(&admin_pool).await.expect("drop");
-    sqlx::query("CREATE DATABASE lookout_bench").execute(&admin_pool).await.expect("create");
+    sqlx::query("DROP DATABASE IF EXISTS lookout_bench WITH (FORCE)")
+        .execute(&admin_pool)
+        .await
+        .expect("drop");
+    sqlx::query("CREATE DATABASE lookout_bench")
+        .execute(&admin_pool)
+        .await
+        .expect("create");
     let mut u = url::Url::parse(&base_url).expect("url");
     u.set_path("/lookout_bench");
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(u.as_str()).await.expect("connect bench");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect(u.as_str())
+        .await
+        .expect("connect bench");
     server::migrate(&pool).await.expect("migrate");
     let who = admin();
 
     println!("seeding: 1 incident with 2,000 events and 300 findings …");
     let t = Instant::now();
-    let d = svc::create(&pool, &who, svc::NewIncident {
-        title: "Checkout returns 500s".into(), severity: Severity::Sev1,
-        services: vec!["checkout".into(), "payments".into()], environment: "production".into(),
-        summary: "Customers cannot pay. **Error rate 12%**.".into(), labels: Default::default(), commander: None,
-    }).await.expect("create");
+    let d = svc::create(
+        &pool,
+        &who,
+        svc::NewIncident {
+            title: "Checkout returns 500s".into(),
+            severity: Severity::Sev1,
+            services: vec!["checkout".into(), "payments".into()],
+            environment: "production".into(),
+            summary: "Customers cannot pay. **Error rate 12%**.".into(),
+            labels: Default::default(),
+            commander: None,
+        },
+    )
+    .await
+    .expect("create");
     let key = d.incident.key.clone();
     for i in 0..1_999 {
         svc::add_note(&pool, &who, &key, &format!(
@@ -105,76 +131,200 @@ async fn main() {
                 now() - (g || ' minutes')::interval
          FROM generate_series(1, 100000) g",
     ).execute(&pool).await.expect("bulk insert");
-    sqlx::query("ANALYZE incidents").execute(&pool).await.expect("analyze");
+    sqlx::query("ANALYZE incidents")
+        .execute(&pool)
+        .await
+        .expect("analyze");
     println!("  seeded in {:.1} s", t.elapsed().as_secs_f64());
 
     // The real router, on loopback.
-    let token = domain::services::accounts::create_token(&pool, &who, &RequestMeta::default(), "bench", Role::Viewer)
-        .await.expect("token").secret;
+    let token = domain::services::accounts::create_token(
+        &pool,
+        &who,
+        &RequestMeta::default(),
+        "bench",
+        Role::Viewer,
+    )
+    .await
+    .expect("token")
+    .secret;
     let mut config = server::config::Config::for_tests("postgres://unused");
     let site = std::env::temp_dir().join(format!("lookout-bench-site-{}", std::process::id()));
     std::fs::create_dir_all(site.join("static")).expect("site dir");
-    std::fs::write(site.join("static/probe.css"), "body { color: black; }\n".repeat(40)).expect("static file");
+    std::fs::write(
+        site.join("static/probe.css"),
+        "body { color: black; }\n".repeat(40),
+    )
+    .expect("static file");
     config.site_root = site.display().to_string();
     let router = server::router(pool.clone(), config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.expect("serve");
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .expect("serve");
     });
     let base = format!("http://{addr}");
     let c = reqwest::Client::new();
 
-    println!("\n{:<58} {:>9} {:>9} {:>9} {:>10}", "request (sequential, n=200)", "p50 ms", "p99 ms", "max ms", "bytes");
+    println!(
+        "\n{:<58} {:>9} {:>9} {:>9} {:>10}",
+        "request (sequential, n=200)", "p50 ms", "p99 ms", "max ms", "bytes"
+    );
     let mut row = |name: &str, r: (f64, f64, f64, usize)| {
-        println!("{:<58} {:>9.2} {:>9.2} {:>9.2} {:>10}", name, r.0, r.1, r.2, r.3);
+        println!(
+            "{:<58} {:>9.2} {:>9.2} {:>9.2} {:>10}",
+            name, r.0, r.1, r.2, r.3
+        );
         r
     };
-    let page = row("incident page SSR (2,000 events, 300 findings)", measure(&c, &format!("{base}/incidents/{key}"), &token, SAMPLES).await);
-    let stat = row("static file from the same server", measure(&c, &format!("{base}/static/probe.css"), &token, SAMPLES).await);
-    println!("ratio incident page / static file: p50 {:.1}x, p99 {:.1}x", page.0 / stat.0, page.1 / stat.1);
-    row("incident detail JSON (/api/v1/incidents/{key})", measure(&c, &format!("{base}/api/v1/incidents/{key}"), &token, SAMPLES).await);
+    let page = row(
+        "incident page SSR (2,000 events, 300 findings)",
+        measure(&c, &format!("{base}/incidents/{key}"), &token, SAMPLES).await,
+    );
+    let stat = row(
+        "static file from the same server",
+        measure(&c, &format!("{base}/static/probe.css"), &token, SAMPLES).await,
+    );
+    println!(
+        "ratio incident page / static file: p50 {:.1}x, p99 {:.1}x",
+        page.0 / stat.0,
+        page.1 / stat.1
+    );
+    row(
+        "incident detail JSON (/api/v1/incidents/{key})",
+        measure(
+            &c,
+            &format!("{base}/api/v1/incidents/{key}"),
+            &token,
+            SAMPLES,
+        )
+        .await,
+    );
 
     // List pages over 100,000 incidents (API and SSR), first and deep pages and filters.
-    let first: serde_json::Value = c.get(format!("{base}/api/v1/incidents?limit=25")).bearer_auth(&token).send().await.expect("list").json().await.expect("json");
+    let first: serde_json::Value = c
+        .get(format!("{base}/api/v1/incidents?limit=25"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     let mut cursor = first["next_cursor"].as_str().expect("cursor").to_string();
     for _ in 0..400 {
-        let p: serde_json::Value = c.get(format!("{base}/api/v1/incidents?limit=25&cursor={cursor}")).bearer_auth(&token).send().await.expect("list").json().await.expect("json");
+        let p: serde_json::Value = c
+            .get(format!("{base}/api/v1/incidents?limit=25&cursor={cursor}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
         cursor = p["next_cursor"].as_str().expect("cursor").to_string();
     }
     println!("(deep cursor = page 402: {cursor})");
     for (name, q) in [
         ("list API, first page", "limit=25".to_string()),
-        ("list API, page 402 (keyset cursor)", format!("limit=25&cursor={cursor}")),
+        (
+            "list API, page 402 (keyset cursor)",
+            format!("limit=25&cursor={cursor}"),
+        ),
         ("list API, severity=SEV2", "severity=SEV2".into()),
         ("list API, status=resolved", "status=resolved".into()),
         ("list API, service=search", "service=search".into()),
-        ("list API, environment=staging", "environment=staging".into()),
+        (
+            "list API, environment=staging",
+            "environment=staging".into(),
+        ),
         ("list API, label team=data", "label=team%3Ddata".into()),
         ("list API, q=INC-54321", "q=INC-54321".into()),
         ("list API, q=payments (title search)", "q=payments".into()),
         ("list API, open=true", "open=true".into()),
     ] {
-        row(name, measure(&c, &format!("{base}/api/v1/incidents?{q}"), &token, SAMPLES).await);
+        row(
+            name,
+            measure(&c, &format!("{base}/api/v1/incidents?{q}"), &token, SAMPLES).await,
+        );
     }
-    row("list page SSR (stats + first page)", measure(&c, &format!("{base}/incidents"), &token, SAMPLES).await);
-    row("list page SSR, severity=SEV3&environment=production", measure(&c, &format!("{base}/incidents?severity=SEV3&environment=production"), &token, SAMPLES).await);
+    row(
+        "list page SSR (stats + first page)",
+        measure(&c, &format!("{base}/incidents"), &token, SAMPLES).await,
+    );
+    row(
+        "list page SSR, severity=SEV3&environment=production",
+        measure(
+            &c,
+            &format!("{base}/incidents?severity=SEV3&environment=production"),
+            &token,
+            SAMPLES,
+        )
+        .await,
+    );
 
     println!("\nEXPLAIN ANALYZE of the list queries (as storage::incidents::list builds them):");
     let (r, at, id) = domain::storage::incidents::decode_cursor(&cursor).expect("cursor");
     let cols = "i.id, i.number, i.title";
     for (name, sql) in [
-        ("first page", format!("SELECT {cols} FROM incidents i WHERE TRUE ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26")),
-        ("keyset page", format!("SELECT {cols} FROM incidents i WHERE TRUE AND (i.list_rank > {r} OR (i.list_rank = {r} AND (i.created_at, i.id) < ('{}'::timestamptz, {id}))) ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26",
-            at.format(&time::format_description::well_known::Rfc3339).expect("fmt"))),
-        ("severity filter", format!("SELECT {cols} FROM incidents i WHERE TRUE AND i.severity = 'SEV2' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26")),
-        ("service filter", format!("SELECT {cols} FROM incidents i WHERE TRUE AND i.services @> ARRAY['search']::text[] ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26")),
-        ("label filter", format!("SELECT {cols} FROM incidents i WHERE TRUE AND i.labels @> '{{\"team\":\"data\"}}' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26")),
-        ("key search", format!("SELECT {cols} FROM incidents i WHERE TRUE AND i.number = 54321 ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26")),
-        ("title search", format!("SELECT {cols} FROM incidents i WHERE TRUE AND i.title ILIKE '%payments%' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26")),
+        (
+            "first page",
+            format!(
+                "SELECT {cols} FROM incidents i WHERE TRUE ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+            ),
+        ),
+        (
+            "keyset page",
+            format!(
+                "SELECT {cols} FROM incidents i WHERE TRUE AND (i.list_rank > {r} OR (i.list_rank = {r} AND (i.created_at, i.id) < ('{}'::timestamptz, {id}))) ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26",
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .expect("fmt")
+            ),
+        ),
+        (
+            "severity filter",
+            format!(
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.severity = 'SEV2' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+            ),
+        ),
+        (
+            "service filter",
+            format!(
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.services @> ARRAY['search']::text[] ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+            ),
+        ),
+        (
+            "label filter",
+            format!(
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.labels @> '{{\"team\":\"data\"}}' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+            ),
+        ),
+        (
+            "key search",
+            format!(
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.number = 54321 ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+            ),
+        ),
+        (
+            "title search",
+            format!(
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.title ILIKE '%payments%' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+            ),
+        ),
     ] {
-        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) {sql}"))
-            .fetch_all(&pool).await.expect("explain");
+        let plan: Vec<String> = sqlx::query_scalar(&format!(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) {sql}"
+        ))
+        .fetch_all(&pool)
+        .await
+        .expect("explain");
         println!("-- {name}");
         for l in plan {
             println!("   {l}");

@@ -746,92 +746,119 @@ async fn permissions_per_role(pool: PgPool) {
         .await;
     assert_eq!(s, 201);
     assert!(d["commander"].is_null(), "a token has no user to command");
-    let key = d["key"].as_str().unwrap();
+    let key = d["key"].as_str().unwrap().to_string();
     let p = format!("/api/v1/incidents/{key}");
-    assert_eq!(viewer.get(&p).await.0, 200, "viewers read everything");
-    assert_eq!(viewer.get("/api/v1/incidents").await.0, 200);
-    assert_eq!(
-        viewer
-            .post(&format!("{p}/notes"), json!({"body": "hi"}))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        viewer
-            .post(
-                &format!("{p}/findings"),
-                json!({"code": "X_Y_Z", "severity": "info", "title": "t"})
-            )
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        viewer
-            .post(&format!("{p}/action-items"), json!({"title": "t"}))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        viewer.patch(&p, json!({"status": "investigating"})).await.0,
-        403
-    );
-    assert_eq!(
-        responder
-            .post(&format!("{p}/notes"), json!({"body": "hi"}))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        responder
-            .post(
-                &format!("{p}/findings"),
-                json!({"code": "X_Y_Z", "severity": "info", "title": "t"})
-            )
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        responder
-            .post(&format!("{p}/action-items"), json!({"title": "t"}))
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        responder.patch(&p, json!({"severity": "SEV1"})).await.0,
-        403
-    );
-    assert_eq!(responder.patch(&p, json!({"responders": []})).await.0, 403);
-    assert_eq!(
-        responder.patch(&p, json!({"status": "cancelled"})).await.0,
-        403
-    );
     app.create_user("ic", Role::Responder).await;
-    assert_eq!(
-        approver
-            .patch(
-                &p,
-                json!({"severity": "SEV1", "commander": "ic", "responders": ["ic"]})
-            )
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        approver.patch(&p, json!({"commander": "nobody"})).await.0,
-        422
-    );
-    assert_eq!(
-        approver.patch(&p, json!({"status": "cancelled"})).await.0,
-        200
-    );
-    assert_eq!(approver.patch(&p, json!({})).await.0, 422, "an empty patch");
-    assert_eq!(approver.patch(&p, json!({"colour": "red"})).await.0, 400);
+    let finding = json!({"code": "X_Y_Z", "severity": "info", "title": "t"});
+    use reqwest::Method as M;
+    // (who, method, path, body, expected status) — in order; later rows see earlier changes.
+    let table: Vec<(&Api, M, String, Option<Value>, u16)> = vec![
+        (&viewer, M::GET, p.clone(), None, 200),
+        (&viewer, M::GET, "/api/v1/incidents".into(), None, 200),
+        (
+            &viewer,
+            M::POST,
+            format!("{p}/notes"),
+            Some(json!({"body": "hi"})),
+            403,
+        ),
+        (
+            &viewer,
+            M::POST,
+            format!("{p}/findings"),
+            Some(finding.clone()),
+            403,
+        ),
+        (
+            &viewer,
+            M::POST,
+            format!("{p}/action-items"),
+            Some(json!({"title": "t"})),
+            403,
+        ),
+        (
+            &viewer,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"status": "investigating"})),
+            403,
+        ),
+        (
+            &responder,
+            M::POST,
+            format!("{p}/notes"),
+            Some(json!({"body": "hi"})),
+            201,
+        ),
+        (
+            &responder,
+            M::POST,
+            format!("{p}/findings"),
+            Some(finding),
+            201,
+        ),
+        (
+            &responder,
+            M::POST,
+            format!("{p}/action-items"),
+            Some(json!({"title": "t"})),
+            201,
+        ),
+        (
+            &responder,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"severity": "SEV1"})),
+            403,
+        ),
+        (
+            &responder,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"responders": []})),
+            403,
+        ),
+        (
+            &responder,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"status": "cancelled"})),
+            403,
+        ),
+        (
+            &approver,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"severity": "SEV1", "commander": "ic", "responders": ["ic"]})),
+            200,
+        ),
+        (
+            &approver,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"commander": "nobody"})),
+            422,
+        ),
+        (
+            &approver,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"status": "cancelled"})),
+            200,
+        ),
+        (&approver, M::PATCH, p.clone(), Some(json!({})), 422),
+        (
+            &approver,
+            M::PATCH,
+            p.clone(),
+            Some(json!({"colour": "red"})),
+            400,
+        ),
+    ];
+    for (who, m, path, body, want) in table {
+        let (got, b) = who.send(m.clone(), &path, body).await;
+        assert_eq!(got, want, "{m} {path}: {b}");
+    }
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -1004,21 +1031,55 @@ async fn live_stream_announces_new_events(pool: PgPool) {
 async fn incident_pages_render_and_unknown_keys_are_404(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = user(&app, "pages", Role::Responder).await;
-    let (_, d) = json_req(&c, &app, reqwest::Method::POST, "/api/v1/incidents", Some(new_incident("Page render <b>check</b>", "SEV1"))).await;
+    let (_, d) = json_req(
+        &c,
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Some(new_incident("Page render <b>check</b>", "SEV1")),
+    )
+    .await;
     let key = d["key"].as_str().unwrap().to_string();
-    json_req(&c, &app, reqwest::Method::POST, &format!("/api/v1/incidents/{key}/notes"), Some(json!({"body": "first *note*"}))).await;
-    let res = c.get(app.url(&format!("/incidents/{key}"))).send().await.unwrap();
+    json_req(
+        &c,
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/incidents/{key}/notes"),
+        Some(json!({"body": "first *note*"})),
+    )
+    .await;
+    let res = c
+        .get(app.url(&format!("/incidents/{key}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Page render &lt;b&gt;check&lt;/b&gt;"), "titles are escaped");
+    assert!(
+        html.contains("Page render &lt;b&gt;check&lt;/b&gt;"),
+        "titles are escaped"
+    );
     assert!(html.contains("first <em>note</em>"));
     assert!(html.contains(&format!("/api/v1/incidents/{key}/postmortem.md")));
-    let res = c.get(app.url("/incidents?severity=SEV1")).send().await.unwrap();
+    let res = c
+        .get(app.url("/incidents?severity=SEV1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains(&format!("data-key=\"{key}\"")));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains(&format!("data-key=\"{key}\""))
+    );
     let res = c.get(app.url("/incidents/INC-9999")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("no incident INC-9999"));
-    let res = c.get(app.url("/incidents?severity=SEV9")).send().await.unwrap();
+    let res = c
+        .get(app.url("/incidents?severity=SEV9"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422);
 }

@@ -403,43 +403,34 @@ pub async fn update(
                 "only the commander, an approver or an admin can change roles",
             ));
         }
-        let one = |v: &Option<String>| v.as_deref().map(str::trim).map(|s| s.to_string());
-        if let Some(name) = one(&p.commander) {
+        for (role, label, wanted) in [
+            ("commander", "Commander", &p.commander),
+            ("scribe", "Scribe", &p.scribe),
+        ] {
+            let Some(name) = wanted.as_deref().map(str::trim) else {
+                continue;
+            };
             let id = if name.is_empty() {
                 None
             } else {
-                Some(resolve_user(&mut tx, &name).await?)
+                Some(resolve_user(&mut tx, name).await?)
             };
-            if id != row.commander_id {
-                events.push((
-                    TimelineKind::RoleChange,
-                    if name.is_empty() {
-                        "Commander cleared".into()
-                    } else {
-                        format!("Commander: {name}")
-                    },
-                    serde_json::json!({ "role": "commander", "from": row.commander, "to": name }),
-                ));
-                row.commander_id = id;
-            }
-        }
-        if let Some(name) = one(&p.scribe) {
-            let id = if name.is_empty() {
-                None
+            let (slot, current) = if role == "commander" {
+                (&mut row.commander_id, row.commander.clone())
             } else {
-                Some(resolve_user(&mut tx, &name).await?)
+                (&mut row.scribe_id, row.scribe.clone())
             };
-            if id != row.scribe_id {
+            if id != *slot {
                 events.push((
                     TimelineKind::RoleChange,
                     if name.is_empty() {
-                        "Scribe cleared".into()
+                        format!("{label} cleared")
                     } else {
-                        format!("Scribe: {name}")
+                        format!("{label}: {name}")
                     },
-                    serde_json::json!({ "role": "scribe", "from": row.scribe, "to": name }),
+                    serde_json::json!({ "role": role, "from": current, "to": name }),
                 ));
-                row.scribe_id = id;
+                *slot = id;
             }
         }
         if let Some(names) = &p.responders {
