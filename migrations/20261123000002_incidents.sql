@@ -34,11 +34,13 @@ CREATE TABLE incidents (
     closed_at       TIMESTAMPTZ,
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    -- The list's order: open incidents by severity (1..4), then everything else (9).
-    list_rank       SMALLINT GENERATED ALWAYS AS (
+    -- The list's order, descending: open incidents by severity (SEV1 = 8 … SEV4 = 5), then
+    -- everything else (0). Descending like created_at and id, so the keyset condition
+    -- (list_order, created_at, id) < (…) is one index range, however deep the page.
+    list_order      SMALLINT GENERATED ALWAYS AS (
         CASE WHEN status IN ('triage', 'investigating', 'mitigated')
-             THEN CASE severity WHEN 'SEV1' THEN 1 WHEN 'SEV2' THEN 2 WHEN 'SEV3' THEN 3 ELSE 4 END
-             ELSE 9 END) STORED,
+             THEN CASE severity WHEN 'SEV1' THEN 8 WHEN 'SEV2' THEN 7 WHEN 'SEV3' THEN 6 ELSE 5 END
+             ELSE 0 END) STORED,
     CONSTRAINT incidents_title_len CHECK (char_length(title) BETWEEN 1 AND 200),
     CONSTRAINT incidents_summary_len CHECK (char_length(summary) <= 20000),
     CONSTRAINT incidents_services_present CHECK (cardinality(services) BETWEEN 1 AND 20),
@@ -50,10 +52,10 @@ CREATE TABLE incidents (
         AND (closed_at IS NULL OR closed_at >= COALESCE(resolved_at, mitigated_at, acknowledged_at, detected_at)))
 );
 CREATE UNIQUE INDEX incidents_number_key ON incidents (number);
-CREATE INDEX incidents_list_idx ON incidents (list_rank, created_at DESC, id DESC);
-CREATE INDEX incidents_status_idx ON incidents (status, list_rank, created_at DESC, id DESC);
-CREATE INDEX incidents_severity_idx ON incidents (severity, list_rank, created_at DESC, id DESC);
-CREATE INDEX incidents_env_idx ON incidents (environment, list_rank, created_at DESC, id DESC);
+CREATE INDEX incidents_list_idx ON incidents (list_order, created_at, id);
+CREATE INDEX incidents_status_idx ON incidents (status, list_order, created_at, id);
+CREATE INDEX incidents_severity_idx ON incidents (severity, list_order, created_at, id);
+CREATE INDEX incidents_env_idx ON incidents (environment, list_order, created_at, id);
 CREATE INDEX incidents_services_idx ON incidents USING gin (services);
 CREATE INDEX incidents_labels_idx ON incidents USING gin (labels jsonb_path_ops);
 CREATE INDEX incidents_title_trgm_idx ON incidents USING gin (title gin_trgm_ops);
@@ -76,6 +78,8 @@ CREATE TABLE timeline_events (
     actor_id    BIGINT        REFERENCES users (id),
     kind        timeline_kind NOT NULL,
     body        TEXT          NOT NULL DEFAULT '',
+    -- body rendered and sanitized once, at insert (events never change).
+    body_html   TEXT          NOT NULL DEFAULT '',
     details     JSONB         NOT NULL DEFAULT '{}'::jsonb,
     pinned      BOOLEAN       NOT NULL DEFAULT FALSE,
     CONSTRAINT timeline_body_len CHECK (char_length(body) <= 20000)
@@ -92,7 +96,8 @@ BEGIN
     IF NEW.id IS DISTINCT FROM OLD.id OR NEW.incident_id IS DISTINCT FROM OLD.incident_id
        OR NEW.at IS DISTINCT FROM OLD.at OR NEW.actor IS DISTINCT FROM OLD.actor
        OR NEW.actor_id IS DISTINCT FROM OLD.actor_id OR NEW.kind IS DISTINCT FROM OLD.kind
-       OR NEW.body IS DISTINCT FROM OLD.body OR NEW.details IS DISTINCT FROM OLD.details THEN
+       OR NEW.body IS DISTINCT FROM OLD.body OR NEW.body_html IS DISTINCT FROM OLD.body_html
+       OR NEW.details IS DISTINCT FROM OLD.details THEN
         RAISE EXCEPTION 'timeline events are append-only: only the pinned flag may change'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -111,6 +116,7 @@ CREATE TABLE note_revisions (
     id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id  BIGINT      NOT NULL REFERENCES timeline_events (id),
     body      TEXT        NOT NULL,
+    body_html TEXT        NOT NULL DEFAULT '',
     edited_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     edited_by TEXT        NOT NULL,
     CONSTRAINT note_revisions_body_len CHECK (char_length(body) BETWEEN 1 AND 20000)
@@ -148,6 +154,9 @@ CREATE TABLE findings (
     -- {facts: [{name, value}], command, excerpt}
     evidence      JSONB            NOT NULL DEFAULT '{}'::jsonb,
     remediation   TEXT             NOT NULL DEFAULT '',
+    -- remediation rendered and sanitized at insert, and the commands in its code blocks.
+    remediation_html TEXT          NOT NULL DEFAULT '',
+    commands      TEXT[]           NOT NULL DEFAULT '{}',
     doc_link      TEXT,
     status        finding_status   NOT NULL DEFAULT 'open',
     status_reason TEXT,

@@ -50,7 +50,7 @@ pub async fn list_incidents(
 #[server(prefix = "/api/fn", endpoint = "incidents/stats")]
 pub async fn incident_stats() -> Result<Vec<SeverityStats>, AppError> {
     let c = call()?;
-    Ok(svc::stats(&c.pool, &c.who).await?)
+    Ok(svc::stats(&c.pool, &c.who, &c.stats_cache).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "incidents/create")]
@@ -82,10 +82,64 @@ pub async fn create_incident(
     Ok(d.incident.key)
 }
 
+/// What the incident page needs: the incident, and who is looking (to offer "Edit" on
+/// their own notes only). Raw markdown that the page never shows is left out, which halves
+/// the page's hydration data on long timelines.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncidentPageData {
+    pub detail: IncidentDetail,
+    pub me: String,
+    /// Events matching the kind filter, before windowing.
+    pub matching_events: usize,
+    /// Events left out of this page (older than the window; pinned ones are always shown).
+    pub hidden_events: usize,
+}
+
+/// How many of the newest events the incident page shows before "Show all".
+pub const TIMELINE_WINDOW: usize = 500;
+
 #[server(prefix = "/api/fn", endpoint = "incidents/get")]
-pub async fn get_incident(key: String) -> Result<IncidentDetail, AppError> {
+pub async fn get_incident(
+    key: String,
+    kind: Option<String>,
+    all: Option<bool>,
+) -> Result<IncidentPageData, AppError> {
     let c = call()?;
-    Ok(svc::get(&c.pool, &c.who, &key).await?)
+    let mut detail = svc::get(&c.pool, &c.who, &key).await?;
+    if let Some(k) = kind.as_deref().filter(|k| !k.is_empty()) {
+        let k: TimelineKind = k
+            .parse()
+            .map_err(|m: String| AppError::from(domain::DomainError::Invalid(m)))?;
+        detail.timeline.retain(|e| e.kind == k);
+    }
+    let matching_events = detail.timeline.len();
+    let mut hidden_events = 0;
+    if !all.unwrap_or(false) && matching_events > TIMELINE_WINDOW {
+        // Keep the newest TIMELINE_WINDOW events and every pinned one (the list is oldest first).
+        let cut = matching_events - TIMELINE_WINDOW;
+        let mut i = 0;
+        detail.timeline.retain(|e| {
+            let keep = i >= cut || e.pinned;
+            i += 1;
+            keep
+        });
+        hidden_events = matching_events - detail.timeline.len();
+    }
+    for e in &mut detail.timeline {
+        if !(e.kind == TimelineKind::Note && e.actor == c.who.name) {
+            e.body.clear();
+        }
+    }
+    for f in &mut detail.findings {
+        f.remediation.clear();
+    }
+    detail.summary.clear();
+    Ok(IncidentPageData {
+        detail,
+        me: c.who.name,
+        matching_events,
+        hidden_events,
+    })
 }
 
 #[server(prefix = "/api/fn", endpoint = "incidents/status")]

@@ -11,11 +11,13 @@ use sqlx::PgPool;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub pool: PgPool,
+    pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
 }
 
 /// Everything a server function needs about its call.
 pub struct Call {
     pub pool: PgPool,
+    pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub who: Principal,
     pub meta: RequestMeta,
 }
@@ -39,6 +41,7 @@ pub fn call() -> Result<Call, AppError> {
         .unwrap_or_default();
     Ok(Call {
         pool: state.pool,
+        stats_cache: state.stats_cache,
         who,
         meta,
     })

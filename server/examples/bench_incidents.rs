@@ -143,7 +143,7 @@ async fn main() {
         &who,
         &RequestMeta::default(),
         "bench",
-        Role::Viewer,
+        Role::Responder,
     )
     .await
     .expect("token")
@@ -163,12 +163,9 @@ async fn main() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .expect("serve");
+        server::serve_until_dropped(listener, router)
+            .await
+            .expect("serve");
     });
     let base = format!("http://{addr}");
     let c = reqwest::Client::new();
@@ -177,7 +174,7 @@ async fn main() {
         "\n{:<58} {:>9} {:>9} {:>9} {:>10}",
         "request (sequential, n=200)", "p50 ms", "p99 ms", "max ms", "bytes"
     );
-    let mut row = |name: &str, r: (f64, f64, f64, usize)| {
+    let row = |name: &str, r: (f64, f64, f64, usize)| {
         println!(
             "{:<58} {:>9.2} {:>9.2} {:>9.2} {:>10}",
             name, r.0, r.1, r.2, r.3
@@ -185,8 +182,18 @@ async fn main() {
         r
     };
     let page = row(
-        "incident page SSR (2,000 events, 300 findings)",
+        "incident page SSR (newest 500 of 2,000 events, 300 findings)",
         measure(&c, &format!("{base}/incidents/{key}"), &token, SAMPLES).await,
+    );
+    row(
+        "incident page SSR, ?all=1 (all 2,000 events, 300 findings)",
+        measure(
+            &c,
+            &format!("{base}/incidents/{key}?all=1"),
+            &token,
+            SAMPLES,
+        )
+        .await,
     );
     let stat = row(
         "static file from the same server",
@@ -232,11 +239,35 @@ async fn main() {
         cursor = p["next_cursor"].as_str().expect("cursor").to_string();
     }
     println!("(deep cursor = page 402: {cursor})");
+    // The last page: walk the whole list once (4,000 pages of 25).
+    let mut last_cursor = cursor.clone();
+    loop {
+        let p: serde_json::Value = c
+            .get(format!(
+                "{base}/api/v1/incidents?limit=25&cursor={last_cursor}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        match p["next_cursor"].as_str() {
+            Some(n) => last_cursor = n.to_string(),
+            None => break,
+        }
+    }
+    println!("(last cursor: {last_cursor})");
     for (name, q) in [
         ("list API, first page", "limit=25".to_string()),
         (
             "list API, page 402 (keyset cursor)",
             format!("limit=25&cursor={cursor}"),
+        ),
+        (
+            "list API, last page (keyset cursor)",
+            format!("limit=25&cursor={last_cursor}"),
         ),
         ("list API, severity=SEV2", "severity=SEV2".into()),
         ("list API, status=resolved", "status=resolved".into()),
@@ -277,13 +308,13 @@ async fn main() {
         (
             "first page",
             format!(
-                "SELECT {cols} FROM incidents i WHERE TRUE ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+                "SELECT {cols} FROM incidents i WHERE TRUE ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT 26"
             ),
         ),
         (
             "keyset page",
             format!(
-                "SELECT {cols} FROM incidents i WHERE TRUE AND (i.list_rank > {r} OR (i.list_rank = {r} AND (i.created_at, i.id) < ('{}'::timestamptz, {id}))) ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26",
+                "SELECT {cols} FROM incidents i WHERE TRUE AND (i.list_order, i.created_at, i.id) < ({r}, '{}'::timestamptz, {id}) ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT 26",
                 at.format(&time::format_description::well_known::Rfc3339)
                     .expect("fmt")
             ),
@@ -291,31 +322,31 @@ async fn main() {
         (
             "severity filter",
             format!(
-                "SELECT {cols} FROM incidents i WHERE TRUE AND i.severity = 'SEV2' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.severity = 'SEV2' ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT 26"
             ),
         ),
         (
             "service filter",
             format!(
-                "SELECT {cols} FROM incidents i WHERE TRUE AND i.services @> ARRAY['search']::text[] ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.services @> ARRAY['search']::text[] ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT 26"
             ),
         ),
         (
             "label filter",
             format!(
-                "SELECT {cols} FROM incidents i WHERE TRUE AND i.labels @> '{{\"team\":\"data\"}}' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.labels @> '{{\"team\":\"data\"}}' ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT 26"
             ),
         ),
         (
             "key search",
             format!(
-                "SELECT {cols} FROM incidents i WHERE TRUE AND i.number = 54321 ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.number = 54321 ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT 26"
             ),
         ),
         (
             "title search",
             format!(
-                "SELECT {cols} FROM incidents i WHERE TRUE AND i.title ILIKE '%payments%' ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT 26"
+                "SELECT {cols} FROM incidents i WHERE TRUE AND i.title ILIKE '%payments%' ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT 26"
             ),
         ),
     ] {

@@ -194,7 +194,7 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    server::workers::spawn(server::worker_state(pool.clone(), config.clone()), stop_rx);
+    server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let router = server::router(pool, config);
     tracing::info!("Lookout is serving on http://{addr}");

@@ -10,4 +10,5 @@ pub struct Shared {
     pub metrics: Metrics,
     pub live: crate::live::Live,
     pub severity_mapping: domain::alertmanager::SeverityMapping,
+    pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
 }

@@ -1,12 +1,14 @@
 //! Background housekeeping: expired sessions and old sign-in failures. With several
 //! replicas, a transaction-scoped advisory lock lets one replica do each round.
 
-use crate::state::Shared;
-use std::sync::Arc;
+use sqlx::PgPool;
 use std::time::Duration;
 
-pub async fn housekeeping_round(shared: &Shared) -> Result<bool, sqlx::Error> {
-    let mut tx = shared.pool.begin().await?;
+pub async fn housekeeping_round(
+    pool: &PgPool,
+    login_window_secs: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let got: bool =
         sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lookout.housekeeping'))")
             .fetch_one(&mut *tx)
@@ -18,8 +20,7 @@ pub async fn housekeeping_round(shared: &Shared) -> Result<bool, sqlx::Error> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    let failures =
-        domain::storage::login_throttle::prune(&mut *tx, shared.config.login_window_secs).await?;
+    let failures = domain::storage::login_throttle::prune(&mut *tx, login_window_secs).await?;
     tx.commit().await?;
     if sessions + failures > 0 {
         tracing::info!(sessions, failures, "housekeeping removed expired rows");
@@ -27,14 +28,14 @@ pub async fn housekeeping_round(shared: &Shared) -> Result<bool, sqlx::Error> {
     Ok(true)
 }
 
-pub fn spawn(shared: Arc<Shared>, shutdown: tokio::sync::watch::Receiver<bool>) {
+pub fn spawn(pool: PgPool, login_window_secs: i64, shutdown: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut shutdown = shutdown;
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(e) = housekeeping_round(&shared).await {
+                    if let Err(e) = housekeeping_round(&pool, login_window_secs).await {
                         tracing::warn!(error = %e, "housekeeping failed; will retry");
                     }
                 }

@@ -148,3 +148,38 @@ async fn openapi_lists_every_api_route(pool: PgPool) {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn housekeeping_removes_expired_sessions_and_old_failures(pool: PgPool) {
+    sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ('old', '{}', now() - interval '1 hour'), ('live', '{}', now() + interval '1 hour')")
+        .execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO login_failures (username, client_ip, at) VALUES ('a', '1.2.3.4', now() - interval '2 hours'), ('b', '1.2.3.4', now())")
+        .execute(&pool).await.unwrap();
+    assert!(
+        server::workers::housekeeping_round(&pool, 900)
+            .await
+            .unwrap()
+    );
+    let sessions: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, vec!["live"]);
+    let failures: Vec<String> = sqlx::query_scalar("SELECT username FROM login_failures")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, vec!["b"]);
+    // Another replica holding the round's lock makes this one skip.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lookout.housekeeping'))")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert!(
+        !server::workers::housekeeping_round(&pool, 900)
+            .await
+            .unwrap()
+    );
+    tx.rollback().await.unwrap();
+}

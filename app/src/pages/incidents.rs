@@ -289,10 +289,14 @@ pub fn IncidentPage() -> impl IntoView {
     let fstatus = ServerAction::<SetFindingStatus>::new();
     let item = ServerAction::<AddActionItem>::new();
     let istatus = ServerAction::<SetActionItemStatus>::new();
+    let kind = move || q.read().get("kind").filter(|s| !s.is_empty());
+    let show_all = move || q.read().get("all").is_some_and(|v| v == "1");
     let incident = Resource::new(
         move || {
             (
                 key.get(),
+                kind(),
+                show_all(),
                 tick.get(),
                 status.version().get() + severity.version().get() + roles.version().get(),
                 note.version().get() + edit.version().get() + pin.version().get(),
@@ -302,7 +306,7 @@ pub fn IncidentPage() -> impl IntoView {
                     + istatus.version().get(),
             )
         },
-        |(k, ..)| get_incident(k),
+        |(k, kind, all, ..)| get_incident(k, kind, Some(all)),
     );
     follow_live(key, tick);
     let kind_filter = move || q.read().get("kind").filter(|s| !s.is_empty());
@@ -326,8 +330,8 @@ pub fn IncidentPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match incident.await {
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
-                    Ok(d) => view! {
-                        <IncidentView d=d kind_filter=kind_filter() errors=Signal::derive(errors)
+                    Ok(page) => view! {
+                        <IncidentView d=page.detail me=page.me hidden=page.hidden_events matching=page.matching_events kind_filter=kind_filter() errors=Signal::derive(errors)
                             status=status severity=severity roles=roles note=note edit=edit pin=pin
                             finding=finding fstatus=fstatus item=item istatus=istatus/>
                     }.into_any(),
@@ -341,6 +345,9 @@ pub fn IncidentPage() -> impl IntoView {
 #[allow(clippy::too_many_arguments)]
 fn IncidentView(
     d: IncidentDetail,
+    me: String,
+    hidden: usize,
+    matching: usize,
     kind_filter: Option<String>,
     errors: Signal<Option<AppError>>,
     status: ServerAction<SetIncidentStatus>,
@@ -357,21 +364,16 @@ fn IncidentView(
     let i = d.incident.clone();
     let key = i.key.clone();
     let age = (time::OffsetDateTime::now_utc() - i.times.detected_at).as_seconds_f64();
-    let filtered: Vec<TimelineEvent> = d
-        .timeline
-        .iter()
-        .filter(|e| kind_filter.as_deref().is_none_or(|k| e.kind.as_str() == k))
-        .cloned()
-        .collect();
+    // The server already applied the kind filter and the window.
+    let filtered: Vec<TimelineEvent> = d.timeline.clone();
+    let show_all_href = match &kind_filter {
+        Some(k) => format!("?kind={k}&all=1"),
+        None => "?all=1".to_string(),
+    };
     let pinned: Vec<TimelineEvent> = filtered.iter().filter(|e| e.pinned).cloned().collect();
     let mut rest = filtered.clone();
     rest.reverse();
-    let kinds: Vec<TimelineKind> = {
-        let mut k: Vec<TimelineKind> = d.timeline.iter().map(|e| e.kind).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    let kinds: Vec<TimelineKind> = TimelineKind::ALL.to_vec();
     let groups: Vec<(FindingSeverity, Vec<Finding>)> = FindingSeverity::ALL
         .iter()
         .map(|s| {
@@ -466,7 +468,7 @@ fn IncidentView(
                 }>{move || if copied.get() { "Postmortem copied" } else { "Copy postmortem" }}</button>
             </div>
         </section>
-        {(!d.summary.trim().is_empty()).then(|| view! {
+        {(!d.summary_html.trim().is_empty()).then(|| view! {
             <section class="panel summary"><h2>"Summary"</h2><div class="md" inner_html=d.summary_html.clone()></div></section>
         })}
         <div class="incident-grid">
@@ -489,12 +491,18 @@ fn IncidentView(
                 {(!pinned.is_empty()).then(|| view! {
                     <h3>"Pinned"</h3>
                     <ol class="events pinned">
-                        {pinned.into_iter().map(|e| view! { <EventItem e=e edit=edit pin=pin prefix="pinned-"/> }).collect_view()}
+                        {pinned.into_iter().map(|e| { let mine = e.actor == me; view! { <EventItem e=e mine=mine edit=edit pin=pin prefix="pinned-"/> } }).collect_view()}
                     </ol>
                     <h3>"All events"</h3>
                 })}
+                {(hidden > 0).then(|| view! {
+                    <p class="window-note" id="timeline-window">
+                        {format!("Showing {} of {matching} events: the newest {} and every pinned one. ", matching - hidden, crate::incident_fns::TIMELINE_WINDOW)}
+                        <a href=show_all_href.clone()>{format!("Show all {matching} events")}</a>
+                    </p>
+                })}
                 <ol class="events" id="events">
-                    {rest.into_iter().map(|e| view! { <EventItem e=e edit=edit pin=pin prefix=""/> }).collect_view()}
+                    {rest.into_iter().map(|e| { let mine = e.actor == me; view! { <EventItem e=e mine=mine edit=edit pin=pin prefix=""/> } }).collect_view()}
                 </ol>
             </section>
             <aside class="side">
@@ -607,6 +615,8 @@ fn NoteComposer() -> impl IntoView {
 #[component]
 fn EventItem(
     e: TimelineEvent,
+    /// The viewer wrote it (only authors may edit notes).
+    mine: bool,
     edit: ServerAction<EditIncidentNote>,
     pin: ServerAction<PinIncidentEvent>,
     prefix: &'static str,
@@ -614,6 +624,7 @@ fn EventItem(
     let id = e.id;
     let anchor = format!("{prefix}event-{id}");
     let is_note = e.kind == TimelineKind::Note;
+    let editable = is_note && mine;
     let history = e.history.clone();
     let body = e.body.clone();
     view! {
@@ -635,7 +646,7 @@ fn EventItem(
                     <input type="hidden" name="pinned" value=(!e.pinned).to_string()/>
                     <button type="submit" class="link">{if e.pinned { "Unpin" } else { "Pin" }}</button>
                 </ActionForm>
-                {is_note.then(|| view! {
+                {editable.then(|| view! {
                     <details class="edit-note">
                         <summary>"Edit"</summary>
                         <ActionForm action=edit attr:class="stack">

@@ -189,6 +189,7 @@ async fn detail(db: &mut PgConnection, row: store::IncidentRow) -> DomainResult<
         .map(|e| {
             let mut history: Vec<NoteRevision> = vec![];
             let mut body = e.body.clone();
+            let mut body_html = e.body_html.clone();
             let revs: Vec<&store::RevisionRow> =
                 revisions.iter().filter(|r| r.event_id == e.id).collect();
             if !revs.is_empty() {
@@ -205,13 +206,14 @@ async fn detail(db: &mut PgConnection, row: store::IncidentRow) -> DomainResult<
                     });
                 }
                 body = revs[revs.len() - 1].body.clone();
+                body_html = revs[revs.len() - 1].body_html.clone();
             }
             TimelineEvent {
                 id: e.id,
                 at: e.at,
                 actor: e.actor,
                 kind: e.kind,
-                body_html: markdown::render(&body),
+                body_html,
                 body,
                 details: if e.details == serde_json::json!({}) {
                     String::new()
@@ -250,8 +252,8 @@ pub fn finding_view(f: store::FindingRow) -> Finding {
         severity: f.severity,
         title: f.title,
         evidence,
-        remediation_html: markdown::render(&f.remediation),
-        commands: markdown::code_blocks(&f.remediation),
+        remediation_html: f.remediation_html,
+        commands: f.commands,
         remediation: f.remediation,
         doc_link: f.doc_link,
         status: f.status,
@@ -294,9 +296,65 @@ pub async fn list(pool: &PgPool, who: &Principal, q: &IncidentQuery) -> DomainRe
     })
 }
 
-pub async fn stats(pool: &PgPool, who: &Principal) -> DomainResult<Vec<SeverityStats>> {
+/// Caches the mean times (a scan of 90 days of incidents) for a minute; open counts are
+/// always live. One per process: the means of the last 30/90 days do not move in a minute.
+#[derive(Debug)]
+pub struct StatsCache {
+    ttl: std::time::Duration,
+    means: std::sync::Mutex<Option<(std::time::Instant, Vec<store::MeanTimes>)>>,
+}
+
+impl StatsCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            means: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+pub async fn stats(
+    pool: &PgPool,
+    who: &Principal,
+    cache: &StatsCache,
+) -> DomainResult<Vec<SeverityStats>> {
     who.require(Role::Viewer)?;
-    Ok(store::stats(pool).await?)
+    let cached = cache.means.lock().ok().and_then(|g| {
+        g.as_ref()
+            .filter(|(at, _)| at.elapsed() < cache.ttl)
+            .map(|(_, m)| m.clone())
+    });
+    let means = match cached {
+        Some(m) => m,
+        None => {
+            let m = store::mean_times(pool).await?;
+            if let Ok(mut g) = cache.means.lock() {
+                *g = Some((std::time::Instant::now(), m.clone()));
+            }
+            m
+        }
+    };
+    let open = store::open_counts(pool).await?;
+    Ok(Severity::ALL
+        .iter()
+        .map(|sev| {
+            let m = means.iter().find(|m| m.severity == *sev);
+            SeverityStats {
+                severity: *sev,
+                open: open
+                    .iter()
+                    .find(|(s, _)| s == sev)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0),
+                mtta_30d: m.and_then(|m| m.mtta_30d),
+                mttm_30d: m.and_then(|m| m.mttm_30d),
+                mttr_30d: m.and_then(|m| m.mttr_30d),
+                mtta_90d: m.and_then(|m| m.mtta_90d),
+                mttm_90d: m.and_then(|m| m.mttm_90d),
+                mttr_90d: m.and_then(|m| m.mttr_90d),
+            }
+        })
+        .collect())
 }
 
 /// Corrections of stage times by the commander (or an approver/admin).

@@ -30,7 +30,7 @@ pub struct IncidentRow {
     pub resolved_at: Option<OffsetDateTime>,
     pub closed_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
-    pub list_rank: i16,
+    pub list_order: i16,
 }
 
 impl IncidentRow {
@@ -73,7 +73,7 @@ impl IncidentRow {
 const SELECT: &str = "SELECT i.id, i.number, i.title, i.summary, i.severity, i.status, i.services,
     i.environment, i.labels, i.commander_id, c.username AS commander, i.scribe_id,
     s.username AS scribe, i.responder_ids, i.created_by, i.alert_group_key, i.detected_at,
-    i.acknowledged_at, i.mitigated_at, i.resolved_at, i.closed_at, i.created_at, i.list_rank
+    i.acknowledged_at, i.mitigated_at, i.resolved_at, i.closed_at, i.created_at, i.list_order
     FROM incidents i
     LEFT JOIN users c ON c.id = i.commander_id
     LEFT JOIN users s ON s.id = i.scribe_id";
@@ -179,11 +179,11 @@ pub async fn save(db: impl PgExecutor<'_>, r: &IncidentRow) -> sqlx::Result<()> 
 pub const DEFAULT_PAGE: u32 = 25;
 pub const MAX_PAGE: u32 = 200;
 
-/// `rank.created_at_unix_micros.id`
+/// `order.created_at_unix_micros.id`
 pub fn encode_cursor(r: &IncidentRow) -> String {
     format!(
         "{}.{}.{}",
-        r.list_rank,
+        r.list_order,
         r.created_at.unix_timestamp_nanos() / 1000,
         r.id
     )
@@ -202,6 +202,7 @@ pub fn decode_cursor(c: &str) -> Option<(i16, OffsetDateTime, i64)> {
 }
 
 /// The list: open incidents first by severity, then everything else, newest first within.
+/// Keyset-paginated on (list_order, created_at, id), all descending, matching the indexes.
 pub async fn list(
     db: impl PgExecutor<'_>,
     q: &IncidentQuery,
@@ -215,10 +216,10 @@ pub async fn list(
     }
     match q.open {
         Some(true) => {
-            b.push(" AND i.list_rank < 9");
+            b.push(" AND i.list_order > 0");
         }
         Some(false) => {
-            b.push(" AND i.list_rank = 9");
+            b.push(" AND i.list_order = 0");
         }
         None => {}
     }
@@ -249,19 +250,17 @@ pub async fn list(
                 .push_bind(format!("%{escaped}%"));
         }
     }
-    if let Some((rank, at, id)) = cursor {
-        // (list_rank ASC, created_at DESC, id DESC) strictly after the cursor.
-        b.push(" AND (i.list_rank > ")
-            .push_bind(rank)
-            .push(" OR (i.list_rank = ")
-            .push_bind(rank)
-            .push(" AND (i.created_at, i.id) < (")
+    if let Some((order, at, id)) = cursor {
+        // Strictly after the cursor in (list_order, created_at, id) DESC: one index range.
+        b.push(" AND (i.list_order, i.created_at, i.id) < (")
+            .push_bind(order)
+            .push(", ")
             .push_bind(at)
             .push(", ")
             .push_bind(id)
-            .push(")))");
+            .push(")");
     }
-    b.push(" ORDER BY i.list_rank, i.created_at DESC, i.id DESC LIMIT ")
+    b.push(" ORDER BY i.list_order DESC, i.created_at DESC, i.id DESC LIMIT ")
         .push_bind(limit + 1);
     let mut rows = b.build_query_as::<IncidentRow>().fetch_all(db).await?;
     let more = rows.len() as i64 > limit;
@@ -269,51 +268,43 @@ pub async fn list(
     Ok((rows, more))
 }
 
-#[derive(FromRow)]
-struct StatsRow {
-    severity: Severity,
-    open: i64,
-    mtta_30d: Option<f64>,
-    mttm_30d: Option<f64>,
-    mttr_30d: Option<f64>,
-    mtta_90d: Option<f64>,
-    mttm_90d: Option<f64>,
-    mttr_90d: Option<f64>,
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct MeanTimes {
+    pub severity: Severity,
+    pub mtta_30d: Option<f64>,
+    pub mttm_30d: Option<f64>,
+    pub mttr_30d: Option<f64>,
+    pub mtta_90d: Option<f64>,
+    pub mttm_90d: Option<f64>,
+    pub mttr_90d: Option<f64>,
 }
 
-/// Open counts and MTTA / MTTM / MTTR per severity over incidents detected in the last
-/// 30 and 90 days (cancelled incidents excluded from the means).
-pub async fn stats(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<SeverityStats>> {
-    let rows = sqlx::query_as::<_, StatsRow>(
-        "WITH sev(severity) AS (SELECT unnest(enum_range(NULL::incident_severity)))
-         SELECT sev.severity,
-           (SELECT count(*) FROM incidents o WHERE o.severity = sev.severity AND o.list_rank < 9) AS open,
-           avg(extract(epoch FROM i.acknowledged_at - i.detected_at)) FILTER (WHERE i.detected_at > now() - interval '30 days')::float8 AS mtta_30d,
-           avg(extract(epoch FROM i.mitigated_at - i.detected_at)) FILTER (WHERE i.detected_at > now() - interval '30 days')::float8 AS mttm_30d,
-           avg(extract(epoch FROM i.resolved_at - i.detected_at)) FILTER (WHERE i.detected_at > now() - interval '30 days')::float8 AS mttr_30d,
-           avg(extract(epoch FROM i.acknowledged_at - i.detected_at))::float8 AS mtta_90d,
-           avg(extract(epoch FROM i.mitigated_at - i.detected_at))::float8 AS mttm_90d,
-           avg(extract(epoch FROM i.resolved_at - i.detected_at))::float8 AS mttr_90d
-         FROM sev
-         LEFT JOIN incidents i ON i.severity = sev.severity
-              AND i.detected_at > now() - interval '90 days' AND i.status <> 'cancelled'
-         GROUP BY sev.severity ORDER BY sev.severity",
+/// MTTA / MTTM / MTTR per severity over incidents detected in the last 30 and 90 days
+/// (cancelled incidents excluded). Scans the 90-day window: callers cache it.
+pub async fn mean_times(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<MeanTimes>> {
+    sqlx::query_as::<_, MeanTimes>(
+        "SELECT severity,
+           avg(extract(epoch FROM acknowledged_at - detected_at)) FILTER (WHERE detected_at > now() - interval '30 days')::float8 AS mtta_30d,
+           avg(extract(epoch FROM mitigated_at - detected_at)) FILTER (WHERE detected_at > now() - interval '30 days')::float8 AS mttm_30d,
+           avg(extract(epoch FROM resolved_at - detected_at)) FILTER (WHERE detected_at > now() - interval '30 days')::float8 AS mttr_30d,
+           avg(extract(epoch FROM acknowledged_at - detected_at))::float8 AS mtta_90d,
+           avg(extract(epoch FROM mitigated_at - detected_at))::float8 AS mttm_90d,
+           avg(extract(epoch FROM resolved_at - detected_at))::float8 AS mttr_90d
+         FROM incidents
+         WHERE detected_at > now() - interval '90 days' AND status <> 'cancelled'
+         GROUP BY severity",
     )
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SeverityStats {
-            severity: r.severity,
-            open: r.open,
-            mtta_30d: r.mtta_30d,
-            mttm_30d: r.mttm_30d,
-            mttr_30d: r.mttr_30d,
-            mtta_90d: r.mtta_90d,
-            mttm_90d: r.mttm_90d,
-            mttr_90d: r.mttr_90d,
-        })
-        .collect())
+    .await
+}
+
+/// Open incidents per severity (an index range: list_order > 0).
+pub async fn open_counts(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Severity, i64)>> {
+    sqlx::query_as(
+        "SELECT severity, count(*) FROM incidents WHERE list_order > 0 GROUP BY severity",
+    )
+    .fetch_all(db)
+    .await
 }
 
 // ---- timeline ----
@@ -327,6 +318,7 @@ pub struct EventRow {
     pub actor_id: Option<i64>,
     pub kind: TimelineKind,
     pub body: String,
+    pub body_html: String,
     pub details: serde_json::Value,
     pub pinned: bool,
 }
@@ -340,16 +332,18 @@ pub struct NewEvent<'a> {
     pub details: serde_json::Value,
 }
 
+/// Appends an event; its markdown is rendered and sanitized here, once.
 pub async fn insert_event(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO timeline_events (incident_id, actor, actor_id, kind, body, details)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO timeline_events (incident_id, actor, actor_id, kind, body, body_html, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(e.incident_id)
     .bind(e.actor)
     .bind(e.actor_id)
     .bind(e.kind)
     .bind(e.body)
+    .bind(crate::markdown::render(e.body))
     .bind(e.details)
     .fetch_one(db)
     .await
@@ -357,7 +351,7 @@ pub async fn insert_event(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Res
 
 pub async fn events(db: impl PgExecutor<'_>, incident_id: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as::<_, EventRow>(
-        "SELECT id, incident_id, at, actor, actor_id, kind, body, details, pinned
+        "SELECT id, incident_id, at, actor, actor_id, kind, body, body_html, details, pinned
          FROM timeline_events WHERE incident_id = $1 ORDER BY at, id",
     )
     .bind(incident_id)
@@ -367,7 +361,7 @@ pub async fn events(db: impl PgExecutor<'_>, incident_id: i64) -> sqlx::Result<V
 
 pub async fn event(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<EventRow>> {
     sqlx::query_as::<_, EventRow>(
-        "SELECT id, incident_id, at, actor, actor_id, kind, body, details, pinned
+        "SELECT id, incident_id, at, actor, actor_id, kind, body, body_html, details, pinned
          FROM timeline_events WHERE id = $1",
     )
     .bind(id)
@@ -390,6 +384,7 @@ pub async fn set_pinned(db: impl PgExecutor<'_>, id: i64, pinned: bool) -> sqlx:
 pub struct RevisionRow {
     pub event_id: i64,
     pub body: String,
+    pub body_html: String,
     pub edited_at: OffsetDateTime,
     pub edited_by: String,
 }
@@ -400,12 +395,15 @@ pub async fn insert_revision(
     body: &str,
     by: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO note_revisions (event_id, body, edited_by) VALUES ($1, $2, $3)")
-        .bind(event_id)
-        .bind(body)
-        .bind(by)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO note_revisions (event_id, body, body_html, edited_by) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(event_id)
+    .bind(body)
+    .bind(crate::markdown::render(body))
+    .bind(by)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -414,7 +412,7 @@ pub async fn revisions(
     incident_id: i64,
 ) -> sqlx::Result<Vec<RevisionRow>> {
     sqlx::query_as::<_, RevisionRow>(
-        "SELECT r.event_id, r.body, r.edited_at, r.edited_by
+        "SELECT r.event_id, r.body, r.body_html, r.edited_at, r.edited_by
          FROM note_revisions r JOIN timeline_events e ON e.id = r.event_id
          WHERE e.incident_id = $1 ORDER BY r.id",
     )
@@ -438,6 +436,8 @@ pub struct FindingRow {
     pub title: String,
     pub evidence: serde_json::Value,
     pub remediation: String,
+    pub remediation_html: String,
+    pub commands: Vec<String>,
     pub doc_link: Option<String>,
     pub status: FindingStatus,
     pub status_reason: Option<String>,
@@ -449,7 +449,7 @@ pub struct FindingRow {
 
 const FINDING_SELECT: &str = "SELECT f.id, f.incident_id, i.number AS incident_number, f.code,
     f.source_kind, f.source_probe, f.source_target, f.severity, f.title, f.evidence,
-    f.remediation, f.doc_link, f.status, f.status_reason, f.created_at, f.created_by,
+    f.remediation, f.remediation_html, f.commands, f.doc_link, f.status, f.status_reason, f.created_at, f.created_by,
     f.updated_at, f.updated_by
     FROM findings f LEFT JOIN incidents i ON i.id = f.incident_id";
 
@@ -470,8 +470,9 @@ pub struct NewFindingRow<'a> {
 pub async fn insert_finding(db: impl PgExecutor<'_>, f: NewFindingRow<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO findings (incident_id, code, source_kind, source_probe, source_target,
-            severity, title, evidence, remediation, doc_link, created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+            severity, title, evidence, remediation, remediation_html, commands, doc_link,
+            created_by, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
     )
     .bind(f.incident_id)
     .bind(f.code)
@@ -482,6 +483,8 @@ pub async fn insert_finding(db: impl PgExecutor<'_>, f: NewFindingRow<'_>) -> sq
     .bind(f.title)
     .bind(f.evidence)
     .bind(f.remediation)
+    .bind(crate::markdown::render(f.remediation))
+    .bind(crate::markdown::code_blocks(f.remediation))
     .bind(f.doc_link)
     .bind(f.created_by)
     .fetch_one(db)

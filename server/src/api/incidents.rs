@@ -49,7 +49,7 @@ pub async fn list(
 }
 
 pub async fn stats((Extension(s), Extension(who)): Ctx) -> ApiResult<Json<Vec<SeverityStats>>> {
-    Ok(Json(svc::stats(&s.pool, &who).await?))
+    Ok(Json(svc::stats(&s.pool, &who, &s.stats_cache).await?))
 }
 
 pub async fn create(
