@@ -37,6 +37,7 @@ impl Live {
                                             let _ = sender.send(id);
                                         }
                                     }
+                                    Err(_) if pool.is_closed() => return,
                                     Err(e) => {
                                         tracing::warn!(error = %e, "live updates interrupted; reconnecting");
                                         break;

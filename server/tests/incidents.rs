@@ -1088,23 +1088,73 @@ async fn incident_pages_render_and_unknown_keys_are_404(pool: PgPool) {
 async fn long_timelines_show_a_window_with_a_way_to_see_everything(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let c = user(&app, "win", Role::Responder).await;
-    let (_, d) = json_req(&c, &app, reqwest::Method::POST, "/api/v1/incidents", Some(new_incident("long", "SEV3"))).await;
+    let (_, d) = json_req(
+        &c,
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Some(new_incident("long", "SEV3")),
+    )
+    .await;
     let key = d["key"].as_str().unwrap().to_string();
     let who = common::admin_principal();
     for i in 0..520 {
-        domain::services::incidents::add_note(&app.pool, &who, &key, &format!("note number {i:04}")).await.unwrap();
+        domain::services::incidents::add_note(
+            &app.pool,
+            &who,
+            &key,
+            &format!("note number {i:04}"),
+        )
+        .await
+        .unwrap();
     }
     // Pin an old one: pinned events are always shown.
-    let old: i64 = sqlx::query_scalar("SELECT id FROM timeline_events WHERE body = 'note number 0003'").fetch_one(&app.pool).await.unwrap();
-    domain::services::incidents::set_pinned(&app.pool, &who, old, true).await.unwrap();
-    let html = c.get(app.url(&format!("/incidents/{key}"))).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Showing 501 of 521 events: the newest 500 and every pinned one."), "window note");
+    let old: i64 =
+        sqlx::query_scalar("SELECT id FROM timeline_events WHERE body = 'note number 0003'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    domain::services::incidents::set_pinned(&app.pool, &who, old, true)
+        .await
+        .unwrap();
+    let html = c
+        .get(app.url(&format!("/incidents/{key}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Showing 501 of 521 events: the newest 500 and every pinned one."),
+        "window note"
+    );
     assert!(html.contains("note number 0519"));
     assert!(html.contains("note number 0003"), "pinned stays visible");
-    assert!(!html.contains("note number 0002"), "older events are behind the link");
-    let html = c.get(app.url(&format!("/incidents/{key}?all=1"))).send().await.unwrap().text().await.unwrap();
+    assert!(
+        !html.contains("note number 0002"),
+        "older events are behind the link"
+    );
+    let html = c
+        .get(app.url(&format!("/incidents/{key}?all=1")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("note number 0002") && html.contains("note number 0000"));
     assert!(!html.contains("Showing 501"));
-    let html = c.get(app.url(&format!("/incidents/{key}?kind=created"))).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Opened") && !html.contains("note number 0519"), "kind filter on the server");
+    let html = c
+        .get(app.url(&format!("/incidents/{key}?kind=created")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Opened") && !html.contains("note number 0519"),
+        "kind filter on the server"
+    );
 }
