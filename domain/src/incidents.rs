@@ -398,17 +398,26 @@ pub struct IncidentPage {
     pub next_cursor: Option<String>,
 }
 
-/// Mean times per severity over a window, in seconds (None when no incident qualifies).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeverityStats {
+/// Mean times to acknowledge / mitigate / resolve for one severity over the last 30 and
+/// 90 days, in seconds (None when no incident qualifies).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(sqlx::FromRow))]
+pub struct MeanTimes {
     pub severity: Severity,
-    pub open: i64,
     pub mtta_30d: Option<f64>,
     pub mttm_30d: Option<f64>,
     pub mttr_30d: Option<f64>,
     pub mtta_90d: Option<f64>,
     pub mttm_90d: Option<f64>,
     pub mttr_90d: Option<f64>,
+}
+
+/// One row of the list page's summary: open incidents and the mean times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeverityStats {
+    pub open: i64,
+    #[serde(flatten)]
+    pub means: MeanTimes,
 }
 
 /// "1 h 05 m", "42 s", "3 d 2 h": durations for people.

@@ -49,3 +49,21 @@ pub fn EmptyState(
 pub fn Loading() -> impl IntoView {
     view! { <p class="loading" aria-busy="true">"Loading…"</p> }
 }
+
+/// Keyset paging links: back to the first page, and on to the next one.
+#[component]
+pub fn Pager(
+    first: Option<String>,
+    next: Option<String>,
+    #[prop(into)] end: String,
+) -> impl IntoView {
+    view! {
+        <p class="pager">
+            {first.map(|href| view! { <a href=href>"← First page"</a> " · " })}
+            {match next {
+                Some(href) => view! { <a href=href rel="next">"Next page →"</a> }.into_any(),
+                None => view! { <span class="muted">{end}</span> }.into_any(),
+            }}
+        </p>
+    }
+}

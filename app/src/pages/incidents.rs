@@ -3,7 +3,7 @@
 //! Everything renders on the server and works without wasm; once hydrated, forms act in
 //! place and the page follows other people's changes live (server-sent events).
 
-use crate::components::common::{ErrorPanel, FormError, Loading};
+use crate::components::common::{ErrorPanel, FormError, Loading, Pager};
 use crate::components::time::{LocalTime, MaybeTime};
 use crate::error::AppError;
 use crate::incident_fns::*;
@@ -79,10 +79,10 @@ pub fn IncidentListPage() -> impl IntoView {
                             <tbody>
                             {rows.into_iter().map(|r| view! {
                                 <tr>
-                                    <td><span class=sev_class(r.severity)>{r.severity.as_str()}</span></td>
+                                    <td><span class=sev_class(r.means.severity)>{r.means.severity.as_str()}</span></td>
                                     <td><strong>{r.open}</strong></td>
-                                    <td>{opt_time(r.mtta_30d)}</td><td>{opt_time(r.mttm_30d)}</td><td>{opt_time(r.mttr_30d)}</td>
-                                    <td>{opt_time(r.mtta_90d)}</td><td>{opt_time(r.mttm_90d)}</td><td>{opt_time(r.mttr_90d)}</td>
+                                    <td>{opt_time(r.means.mtta_30d)}</td><td>{opt_time(r.means.mttm_30d)}</td><td>{opt_time(r.means.mttr_30d)}</td>
+                                    <td>{opt_time(r.means.mtta_90d)}</td><td>{opt_time(r.means.mttm_90d)}</td><td>{opt_time(r.means.mttr_90d)}</td>
                                 </tr>
                             }).collect_view()}
                             </tbody>
@@ -163,13 +163,7 @@ pub fn IncidentListPage() -> impl IntoView {
                                 </tbody>
                             </table>
                             </div>
-                            <p class="pager">
-                                {first.then(|| view! { <a href="/incidents">"← First page"</a> " · " })}
-                                {match next {
-                                    Some(href) => view! { <a href=href rel="next">"Next page →"</a> }.into_any(),
-                                    None => view! { <span class="muted">"End of the list."</span> }.into_any(),
-                                }}
-                            </p>
+                            <Pager first=first.then(|| "/incidents".to_string()) next=next end="End of the list."/>
                         }.into_any()
                     }
                 }

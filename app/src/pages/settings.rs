@@ -2,7 +2,7 @@
 //! function that checks the admin role on the server; the page only mirrors the answer.
 
 use crate::api::*;
-use crate::components::common::{ErrorPanel, FormError, Loading};
+use crate::components::common::{ErrorPanel, FormError, Loading, Pager};
 use crate::components::time::{LocalTime, MaybeTime};
 use domain::{AuditFilter, Role, TokenView, UserView};
 use leptos::prelude::*;
@@ -326,13 +326,7 @@ pub fn AuditPage() -> impl IntoView {
                                 </tbody>
                             </table>
                             </div>
-                            <p class="pager">
-                                {f.before_id.map(|_| view! { <a href="/settings/audit">"Newest"</a> " · " })}
-                                {match next {
-                                    Some(href) => view! { <a href=href rel="next">"Older entries →"</a> }.into_any(),
-                                    None => view! { <span class="muted">"End of the log."</span> }.into_any(),
-                                }}
-                            </p>
+                            <Pager first=f.before_id.map(|_| "/settings/audit".to_string()) next=next end="End of the log."/>
                         }.into_any()
                     }
                 }

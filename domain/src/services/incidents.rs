@@ -301,7 +301,7 @@ pub async fn list(pool: &PgPool, who: &Principal, q: &IncidentQuery) -> DomainRe
 #[derive(Debug)]
 pub struct StatsCache {
     ttl: std::time::Duration,
-    means: std::sync::Mutex<Option<(std::time::Instant, Vec<store::MeanTimes>)>>,
+    means: std::sync::Mutex<Option<(std::time::Instant, Vec<MeanTimes>)>>,
 }
 
 impl StatsCache {
@@ -337,22 +337,25 @@ pub async fn stats(
     let open = store::open_counts(pool).await?;
     Ok(Severity::ALL
         .iter()
-        .map(|sev| {
-            let m = means.iter().find(|m| m.severity == *sev);
-            SeverityStats {
-                severity: *sev,
-                open: open
-                    .iter()
-                    .find(|(s, _)| s == sev)
-                    .map(|(_, n)| *n)
-                    .unwrap_or(0),
-                mtta_30d: m.and_then(|m| m.mtta_30d),
-                mttm_30d: m.and_then(|m| m.mttm_30d),
-                mttr_30d: m.and_then(|m| m.mttr_30d),
-                mtta_90d: m.and_then(|m| m.mtta_90d),
-                mttm_90d: m.and_then(|m| m.mttm_90d),
-                mttr_90d: m.and_then(|m| m.mttr_90d),
-            }
+        .map(|sev| SeverityStats {
+            open: open
+                .iter()
+                .find(|(s, _)| s == sev)
+                .map(|(_, n)| *n)
+                .unwrap_or(0),
+            means: means
+                .iter()
+                .find(|m| m.severity == *sev)
+                .copied()
+                .unwrap_or(MeanTimes {
+                    severity: *sev,
+                    mtta_30d: None,
+                    mttm_30d: None,
+                    mttr_30d: None,
+                    mtta_90d: None,
+                    mttm_90d: None,
+                    mttr_90d: None,
+                }),
         })
         .collect())
 }

@@ -268,17 +268,6 @@ pub async fn list(
     Ok((rows, more))
 }
 
-#[derive(Debug, Clone, Copy, FromRow)]
-pub struct MeanTimes {
-    pub severity: Severity,
-    pub mtta_30d: Option<f64>,
-    pub mttm_30d: Option<f64>,
-    pub mttr_30d: Option<f64>,
-    pub mtta_90d: Option<f64>,
-    pub mttm_90d: Option<f64>,
-    pub mttr_90d: Option<f64>,
-}
-
 /// MTTA / MTTM / MTTR per severity over incidents detected in the last 30 and 90 days
 /// (cancelled incidents excluded). Scans the 90-day window: callers cache it.
 pub async fn mean_times(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<MeanTimes>> {
