@@ -171,7 +171,13 @@ pub async fn token_principal(pool: &PgPool, secret: &str) -> DomainResult<Option
     let Some(row) = tokens::live_by_hash(pool, &token_hash(secret)).await? else {
         return Ok(None);
     };
-    tokens::touch(pool, row.id).await?;
+    // Record use at most once a minute, and skip the write entirely when it is recent.
+    let stale = row
+        .last_used_at
+        .is_none_or(|t| time::OffsetDateTime::now_utc() - t > time::Duration::minutes(1));
+    if stale {
+        tokens::touch(pool, row.id).await?;
+    }
     Ok(Some(Principal {
         user_id: None,
         name: format!("token:{}", row.name),
