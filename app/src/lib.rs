@@ -11,6 +11,7 @@ pub mod incident_fns;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod state;
+pub mod target_fns;
 
 use components::layout::Layout;
 use leptos::prelude::*;
@@ -56,7 +57,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("deployments") view=pages::placeholders::DeploymentsPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka") view=pages::placeholders::KafkaPage ssr=SsrMode::Async/>
                     <Route path=path!("costs") view=pages::placeholders::CostsPage ssr=SsrMode::Async/>
-                    <Route path=path!("targets") view=pages::placeholders::TargetsPage ssr=SsrMode::Async/>
+                    <Route path=path!("targets") view=pages::targets::TargetsPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("settings") view=pages::settings::SettingsIndex ssr=SsrMode::Async/>
                     <Route path=path!("settings/users") view=pages::settings::UsersPage ssr=SsrMode::Async/>

@@ -12,11 +12,13 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub pool: PgPool,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
+    pub secrets: Option<domain::secrets::SecretBox>,
 }
 
 /// Everything a server function needs about its call.
 pub struct Call {
     pub pool: PgPool,
+    pub secrets: Option<domain::secrets::SecretBox>,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub who: Principal,
     pub meta: RequestMeta,
@@ -41,6 +43,7 @@ pub fn call() -> Result<Call, AppError> {
         .unwrap_or_default();
     Ok(Call {
         pool: state.pool,
+        secrets: state.secrets,
         stats_cache: state.stats_cache,
         who,
         meta,

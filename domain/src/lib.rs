@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod incidents;
+pub mod targets;
 pub mod types;
 
 #[cfg(feature = "server")]
@@ -13,6 +14,8 @@ pub mod alertmanager;
 pub mod markdown;
 #[cfg(feature = "server")]
 pub mod postmortem;
+#[cfg(feature = "server")]
+pub mod secrets;
 #[cfg(feature = "server")]
 pub mod services;
 #[cfg(feature = "server")]

@@ -46,6 +46,10 @@ pub enum Command {
     },
 }
 
+fn parse_secret_key(s: &str) -> Result<domain::secrets::SecretBox, String> {
+    domain::secrets::SecretBox::from_config(s)
+}
+
 fn parse_mapping(s: &str) -> Result<domain::alertmanager::SeverityMapping, String> {
     domain::alertmanager::SeverityMapping::parse(s)
 }
@@ -192,6 +196,11 @@ pub struct Config {
         global = true
     )]
     pub log_filter: String,
+
+    /// Key that encrypts target credentials at rest: 64 hex characters or base64 of 32 bytes
+    /// (e.g. `openssl rand -hex 32`). Required once any target holds a secret.
+    #[arg(long, env = "LOOKOUT_SECRET_KEY", hide_env_values = true, value_parser = parse_secret_key, global = true)]
+    pub secret_key: Option<domain::secrets::SecretBox>,
 
     /// How Alertmanager alerts map to incident severities: `label:value=SEVn,…,*=SEVn`.
     #[arg(long, env = "LOOKOUT_ALERT_SEVERITY_MAPPING", default_value = "severity:critical=SEV2,warning=SEV3,*=SEV4", value_parser = parse_mapping, global = true)]

@@ -86,6 +86,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         leptos_options: leptos_options.clone(),
         pool: pool.clone(),
         stats_cache: stats_cache.clone(),
+        secrets: config.secret_key.clone(),
     };
     let max_body = config.max_body_bytes as usize;
     let session_layer =

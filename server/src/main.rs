@@ -172,6 +172,7 @@ async fn run_with_db(command: Command, config: &Config, url: &str) -> Result<(),
 }
 
 async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
+    domain::services::targets::check_key_present(&pool, config.secret_key.as_ref()).await?;
     match auth::ensure_first_admin(&pool, config.admin_password.as_deref())
         .await
         .map_err(|e| e.public_message())?

@@ -83,6 +83,14 @@ fn cases() -> Vec<Case> {
         page("/incidents/new", Any),
         get_json("/api/v1/incidents", Any),
         get_json("/api/v1/incidents/stats", Any),
+        get_json("/api/v1/targets", Any),
+        server_fn("/api/fn/targets/list", Any, &[], 200),
+        server_fn(
+            "/api/fn/targets/delete",
+            Role(domain::Role::Admin),
+            &[("target_id", "999999")],
+            404,
+        ),
         server_fn("/api/fn/incidents/list", Any, &[], 200),
         server_fn("/api/fn/incidents/stats", Any, &[], 200),
         server_fn(

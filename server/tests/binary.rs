@@ -42,6 +42,7 @@ fn lookout(args: &[&str]) -> Command {
     c.args(args)
         .env_remove("DATABASE_URL")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("LOOKOUT_SECRET_KEY")
         .env("LOOKOUT_LOG", "info")
         .stdin(Stdio::null());
     c
@@ -115,6 +116,8 @@ fn help_lists_every_environment_variable() {
         "LOOKOUT_LOG_FORMAT",
         "LOOKOUT_LOG",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "LOOKOUT_SECRET_KEY",
+        "LOOKOUT_ALERT_SEVERITY_MAPPING",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "--help names {var}");
     }
@@ -461,4 +464,37 @@ async fn embedded_postgres_across_a_restart() {
         "the password is printed only once"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn refuses_to_start_without_the_key_once_a_target_holds_a_secret() {
+    let url = fresh_db("nokey").await;
+    let out = lookout(&["migrate"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO targets (name, kind, connection, secret_ciphertext, environment, created_by)
+                 VALUES ('t', 'redis', 'redis://x', '\\x00112233445566778899aabbccddeeff00112233445566778899', 'prod', 'test')")
+        .execute(&pool).await.unwrap();
+    pool.close().await;
+    let out = lookout(&["serve"])
+        .env("DATABASE_URL", &url)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LOOKOUT_SECRET_KEY is not set, but 1 target(s) hold encrypted credentials"),
+        "{err}"
+    );
+    let out = lookout(&["migrate"])
+        .env("DATABASE_URL", &url)
+        .env("LOOKOUT_SECRET_KEY", "not-a-key")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOOKOUT_SECRET_KEY"));
 }

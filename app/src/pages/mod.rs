@@ -6,3 +6,4 @@ pub mod login;
 pub mod not_found;
 pub mod placeholders;
 pub mod settings;
+pub mod targets;

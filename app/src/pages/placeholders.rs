@@ -43,16 +43,3 @@ pub fn CostsPage() -> impl IntoView {
         />
     }
 }
-
-#[component]
-pub fn TargetsPage() -> impl IntoView {
-    view! {
-        <Title text="Targets"/>
-        <h1>"Targets"</h1>
-        <EmptyState
-            title="No targets yet"
-            what="The systems Lookout looks at — Redis, PostgreSQL, Kafka, Kubernetes, Prometheus — will be registered here with encrypted credentials, and probes will run against them."
-            status="Not built yet — no target can be added."
-        />
-    }
-}

@@ -5,3 +5,4 @@ pub mod accounts;
 pub mod auth;
 pub mod incidents;
 pub mod passwords;
+pub mod targets;

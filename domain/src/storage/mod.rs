@@ -5,6 +5,7 @@ pub mod audit;
 pub mod incidents;
 pub mod login_throttle;
 pub mod sessions;
+pub mod targets;
 pub mod tokens;
 pub mod users;
 

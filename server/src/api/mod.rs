@@ -4,6 +4,7 @@
 mod accounts;
 mod incidents;
 mod openapi;
+mod targets;
 
 use crate::error::json_error;
 use axum::Router;
@@ -58,6 +59,14 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/api/v1/webhooks/alertmanager",
             post(incidents::alertmanager),
         )
+        .route("/api/v1/targets", get(targets::list).post(targets::create))
+        .route(
+            "/api/v1/targets/{id}",
+            get(targets::get)
+                .patch(targets::patch)
+                .delete(targets::delete),
+        )
+        .route("/api/v1/targets/{id}/test", post(targets::test))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -129,6 +129,23 @@ pub fn spec() -> serde_json::Value {
         "/api/v1/webhooks/alertmanager": { "post": { "summary": "Alertmanager webhook (payload version 4). Authenticate with an API token (responder+) via http_config.authorization. A firing group opens an incident (severity from LOOKOUT_ALERT_SEVERITY_MAPPING) or adds an event to the open incident of the same groupKey; resolved alerts add a resolved event.",
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["version", "groupKey", "status", "alerts"] } } } },
             "responses": { "200": { "description": "What was done: {incident, created, firing, resolved}" }, "400": err, "401": err, "403": err, "413": err, "422": err } } },
+        "/api/v1/targets": {
+          "get": { "summary": "List targets (viewer). Secrets are never returned, only secret_set.", "responses": { "200": { "description": "Targets" }, "401": err } },
+          "post": { "summary": "Create a target (admin). The secret is encrypted with LOOKOUT_SECRET_KEY before it is stored.",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewTarget" } } } },
+            "responses": { "201": { "description": "The target" }, "400": err, "401": err, "403": err, "409": err, "422": err } }
+        },
+        "/api/v1/targets/{id}": {
+          "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+          "get": { "summary": "One target (viewer)", "responses": { "200": { "description": "The target" }, "401": err, "404": err } },
+          "patch": { "summary": "Change a target (admin): name, connection, username, environment, labels; secret replaces, clear_secret removes",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+            "responses": { "200": { "description": "The target" }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } },
+          "delete": { "summary": "Delete a target (admin)", "responses": { "204": { "description": "Deleted" }, "401": err, "403": err, "404": err } }
+        },
+        "/api/v1/targets/{id}/test": { "post": { "summary": "Test the connection (responder): the server's version and facts, or the exact failure, within 10 s",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+            "responses": { "200": { "description": "{ok, summary, latency_ms, facts}" }, "401": err, "403": err, "404": err, "409": err } } },
         "/api/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
       },
       "components": {
@@ -137,6 +154,12 @@ pub fn spec() -> serde_json::Value {
           "type": "object", "required": ["error"], "properties": { "error": { "type": "object",
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } } } } } },
         "schemas": {
+          "NewTarget": { "type": "object", "required": ["name", "kind", "connection", "environment"], "additionalProperties": false, "properties": {
+            "name": { "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$" },
+            "kind": { "type": "string", "enum": ["redis", "postgres", "kafka", "kubernetes", "prometheus"] },
+            "connection": { "type": "string", "description": "URL (no password) or Kafka bootstrap servers" },
+            "username": { "type": "string" }, "secret": { "type": "string", "description": "password or token; write-only" },
+            "environment": { "type": "string" }, "labels": { "type": "object", "additionalProperties": { "type": "string" } } } },
           "Severity": { "type": "string", "enum": ["SEV1", "SEV2", "SEV3", "SEV4"] },
           "IncidentStatus": { "type": "string", "enum": ["triage", "investigating", "mitigated", "resolved", "closed", "cancelled"] },
           "NewIncident": { "type": "object", "required": ["title", "severity", "services", "environment"], "additionalProperties": false, "properties": {

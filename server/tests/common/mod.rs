@@ -9,6 +9,8 @@ use server::config::Config;
 use sqlx::PgPool;
 
 pub const PASSWORD: &str = "correct-horse-battery";
+pub const TEST_SECRET_KEY: &str =
+    "5f1c2a9e8b7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170615243a";
 
 pub struct TestApp {
     pub base: String,
@@ -33,6 +35,7 @@ impl TestApp {
     pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_tests("postgres://unused");
         config.max_body_bytes = 64 * 1024;
+        config.secret_key = Some(domain::secrets::SecretBox::from_config(TEST_SECRET_KEY).unwrap());
         tweak(&mut config);
         let router = server::router(pool.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,64 @@
+//! Server functions for the Targets page (adapters over `domain::services::targets`).
+
+use crate::error::AppError;
+use domain::targets::{ConnectionTest, Target, TargetKind};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+use crate::state::call;
+#[cfg(feature = "ssr")]
+use domain::services::targets as svc;
+
+#[server(prefix = "/api/fn", endpoint = "targets/list")]
+pub async fn list_targets() -> Result<Vec<Target>, AppError> {
+    let c = call()?;
+    Ok(svc::list(&c.pool, &c.who).await?)
+}
+
+#[server(prefix = "/api/fn", endpoint = "targets/create")]
+pub async fn create_target(
+    name: String,
+    kind: TargetKind,
+    connection: String,
+    username: String,
+    secret: String,
+    environment: String,
+) -> Result<Target, AppError> {
+    let c = call()?;
+    Ok(svc::create(
+        &c.pool,
+        &c.who,
+        &c.meta,
+        c.secrets.as_ref(),
+        svc::NewTarget {
+            name,
+            kind,
+            connection,
+            username,
+            secret: Some(secret),
+            environment,
+            labels: Default::default(),
+        },
+    )
+    .await?)
+}
+
+#[server(prefix = "/api/fn", endpoint = "targets/delete")]
+pub async fn delete_target(target_id: i64) -> Result<(), AppError> {
+    let c = call()?;
+    Ok(svc::delete(&c.pool, &c.who, &c.meta, target_id).await?)
+}
+
+#[server(prefix = "/api/fn", endpoint = "targets/test")]
+pub async fn test_target(target_id: i64) -> Result<(i64, ConnectionTest), AppError> {
+    let c = call()?;
+    let r = svc::test_connection(
+        &c.pool,
+        &c.who,
+        c.secrets.as_ref(),
+        target_id,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    Ok((target_id, r))
+}

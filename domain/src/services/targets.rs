@@ -1,0 +1,360 @@
+//! Targets: admins create, edit and delete them; responders test connections. Secrets are
+//! sealed before storage and opened only to connect; they never appear in a result.
+
+use crate::error::{DomainError, DomainResult};
+use crate::secrets::SecretBox;
+use crate::storage::{audit, is_unique_violation, targets as store};
+use crate::targets::*;
+use crate::types::{Principal, RequestMeta, Role};
+use serde::Deserialize;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn invalid(m: impl Into<String>) -> DomainError {
+    DomainError::Invalid(m.into())
+}
+
+fn no_key() -> DomainError {
+    DomainError::conflict(
+        "LOOKOUT_SECRET_KEY is not set on the server, so secrets cannot be stored or used",
+    )
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTarget {
+    pub name: String,
+    pub kind: TargetKind,
+    pub connection: String,
+    #[serde(default)]
+    pub username: String,
+    /// A password or token; sealed before it is stored.
+    #[serde(default)]
+    pub secret: Option<String>,
+    pub environment: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A change; `secret: Some("")` leaves it, `clear_secret` removes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetPatch {
+    pub name: Option<String>,
+    pub connection: Option<String>,
+    pub username: Option<String>,
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub clear_secret: bool,
+    pub environment: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+fn labels_json(labels: &BTreeMap<String, String>) -> DomainResult<serde_json::Value> {
+    if labels.len() > 30 {
+        return Err(invalid("at most 30 labels"));
+    }
+    let mut m = serde_json::Map::new();
+    for (k, v) in labels {
+        crate::incidents::check_name("label key", k).map_err(invalid)?;
+        if v.chars().count() > 200 {
+            return Err(invalid("a label value is at most 200 characters"));
+        }
+        m.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    Ok(serde_json::Value::Object(m))
+}
+
+fn seal(key: Option<&SecretBox>, secret: &str) -> DomainResult<Vec<u8>> {
+    if secret.len() > 4096 {
+        return Err(invalid("a secret is at most 4096 bytes"));
+    }
+    key.ok_or_else(no_key)?
+        .seal(secret)
+        .map_err(DomainError::internal)
+}
+
+pub async fn list(pool: &PgPool, who: &Principal) -> DomainResult<Vec<Target>> {
+    who.require(Role::Viewer)?;
+    Ok(store::list(pool).await?.iter().map(|t| t.view()).collect())
+}
+
+async fn row(pool: &PgPool, id: i64) -> DomainResult<store::TargetRow> {
+    store::by_id(pool, id)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("no target {id}")))
+}
+
+pub async fn get(pool: &PgPool, who: &Principal, id: i64) -> DomainResult<Target> {
+    who.require(Role::Viewer)?;
+    Ok(row(pool, id).await?.view())
+}
+
+pub async fn create(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    key: Option<&SecretBox>,
+    n: NewTarget,
+) -> DomainResult<Target> {
+    who.require(Role::Admin)?;
+    let name = n.name.trim().to_string();
+    check_target_name(&name).map_err(invalid)?;
+    check_connection(n.kind, &n.connection).map_err(invalid)?;
+    crate::incidents::check_name("environment", n.environment.trim()).map_err(invalid)?;
+    if n.username.chars().count() > 200 {
+        return Err(invalid("a username is at most 200 characters"));
+    }
+    let secret = match n.secret.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(seal(key, s)?),
+        None => None,
+    };
+    let r = store::TargetRow {
+        id: 0,
+        name: name.clone(),
+        kind: n.kind,
+        connection: n.connection.trim().to_string(),
+        username: n.username.trim().to_string(),
+        secret_ciphertext: secret,
+        environment: n.environment.trim().to_string(),
+        labels: labels_json(&n.labels)?,
+        created_by: who.name.clone(),
+        created_at: time::OffsetDateTime::now_utc(),
+        updated_at: time::OffsetDateTime::now_utc(),
+    };
+    let mut tx = pool.begin().await?;
+    let id = match store::insert(&mut *tx, &r).await {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(DomainError::conflict(format!(
+                "a target named {name:?} already exists"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit::append(
+        &mut *tx,
+        audit::NewEntry {
+            actor_id: who.user_id,
+            actor_name: &who.name,
+            action: "target.create",
+            target: &name,
+            details: serde_json::json!({ "kind": n.kind, "secret_set": r.secret_ciphertext.is_some() }),
+            meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row(pool, id).await?.view())
+}
+
+pub async fn update(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    key: Option<&SecretBox>,
+    id: i64,
+    p: TargetPatch,
+) -> DomainResult<Target> {
+    who.require(Role::Admin)?;
+    let mut r = row(pool, id).await?;
+    if let Some(name) = &p.name {
+        check_target_name(name.trim()).map_err(invalid)?;
+        r.name = name.trim().to_string();
+    }
+    if let Some(c) = &p.connection {
+        check_connection(r.kind, c).map_err(invalid)?;
+        r.connection = c.trim().to_string();
+    }
+    if let Some(u) = &p.username {
+        if u.chars().count() > 200 {
+            return Err(invalid("a username is at most 200 characters"));
+        }
+        r.username = u.trim().to_string();
+    }
+    if let Some(e) = &p.environment {
+        crate::incidents::check_name("environment", e.trim()).map_err(invalid)?;
+        r.environment = e.trim().to_string();
+    }
+    if let Some(l) = &p.labels {
+        r.labels = labels_json(l)?;
+    }
+    let mut secret_change = "kept";
+    if p.clear_secret {
+        r.secret_ciphertext = None;
+        secret_change = "cleared";
+    } else if let Some(s) = p.secret.as_deref().filter(|s| !s.is_empty()) {
+        r.secret_ciphertext = Some(seal(key, s)?);
+        secret_change = "replaced";
+    }
+    let mut tx = pool.begin().await?;
+    if let Err(e) = store::save(&mut *tx, &r).await {
+        return Err(if is_unique_violation(&e) {
+            DomainError::conflict(format!("a target named {:?} already exists", r.name))
+        } else {
+            e.into()
+        });
+    }
+    audit::append(
+        &mut *tx,
+        audit::NewEntry {
+            actor_id: who.user_id,
+            actor_name: &who.name,
+            action: "target.update",
+            target: &r.name,
+            details: serde_json::json!({ "secret": secret_change }),
+            meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row(pool, id).await?.view())
+}
+
+pub async fn delete(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    id: i64,
+) -> DomainResult<()> {
+    who.require(Role::Admin)?;
+    let r = row(pool, id).await?;
+    let mut tx = pool.begin().await?;
+    store::delete(&mut *tx, id).await?;
+    audit::append(
+        &mut *tx,
+        audit::NewEntry {
+            actor_id: who.user_id,
+            actor_name: &who.name,
+            action: "target.delete",
+            target: &r.name,
+            details: serde_json::json!({ "kind": r.kind }),
+            meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Puts credentials into a URL for connecting (never stored or shown).
+fn with_credentials(url: &str, username: &str, secret: Option<&str>) -> Result<String, String> {
+    let mut u = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    if !username.is_empty() {
+        u.set_username(username)
+            .map_err(|_| "this URL cannot carry a username".to_string())?;
+    }
+    if let Some(s) = secret {
+        u.set_password(Some(s))
+            .map_err(|_| "this URL cannot carry a password".to_string())?;
+    }
+    Ok(u.to_string())
+}
+
+/// "Test connection": connects with the stored credentials within `limit` and reports the
+/// server's answer or the exact failure. Read-only on the target.
+pub async fn test_connection(
+    pool: &PgPool,
+    who: &Principal,
+    key: Option<&SecretBox>,
+    id: i64,
+    limit: Duration,
+) -> DomainResult<ConnectionTest> {
+    who.require(Role::Responder)?;
+    let r = row(pool, id).await?;
+    let secret = match &r.secret_ciphertext {
+        Some(c) => Some(
+            key.ok_or_else(no_key)?
+                .open(c)
+                .map_err(DomainError::Conflict)?,
+        ),
+        None => None,
+    };
+    let failed = |summary: String| ConnectionTest {
+        ok: false,
+        summary,
+        latency_ms: None,
+        facts: vec![],
+    };
+    let result = match r.kind {
+        TargetKind::Redis | TargetKind::Postgres => {
+            let url = match with_credentials(&r.connection, &r.username, secret.as_deref()) {
+                Ok(u) => u,
+                Err(e) => return Ok(failed(e)),
+            };
+            if r.kind == TargetKind::Redis {
+                probes::redis::check(&url, limit).await
+            } else {
+                probes::postgres::check(&url, limit).await
+            }
+        }
+        TargetKind::Kafka => {
+            if secret.is_some() || !r.username.is_empty() {
+                return Ok(failed(
+                    "SASL credentials are stored, but the Kafka connection check does not speak SASL yet".into(),
+                ));
+            }
+            probes::kafka::check(&r.connection, limit).await
+        }
+        TargetKind::Kubernetes | TargetKind::Prometheus => {
+            return Ok(failed(format!(
+                "no connection check for {} targets yet: it arrives with their probes",
+                r.kind
+            )));
+        }
+    };
+    Ok(match result {
+        Ok(rep) => ConnectionTest {
+            ok: true,
+            summary: format!(
+                "{} {} answered in {:.1} ms",
+                rep.kind, rep.server_version, rep.latency_ms
+            ),
+            latency_ms: Some(rep.latency_ms),
+            facts: rep.facts,
+        },
+        Err(e) => {
+            // Never echo the secret, even if a driver put it in its message.
+            let mut text = e.to_string();
+            if let Some(s) = secret.as_deref().filter(|s| !s.is_empty()) {
+                text = text.replace(s, "***");
+            }
+            failed(text)
+        }
+    })
+}
+
+/// Refuses to run without a key once any target holds a secret.
+pub async fn check_key_present(pool: &PgPool, key: Option<&SecretBox>) -> Result<(), String> {
+    if key.is_some() {
+        return Ok(());
+    }
+    let n = store::count_with_secret(pool)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    if n > 0 {
+        return Err(format!(
+            "LOOKOUT_SECRET_KEY is not set, but {n} target(s) hold encrypted credentials; \
+             start Lookout with the key they were sealed with"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_credentials;
+
+    #[test]
+    fn credentials_go_into_the_url_for_connecting_only() {
+        assert_eq!(
+            with_credentials("redis://cache:6379/0", "", Some("p@ss")).unwrap(),
+            "redis://:p%40ss@cache:6379/0"
+        );
+        assert_eq!(
+            with_credentials("postgres://db:5432/app", "app", Some("pw")).unwrap(),
+            "postgres://app:pw@db:5432/app"
+        );
+    }
+}

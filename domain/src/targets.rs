@@ -1,0 +1,196 @@
+//! Target types (shared with the browser). A target is a system Lookout can look at.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(sqlx::Type))]
+#[cfg_attr(
+    feature = "server",
+    sqlx(type_name = "target_kind", rename_all = "lowercase")
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Redis,
+    Postgres,
+    Kafka,
+    Kubernetes,
+    Prometheus,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 5] = [
+        TargetKind::Redis,
+        TargetKind::Postgres,
+        TargetKind::Kafka,
+        TargetKind::Kubernetes,
+        TargetKind::Prometheus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Redis => "redis",
+            TargetKind::Postgres => "postgres",
+            TargetKind::Kafka => "kafka",
+            TargetKind::Kubernetes => "kubernetes",
+            TargetKind::Prometheus => "prometheus",
+        }
+    }
+
+    /// What the connection field holds, for forms and errors.
+    pub fn connection_help(self) -> &'static str {
+        match self {
+            TargetKind::Redis => {
+                "redis://host:6379/0 (rediss:// for TLS); the password goes in the secret"
+            }
+            TargetKind::Postgres => {
+                "postgres://user@host:5432/db?sslmode=require; the password goes in the secret"
+            }
+            TargetKind::Kafka => "bootstrap servers: host:9092[,host:9092]",
+            TargetKind::Kubernetes => {
+                "https://api-server:6443; the bearer token goes in the secret"
+            }
+            TargetKind::Prometheus => "http(s)://prometheus:9090",
+        }
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TargetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TargetKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown target kind {s:?}: expected redis, postgres, kafka, kubernetes or prometheus"))
+    }
+}
+
+/// A target as shown to people: never the secret, only whether one is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub id: i64,
+    pub name: String,
+    pub kind: TargetKind,
+    pub connection: String,
+    pub username: String,
+    pub secret_set: bool,
+    pub environment: String,
+    pub labels: BTreeMap<String, String>,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The outcome of "test connection".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionTest {
+    pub ok: bool,
+    /// The server version and facts on success, the exact failure otherwise.
+    pub summary: String,
+    pub latency_ms: Option<f64>,
+    pub facts: Vec<(String, String)>,
+}
+
+pub fn check_target_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid target name {name:?}: 1–63 of a–z, 0–9, '.', '_', '-', starting with a letter or digit"
+        ))
+    }
+}
+
+/// Checks the connection field for the kind; a password inside a URL is refused (it
+/// belongs in the encrypted secret).
+pub fn check_connection(kind: TargetKind, conn: &str) -> Result<(), String> {
+    let conn = conn.trim();
+    if conn.is_empty() || conn.len() > 2000 {
+        return Err("the connection is 1–2000 characters".into());
+    }
+    if kind == TargetKind::Kafka {
+        for part in conn.split(',') {
+            let (host, port) = part
+                .trim()
+                .rsplit_once(':')
+                .ok_or_else(|| format!("bootstrap server {part:?} needs host:port"))?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(format!("bootstrap server {part:?} needs host:port"));
+            }
+        }
+        return Ok(());
+    }
+    let schemes: &[&str] = match kind {
+        TargetKind::Redis => &["redis", "rediss"],
+        TargetKind::Postgres => &["postgres", "postgresql"],
+        TargetKind::Kubernetes => &["https", "http"],
+        TargetKind::Prometheus => &["http", "https"],
+        TargetKind::Kafka => &[],
+    };
+    let (scheme, rest) = conn
+        .split_once("://")
+        .ok_or_else(|| format!("expected a URL: {}", kind.connection_help()))?;
+    if !schemes.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "a {kind} target needs a {} URL",
+            schemes.join(" or ")
+        ));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && userinfo.contains(':')
+    {
+        return Err("put the password in the secret field, not in the URL".into());
+    }
+    if authority.rsplit('@').next().unwrap_or_default().is_empty() {
+        return Err("the URL needs a host".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_per_kind() {
+        use TargetKind::*;
+        for (kind, conn, ok) in [
+            (Redis, "redis://cache:6379/0", true),
+            (Redis, "rediss://cache:6380", true),
+            (Redis, "redis://:hunter2@cache:6379", false),
+            (Redis, "postgres://db/x", false),
+            (Postgres, "postgres://app@db:5432/app?sslmode=require", true),
+            (Postgres, "postgres://app:pw@db/app", false),
+            (Postgres, "db:5432", false),
+            (Kafka, "k1:9092,k2:9092", true),
+            (Kafka, "k1", false),
+            (Kafka, "k1:notaport", false),
+            (Prometheus, "http://prom:9090", true),
+            (Kubernetes, "https://api:6443", true),
+            (Redis, "redis://", false),
+        ] {
+            assert_eq!(check_connection(kind, conn).is_ok(), ok, "{kind} {conn}");
+        }
+        assert!(check_target_name("orders-cache").is_ok());
+        assert!(check_target_name("Orders").is_err());
+        assert!("REDIS".parse::<TargetKind>().is_ok());
+    }
+}
