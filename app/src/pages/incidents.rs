@@ -3,7 +3,7 @@
 //! Everything renders on the server and works without wasm; once hydrated, forms act in
 //! place and the page follows other people's changes live (server-sent events).
 
-use crate::components::common::{ErrorPanel, FormError, Loading, Pager};
+use crate::components::common::{ErrorPanel, FormError, Loading, Pager, query_value};
 use crate::components::time::{LocalTime, MaybeTime};
 use crate::error::AppError;
 use crate::incident_fns::*;
@@ -22,17 +22,6 @@ fn status_class(s: IncidentStatus) -> String {
 
 fn opt_time(t: Option<f64>) -> String {
     t.map(human_duration).unwrap_or_else(|| "—".into())
-}
-
-fn qs_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[component]
@@ -131,9 +120,9 @@ pub fn IncidentListPage() -> impl IntoView {
                         let next = p.next_cursor.clone().map(|c| {
                             let mut qs: Vec<String> = vec![];
                             for k in ["status", "severity", "service", "environment", "label", "q"] {
-                                if let Some(v) = get(k) { qs.push(format!("{k}={}", qs_value(&v))); }
+                                if let Some(v) = get(k) { qs.push(format!("{k}={}", query_value(&v))); }
                             }
-                            qs.push(format!("cursor={}", qs_value(&c)));
+                            qs.push(format!("cursor={}", query_value(&c)));
                             format!("?{}", qs.join("&"))
                         });
                         let first = get("cursor").is_some();

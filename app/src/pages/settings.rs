@@ -2,7 +2,7 @@
 //! function that checks the admin role on the server; the page only mirrors the answer.
 
 use crate::api::*;
-use crate::components::common::{ErrorPanel, FormError, Loading, Pager};
+use crate::components::common::{ErrorPanel, FormError, Loading, Pager, query_value};
 use crate::components::time::{LocalTime, MaybeTime};
 use domain::{AuditFilter, Role, TokenView, UserView};
 use leptos::prelude::*;
@@ -301,8 +301,8 @@ pub fn AuditPage() -> impl IntoView {
                         let f = filter();
                         let next = p.next_before_id.map(|id| {
                             let mut qs = format!("?before={id}");
-                            if let Some(a) = &f.actor { qs.push_str(&format!("&actor={}", urlencode(a))); }
-                            if let Some(a) = &f.action { qs.push_str(&format!("&action={}", urlencode(a))); }
+                            if let Some(a) = &f.actor { qs.push_str(&format!("&actor={}", query_value(a))); }
+                            if let Some(a) = &f.action { qs.push_str(&format!("&action={}", query_value(a))); }
                             qs
                         });
                         view! {
@@ -333,16 +333,4 @@ pub fn AuditPage() -> impl IntoView {
             })}
         </Suspense>
     }
-}
-
-/// Percent-encodes a query value (enough for usernames and action prefixes).
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -63,19 +63,6 @@ fn check_len(what: &str, s: &str, max: usize) -> DomainResult<()> {
     Ok(())
 }
 
-fn parse_labels(labels: &BTreeMap<String, String>) -> DomainResult<serde_json::Value> {
-    if labels.len() > 30 {
-        return Err(invalid("at most 30 labels"));
-    }
-    let mut m = serde_json::Map::new();
-    for (k, v) in labels {
-        check_name("label key", k).map_err(invalid)?;
-        check_len("a label value", v, 200)?;
-        m.insert(k.clone(), serde_json::Value::String(v.clone()));
-    }
-    Ok(serde_json::Value::Object(m))
-}
-
 /// What a new incident needs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +95,7 @@ pub async fn create(
     let services = parse_services(&new.services.join(",")).map_err(invalid)?;
     let environment = new.environment.trim();
     check_name("environment", environment).map_err(invalid)?;
-    let labels = parse_labels(&new.labels)?;
+    let labels = super::labels_json(&new.labels)?;
     let mut tx = pool.begin().await?;
     let commander_id = match new
         .commander

@@ -6,3 +6,25 @@ pub mod auth;
 pub mod incidents;
 pub mod passwords;
 pub mod targets;
+
+use crate::error::{DomainError, DomainResult};
+use std::collections::BTreeMap;
+
+/// Labels as stored (a JSON object of strings), validated: at most 30, keys are names,
+/// values at most 200 characters.
+pub(crate) fn labels_json(labels: &BTreeMap<String, String>) -> DomainResult<serde_json::Value> {
+    if labels.len() > 30 {
+        return Err(DomainError::invalid("at most 30 labels"));
+    }
+    let mut m = serde_json::Map::new();
+    for (k, v) in labels {
+        crate::incidents::check_name("label key", k).map_err(DomainError::Invalid)?;
+        if v.chars().count() > 200 {
+            return Err(DomainError::invalid(
+                "a label value is at most 200 characters",
+            ));
+        }
+        m.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    Ok(serde_json::Value::Object(m))
+}

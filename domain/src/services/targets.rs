@@ -51,21 +51,6 @@ pub struct TargetPatch {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-fn labels_json(labels: &BTreeMap<String, String>) -> DomainResult<serde_json::Value> {
-    if labels.len() > 30 {
-        return Err(invalid("at most 30 labels"));
-    }
-    let mut m = serde_json::Map::new();
-    for (k, v) in labels {
-        crate::incidents::check_name("label key", k).map_err(invalid)?;
-        if v.chars().count() > 200 {
-            return Err(invalid("a label value is at most 200 characters"));
-        }
-        m.insert(k.clone(), serde_json::Value::String(v.clone()));
-    }
-    Ok(serde_json::Value::Object(m))
-}
-
 fn seal(key: Option<&SecretBox>, secret: &str) -> DomainResult<Vec<u8>> {
     if secret.len() > 4096 {
         return Err(invalid("a secret is at most 4096 bytes"));
@@ -118,7 +103,7 @@ pub async fn create(
         username: n.username.trim().to_string(),
         secret_ciphertext: secret,
         environment: n.environment.trim().to_string(),
-        labels: labels_json(&n.labels)?,
+        labels: super::labels_json(&n.labels)?,
         created_by: who.name.clone(),
         created_at: time::OffsetDateTime::now_utc(),
         updated_at: time::OffsetDateTime::now_utc(),
@@ -178,7 +163,7 @@ pub async fn update(
         r.environment = e.trim().to_string();
     }
     if let Some(l) = &p.labels {
-        r.labels = labels_json(l)?;
+        r.labels = super::labels_json(l)?;
     }
     let mut secret_change = "kept";
     if p.clear_secret {

@@ -45,15 +45,7 @@ impl IncidentRow {
     }
 
     pub fn summary_view(&self) -> IncidentSummary {
-        let labels: BTreeMap<String, String> = self
-            .labels
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels: BTreeMap<String, String> = super::labels_from_json(&self.labels);
         IncidentSummary {
             id: self.id,
             key: incident_key(self.number),

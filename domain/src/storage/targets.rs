@@ -29,15 +29,7 @@ impl TargetRow {
             username: self.username.clone(),
             secret_set: self.secret_ciphertext.is_some(),
             environment: self.environment.clone(),
-            labels: self
-                .labels
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: super::labels_from_json(&self.labels),
             created_by: self.created_by.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
