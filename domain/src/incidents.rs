@@ -113,10 +113,12 @@ pub fn incident_key(number: i64) -> String {
 
 /// Parses `INC-42` (case-insensitive) into 42.
 pub fn parse_incident_key(key: &str) -> Option<i64> {
-    let rest = key.trim();
-    let n = rest.get(..4).filter(|p| p.eq_ignore_ascii_case("INC-"))?;
-    let _ = n;
-    rest[4..].parse::<i64>().ok().filter(|n| *n > 0)
+    let key = key.trim();
+    let prefix = key.get(..4)?;
+    if !prefix.eq_ignore_ascii_case("INC-") {
+        return None;
+    }
+    key[4..].parse::<i64>().ok().filter(|n| *n > 0)
 }
 
 /// Who is acting on an incident, for the permission rules.

@@ -2,7 +2,7 @@
 //! sanitized (ammonia: no scripts, no event-handler attributes, no `javascript:` URLs), so
 //! the browser only ever receives safe HTML.
 
-use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 fn options() -> Options {
     Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
@@ -24,8 +24,7 @@ pub fn code_blocks(md: &str) -> Vec<String> {
     let mut current: Option<String> = None;
     for ev in Parser::new_ext(md, options()) {
         match ev {
-            Event::Start(Tag::CodeBlock(kind)) => {
-                let _ = matches!(kind, CodeBlockKind::Fenced(_));
+            Event::Start(Tag::CodeBlock(_)) => {
                 current = Some(String::new());
             }
             Event::Text(t) => {

@@ -165,51 +165,58 @@ pub async fn get(pool: &PgPool, who: &Principal, key: &str) -> DomainResult<Inci
     detail(&mut conn, row).await
 }
 
+/// One timeline event as shown: a note's current text is its latest revision, and the
+/// earlier versions (the original first) form its history. `revs` is oldest first.
+fn event_view(e: store::EventRow, revs: &[&store::RevisionRow]) -> TimelineEvent {
+    let (body, body_html, history) = match revs.split_last() {
+        None => (e.body, e.body_html, vec![]),
+        Some((latest, earlier)) => {
+            let mut history = vec![NoteRevision {
+                body: e.body,
+                edited_at: e.at,
+                edited_by: e.actor.clone(),
+            }];
+            history.extend(earlier.iter().map(|r| NoteRevision {
+                body: r.body.clone(),
+                edited_at: r.edited_at,
+                edited_by: r.edited_by.clone(),
+            }));
+            (latest.body.clone(), latest.body_html.clone(), history)
+        }
+    };
+    TimelineEvent {
+        id: e.id,
+        at: e.at,
+        actor: e.actor,
+        kind: e.kind,
+        body_html,
+        body,
+        details: if e.details == serde_json::json!({}) {
+            String::new()
+        } else {
+            e.details.to_string()
+        },
+        pinned: e.pinned,
+        history,
+    }
+}
+
 async fn detail(db: &mut PgConnection, row: store::IncidentRow) -> DomainResult<IncidentDetail> {
     let events = store::events(&mut *db, row.id).await?;
     let revisions = store::revisions(&mut *db, row.id).await?;
     let findings = store::findings(&mut *db, row.id).await?;
     let items = store::action_items(&mut *db, row.id).await?;
     let responders = store::usernames(&mut *db, &row.responder_ids).await?;
+    let mut by_event: std::collections::HashMap<i64, Vec<&store::RevisionRow>> =
+        std::collections::HashMap::new();
+    for r in &revisions {
+        by_event.entry(r.event_id).or_default().push(r);
+    }
     let timeline = events
         .into_iter()
         .map(|e| {
-            let mut history: Vec<NoteRevision> = vec![];
-            let mut body = e.body.clone();
-            let mut body_html = e.body_html.clone();
-            let revs: Vec<&store::RevisionRow> =
-                revisions.iter().filter(|r| r.event_id == e.id).collect();
-            if !revs.is_empty() {
-                history.push(NoteRevision {
-                    body: e.body.clone(),
-                    edited_at: e.at,
-                    edited_by: e.actor.clone(),
-                });
-                for r in &revs[..revs.len() - 1] {
-                    history.push(NoteRevision {
-                        body: r.body.clone(),
-                        edited_at: r.edited_at,
-                        edited_by: r.edited_by.clone(),
-                    });
-                }
-                body = revs[revs.len() - 1].body.clone();
-                body_html = revs[revs.len() - 1].body_html.clone();
-            }
-            TimelineEvent {
-                id: e.id,
-                at: e.at,
-                actor: e.actor,
-                kind: e.kind,
-                body_html,
-                body,
-                details: if e.details == serde_json::json!({}) {
-                    String::new()
-                } else {
-                    e.details.to_string()
-                },
-                pinned: e.pinned,
-                history,
-            }
+            let revs = by_event.remove(&e.id).unwrap_or_default();
+            event_view(e, &revs)
         })
         .collect();
     Ok(IncidentDetail {
@@ -656,23 +663,16 @@ pub async fn add_note(
     )
     .await?;
     tx.commit().await?;
-    timeline_event(pool, row.id, id).await
+    timeline_event(pool, id).await
 }
 
-async fn timeline_event(
-    pool: &PgPool,
-    incident_id: i64,
-    event_id: i64,
-) -> DomainResult<TimelineEvent> {
-    let mut conn = pool.acquire().await?;
-    let row = store::by_id(&mut *conn, incident_id)
+/// One event, read on its own (not the whole incident).
+async fn timeline_event(pool: &PgPool, event_id: i64) -> DomainResult<TimelineEvent> {
+    let e = store::event(pool, event_id)
         .await?
-        .ok_or_else(|| DomainError::internal("incident vanished"))?;
-    let d = detail(&mut conn, row).await?;
-    d.timeline
-        .into_iter()
-        .find(|e| e.id == event_id)
-        .ok_or_else(|| DomainError::internal("event vanished"))
+        .ok_or_else(|| DomainError::internal("event vanished"))?;
+    let revs = store::event_revisions(pool, event_id).await?;
+    Ok(event_view(e, &revs.iter().collect::<Vec<_>>()))
 }
 
 /// Only a note's author may edit it; the previous text stays in the history.
@@ -711,7 +711,7 @@ pub async fn edit_note(
         ));
     }
     store::insert_revision(pool, event_id, body, &who.name).await?;
-    timeline_event(pool, ev.incident_id, event_id).await
+    timeline_event(pool, event_id).await
 }
 
 pub async fn set_pinned(
@@ -721,11 +721,10 @@ pub async fn set_pinned(
     pinned: bool,
 ) -> DomainResult<TimelineEvent> {
     who.require(Role::Responder)?;
-    let ev = store::event(pool, event_id)
-        .await?
-        .ok_or_else(|| DomainError::not_found(format!("no timeline event {event_id}")))?;
-    store::set_pinned(pool, event_id, pinned).await?;
-    timeline_event(pool, ev.incident_id, event_id).await
+    if store::set_pinned(pool, event_id, pinned).await? == 0 {
+        return Err(DomainError::not_found(format!("no timeline event {event_id}")));
+    }
+    timeline_event(pool, event_id).await
 }
 
 /// A finding to record (by hand, or later by a probe).

@@ -388,6 +388,19 @@ pub async fn insert_revision(
     Ok(())
 }
 
+pub async fn event_revisions(
+    db: impl PgExecutor<'_>,
+    event_id: i64,
+) -> sqlx::Result<Vec<RevisionRow>> {
+    sqlx::query_as::<_, RevisionRow>(
+        "SELECT event_id, body, body_html, edited_at, edited_by
+         FROM note_revisions WHERE event_id = $1 ORDER BY id",
+    )
+    .bind(event_id)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn revisions(
     db: impl PgExecutor<'_>,
     incident_id: i64,
