@@ -261,6 +261,7 @@ pub async fn add_incident_finding(
             facts,
             command: Some(command).filter(|c| !c.trim().is_empty()),
             excerpt: None,
+            tables: vec![],
         },
         remediation,
         doc_link: None,

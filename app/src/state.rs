@@ -13,12 +13,14 @@ pub struct AppState {
     pub pool: PgPool,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub secrets: Option<domain::secrets::SecretBox>,
+    pub runner: domain::services::probe_runs::Runner,
 }
 
 /// Everything a server function needs about its call.
 pub struct Call {
     pub pool: PgPool,
     pub secrets: Option<domain::secrets::SecretBox>,
+    pub runner: domain::services::probe_runs::Runner,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub who: Principal,
     pub meta: RequestMeta,
@@ -44,6 +46,7 @@ pub fn call() -> Result<Call, AppError> {
     Ok(Call {
         pool: state.pool,
         secrets: state.secrets,
+        runner: state.runner,
         stats_cache: state.stats_cache,
         who,
         meta,

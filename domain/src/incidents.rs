@@ -314,7 +314,21 @@ pub struct Evidence {
     pub command: Option<String>,
     #[serde(default)]
     pub excerpt: Option<String>,
+    /// Tabular evidence (top keys, blocking chains, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<EvidenceTable>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct EvidenceTable {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The most tables, and rows per table, a finding keeps.
+pub const MAX_EVIDENCE_TABLES: usize = 10;
+pub const MAX_EVIDENCE_ROWS: usize = 200;
 
 /// The largest raw excerpt kept with a finding.
 pub const MAX_EXCERPT_BYTES: usize = 16 * 1024;

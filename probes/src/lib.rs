@@ -6,9 +6,11 @@
 //! turns every failure — refused, unreachable, timed out, bad credentials — into a clear,
 //! bounded error instead of a hang.
 
+pub mod framework;
 pub mod kafka;
 pub mod postgres;
 pub mod redis;
+pub mod registry;
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -48,6 +50,8 @@ pub enum ProbeError {
     AuthFailed { target: String, reason: String },
     #[error("{target} answered with an error: {reason}")]
     Server { target: String, reason: String },
+    #[error("the run was cancelled")]
+    Cancelled,
 }
 
 pub(crate) fn secs(d: Duration) -> String {

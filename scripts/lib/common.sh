@@ -75,6 +75,27 @@ ensure_wasm_opt() {
   fi
 }
 
+PGVECTOR_VERSION=0.8.0
+ensure_pgvector() {
+  # pgvector has no Debian package here. Its source comes through the Go module proxy (which
+  # serves any public repository's tagged tree as a module zip) and is built against the
+  # installed PostgreSQL server, once.
+  local pg_config ext major src
+  pg_config="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/pg_config"
+  [ -x "$pg_config" ] || die "no PostgreSQL server under /usr/lib/postgresql"
+  ext="$("$pg_config" --sharedir)/extension/vector.control"
+  if [ -f "$ext" ] && grep -q "default_version = '$PGVECTOR_VERSION'" "$ext"; then return 0; fi
+  major="$("$pg_config" --version | awk '{print $2}' | cut -d. -f1)"
+  apt_install "postgresql-server-dev-$major" make gcc
+  command -v go >/dev/null 2>&1 || apt_install golang-go
+  log "building pgvector $PGVECTOR_VERSION (source from the Go module proxy)"
+  src="$(GOMODCACHE="$CACHE/gomod" GOFLAGS=-modcacherw go mod download -json "github.com/pgvector/pgvector@v$PGVECTOR_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" || die "cannot fetch pgvector source"
+  rm -rf "$CACHE/pgvector-build" && cp -r "$src" "$CACHE/pgvector-build" && chmod -R u+w "$CACHE/pgvector-build"
+  (cd "$CACHE/pgvector-build" && make -s with_llvm=no PG_CONFIG="$pg_config" OPTFLAGS="" >/dev/null \
+    && $SUDO make -s install with_llvm=no PG_CONFIG="$pg_config" >/dev/null) || die "pgvector build failed"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

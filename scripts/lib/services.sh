@@ -26,6 +26,11 @@ start_postgres() {
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$SERVICES_DIR/initdb.log" 2>&1 \
     || { cat "$SERVICES_DIR/initdb.log" >&2; die "initdb failed"; }
+  # Trust for everyone except the role `lookout_pw`, which must give its password: the
+  # probe tests prove a wrong password becomes a clear finding.
+  { echo "host all lookout_pw 127.0.0.1/32 scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba.tmp"
+  mv "$dir/hba.tmp" "$dir/data/pg_hba.conf"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/data/pg_hba.conf"
   as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }

@@ -206,6 +206,10 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_ALERT_SEVERITY_MAPPING", default_value = "severity:critical=SEV2,warning=SEV3,*=SEV4", value_parser = parse_mapping, global = true)]
     pub alert_severity_mapping: domain::alertmanager::SeverityMapping,
 
+    /// Probe runs allowed at once against one target (across all replicas); more → 429.
+    #[arg(long, env = "LOOKOUT_PROBE_RUNS_PER_TARGET", default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=50), global = true)]
+    pub probe_runs_per_target: i64,
+
     /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,

@@ -87,6 +87,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         pool: pool.clone(),
         stats_cache: stats_cache.clone(),
         secrets: config.secret_key.clone(),
+        runner: domain::services::probe_runs::Runner::new(config.probe_runs_per_target),
     };
     let max_body = config.max_body_bytes as usize;
     let session_layer =
@@ -101,6 +102,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
     let shared = Arc::new(Shared {
         stats_cache,
         live: live::Live::start(pool.clone()),
+        runner: state.runner.clone(),
         severity_mapping: config.alert_severity_mapping.clone(),
         pool,
         config,

@@ -12,10 +12,19 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 pub const CHANNEL: &str = "lookout_incident";
+/// Sent by a trigger on every change of a probe run (progress, end).
+pub const RUN_CHANNEL: &str = "lookout_probe_run";
+
+/// Something changed: an incident's timeline, or a probe run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Incident(i64),
+    ProbeRun(i64),
+}
 
 #[derive(Clone)]
 pub struct Live {
-    tx: broadcast::Sender<i64>,
+    tx: broadcast::Sender<Change>,
 }
 
 impl Live {
@@ -27,14 +36,19 @@ impl Live {
             loop {
                 match sqlx::postgres::PgListener::connect_with(&pool).await {
                     Ok(mut l) => {
-                        if let Err(e) = l.listen(CHANNEL).await {
+                        if let Err(e) = l.listen_all([CHANNEL, RUN_CHANNEL]).await {
                             tracing::warn!(error = %e, "LISTEN failed; retrying");
                         } else {
                             loop {
                                 match l.recv().await {
                                     Ok(n) => {
                                         if let Ok(id) = n.payload().parse::<i64>() {
-                                            let _ = sender.send(id);
+                                            let change = if n.channel() == RUN_CHANNEL {
+                                                Change::ProbeRun(id)
+                                            } else {
+                                                Change::Incident(id)
+                                            };
+                                            let _ = sender.send(change);
                                         }
                                     }
                                     Err(_) if pool.is_closed() => return,
@@ -59,7 +73,7 @@ impl Live {
         Live { tx }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<i64> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.tx.subscribe()
     }
 }
@@ -73,13 +87,34 @@ pub async fn stream(
 ) -> Result<Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>>, crate::error::ApiError>
 {
     let incident = domain::services::incidents::get(&shared.pool, &who, &key).await?;
-    let id = incident.incident.id;
+    Ok(changes(&shared, Change::Incident(incident.incident.id)))
+}
+
+/// `GET /api/v1/probe-runs/{id}/stream`: an SSE stream with a `changed` event whenever the
+/// run's progress or status changes. Any signed-in role.
+pub async fn run_stream(
+    Extension(shared): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    crate::api::ApiPath(id): crate::api::ApiPath<i64>,
+) -> Result<Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>>, crate::error::ApiError>
+{
+    domain::services::probe_runs::get_run(&shared.pool, &who, id).await?;
+    Ok(changes(&shared, Change::ProbeRun(id)))
+}
+
+fn changes(
+    shared: &Shared,
+    watched: Change,
+) -> Sse<impl futures_core::Stream<Item = Result<Event, Infallible>> + use<>> {
+    let id = match watched {
+        Change::Incident(i) | Change::ProbeRun(i) => i,
+    };
     let mut rx = shared.live.subscribe();
     let stream = async_stream::stream! {
         yield Ok(Event::default().event("ready").data(id.to_string()));
         loop {
             match rx.recv().await {
-                Ok(changed) if changed == id => {
+                Ok(changed) if changed == watched => {
                     yield Ok(Event::default().event("changed").data(id.to_string()));
                 }
                 Ok(_) => {}
@@ -90,5 +125,5 @@ pub async fn stream(
             }
         }
     };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -9,6 +9,7 @@ pub struct Shared {
     pub config: Config,
     pub metrics: Metrics,
     pub live: crate::live::Live,
+    pub runner: domain::services::probe_runs::Runner,
     pub severity_mapping: domain::alertmanager::SeverityMapping,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
 }

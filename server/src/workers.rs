@@ -21,9 +21,20 @@ pub async fn housekeeping_round(
         .await?
         .rows_affected();
     let failures = domain::storage::login_throttle::prune(&mut *tx, login_window_secs).await?;
+    let orphans = domain::storage::probe_runs::reap_orphans(
+        &mut *tx,
+        domain::services::probe_runs::ORPHAN_AFTER_SECS,
+    )
+    .await?;
     tx.commit().await?;
     if sessions + failures > 0 {
         tracing::info!(sessions, failures, "housekeeping removed expired rows");
+    }
+    if orphans > 0 {
+        tracing::warn!(
+            orphans,
+            "marked probe runs failed: the server running them stopped"
+        );
     }
     Ok(true)
 }

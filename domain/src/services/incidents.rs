@@ -16,7 +16,7 @@ fn invalid(m: impl Into<String>) -> DomainError {
     DomainError::Invalid(m.into())
 }
 
-async fn find(db: &mut PgConnection, key: &str) -> DomainResult<store::IncidentRow> {
+pub(crate) async fn find(db: &mut PgConnection, key: &str) -> DomainResult<store::IncidentRow> {
     let n = parse_incident_key(key).ok_or_else(|| {
         DomainError::not_found(format!("no incident {key:?} (keys look like INC-42)"))
     })?;
@@ -32,7 +32,7 @@ fn actor_of(who: &Principal, row: &store::IncidentRow) -> Actor {
     }
 }
 
-async fn event(
+pub(crate) async fn event(
     db: &mut PgConnection,
     incident_id: i64,
     who: &Principal,
@@ -722,7 +722,9 @@ pub async fn set_pinned(
 ) -> DomainResult<TimelineEvent> {
     who.require(Role::Responder)?;
     if store::set_pinned(pool, event_id, pinned).await? == 0 {
-        return Err(DomainError::not_found(format!("no timeline event {event_id}")));
+        return Err(DomainError::not_found(format!(
+            "no timeline event {event_id}"
+        )));
     }
     timeline_event(pool, event_id).await
 }
@@ -773,6 +775,24 @@ pub fn validate_finding(f: &NewFinding) -> DomainResult<()> {
     }
     if let Some(c) = &f.evidence.command {
         check_len("the evidence command", c, 4000)?;
+    }
+    if f.evidence.tables.len() > crate::incidents::MAX_EVIDENCE_TABLES {
+        return Err(invalid(format!(
+            "at most {} evidence tables",
+            crate::incidents::MAX_EVIDENCE_TABLES
+        )));
+    }
+    for t in &f.evidence.tables {
+        check_len("an evidence table title", &t.title, 200)?;
+        if t.columns.len() > 20 || t.rows.len() > crate::incidents::MAX_EVIDENCE_ROWS {
+            return Err(invalid(format!(
+                "an evidence table has at most 20 columns and {} rows",
+                crate::incidents::MAX_EVIDENCE_ROWS
+            )));
+        }
+        for cell in t.columns.iter().chain(t.rows.iter().flatten()) {
+            check_len("an evidence table cell", cell, 2000)?;
+        }
     }
     if let Some(link) = &f.doc_link {
         let ok = url::Url::parse(link).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
@@ -826,6 +846,7 @@ pub async fn add_finding(
             remediation: &f.remediation,
             doc_link: f.doc_link.as_deref(),
             created_by: &who.name,
+            probe_run_id: None,
         },
     )
     .await?;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod incidents;
 pub mod passwords;
+pub mod probe_runs;
 pub mod targets;
 
 use crate::error::{DomainError, DomainResult};

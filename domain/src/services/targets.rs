@@ -65,7 +65,7 @@ pub async fn list(pool: &PgPool, who: &Principal) -> DomainResult<Vec<Target>> {
     Ok(store::list(pool).await?.iter().map(|t| t.view()).collect())
 }
 
-async fn row(pool: &PgPool, id: i64) -> DomainResult<store::TargetRow> {
+pub(crate) async fn row(pool: &PgPool, id: i64) -> DomainResult<store::TargetRow> {
     store::by_id(pool, id)
         .await?
         .ok_or_else(|| DomainError::not_found(format!("no target {id}")))
@@ -223,8 +223,27 @@ pub async fn delete(
     Ok(())
 }
 
+/// The target's secret in clear (for connecting only).
+pub(crate) fn open_secret(
+    key: Option<&SecretBox>,
+    r: &store::TargetRow,
+) -> DomainResult<Option<String>> {
+    match &r.secret_ciphertext {
+        Some(c) => Ok(Some(
+            key.ok_or_else(no_key)?
+                .open(c)
+                .map_err(DomainError::Conflict)?,
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Puts credentials into a URL for connecting (never stored or shown).
-fn with_credentials(url: &str, username: &str, secret: Option<&str>) -> Result<String, String> {
+pub(crate) fn with_credentials(
+    url: &str,
+    username: &str,
+    secret: Option<&str>,
+) -> Result<String, String> {
     let mut u = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
     if !username.is_empty() {
         u.set_username(username)
@@ -248,14 +267,7 @@ pub async fn test_connection(
 ) -> DomainResult<ConnectionTest> {
     who.require(Role::Responder)?;
     let r = row(pool, id).await?;
-    let secret = match &r.secret_ciphertext {
-        Some(c) => Some(
-            key.ok_or_else(no_key)?
-                .open(c)
-                .map_err(DomainError::Conflict)?,
-        ),
-        None => None,
-    };
+    let secret = open_secret(key, &r)?;
     let failed = |summary: String| ConnectionTest {
         ok: false,
         summary,

@@ -459,14 +459,15 @@ pub struct NewFindingRow<'a> {
     pub remediation: &'a str,
     pub doc_link: Option<&'a str>,
     pub created_by: &'a str,
+    pub probe_run_id: Option<i64>,
 }
 
 pub async fn insert_finding(db: impl PgExecutor<'_>, f: NewFindingRow<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO findings (incident_id, code, source_kind, source_probe, source_target,
             severity, title, evidence, remediation, remediation_html, commands, doc_link,
-            created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
+            created_by, updated_by, probe_run_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id",
     )
     .bind(f.incident_id)
     .bind(f.code)
@@ -481,6 +482,7 @@ pub async fn insert_finding(db: impl PgExecutor<'_>, f: NewFindingRow<'_>) -> sq
     .bind(crate::markdown::code_blocks(f.remediation))
     .bind(f.doc_link)
     .bind(f.created_by)
+    .bind(f.probe_run_id)
     .fetch_one(db)
     .await
 }
@@ -490,6 +492,18 @@ pub async fn finding(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<Option<Fi
         .bind(id)
         .fetch_optional(db)
         .await
+}
+
+pub async fn findings_of_run(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+) -> sqlx::Result<Vec<FindingRow>> {
+    sqlx::query_as::<_, FindingRow>(&format!(
+        "{FINDING_SELECT} WHERE f.probe_run_id = $1 ORDER BY f.severity, f.id"
+    ))
+    .bind(run_id)
+    .fetch_all(db)
+    .await
 }
 
 pub async fn findings(db: impl PgExecutor<'_>, incident_id: i64) -> sqlx::Result<Vec<FindingRow>> {

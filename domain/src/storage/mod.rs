@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod incidents;
 pub mod login_throttle;
+pub mod probe_runs;
 pub mod sessions;
 pub mod targets;
 pub mod tokens;

@@ -4,6 +4,7 @@
 mod accounts;
 mod incidents;
 mod openapi;
+mod probes;
 mod targets;
 
 use crate::error::json_error;
@@ -67,6 +68,22 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
                 .delete(targets::delete),
         )
         .route("/api/v1/targets/{id}/test", post(targets::test))
+        .route(
+            "/api/v1/targets/{id}/probe-runs",
+            get(probes::of_target).post(probes::start),
+        )
+        .route("/api/v1/probes", get(probes::catalogue))
+        .route("/api/v1/probe-runs/{id}", get(probes::get))
+        .route("/api/v1/probe-runs/{id}/cancel", post(probes::cancel))
+        .route("/api/v1/probe-runs/{id}/attach", post(probes::attach))
+        .route(
+            "/api/v1/probe-runs/{id}/stream",
+            get(crate::live::run_stream),
+        )
+        .route(
+            "/api/v1/incidents/{key}/probe-runs",
+            get(probes::of_incident),
+        )
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

@@ -3,7 +3,7 @@
 use crate::{ConnectionReport, ProbeError, redact_url, secs};
 use std::time::{Duration, Instant};
 
-fn classify(target: &str, e: &redis::RedisError, elapsed: Duration) -> ProbeError {
+pub(crate) fn classify(target: &str, e: &redis::RedisError, elapsed: Duration) -> ProbeError {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
     if lower.contains("noauth")
@@ -14,6 +14,11 @@ fn classify(target: &str, e: &redis::RedisError, elapsed: Duration) -> ProbeErro
         ProbeError::AuthFailed {
             target: target.into(),
             reason: text,
+        }
+    } else if e.is_timeout() {
+        ProbeError::TimedOut {
+            target: target.into(),
+            limit: secs(elapsed),
         }
     } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
         ProbeError::Unreachable {
@@ -99,3 +104,4 @@ pub async fn check(url: &str, limit: Duration) -> Result<ConnectionReport, Probe
         facts,
     })
 }
+pub mod probe;

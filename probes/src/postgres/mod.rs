@@ -5,7 +5,7 @@ use crate::{ConnectionReport, ProbeError, redact_url, secs};
 use sqlx::Connection;
 use std::time::{Duration, Instant};
 
-fn classify(target: &str, e: &sqlx::Error, elapsed: Duration) -> ProbeError {
+pub(crate) fn classify(target: &str, e: &sqlx::Error, elapsed: Duration) -> ProbeError {
     match e {
         sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("28P01" | "28000")) => {
             ProbeError::AuthFailed {
@@ -84,3 +84,4 @@ pub async fn check(url: &str, limit: Duration) -> Result<ConnectionReport, Probe
         ],
     })
 }
+pub mod probe;

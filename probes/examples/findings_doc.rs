@@ -1,0 +1,4 @@
+//! Prints docs/findings.md from the probe registry.
+fn main() {
+    print!("{}", probes::registry::findings_markdown());
+}

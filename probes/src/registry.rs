@@ -1,0 +1,127 @@
+//! The one place probes are registered. The catalogue API, the pages and the runner all
+//! read this list, so a new probe is one module plus one line here.
+
+use crate::framework::Probe;
+
+static REDIS: crate::redis::probe::RedisProbe = crate::redis::probe::RedisProbe;
+static POSTGRES: crate::postgres::probe::PostgresProbe = crate::postgres::probe::PostgresProbe;
+
+/// Every probe, in catalogue order.
+pub fn all() -> [&'static dyn Probe; 2] {
+    [&REDIS, &POSTGRES]
+}
+
+pub fn find(name: &str) -> Option<&'static dyn Probe> {
+    all().into_iter().find(|p| p.spec().name == name)
+}
+
+/// The probes that run against a target kind.
+pub fn for_kind(kind: &str) -> Vec<&'static dyn Probe> {
+    all()
+        .into_iter()
+        .filter(|p| p.spec().kind == kind)
+        .collect()
+}
+
+/// docs/findings.md, generated from the specs so it cannot drift (a test compares them;
+/// regenerate with `cargo run -p probes --example findings_doc > docs/findings.md`).
+pub fn findings_markdown() -> String {
+    use crate::framework::{COMMON_CODES, COMMON_PARAMS, CodeDoc};
+    let mut out = String::from(
+        "# Finding codes\n\nEvery finding a probe raises has a stable code: checklists and alerts refer to \
+         codes (\"no finding with code X of severity ≥ warning\"), so a code never changes meaning. \
+         Severity is the highest the code is raised with. Generated from the probe registry \
+         (`cargo run -p probes --example findings_doc > docs/findings.md`).\n",
+    );
+    let table = |out: &mut String, codes: &[CodeDoc]| {
+        out.push_str("\n| Code | Severity | Meaning | Remediation |\n|---|---|---|---|\n");
+        for c in codes {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                c.code,
+                c.severity.as_str(),
+                c.meaning.replace('|', "\\|"),
+                c.remediation.replace('|', "\\|")
+            ));
+        }
+    };
+    out.push_str("\n## Any probe\n\nRaised when the target itself cannot be examined; the run ends `failed` (or `timed_out`).\n");
+    table(&mut out, COMMON_CODES);
+    for p in all() {
+        let s = p.spec();
+        out.push_str(&format!(
+            "\n## `{}` — {} (target kind `{}`)\n\n{}\n\nSteps: {}.\n\nParameters:\n\n| Name | Default | Meaning |\n|---|---|---|\n",
+            s.name,
+            s.title,
+            s.kind,
+            s.description,
+            s.steps.join(" → ")
+        ));
+        for prm in s.params.iter().chain(COMMON_PARAMS) {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                prm.name,
+                if prm.default.is_empty() {
+                    "(empty)"
+                } else {
+                    prm.default
+                },
+                prm.help
+            ));
+        }
+        table(&mut out, s.codes);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_stable_shaped_and_documented() {
+        let mut seen = HashSet::new();
+        for p in all() {
+            for c in p.spec().codes {
+                assert!(seen.insert(c.code), "duplicate code {}", c.code);
+                assert!(
+                    c.code
+                        .chars()
+                        .all(|ch| ch.is_ascii_uppercase() || ch == '_' || ch.is_ascii_digit())
+                );
+                assert!(!c.meaning.is_empty() && !c.remediation.is_empty());
+            }
+            let steps: HashSet<_> = p.spec().steps.iter().collect();
+            assert_eq!(
+                steps.len(),
+                p.spec().steps.len(),
+                "{}: duplicate step",
+                p.spec().name
+            );
+        }
+        for c in crate::framework::COMMON_CODES {
+            assert!(seen.insert(c.code));
+        }
+        // The documentation is the generated text, so it lists every code.
+        let doc = include_str!("../../docs/findings.md");
+        assert!(
+            doc == findings_markdown(),
+            "docs/findings.md is stale: cargo run -p probes --example findings_doc > docs/findings.md"
+        );
+        for code in seen {
+            assert!(
+                doc.contains(&format!("`{code}`")),
+                "docs/findings.md lacks {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        for p in all() {
+            crate::framework::validate_params(p.spec(), &Default::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.spec().name));
+        }
+    }
+}
