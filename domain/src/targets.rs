@@ -90,6 +90,9 @@ pub struct Target {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The newest probe run on this target (in lists).
+    #[serde(default)]
+    pub last_run: Option<crate::probe_runs::ProbeRun>,
 }
 
 /// The outcome of "test connection".

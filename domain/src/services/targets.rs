@@ -62,7 +62,16 @@ fn seal(key: Option<&SecretBox>, secret: &str) -> DomainResult<Vec<u8>> {
 
 pub async fn list(pool: &PgPool, who: &Principal) -> DomainResult<Vec<Target>> {
     who.require(Role::Viewer)?;
-    Ok(store::list(pool).await?.iter().map(|t| t.view()).collect())
+    let mut last = crate::services::probe_runs::latest_runs(pool, who).await?;
+    Ok(store::list(pool)
+        .await?
+        .iter()
+        .map(|t| {
+            let mut v = t.view();
+            v.last_run = last.remove(&t.id);
+            v
+        })
+        .collect())
 }
 
 pub(crate) async fn row(pool: &PgPool, id: i64) -> DomainResult<store::TargetRow> {

@@ -33,6 +33,7 @@ impl TargetRow {
             created_by: self.created_by.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            last_run: None,
         }
     }
 }

@@ -1,0 +1,690 @@
+//! Probe runs through the API against the real Redis and PostgreSQL of the TEST command:
+//! start (202 at once), progress, findings stored with their source, incident events,
+//! attach, cancel, the per-target limit, bad input that writes nothing, failed targets
+//! that become findings (never a 500), secrets that never come back, orphaned runs.
+
+mod common;
+
+use common::TestApp;
+use domain::Role;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by scripts/test"))
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let c = app.plain();
+    let req = match method {
+        "GET" => c.get(app.url(path)),
+        "PATCH" => c.patch(app.url(path)),
+        _ => c.post(app.url(path)),
+    };
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let res = req.bearer_auth(token).send().await.unwrap();
+    let s = res.status().as_u16();
+    (s, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn target(
+    app: &TestApp,
+    admin: &str,
+    name: &str,
+    kind: &str,
+    connection: &str,
+    secret: Option<&str>,
+) -> i64 {
+    let mut body =
+        json!({"name": name, "kind": kind, "connection": connection, "environment": "test"});
+    if let Some(s) = secret {
+        body["secret"] = json!(s);
+    }
+    let (s, t) = call(app, admin, "POST", "/api/v1/targets", Some(body)).await;
+    assert_eq!(s, 201, "{t}");
+    t["id"].as_i64().unwrap()
+}
+
+/// Polls a run until it ends.
+async fn wait(app: &TestApp, token: &str, id: i64, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (s, d) = call(app, token, "GET", &format!("/api/v1/probe-runs/{id}"), None).await;
+        assert_eq!(s, 200, "{d}");
+        if d["run"]["status"] != "running" {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "run {id} still running: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn codes(d: &Value) -> Vec<String> {
+    d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_catalogue_lists_probes_params_and_codes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let viewer = app.create_token("v", Role::Viewer).await;
+    let (s, c) = call(&app, &viewer, "GET", "/api/v1/probes", None).await;
+    assert_eq!(s, 200);
+    let redis = c
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "redis")
+        .unwrap();
+    assert_eq!(redis["kind"], "redis");
+    let sample = redis["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sample_keys")
+        .unwrap();
+    assert_eq!(sample["default"], "10000");
+    assert_eq!(sample["kind"], "int");
+    assert!(
+        redis["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "step_timeout_s")
+    );
+    assert!(
+        redis["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "REDIS_NOEVICTION_NEAR_LIMIT")
+    );
+    assert!(
+        redis["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "TARGET_UNREACHABLE")
+    );
+    assert_eq!(redis["steps"][0], "Connect");
+    assert!(
+        c.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "postgres")
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_run_from_an_incident_lands_on_its_timeline(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
+    let (s, inc) = call(&app, &responder, "POST", "/api/v1/incidents",
+        Some(json!({"title": "cache slow", "severity": "SEV2", "services": ["api"], "environment": "test"}))).await;
+    assert_eq!(s, 201, "{inc}");
+    let key = inc["key"].as_str().unwrap().to_string();
+
+    let started = Instant::now();
+    let res = app.plain().post(app.url(&format!("/api/v1/targets/{t}/probe-runs")))
+        .bearer_auth(&responder)
+        .json(&json!({"probe": "redis", "params": {"rate_interval_s": 1, "sample_keys": "500"}, "incident_key": key}))
+        .send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "start returns at once"
+    );
+    let loc = res.headers()["location"].to_str().unwrap().to_string();
+    let run: Value = res.json().await.unwrap();
+    assert_eq!(run["status"], "running");
+    assert_eq!(run["incident_key"], key.as_str());
+    assert_eq!(run["params"]["sample_keys"], "500");
+    assert_eq!(
+        run["params"]["step_timeout_s"], "10",
+        "defaults are filled in and recorded"
+    );
+    let id = run["id"].as_i64().unwrap();
+    assert_eq!(loc, format!("/api/v1/probe-runs/{id}"));
+
+    let d = wait(&app, &responder, id, Duration::from_secs(30)).await;
+    assert_eq!(d["run"]["status"], "ok", "{d}");
+    assert!(d["run"]["elapsed_ms"].as_i64().unwrap() >= 1000);
+    assert!(d["run"]["commands"].as_i64().unwrap() > 5);
+    assert!(
+        d["run"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "done"),
+        "{d}"
+    );
+    assert!(codes(&d).contains(&"REDIS_SUMMARY".to_string()));
+    let summary = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "REDIS_SUMMARY")
+        .unwrap();
+    assert_eq!(summary["source"]["probe"], "redis");
+    assert_eq!(summary["source"]["target"], "cache");
+    assert_eq!(summary["incident_key"], key.as_str());
+    assert!(
+        d["evidence"]["INFO"]
+            .as_str()
+            .unwrap()
+            .contains("redis_version")
+    );
+    assert_eq!(
+        d["run"]["finding_count"].as_i64().unwrap() as usize,
+        codes(&d).len()
+    );
+
+    // The incident shows the run's start and end and the findings.
+    let (_, detail) = call(
+        &app,
+        &responder,
+        "GET",
+        &format!("/api/v1/incidents/{key}"),
+        None,
+    )
+    .await;
+    let kinds: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"probe_run_started") && kinds.contains(&"probe_run_finished"),
+        "{kinds:?}"
+    );
+    let finished = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "probe_run_finished")
+        .unwrap();
+    assert!(
+        finished["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis probe on cache ok in"),
+        "{finished}"
+    );
+    assert!(
+        detail["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "REDIS_SUMMARY")
+    );
+    let (_, runs) = call(
+        &app,
+        &responder,
+        "GET",
+        &format!("/api/v1/incidents/{key}/probe-runs"),
+        None,
+    )
+    .await;
+    assert_eq!(runs[0]["id"], id);
+    let (_, hist) = call(
+        &app,
+        &responder,
+        "GET",
+        &format!("/api/v1/targets/{t}/probe-runs"),
+        None,
+    )
+    .await;
+    assert_eq!(hist[0]["id"], id);
+    // The targets list shows the last run.
+    let (_, list) = call(&app, &responder, "GET", "/api/v1/targets", None).await;
+    assert_eq!(list[0]["last_run"]["id"], id, "{list}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_standalone_run_is_attached_later(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let t = target(&app, &admin, "db", "postgres", &env("DATABASE_URL"), None).await;
+    let (s, run) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/targets/{t}/probe-runs"),
+        Some(json!({"probe": "postgres"})),
+    )
+    .await;
+    assert_eq!(s, 202, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    let d = wait(&app, &responder, id, Duration::from_secs(30)).await;
+    assert_eq!(d["run"]["status"], "ok", "{d}");
+    assert!(d["findings"][0]["incident_key"].is_null());
+    let (_, inc) = call(
+        &app,
+        &responder,
+        "POST",
+        "/api/v1/incidents",
+        Some(json!({"title": "db", "severity": "SEV3", "services": ["db"], "environment": "test"})),
+    )
+    .await;
+    let key = inc["key"].as_str().unwrap();
+    let (s, r) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/probe-runs/{id}/attach"),
+        Some(json!({"incident_key": key})),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["incident_key"], key);
+    let (_, detail) = call(
+        &app,
+        &responder,
+        "GET",
+        &format!("/api/v1/incidents/{key}"),
+        None,
+    )
+    .await;
+    assert!(
+        detail["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "PG_SUMMARY")
+    );
+    assert!(detail["timeline"].as_array().unwrap().iter().any(|e| {
+        e["body"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("attached postgres probe run {id}"))
+    }));
+    let (s, _) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/probe-runs/{id}/attach"),
+        Some(json!({"incident_key": key})),
+    )
+    .await;
+    assert_eq!(s, 409, "attached once");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cancel_and_the_per_target_limit(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
+    let slow = json!({"probe": "redis", "params": {"rate_interval_s": 30, "sample_keys": 0}});
+    let path = format!("/api/v1/targets/{t}/probe-runs");
+    let (s1, a) = call(&app, &responder, "POST", &path, Some(slow.clone())).await;
+    let (s2, b) = call(&app, &responder, "POST", &path, Some(slow.clone())).await;
+    assert_eq!((s1, s2), (202, 202));
+    let before = app.count("probe_runs").await;
+    let (s3, e) = call(&app, &responder, "POST", &path, Some(slow.clone())).await;
+    assert_eq!(s3, 429, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit is 2"),
+        "{e}"
+    );
+    assert_eq!(app.count("probe_runs").await, before, "nothing written");
+
+    let viewer = app.create_token("v", Role::Viewer).await;
+    let ida = a["id"].as_i64().unwrap();
+    let (s, _) = call(
+        &app,
+        &viewer,
+        "POST",
+        &format!("/api/v1/probe-runs/{ida}/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    // Let the run reach its wait between the two samples, then cancel it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let t0 = Instant::now();
+    let (s, c) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/probe-runs/{ida}/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{c}");
+    assert_eq!(c["cancel_requested"], true);
+    let d = wait(&app, &responder, ida, Duration::from_secs(5)).await;
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    assert_eq!(d["run"]["status"], "cancelled");
+    assert!(!codes(&d).contains(&"TARGET_TIMEOUT".to_string()));
+    let (s, _) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/probe-runs/{ida}/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 409, "already ended");
+    // A slot is free again.
+    let (s, c2) = call(&app, &responder, "POST", &path, Some(slow)).await;
+    assert_eq!(s, 202, "{c2}");
+    for id in [b["id"].as_i64().unwrap(), c2["id"].as_i64().unwrap()] {
+        call(
+            &app,
+            &responder,
+            "POST",
+            &format!("/api/v1/probe-runs/{id}/cancel"),
+            None,
+        )
+        .await;
+        wait(&app, &responder, id, Duration::from_secs(5)).await;
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_requests_write_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let viewer = app.create_token("v", Role::Viewer).await;
+    let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
+    let (_, inc) = call(
+        &app,
+        &responder,
+        "POST",
+        "/api/v1/incidents",
+        Some(json!({"title": "x", "severity": "SEV3", "services": ["x"], "environment": "test"})),
+    )
+    .await;
+    let key = inc["key"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/targets/{t}/probe-runs");
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (&viewer, json!({"probe": "redis"}), 403, ""),
+        (&responder, json!({"probe": "nope"}), 422, "unknown probe"),
+        (
+            &responder,
+            json!({"probe": "postgres"}),
+            422,
+            "runs against postgres targets",
+        ),
+        (
+            &responder,
+            json!({"probe": "redis", "params": {"sample_keys": -1}}),
+            422,
+            "between 0 and 100000",
+        ),
+        (
+            &responder,
+            json!({"probe": "redis", "params": {"sample_keys": "lots"}}),
+            422,
+            "whole number",
+        ),
+        (
+            &responder,
+            json!({"probe": "redis", "params": {"bogus": 1}}),
+            422,
+            "unknown parameter",
+        ),
+        (
+            &responder,
+            json!({"probe": "redis", "params": {"step_timeout_s": 0}}),
+            422,
+            "between 1 and 60",
+        ),
+        (
+            &responder,
+            json!({"probe": "redis", "incident_key": "INC-999999"}),
+            404,
+            "no incident",
+        ),
+        (
+            &responder,
+            json!({"probe": "redis", "surprise": true}),
+            400,
+            "unknown field",
+        ),
+        (
+            &responder,
+            json!({"probe": "redis", "params": {"sample_keys": [1]}}),
+            400,
+            "",
+        ),
+    ];
+    for (tok, body, want, needle) in cases {
+        let (s, e) = call(&app, tok, "POST", &path, Some(body.clone())).await;
+        assert_eq!(s, want, "{body} → {e}");
+        assert!(e.to_string().contains(needle), "{body} → {e}");
+    }
+    let (s, _) = call(
+        &app,
+        &responder,
+        "POST",
+        "/api/v1/targets/999999/probe-runs",
+        Some(json!({"probe": "redis"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = call(
+        &app,
+        &responder,
+        "POST",
+        "/api/v1/targets/abc/probe-runs",
+        Some(json!({"probe": "redis"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    // A closed incident takes no runs.
+    for status in ["mitigated", "resolved", "closed"] {
+        call(
+            &app,
+            &responder,
+            "PATCH",
+            &format!("/api/v1/incidents/{key}"),
+            Some(json!({"status": status})),
+        )
+        .await;
+    }
+    let (s, e) = call(
+        &app,
+        &responder,
+        "POST",
+        &path,
+        Some(json!({"probe": "redis", "incident_key": key})),
+    )
+    .await;
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(app.count("probe_runs").await, 0, "nothing written");
+    let (s, _) = call(&app, &responder, "GET", "/api/v1/probe-runs/999999", None).await;
+    assert_eq!(s, 404);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_dead_target_is_a_failed_run_with_a_finding(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = target(
+        &app,
+        &admin,
+        "gone",
+        "redis",
+        &format!("redis://127.0.0.1:{port}/0"),
+        None,
+    )
+    .await;
+    let (s, run) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/targets/{t}/probe-runs"),
+        Some(json!({"probe": "redis"})),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let d = wait(
+        &app,
+        &responder,
+        run["id"].as_i64().unwrap(),
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "failed");
+    assert!(
+        d["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect to redis://127.0.0.1"),
+        "{d}"
+    );
+    assert_eq!(codes(&d), vec!["TARGET_UNREACHABLE"]);
+    assert_eq!(d["run"]["steps"][0]["status"], "failed");
+    assert_eq!(d["run"]["steps"][1]["status"], "skipped");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_password_is_used_but_never_shown_or_stored_in_clear(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    // The TEST command's PostgreSQL asks the role lookout_pw for its password.
+    let password = "pw-Z9q-never-shown";
+    sqlx::raw_sql(&format!(
+        "DROP ROLE IF EXISTS lookout_pw; CREATE ROLE lookout_pw LOGIN PASSWORD '{password}'"
+    ))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut u = url::Url::parse(&env("DATABASE_URL")).unwrap();
+    u.set_username("lookout_pw").unwrap();
+    let t = target(
+        &app,
+        &admin,
+        "secured",
+        "postgres",
+        u.as_str(),
+        Some(password),
+    )
+    .await;
+    let (_, run) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/targets/{t}/probe-runs"),
+        Some(json!({"probe": "postgres"})),
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap();
+    let d = wait(&app, &responder, id, Duration::from_secs(30)).await;
+    assert_eq!(d["run"]["status"], "ok", "the stored password works: {d}");
+    assert!(!d.to_string().contains(password));
+    let dump: String = sqlx::query_scalar(
+        "SELECT concat((SELECT string_agg(t::text, '|') FROM targets t), (SELECT string_agg(r::text, '|') FROM probe_runs r),
+                       (SELECT string_agg(f::text, '|') FROM findings f))")
+        .fetch_one(&app.pool).await.unwrap();
+    assert!(
+        !dump.contains(password),
+        "the password is in the database in clear"
+    );
+    for path in [
+        format!("/api/v1/targets/{t}"),
+        "/api/v1/targets".into(),
+        format!("/api/v1/targets/{t}/probe-runs"),
+        format!("/targets/{t}"),
+        format!("/probe-runs/{id}"),
+    ] {
+        let body = app
+            .plain()
+            .get(app.url(&path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!body.contains(password), "{path} shows the password");
+    }
+    // A wrong stored password: a clear finding, and still never echoed.
+    let (s, _) = call(
+        &app,
+        &admin,
+        "PATCH",
+        &format!("/api/v1/targets/{t}"),
+        Some(json!({"secret": "wrong-pw-Q1"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, run) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/targets/{t}/probe-runs"),
+        Some(json!({"probe": "postgres"})),
+    )
+    .await;
+    let d = wait(
+        &app,
+        &responder,
+        run["id"].as_i64().unwrap(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "failed");
+    assert_eq!(codes(&d), vec!["TARGET_AUTH_FAILED"]);
+    assert!(!d.to_string().contains("wrong-pw-Q1"));
+    sqlx::query("DROP ROLE IF EXISTS lookout_pw")
+        .execute(&app.pool)
+        .await
+        .ok();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn runs_orphaned_by_a_dead_replica_are_failed_by_housekeeping(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO probe_runs (target_id, target_name, target_kind, probe, started_by, heartbeat_at)
+         VALUES ($1, 'cache', 'redis', 'redis', 'someone', now() - interval '2 minutes') RETURNING id")
+        .bind(t).fetch_one(&app.pool).await.unwrap();
+    assert!(
+        server::workers::housekeeping_round(&app.pool, 900)
+            .await
+            .unwrap()
+    );
+    let (status, error): (String, String) =
+        sqlx::query_as("SELECT status::text, error FROM probe_runs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.contains("stopped before it finished"));
+}
