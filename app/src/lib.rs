@@ -9,6 +9,7 @@ pub mod components;
 pub mod error;
 pub mod incident_fns;
 pub mod pages;
+pub mod probe_fns;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod target_fns;
@@ -58,6 +59,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("kafka") view=pages::placeholders::KafkaPage ssr=SsrMode::Async/>
                     <Route path=path!("costs") view=pages::placeholders::CostsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets") view=pages::targets::TargetsPage ssr=SsrMode::Async/>
+                    <Route path=path!("targets/:id") view=pages::targets::TargetPage ssr=SsrMode::Async/>
+                    <Route path=path!("probe-runs/:id") view=pages::probe_runs::ProbeRunPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("settings") view=pages::settings::SettingsIndex ssr=SsrMode::Async/>
                     <Route path=path!("settings/users") view=pages::settings::UsersPage ssr=SsrMode::Async/>

@@ -62,3 +62,41 @@ pub async fn test_target(target_id: i64) -> Result<(i64, ConnectionTest), AppErr
     .await?;
     Ok((target_id, r))
 }
+
+#[server(prefix = "/api/fn", endpoint = "targets/get")]
+pub async fn get_target(target_id: i64) -> Result<Target, AppError> {
+    let c = call()?;
+    Ok(svc::get(&c.pool, &c.who, target_id).await?)
+}
+
+/// Edits a target (admins). An empty secret keeps the stored one; `clear_secret` removes it.
+#[server(prefix = "/api/fn", endpoint = "targets/update")]
+pub async fn update_target(
+    target_id: i64,
+    name: String,
+    connection: String,
+    username: String,
+    #[server(default)] secret: String,
+    #[server(default)] clear_secret: Option<String>,
+    environment: String,
+) -> Result<Target, AppError> {
+    let c = call()?;
+    let secret = Some(secret).filter(|s| !s.is_empty());
+    Ok(svc::update(
+        &c.pool,
+        &c.who,
+        &c.meta,
+        c.secrets.as_ref(),
+        target_id,
+        svc::TargetPatch {
+            name: Some(name),
+            connection: Some(connection),
+            username: Some(username),
+            secret,
+            clear_secret: clear_secret.is_some_and(|v| v == "on" || v == "true"),
+            environment: Some(environment),
+            labels: None,
+        },
+    )
+    .await?)
+}

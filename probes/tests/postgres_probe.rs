@@ -77,7 +77,19 @@ async fn healthy_baseline_has_no_problems() {
     let s = finding(&o, "PG_SUMMARY");
     assert_eq!(fact(s, "role"), "primary");
     assert_eq!(fact(s, "database"), db.name);
-    assert!(fact(s, "server_version").starts_with("15") || !fact(s, "server_version").is_empty());
+    assert!(!fact(s, "server_version").is_empty());
+    // The server's settings, not the probe's own SET LOCAL guard rails.
+    let st = s.tables[0]
+        .rows
+        .iter()
+        .find(|r| r[0] == "statement_timeout")
+        .unwrap();
+    assert_eq!(st[1], "0 ms");
+    assert!(
+        s.remediation.contains("`statement_timeout` is 0"),
+        "{}",
+        s.remediation
+    );
     // No migration tables, no pgvector: nothing said about them.
     assert!(!codes(&o).contains(&"PG_MIGRATIONS"));
     assert!(!codes(&o).contains(&"PG_VECTOR_INDEXES"));

@@ -1,4 +1,6 @@
 //! Reusable pieces of the UI.
 pub mod common;
+pub mod findings;
 pub mod layout;
+pub mod live;
 pub mod time;

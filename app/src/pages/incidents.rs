@@ -4,6 +4,8 @@
 //! place and the page follows other people's changes live (server-sent events).
 
 use crate::components::common::{ErrorPanel, FormError, Loading, Pager, query_value};
+use crate::components::findings::{FindingCard, copy_text};
+use crate::components::live::follow_stream;
 use crate::components::time::{LocalTime, MaybeTime};
 use crate::error::AppError;
 use crate::incident_fns::*;
@@ -185,71 +187,6 @@ pub fn NewIncidentPage() -> impl IntoView {
     }
 }
 
-/// Subscribes to the incident's live stream (hydrated only) and bumps `tick` on changes.
-fn follow_live(key: Signal<String>, tick: RwSignal<u64>) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        use wasm_bindgen::closure::Closure;
-        let current: StoredValue<Option<web_sys::EventSource>, LocalStorage> =
-            StoredValue::new_local(None);
-        Effect::new(move |_| {
-            let k = key.get();
-            if let Some(old) = current.get_value() {
-                old.close();
-            }
-            let Ok(es) = web_sys::EventSource::new(&format!("/api/v1/incidents/{k}/stream")) else {
-                return;
-            };
-            let on_change = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-                move |_e: web_sys::MessageEvent| {
-                    tick.update(|t| *t += 1);
-                },
-            );
-            let _ =
-                es.add_event_listener_with_callback("changed", on_change.as_ref().unchecked_ref());
-            on_change.forget();
-            current.set_value(Some(es));
-        });
-        on_cleanup(move || {
-            if let Some(es) = current.get_value() {
-                es.close();
-            }
-        });
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = (key, tick);
-    }
-}
-
-/// Copies text to the clipboard (hydrated only).
-fn copy_text(text: String) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        let nav = window().navigator();
-        if let Ok(clip) = js_sys::Reflect::get(&nav, &"clipboard".into())
-            && let Ok(f) = js_sys::Reflect::get(&clip, &"writeText".into())
-            && let Ok(f) = f.dyn_into::<js_sys::Function>()
-        {
-            let _ = f.call1(&clip, &text.into());
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = text;
-}
-
-#[component]
-fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    view! {
-        <button type="button" class="copy" data-copy=text.clone() on:click=move |_| { copy_text(text.clone()); copied.set(true); }>
-            {move || if copied.get() { "Copied".to_string() } else { label.clone() }}
-        </button>
-    }
-}
-
 #[component]
 pub fn IncidentPage() -> impl IntoView {
     let params = use_params_map();
@@ -272,6 +209,7 @@ pub fn IncidentPage() -> impl IntoView {
     let fstatus = ServerAction::<SetFindingStatus>::new();
     let item = ServerAction::<AddActionItem>::new();
     let istatus = ServerAction::<SetActionItemStatus>::new();
+    let start = ServerAction::<crate::probe_fns::StartProbeRun>::new();
     let kind = move || q.read().get("kind").filter(|s| !s.is_empty());
     let show_all = move || q.read().get("all").is_some_and(|v| v == "1");
     let incident = Resource::new(
@@ -291,7 +229,10 @@ pub fn IncidentPage() -> impl IntoView {
         },
         |(k, kind, all, ..)| get_incident(k, kind, Some(all)),
     );
-    follow_live(key, tick);
+    follow_stream(
+        Signal::derive(move || Some(format!("/api/v1/incidents/{}/stream", key.get()))),
+        tick,
+    );
     let kind_filter = move || q.read().get("kind").filter(|s| !s.is_empty());
     let errors = move || {
         [
@@ -316,7 +257,7 @@ pub fn IncidentPage() -> impl IntoView {
                     Ok(page) => view! {
                         <IncidentView d=page.detail me=page.me hidden=page.hidden_events matching=page.matching_events kind_filter=kind_filter() errors=Signal::derive(errors)
                             status=status severity=severity roles=roles note=note edit=edit pin=pin
-                            finding=finding fstatus=fstatus item=item istatus=istatus/>
+                            finding=finding fstatus=fstatus item=item istatus=istatus start=start/>
                     }.into_any(),
                 }
             })}
@@ -343,6 +284,7 @@ fn IncidentView(
     fstatus: ServerAction<SetFindingStatus>,
     item: ServerAction<AddActionItem>,
     istatus: ServerAction<SetActionItemStatus>,
+    start: ServerAction<crate::probe_fns::StartProbeRun>,
 ) -> impl IntoView {
     let i = d.incident.clone();
     let key = i.key.clone();
@@ -489,6 +431,7 @@ fn IncidentView(
                 </ol>
             </section>
             <aside class="side">
+                <IncidentProbes key=key.clone() open=i.status.is_open() start=start/>
                 <section class="findings" id="findings">
                     <h2>{format!("Findings ({})", d.findings.len())}</h2>
                     {groups.is_empty().then(|| view! { <p class="muted">"No findings yet. Probes will add them; you can add one by hand below."</p> })}
@@ -654,68 +597,54 @@ fn EventItem(
     }
 }
 
+/// "Run probe" on an incident: the form, the runs in progress (live) and the finished ones.
 #[component]
-fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl IntoView {
-    let id = f.id;
-    let source = match (&f.source.probe, &f.source.target) {
-        (Some(p), Some(t)) => format!("probe {p} on {t}"),
-        _ => "entered by hand".to_string(),
-    };
+fn IncidentProbes(
+    key: String,
+    open: bool,
+    start: ServerAction<crate::probe_fns::StartProbeRun>,
+) -> impl IntoView {
+    use crate::pages::probe_runs::{RunPanel, RunProbeForm, RunTable};
+    let k = key.clone();
+    let runs = Resource::new(
+        move || start.version().get(),
+        move |_| crate::probe_fns::incident_probe_runs(k.clone()),
+    );
+    let targets = Resource::new(|| (), |_| crate::target_fns::list_targets());
+    let catalogue = Resource::new(|| (), |_| crate::probe_fns::probe_catalogue());
     view! {
-        <article class=format!("panel finding fsev-{} fstatus-{}", f.severity.as_str(), f.status.as_str()) id=format!("finding-{id}")>
-            <header>
-                <a href=format!("#finding-{id}") class="code"><code>{f.code.clone()}</code></a>
-                <span class=format!("badge fstatus fstatus-{}", f.status.as_str())>{f.status.as_str()}</span>
-            </header>
-            <h4>{f.title.clone()}</h4>
-            <p class="muted">{source}" · "<LocalTime at=f.created_at/>" · updated by "{f.updated_by.clone()}</p>
-            {f.status_reason.clone().map(|r| view! { <p class="reason">"Reason: "{r}</p> })}
-            {(!f.evidence.facts.is_empty()).then(|| view! {
-                <table class="data evidence">
-                    <thead><tr><th>"Evidence"</th><th>"Value"</th></tr></thead>
-                    <tbody>
-                    {f.evidence.facts.iter().cloned().map(|x| view! { <tr><td>{x.name}</td><td>{x.value}</td></tr> }).collect_view()}
-                    </tbody>
-                </table>
-            })}
-            {f.evidence.command.clone().map(|c| view! {
-                <div class="command"><span class="muted">"Produced by"</span><pre><code>{c.clone()}</code></pre></div>
-            })}
-            {f.evidence.excerpt.clone().map(|x| view! { <details><summary>"Raw excerpt"</summary><pre>{x}</pre></details> })}
-            {(!f.remediation.trim().is_empty()).then(|| view! {
-                <div class="remediation"><h5>"Remediation"</h5><div class="md" inner_html=f.remediation_html.clone()></div></div>
-            })}
-            {(!f.commands.is_empty()).then(|| view! {
-                <div class="commands">
-                    {f.commands.iter().cloned().map(|c| view! {
-                        <div class="cmd"><code>{c.clone()}</code><CopyButton text=c label="Copy"/></div>
-                    }).collect_view()}
-                </div>
-            })}
-            {f.doc_link.clone().map(|l| view! { <p><a href=l rel="noopener noreferrer" target="_blank">"Documentation"</a></p> })}
-            <div class="finding-actions">
-                <ActionForm action=fstatus attr:class="inline">
-                    <input type="hidden" name="finding_id" value=id.to_string()/>
-                    <input type="hidden" name="status" value="confirmed"/>
-                    <input type="hidden" name="reason" value=""/>
-                    <button type="submit">"Confirm"</button>
-                </ActionForm>
-                <ActionForm action=fstatus attr:class="inline">
-                    <input type="hidden" name="finding_id" value=id.to_string()/>
-                    <input type="hidden" name="status" value="fixed"/>
-                    <input type="hidden" name="reason" value=""/>
-                    <button type="submit">"Fixed"</button>
-                </ActionForm>
-                <details class="fp">
-                    <summary>"False positive…"</summary>
-                    <ActionForm action=fstatus attr:class="inline fp-form">
-                        <input type="hidden" name="finding_id" value=id.to_string()/>
-                        <input type="hidden" name="status" value="false_positive"/>
-                        <input type="text" name="reason" required placeholder="why it is not a problem" aria-label="Reason"/>
-                        <button type="submit">"Mark false positive"</button>
-                    </ActionForm>
-                </details>
-            </div>
-        </article>
+        <section class="panel probes" id="probe-runs">
+            <h2>"Probe runs"</h2>
+            <Suspense fallback=Loading>
+                {move || {
+                    let key = key.clone();
+                    Suspend::new(async move {
+                        let list = runs.await.unwrap_or_default();
+                        // Runs in progress, and the one this page started (kept in view when done).
+                        let mine = start.value().get_untracked().and_then(|r| r.ok()).map(|r| r.id);
+                        let (running, done): (Vec<_>, Vec<_>) = list
+                            .into_iter()
+                            .partition(|r| !r.status.is_done() || Some(r.id) == mine);
+                        let form = if open {
+                            let t = targets.await.unwrap_or_default();
+                            let c = catalogue.await.unwrap_or_default();
+                            view! {
+                                <details class="run-probe" open=running.is_empty() && done.is_empty()>
+                                    <summary>"Run a probe"</summary>
+                                    <RunProbeForm action=start targets=t catalogue=c incident_key=key/>
+                                </details>
+                            }.into_any()
+                        } else {
+                            view! { <p class="muted">"The incident is closed: re-open it to run probes."</p> }.into_any()
+                        };
+                        view! {
+                            {form}
+                            {running.into_iter().map(|r| view! { <RunPanel run_id=r.id/> }).collect_view()}
+                            {(!done.is_empty()).then(|| view! { <RunTable runs=done show_target=true/> })}
+                        }.into_any()
+                    })
+                }}
+            </Suspense>
+        </section>
     }
 }

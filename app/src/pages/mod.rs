@@ -5,5 +5,6 @@ pub mod incidents;
 pub mod login;
 pub mod not_found;
 pub mod placeholders;
+pub mod probe_runs;
 pub mod settings;
 pub mod targets;

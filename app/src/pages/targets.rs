@@ -2,10 +2,14 @@
 //! encrypted and never shown again); responders test connections.
 
 use crate::components::common::{ErrorPanel, FormError, Loading};
+use crate::components::time::LocalTime;
+use crate::pages::probe_runs::{RunPanel, RunProbeForm, RunTable, run_status_class};
+use crate::probe_fns::{StartProbeRun, probe_catalogue, target_probe_runs};
 use crate::target_fns::*;
-use domain::targets::TargetKind;
+use domain::targets::{ConnectionTest, Target, TargetKind};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
 
 #[component]
 pub fn TargetsPage() -> impl IntoView {
@@ -19,18 +23,8 @@ pub fn TargetsPage() -> impl IntoView {
     view! {
         <Title text="Targets"/>
         <h1>"Targets"</h1>
-        <p class="muted">"The systems Lookout looks at. Probes (Redis, PostgreSQL, Kafka, …) will run against these; for now each can be checked with “Test connection”."</p>
-        {move || test.value().get().map(|r| match r {
-            Ok((id, t)) => view! {
-                <section class=if t.ok { "panel notice test-result" } else { "panel error test-result" } role="status" id="test-result" data-target=id.to_string()>
-                    <strong>{if t.ok { "Connected: " } else { "Failed: " }}</strong>{t.summary.clone()}
-                    {(!t.facts.is_empty()).then(|| view! {
-                        <ul class="plain">{t.facts.iter().cloned().map(|(k, v)| view! { <li><code>{k}</code>": "{v}</li> }).collect_view()}</ul>
-                    })}
-                </section>
-            }.into_any(),
-            Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
-        })}
+        <p class="muted">"The systems Lookout looks at. Open a target to run a probe against it (Redis and PostgreSQL today) and to see its run history; “Test connection” checks that Lookout can reach it."</p>
+        <TestResult test=test/>
         {move || test.pending().get().then(|| view! { <p class="loading" aria-busy="true">"Testing the connection (up to 10 s)…"</p> })}
         {move || delete.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
         <Suspense fallback=Loading>
@@ -44,14 +38,14 @@ pub fn TargetsPage() -> impl IntoView {
                     Ok(list) => view! {
                         <div class="table-wrap">
                         <table class="data" id="targets-table">
-                            <thead><tr><th>"Name"</th><th>"Kind"</th><th>"Connection"</th><th>"Environment"</th><th>"Credentials"</th><th></th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Kind"</th><th>"Connection"</th><th>"Environment"</th><th>"Credentials"</th><th>"Last probe"</th><th></th></tr></thead>
                             <tbody>
                             {list.into_iter().map(|t| {
                                 let id = t.id.to_string();
                                 let id2 = id.clone();
                                 view! {
                                     <tr data-target=t.name.clone()>
-                                        <td><strong>{t.name.clone()}</strong></td>
+                                        <td><a href=format!("/targets/{}", t.id)><strong>{t.name.clone()}</strong></a></td>
                                         <td>{t.kind.as_str()}</td>
                                         <td><code>{t.connection.clone()}</code></td>
                                         <td>{t.environment.clone()}</td>
@@ -59,6 +53,14 @@ pub fn TargetsPage() -> impl IntoView {
                                             (_, true) => format!("{}secret set", if t.username.is_empty() { String::new() } else { format!("{} · ", t.username) }),
                                             (false, false) => format!("{} · no secret", t.username),
                                             (true, false) => "none".to_string(),
+                                        }}</td>
+                                        <td class="last-run">{match t.last_run.clone() {
+                                            Some(r) => view! {
+                                                <a href=format!("/probe-runs/{}", r.id)><span class=run_status_class(r.status)>{r.status.label()}</span></a>
+                                                " "<LocalTime at=r.started_at/>
+                                                <span class="muted">{format!(" · {} finding{}", r.finding_count, if r.finding_count == 1 { "" } else { "s" })}</span>
+                                            }.into_any(),
+                                            None => view! { <span class="muted">"never"</span> }.into_any(),
                                         }}</td>
                                         <td class="actions">
                                             <ActionForm action=test attr:class="inline">
@@ -98,5 +100,143 @@ pub fn TargetsPage() -> impl IntoView {
                 Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
             })}
         </section>
+    }
+}
+
+#[component]
+fn TestResult(test: ServerAction<TestTarget>) -> impl IntoView {
+    view! {
+        {move || test.value().get().map(|r| match r {
+            Ok((id, t)) => view! { <TestOutcome id=id t=t/> }.into_any(),
+            Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
+        })}
+        {move || test.pending().get().then(|| view! { <p class="loading" aria-busy="true">"Testing the connection (up to 10 s)…"</p> })}
+    }
+}
+
+#[component]
+fn TestOutcome(id: i64, t: ConnectionTest) -> impl IntoView {
+    view! {
+        <section class=if t.ok { "panel notice test-result" } else { "panel error test-result" } role="status" id="test-result" data-target=id.to_string()>
+            <strong>{if t.ok { "Connected: " } else { "Failed: " }}</strong>{t.summary.clone()}
+            {(!t.facts.is_empty()).then(|| view! {
+                <ul class="plain">{t.facts.iter().cloned().map(|(k, v)| view! { <li><code>{k}</code>": "{v}</li> }).collect_view()}</ul>
+            })}
+        </section>
+    }
+}
+
+/// One target: details, edit (admins), test connection, run a probe, run history.
+#[component]
+pub fn TargetPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let update = ServerAction::<UpdateTarget>::new();
+    let test = ServerAction::<TestTarget>::new();
+    let start = ServerAction::<StartProbeRun>::new();
+    let target = Resource::new(
+        move || (id(), update.version().get()),
+        |(id, _)| get_target(id),
+    );
+    let catalogue = Resource::new(|| (), |_| probe_catalogue());
+    // The history follows the run started here until it ends.
+    let tick = RwSignal::new(0u64);
+    let live = Signal::derive(move || {
+        start
+            .value()
+            .get()
+            .and_then(|r| r.ok())
+            .map(|run| format!("/api/v1/probe-runs/{}/stream", run.id))
+    });
+    crate::components::live::follow_stream(live, tick);
+    let history = Resource::new(
+        move || (id(), start.version().get(), tick.get()),
+        |(id, _, _)| target_probe_runs(id),
+    );
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                let t = match target.await {
+                    Ok(t) => t,
+                    Err(e) => return view! { <ErrorPanel error=e/> }.into_any(),
+                };
+                let cat = catalogue.await.unwrap_or_default();
+                view! { <TargetView t=t catalogue=cat update=update test=test start=start/> }.into_any()
+            })}
+        </Suspense>
+        {move || start.value().get().and_then(|r| r.ok()).map(|run| view! {
+            <h2>"This run"</h2>
+            <RunPanel run_id=run.id show_findings=true/>
+        })}
+        <section class="panel" id="run-history">
+            <h2>"Run history (newest 50)"</h2>
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match history.await {
+                        Ok(runs) => view! { <RunTable runs=runs/> }.into_any(),
+                        Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn TargetView(
+    t: Target,
+    catalogue: Vec<domain::probe_runs::ProbeInfo>,
+    update: ServerAction<UpdateTarget>,
+    test: ServerAction<TestTarget>,
+    start: ServerAction<StartProbeRun>,
+) -> impl IntoView {
+    let id = t.id.to_string();
+    let id2 = id.clone();
+    let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    view! {
+        <Title text=t.name.clone()/>
+        <h1>{t.name.clone()}<span class="muted">{format!(" · {} · {}", t.kind, t.environment)}</span></h1>
+        <section class="panel target-facts">
+            <dl class="facts">
+                <dt>"Connection"</dt><dd><code>{t.connection.clone()}</code></dd>
+                <dt>"Username"</dt><dd>{if t.username.is_empty() { "—".to_string() } else { t.username.clone() }}</dd>
+                <dt>"Secret"</dt><dd>{if t.secret_set { "set (encrypted; never shown)" } else { "none" }}</dd>
+                <dt>"Labels"</dt><dd>{if labels.is_empty() { "—".to_string() } else { labels.join(", ") }}</dd>
+                <dt>"Added"</dt><dd><LocalTime at=t.created_at/>{format!(" by {}", t.created_by)}</dd>
+            </dl>
+            <ActionForm action=test attr:class="inline">
+                <input type="hidden" name="target_id" value=id2/>
+                <button type="submit">"Test connection"</button>
+            </ActionForm>
+            <TestResult test=test/>
+        </section>
+        <section class="panel" id="run-probe-panel">
+            <h2>"Run a probe"</h2>
+            <RunProbeForm action=start targets=vec![t.clone()] catalogue=catalogue/>
+        </section>
+        <details class="panel" id="edit-target">
+            <summary>"Edit (admins)"</summary>
+            <ActionForm action=update attr:class="grid-form" attr:id="edit-target-form">
+                <input type="hidden" name="target_id" value=id/>
+                <label>"Name" <input type="text" name="name" required value=t.name.clone()/></label>
+                <label>"Connection" <input type="text" name="connection" required value=t.connection.clone()/></label>
+                <label>"Username" <input type="text" name="username" value=t.username.clone() autocomplete="off"/></label>
+                <label>{if t.secret_set { "Replace the secret (empty keeps it)" } else { "Set a secret" }}
+                    <input type="password" name="secret" autocomplete="new-password"/></label>
+                <label class="check"><input type="checkbox" name="clear_secret"/>" Remove the stored secret"</label>
+                <label>"Environment" <input type="text" name="environment" required value=t.environment.clone()/></label>
+                <button type="submit" class="primary">"Save"</button>
+            </ActionForm>
+            {move || update.value().get().map(|r| match r {
+                Ok(t) => view! { <p class="notice" role="status">{format!("Saved {}.", t.name)}</p> }.into_any(),
+                Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
+            })}
+        </details>
     }
 }

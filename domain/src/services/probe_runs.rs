@@ -455,10 +455,14 @@ impl Background {
                 &self.who,
                 TimelineKind::ProbeRunFinished,
                 &format!(
-                    "{probe} probe on {} {} in {:.1} s: {}{}",
+                    "{probe} probe on {} {} in {}: {}{}",
                     self.target_name,
                     status.label(),
-                    o.duration.as_secs_f64(),
+                    if o.duration.as_millis() < 1000 {
+                        format!("{} ms", o.duration.as_millis())
+                    } else {
+                        format!("{:.1} s", o.duration.as_secs_f64())
+                    },
                     if summary.is_empty() { "no findings".to_string() } else { summary.join(", ") },
                     o.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
                 ),

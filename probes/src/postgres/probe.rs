@@ -309,6 +309,7 @@ async fn begin<'c>(
     let ms = pg.ctx.step_timeout().as_millis().max(1);
     let (target, start) = (pg.target.clone(), pg.start);
     let cl = move |e: sqlx::Error| classify(&target, &e, start.elapsed());
+    pg.ctx.pace(4).await?;
     let mut tx = pg.ctx.net(&pg.target, conn.begin(), cl.clone()).await?;
     for stmt in [
         "SET TRANSACTION READ ONLY".to_string(),
@@ -344,6 +345,7 @@ macro_rules! fetch {
     ($pg:expr, $tx:expr, $q:expr) => {{
         let target = $pg.target.clone();
         let start = $pg.start;
+        $pg.ctx.pace(1).await?;
         $pg.ctx
             .net(&$pg.target, $q.fetch_all(&mut *$tx), move |e| {
                 classify(&target, &e, start.elapsed())
@@ -400,7 +402,8 @@ async fn settings(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<(
         pg,
         tx,
         sqlx::query_as(
-            "SELECT name, setting, unit FROM pg_settings WHERE name IN ('server_version', 'max_connections',
+            // reset_val, not setting: the probe's own SET LOCAL timeouts must not show.
+            "SELECT name, reset_val, unit FROM pg_settings WHERE name IN ('server_version', 'max_connections',
              'superuser_reserved_connections', 'shared_buffers', 'work_mem', 'maintenance_work_mem',
              'statement_timeout', 'idle_in_transaction_session_timeout', 'lock_timeout',
              'autovacuum', 'autovacuum_freeze_max_age', 'wal_level', 'max_wal_size') ORDER BY name"
@@ -456,7 +459,7 @@ async fn settings(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<(
     .fact("role", if recovery { "standby" } else { "primary" })
     .fact("database", &db)
     .fact("max_connections", get("max_connections"))
-    .command("SELECT name, setting, unit FROM pg_settings WHERE name IN (…)")
+    .command("SELECT name, reset_val, unit FROM pg_settings WHERE name IN (…)")
     .table(t);
     let mut notes = vec![];
     if get("statement_timeout") == "0" {

@@ -1,0 +1,113 @@
+//! A finding as a card: evidence (facts, tables, the command that produced it, a raw
+//! excerpt), remediation with copyable commands, and the status controls.
+
+use crate::components::time::LocalTime;
+use crate::incident_fns::SetFindingStatus;
+use domain::incidents::Finding;
+use leptos::prelude::*;
+
+/// Copies text to the clipboard (hydrated only).
+pub fn copy_text(text: String) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let nav = window().navigator();
+        if let Ok(clip) = js_sys::Reflect::get(&nav, &"clipboard".into())
+            && let Ok(f) = js_sys::Reflect::get(&clip, &"writeText".into())
+            && let Ok(f) = f.dyn_into::<js_sys::Function>()
+        {
+            let _ = f.call1(&clip, &text.into());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}
+
+#[component]
+pub fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    view! {
+        <button type="button" class="copy" data-copy=text.clone() on:click=move |_| { copy_text(text.clone()); copied.set(true); }>
+            {move || if copied.get() { "Copied".to_string() } else { label.clone() }}
+        </button>
+    }
+}
+
+#[component]
+pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl IntoView {
+    let id = f.id;
+    let source = match (&f.source.probe, &f.source.target) {
+        (Some(p), Some(t)) => format!("probe {p} on {t}"),
+        _ => "entered by hand".to_string(),
+    };
+    view! {
+        <article class=format!("panel finding fsev-{} fstatus-{}", f.severity.as_str(), f.status.as_str()) id=format!("finding-{id}")>
+            <header>
+                <a href=format!("#finding-{id}") class="code"><code>{f.code.clone()}</code></a>
+                <span class=format!("badge fstatus fstatus-{}", f.status.as_str())>{f.status.as_str()}</span>
+            </header>
+            <h4>{f.title.clone()}</h4>
+            <p class="muted">{source}" · "<LocalTime at=f.created_at/>" · updated by "{f.updated_by.clone()}</p>
+            {f.status_reason.clone().map(|r| view! { <p class="reason">"Reason: "{r}</p> })}
+            {(!f.evidence.facts.is_empty()).then(|| view! {
+                <table class="data evidence">
+                    <thead><tr><th>"Evidence"</th><th>"Value"</th></tr></thead>
+                    <tbody>
+                    {f.evidence.facts.iter().cloned().map(|x| view! { <tr><td>{x.name}</td><td>{x.value}</td></tr> }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            {f.evidence.tables.iter().cloned().map(|t| view! {
+                <div class="table-wrap evidence-table">
+                    <table class="data evidence">
+                        <caption>{t.title}</caption>
+                        <thead><tr>{t.columns.into_iter().map(|c| view! { <th>{c}</th> }).collect_view()}</tr></thead>
+                        <tbody>
+                        {t.rows.into_iter().map(|r| view! { <tr>{r.into_iter().map(|c| view! { <td>{c}</td> }).collect_view()}</tr> }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }).collect_view()}
+            {f.evidence.command.clone().map(|c| view! {
+                <div class="command"><span class="muted">"Produced by"</span><pre><code>{c.clone()}</code></pre></div>
+            })}
+            {f.evidence.excerpt.clone().map(|x| view! { <details><summary>"Raw excerpt"</summary><pre>{x}</pre></details> })}
+            {(!f.remediation.trim().is_empty()).then(|| view! {
+                <div class="remediation"><h5>"Remediation"</h5><div class="md" inner_html=f.remediation_html.clone()></div></div>
+            })}
+            {(!f.commands.is_empty()).then(|| view! {
+                <div class="commands">
+                    {f.commands.iter().cloned().map(|c| view! {
+                        <div class="cmd"><code>{c.clone()}</code><CopyButton text=c label="Copy"/></div>
+                    }).collect_view()}
+                </div>
+            })}
+            {f.doc_link.clone().map(|l| view! { <p><a href=l rel="noopener noreferrer" target="_blank">"Documentation"</a></p> })}
+            {f.incident_key.is_some().then(|| view! {
+            <div class="finding-actions">
+                <ActionForm action=fstatus attr:class="inline">
+                    <input type="hidden" name="finding_id" value=id.to_string()/>
+                    <input type="hidden" name="status" value="confirmed"/>
+                    <input type="hidden" name="reason" value=""/>
+                    <button type="submit">"Confirm"</button>
+                </ActionForm>
+                <ActionForm action=fstatus attr:class="inline">
+                    <input type="hidden" name="finding_id" value=id.to_string()/>
+                    <input type="hidden" name="status" value="fixed"/>
+                    <input type="hidden" name="reason" value=""/>
+                    <button type="submit">"Fixed"</button>
+                </ActionForm>
+                <details class="fp">
+                    <summary>"False positive…"</summary>
+                    <ActionForm action=fstatus attr:class="inline fp-form">
+                        <input type="hidden" name="finding_id" value=id.to_string()/>
+                        <input type="hidden" name="status" value="false_positive"/>
+                        <input type="text" name="reason" required placeholder="why it is not a problem" aria-label="Reason"/>
+                        <button type="submit">"Mark false positive"</button>
+                    </ActionForm>
+                </details>
+            </div>
+            })}
+        </article>
+    }
+}
