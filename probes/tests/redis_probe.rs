@@ -442,10 +442,10 @@ async fn only_read_only_commands_reach_redis_and_at_the_pace() {
         names.contains("SCAN") && names.contains("MEMORY"),
         "{names:?}"
     );
-    // ~9,000 pipelined commands at 2,000/s cannot finish in under ~4 s.
+    // ~9,000 commands at 2,000/s cannot finish in under 4.5 s.
     assert!(o.commands >= 9000, "{}", o.commands);
     assert!(
-        took >= (o.commands as f64 - 2000.0) / 2000.0,
+        took >= o.commands as f64 / 2000.0,
         "{took} s for {} commands",
         o.commands
     );

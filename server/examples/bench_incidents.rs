@@ -104,6 +104,7 @@ async fn main() {
                 facts: (0..5).map(|k| EvidenceFact { name: format!("fact_{k}"), value: format!("{}", i * k) }).collect(),
                 command: Some("redis-cli INFO memory".into()),
                 excerpt: Some("used_memory:1960000000\nmaxmemory:2000000000\n".repeat(5)),
+                tables: vec![],
             },
             remediation: "Switch the policy:\n\n```sh\nredis-cli CONFIG SET maxmemory-policy allkeys-lru\n```\n".into(),
             doc_link: None, source: None,

@@ -433,7 +433,7 @@ async fn bad_requests_write_nothing(pool: PgPool) {
             &responder,
             json!({"probe": "redis", "params": {"sample_keys": -1}}),
             422,
-            "between 0 and 100000",
+            "between 0 and 2000000",
         ),
         (
             &responder,

@@ -198,7 +198,7 @@ fn RunView(
                 </span>
             </div>
             <ol class="steps">
-                {r.steps.iter().cloned().map(|s| view! {
+                {r.steps.clone().into_iter().map(|s| view! {
                     <li class=format!("step step-{}", s.status) data-step=s.name.clone()>
                         <span class="step-name">{s.name.clone()}</span>
                         <span class="step-status">{s.status.clone()}</span>
@@ -220,7 +220,7 @@ fn RunView(
                         format!("{} finding{}: {}", r.finding_count, if r.finding_count == 1 { "" } else { "s" },
                             counts.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect::<Vec<_>>().join(", "))
                     }}
-                    {(!show_findings && r.incident_key.is_some()).then(|| " They are in the findings panel.")}
+                    {(!show_findings && r.incident_key.is_some()).then_some(" They are in the findings panel.")}
                 </p>
             })}
             {(show_findings && !findings.is_empty()).then(|| view! {

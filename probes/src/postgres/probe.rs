@@ -5,6 +5,9 @@
 //! lock for long, and one phase the probe's role may not read (say, a missing `pg_monitor`
 //! grant) becomes a `TARGET_ERROR` finding while the other phases still run. Results are
 //! bounded with `LIMIT`; query texts are truncated.
+//!
+//! Rows are read as tuples that mirror each SELECT list, next to the SQL that produces them.
+#![allow(clippy::type_complexity)]
 
 use super::classify;
 use crate::ProbeError;
@@ -626,7 +629,6 @@ async fn long_queries(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Resul
         .bind(p.int("long_query_s") as f64)
         .bind(qc)
     )?;
-    #[allow(clippy::type_complexity)]
     let chains: Vec<(i32, String, String, f64, i32, String, String, f64, String)> = fetch!(
         pg,
         tx,
@@ -745,7 +747,6 @@ async fn long_queries(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Resul
 async fn indexes(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<(), ProbeError> {
     let ctx = pg.ctx;
     let mut tx = begin(pg, conn).await?;
-    #[allow(clippy::type_complexity)]
     let builds: Vec<(i32, String, String, String, String, i64, i64, i64, i64, f64, i64)> = fetch!(
         pg,
         tx,
@@ -1242,7 +1243,6 @@ async fn replication(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result
         }
         return Ok(());
     }
-    #[allow(clippy::type_complexity)]
     let reps: Vec<(String, String, String, String, Option<i64>, Option<f64>, Option<f64>)> = fetch!(
         pg,
         tx,

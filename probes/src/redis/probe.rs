@@ -31,10 +31,10 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "sample_keys",
         label: "Keys to sample",
-        help: "How many keys SCAN reads for the big-key, pattern and TTL audit (0 skips it).",
+        help: "How many keys SCAN reads for the big-key, pattern and TTL audit (0 skips it; at least the key count audits every key, at the pace below).",
         kind: ParamKind::Int {
             min: 0,
-            max: 100_000,
+            max: 2_000_000,
         },
         default: "10000",
     },
@@ -304,8 +304,19 @@ struct PatternStat {
     no_ttl: u64,
 }
 
+/// A sampled key: name, type, memory, PTTL (ms; -1 none).
+type KeyStat = (String, String, u64, i64);
+
+/// How many of the biggest sampled keys are kept (the rest only count).
+const KEEP_BIGGEST: usize = 50;
+
 struct Sampled {
-    keys: Vec<(String, String, u64, i64)>,
+    /// Keys sampled so far.
+    n: u64,
+    /// The biggest keys, at most [`KEEP_BIGGEST`] (a min-heap on memory).
+    biggest: std::collections::BinaryHeap<std::cmp::Reverse<(u64, String, String, i64)>>,
+    /// Sampled keys at or above the big-key threshold.
+    big: u64,
     patterns: HashMap<String, PatternStat>,
     no_ttl: u64,
 }
@@ -402,7 +413,16 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     ctx.phase("Sample keys");
     let want = params.int("sample_keys").max(0) as usize;
     let dbsize = db_keys(&info1, db);
-    let sampled = sample_keys(ctx, &mut c, &target, start, want, params.int("scan_count")).await?;
+    let sampled = sample_keys(
+        ctx,
+        &mut c,
+        &target,
+        start,
+        want,
+        params.int("scan_count"),
+        params.int("big_key_bytes") as u64,
+    )
+    .await?;
 
     ctx.phase("Pub/Sub");
     let channels: Vec<String> = cmd(
@@ -504,9 +524,12 @@ async fn sample_keys(
     start: Instant,
     want: usize,
     count: i64,
+    big_key: u64,
 ) -> Result<Sampled, ProbeError> {
     let mut out = Sampled {
-        keys: Vec::with_capacity(want.min(100_000)),
+        n: 0,
+        biggest: std::collections::BinaryHeap::with_capacity(KEEP_BIGGEST + 1),
+        big: 0,
         patterns: HashMap::new(),
         no_ttl: 0,
     };
@@ -523,7 +546,7 @@ async fn sample_keys(
             redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(count),
         )
         .await?;
-        let room = want - out.keys.len();
+        let room = want - out.n as usize;
         let batch: Vec<String> = batch.into_iter().take(room).collect();
         if !batch.is_empty() {
             let mut pipe = redis::pipe();
@@ -554,16 +577,23 @@ async fn sample_keys(
                     p.no_ttl += 1;
                     out.no_ttl += 1;
                 }
-                out.keys.push((k, ty, mem, ttl));
+                out.n += 1;
+                if mem >= big_key {
+                    out.big += 1;
+                }
+                out.biggest.push(std::cmp::Reverse((mem, k, ty, ttl)));
+                if out.biggest.len() > KEEP_BIGGEST {
+                    out.biggest.pop();
+                }
             }
             ctx.detail(format!(
                 "sampled {} of {} keys",
-                group(out.keys.len() as u64),
+                group(out.n),
                 group(want as u64)
             ));
         }
         cursor = next;
-        if cursor == 0 || out.keys.len() >= want {
+        if cursor == 0 || out.n as usize >= want {
             break;
         }
     }
@@ -597,7 +627,7 @@ fn slow_commands(ctx: &Ctx, entries: &[redis::Value]) {
     if rows.is_empty() {
         return;
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut t = Table::new(
         "Slowest commands (arguments redacted)",
         &["duration", "when (unix)", "command", "client name"],
@@ -649,7 +679,7 @@ fn analyse(
     let clients = num(i2, "connected_clients") as u64;
     let maxclients = num(i2, "maxclients") as u64;
     let role = i2.get("role").cloned().unwrap_or_default();
-    let sampled = s.keys.len() as u64;
+    let sampled = s.n;
     let no_ttl_share = if sampled > 0 {
         s.no_ttl as f64 / sampled as f64
     } else {
@@ -973,8 +1003,12 @@ fn analyse(
         } else {
             1.0
         };
-        let mut keys: Vec<&(String, String, u64, i64)> = s.keys.iter().collect();
-        keys.sort_by(|a, b| b.2.cmp(&a.2));
+        let mut keys: Vec<KeyStat> = s
+            .biggest
+            .iter()
+            .map(|std::cmp::Reverse((m, k, t, ttl))| (k.clone(), t.clone(), *m, *ttl))
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.2));
         let mut top = Table::new(
             "Top 20 keys by memory (sampled)",
             &["key", "type", "memory", "TTL"],
@@ -1022,8 +1056,8 @@ fn analyse(
                     "Sampled {} of {} keys ({coverage:.1}% of db{db}); biggest: {} ({})",
                     group(sampled),
                     group(dbsize),
-                    keys[0].0,
-                    bytes(keys[0].2)
+                    keys.first().map(|k| k.0.as_str()).unwrap_or("-"),
+                    bytes(keys.first().map(|k| k.2).unwrap_or(0))
                 ),
             )
             .fact("sampled keys", sampled)
@@ -1038,20 +1072,23 @@ fn analyse(
             .table(pt)
             .remediation("Estimates scale the sample to the whole keyspace; they are estimates."),
         );
-        let big: Vec<&&(String, String, u64, i64)> = keys
+        let big: Vec<&KeyStat> = keys
             .iter()
             .filter(|k| k.2 >= params.int("big_key_bytes") as u64)
             .collect();
         if !big.is_empty() {
-            let mut t = Table::new("Big keys (sampled)", &["key", "type", "memory"]);
-            for (k, ty, mem, _) in big.iter().take(50).map(|k| &***k) {
+            let mut t = Table::new(
+                "Big keys (sampled; the biggest 50)",
+                &["key", "type", "memory"],
+            );
+            for (k, ty, mem, _) in big.iter().map(|k| *k) {
                 t.row(vec![k.clone(), ty.clone(), bytes(*mem)]);
             }
             ctx.finding(
                 Finding::new(
                     "REDIS_BIG_KEYS",
                     Severity::Warning,
-                    format!("{} sampled keys of {} or more; biggest {} ({})", big.len(), bytes(params.int("big_key_bytes") as u64), big[0].0, bytes(big[0].2)),
+                    format!("{} sampled keys of {} or more; biggest {} ({})", s.big, bytes(params.int("big_key_bytes") as u64), big[0].0, bytes(big[0].2)),
                 )
                 .fact("threshold", bytes(params.int("big_key_bytes") as u64))
                 .command("MEMORY USAGE <key>")
