@@ -121,7 +121,11 @@ fn effective_lag(s: &Sample, prev_end: Option<i64>) -> Option<i64> {
     let c = s.committed?;
     let lag = (s.end - c).max(0);
     let idle = prev_end.is_none_or(|p| p == s.end);
-    Some(if idle && lag <= MARKER_TOLERANCE { 0 } else { lag })
+    Some(if idle && lag <= MARKER_TOLERANCE {
+        0
+    } else {
+        lag
+    })
 }
 
 /// The verdict for one partition over its window (oldest sample first).
@@ -133,7 +137,11 @@ pub fn evaluate(partition: i32, window: &[Sample], ctx: Context) -> Verdict {
         lag,
     };
     let Some(last) = window.last() else {
-        return v(Status::Incomplete, format!("partition {partition}: no samples yet"), None);
+        return v(
+            Status::Incomplete,
+            format!("partition {partition}: no samples yet"),
+            None,
+        );
     };
     // REWIND first: it is an error even in an incomplete window.
     for w in window.windows(2) {
@@ -177,7 +185,11 @@ pub fn evaluate(partition: i32, window: &[Sample], ctx: Context) -> Verdict {
         .enumerate()
         .map(|(i, s)| {
             // The first sample has no previous one: it is idle if the next did not move.
-            let neighbour = if i == 0 { window.get(1) } else { window.get(i - 1) };
+            let neighbour = if i == 0 {
+                window.get(1)
+            } else {
+                window.get(i - 1)
+            };
             effective_lag(s, neighbour.map(|x| x.end))
         })
         .collect();
@@ -287,9 +299,14 @@ pub enum CatchUp {
     /// Lag is zero.
     CaughtUp,
     /// Seconds to zero at the current rates.
-    CatchingUp { secs: f64, net_rate: f64 },
+    CatchingUp {
+        secs: f64,
+        net_rate: f64,
+    },
     /// Messages per second the lag grows by.
-    FallingBehind { rate: f64 },
+    FallingBehind {
+        rate: f64,
+    },
     Steady,
     Unknown,
 }
@@ -400,37 +417,113 @@ mod tests {
 
     #[test]
     fn every_rule_in_a_table() {
-        let moving_lag_up: Vec<_> = (0..10).map(|i| (Some(1000 + i * 10), 1100 + i * 30)).collect();
-        let moving_lag_down: Vec<_> = (0..10).map(|i| (Some(1000 + i * 50), 1500 + i * 10)).collect();
+        let moving_lag_up: Vec<_> = (0..10)
+            .map(|i| (Some(1000 + i * 10), 1100 + i * 30))
+            .collect();
+        let moving_lag_down: Vec<_> = (0..10)
+            .map(|i| (Some(1000 + i * 50), 1500 + i * 10))
+            .collect();
         let stuck: Vec<_> = (0..10).map(|i| (Some(18_400), 18_500 + i * 237)).collect();
-        let caught_once: Vec<_> = (0..10).map(|i| (Some(100 + i * 10), if i == 4 { 140 } else { 150 + i * 10 })).collect();
+        let caught_once: Vec<_> = (0..10)
+            .map(|i| (Some(100 + i * 10), if i == 4 { 140 } else { 150 + i * 10 }))
+            .collect();
         let mut rewind: Vec<_> = (0..10).map(|i| (Some(1000 + i * 10), 2000)).collect();
         rewind[6].0 = Some(500);
         let idle_markers: Vec<_> = (0..10).map(|_| (Some(998), 1000)).collect();
-        let busy_small_lag: Vec<_> = (0..10).map(|i| (Some(1000 + i * 100), 1002 + i * 100 + i)).collect();
+        let busy_small_lag: Vec<_> = (0..10)
+            .map(|i| (Some(1000 + i * 100), 1002 + i * 100 + i))
+            .collect();
         let no_commit: Vec<_> = (0..10).map(|i| (None, 50 + i)).collect();
         let cases: Vec<(&str, Vec<(Option<i64>, i64)>, Context, Status, &str)> = vec![
-            ("moving but lag never decreasing", moving_lag_up, ctx(true, None), Status::Warn, "WARN: partition 3's consumer is moving (committed +90) but lag grew from 100 to 280 over 10 samples (4 min)"),
-            ("moving and lag decreasing", moving_lag_down, ctx(true, None), Status::Ok, "OK: partition 3 is consuming"),
-            ("offset unchanged, member alive", stuck.clone(), ctx(true, Some(-5 * MIN)), Status::Stall, "STALL: partition 3's committed offset 18,400 unchanged for 10 samples (4 min) while the log end grew by 2,133"),
-            ("offset unchanged, nobody owns it, quiet longer than the window", stuck.clone(), ctx(false, Some(-5 * MIN)), Status::Stop, "STOP: no commit on partition 3 for 10 min (longer than the 4 min window) and no consumer owns it"),
-            ("offset unchanged, nobody owns it, quiet exactly the window", stuck, ctx(false, None), Status::Stall, "STALL"),
-            ("lag zero once in the window", caught_once, ctx(true, None), Status::Ok, "OK: partition 3 was caught up in 1 of 10 samples"),
-            ("offset went backwards", rewind, ctx(true, None), Status::Rewind, "REWIND: partition 3's committed offset went back from 1,050 to 500 (550 messages will be read again)"),
-            ("idle exactly-once consumer behind commit markers", idle_markers, ctx(true, None), Status::Ok, "caught up in 10 of 10"),
-            ("never committed", no_commit, ctx(false, None), Status::NoOffset, "NO_OFFSET: the group has never committed an offset on partition 3 (log end 59)"),
-            ("busy partition, small real lag still counts", busy_small_lag, ctx(true, None), Status::Warn, "WARN"),
+            (
+                "moving but lag never decreasing",
+                moving_lag_up,
+                ctx(true, None),
+                Status::Warn,
+                "WARN: partition 3's consumer is moving (committed +90) but lag grew from 100 to 280 over 10 samples (4 min)",
+            ),
+            (
+                "moving and lag decreasing",
+                moving_lag_down,
+                ctx(true, None),
+                Status::Ok,
+                "OK: partition 3 is consuming",
+            ),
+            (
+                "offset unchanged, member alive",
+                stuck.clone(),
+                ctx(true, Some(-5 * MIN)),
+                Status::Stall,
+                "STALL: partition 3's committed offset 18,400 unchanged for 10 samples (4 min) while the log end grew by 2,133",
+            ),
+            (
+                "offset unchanged, nobody owns it, quiet longer than the window",
+                stuck.clone(),
+                ctx(false, Some(-5 * MIN)),
+                Status::Stop,
+                "STOP: no commit on partition 3 for 10 min (longer than the 4 min window) and no consumer owns it",
+            ),
+            (
+                "offset unchanged, nobody owns it, quiet exactly the window",
+                stuck,
+                ctx(false, None),
+                Status::Stall,
+                "STALL",
+            ),
+            (
+                "lag zero once in the window",
+                caught_once,
+                ctx(true, None),
+                Status::Ok,
+                "OK: partition 3 was caught up in 1 of 10 samples",
+            ),
+            (
+                "offset went backwards",
+                rewind,
+                ctx(true, None),
+                Status::Rewind,
+                "REWIND: partition 3's committed offset went back from 1,050 to 500 (550 messages will be read again)",
+            ),
+            (
+                "idle exactly-once consumer behind commit markers",
+                idle_markers,
+                ctx(true, None),
+                Status::Ok,
+                "caught up in 10 of 10",
+            ),
+            (
+                "never committed",
+                no_commit,
+                ctx(false, None),
+                Status::NoOffset,
+                "NO_OFFSET: the group has never committed an offset on partition 3 (log end 59)",
+            ),
+            (
+                "busy partition, small real lag still counts",
+                busy_small_lag,
+                ctx(true, None),
+                Status::Warn,
+                "WARN",
+            ),
         ];
         for (name, points, c, want, reason) in cases {
             let v = evaluate(3, &win(&points), c);
             assert_eq!(v.status, want, "{name}: {}", v.reason);
-            assert!(v.reason.starts_with(reason) || v.reason.contains(reason), "{name}: {}", v.reason);
+            assert!(
+                v.reason.starts_with(reason) || v.reason.contains(reason),
+                "{name}: {}",
+                v.reason
+            );
         }
     }
 
     #[test]
     fn an_incomplete_window_is_not_ok_but_rewind_shows_at_once() {
-        let v = evaluate(0, &win(&[(Some(10), 100), (Some(10), 200)]), ctx(false, None));
+        let v = evaluate(
+            0,
+            &win(&[(Some(10), 100), (Some(10), 200)]),
+            ctx(false, None),
+        );
         assert_eq!(v.status, Status::Incomplete);
         assert!(v.reason.contains("only 2 of 10 samples"));
         let v = evaluate(0, &win(&[(Some(10), 100), (Some(5), 200)]), ctx(true, None));
@@ -442,7 +535,9 @@ mod tests {
     fn burrow_mistake_warn_fires_with_frequent_commits() {
         // Consumers commit every few hundred ms; the window is samples 30 s apart, so the
         // trend over 4.5 minutes is what counts — lag rises at every sample.
-        let points: Vec<_> = (0..10).map(|i| (Some(10_000 + i * 1_000), 10_500 + i * 1_400)).collect();
+        let points: Vec<_> = (0..10)
+            .map(|i| (Some(10_000 + i * 1_000), 10_500 + i * 1_400))
+            .collect();
         let v = evaluate(1, &win(&points), ctx(true, None));
         assert_eq!(v.status, Status::Warn, "{}", v.reason);
     }
@@ -460,12 +555,32 @@ mod tests {
 
     #[test]
     fn group_status_is_the_worst_partition() {
-        let mk = |s| Verdict { partition: 0, status: s, reason: String::new(), lag: None };
-        assert_eq!(group_status(&[mk(Status::Ok), mk(Status::Warn)]), (Status::Warn, "WARN"));
-        assert_eq!(group_status(&[mk(Status::Ok), mk(Status::Stall), mk(Status::Warn)]), (Status::Stall, "ERR"));
-        assert_eq!(group_status(&[mk(Status::Rewind), mk(Status::Stop)]).1, "ERR");
-        assert_eq!(group_status(&[mk(Status::Ok), mk(Status::Ok)]), (Status::Ok, "OK"));
-        assert_eq!(group_status(&[mk(Status::Ok), mk(Status::Incomplete)]), (Status::Incomplete, "INCOMPLETE"));
+        let mk = |s| Verdict {
+            partition: 0,
+            status: s,
+            reason: String::new(),
+            lag: None,
+        };
+        assert_eq!(
+            group_status(&[mk(Status::Ok), mk(Status::Warn)]),
+            (Status::Warn, "WARN")
+        );
+        assert_eq!(
+            group_status(&[mk(Status::Ok), mk(Status::Stall), mk(Status::Warn)]),
+            (Status::Stall, "ERR")
+        );
+        assert_eq!(
+            group_status(&[mk(Status::Rewind), mk(Status::Stop)]).1,
+            "ERR"
+        );
+        assert_eq!(
+            group_status(&[mk(Status::Ok), mk(Status::Ok)]),
+            (Status::Ok, "OK")
+        );
+        assert_eq!(
+            group_status(&[mk(Status::Ok), mk(Status::Incomplete)]),
+            (Status::Incomplete, "INCOMPLETE")
+        );
         assert_eq!(group_status(&[]).1, "INCOMPLETE");
     }
 
@@ -477,9 +592,18 @@ mod tests {
             CatchUp::CatchingUp { secs, .. } => assert!((secs - 780.0).abs() < 1.0, "{secs}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(c.sentence(), "catching up: ~13 min to zero at the current rates");
-        assert_eq!(catch_up((0, 0, 1000), (10_000, 0, 2200)).sentence(), "falling behind by 120 msg/s");
-        assert_eq!(catch_up((0, 100, 101), (10_000, 200, 201)), CatchUp::CaughtUp);
+        assert_eq!(
+            c.sentence(),
+            "catching up: ~13 min to zero at the current rates"
+        );
+        assert_eq!(
+            catch_up((0, 0, 1000), (10_000, 0, 2200)).sentence(),
+            "falling behind by 120 msg/s"
+        );
+        assert_eq!(
+            catch_up((0, 100, 101), (10_000, 200, 201)),
+            CatchUp::CaughtUp
+        );
         assert_eq!(catch_up((0, 0, 500), (10_000, 100, 600)), CatchUp::Steady);
         assert_eq!(catch_up((0, 0, 500), (0, 0, 500)), CatchUp::Unknown);
     }

@@ -184,7 +184,11 @@ async fn redis_bench() {
     let cli_biggest: Vec<String> = text
         .lines()
         .filter(|l| l.starts_with("Biggest"))
-        .filter_map(|l| l.split('\'').nth(1).map(|k| k.trim_matches('"').to_string()))
+        .filter_map(|l| {
+            l.split('\'')
+                .nth(1)
+                .map(|k| k.trim_matches('"').to_string())
+        })
         .collect();
     let also = cli_biggest.iter().filter(|k| top.contains(k)).count();
     let big_in_probe = top.iter().filter(|k| k.starts_with("blob:report:")).count();

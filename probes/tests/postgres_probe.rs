@@ -765,3 +765,16 @@ async fn standby_replaying_late() {
     let f = finding(&o, "PG_STANDBY_REPLAY_LAG");
     assert!(f.title.contains("behind its primary"), "{}", f.title);
 }
+
+#[tokio::test]
+async fn tls_required_by_the_target_url_but_not_offered_fails_clearly() {
+    let _g = SERIAL.lock().await;
+    let mut u = url::Url::parse(&admin_url()).unwrap();
+    u.set_query(Some("sslmode=require"));
+    let t = Instant::now();
+    let o = run("postgres", u.as_str(), &[]).await;
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(o.status, RunStatus::Failed);
+    let f = finding(&o, "TARGET_UNREACHABLE");
+    assert!(f.title.to_ascii_lowercase().contains("tls"), "{}", f.title);
+}

@@ -534,3 +534,24 @@ async fn the_target_stopping_mid_run_fails_the_run_fast() {
             .any(|s| s.status == probes::framework::StepStatus::Failed)
     );
 }
+
+#[tokio::test]
+async fn tls_to_a_plain_port_fails_clearly() {
+    let r = TestRedis::start();
+    let t = Instant::now();
+    let o = run(
+        "redis",
+        &format!("rediss://127.0.0.1:{}/0", r.port),
+        &[("step_timeout_s", "3")],
+    )
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(
+        matches!(o.status, RunStatus::Failed | RunStatus::TimedOut),
+        "{:?}",
+        o.status
+    );
+    let f = &o.findings[0];
+    assert!(f.code.starts_with("TARGET_"), "{}", f.code);
+    assert!(f.title.contains("rediss://127.0.0.1"), "{}", f.title);
+}

@@ -59,13 +59,7 @@ pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl 
             })}
             {f.evidence.tables.iter().cloned().map(|t| view! {
                 <div class="table-wrap evidence-table">
-                    <table class="data evidence">
-                        <caption>{t.title}</caption>
-                        <thead><tr>{t.columns.into_iter().map(|c| view! { <th>{c}</th> }).collect_view()}</tr></thead>
-                        <tbody>
-                        {t.rows.into_iter().map(|r| view! { <tr>{r.into_iter().map(|c| view! { <td>{c}</td> }).collect_view()}</tr> }).collect_view()}
-                        </tbody>
-                    </table>
+                    <crate::components::sortable::SortableTable caption=t.title columns=t.columns rows=t.rows/>
                 </div>
             }).collect_view()}
             {f.evidence.command.clone().map(|c| view! {

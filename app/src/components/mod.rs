@@ -3,4 +3,5 @@ pub mod common;
 pub mod findings;
 pub mod layout;
 pub mod live;
+pub mod sortable;
 pub mod time;
