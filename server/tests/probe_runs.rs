@@ -688,3 +688,51 @@ async fn runs_orphaned_by_a_dead_replica_are_failed_by_housekeeping(pool: PgPool
     assert_eq!(status, "failed");
     assert!(error.contains("stopped before it finished"));
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_kafka_lag_probe_runs_through_the_same_api(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let t = target(&app, &admin, "events", "kafka", &env("KAFKA_BROKERS"), None).await;
+    let (s, run) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/targets/{t}/probe-runs"),
+        Some(json!({"probe": "kafka-lag", "params": {"sample_interval_s": 1}})),
+    )
+    .await;
+    assert_eq!(s, 202, "{run}");
+    let d = wait(
+        &app,
+        &responder,
+        run["id"].as_i64().unwrap(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "ok", "{d}");
+    assert_eq!(d["run"]["steps"].as_array().unwrap().len(), 7);
+    // A Kafka target with SASL credentials is refused plainly (no SASL yet), nothing written.
+    let sasl = target(
+        &app,
+        &admin,
+        "secured-events",
+        "kafka",
+        &env("KAFKA_BROKERS"),
+        Some("pw"),
+    )
+    .await;
+    let before = app.count("probe_runs").await;
+    let (s, e) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/targets/{sasl}/probe-runs"),
+        Some(json!({"probe": "kafka-lag"})),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e.to_string().contains("does not speak SASL yet"));
+    assert_eq!(app.count("probe_runs").await, before);
+}

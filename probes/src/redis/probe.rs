@@ -1081,7 +1081,7 @@ fn analyse(
                 "Big keys (sampled; the biggest 50)",
                 &["key", "type", "memory"],
             );
-            for (k, ty, mem, _) in big.iter().map(|k| *k) {
+            for (k, ty, mem, _) in big.iter().copied() {
                 t.row(vec![k.clone(), ty.clone(), bytes(*mem)]);
             }
             ctx.finding(

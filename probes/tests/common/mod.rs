@@ -102,7 +102,11 @@ pub async fn run(probe: &str, url: &str, raw: &[(&str, &str)]) -> RunOutcome {
     let prm = framework::validate_params(p.spec(), &params(raw)).expect("valid params");
     let conn = Connection {
         url: url.into(),
-        display: probes::redact_url(url),
+        display: if url.contains("://") {
+            probes::redact_url(url)
+        } else {
+            url.to_string()
+        },
     };
     framework::run(p, &conn, &prm, CancellationToken::new(), Arc::new(())).await
 }

@@ -65,3 +65,6 @@ pub async fn check(bootstrap: &str, limit: Duration) -> Result<ConnectionReport,
         }),
     }
 }
+
+pub mod lag;
+pub mod rules;

@@ -197,7 +197,7 @@ pub fn evaluate(partition: i32, window: &[Sample], ctx: Context) -> Verdict {
     let first = &window[0];
     let span_ms = last.at_ms - first.at_ms;
     let grew = last.end - first.end;
-    if lags.iter().any(|l| *l == Some(0)) {
+    if lags.contains(&Some(0)) {
         let zeros = lags.iter().filter(|l| **l == Some(0)).count();
         return v(
             Status::Ok,
@@ -308,6 +308,8 @@ pub enum CatchUp {
         rate: f64,
     },
     Steady,
+    /// Lag, but nothing consumed or produced in the window.
+    NotMoving,
     Unknown,
 }
 
@@ -321,6 +323,7 @@ impl CatchUp {
             ),
             CatchUp::FallingBehind { rate } => format!("falling behind by {rate:.0} msg/s"),
             CatchUp::Steady => "lag steady: consuming as fast as producing".into(),
+            CatchUp::NotMoving => "not moving: nothing consumed or produced in the window".into(),
             CatchUp::Unknown => "not enough samples for an estimate".into(),
         }
     }
@@ -339,7 +342,9 @@ pub fn catch_up(first: (i64, i64, i64), last: (i64, i64, i64)) -> CatchUp {
     let consume = (last.1 - first.1) as f64 / secs;
     let produce = (last.2 - first.2) as f64 / secs;
     let net = consume - produce;
-    if net.abs() < 0.01 {
+    if consume == 0.0 && produce == 0.0 {
+        CatchUp::NotMoving
+    } else if net.abs() < 0.01 {
         CatchUp::Steady
     } else if net > 0.0 {
         CatchUp::CatchingUp {
@@ -434,7 +439,8 @@ mod tests {
             .map(|i| (Some(1000 + i * 100), 1002 + i * 100 + i))
             .collect();
         let no_commit: Vec<_> = (0..10).map(|i| (None, 50 + i)).collect();
-        let cases: Vec<(&str, Vec<(Option<i64>, i64)>, Context, Status, &str)> = vec![
+        type Case<'a> = (&'a str, Vec<(Option<i64>, i64)>, Context, Status, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 "moving but lag never decreasing",
                 moving_lag_up,
@@ -587,7 +593,7 @@ mod tests {
     #[test]
     fn catch_up_estimates() {
         // Consuming 200/s, producing 100/s, 84,000 behind → 14 min.
-        let c = catch_up((0, 0, 84_000 + 0), (60_000, 12_000, 90_000));
+        let c = catch_up((0, 0, 84_000), (60_000, 12_000, 90_000));
         match c {
             CatchUp::CatchingUp { secs, .. } => assert!((secs - 780.0).abs() < 1.0, "{secs}"),
             other => panic!("{other:?}"),
@@ -605,6 +611,7 @@ mod tests {
             CatchUp::CaughtUp
         );
         assert_eq!(catch_up((0, 0, 500), (10_000, 100, 600)), CatchUp::Steady);
+        assert_eq!(catch_up((0, 0, 500), (10_000, 0, 500)), CatchUp::NotMoving);
         assert_eq!(catch_up((0, 0, 500), (0, 0, 500)), CatchUp::Unknown);
     }
 

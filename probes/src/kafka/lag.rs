@@ -1,0 +1,1003 @@
+//! The Kafka consumer-lag probe: for one group, all groups, or the groups reading a topic —
+//! state, members and their assignment, committed / log-start / log-end offsets and lag per
+//! partition (no commit shown as such), commits below the log start, idle and surplus
+//! members, uneven assignment, dead-letter topics and their growth, rebalance signs, and
+//! the age of the oldest unread message.
+//!
+//! Lookout never joins the groups it watches: it lists and describes groups (ListGroups /
+//! DescribeGroups) and reads their committed offsets with OffsetFetch from a client that is
+//! configured with the group's id but never subscribes — so no JoinGroup is ever sent and
+//! no rebalance is triggered (a test describes the group while the probe runs). Log offsets
+//! come from `offsets_for_times` (ListOffsets, batched by partition leader by librdkafka).
+//! Every librdkafka call is blocking; each runs on the blocking pool within the step limit.
+
+use super::rules::{self, CatchUp};
+use crate::ProbeError;
+use crate::framework::{
+    BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe, ProbeSpec,
+    Severity, Table, group,
+};
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub struct KafkaLagProbe;
+
+const STEPS: &[&str] = &[
+    "Connect",
+    "Describe groups",
+    "Committed offsets",
+    "Log offsets",
+    "Oldest unread messages",
+    "Second sample",
+    "Analyse",
+];
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "group",
+        label: "Consumer group",
+        help: "One group; empty for every consumer group.",
+        kind: ParamKind::Text { max_len: 249 },
+        default: "",
+    },
+    ParamSpec {
+        name: "topic",
+        label: "Topic",
+        help: "Only groups reading this topic (and only its partitions); empty for all.",
+        kind: ParamKind::Text { max_len: 249 },
+        default: "",
+    },
+    ParamSpec {
+        name: "sample_interval_s",
+        label: "Sample interval (s)",
+        help: "Seconds between the two samples that give rates, the catch-up estimate, DLQ growth and rebalances.",
+        kind: ParamKind::Int { min: 1, max: 60 },
+        default: "5",
+    },
+    ParamSpec {
+        name: "dlq_patterns",
+        label: "Dead-letter topic patterns",
+        help: "Comma-separated; {topic} is replaced by each topic the groups read.",
+        kind: ParamKind::Text { max_len: 500 },
+        default: "{topic}.dlq,{topic}-dlq,{topic}.DLQ,{topic}-DLQ",
+    },
+    ParamSpec {
+        name: "lag_warn",
+        label: "Lag warning (messages)",
+        help: "A group lagging by at least this many messages while not catching up is a warning.",
+        kind: ParamKind::Int {
+            min: 1,
+            max: 1 << 50,
+        },
+        default: "1000",
+    },
+    ParamSpec {
+        name: "max_groups",
+        label: "Most groups",
+        help: "At most this many groups are examined (alphabetical).",
+        kind: ParamKind::Int { min: 1, max: 2000 },
+        default: "200",
+    },
+];
+
+const CODES: &[CodeDoc] = &[
+    CodeDoc {
+        code: "KAFKA_GROUP_LAG",
+        severity: Severity::Warning,
+        meaning: "A consumer group's lag per partition (committed, log start, log end, lag, owner, oldest unread message) with its rates and catch-up estimate; a warning when the lag is large and not shrinking.",
+        remediation: "Scale consumers up to the partition count; look at the slowest partition's consumer (the table shows who owns it).",
+    },
+    CodeDoc {
+        code: "KAFKA_GROUP_EMPTY_WITH_LAG",
+        severity: Severity::Critical,
+        meaning: "The group has no members but unread messages: nobody is consuming.",
+        remediation: "Start the consumer service; check its logs for why it left the group.",
+    },
+    CodeDoc {
+        code: "KAFKA_NO_COMMITTED_OFFSET",
+        severity: Severity::Warning,
+        meaning: "Partitions the group reads have no committed offset (shown explicitly, never as 0): on restart auto.offset.reset decides where it starts.",
+        remediation: "Check the consumer commits (enable.auto.commit or commitSync) and its auto.offset.reset.",
+    },
+    CodeDoc {
+        code: "KAFKA_COMMITTED_BELOW_LOG_START",
+        severity: Severity::Critical,
+        meaning: "The committed offset is below the log start: messages were deleted by retention before the group read them.",
+        remediation: "Those messages are lost to this group; raise retention or consume faster, and reset the group to the log start knowingly.",
+    },
+    CodeDoc {
+        code: "KAFKA_MORE_MEMBERS_THAN_PARTITIONS",
+        severity: Severity::Warning,
+        meaning: "The group has more members than partitions: the extra members sit idle.",
+        remediation: "Add partitions to the topic or run fewer consumers.",
+    },
+    CodeDoc {
+        code: "KAFKA_IDLE_MEMBERS",
+        severity: Severity::Info,
+        meaning: "Members of the group have no partitions assigned.",
+        remediation: "Normal during a rebalance or with surplus consumers; otherwise check the assignor and subscriptions.",
+    },
+    CodeDoc {
+        code: "KAFKA_UNEVEN_ASSIGNMENT",
+        severity: Severity::Warning,
+        meaning: "Some members own at least two more partitions than others.",
+        remediation: "Use the cooperative-sticky or round-robin assignor (the range assignor skews across several topics).",
+    },
+    CodeDoc {
+        code: "KAFKA_DLQ_MESSAGES",
+        severity: Severity::Warning,
+        meaning: "A dead-letter topic next to a topic the groups read holds messages (growth during the probe shown).",
+        remediation: "Read the DLQ's newest messages for the error, fix the consumer, then replay the DLQ.",
+    },
+    CodeDoc {
+        code: "KAFKA_REBALANCING",
+        severity: Severity::Warning,
+        meaning: "The group is rebalancing (PreparingRebalance / CompletingRebalance), or its members changed between the two samples.",
+        remediation: "Frequent rebalances stall consumption: check max.poll.interval.ms vs processing time, session timeouts, and crash-looping consumers.",
+    },
+];
+
+pub static SPEC: ProbeSpec = ProbeSpec {
+    name: "kafka-lag",
+    kind: "kafka",
+    title: "Kafka consumer lag",
+    description: "Consumer groups: state, members and assignment; committed, log-start and log-end offsets and lag per partition; partitions without commits; commits below the log start; idle and surplus members; uneven assignment; dead-letter topics; rebalances; oldest unread message; catch-up estimate. Never joins the groups it watches.",
+    params: PARAMS,
+    steps: STEPS,
+    codes: CODES,
+    run_timeout_s: 180,
+};
+
+impl Probe for KafkaLagProbe {
+    fn spec(&self) -> &'static ProbeSpec {
+        &SPEC
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        conn: &'a Connection,
+        params: &'a Params,
+    ) -> BoxFuture<'a, Result<(), ProbeError>> {
+        Box::pin(run(ctx, conn, params))
+    }
+}
+
+type Tp = (String, i32);
+
+#[derive(Debug, Clone)]
+struct Member {
+    id: String,
+    client_id: String,
+    host: String,
+    parts: Vec<Tp>,
+}
+
+#[derive(Debug, Clone)]
+struct GroupSnap {
+    name: String,
+    state: String,
+    protocol: String,
+    members: Vec<Member>,
+    /// Every partition of the topics the group reads → committed offset (None: no commit).
+    committed: BTreeMap<Tp, Option<i64>>,
+}
+
+/// Parses a ConsumerProtocol assignment (version, [topic, [partition]], user data).
+pub fn parse_assignment(b: &[u8]) -> Vec<Tp> {
+    fn take<const N: usize>(b: &[u8], at: &mut usize) -> Option<[u8; N]> {
+        let s = b.get(*at..*at + N)?;
+        *at += N;
+        s.try_into().ok()
+    }
+    let mut at = 0usize;
+    let mut out = vec![];
+    let mut parse = || -> Option<Vec<Tp>> {
+        let mut v = vec![];
+        take::<2>(b, &mut at)?;
+        let topics = i32::from_be_bytes(take::<4>(b, &mut at)?);
+        for _ in 0..topics.clamp(0, 100_000) {
+            let len = i16::from_be_bytes(take::<2>(b, &mut at)?).max(0) as usize;
+            let name = String::from_utf8_lossy(b.get(at..at + len)?).into_owned();
+            at += len;
+            let n = i32::from_be_bytes(take::<4>(b, &mut at)?);
+            for _ in 0..n.clamp(0, 1_000_000) {
+                v.push((name.clone(), i32::from_be_bytes(take::<4>(b, &mut at)?)));
+            }
+        }
+        Some(v)
+    };
+    if let Some(v) = parse() {
+        out = v;
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn base(bootstrap: &str, step: Duration) -> ClientConfig {
+    let ms = step.as_millis().max(1).to_string();
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", &ms)
+        .set("socket.connection.setup.timeout.ms", &ms)
+        .set("client.id", "lookout-kafka-lag-probe")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("log_level", "3");
+    c
+}
+
+/// Runs a blocking librdkafka call on the blocking pool within the step limit.
+async fn blocking<T: Send + 'static>(
+    ctx: &Ctx,
+    target: &str,
+    what: &str,
+    f: impl FnOnce() -> Result<T, rdkafka::error::KafkaError> + Send + 'static,
+) -> Result<T, ProbeError> {
+    ctx.pace(1).await?;
+    let start = Instant::now();
+    let limit = ctx.step_timeout();
+    let t = target.to_string();
+    let w = what.to_string();
+    ctx.net(
+        target,
+        async move {
+            match tokio::task::spawn_blocking(f).await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(classify(&t, &w, &e, start.elapsed(), limit)),
+                Err(e) => Err(ProbeError::Server {
+                    target: t.clone(),
+                    reason: format!("{w}: {e}"),
+                }),
+            }
+        },
+        |e| e,
+    )
+    .await
+}
+
+fn classify(
+    target: &str,
+    what: &str,
+    e: &rdkafka::error::KafkaError,
+    elapsed: Duration,
+    limit: Duration,
+) -> ProbeError {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(C::AllBrokersDown | C::BrokerTransportFailure | C::Resolve) => {
+            ProbeError::Unreachable {
+                target: target.into(),
+                reason: format!("{what}: {e}"),
+                elapsed: crate::secs(elapsed),
+            }
+        }
+        Some(C::SaslAuthenticationFailed | C::Authentication) => ProbeError::AuthFailed {
+            target: target.into(),
+            reason: e.to_string(),
+        },
+        Some(C::OperationTimedOut | C::RequestTimedOut)
+            if elapsed + Duration::from_millis(200) >= limit =>
+        {
+            ProbeError::Unreachable {
+                target: target.into(),
+                reason: format!("{what}: no broker answered ({e})"),
+                elapsed: crate::secs(elapsed),
+            }
+        }
+        _ => ProbeError::Server {
+            target: target.into(),
+            reason: format!("{what}: {e}"),
+        },
+    }
+}
+
+struct Snapshot {
+    at_ms: i64,
+    groups: Vec<GroupSnap>,
+    /// (log start, log end) per partition.
+    offsets: HashMap<Tp, (i64, i64)>,
+}
+
+async fn snapshot(
+    ctx: &Ctx,
+    target: &str,
+    bootstrap: &str,
+    params: &Params,
+    topics: &BTreeMap<String, i32>,
+    first: bool,
+) -> Result<Snapshot, ProbeError> {
+    let step = ctx.step_timeout();
+    if first {
+        ctx.phase("Describe groups");
+    }
+    let want_group = params.text("group").trim().to_string();
+    let want_topic = params.text("topic").trim().to_string();
+    let cfg = base(bootstrap, step);
+    let wg = want_group.clone();
+    let list = blocking(ctx, target, "ListGroups/DescribeGroups", move || {
+        let c: BaseConsumer = cfg.create()?;
+        let gl = c.fetch_group_list(
+            if wg.is_empty() {
+                None
+            } else {
+                Some(wg.as_str())
+            },
+            step,
+        )?;
+        Ok(gl
+            .groups()
+            .iter()
+            .filter(|g| g.protocol_type() == "consumer" || g.protocol_type().is_empty())
+            .map(|g| GroupSnap {
+                name: g.name().to_string(),
+                state: g.state().to_string(),
+                protocol: g.protocol().to_string(),
+                members: g
+                    .members()
+                    .iter()
+                    .map(|m| Member {
+                        id: m.id().to_string(),
+                        client_id: m.client_id().to_string(),
+                        host: m.client_host().to_string(),
+                        parts: m.assignment().map(parse_assignment).unwrap_or_default(),
+                    })
+                    .collect(),
+                committed: BTreeMap::new(),
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    let mut groups: Vec<GroupSnap> = list
+        .into_iter()
+        .filter(|g| g.state != "Dead" || g.name == want_group)
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    groups.truncate(params.int("max_groups").max(1) as usize);
+    if first {
+        ctx.phase("Committed offsets");
+    }
+    let all_parts = |topic: &str| -> Vec<Tp> {
+        topics
+            .get(topic)
+            .map(|n| (0..*n).map(|p| (topic.to_string(), p)).collect())
+            .unwrap_or_default()
+    };
+    for (i, g) in groups.iter_mut().enumerate() {
+        // The partitions to ask about: the assigned topics' partitions; for a group without
+        // members, every topic (only those with a commit are kept).
+        let assigned: BTreeSet<String> = g
+            .members
+            .iter()
+            .flat_map(|m| m.parts.iter().map(|(t, _)| t.clone()))
+            .collect();
+        let asked: Vec<String> = if !want_topic.is_empty() {
+            vec![want_topic.clone()]
+        } else if assigned.is_empty() {
+            topics
+                .keys()
+                .filter(|t| !t.starts_with("__"))
+                .cloned()
+                .collect()
+        } else {
+            assigned.iter().cloned().collect()
+        };
+        let parts: Vec<Tp> = asked
+            .iter()
+            .flat_map(|t| all_parts(t))
+            .take(20_000)
+            .collect();
+        if parts.is_empty() {
+            continue;
+        }
+        let mut cfg = base(bootstrap, step);
+        // The group's id, for OffsetFetch only: this client never subscribes, so it never
+        // joins the group.
+        cfg.set("group.id", &g.name);
+        let list = parts.clone();
+        let got = blocking(ctx, target, "OffsetFetch", move || {
+            let c: BaseConsumer = cfg.create()?;
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &list {
+                tpl.add_partition(t, *p);
+            }
+            let res = c.committed_offsets(tpl, step)?;
+            Ok(res
+                .elements()
+                .iter()
+                .map(|e| {
+                    let off = match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    };
+                    ((e.topic().to_string(), e.partition()), off)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        let by_topic_has_commit: BTreeSet<String> = got
+            .iter()
+            .filter(|(_, o)| o.is_some())
+            .map(|((t, _), _)| t.clone())
+            .collect();
+        for (tp, off) in got {
+            if assigned.is_empty() && want_topic.is_empty() && !by_topic_has_commit.contains(&tp.0)
+            {
+                continue;
+            }
+            g.committed.insert(tp, off);
+        }
+        if first {
+            ctx.detail(format!("{} of {} groups", i + 1, groups_len_hint(params)));
+        }
+    }
+    if !want_topic.is_empty() {
+        groups.retain(|g| {
+            g.committed.values().any(Option::is_some)
+                || g.members
+                    .iter()
+                    .any(|m| m.parts.iter().any(|(t, _)| *t == want_topic))
+        });
+    }
+    if first {
+        ctx.phase("Log offsets");
+    }
+    let mut parts: BTreeSet<Tp> = groups
+        .iter()
+        .flat_map(|g| g.committed.keys().cloned())
+        .collect();
+    // Dead-letter topics next to the topics read.
+    for t in dlq_topics(params, topics, &parts) {
+        parts.extend(all_parts(&t));
+    }
+    let offsets = log_offsets(ctx, target, bootstrap, parts.into_iter().collect()).await?;
+    Ok(Snapshot {
+        at_ms: now_ms(),
+        groups,
+        offsets,
+    })
+}
+
+fn groups_len_hint(params: &Params) -> String {
+    if params.text("group").is_empty() {
+        "the".into()
+    } else {
+        "1".into()
+    }
+}
+
+/// DLQ topics that exist, for the topics in `parts`.
+fn dlq_topics(
+    params: &Params,
+    topics: &BTreeMap<String, i32>,
+    parts: &BTreeSet<Tp>,
+) -> Vec<String> {
+    let read: BTreeSet<&String> = parts.iter().map(|(t, _)| t).collect();
+    let mut out = vec![];
+    for t in read {
+        for pat in params
+            .text("dlq_patterns")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let name = pat.replace("{topic}", t);
+            if name != *t && topics.contains_key(&name) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// Log start and end per partition: ListOffsets, batched by leader by librdkafka.
+async fn log_offsets(
+    ctx: &Ctx,
+    target: &str,
+    bootstrap: &str,
+    parts: Vec<Tp>,
+) -> Result<HashMap<Tp, (i64, i64)>, ProbeError> {
+    let mut out: HashMap<Tp, (i64, i64)> = HashMap::new();
+    if parts.is_empty() {
+        return Ok(out);
+    }
+    let step = ctx.step_timeout();
+    for (slot, spec) in [(0usize, Offset::Beginning), (1, Offset::End)] {
+        let cfg = base(bootstrap, step);
+        let list = parts.clone();
+        let got = blocking(ctx, target, "ListOffsets", move || {
+            let c: BaseConsumer = cfg.create()?;
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &list {
+                tpl.add_partition_offset(t, *p, spec)?;
+            }
+            let res = c.offsets_for_times(tpl, step)?;
+            Ok(res
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        for (tp, o) in got {
+            let e = out.entry(tp).or_insert((0, 0));
+            if slot == 0 {
+                e.0 = o;
+            } else {
+                e.1 = o;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The timestamp (ms) of the record at each committed offset: read with a client that has
+/// no group (assign + seek), bounded by the step limit.
+async fn oldest_unread(
+    ctx: &Ctx,
+    target: &str,
+    bootstrap: &str,
+    at: Vec<(Tp, i64)>,
+) -> Result<HashMap<Tp, i64>, ProbeError> {
+    if at.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let step = ctx.step_timeout().min(Duration::from_secs(5));
+    let mut cfg = base(bootstrap, step);
+    // librdkafka wants a group id even for assign(); this one is never joined (no
+    // subscribe) and never committed to (auto commit off), so it never exists on the broker.
+    cfg.set("group.id", "lookout-oldest-unread-reader")
+        .set("fetch.max.bytes", "1048576")
+        .set("max.partition.fetch.bytes", "65536");
+    blocking(ctx, target, "Fetch (oldest unread message)", move || {
+        let c: BaseConsumer = cfg.create()?;
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in &at {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        }
+        c.assign(&tpl)?;
+        let mut out = HashMap::new();
+        let deadline = Instant::now() + step.saturating_sub(Duration::from_millis(200));
+        while out.len() < at.len() && Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                let key = (m.topic().to_string(), m.partition());
+                if let Some(ts) = m.timestamp().to_millis() {
+                    out.entry(key).or_insert(ts);
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeError> {
+    let bootstrap = conn.url.trim().to_string();
+    let target = conn.display.clone();
+    if bootstrap.is_empty() {
+        return Err(ProbeError::InvalidTarget("no bootstrap servers".into()));
+    }
+    ctx.phase("Connect");
+    let step = ctx.step_timeout();
+    let cfg = base(&bootstrap, step);
+    let topics: BTreeMap<String, i32> = blocking(ctx, &target, "Metadata", move || {
+        let c: BaseConsumer = cfg.create()?;
+        let md = c.fetch_metadata(None, step)?;
+        Ok(md
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
+    })
+    .await?;
+    let s1 = snapshot(ctx, &target, &bootstrap, params, &topics, true).await?;
+    ctx.phase("Oldest unread messages");
+    let lagging: Vec<(Tp, i64)> = s1
+        .groups
+        .iter()
+        .flat_map(|g| g.committed.iter())
+        .filter_map(|(tp, c)| {
+            let c = (*c)?;
+            let (start, end) = *s1.offsets.get(tp)?;
+            (end - c > rules::MARKER_TOLERANCE && c >= start).then(|| (tp.clone(), c))
+        })
+        .collect::<BTreeMap<_, _>>()
+        .into_iter()
+        .take(200)
+        .collect();
+    let oldest = match oldest_unread(ctx, &target, &bootstrap, lagging).await {
+        Ok(m) => m,
+        Err(ProbeError::Cancelled) => return Err(ProbeError::Cancelled),
+        Err(e) => {
+            // The age column stays empty; the rest of the report does not depend on it.
+            ctx.evidence("oldest unread messages", &e.to_string());
+            HashMap::new()
+        }
+    };
+    ctx.phase("Second sample");
+    ctx.sleep(Duration::from_secs(
+        params.int("sample_interval_s").max(1) as u64
+    ))
+    .await?;
+    let s2 = snapshot(ctx, &target, &bootstrap, params, &topics, false).await?;
+    ctx.phase("Analyse");
+    analyse(ctx, params, &topics, &s1, &s2, &oldest);
+    Ok(())
+}
+
+fn analyse(
+    ctx: &Ctx,
+    params: &Params,
+    topics: &BTreeMap<String, i32>,
+    s1: &Snapshot,
+    s2: &Snapshot,
+    oldest: &HashMap<Tp, i64>,
+) {
+    let now = s2.at_ms;
+    let lag_warn = params.int("lag_warn");
+    for g in &s2.groups {
+        let before = s1.groups.iter().find(|x| x.name == g.name);
+        let owner: HashMap<&Tp, &Member> = g
+            .members
+            .iter()
+            .flat_map(|m| m.parts.iter().map(move |tp| (tp, m)))
+            .collect();
+        let mut t = Table::new(
+            &format!("{} — partitions", g.name),
+            &[
+                "topic",
+                "partition",
+                "committed",
+                "log start",
+                "log end",
+                "lag",
+                "oldest unread",
+                "owner",
+            ],
+        );
+        let (mut total, mut sum1, mut sum2) = (0i64, (0i64, 0i64), (0i64, 0i64));
+        let mut no_commit = vec![];
+        let mut lost = vec![];
+        for (tp, c) in &g.committed {
+            let (start, end) = s2.offsets.get(tp).copied().unwrap_or((0, 0));
+            let lag = c.map(|c| (end - c).max(0));
+            if let Some(l) = lag {
+                let eff = if l <= rules::MARKER_TOLERANCE
+                    && s1.offsets.get(tp).map(|o| o.1) == Some(end)
+                {
+                    0
+                } else {
+                    l
+                };
+                total += eff;
+                if let (Some(c1), Some((_, e1))) = (
+                    before.and_then(|b| b.committed.get(tp).copied().flatten()),
+                    s1.offsets.get(tp),
+                ) {
+                    sum1.0 += c1;
+                    sum1.1 += e1;
+                    sum2.0 += c.unwrap_or(0);
+                    sum2.1 += end;
+                }
+            }
+            match c {
+                None => no_commit.push((tp.clone(), start, end)),
+                Some(c) if *c < start => lost.push((tp.clone(), *c, start)),
+                _ => {}
+            }
+            t.row(vec![
+                tp.0.clone(),
+                tp.1.to_string(),
+                c.map(group_i).unwrap_or_else(|| "none (no commit)".into()),
+                group_i(start),
+                group_i(end),
+                lag.map(group_i).unwrap_or_else(|| "–".into()),
+                oldest
+                    .get(tp)
+                    .map(|ts| format!("{} ago", rules::span(now - ts)))
+                    .unwrap_or_else(|| "–".into()),
+                owner
+                    .get(tp)
+                    .map(|m| format!("{} ({})", m.client_id, m.host))
+                    .unwrap_or_else(|| "unassigned".into()),
+            ]);
+        }
+        let secs = (s2.at_ms - s1.at_ms).max(1);
+        let est = rules::catch_up((0, sum1.0, sum1.1), (secs, sum2.0, sum2.1));
+        let oldest_age = g
+            .committed
+            .keys()
+            .filter_map(|tp| oldest.get(tp))
+            .map(|ts| now - ts)
+            .max();
+        let shrinking = matches!(est, CatchUp::CatchingUp { .. } | CatchUp::CaughtUp);
+        let sev = if total >= lag_warn && !shrinking {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        let mut members = Table::new(
+            &format!("{} — members", g.name),
+            &["client id", "host", "member id", "partitions"],
+        );
+        for m in &g.members {
+            members.row(vec![
+                m.client_id.clone(),
+                m.host.clone(),
+                m.id.clone(),
+                m.parts
+                    .iter()
+                    .map(|(t, p)| format!("{t}-{p}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]);
+        }
+        ctx.finding(
+            Finding::new(
+                "KAFKA_GROUP_LAG",
+                sev,
+                format!(
+                    "Group {} ({}, {} member{}): lag {} on {} partition{}; {}{}",
+                    g.name,
+                    g.state,
+                    g.members.len(),
+                    if g.members.len() == 1 { "" } else { "s" },
+                    group_i(total),
+                    g.committed.len(),
+                    if g.committed.len() == 1 { "" } else { "s" },
+                    est.sentence(),
+                    oldest_age
+                        .map(|a| format!("; oldest unread message {} old", rules::span(a)))
+                        .unwrap_or_default()
+                ),
+            )
+            .fact("group", &g.name)
+            .fact("state", &g.state)
+            .fact("protocol", if g.protocol.is_empty() { "–" } else { &g.protocol })
+            .fact("members", g.members.len())
+            .fact("total lag", total)
+            .fact("catch-up", est.sentence())
+            .fact("sampled", format!("twice, {} apart", rules::span(secs)))
+            .command("ListGroups + DescribeGroups; OffsetFetch; ListOffsets (earliest, latest)")
+            .table(t)
+            .table(members)
+            .remediation(format!(
+                "If the lag is not shrinking: scale the consumers up to the partition count ({} partitions), then look at the slowest partition's consumer (the owner column). Inspect with:\n\n```\nkafka-consumer-groups.sh --bootstrap-server <broker> --describe --group {}\n```",
+                g.committed.len(),
+                g.name
+            )),
+        );
+        if g.members.is_empty() && total > 0 {
+            ctx.finding(
+                Finding::new(
+                    "KAFKA_GROUP_EMPTY_WITH_LAG",
+                    Severity::Critical,
+                    format!("Group {} has no members and {} unread messages: nobody is consuming", g.name, group_i(total)),
+                )
+                .fact("state", &g.state)
+                .fact("total lag", total)
+                .command("DescribeGroups")
+                .remediation(format!(
+                    "Start (or fix) the service that consumes as `{}`; its logs say why it left the group. It will resume from the committed offsets.",
+                    g.name
+                )),
+            );
+        }
+        if !no_commit.is_empty() {
+            let mut nt = Table::new(
+                "Partitions without a committed offset",
+                &["topic", "partition", "log start", "log end"],
+            );
+            for ((tp, p), s, e) in &no_commit {
+                nt.row(vec![tp.clone(), p.to_string(), group_i(*s), group_i(*e)]);
+            }
+            ctx.finding(
+                Finding::new(
+                    "KAFKA_NO_COMMITTED_OFFSET",
+                    Severity::Warning,
+                    format!("Group {}: {} partition(s) have no committed offset, e.g. {}-{}", g.name, no_commit.len(), no_commit[0].0.0, no_commit[0].0.1),
+                )
+                .command("OffsetFetch")
+                .table(nt)
+                .remediation("Where the group starts on these partitions is decided by the consumer's `auto.offset.reset` (latest skips everything already written). Check that the consumer commits after processing."),
+            );
+        }
+        if !lost.is_empty() {
+            let mut lt = Table::new(
+                "Committed below the log start",
+                &[
+                    "topic",
+                    "partition",
+                    "committed",
+                    "log start",
+                    "messages lost",
+                ],
+            );
+            let mut total_lost = 0;
+            for ((tp, p), c, s) in &lost {
+                total_lost += s - c;
+                lt.row(vec![
+                    tp.clone(),
+                    p.to_string(),
+                    group_i(*c),
+                    group_i(*s),
+                    group_i(s - c),
+                ]);
+            }
+            ctx.finding(
+                Finding::new(
+                    "KAFKA_COMMITTED_BELOW_LOG_START",
+                    Severity::Critical,
+                    format!("Group {}: {} messages were deleted by retention before it read them ({} partition(s))", g.name, group_i(total_lost), lost.len()),
+                )
+                .command("OffsetFetch; ListOffsets (earliest)")
+                .table(lt)
+                .remediation(format!(
+                    "Those messages are gone for this group. Raise the topic's retention or consume faster; then move the group to the log start knowingly (stop the consumers first):\n\n```\nkafka-consumer-groups.sh --bootstrap-server <broker> --group {} --reset-offsets --to-earliest --topic {} --execute\n```",
+                    g.name, lost[0].0.0
+                )),
+            );
+        }
+        // Members vs partitions.
+        let assigned_parts: usize = g.members.iter().map(|m| m.parts.len()).sum();
+        let idle: Vec<&Member> = g.members.iter().filter(|m| m.parts.is_empty()).collect();
+        let partitions: usize = g
+            .members
+            .iter()
+            .flat_map(|m| m.parts.iter().map(|(t, _)| t))
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .map(|t| topics.get(*t).copied().unwrap_or(0) as usize)
+            .sum::<usize>()
+            .max(assigned_parts);
+        if g.state == "Stable"
+            && !g.members.is_empty()
+            && g.members.len() > partitions
+            && partitions > 0
+        {
+            ctx.finding(
+                Finding::new(
+                    "KAFKA_MORE_MEMBERS_THAN_PARTITIONS",
+                    Severity::Warning,
+                    format!("Group {} has {} members for {} partitions: {} sit idle", g.name, g.members.len(), partitions, g.members.len() - partitions),
+                )
+                .fact("members", g.members.len())
+                .fact("partitions", partitions)
+                .command("DescribeGroups")
+                .remediation("Extra consumers add nothing: add partitions to the topic (kafka-topics.sh --alter --partitions N) or run fewer consumers."),
+            );
+        }
+        if g.state == "Stable" && !idle.is_empty() {
+            let mut it = Table::new("Idle members", &["client id", "host", "member id"]);
+            for m in &idle {
+                it.row(vec![m.client_id.clone(), m.host.clone(), m.id.clone()]);
+            }
+            ctx.finding(
+                Finding::new("KAFKA_IDLE_MEMBERS", Severity::Info, format!("Group {}: {} member(s) have no partitions", g.name, idle.len()))
+                    .command("DescribeGroups")
+                    .table(it)
+                    .remediation("Normal with more consumers than partitions; otherwise check the members' subscriptions and the assignor."),
+            );
+        }
+        let busy: Vec<usize> = g.members.iter().map(|m| m.parts.len()).collect();
+        if g.state == "Stable" && g.members.len() > 1 && g.members.len() <= partitions {
+            let (lo, hi) = (
+                busy.iter().min().copied().unwrap_or(0),
+                busy.iter().max().copied().unwrap_or(0),
+            );
+            if hi >= lo + 2 {
+                ctx.finding(
+                    Finding::new(
+                        "KAFKA_UNEVEN_ASSIGNMENT",
+                        Severity::Warning,
+                        format!("Group {}: members own between {lo} and {hi} partitions", g.name),
+                    )
+                    .fact("assignor", if g.protocol.is_empty() { "–" } else { &g.protocol })
+                    .command("DescribeGroups")
+                    .remediation("The range assignor skews when a group reads several topics. Use `partition.assignment.strategy=cooperative-sticky` (or roundrobin) on the consumers."),
+                );
+            }
+        }
+        let changed = before.is_some_and(|b| {
+            let ids = |g: &GroupSnap| {
+                g.members
+                    .iter()
+                    .map(|m| m.id.clone())
+                    .collect::<BTreeSet<_>>()
+            };
+            ids(b) != ids(g)
+        });
+        if g.state.contains("Rebalance") || changed {
+            ctx.finding(
+                Finding::new(
+                    "KAFKA_REBALANCING",
+                    Severity::Warning,
+                    if changed {
+                        format!("Group {}: members changed between the two samples ({} → {} members; state {})", g.name, before.map(|b| b.members.len()).unwrap_or(0), g.members.len(), g.state)
+                    } else {
+                        format!("Group {} is rebalancing (state {})", g.name, g.state)
+                    },
+                )
+                .fact("state", &g.state)
+                .command("DescribeGroups, twice")
+                .remediation("Rebalances stop consumption. If they repeat, compare processing time per poll with max.poll.interval.ms, check session.timeout.ms and look for consumers that crash-loop."),
+            );
+        }
+    }
+    // Dead-letter topics.
+    let parts: BTreeSet<Tp> = s2
+        .groups
+        .iter()
+        .flat_map(|g| g.committed.keys().cloned())
+        .collect();
+    for d in dlq_topics(params, topics, &parts) {
+        let n = topics.get(&d).copied().unwrap_or(0);
+        let (mut msgs, mut grew) = (0i64, 0i64);
+        for p in 0..n {
+            let tp = (d.clone(), p);
+            if let Some((s, e)) = s2.offsets.get(&tp) {
+                msgs += e - s;
+                grew += e - s1.offsets.get(&tp).map(|o| o.1).unwrap_or(*e);
+            }
+        }
+        if msgs > 0 {
+            ctx.finding(
+                Finding::new(
+                    "KAFKA_DLQ_MESSAGES",
+                    Severity::Warning,
+                    format!("Dead-letter topic {d} holds {} messages ({} new during the probe)", group_i(msgs), group_i(grew)),
+                )
+                .fact("topic", &d)
+                .fact("messages", msgs)
+                .fact("new during the probe", grew)
+                .command("ListOffsets (earliest, latest)")
+                .remediation(format!(
+                    "Read the newest dead letters for the error, fix the consumer, then replay them into the main topic:\n\n```\nkafka-console-consumer.sh --bootstrap-server <broker> --topic {d} --from-beginning --max-messages 5 --property print.headers=true\n```"
+                )),
+            );
+        }
+    }
+}
+
+fn group_i(n: i64) -> String {
+    if n < 0 {
+        format!("-{}", group(n.unsigned_abs()))
+    } else {
+        group(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_parse() {
+        // version 0; 1 topic "orders" with partitions 0 and 2; no user data.
+        let mut b = vec![0, 0, 0, 0, 0, 1, 0, 6];
+        b.extend_from_slice(b"orders");
+        b.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            parse_assignment(&b),
+            vec![("orders".to_string(), 0), ("orders".to_string(), 2)]
+        );
+        assert!(
+            parse_assignment(&[0, 0, 0]).is_empty(),
+            "truncated input is empty, not a panic"
+        );
+        assert!(parse_assignment(&[]).is_empty());
+    }
+}

@@ -1,0 +1,405 @@
+//! The Kafka lag probe against the real Apache Kafka broker the TEST command starts
+//! (KAFKA_BROKERS). Every test makes its own topics and groups, produces and commits with
+//! rdkafka, and checks what the probe reports — and that it never joins a group.
+
+mod common;
+
+use common::*;
+use probes::framework::{RunStatus, Severity};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS (the TEST command sets it)")
+}
+
+fn name(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+async fn topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let r = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    for x in r {
+        x.unwrap();
+    }
+}
+
+fn produce(topic: &str, partition: i32, n: usize) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for i in 0..n {
+        let v = format!("message {i}");
+        p.send(
+            BaseRecord::<(), str>::to(topic)
+                .partition(partition)
+                .payload(&v),
+        )
+        .unwrap();
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// Commits offsets for a group without joining it (the group stays Empty).
+fn commit(group: &str, offsets: &[(&str, i32, i64)]) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, o) in offsets {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*o)).unwrap();
+    }
+    c.commit(&tpl, CommitMode::Sync).unwrap();
+}
+
+/// A member of `group` subscribed to `topics`, polled until it has an assignment.
+fn member(group: &str, topics: &[&str], client_id: &str, strategy: &str) -> BaseConsumer {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("client.id", client_id)
+        .set("partition.assignment.strategy", strategy)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    c.subscribe(topics).unwrap();
+    c
+}
+
+/// Polls every member until the group is stable with `n` members.
+fn settle(members: &[&BaseConsumer], group: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for m in members {
+            let _ = m.poll(Duration::from_millis(50));
+        }
+        let gl = members[0]
+            .fetch_group_list(Some(group), Duration::from_secs(5))
+            .unwrap();
+        if let Some(g) = gl.groups().first()
+            && g.state() == "Stable"
+            && g.members().len() == n
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "group {group} did not settle");
+    }
+}
+
+fn lag_rows(f: &probes::framework::Finding) -> &Vec<Vec<String>> {
+    &f.tables[0].rows
+}
+
+#[tokio::test]
+async fn lag_per_partition_no_commits_and_an_empty_group() {
+    let t = name("orders");
+    let g = name("billing");
+    topic(&t, 3).await;
+    for p in 0..3 {
+        produce(&t, p, 100);
+    }
+    commit(&g, &[(&t, 0, 100), (&t, 1, 40)]);
+    let o = run(
+        "kafka-lag",
+        &brokers(),
+        &[("group", &g), ("sample_interval_s", "1")],
+    )
+    .await;
+    assert_eq!(o.status, RunStatus::Ok, "{:?}", o.error);
+    let f = finding(&o, "KAFKA_GROUP_LAG");
+    // The partition without a commit has no lag to add: it is listed separately.
+    assert!(f.title.contains("lag 60 on 3 partitions"), "{}", f.title);
+    assert!(f.title.contains("not moving"), "{}", f.title);
+    let rows = lag_rows(f);
+    assert_eq!(rows[0][2..6], ["100", "0", "100", "0"]);
+    assert_eq!(rows[1][2..6], ["40", "0", "100", "60"]);
+    assert_eq!(
+        rows[2][2], "none (no commit)",
+        "no commit is shown as such, not as 0"
+    );
+    assert!(
+        rows[1][6].ends_with("ago"),
+        "oldest unread message age: {:?} {:?}",
+        rows[1],
+        o.evidence
+    );
+    let n = finding(&o, "KAFKA_NO_COMMITTED_OFFSET");
+    assert_eq!(
+        cells(n),
+        vec![t.clone(), "2".into(), "0".into(), "100".into()]
+    );
+    let e = finding(&o, "KAFKA_GROUP_EMPTY_WITH_LAG");
+    assert_eq!(e.severity, Severity::Critical);
+    assert!(e.title.contains("60 unread messages"), "{}", e.title);
+}
+
+#[tokio::test]
+async fn committed_below_the_log_start() {
+    let t = name("events");
+    let g = name("audit");
+    topic(&t, 1).await;
+    produce(&t, 0, 100);
+    commit(&g, &[(&t, 0, 10)]);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&t, 0, Offset::Offset(50)).unwrap();
+    admin
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .unwrap();
+    let o = run(
+        "kafka-lag",
+        &brokers(),
+        &[("group", &g), ("sample_interval_s", "1")],
+    )
+    .await;
+    let f = finding(&o, "KAFKA_COMMITTED_BELOW_LOG_START");
+    assert!(
+        f.title.contains("40 messages were deleted by retention"),
+        "{}",
+        f.title
+    );
+    assert_eq!(
+        cells(f),
+        vec![t.clone(), "0".into(), "10".into(), "50".into(), "40".into()]
+    );
+}
+
+#[tokio::test]
+async fn more_members_than_partitions_and_the_probe_never_joins() {
+    let t = name("single");
+    let g = name("crowd");
+    topic(&t, 1).await;
+    produce(&t, 0, 10);
+    let a = member(&g, &[&t], "worker-a", "range");
+    let b = member(&g, &[&t], "worker-b", "range");
+    let c = member(&g, &[&t], "worker-c", "range");
+    settle(&[&a, &b, &c], &g, 3);
+    let ids = |c: &BaseConsumer| -> Vec<String> {
+        let gl = c
+            .fetch_group_list(Some(&g), Duration::from_secs(5))
+            .unwrap();
+        let mut v: Vec<String> = gl.groups()[0]
+            .members()
+            .iter()
+            .map(|m| format!("{}/{}", m.client_id(), m.id()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = ids(&a);
+    // Describe the group over and over while the probe runs.
+    let url = brokers();
+    let gg = g.clone();
+    let job = tokio::spawn(async move {
+        run(
+            "kafka-lag",
+            &url,
+            &[("group", &gg), ("sample_interval_s", "2")],
+        )
+        .await
+    });
+    let mut seen = vec![];
+    while !job.is_finished() {
+        for m in [&a, &b, &c] {
+            let _ = m.poll(Duration::from_millis(20));
+        }
+        seen.extend(ids(&a));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = job.await.unwrap();
+    assert!(
+        seen.iter().all(|m| !m.contains("lookout")),
+        "Lookout showed up as a member: {seen:?}"
+    );
+    assert_eq!(ids(&a), before, "no rebalance: the same three members");
+    let f = finding(&o, "KAFKA_MORE_MEMBERS_THAN_PARTITIONS");
+    assert!(
+        f.title.contains("3 members for 1 partitions: 2 sit idle"),
+        "{}",
+        f.title
+    );
+    let i = finding(&o, "KAFKA_IDLE_MEMBERS");
+    assert_eq!(i.tables[0].rows.len(), 2);
+    assert!(!codes(&o).contains(&"KAFKA_REBALANCING"));
+}
+
+#[tokio::test]
+async fn uneven_assignment_with_the_range_assignor() {
+    let (t1, t2) = (name("a"), name("b"));
+    let g = name("skewed");
+    topic(&t1, 3).await;
+    topic(&t2, 3).await;
+    let a = member(&g, &[&t1, &t2], "w1", "range");
+    let b = member(&g, &[&t1, &t2], "w2", "range");
+    settle(&[&a, &b], &g, 2);
+    let o = run(
+        "kafka-lag",
+        &brokers(),
+        &[("group", &g), ("sample_interval_s", "1")],
+    )
+    .await;
+    let f = finding(&o, "KAFKA_UNEVEN_ASSIGNMENT");
+    assert!(
+        f.title.contains("between 2 and 4 partitions"),
+        "{}",
+        f.title
+    );
+    drop((a, b));
+}
+
+#[tokio::test]
+async fn a_growing_dead_letter_topic() {
+    let t = name("payments");
+    let dlq = format!("{t}.dlq");
+    let g = name("payer");
+    topic(&t, 1).await;
+    topic(&dlq, 1).await;
+    produce(&t, 0, 5);
+    commit(&g, &[(&t, 0, 5)]);
+    produce(&dlq, 0, 5);
+    let url = brokers();
+    let gg = g.clone();
+    let job = tokio::spawn(async move {
+        run(
+            "kafka-lag",
+            &url,
+            &[("group", &gg), ("sample_interval_s", "3")],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    produce(&dlq, 0, 3);
+    let o = job.await.unwrap();
+    let f = finding(&o, "KAFKA_DLQ_MESSAGES");
+    assert!(
+        f.title
+            .contains(&format!("{dlq} holds 8 messages (3 new during the probe)")),
+        "{}",
+        f.title
+    );
+    assert!(
+        !codes(&o).contains(&"KAFKA_GROUP_EMPTY_WITH_LAG"),
+        "caught up"
+    );
+}
+
+#[tokio::test]
+async fn a_member_joining_between_samples_is_a_rebalance() {
+    let t = name("stream");
+    let g = name("joiners");
+    topic(&t, 2).await;
+    let a = member(&g, &[&t], "first", "range");
+    settle(&[&a], &g, 1);
+    let url = brokers();
+    let gg = g.clone();
+    let job = tokio::spawn(async move {
+        run(
+            "kafka-lag",
+            &url,
+            &[("group", &gg), ("sample_interval_s", "4")],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let b = member(&g, &[&t], "second", "range");
+    while !job.is_finished() {
+        let _ = a.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let o = job.await.unwrap();
+    let f = finding(&o, "KAFKA_REBALANCING");
+    assert!(
+        f.title.contains("members changed between the two samples")
+            || f.title.contains("rebalancing"),
+        "{}",
+        f.title
+    );
+}
+
+#[tokio::test]
+async fn a_healthy_group_and_an_idle_exactly_once_consumer() {
+    let t = name("ledger");
+    let g = name("reader");
+    topic(&t, 1).await;
+    // A transactional producer: 10 messages and a commit marker (offset 10).
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("transactional.id", name("tx"))
+        .create()
+        .unwrap();
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..10 {
+        let v = format!("entry {i}");
+        p.send(BaseRecord::<(), str>::to(&t).partition(0).payload(&v))
+            .unwrap();
+    }
+    p.commit_transaction(Duration::from_secs(30)).unwrap();
+    // The consumer read all ten and committed 10: the marker is the only "lag".
+    commit(&g, &[(&t, 0, 10)]);
+    let o = run(
+        "kafka-lag",
+        &brokers(),
+        &[("group", &g), ("sample_interval_s", "1")],
+    )
+    .await;
+    assert!(problems(&o).is_empty(), "{:?}", problems(&o));
+    let f = finding(&o, "KAFKA_GROUP_LAG");
+    assert_eq!(lag_rows(f)[0][4], "11", "log end after the commit marker");
+    assert!(f.title.contains(": lag 0 on 1 partition"), "{}", f.title);
+    assert!(f.title.contains("caught up"), "{}", f.title);
+}
+
+#[tokio::test]
+async fn a_dead_broker_is_a_failed_run() {
+    let port = free_port();
+    let t = Instant::now();
+    let o = run(
+        "kafka-lag",
+        &format!("127.0.0.1:{port}"),
+        &[("step_timeout_s", "2")],
+    )
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert_ne!(o.status, RunStatus::Ok);
+    assert!(
+        codes(&o)
+            .iter()
+            .any(|c| *c == "TARGET_UNREACHABLE" || *c == "TARGET_TIMEOUT"),
+        "{:?}",
+        codes(&o)
+    );
+}
