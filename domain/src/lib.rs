@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod incidents;
+pub mod kafka;
 pub mod probe_runs;
 pub mod targets;
 pub mod types;

@@ -210,6 +210,14 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_PROBE_RUNS_PER_TARGET", default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=50), global = true)]
     pub probe_runs_per_target: i64,
 
+    /// Seconds between two samples of every Kafka target's consumer groups (0 turns the sampler off).
+    #[arg(long, env = "LOOKOUT_KAFKA_SAMPLE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    pub kafka_sample_secs: u64,
+
+    /// Hours of raw Kafka lag samples kept.
+    #[arg(long, env = "LOOKOUT_KAFKA_RETENTION_HOURS", default_value_t = 48, value_parser = clap::value_parser!(i64).range(1..=8760), global = true)]
+    pub kafka_retention_hours: i64,
+
     /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,

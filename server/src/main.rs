@@ -195,7 +195,13 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx);
+    server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx.clone());
+    server::workers::spawn_kafka_sampler(
+        pool.clone(),
+        Duration::from_secs(config.kafka_sample_secs),
+        config.kafka_retention_hours,
+        stop_rx,
+    );
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let router = server::router(pool, config);
     tracing::info!("Lookout is serving on http://{addr}");

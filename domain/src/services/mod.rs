@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod incidents;
+pub mod kafka_lag;
 pub mod passwords;
 pub mod probe_runs;
 pub mod targets;

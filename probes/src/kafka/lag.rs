@@ -167,24 +167,25 @@ impl Probe for KafkaLagProbe {
     }
 }
 
-type Tp = (String, i32);
+/// (topic, partition)
+pub type Tp = (String, i32);
 
-#[derive(Debug, Clone)]
-struct Member {
-    id: String,
-    client_id: String,
-    host: String,
-    parts: Vec<Tp>,
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub client_id: String,
+    pub host: String,
+    pub parts: Vec<Tp>,
 }
 
 #[derive(Debug, Clone)]
-struct GroupSnap {
-    name: String,
-    state: String,
-    protocol: String,
-    members: Vec<Member>,
+pub struct GroupSnap {
+    pub name: String,
+    pub state: String,
+    pub protocol: String,
+    pub members: Vec<Member>,
     /// Every partition of the topics the group reads → committed offset (None: no commit).
-    committed: BTreeMap<Tp, Option<i64>>,
+    pub committed: BTreeMap<Tp, Option<i64>>,
 }
 
 /// Parses a ConsumerProtocol assignment (version, [topic, [partition]], user data).
@@ -302,11 +303,60 @@ fn classify(
     }
 }
 
-struct Snapshot {
-    at_ms: i64,
-    groups: Vec<GroupSnap>,
+/// One observation of a cluster's consumer groups.
+pub struct Snapshot {
+    pub at_ms: i64,
+    pub groups: Vec<GroupSnap>,
     /// (log start, log end) per partition.
-    offsets: HashMap<Tp, (i64, i64)>,
+    pub offsets: HashMap<Tp, (i64, i64)>,
+    /// Kafka requests made (librdkafka calls; each may fan out to the brokers).
+    pub requests: u64,
+}
+
+/// One sample of every consumer group on a cluster, for the background sampler. Runs the
+/// same code as the probe (same reads, same never-join guarantee), bounded per step.
+pub async fn sample_cluster(
+    bootstrap: &str,
+    step: Duration,
+    max_groups: i64,
+) -> Result<Snapshot, ProbeError> {
+    let ctx = Ctx::new(
+        &SPEC,
+        step,
+        tokio_util::sync::CancellationToken::new(),
+        std::sync::Arc::new(()),
+    );
+    let mut raw = BTreeMap::new();
+    raw.insert(
+        "max_groups".to_string(),
+        max_groups.clamp(1, 2000).to_string(),
+    );
+    raw.insert("dlq_patterns".to_string(), String::new());
+    let params =
+        crate::framework::validate_params(&SPEC, &raw).map_err(ProbeError::InvalidTarget)?;
+    let topics = metadata(&ctx, bootstrap, bootstrap).await?;
+    let mut s = snapshot(&ctx, bootstrap, bootstrap, &params, &topics, false).await?;
+    s.requests = ctx.commands();
+    Ok(s)
+}
+
+async fn metadata(
+    ctx: &Ctx,
+    target: &str,
+    bootstrap: &str,
+) -> Result<BTreeMap<String, i32>, ProbeError> {
+    let step = ctx.step_timeout();
+    let cfg = base(bootstrap, step);
+    blocking(ctx, target, "Metadata", move || {
+        let c: BaseConsumer = cfg.create()?;
+        let md = c.fetch_metadata(None, step)?;
+        Ok(md
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
+    })
+    .await
 }
 
 async fn snapshot(
@@ -465,6 +515,7 @@ async fn snapshot(
         at_ms: now_ms(),
         groups,
         offsets,
+        requests: 0,
     })
 }
 
@@ -591,18 +642,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         return Err(ProbeError::InvalidTarget("no bootstrap servers".into()));
     }
     ctx.phase("Connect");
-    let step = ctx.step_timeout();
-    let cfg = base(&bootstrap, step);
-    let topics: BTreeMap<String, i32> = blocking(ctx, &target, "Metadata", move || {
-        let c: BaseConsumer = cfg.create()?;
-        let md = c.fetch_metadata(None, step)?;
-        Ok(md
-            .topics()
-            .iter()
-            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-            .collect())
-    })
-    .await?;
+    let topics = metadata(ctx, &target, &bootstrap).await?;
     let s1 = snapshot(ctx, &target, &bootstrap, params, &topics, true).await?;
     ctx.phase("Oldest unread messages");
     let lagging: Vec<(Tp, i64)> = s1

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod incidents;
+mod kafka;
 mod openapi;
 mod probes;
 mod targets;
@@ -73,6 +74,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(probes::of_target).post(probes::start),
         )
         .route("/api/v1/probes", get(probes::catalogue))
+        .route("/api/v1/kafka/{target}/groups", get(kafka::groups))
+        .route("/api/v1/kafka/{target}/groups/{group}", get(kafka::group))
+        .route("/api/v1/kafka/{target}/groups/{group}/lag", get(kafka::lag))
         .route("/api/v1/probe-runs/{id}", get(probes::get))
         .route("/api/v1/probe-runs/{id}/cancel", post(probes::cancel))
         .route("/api/v1/probe-runs/{id}/attach", post(probes::attach))

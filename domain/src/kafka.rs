@@ -1,0 +1,90 @@
+//! Kafka consumer-lag state as the pages and the API see it (plain types; the sampling and
+//! the rules live server-side in `probes::kafka` and `services::kafka_lag`).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaMember {
+    pub id: String,
+    pub client_id: String,
+    pub host: String,
+    /// `(topic, partition)` assigned to it.
+    pub parts: Vec<(String, i32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub topic: String,
+    pub partition: i32,
+    /// OK, WARN, STALL, STOP, REWIND, NO_OFFSET, INCOMPLETE
+    pub status: String,
+    pub reason: String,
+    pub committed: Option<i64>,
+    pub end: i64,
+    pub start: i64,
+    pub lag: Option<i64>,
+    pub time_lag_s: Option<f64>,
+    /// `exact`, `estimated` or `at_least`
+    pub time_lag_kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KafkaGroup {
+    pub group: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub state: String,
+    pub protocol: String,
+    pub members: Vec<KafkaMember>,
+    pub partitions: i32,
+    pub total_lag: i64,
+    pub time_lag_s: Option<f64>,
+    pub time_lag_kind: Option<String>,
+    /// OK, WARN, ERR or INCOMPLETE (the worst partition's; STALL/STOP/REWIND are ERR).
+    pub status: String,
+    /// The worst partition status.
+    pub worst: String,
+    /// The worst partition's reason, with numbers.
+    pub reason: String,
+    pub catch_up: String,
+    pub verdicts: Vec<PartitionState>,
+    /// Total lag of the last rounds, oldest first.
+    pub trend: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaRound {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub groups: i32,
+    pub partitions: i32,
+    pub requests: i32,
+    pub duration_ms: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KafkaGroupPage {
+    pub groups: Vec<KafkaGroup>,
+    pub next_cursor: Option<String>,
+    /// The newest sampling round (whether it worked, or why not).
+    pub last_round: Option<KafkaRound>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LagPoint {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub lag: i64,
+    pub end: i64,
+    pub committed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LagSeries {
+    /// Which resolution served it (`raw` today).
+    pub rollup: String,
+    pub points: Vec<LagPoint>,
+}

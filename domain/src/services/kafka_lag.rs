@@ -1,0 +1,652 @@
+//! The Kafka lag sampler and its read side.
+//!
+//! A round samples every consumer group of one Kafka target (the lag probe's own reading
+//! code, so the never-join guarantee is the same), stores one row per partition, evaluates
+//! every partition over its window of the last [`rules::WINDOW`] samples with the pure
+//! Burrow-style rules, estimates time lag from the stored log-end history, and writes the
+//! group's latest state to `kafka_groups` (one row per group: the overview reads only those).
+//! A round that fails (broker down, timeout) is recorded with its error and skipped.
+//!
+//! Replicas share the work with a lease per target in PostgreSQL: a replica samples a
+//! target only while it holds the lease, which it takes when the lease has expired and
+//! renews each round; a replica that dies stops renewing, so another takes over within one
+//! interval.
+
+use crate::error::{DomainError, DomainResult};
+use crate::kafka::{
+    KafkaGroup, KafkaGroupPage, KafkaMember, KafkaRound, LagPoint, LagSeries, PartitionState,
+};
+use crate::targets::TargetKind;
+use crate::types::{Principal, Role};
+use probes::kafka::lag::{GroupSnap, Snapshot};
+use probes::kafka::rules::{self, Context, Sample, TimeLag};
+use sqlx::{FromRow, PgPool};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+fn ts(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Takes or renews the sampling lease on a target for `ttl`; false when another holder's
+/// lease is still valid.
+pub async fn try_lease(
+    pool: &PgPool,
+    target_id: i64,
+    holder: &str,
+    ttl: Duration,
+) -> DomainResult<bool> {
+    let got: Option<String> = sqlx::query_scalar(
+        "INSERT INTO kafka_sampler_leases (target_id, holder, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))
+         ON CONFLICT (target_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+           WHERE kafka_sampler_leases.expires_at < now() OR kafka_sampler_leases.holder = EXCLUDED.holder
+         RETURNING holder",
+    )
+    .bind(target_id)
+    .bind(holder)
+    .bind(ttl.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    Ok(got.is_some())
+}
+
+/// Kafka targets the sampler can read (no SASL yet).
+pub async fn sampled_targets(pool: &PgPool) -> DomainResult<Vec<(i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, connection FROM targets
+         WHERE kind = 'kafka' AND secret_ciphertext IS NULL AND username = '' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+#[derive(Debug, Clone)]
+pub struct RoundOutcome {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub groups: usize,
+    pub partitions: usize,
+    pub requests: u64,
+    pub duration: Duration,
+}
+
+/// One sampling round of one target.
+pub async fn sample_round(
+    pool: &PgPool,
+    target_id: i64,
+    holder: &str,
+    step: Duration,
+) -> DomainResult<RoundOutcome> {
+    let (bootstrap, kind): (String, TargetKind) =
+        sqlx::query_as("SELECT connection, kind FROM targets WHERE id = $1")
+            .bind(target_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| DomainError::not_found(format!("no target {target_id}")))?;
+    if kind != TargetKind::Kafka {
+        return Err(DomainError::invalid("not a Kafka target"));
+    }
+    let started = Instant::now();
+    let snap = probes::kafka::lag::sample_cluster(&bootstrap, step, 2000).await;
+    let out = match snap {
+        Err(e) => RoundOutcome {
+            ok: false,
+            error: Some(e.to_string()),
+            groups: 0,
+            partitions: 0,
+            requests: 0,
+            duration: started.elapsed(),
+        },
+        Ok(s) => {
+            let partitions = store_samples(pool, target_id, &s).await?;
+            for g in &s.groups {
+                evaluate_group(pool, target_id, g, &s).await?;
+            }
+            RoundOutcome {
+                ok: true,
+                error: None,
+                groups: s.groups.len(),
+                partitions,
+                requests: s.requests,
+                duration: started.elapsed(),
+            }
+        }
+    };
+    sqlx::query(
+        "INSERT INTO kafka_rounds (target_id, ok, error, groups, partitions, requests, duration_ms, holder)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(target_id)
+    .bind(out.ok)
+    .bind(&out.error)
+    .bind(out.groups as i32)
+    .bind(out.partitions as i32)
+    .bind(out.requests as i32)
+    .bind(out.duration.as_millis() as i32)
+    .bind(holder)
+    .execute(pool)
+    .await?;
+    Ok(out)
+}
+
+async fn store_samples(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainResult<usize> {
+    let (mut g, mut t, mut p, mut c, mut e, mut st) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for grp in &s.groups {
+        for ((topic, part), committed) in &grp.committed {
+            let (start, end) = s
+                .offsets
+                .get(&(topic.clone(), *part))
+                .copied()
+                .unwrap_or((0, 0));
+            g.push(grp.name.clone());
+            t.push(topic.clone());
+            p.push(*part);
+            c.push(*committed);
+            e.push(end);
+            st.push(start);
+        }
+    }
+    let n = g.len();
+    sqlx::query(
+        "INSERT INTO kafka_samples (target_id, group_name, topic, partition, at, committed, end_offset, start_offset)
+         SELECT $1, x.g, x.t, x.p, $2, x.c, x.e, x.s
+         FROM UNNEST($3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[]) AS x(g, t, p, c, e, s)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(target_id)
+    .bind(ts(s.at_ms))
+    .bind(&g)
+    .bind(&t)
+    .bind(&p)
+    .bind(&c)
+    .bind(&e)
+    .bind(&st)
+    .execute(pool)
+    .await?;
+    Ok(n)
+}
+
+#[derive(FromRow)]
+struct WinRow {
+    topic: String,
+    partition: i32,
+    at: OffsetDateTime,
+    committed: Option<i64>,
+    end_offset: i64,
+}
+
+#[derive(FromRow)]
+struct HistRow {
+    topic: String,
+    partition: i32,
+    /// First time the current committed value was seen after a different one.
+    since: Option<OffsetDateTime>,
+    /// The newest sample whose log end had not passed the committed offset.
+    a_at: Option<OffsetDateTime>,
+    a_end: Option<i64>,
+    /// The oldest sample whose log end had passed it.
+    b_at: Option<OffsetDateTime>,
+    b_end: Option<i64>,
+    /// The oldest sample of the partition.
+    first_at: Option<OffsetDateTime>,
+}
+
+async fn evaluate_group(
+    pool: &PgPool,
+    target_id: i64,
+    g: &GroupSnap,
+    s: &Snapshot,
+) -> DomainResult<()> {
+    let now = s.at_ms;
+    let window: Vec<WinRow> = sqlx::query_as(
+        "SELECT topic, partition, at, committed, end_offset FROM kafka_samples
+         WHERE target_id = $1 AND group_name = $2 AND at IN (
+             SELECT DISTINCT at FROM kafka_samples WHERE target_id = $1 AND group_name = $2
+             ORDER BY at DESC LIMIT $3)
+         ORDER BY topic, partition, at",
+    )
+    .bind(target_id)
+    .bind(&g.name)
+    .bind(rules::WINDOW as i64)
+    .fetch_all(pool)
+    .await?;
+    let mut windows: BTreeMap<(String, i32), Vec<Sample>> = BTreeMap::new();
+    for r in window {
+        windows
+            .entry((r.topic, r.partition))
+            .or_default()
+            .push(Sample {
+                at_ms: ms(r.at),
+                committed: r.committed,
+                end: r.end_offset,
+            });
+    }
+    let (mut t, mut p, mut c) = (vec![], vec![], vec![]);
+    for ((topic, part), committed) in &g.committed {
+        t.push(topic.clone());
+        p.push(*part);
+        c.push(committed.unwrap_or(-1));
+    }
+    let hist: Vec<HistRow> = sqlx::query_as(
+        "SELECT x.topic, x.partition,
+            (SELECT min(s.at) FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
+               AND s.topic = x.topic AND s.partition = x.partition
+               AND s.at > coalesce((SELECT max(d.at) FROM kafka_samples d WHERE d.target_id = $1
+                   AND d.group_name = $2 AND d.topic = x.topic AND d.partition = x.partition
+                   AND d.committed IS DISTINCT FROM x.c), '-infinity')) AS since,
+            a.at AS a_at, a.end_offset AS a_end, b.at AS b_at, b.end_offset AS b_end, f.at AS first_at
+         FROM UNNEST($3::text[], $4::int[], $5::bigint[]) AS x(topic, partition, c)
+         LEFT JOIN LATERAL (SELECT at, end_offset FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
+             AND s.topic = x.topic AND s.partition = x.partition AND s.end_offset <= x.c
+             ORDER BY at DESC LIMIT 1) a ON true
+         LEFT JOIN LATERAL (SELECT at, end_offset FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
+             AND s.topic = x.topic AND s.partition = x.partition AND s.end_offset > x.c
+             ORDER BY at ASC LIMIT 1) b ON true
+         LEFT JOIN LATERAL (SELECT min(at) AS at FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
+             AND s.topic = x.topic AND s.partition = x.partition) f ON true",
+    )
+    .bind(target_id)
+    .bind(&g.name)
+    .bind(&t)
+    .bind(&p)
+    .bind(&c)
+    .fetch_all(pool)
+    .await?;
+    let hist: BTreeMap<(String, i32), HistRow> = hist
+        .into_iter()
+        .map(|h| ((h.topic.clone(), h.partition), h))
+        .collect();
+    let owned: std::collections::BTreeSet<&(String, i32)> = if g.state == "Stable" {
+        g.members.iter().flat_map(|m| m.parts.iter()).collect()
+    } else {
+        Default::default()
+    };
+    let mut verdicts = vec![];
+    let mut states = vec![];
+    let (mut total, mut first_sum, mut last_sum) = (0i64, (0i64, 0i64, 0i64), (0i64, 0i64, 0i64));
+    let mut worst_time: Option<(f64, &'static str)> = None;
+    for (tp, committed) in &g.committed {
+        let w = windows.get(tp).cloned().unwrap_or_default();
+        let h = hist.get(tp);
+        let ctx = Context {
+            owned: owned.contains(tp),
+            last_change_ms: h.and_then(|h| h.since).map(ms),
+            now_ms: now,
+        };
+        let v = rules::evaluate(tp.1, &w, ctx);
+        let (start, end) = s.offsets.get(tp).copied().unwrap_or((0, 0));
+        if let Some(l) = v.lag {
+            total += l;
+        }
+        if let (Some(f), Some(l)) = (w.first(), w.last())
+            && let (Some(fc), Some(lc)) = (f.committed, l.committed)
+        {
+            first_sum = (f.at_ms, first_sum.1 + fc, first_sum.2 + f.end);
+            last_sum = (l.at_ms, last_sum.1 + lc, last_sum.2 + l.end);
+        }
+        let tl = match (committed, h) {
+            (Some(c), Some(h)) => {
+                let mut history = vec![];
+                if let (Some(at), Some(e)) = (h.a_at, h.a_end) {
+                    history.push((ms(at), e));
+                }
+                if let (Some(at), Some(e)) = (h.b_at, h.b_end) {
+                    history.push((ms(at), e));
+                }
+                if h.a_at.is_none() && h.b_at.is_some() {
+                    // Older than the history: never extrapolate, cap at its start.
+                    TimeLag::AtLeast(
+                        h.first_at
+                            .map(|f| (now - ms(f)) as f64 / 1000.0)
+                            .unwrap_or(0.0),
+                    )
+                } else if v.lag.unwrap_or(0) == 0 {
+                    TimeLag::CaughtUp
+                } else {
+                    rules::time_lag(&history, *c, now)
+                }
+            }
+            _ => TimeLag::Unknown,
+        };
+        let (tls, tlk) = match tl {
+            TimeLag::Estimated(x) => (Some(x), Some("estimated")),
+            TimeLag::AtLeast(x) => (Some(x), Some("at_least")),
+            TimeLag::CaughtUp => (Some(0.0), Some("estimated")),
+            TimeLag::Unknown => (None, None),
+        };
+        if let (Some(x), Some(k)) = (tls, tlk)
+            && worst_time.is_none_or(|(w, _)| x > w)
+        {
+            worst_time = Some((x, k));
+        }
+        states.push(PartitionState {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            status: v.status.as_str().to_string(),
+            reason: v.reason.clone(),
+            committed: *committed,
+            end,
+            start,
+            lag: v.lag,
+            time_lag_s: tls,
+            time_lag_kind: tlk.map(str::to_string),
+        });
+        verdicts.push(v);
+    }
+    let (worst, label) = rules::group_status(&verdicts);
+    let reason = verdicts
+        .iter()
+        .find(|v| v.status == worst)
+        .map(|v| v.reason.clone())
+        .unwrap_or_else(|| "no partitions".into());
+    let catch = rules::catch_up(first_sum, last_sum).sentence();
+    let members: Vec<KafkaMember> = g
+        .members
+        .iter()
+        .map(|m| KafkaMember {
+            id: m.id.clone(),
+            client_id: m.client_id.clone(),
+            host: m.host.clone(),
+            parts: m.parts.clone(),
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
+             time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ARRAY[$8])
+         ON CONFLICT (target_id, group_name) DO UPDATE SET at = EXCLUDED.at, state = EXCLUDED.state,
+             protocol = EXCLUDED.protocol, members = EXCLUDED.members, partitions = EXCLUDED.partitions,
+             total_lag = EXCLUDED.total_lag, time_lag_s = EXCLUDED.time_lag_s, time_lag_kind = EXCLUDED.time_lag_kind,
+             status = EXCLUDED.status, worst = EXCLUDED.worst, reason = EXCLUDED.reason,
+             catch_up = EXCLUDED.catch_up, verdicts = EXCLUDED.verdicts,
+             trend = (kafka_groups.trend || EXCLUDED.total_lag)[greatest(1, cardinality(kafka_groups.trend) - 18):]",
+    )
+    .bind(target_id)
+    .bind(&g.name)
+    .bind(ts(now))
+    .bind(&g.state)
+    .bind(&g.protocol)
+    .bind(serde_json::to_value(&members).map_err(DomainError::internal)?)
+    .bind(g.committed.len() as i32)
+    .bind(total)
+    .bind(worst_time.map(|w| w.0))
+    .bind(worst_time.map(|w| w.1))
+    .bind(label)
+    .bind(worst.as_str())
+    .bind(&reason)
+    .bind(&catch)
+    .bind(serde_json::to_value(&states).map_err(DomainError::internal)?)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct GroupRow {
+    group_name: String,
+    at: OffsetDateTime,
+    state: String,
+    protocol: String,
+    members: serde_json::Value,
+    partitions: i32,
+    total_lag: i64,
+    time_lag_s: Option<f64>,
+    time_lag_kind: Option<String>,
+    status: String,
+    worst: String,
+    reason: String,
+    catch_up: String,
+    verdicts: serde_json::Value,
+    trend: Vec<i64>,
+}
+
+impl GroupRow {
+    fn view(self) -> KafkaGroup {
+        KafkaGroup {
+            group: self.group_name,
+            at: self.at,
+            state: self.state,
+            protocol: self.protocol,
+            members: serde_json::from_value(self.members).unwrap_or_default(),
+            partitions: self.partitions,
+            total_lag: self.total_lag,
+            time_lag_s: self.time_lag_s,
+            time_lag_kind: self.time_lag_kind,
+            status: self.status,
+            worst: self.worst,
+            reason: self.reason,
+            catch_up: self.catch_up,
+            verdicts: serde_json::from_value(self.verdicts).unwrap_or_default(),
+            trend: self.trend,
+        }
+    }
+}
+
+const GROUP_COLS: &str =
+    "group_name, at, state, protocol, members, partitions, total_lag, time_lag_s,
+    time_lag_kind, status, worst, reason, catch_up, verdicts, trend";
+
+async fn kafka_target(pool: &PgPool, id: i64) -> DomainResult<()> {
+    let kind: Option<TargetKind> = sqlx::query_scalar("SELECT kind FROM targets WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    match kind {
+        Some(TargetKind::Kafka) => Ok(()),
+        Some(_) => Err(DomainError::not_found(format!(
+            "target {id} is not a Kafka target"
+        ))),
+        None => Err(DomainError::not_found(format!("no target {id}"))),
+    }
+}
+
+/// How the overview is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSort {
+    Lag,
+    Group,
+}
+
+impl std::str::FromStr for GroupSort {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lag" | "" => Ok(GroupSort::Lag),
+            "group" | "name" => Ok(GroupSort::Group),
+            other => Err(DomainError::invalid(format!(
+                "sort must be lag or group, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The overview: every group's latest state, sorted and keyset-paged (a page costs one index
+/// range, whatever the number of groups).
+pub async fn list_groups(
+    pool: &PgPool,
+    who: &Principal,
+    target_id: i64,
+    sort: GroupSort,
+    desc: bool,
+    cursor: Option<&str>,
+    limit: i64,
+) -> DomainResult<KafkaGroupPage> {
+    who.require(Role::Viewer)?;
+    kafka_target(pool, target_id).await?;
+    let limit = limit.clamp(1, 500);
+    let (col, cmp, dir) = match (sort, desc) {
+        (GroupSort::Lag, true) => ("total_lag", "<", "DESC"),
+        (GroupSort::Lag, false) => ("total_lag", ">", "ASC"),
+        (GroupSort::Group, true) => ("group_name", "<", "DESC"),
+        (GroupSort::Group, false) => ("group_name", ">", "ASC"),
+    };
+    let after: Option<(String, String)> = match cursor {
+        Some(c) if !c.is_empty() => Some(
+            serde_json::from_str::<(String, String)>(c)
+                .map_err(|_| DomainError::invalid("cursor: not one this API returned"))?,
+        ),
+        _ => None,
+    };
+    let rows: Vec<GroupRow> = match (&after, sort) {
+        (None, _) => {
+            sqlx::query_as(&format!(
+                "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1
+                 ORDER BY {col} {dir}, group_name {dir} LIMIT $2"
+            ))
+            .bind(target_id)
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await?
+        }
+        (Some((v, g)), GroupSort::Lag) => {
+            let v: i64 = v
+                .parse()
+                .map_err(|_| DomainError::invalid("cursor: not one this API returned"))?;
+            sqlx::query_as(&format!(
+                "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1
+                   AND (total_lag, group_name) {cmp} ($3, $4)
+                 ORDER BY total_lag {dir}, group_name {dir} LIMIT $2"
+            ))
+            .bind(target_id)
+            .bind(limit + 1)
+            .bind(v)
+            .bind(g)
+            .fetch_all(pool)
+            .await?
+        }
+        (Some((_, g)), GroupSort::Group) => {
+            sqlx::query_as(&format!(
+                "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1 AND group_name {cmp} $3
+                 ORDER BY group_name {dir} LIMIT $2"
+            ))
+            .bind(target_id)
+            .bind(limit + 1)
+            .bind(g)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let more = rows.len() as i64 > limit;
+    let groups: Vec<KafkaGroup> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(GroupRow::view)
+        .collect();
+    let next_cursor = if more {
+        groups
+            .last()
+            .and_then(|g| serde_json::to_string(&(g.total_lag.to_string(), g.group.clone())).ok())
+    } else {
+        None
+    };
+    let last_round: Option<KafkaRound> =
+        sqlx::query_as::<_, (OffsetDateTime, bool, Option<String>, i32, i32, i32, i32)>(
+            "SELECT at, ok, error, groups, partitions, requests, duration_ms FROM kafka_rounds
+         WHERE target_id = $1 ORDER BY at DESC LIMIT 1",
+        )
+        .bind(target_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| KafkaRound {
+            at: r.0,
+            ok: r.1,
+            error: r.2,
+            groups: r.3,
+            partitions: r.4,
+            requests: r.5,
+            duration_ms: r.6,
+        });
+    Ok(KafkaGroupPage {
+        groups,
+        next_cursor,
+        last_round,
+    })
+}
+
+pub async fn get_group(
+    pool: &PgPool,
+    who: &Principal,
+    target_id: i64,
+    group: &str,
+) -> DomainResult<KafkaGroup> {
+    who.require(Role::Viewer)?;
+    kafka_target(pool, target_id).await?;
+    let row: Option<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1 AND group_name = $2"
+    ))
+    .bind(target_id)
+    .bind(group)
+    .fetch_optional(pool)
+    .await?;
+    row.map(GroupRow::view).ok_or_else(|| {
+        DomainError::not_found(format!("no sampled group {group:?} on target {target_id}"))
+    })
+}
+
+/// The group's total lag over time (summed over its partitions per round), from the raw
+/// samples.
+pub async fn lag_series(
+    pool: &PgPool,
+    who: &Principal,
+    target_id: i64,
+    group: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> DomainResult<LagSeries> {
+    who.require(Role::Viewer)?;
+    kafka_target(pool, target_id).await?;
+    if to <= from {
+        return Err(DomainError::invalid("`to` must be after `from`"));
+    }
+    if to - from > time::Duration::days(400) {
+        return Err(DomainError::invalid("at most 400 days at once"));
+    }
+    let rows: Vec<(OffsetDateTime, i64, i64, i64)> = sqlx::query_as(
+        "SELECT at, sum(greatest(end_offset - coalesce(committed, end_offset), 0))::bigint,
+                sum(end_offset)::bigint, sum(coalesce(committed, 0))::bigint
+         FROM kafka_samples WHERE target_id = $1 AND group_name = $2 AND at >= $3 AND at <= $4
+         GROUP BY at ORDER BY at LIMIT 20000",
+    )
+    .bind(target_id)
+    .bind(group)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    Ok(LagSeries {
+        rollup: "raw".into(),
+        points: rows
+            .into_iter()
+            .map(|(at, lag, end, committed)| LagPoint {
+                at,
+                lag,
+                end,
+                committed,
+            })
+            .collect(),
+    })
+}
+
+/// Deletes raw samples older than `hours`.
+pub async fn prune(pool: &PgPool, hours: i64) -> DomainResult<u64> {
+    Ok(
+        sqlx::query("DELETE FROM kafka_samples WHERE at < now() - make_interval(hours => $1)")
+            .bind(hours as i32)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            + sqlx::query("DELETE FROM kafka_rounds WHERE at < now() - make_interval(hours => $1)")
+                .bind(hours as i32)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+    )
+}

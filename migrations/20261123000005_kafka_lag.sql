@@ -1,0 +1,63 @@
+-- Kafka consumer-lag history. The sampler writes one row per (target, group, topic,
+-- partition) per round; each round's outcome (or why it was skipped) is in kafka_rounds;
+-- kafka_groups holds the latest evaluated state of every group, so the overview reads one
+-- row per group whatever the history's size. Replicas share the sampling through leases.
+
+CREATE TABLE kafka_samples (
+    target_id    BIGINT      NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+    group_name   TEXT        NOT NULL,
+    topic        TEXT        NOT NULL,
+    partition    INT         NOT NULL,
+    at           TIMESTAMPTZ NOT NULL,
+    committed    BIGINT,
+    end_offset   BIGINT      NOT NULL,
+    start_offset BIGINT      NOT NULL,
+    PRIMARY KEY (target_id, group_name, topic, partition, at)
+);
+CREATE INDEX kafka_samples_group_at_idx ON kafka_samples (target_id, group_name, at DESC);
+CREATE INDEX kafka_samples_at_idx ON kafka_samples (at);
+
+CREATE TABLE kafka_rounds (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target_id   BIGINT      NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+    at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    ok          BOOLEAN     NOT NULL,
+    error       TEXT,
+    groups      INT         NOT NULL DEFAULT 0,
+    partitions  INT         NOT NULL DEFAULT 0,
+    requests    INT         NOT NULL DEFAULT 0,
+    duration_ms INT         NOT NULL DEFAULT 0,
+    holder      TEXT        NOT NULL
+);
+CREATE INDEX kafka_rounds_target_idx ON kafka_rounds (target_id, at DESC);
+
+CREATE TABLE kafka_groups (
+    target_id    BIGINT      NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+    group_name   TEXT        NOT NULL,
+    at           TIMESTAMPTZ NOT NULL,
+    state        TEXT        NOT NULL,
+    protocol     TEXT        NOT NULL DEFAULT '',
+    members      JSONB       NOT NULL DEFAULT '[]'::jsonb,
+    partitions   INT         NOT NULL DEFAULT 0,
+    total_lag    BIGINT      NOT NULL DEFAULT 0,
+    time_lag_s   DOUBLE PRECISION,
+    -- 'exact', 'estimated' or 'at_least'
+    time_lag_kind TEXT,
+    -- OK, WARN, ERR, INCOMPLETE
+    status       TEXT        NOT NULL,
+    worst        TEXT        NOT NULL,
+    reason       TEXT        NOT NULL,
+    catch_up     TEXT        NOT NULL DEFAULT '',
+    -- [{topic, partition, status, reason, lag, committed, end, start, time_lag_s, time_lag_kind}]
+    verdicts     JSONB       NOT NULL DEFAULT '[]'::jsonb,
+    -- total lag of the last 20 rounds, oldest first (the sparkline)
+    trend        BIGINT[]    NOT NULL DEFAULT '{}',
+    PRIMARY KEY (target_id, group_name)
+);
+CREATE INDEX kafka_groups_lag_idx ON kafka_groups (target_id, total_lag DESC, group_name);
+
+CREATE TABLE kafka_sampler_leases (
+    target_id  BIGINT      PRIMARY KEY REFERENCES targets (id) ON DELETE CASCADE,
+    holder     TEXT        NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);

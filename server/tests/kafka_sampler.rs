@@ -1,0 +1,334 @@
+//! The Kafka lag sampler against the real broker: a stalled consumer becomes STALL, a
+//! stopped one STOP, a caught-up one OK, offsets reset backwards REWIND; time lag is
+//! estimated from the stored log-end history within one sample interval of the truth; a
+//! round against a dead broker is recorded and skipped; leases keep replicas apart.
+
+mod common;
+
+use common::TestApp;
+use domain::Role;
+use domain::services::kafka_lag as svc;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is set by scripts/test")
+}
+
+fn unique(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+async fn topic(name: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(name, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+fn produce(p: &BaseProducer, topic: &str, n: usize) {
+    for i in 0..n {
+        let v = format!("m{i}");
+        p.send(BaseRecord::<(), str>::to(topic).partition(0).payload(&v))
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(10)).unwrap();
+}
+
+fn commit_as(c: &BaseConsumer, topic: &str, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
+        .unwrap();
+    c.commit(&tpl, CommitMode::Sync).unwrap();
+}
+
+async fn api(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let r = app
+        .plain()
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let viewer = app.create_token("v", Role::Viewer).await;
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
+        .send().await.unwrap();
+    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let t = unique("enrich");
+    let g = unique("enricher");
+    topic(&t).await;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    produce(&producer, &t, 50);
+    // A live member that read and committed 50, then hangs (keeps its session, commits no more).
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    member.subscribe(&[&t]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        let _ = member.poll(Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+    commit_as(&member, &t, 50);
+    let step = Duration::from_secs(5);
+    let round = |i: usize| {
+        let pool = app.pool.clone();
+        async move {
+            let r = svc::sample_round(&pool, target, "test-holder", step)
+                .await
+                .unwrap();
+            assert!(r.ok, "round {i}: {:?}", r.error);
+            r
+        }
+    };
+    let status = |app: &TestApp| {
+        let pool = app.pool.clone();
+        let g = g.clone();
+        async move {
+            svc::get_group(&pool, &common::admin_principal(), target, &g)
+                .await
+                .unwrap()
+        }
+    };
+
+    round(0).await;
+    // The next message is produced now: its write time is what time lag must find.
+    let produced_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut gap_ms = 0i64;
+    for i in 1..=10 {
+        produce(&producer, &t, 20);
+        let _ = member.poll(Duration::from_millis(10));
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        round(i).await;
+        gap_ms = gap_ms.max(t0.elapsed().as_millis() as i64 + 250);
+    }
+    let s = status(&app).await;
+    assert_eq!(s.status, "ERR", "{s:?}");
+    assert_eq!(s.worst, "STALL", "{}", s.reason);
+    assert!(
+        s.reason
+            .contains("committed offset 50 unchanged for 10 samples"),
+        "{}",
+        s.reason
+    );
+    assert!(
+        s.reason.contains("while the log end grew by 180"),
+        "{}",
+        s.reason
+    );
+    assert_eq!(s.total_lag, 200);
+    assert_eq!(s.members.len(), 1);
+    // Time lag: estimated from the stored log-end history, within one sample interval.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let truth = (now - produced_at) as f64 / 1000.0;
+    let est = s.time_lag_s.expect("time lag");
+    assert_eq!(s.time_lag_kind.as_deref(), Some("estimated"));
+    assert!(
+        (est - truth).abs() <= gap_ms as f64 / 1000.0 + 0.5,
+        "estimated {est} s, truth {truth} s, interval {gap_ms} ms"
+    );
+
+    // The consumer stops: the group empties, the offset stays → STOP.
+    member.unsubscribe();
+    drop(member);
+    let mut stopped = false;
+    for i in 11..=24 {
+        produce(&producer, &t, 5);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        round(i).await;
+        let s = status(&app).await;
+        if s.worst == "STOP" {
+            assert!(s.reason.contains("no consumer owns it"), "{}", s.reason);
+            stopped = true;
+            break;
+        }
+        assert_eq!(s.worst, "STALL", "STALL until STOP: {}", s.reason);
+    }
+    assert!(stopped, "never reached STOP");
+
+    // It catches up (offsets committed to the end): OK, caught up.
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .create()
+        .unwrap();
+    let (_, high) = committer
+        .fetch_watermarks(&t, 0, Duration::from_secs(5))
+        .unwrap();
+    commit_as(&committer, &t, high);
+    round(30).await;
+    let s = status(&app).await;
+    assert_eq!(s.status, "OK", "{}", s.reason);
+    assert_eq!(s.total_lag, 0);
+    assert_eq!(s.catch_up, "caught up");
+
+    // Offsets reset backwards: REWIND at once.
+    commit_as(&committer, &t, 10);
+    round(31).await;
+    let s = status(&app).await;
+    assert_eq!(s.worst, "REWIND", "{}", s.reason);
+    assert_eq!(s.status, "ERR");
+
+    // The API serves the same state, the list, and the series behind the graph.
+    let (code, list) = api(
+        &app,
+        &viewer,
+        &format!("/api/v1/kafka/{target}/groups?sort=lag"),
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    assert!(
+        list["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["group"] == g.as_str())
+    );
+    assert_eq!(list["last_round"]["ok"], true);
+    let (code, one) = api(&app, &viewer, &format!("/api/v1/kafka/{target}/groups/{g}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(one["worst"], "REWIND");
+    assert_eq!(one["verdicts"][0]["status"], "REWIND");
+    let (code, series) = api(
+        &app,
+        &viewer,
+        &format!("/api/v1/kafka/{target}/groups/{g}/lag"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(series["rollup"], "raw");
+    assert!(series["points"].as_array().unwrap().len() >= 13, "{series}");
+    let (code, _) = api(
+        &app,
+        &viewer,
+        &format!("/api/v1/kafka/{target}/groups?sort=bogus"),
+    )
+    .await;
+    assert_eq!(code, 422);
+    let (code, _) = api(
+        &app,
+        &viewer,
+        &format!("/api/v1/kafka/{target}/groups/{g}/lag?from=yesterday"),
+    )
+    .await;
+    assert_eq!(code, 400);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_dead_broker_round_is_recorded_and_skipped(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "gone", "kind": "kafka", "connection": format!("127.0.0.1:{port}"), "environment": "test"}))
+        .send().await.unwrap();
+    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let t0 = Instant::now();
+    let r = svc::sample_round(&app.pool, target, "h", Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    assert!(!r.ok);
+    let (code, page) = api(&app, &admin, &format!("/api/v1/kafka/{target}/groups")).await;
+    assert_eq!(code, 200);
+    assert_eq!(page["last_round"]["ok"], false);
+    assert!(
+        page["last_round"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port}")),
+        "{page}"
+    );
+    assert_eq!(page["groups"].as_array().unwrap().len(), 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn leases_keep_two_replicas_off_the_same_target(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
+        .send().await.unwrap();
+    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let ttl = Duration::from_millis(800);
+    assert!(
+        svc::try_lease(&app.pool, target, "replica-a", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !svc::try_lease(&app.pool, target, "replica-b", ttl)
+            .await
+            .unwrap(),
+        "held by a"
+    );
+    assert!(
+        svc::try_lease(&app.pool, target, "replica-a", ttl)
+            .await
+            .unwrap(),
+        "a renews"
+    );
+    // a dies (stops renewing): b takes over once the lease expires.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(
+        svc::try_lease(&app.pool, target, "replica-b", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !svc::try_lease(&app.pool, target, "replica-a", ttl)
+            .await
+            .unwrap()
+    );
+}
