@@ -8,6 +8,7 @@ pub mod api;
 pub mod components;
 pub mod error;
 pub mod incident_fns;
+pub mod kafka_fns;
 pub mod pages;
 pub mod probe_fns;
 #[cfg(feature = "ssr")]
@@ -56,7 +57,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("incidents/new") view=pages::incidents::NewIncidentPage ssr=SsrMode::Async/>
                     <Route path=path!("incidents/:key") view=pages::incidents::IncidentPage ssr=SsrMode::Async/>
                     <Route path=path!("deployments") view=pages::placeholders::DeploymentsPage ssr=SsrMode::Async/>
-                    <Route path=path!("kafka") view=pages::placeholders::KafkaPage ssr=SsrMode::Async/>
+                    <Route path=path!("kafka") view=pages::kafka::KafkaIndex ssr=SsrMode::Async/>
+                    <Route path=path!("kafka/:target") view=pages::kafka::KafkaTargetPage ssr=SsrMode::Async/>
+                    <Route path=path!("kafka/:target/groups/:group") view=pages::kafka::KafkaGroupPage ssr=SsrMode::Async/>
                     <Route path=path!("costs") view=pages::placeholders::CostsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets") view=pages::targets::TargetsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets/:id") view=pages::targets::TargetPage ssr=SsrMode::Async/>

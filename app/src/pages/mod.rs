@@ -2,6 +2,7 @@
 pub mod account;
 pub mod home;
 pub mod incidents;
+pub mod kafka;
 pub mod login;
 pub mod not_found;
 pub mod placeholders;

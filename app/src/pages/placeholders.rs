@@ -19,19 +19,6 @@ pub fn DeploymentsPage() -> impl IntoView {
 }
 
 #[component]
-pub fn KafkaPage() -> impl IntoView {
-    view! {
-        <Title text="Kafka"/>
-        <h1>"Kafka"</h1>
-        <EmptyState
-            title="No Kafka lag data yet"
-            what="Consumer groups of every Kafka target will be listed here with lag, time lag, a verdict that explains itself, trend graphs and a catch-up estimate."
-            status="Not built yet — Lookout is not sampling any cluster."
-        />
-    }
-}
-
-#[component]
 pub fn CostsPage() -> impl IntoView {
     view! {
         <Title text="LLM costs"/>

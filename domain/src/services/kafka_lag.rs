@@ -301,15 +301,16 @@ async fn evaluate_group(
                 if let (Some(at), Some(e)) = (h.b_at, h.b_end) {
                     history.push((ms(at), e));
                 }
-                if h.a_at.is_none() && h.b_at.is_some() {
+                if v.lag.unwrap_or(0) == 0 {
+                    // Caught up (commit markers discounted).
+                    TimeLag::CaughtUp
+                } else if h.a_at.is_none() && h.b_at.is_some() {
                     // Older than the history: never extrapolate, cap at its start.
                     TimeLag::AtLeast(
                         h.first_at
                             .map(|f| (now - ms(f)) as f64 / 1000.0)
                             .unwrap_or(0.0),
                     )
-                } else if v.lag.unwrap_or(0) == 0 {
-                    TimeLag::CaughtUp
                 } else {
                     rules::time_lag(&history, *c, now)
                 }

@@ -1,0 +1,328 @@
+//! Kafka pages: the Kafka targets, a target's consumer groups (sorted, paged, served from
+//! each group's latest sampled state), and a group (verdict with its reason, catch-up,
+//! lag and produce/consume graphs over a chosen range, partitions, members). Charts are SVG
+//! rendered by the server; once hydrated the pages refresh themselves every 15 s.
+
+use crate::components::charts::{LineChart, Sparkline, fmt_num};
+use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
+use crate::components::time::LocalTime;
+use crate::kafka_fns::*;
+use crate::target_fns::list_targets;
+use domain::kafka::{KafkaGroup, LagSeries};
+use domain::targets::TargetKind;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+fn status_class(s: &str) -> String {
+    format!("badge verdict verdict-{}", s.to_ascii_lowercase())
+}
+
+fn time_lag(s: Option<f64>, kind: Option<&str>) -> String {
+    match (s, kind) {
+        (Some(x), Some("at_least")) => format!("≥ {}", secs(x)),
+        (Some(x), Some("exact")) => secs(x),
+        (Some(x), _) => format!("≈ {}", secs(x)),
+        _ => "–".into(),
+    }
+}
+
+fn secs(x: f64) -> String {
+    if x < 90.0 {
+        format!("{x:.0} s")
+    } else if x < 5400.0 {
+        format!("{:.0} min", x / 60.0)
+    } else if x < 172_800.0 {
+        format!("{:.1} h", x / 3600.0)
+    } else {
+        format!("{:.1} d", x / 86_400.0)
+    }
+}
+
+/// Refreshes `tick` every 15 s once hydrated (the sampler's interval is 30 s by default).
+fn refresh_every(tick: RwSignal<u64>) {
+    #[cfg(feature = "hydrate")]
+    {
+        if let Ok(h) = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(15),
+        ) {
+            on_cleanup(move || h.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = tick;
+}
+
+#[component]
+pub fn KafkaIndex() -> impl IntoView {
+    let targets = Resource::new(|| (), |_| list_targets());
+    view! {
+        <Title text="Kafka"/>
+        <h1>"Kafka"</h1>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match targets.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(list) => {
+                        let kafka: Vec<_> = list.into_iter().filter(|t| t.kind == TargetKind::Kafka).collect();
+                        if kafka.is_empty() {
+                            view! {
+                                <EmptyState title="No Kafka targets yet"
+                                    what="Add a Kafka target (bootstrap servers) on the Targets page; Lookout then samples its consumer groups every 30 s and shows lag, time lag and a verdict for each."
+                                    status="Nothing to sample."/>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <ul class="plain target-list">
+                                    {kafka.into_iter().map(|t| view! {
+                                        <li><a href=format!("/kafka/{}", t.id)><strong>{t.name.clone()}</strong></a>
+                                            <span class="muted">{format!(" · {} · {}", t.environment, t.connection)}</span></li>
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any()
+                        }
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn KafkaTargetPage() -> impl IntoView {
+    let params = use_params_map();
+    let q = use_query_map();
+    let target = move || {
+        params
+            .read()
+            .get("target")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let get = move |k: &str| q.read().get(k).filter(|s| !s.is_empty());
+    let tick = RwSignal::new(0u64);
+    refresh_every(tick);
+    let page = Resource::new(
+        move || {
+            (
+                target(),
+                get("sort"),
+                get("order"),
+                get("cursor"),
+                tick.get(),
+            )
+        },
+        |(t, s, o, c, _)| kafka_groups(t, s, o, c),
+    );
+    let sort_link = move |col: &'static str, default_desc: bool| {
+        let current = get("sort").unwrap_or_else(|| "lag".into());
+        let desc = get("order")
+            .map(|o| o == "desc")
+            .unwrap_or(current == "lag");
+        let next_desc = if current == col { !desc } else { default_desc };
+        format!(
+            "?sort={col}&order={}",
+            if next_desc { "desc" } else { "asc" }
+        )
+    };
+    view! {
+        <Title text="Kafka consumer groups"/>
+        <h1>"Consumer groups"</h1>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(p) => {
+                        let t = target();
+                        view! {
+                            <p class="round" id="last-round">{match p.last_round.clone() {
+                                None => view! { <span class="muted">"Not sampled yet: the first sample arrives within one interval (LOOKOUT_KAFKA_SAMPLE_SECS)."</span> }.into_any(),
+                                Some(r) if r.ok => view! { <span>"Last sample "<LocalTime at=r.at/>{format!(": {} groups, {} partitions, {} Kafka requests in {} ms.", r.groups, r.partitions, r.requests, r.duration_ms)}</span> }.into_any(),
+                                Some(r) => view! { <span class="form-error">"The last sample "<LocalTime at=r.at/>" was skipped: "{r.error.clone().unwrap_or_default()}" The figures below are from the last good sample."</span> }.into_any(),
+                            }}</p>
+                            {if p.groups.is_empty() {
+                                view! { <p class="muted">"No consumer groups sampled on this target."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <div class="table-wrap">
+                                    <table class="data kafka-groups" id="kafka-groups">
+                                        <thead><tr>
+                                            <th><a href=sort_link("group", false)>"Group"</a></th>
+                                            <th>"Verdict"</th>
+                                            <th><a href=sort_link("lag", true)>"Lag"</a></th>
+                                            <th>"Time lag"</th>
+                                            <th>"Trend"</th>
+                                            <th>"State"</th>
+                                            <th>"Members"</th>
+                                            <th>"Why"</th>
+                                        </tr></thead>
+                                        <tbody>
+                                        {p.groups.into_iter().map(|g| view! {
+                                            <tr data-group=g.group.clone()>
+                                                <td><a href=format!("/kafka/{t}/groups/{}", query_value(&g.group))>{g.group.clone()}</a></td>
+                                                <td><span class=status_class(&g.status)>{if g.status == g.worst || g.status == "OK" { g.status.clone() } else { format!("{} ({})", g.status, g.worst) }}</span></td>
+                                                <td class="num">{fmt_num(g.total_lag as f64)}</td>
+                                                <td>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}</td>
+                                                <td><Sparkline values=g.trend.clone()/></td>
+                                                <td>{g.state.clone()}</td>
+                                                <td class="num">{g.members.len()}</td>
+                                                <td class="reason">{g.reason.clone()}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                    </div>
+                                    {p.next_cursor.clone().map(|c| {
+                                        let s = get("sort").unwrap_or_else(|| "lag".into());
+                                        let o = get("order").unwrap_or_default();
+                                        view! { <p><a class="button" href=format!("?sort={s}&order={o}&cursor={}", query_value(&c))>"Next page"</a></p> }
+                                    })}
+                                }.into_any()
+                            }}
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+const RANGES: [(&str, i64); 7] = [
+    ("15m", 900),
+    ("1h", 3600),
+    ("6h", 21_600),
+    ("24h", 86_400),
+    ("48h", 172_800),
+    ("7d", 604_800),
+    ("30d", 2_592_000),
+];
+
+#[component]
+pub fn KafkaGroupPage() -> impl IntoView {
+    let params = use_params_map();
+    let q = use_query_map();
+    let target = move || {
+        params
+            .read()
+            .get("target")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let group = move || params.read().get("group").unwrap_or_default();
+    let range = move || {
+        let r = q.read().get("range").unwrap_or_else(|| "1h".into());
+        RANGES
+            .iter()
+            .find(|(n, _)| *n == r)
+            .copied()
+            .unwrap_or(RANGES[1])
+    };
+    let tick = RwSignal::new(0u64);
+    refresh_every(tick);
+    let data = Resource::new(
+        move || (target(), group(), range().1, tick.get()),
+        |(t, g, r, _)| async move {
+            let grp = kafka_group_state(t, g.clone()).await?;
+            let series = kafka_lag(t, g, r).await?;
+            Ok::<_, crate::error::AppError>((grp, series))
+        },
+    );
+    view! {
+        <Title text=move || format!("Group {}", group())/>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok((g, s)) => view! { <GroupView g=g s=s target=target() range=range().0/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> impl IntoView {
+    let xs: Vec<f64> = s
+        .points
+        .iter()
+        .map(|p| p.at.unix_timestamp() as f64)
+        .collect();
+    let lag: Vec<f64> = s.points.iter().map(|p| p.lag as f64).collect();
+    // Rates between consecutive samples (messages per second).
+    let rate = |f: fn(&domain::kafka::LagPoint) -> i64| -> Vec<f64> {
+        let mut v = vec![0.0];
+        for w in s.points.windows(2) {
+            let dt = (w[1].at - w[0].at).as_seconds_f64().max(0.001);
+            v.push(((f(&w[1]) - f(&w[0])) as f64 / dt).max(0.0));
+        }
+        v
+    };
+    let produce = rate(|p| p.end);
+    let consume = rate(|p| p.committed);
+    let first = s.points.first().map(|p| p.at);
+    let last = s.points.last().map(|p| p.at);
+    view! {
+        <p class="muted"><a href=format!("/kafka/{target}")>"← all groups"</a></p>
+        <h1>{g.group.clone()}</h1>
+        <section class=format!("panel verdict-panel verdict-{}", g.status.to_ascii_lowercase()) id="verdict">
+            <div class="badges">
+                <span class=status_class(&g.status) id="group-status">{g.status.clone()}</span>
+                <span class="badge">{g.worst.clone()}</span>
+                <span>"State "<strong>{g.state.clone()}</strong></span>
+                <span>"Lag "<strong>{fmt_num(g.total_lag as f64)}</strong></span>
+                <span>"Time lag "<strong>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}</strong>
+                    {(g.time_lag_kind.as_deref() != Some("exact")).then(|| view! { <span class="muted">" (estimated from the log-end history)"</span> })}</span>
+                <span class="muted">"Sampled "<LocalTime at=g.at/></span>
+            </div>
+            <p class="reason" id="group-reason">{g.reason.clone()}</p>
+            <p id="catch-up"><strong>{g.catch_up.clone()}</strong></p>
+        </section>
+        <nav class="kind-filter" aria-label="Range">
+            {RANGES.iter().map(|(n, _)| view! { <a href=format!("?range={n}") class:active=*n == range>{*n}</a> }).collect_view()}
+        </nav>
+        <section class="panel charts">
+            <LineChart title=format!("Total lag, last {range}") xs=xs.clone() a=("lag".to_string(), lag) unit="messages"/>
+            <LineChart title="Produce vs consume" xs=xs a=("produce".to_string(), produce) b=("consume".to_string(), consume) unit="messages/s"/>
+            <p class="muted">
+                {match (first, last) {
+                    (Some(f), Some(l)) => view! { <span>{format!("{} samples from ", s.points.len())}<LocalTime at=f/>" to "<LocalTime at=l/>{format!(" (resolution: {})", s.rollup)}</span> }.into_any(),
+                    _ => view! { <span>"No samples in this range."</span> }.into_any(),
+                }}
+            </p>
+        </section>
+        <section class="panel">
+            <h2>"Partitions"</h2>
+            <div class="table-wrap">
+            <table class="data" id="partitions">
+                <thead><tr><th>"Topic"</th><th>"Partition"</th><th>"Verdict"</th><th>"Committed"</th><th>"Log start"</th><th>"Log end"</th><th>"Lag"</th><th>"Time lag"</th><th>"Why"</th></tr></thead>
+                <tbody>
+                {g.verdicts.iter().cloned().map(|v| view! {
+                    <tr>
+                        <td>{v.topic.clone()}</td>
+                        <td class="num">{v.partition}</td>
+                        <td><span class=status_class(&v.status)>{v.status.clone()}</span></td>
+                        <td class="num">{v.committed.map(|c| fmt_num(c as f64)).unwrap_or_else(|| "none".into())}</td>
+                        <td class="num">{fmt_num(v.start as f64)}</td>
+                        <td class="num">{fmt_num(v.end as f64)}</td>
+                        <td class="num">{v.lag.map(|l| fmt_num(l as f64)).unwrap_or_else(|| "–".into())}</td>
+                        <td>{time_lag(v.time_lag_s, v.time_lag_kind.as_deref())}</td>
+                        <td class="reason">{v.reason.clone()}</td>
+                    </tr>
+                }).collect_view()}
+                </tbody>
+            </table>
+            </div>
+        </section>
+        <section class="panel">
+            <h2>{format!("Members ({})", g.members.len())}</h2>
+            {g.members.is_empty().then(|| view! { <p class="muted">"No members: nobody is consuming."</p> })}
+            <ul class="plain">
+                {g.members.iter().cloned().map(|m| view! {
+                    <li><strong>{m.client_id.clone()}</strong><span class="muted">{format!(" {} · ", m.host)}</span>
+                        {m.parts.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", ")}</li>
+                }).collect_view()}
+            </ul>
+        </section>
+    }
+}
