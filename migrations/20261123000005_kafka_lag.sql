@@ -61,3 +61,13 @@ CREATE TABLE kafka_sampler_leases (
     holder     TEXT        NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );
+
+-- A group in WARN or ERR: since when, and whether it has alerted (once per episode).
+CREATE TABLE kafka_alerts (
+    target_id   BIGINT      NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+    group_name  TEXT        NOT NULL,
+    bad_since   TIMESTAMPTZ NOT NULL,
+    alerted_at  TIMESTAMPTZ,
+    incident_id BIGINT      REFERENCES incidents (id),
+    PRIMARY KEY (target_id, group_name)
+);

@@ -155,7 +155,7 @@ fn name_of(a: &Alert) -> String {
         .unwrap_or_else(|| "alert".into())
 }
 
-fn sanitize_name(s: &str) -> Option<String> {
+pub(crate) fn sanitize_name(s: &str) -> Option<String> {
     let v: String = s
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':'))

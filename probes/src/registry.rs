@@ -48,6 +48,10 @@ pub fn findings_markdown() -> String {
     };
     out.push_str("\n## Any probe\n\nRaised when the target itself cannot be examined; the run ends `failed` (or `timed_out`).\n");
     table(&mut out, COMMON_CODES);
+    out.push_str(
+        "\n## Kafka lag sampler alerts\n\nRaised by the background sampler, not by a probe run.\n",
+    );
+    table(&mut out, &[crate::kafka::rules::ALERT_CODE]);
     for p in all() {
         let s = p.spec();
         out.push_str(&format!(
@@ -104,6 +108,7 @@ mod tests {
         for c in crate::framework::COMMON_CODES {
             assert!(seen.insert(c.code));
         }
+        assert!(seen.insert(crate::kafka::rules::ALERT_CODE.code));
         // The documentation is the generated text, so it lists every code.
         let doc = include_str!("../../docs/findings.md");
         assert!(

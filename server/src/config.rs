@@ -214,6 +214,11 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_KAFKA_SAMPLE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub kafka_sample_secs: u64,
 
+    /// Seconds a consumer group may stay in WARN or ERR before it opens an incident (or adds a
+    /// finding to its open one); 0 turns lag alerts off. Target labels override it.
+    #[arg(long, env = "LOOKOUT_KAFKA_ALERT_AFTER_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=604_800), global = true)]
+    pub kafka_alert_after_secs: u64,
+
     /// Hours of raw Kafka lag samples kept.
     #[arg(long, env = "LOOKOUT_KAFKA_RETENTION_HOURS", default_value_t = 48, value_parser = clap::value_parser!(i64).range(1..=8760), global = true)]
     pub kafka_retention_hours: i64,

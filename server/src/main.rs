@@ -200,6 +200,8 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         pool.clone(),
         Duration::from_secs(config.kafka_sample_secs),
         config.kafka_retention_hours,
+        (config.kafka_alert_after_secs > 0)
+            .then(|| Duration::from_secs(config.kafka_alert_after_secs)),
         stop_rx,
     );
     let grace = Duration::from_secs(config.shutdown_grace_secs);

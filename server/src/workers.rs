@@ -63,6 +63,7 @@ pub fn spawn_kafka_sampler(
     pool: PgPool,
     interval: Duration,
     retention_hours: i64,
+    alert_after: Option<Duration>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     if interval.is_zero() {
@@ -105,8 +106,14 @@ pub fn spawn_kafka_sampler(
                 .await
                 {
                     Ok(true) => {
-                        match domain::services::kafka_lag::sample_round(&pool, id, &holder, step)
-                            .await
+                        match domain::services::kafka_lag::sample_round(
+                            &pool,
+                            id,
+                            &holder,
+                            step,
+                            alert_after,
+                        )
+                        .await
                         {
                             Ok(r) if !r.ok => {
                                 tracing::warn!(target_id = id, error = ?r.error, "Kafka sample skipped")

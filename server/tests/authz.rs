@@ -112,6 +112,14 @@ fn cases() -> Vec<Case> {
         page("/targets", Any),
         Case {
             ok: 404,
+            ..page("/kafka/999999", Any)
+        },
+        Case {
+            ok: 404,
+            ..page("/kafka/999999/groups/g", Any)
+        },
+        Case {
+            ok: 404,
             ..page("/targets/999999", Any)
         },
         Case {

@@ -114,9 +114,15 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     let round = |i: usize| {
         let pool = app.pool.clone();
         async move {
-            let r = svc::sample_round(&pool, target, "test-holder", step)
-                .await
-                .unwrap();
+            let r = svc::sample_round(
+                &pool,
+                target,
+                "test-holder",
+                step,
+                Some(Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
             assert!(r.ok, "round {i}: {:?}", r.error);
             r
         }
@@ -193,6 +199,42 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     }
     assert!(stopped, "never reached STOP");
 
+    // ERR for longer than the alert time: one incident with one finding, however many
+    // more bad samples follow.
+    let key = format!("kafka:{target}:{g}");
+    let (inc_id, number): (i64, i64) =
+        sqlx::query_as("SELECT id, number FROM incidents WHERE alert_group_key = $1")
+            .bind(&key)
+            .fetch_one(&app.pool)
+            .await
+            .expect("an incident for the group");
+    let alerts = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM findings WHERE incident_id = $1 AND code = 'KAFKA_LAG_ALERT'",
+        )
+        .bind(inc_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(alerts(app.pool.clone()).await, 1);
+    round(25).await;
+    round(26).await;
+    assert_eq!(
+        alerts(app.pool.clone()).await,
+        1,
+        "once per episode, no storm"
+    );
+    let (code, inc) = api(&app, &admin, &format!("/api/v1/incidents/INC-{number}")).await;
+    assert_eq!(code, 200);
+    assert!(
+        inc["title"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Kafka consumer group {g} is ")),
+        "{inc}"
+    );
+
     // It catches up (offsets committed to the end): OK, caught up.
     let committer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -208,6 +250,20 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     assert_eq!(s.status, "OK", "{}", s.reason);
     assert_eq!(s.total_lag, 0);
     assert_eq!(s.catch_up, "caught up");
+    // Recovery is on the incident's timeline.
+    let (_, inc) = api(&app, &admin, &format!("/api/v1/incidents/INC-{number}")).await;
+    assert!(
+        inc["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "alert_resolved"
+                && e["body"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("Consumer group {g} recovered"))),
+        "{inc}"
+    );
 
     // Offsets reset backwards: REWIND at once.
     commit_as(&committer, &t, 10);
@@ -275,7 +331,7 @@ async fn a_dead_broker_round_is_recorded_and_skipped(pool: PgPool) {
         .send().await.unwrap();
     let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     let t0 = Instant::now();
-    let r = svc::sample_round(&app.pool, target, "h", Duration::from_secs(2))
+    let r = svc::sample_round(&app.pool, target, "h", Duration::from_secs(2), None)
         .await
         .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(8));

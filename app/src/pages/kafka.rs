@@ -297,7 +297,7 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
             <table class="data" id="partitions">
                 <thead><tr><th>"Topic"</th><th>"Partition"</th><th>"Verdict"</th><th>"Committed"</th><th>"Log start"</th><th>"Log end"</th><th>"Lag"</th><th>"Time lag"</th><th>"Why"</th></tr></thead>
                 <tbody>
-                {g.verdicts.iter().cloned().map(|v| view! {
+                {g.verdicts.clone().into_iter().map(|v| view! {
                     <tr>
                         <td>{v.topic.clone()}</td>
                         <td class="num">{v.partition}</td>
@@ -318,7 +318,7 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
             <h2>{format!("Members ({})", g.members.len())}</h2>
             {g.members.is_empty().then(|| view! { <p class="muted">"No members: nobody is consuming."</p> })}
             <ul class="plain">
-                {g.members.iter().cloned().map(|m| view! {
+                {g.members.clone().into_iter().map(|m| view! {
                     <li><strong>{m.client_id.clone()}</strong><span class="muted">{format!(" {} · ", m.host)}</span>
                         {m.parts.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", ")}</li>
                 }).collect_view()}

@@ -13,9 +13,11 @@
 //! interval.
 
 use crate::error::{DomainError, DomainResult};
+use crate::incidents::{FindingSeverity, Severity, TimelineKind, incident_key};
 use crate::kafka::{
     KafkaGroup, KafkaGroupPage, KafkaMember, KafkaRound, LagPoint, LagSeries, PartitionState,
 };
+use crate::storage::incidents as istore;
 use crate::targets::TargetKind;
 use crate::types::{Principal, Role};
 use probes::kafka::lag::{GroupSnap, Snapshot};
@@ -78,18 +80,37 @@ pub struct RoundOutcome {
 }
 
 /// One sampling round of one target.
+/// `alert_after`: how long a group must stay in WARN or ERR before it alerts (`None`: never);
+/// the target's labels `kafka-alert-after-secs` and `kafka-alert-after-secs:<group>`
+/// override it.
 pub async fn sample_round(
     pool: &PgPool,
     target_id: i64,
     holder: &str,
     step: Duration,
+    alert_after: Option<Duration>,
 ) -> DomainResult<RoundOutcome> {
-    let (bootstrap, kind): (String, TargetKind) =
-        sqlx::query_as("SELECT connection, kind FROM targets WHERE id = $1")
-            .bind(target_id)
-            .fetch_optional(pool)
-            .await?
-            .ok_or_else(|| DomainError::not_found(format!("no target {target_id}")))?;
+    let (bootstrap, kind, name, environment, labels): (
+        String,
+        TargetKind,
+        String,
+        String,
+        serde_json::Value,
+    ) = sqlx::query_as(
+        "SELECT connection, kind, name, environment, labels FROM targets WHERE id = $1",
+    )
+    .bind(target_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| DomainError::not_found(format!("no target {target_id}")))?;
+    let labels = crate::storage::labels_from_json(&labels);
+    let policy = AlertPolicy {
+        target_id,
+        target_name: name,
+        environment,
+        labels,
+        default_after: alert_after,
+    };
     if kind != TargetKind::Kafka {
         return Err(DomainError::invalid("not a Kafka target"));
     }
@@ -107,7 +128,10 @@ pub async fn sample_round(
         Ok(s) => {
             let partitions = store_samples(pool, target_id, &s).await?;
             for g in &s.groups {
-                evaluate_group(pool, target_id, g, &s).await?;
+                let (label, worst, reason, total) = evaluate_group(pool, target_id, g, &s).await?;
+                policy
+                    .step(pool, &g.name, &label, &worst, &reason, total, ts(s.at_ms))
+                    .await?;
             }
             RoundOutcome {
                 ok: true,
@@ -199,12 +223,13 @@ struct HistRow {
     first_at: Option<OffsetDateTime>,
 }
 
+/// Evaluates one group and stores its state; returns (status label, worst, reason, lag).
 async fn evaluate_group(
     pool: &PgPool,
     target_id: i64,
     g: &GroupSnap,
     s: &Snapshot,
-) -> DomainResult<()> {
+) -> DomainResult<(String, String, String, i64)> {
     let now = s.at_ms;
     let window: Vec<WinRow> = sqlx::query_as(
         "SELECT topic, partition, at, committed, end_offset FROM kafka_samples
@@ -387,7 +412,267 @@ async fn evaluate_group(
     .bind(serde_json::to_value(&states).map_err(DomainError::internal)?)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok((label.to_string(), worst.as_str().to_string(), reason, total))
+}
+
+/// Lag alerts: a group in WARN or ERR for longer than the configured time opens an incident
+/// (or adds a finding to the group's open one) once per episode; its recovery adds an event.
+/// A group that flaps back to OK before the time is up never alerts.
+struct AlertPolicy {
+    target_id: i64,
+    target_name: String,
+    environment: String,
+    labels: BTreeMap<String, String>,
+    default_after: Option<Duration>,
+}
+
+fn system() -> Principal {
+    Principal {
+        user_id: None,
+        name: "lookout:kafka-sampler".into(),
+        role: Role::Admin,
+        method: crate::types::AuthMethod::Cli,
+        token_id: None,
+    }
+}
+
+fn fact(name: &str, value: impl ToString) -> crate::incidents::EvidenceFact {
+    crate::incidents::EvidenceFact {
+        name: name.into(),
+        value: value.to_string(),
+    }
+}
+
+impl AlertPolicy {
+    fn after(&self, group: &str) -> Option<Duration> {
+        let label = self
+            .labels
+            .get(&format!("kafka-alert-after-secs:{group}"))
+            .or_else(|| self.labels.get("kafka-alert-after-secs"));
+        match label.and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(0) => None,
+            Some(s) => Some(Duration::from_secs(s)),
+            None => self.default_after,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn step(
+        &self,
+        pool: &PgPool,
+        group: &str,
+        label: &str,
+        worst: &str,
+        reason: &str,
+        lag: i64,
+        now: OffsetDateTime,
+    ) -> DomainResult<()> {
+        let row: Option<(OffsetDateTime, Option<OffsetDateTime>, Option<i64>)> = sqlx::query_as(
+            "SELECT bad_since, alerted_at, incident_id FROM kafka_alerts WHERE target_id = $1 AND group_name = $2",
+        )
+        .bind(self.target_id)
+        .bind(group)
+        .fetch_optional(pool)
+        .await?;
+        match label {
+            "WARN" | "ERR" => {
+                let Some(after) = self.after(group) else {
+                    return Ok(());
+                };
+                let bad_since = match row {
+                    Some((since, _, _)) => since,
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO kafka_alerts (target_id, group_name, bad_since) VALUES ($1, $2, $3)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(self.target_id)
+                        .bind(group)
+                        .bind(now)
+                        .execute(pool)
+                        .await?;
+                        now
+                    }
+                };
+                let alerted = row.as_ref().is_some_and(|r| r.1.is_some());
+                if alerted || (now - bad_since).whole_milliseconds() < after.as_millis() as i128 {
+                    return Ok(());
+                }
+                self.raise(pool, group, label, worst, reason, lag, bad_since, now)
+                    .await
+            }
+            "OK" => {
+                let Some((since, alerted, incident)) = row else {
+                    return Ok(());
+                };
+                let mut tx = pool.begin().await?;
+                if let (Some(_), Some(iid)) = (alerted, incident)
+                    && istore::by_id(&mut *tx, iid)
+                        .await?
+                        .is_some_and(|i| i.status.is_open())
+                {
+                    istore::insert_event(
+                        &mut *tx,
+                        istore::NewEvent {
+                            incident_id: iid,
+                            actor: &system().name,
+                            actor_id: None,
+                            kind: TimelineKind::AlertResolved,
+                            body: &format!(
+                                "Consumer group {group} recovered: OK again (lag {lag}); it had been unhealthy since {since}"
+                            ),
+                            details: serde_json::json!({ "group": group, "target": self.target_name }),
+                        },
+                    )
+                    .await?;
+                }
+                sqlx::query("DELETE FROM kafka_alerts WHERE target_id = $1 AND group_name = $2")
+                    .bind(self.target_id)
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn raise(
+        &self,
+        pool: &PgPool,
+        group: &str,
+        label: &str,
+        worst: &str,
+        reason: &str,
+        lag: i64,
+        bad_since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> DomainResult<()> {
+        let who = system();
+        let key = format!("kafka:{}:{group}", self.target_id);
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lookout.alert_group'), hashtext($1))")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        let incident = match istore::open_by_group_key(&mut *tx, &key).await? {
+            Some(i) => i.id,
+            None => {
+                let severity = if label == "ERR" {
+                    Severity::Sev3
+                } else {
+                    Severity::Sev4
+                };
+                let service =
+                    crate::alertmanager::sanitize_name(group).unwrap_or_else(|| "kafka".into());
+                let environment = crate::alertmanager::sanitize_name(&self.environment)
+                    .unwrap_or_else(|| "unknown".into());
+                let title: String = format!(
+                    "Kafka consumer group {group} is {worst} on {}",
+                    self.target_name
+                )
+                .chars()
+                .take(200)
+                .collect();
+                let (id, number) = istore::insert(
+                    &mut *tx,
+                    istore::NewIncidentRow {
+                        title: &title,
+                        summary: reason,
+                        severity,
+                        services: &[service],
+                        environment: &environment,
+                        labels: serde_json::json!({ "kafka-target": self.target_name, "kafka-group": group }),
+                        commander_id: None,
+                        created_by: &who.name,
+                        created_by_id: None,
+                        alert_group_key: Some(&key),
+                        detected_at: Some(bad_since),
+                    },
+                )
+                .await?;
+                istore::insert_event(
+                    &mut *tx,
+                    istore::NewEvent {
+                        incident_id: id,
+                        actor: &who.name,
+                        actor_id: None,
+                        kind: TimelineKind::Created,
+                        body: &format!(
+                            "Opened {} as {severity}: consumer group {group} has been {label} since {bad_since}",
+                            incident_key(number)
+                        ),
+                        details: serde_json::json!({ "group_key": key }),
+                    },
+                )
+                .await?;
+                id
+            }
+        };
+        let evidence = crate::incidents::Evidence {
+            facts: vec![
+                fact("target", &self.target_name),
+                fact("group", group),
+                fact("verdict", format!("{label} ({worst})")),
+                fact("lag", lag),
+                fact("unhealthy since", bad_since),
+            ],
+            command: Some(format!(
+                "GET /api/v1/kafka/{}/groups/{group}",
+                self.target_id
+            )),
+            excerpt: None,
+            tables: vec![],
+        };
+        let title: String = format!("{group}: {reason}").chars().take(300).collect();
+        let fid = istore::insert_finding(
+            &mut *tx,
+            istore::NewFindingRow {
+                incident_id: Some(incident),
+                code: rules::ALERT_CODE.code,
+                source_kind: "probe",
+                source_probe: Some("kafka-sampler"),
+                source_target: Some(&self.target_name),
+                severity: if label == "ERR" {
+                    FindingSeverity::Critical
+                } else {
+                    FindingSeverity::Warning
+                },
+                title: &title,
+                evidence: serde_json::to_value(&evidence).map_err(DomainError::internal)?,
+                remediation: rules::ALERT_CODE.remediation,
+                doc_link: None,
+                created_by: &who.name,
+                probe_run_id: None,
+            },
+        )
+        .await?;
+        istore::insert_event(
+            &mut *tx,
+            istore::NewEvent {
+                incident_id: incident,
+                actor: &who.name,
+                actor_id: None,
+                kind: TimelineKind::FindingAdded,
+                body: &format!("{} [{label}] consumer group {group}: {reason}", rules::ALERT_CODE.code),
+                details: serde_json::json!({ "finding_id": fid, "group": group, "target": self.target_name }),
+            },
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE kafka_alerts SET alerted_at = $3, incident_id = $4 WHERE target_id = $1 AND group_name = $2",
+        )
+        .bind(self.target_id)
+        .bind(group)
+        .bind(now)
+        .bind(incident)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 #[derive(FromRow)]

@@ -19,6 +19,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The finding the lag sampler's alerts add to an incident.
+pub const ALERT_CODE: crate::framework::CodeDoc = crate::framework::CodeDoc {
+    code: "KAFKA_LAG_ALERT",
+    severity: crate::framework::Severity::Critical,
+    meaning: "A consumer group stayed in WARN (warning) or ERR (critical: STALL, STOP, REWIND) for longer than the configured time (LOOKOUT_KAFKA_ALERT_AFTER_SECS, or the target's kafka-alert-after-secs label).",
+    remediation: "Open the group's page for its verdict, graph and partitions; scale or restart the consumers, or investigate the stalled partition's owner. Recovery is recorded on the incident.",
+};
+
 /// Samples in a full evaluation window.
 pub const WINDOW: usize = 10;
 /// Lag this small on an idle partition is commit markers, not unread messages.
