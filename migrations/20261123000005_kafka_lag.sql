@@ -71,3 +71,20 @@ CREATE TABLE kafka_alerts (
     incident_id BIGINT      REFERENCES incidents (id),
     PRIMARY KEY (target_id, group_name)
 );
+
+-- Group totals per time bucket at 1-minute, 10-minute and 1-hour resolution, maintained by
+-- every sampling round (one upsert per group and resolution). Graphs over long ranges read
+-- these; per-partition detail stays in kafka_samples for its (shorter) retention.
+CREATE TABLE kafka_lag_rollups (
+    target_id     BIGINT      NOT NULL REFERENCES targets (id) ON DELETE CASCADE,
+    group_name    TEXT        NOT NULL,
+    resolution    INT         NOT NULL CHECK (resolution IN (60, 600, 3600)),
+    bucket        TIMESTAMPTZ NOT NULL,
+    lag_max       BIGINT      NOT NULL,
+    lag_sum       BIGINT      NOT NULL,
+    samples       INT         NOT NULL,
+    end_max       BIGINT      NOT NULL,
+    committed_max BIGINT      NOT NULL,
+    PRIMARY KEY (target_id, group_name, resolution, bucket)
+);
+CREATE INDEX kafka_lag_rollups_bucket_idx ON kafka_lag_rollups (resolution, bucket);

@@ -223,6 +223,18 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_KAFKA_RETENTION_HOURS", default_value_t = 48, value_parser = clap::value_parser!(i64).range(1..=8760), global = true)]
     pub kafka_retention_hours: i64,
 
+    /// Days of 1-minute Kafka lag rollups kept.
+    #[arg(long, env = "LOOKOUT_KAFKA_RETENTION_1M_DAYS", default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
+    pub kafka_retention_1m_days: i64,
+
+    /// Days of 10-minute Kafka lag rollups kept.
+    #[arg(long, env = "LOOKOUT_KAFKA_RETENTION_10M_DAYS", default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
+    pub kafka_retention_10m_days: i64,
+
+    /// Days of 1-hour Kafka lag rollups kept.
+    #[arg(long, env = "LOOKOUT_KAFKA_RETENTION_1H_DAYS", default_value_t = 400, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
+    pub kafka_retention_1h_days: i64,
+
     /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,

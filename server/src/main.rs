@@ -199,7 +199,12 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
     server::workers::spawn_kafka_sampler(
         pool.clone(),
         Duration::from_secs(config.kafka_sample_secs),
-        config.kafka_retention_hours,
+        domain::services::kafka_lag::Retention {
+            raw_hours: config.kafka_retention_hours,
+            minute_days: config.kafka_retention_1m_days,
+            ten_minute_days: config.kafka_retention_10m_days,
+            hour_days: config.kafka_retention_1h_days,
+        },
         (config.kafka_alert_after_secs > 0)
             .then(|| Duration::from_secs(config.kafka_alert_after_secs)),
         stop_rx,

@@ -62,7 +62,7 @@ pub fn spawn(pool: PgPool, login_window_secs: i64, shutdown: tokio::sync::watch:
 pub fn spawn_kafka_sampler(
     pool: PgPool,
     interval: Duration,
-    retention_hours: i64,
+    retention: domain::services::kafka_lag::Retention,
     alert_after: Option<Duration>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -132,7 +132,7 @@ pub fn spawn_kafka_sampler(
             }
             rounds += 1;
             if rounds % 100 == 1
-                && let Err(e) = domain::services::kafka_lag::prune(&pool, retention_hours).await
+                && let Err(e) = domain::services::kafka_lag::prune(&pool, retention).await
             {
                 tracing::warn!(error = %e, "Kafka sample retention failed");
             }

@@ -301,6 +301,26 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     assert_eq!(code, 200);
     assert_eq!(series["rollup"], "raw");
     assert!(series["points"].as_array().unwrap().len() >= 13, "{series}");
+    // A longer range is served from the 1-minute rollups, kept by every round.
+    let from = (time::OffsetDateTime::now_utc() - time::Duration::hours(6))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (code, long) = api(
+        &app,
+        &viewer,
+        &format!("/api/v1/kafka/{target}/groups/{g}/lag?from={from}"),
+    )
+    .await;
+    assert_eq!(code, 200, "{long}");
+    assert_eq!(long["rollup"], "1m");
+    let max = long["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["lag"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(max >= 200, "{long}");
     let (code, _) = api(
         &app,
         &viewer,
@@ -387,4 +407,48 @@ async fn leases_keep_two_replicas_off_the_same_target(pool: PgPool) {
             .await
             .unwrap()
     );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn retention_prunes_raw_samples_and_each_rollup(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
+        .send().await.unwrap();
+    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    sqlx::raw_sql(&format!(
+        "INSERT INTO kafka_samples VALUES ({target}, 'g', 't', 0, now() - interval '3 days', 1, 2, 0),
+                                          ({target}, 'g', 't', 0, now() - interval '1 hour', 1, 2, 0);
+         INSERT INTO kafka_lag_rollups VALUES
+            ({target}, 'g', 60, now() - interval '15 days', 1, 1, 1, 2, 1),
+            ({target}, 'g', 60, now() - interval '13 days', 1, 1, 1, 2, 1),
+            ({target}, 'g', 3600, now() - interval '399 days', 1, 1, 1, 2, 1),
+            ({target}, 'g', 3600, now() - interval '401 days', 1, 1, 1, 2, 1);"
+    ))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let r = svc::Retention {
+        raw_hours: 48,
+        minute_days: 14,
+        ten_minute_days: 60,
+        hour_days: 400,
+    };
+    svc::prune(&app.pool, r).await.unwrap();
+    let left: Vec<(i32, i64)> =
+        sqlx::query_as("SELECT resolution, count(*) FROM kafka_lag_rollups GROUP BY 1 ORDER BY 1")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, vec![(60, 1), (3600, 1)]);
+    let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM kafka_samples")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(raw, 1);
+    assert_eq!(svc::resolution_for(time::Duration::minutes(15)), None);
+    assert_eq!(svc::resolution_for(time::Duration::hours(24)), Some(60));
+    assert_eq!(svc::resolution_for(time::Duration::days(7)), Some(600));
+    assert_eq!(svc::resolution_for(time::Duration::days(30)), Some(3600));
 }

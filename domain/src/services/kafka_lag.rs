@@ -127,6 +127,7 @@ pub async fn sample_round(
         },
         Ok(s) => {
             let partitions = store_samples(pool, target_id, &s).await?;
+            store_rollups(pool, target_id, &s).await?;
             for g in &s.groups {
                 let (label, worst, reason, total) = evaluate_group(pool, target_id, g, &s).await?;
                 policy
@@ -196,6 +197,62 @@ async fn store_samples(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainRes
     .execute(pool)
     .await?;
     Ok(n)
+}
+
+/// Adds this round's group totals to the 1-minute, 10-minute and 1-hour buckets.
+async fn store_rollups(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainResult<()> {
+    let (mut g, mut lag, mut end, mut com) = (vec![], vec![], vec![], vec![]);
+    for grp in &s.groups {
+        let (mut l, mut e, mut c) = (0i64, 0i64, 0i64);
+        for (tp, committed) in &grp.committed {
+            let (_, log_end) = s.offsets.get(tp).copied().unwrap_or((0, 0));
+            if let Some(cm) = committed {
+                l += (log_end - cm).max(0);
+                c += cm;
+            }
+            e += log_end;
+        }
+        g.push(grp.name.clone());
+        lag.push(l);
+        end.push(e);
+        com.push(c);
+    }
+    sqlx::query(
+        "INSERT INTO kafka_lag_rollups (target_id, group_name, resolution, bucket, lag_max, lag_sum, samples, end_max, committed_max)
+         SELECT $1, x.g, r.res, to_timestamp(floor(extract(epoch FROM $2::timestamptz) / r.res) * r.res), x.l, x.l, 1, x.e, x.c
+         FROM UNNEST($3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) AS x(g, l, e, c)
+         CROSS JOIN (VALUES (60), (600), (3600)) AS r(res)
+         ON CONFLICT (target_id, group_name, resolution, bucket) DO UPDATE SET
+             lag_max = greatest(kafka_lag_rollups.lag_max, EXCLUDED.lag_max),
+             lag_sum = kafka_lag_rollups.lag_sum + EXCLUDED.lag_sum,
+             samples = kafka_lag_rollups.samples + 1,
+             end_max = greatest(kafka_lag_rollups.end_max, EXCLUDED.end_max),
+             committed_max = greatest(kafka_lag_rollups.committed_max, EXCLUDED.committed_max)",
+    )
+    .bind(target_id)
+    .bind(ts(s.at_ms))
+    .bind(&g)
+    .bind(&lag)
+    .bind(&end)
+    .bind(&com)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Which resolution serves a range: raw up to 2 h (about 240 points at 30 s), 1-minute up
+/// to a day, 10-minute up to a week, 1-hour beyond (720 points for 30 days).
+pub fn resolution_for(range: time::Duration) -> Option<i32> {
+    let h = range.whole_hours();
+    if range <= time::Duration::hours(2) {
+        None
+    } else if h <= 24 {
+        Some(60)
+    } else if h <= 24 * 7 {
+        Some(600)
+    } else {
+        Some(3600)
+    }
 }
 
 #[derive(FromRow)]
@@ -895,20 +952,44 @@ pub async fn lag_series(
     if to - from > time::Duration::days(400) {
         return Err(DomainError::invalid("at most 400 days at once"));
     }
-    let rows: Vec<(OffsetDateTime, i64, i64, i64)> = sqlx::query_as(
-        "SELECT at, sum(greatest(end_offset - coalesce(committed, end_offset), 0))::bigint,
-                sum(end_offset)::bigint, sum(coalesce(committed, 0))::bigint
-         FROM kafka_samples WHERE target_id = $1 AND group_name = $2 AND at >= $3 AND at <= $4
-         GROUP BY at ORDER BY at LIMIT 20000",
-    )
-    .bind(target_id)
-    .bind(group)
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
+    let res = resolution_for(to - from);
+    let rows: Vec<(OffsetDateTime, i64, i64, i64)> = match res {
+        None => {
+            sqlx::query_as(
+                "SELECT at, sum(greatest(end_offset - coalesce(committed, end_offset), 0))::bigint,
+                        sum(end_offset)::bigint, sum(coalesce(committed, 0))::bigint
+                 FROM kafka_samples WHERE target_id = $1 AND group_name = $2 AND at >= $3 AND at <= $4
+                 GROUP BY at ORDER BY at LIMIT 20000",
+            )
+            .bind(target_id)
+            .bind(group)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        }
+        Some(r) => {
+            sqlx::query_as(
+                "SELECT bucket, lag_max, end_max, committed_max FROM kafka_lag_rollups
+                 WHERE target_id = $1 AND group_name = $2 AND resolution = $5 AND bucket >= $3 AND bucket <= $4
+                 ORDER BY bucket LIMIT 20000",
+            )
+            .bind(target_id)
+            .bind(group)
+            .bind(from)
+            .bind(to)
+            .bind(r)
+            .fetch_all(pool)
+            .await?
+        }
+    };
     Ok(LagSeries {
-        rollup: "raw".into(),
+        rollup: match res {
+            None => "raw".into(),
+            Some(60) => "1m".into(),
+            Some(600) => "10m".into(),
+            Some(_) => "1h".into(),
+        },
         points: rows
             .into_iter()
             .map(|(at, lag, end, committed)| LagPoint {
@@ -921,8 +1002,37 @@ pub async fn lag_series(
     })
 }
 
-/// Deletes raw samples older than `hours`.
-pub async fn prune(pool: &PgPool, hours: i64) -> DomainResult<u64> {
+/// Retention of the history.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub raw_hours: i64,
+    pub minute_days: i64,
+    pub ten_minute_days: i64,
+    pub hour_days: i64,
+}
+
+/// Deletes history past its retention.
+pub async fn prune(pool: &PgPool, r: Retention) -> DomainResult<u64> {
+    let mut n = prune_raw(pool, r.raw_hours).await?;
+    for (res, days) in [
+        (60, r.minute_days),
+        (600, r.ten_minute_days),
+        (3600, r.hour_days),
+    ] {
+        n += sqlx::query(
+            "DELETE FROM kafka_lag_rollups WHERE resolution = $1 AND bucket < now() - make_interval(days => $2)",
+        )
+        .bind(res)
+        .bind(days as i32)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(n)
+}
+
+/// Deletes raw samples (and round records) older than `hours`.
+async fn prune_raw(pool: &PgPool, hours: i64) -> DomainResult<u64> {
     Ok(
         sqlx::query("DELETE FROM kafka_samples WHERE at < now() - make_interval(hours => $1)")
             .bind(hours as i32)
