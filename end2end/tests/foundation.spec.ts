@@ -43,7 +43,7 @@ test("navigation works, client-side once hydrated", async ({ page }) => {
     await expect(page.getByRole("link", { name: link, exact: true })).toHaveAttribute("aria-current", "page");
   }
   // Honest empty states, not fake data.
-  await page.getByRole("link", { name: "Kafka", exact: true }).click();
+  await page.getByRole("link", { name: "LLM costs", exact: true }).click();
   await expect(page.getByText("Not built yet")).toBeVisible();
   expect(await page.evaluate(() => (window as any).__noReload)).toBe("still here");
 });
