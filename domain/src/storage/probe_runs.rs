@@ -124,11 +124,11 @@ pub async fn for_incident(
     .await
 }
 
-/// The newest run of every target (one index range per target).
+/// The newest run of every target (DISTINCT ON over the (target_id, id DESC) index).
 pub async fn latest_per_target(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<RunRow>> {
     sqlx::query_as::<_, RunRow>(&format!(
-        "{SELECT} JOIN LATERAL (SELECT max(id) AS id FROM probe_runs WHERE target_id = r.target_id) m ON m.id = r.id
-         WHERE r.target_id IS NOT NULL"
+        "{SELECT} WHERE r.id IN (SELECT DISTINCT ON (target_id) id FROM probe_runs
+                                 WHERE target_id IS NOT NULL ORDER BY target_id, id DESC)"
     ))
     .fetch_all(db)
     .await
