@@ -52,9 +52,18 @@ CREATE TABLE kafka_groups (
     verdicts     JSONB       NOT NULL DEFAULT '[]'::jsonb,
     -- total lag of the last 20 rounds, oldest first (the sparkline)
     trend        BIGINT[]    NOT NULL DEFAULT '{}',
+    -- sort keys of the overview: ERR 3, WARN 2, INCOMPLETE 1, OK 0; members
+    status_rank  SMALLINT    NOT NULL DEFAULT 0,
+    member_count INT         NOT NULL DEFAULT 0,
     PRIMARY KEY (target_id, group_name)
 );
-CREATE INDEX kafka_groups_lag_idx ON kafka_groups (target_id, total_lag DESC, group_name);
+-- One index per sort of the overview, so every page is one index range (keyset paging on
+-- (key, group_name)); numeric keys are compared as float8.
+CREATE INDEX kafka_groups_lag_idx ON kafka_groups (target_id, (total_lag::float8), group_name);
+CREATE INDEX kafka_groups_status_idx ON kafka_groups (target_id, (status_rank::float8), group_name);
+CREATE INDEX kafka_groups_time_lag_idx ON kafka_groups (target_id, (coalesce(time_lag_s, -1)), group_name);
+CREATE INDEX kafka_groups_members_idx ON kafka_groups (target_id, (member_count::float8), group_name);
+CREATE INDEX kafka_groups_state_idx ON kafka_groups (target_id, state, group_name);
 
 CREATE TABLE kafka_sampler_leases (
     target_id  BIGINT      PRIMARY KEY REFERENCES targets (id) ON DELETE CASCADE,

@@ -37,6 +37,7 @@ pub struct KafkaGroup {
     pub state: String,
     pub protocol: String,
     pub members: Vec<KafkaMember>,
+    pub member_count: i32,
     pub partitions: i32,
     pub total_lag: i64,
     pub time_lag_s: Option<f64>,

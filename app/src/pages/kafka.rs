@@ -121,6 +121,7 @@ pub fn KafkaTargetPage() -> impl IntoView {
             .map(|o| o == "desc")
             .unwrap_or(current == "lag");
         let next_desc = if current == col { !desc } else { default_desc };
+        // The current sort shows its direction.
         format!(
             "?sort={col}&order={}",
             if next_desc { "desc" } else { "asc" }
@@ -149,12 +150,12 @@ pub fn KafkaTargetPage() -> impl IntoView {
                                     <table class="data kafka-groups" id="kafka-groups">
                                         <thead><tr>
                                             <th><a href=sort_link("group", false)>"Group"</a></th>
-                                            <th>"Verdict"</th>
+                                            <th><a href=sort_link("status", true)>"Verdict"</a></th>
                                             <th><a href=sort_link("lag", true)>"Lag"</a></th>
-                                            <th>"Time lag"</th>
+                                            <th><a href=sort_link("time_lag", true)>"Time lag"</a></th>
                                             <th>"Trend"</th>
-                                            <th>"State"</th>
-                                            <th>"Members"</th>
+                                            <th><a href=sort_link("state", false)>"State"</a></th>
+                                            <th><a href=sort_link("members", true)>"Members"</a></th>
                                             <th>"Why"</th>
                                         </tr></thead>
                                         <tbody>

@@ -443,13 +443,15 @@ async fn evaluate_group(
         .collect();
     sqlx::query(
         "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
-             time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ARRAY[$8])
+             time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend,
+             status_rank, member_count)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ARRAY[$8], $16, $17)
          ON CONFLICT (target_id, group_name) DO UPDATE SET at = EXCLUDED.at, state = EXCLUDED.state,
              protocol = EXCLUDED.protocol, members = EXCLUDED.members, partitions = EXCLUDED.partitions,
              total_lag = EXCLUDED.total_lag, time_lag_s = EXCLUDED.time_lag_s, time_lag_kind = EXCLUDED.time_lag_kind,
              status = EXCLUDED.status, worst = EXCLUDED.worst, reason = EXCLUDED.reason,
              catch_up = EXCLUDED.catch_up, verdicts = EXCLUDED.verdicts,
+             status_rank = EXCLUDED.status_rank, member_count = EXCLUDED.member_count,
              trend = (kafka_groups.trend || EXCLUDED.total_lag)[greatest(1, cardinality(kafka_groups.trend) - 18):]",
     )
     .bind(target_id)
@@ -467,6 +469,13 @@ async fn evaluate_group(
     .bind(&reason)
     .bind(&catch)
     .bind(serde_json::to_value(&states).map_err(DomainError::internal)?)
+    .bind(match label {
+        "ERR" => 3i16,
+        "WARN" => 2,
+        "INCOMPLETE" => 1,
+        _ => 0,
+    })
+    .bind(g.members.len() as i32)
     .execute(pool)
     .await?;
     Ok((label.to_string(), worst.as_str().to_string(), reason, total))
@@ -739,6 +748,7 @@ struct GroupRow {
     state: String,
     protocol: String,
     members: serde_json::Value,
+    member_count: i32,
     partitions: i32,
     total_lag: i64,
     time_lag_s: Option<f64>,
@@ -759,6 +769,7 @@ impl GroupRow {
             state: self.state,
             protocol: self.protocol,
             members: serde_json::from_value(self.members).unwrap_or_default(),
+            member_count: self.member_count,
             partitions: self.partitions,
             total_lag: self.total_lag,
             time_lag_s: self.time_lag_s,
@@ -774,7 +785,7 @@ impl GroupRow {
 }
 
 const GROUP_COLS: &str =
-    "group_name, at, state, protocol, members, partitions, total_lag, time_lag_s,
+    "group_name, at, state, protocol, members, member_count, partitions, total_lag, time_lag_s,
     time_lag_kind, status, worst, reason, catch_up, verdicts, trend";
 
 async fn kafka_target(pool: &PgPool, id: i64) -> DomainResult<()> {
@@ -791,28 +802,69 @@ async fn kafka_target(pool: &PgPool, id: i64) -> DomainResult<()> {
     }
 }
 
-/// How the overview is sorted.
+/// How the overview is sorted: by any of its columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupSort {
     Lag,
     Group,
+    Status,
+    TimeLag,
+    Members,
+    State,
+}
+
+impl GroupSort {
+    /// The ORDER BY key (matching one of kafka_groups' indexes) and whether it is numeric.
+    fn key(self) -> (&'static str, bool) {
+        match self {
+            GroupSort::Lag => ("total_lag::float8", true),
+            GroupSort::Status => ("status_rank::float8", true),
+            GroupSort::TimeLag => ("coalesce(time_lag_s, -1)", true),
+            GroupSort::Members => ("member_count::float8", true),
+            GroupSort::State => ("state", false),
+            GroupSort::Group => ("group_name", false),
+        }
+    }
+    /// The cursor value of a row for this sort.
+    fn value(self, g: &KafkaGroup) -> String {
+        match self {
+            GroupSort::Lag => (g.total_lag as f64).to_string(),
+            GroupSort::Status => match g.status.as_str() {
+                "ERR" => "3",
+                "WARN" => "2",
+                "INCOMPLETE" => "1",
+                _ => "0",
+            }
+            .into(),
+            GroupSort::TimeLag => g.time_lag_s.unwrap_or(-1.0).to_string(),
+            GroupSort::Members => (g.member_count as f64).to_string(),
+            GroupSort::State => g.state.clone(),
+            GroupSort::Group => g.group.clone(),
+        }
+    }
 }
 
 impl std::str::FromStr for GroupSort {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "lag" | "" => Ok(GroupSort::Lag),
-            "group" | "name" => Ok(GroupSort::Group),
-            other => Err(DomainError::invalid(format!(
-                "sort must be lag or group, not {other:?}"
-            ))),
-        }
+        Ok(match s {
+            "lag" | "" => GroupSort::Lag,
+            "group" | "name" => GroupSort::Group,
+            "status" | "verdict" => GroupSort::Status,
+            "time_lag" => GroupSort::TimeLag,
+            "members" => GroupSort::Members,
+            "state" => GroupSort::State,
+            other => {
+                return Err(DomainError::invalid(format!(
+                    "sort must be lag, group, status, time_lag, members or state, not {other:?}"
+                )));
+            }
+        })
     }
 }
 
-/// The overview: every group's latest state, sorted and keyset-paged (a page costs one index
-/// range, whatever the number of groups).
+/// The overview: every group's latest state, sorted by any column and keyset-paged (a page
+/// is one index range, whatever the number of groups).
 pub async fn list_groups(
     pool: &PgPool,
     who: &Principal,
@@ -825,38 +877,31 @@ pub async fn list_groups(
     who.require(Role::Viewer)?;
     kafka_target(pool, target_id).await?;
     let limit = limit.clamp(1, 500);
-    let (col, cmp, dir) = match (sort, desc) {
-        (GroupSort::Lag, true) => ("total_lag", "<", "DESC"),
-        (GroupSort::Lag, false) => ("total_lag", ">", "ASC"),
-        (GroupSort::Group, true) => ("group_name", "<", "DESC"),
-        (GroupSort::Group, false) => ("group_name", ">", "ASC"),
-    };
+    let (key, numeric) = sort.key();
+    let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
+    let bad_cursor = || DomainError::invalid("cursor: not one this API returned");
     let after: Option<(String, String)> = match cursor {
-        Some(c) if !c.is_empty() => Some(
-            serde_json::from_str::<(String, String)>(c)
-                .map_err(|_| DomainError::invalid("cursor: not one this API returned"))?,
-        ),
+        Some(c) if !c.is_empty() => {
+            Some(serde_json::from_str::<(String, String)>(c).map_err(|_| bad_cursor())?)
+        }
         _ => None,
     };
-    let rows: Vec<GroupRow> = match (&after, sort) {
+    let order = format!("ORDER BY {key} {dir}, group_name {dir} LIMIT $2");
+    let rows: Vec<GroupRow> = match (&after, numeric) {
         (None, _) => {
             sqlx::query_as(&format!(
-                "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1
-                 ORDER BY {col} {dir}, group_name {dir} LIMIT $2"
+                "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1 {order}"
             ))
             .bind(target_id)
             .bind(limit + 1)
             .fetch_all(pool)
             .await?
         }
-        (Some((v, g)), GroupSort::Lag) => {
-            let v: i64 = v
-                .parse()
-                .map_err(|_| DomainError::invalid("cursor: not one this API returned"))?;
+        (Some((v, g)), true) => {
+            let v: f64 = v.parse().map_err(|_| bad_cursor())?;
             sqlx::query_as(&format!(
                 "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1
-                   AND (total_lag, group_name) {cmp} ($3, $4)
-                 ORDER BY total_lag {dir}, group_name {dir} LIMIT $2"
+                   AND ({key}, group_name) {cmp} ($3::float8, $4) {order}"
             ))
             .bind(target_id)
             .bind(limit + 1)
@@ -865,13 +910,14 @@ pub async fn list_groups(
             .fetch_all(pool)
             .await?
         }
-        (Some((_, g)), GroupSort::Group) => {
+        (Some((v, g)), false) => {
             sqlx::query_as(&format!(
-                "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1 AND group_name {cmp} $3
-                 ORDER BY group_name {dir} LIMIT $2"
+                "SELECT {GROUP_COLS} FROM kafka_groups WHERE target_id = $1
+                   AND ({key}, group_name) {cmp} ($3, $4) {order}"
             ))
             .bind(target_id)
             .bind(limit + 1)
+            .bind(v)
             .bind(g)
             .fetch_all(pool)
             .await?
@@ -886,7 +932,7 @@ pub async fn list_groups(
     let next_cursor = if more {
         groups
             .last()
-            .and_then(|g| serde_json::to_string(&(g.total_lag.to_string(), g.group.clone())).ok())
+            .and_then(|g| serde_json::to_string(&(sort.value(g), g.group.clone())).ok())
     } else {
         None
     };
