@@ -64,6 +64,8 @@ CREATE INDEX kafka_groups_status_idx ON kafka_groups (target_id, (status_rank::f
 CREATE INDEX kafka_groups_time_lag_idx ON kafka_groups (target_id, (coalesce(time_lag_s, -1)), group_name);
 CREATE INDEX kafka_groups_members_idx ON kafka_groups (target_id, (member_count::float8), group_name);
 CREATE INDEX kafka_groups_state_idx ON kafka_groups (target_id, state, group_name);
+-- The topic view: groups whose partitions include a topic.
+CREATE INDEX kafka_groups_verdicts_idx ON kafka_groups USING gin (verdicts jsonb_path_ops);
 
 CREATE TABLE kafka_sampler_leases (
     target_id  BIGINT      PRIMARY KEY REFERENCES targets (id) ON DELETE CASCADE,

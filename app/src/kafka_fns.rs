@@ -53,3 +53,12 @@ pub async fn kafka_lag(
     let from = to - time::Duration::seconds(range_secs.clamp(60, 400 * 86_400));
     Ok(svc::lag_series(&c.pool, &c.who, target_id, &group, from, to).await?)
 }
+
+#[server(prefix = "/api/fn", endpoint = "kafka/topic")]
+pub async fn kafka_topic_groups(
+    target_id: i64,
+    topic: String,
+) -> Result<Vec<KafkaGroup>, AppError> {
+    let c = call()?;
+    Ok(svc::groups_of_topic(&c.pool, &c.who, target_id, &topic).await?)
+}

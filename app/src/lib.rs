@@ -60,6 +60,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("kafka") view=pages::kafka::KafkaIndex ssr=SsrMode::Async/>
                     <Route path=path!("kafka/:target") view=pages::kafka::KafkaTargetPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka/:target/groups/:group") view=pages::kafka::KafkaGroupPage ssr=SsrMode::Async/>
+                    <Route path=path!("kafka/:target/topics/:topic") view=pages::kafka::KafkaTopicPage ssr=SsrMode::Async/>
                     <Route path=path!("costs") view=pages::placeholders::CostsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets") view=pages::targets::TargetsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets/:id") view=pages::targets::TargetPage ssr=SsrMode::Async/>

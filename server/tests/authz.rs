@@ -120,6 +120,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             ok: 404,
+            ..page("/kafka/999999/topics/t", Any)
+        },
+        Case {
+            ok: 404,
             ..page("/targets/999999", Any)
         },
         Case {

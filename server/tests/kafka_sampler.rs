@@ -530,6 +530,32 @@ async fn the_overview_sorts_by_every_column_and_pages_by_keyset(pool: PgPool) {
     assert_eq!(walk("time_lag", "desc").await, "ebgadfc");
     assert_eq!(walk("members", "asc").await, "bfceagd");
     assert_eq!(walk("state", "asc").await, "bfeacdg");
+    // The topic view: only the groups with partitions on the topic, worst first.
+    sqlx::query("UPDATE kafka_groups SET verdicts = jsonb_build_array(jsonb_build_object('topic', 'orders', 'partition', 0, 'lag', 1)) WHERE group_name IN ('a', 'e')")
+        .execute(&app.pool).await.unwrap();
+    let on: Vec<String> =
+        svc::groups_of_topic(&app.pool, &common::admin_principal(), target, "orders")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.group)
+            .collect();
+    assert_eq!(on, vec!["e".to_string(), "a".to_string()]);
+    let page = app
+        .plain()
+        .get(app.url(&format!("/kafka/{target}/topics/orders")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("data-group=\"e\"")
+            && html.contains("data-group=\"a\"")
+            && !html.contains("data-group=\"b\""),
+        "{html}"
+    );
 }
 
 fn url_escape(s: &str) -> String {

@@ -300,7 +300,7 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                 <tbody>
                 {g.verdicts.clone().into_iter().map(|v| view! {
                     <tr>
-                        <td>{v.topic.clone()}</td>
+                        <td><a href=format!("/kafka/{target}/topics/{}", query_value(&v.topic))>{v.topic.clone()}</a></td>
                         <td class="num">{v.partition}</td>
                         <td><span class=status_class(&v.status)>{v.status.clone()}</span></td>
                         <td class="num">{v.committed.map(|c| fmt_num(c as f64)).unwrap_or_else(|| "none".into())}</td>
@@ -325,5 +325,64 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                 }).collect_view()}
             </ul>
         </section>
+    }
+}
+
+/// A topic: the groups reading it, worst first.
+#[component]
+pub fn KafkaTopicPage() -> impl IntoView {
+    let params = use_params_map();
+    let target = move || {
+        params
+            .read()
+            .get("target")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let topic = move || params.read().get("topic").unwrap_or_default();
+    let tick = RwSignal::new(0u64);
+    refresh_every(tick);
+    let groups = Resource::new(
+        move || (target(), topic(), tick.get()),
+        |(t, p, _)| kafka_topic_groups(t, p),
+    );
+    view! {
+        <Title text=move || format!("Topic {}", topic())/>
+        <p class="muted"><a href=move || format!("/kafka/{}", target())>"← all groups"</a></p>
+        <h1>{move || format!("Topic {}", topic())}</h1>
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match groups.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="muted">"No sampled group reads this topic."</p> }.into_any(),
+                    Ok(list) => {
+                        let t = target();
+                        let name = topic();
+                        view! {
+                            <div class="table-wrap">
+                            <table class="data" id="topic-groups">
+                                <thead><tr><th>"Group"</th><th>"Verdict"</th><th>"Lag on this topic"</th><th>"Group lag"</th><th>"State"</th><th>"Why"</th></tr></thead>
+                                <tbody>
+                                {list.into_iter().map(|g| {
+                                    let on_topic: i64 = g.verdicts.iter().filter(|v| v.topic == name).filter_map(|v| v.lag).sum();
+                                    view! {
+                                        <tr data-group=g.group.clone()>
+                                            <td><a href=format!("/kafka/{t}/groups/{}", query_value(&g.group))>{g.group.clone()}</a></td>
+                                            <td><span class=status_class(&g.status)>{g.status.clone()}</span></td>
+                                            <td class="num">{fmt_num(on_topic as f64)}</td>
+                                            <td class="num">{fmt_num(g.total_lag as f64)}</td>
+                                            <td>{g.state.clone()}</td>
+                                            <td class="reason">{g.reason.clone()}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                                </tbody>
+                            </table>
+                            </div>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
     }
 }

@@ -960,6 +960,27 @@ pub async fn list_groups(
     })
 }
 
+/// The groups reading a topic (those with offsets on it), worst first.
+pub async fn groups_of_topic(
+    pool: &PgPool,
+    who: &Principal,
+    target_id: i64,
+    topic: &str,
+) -> DomainResult<Vec<KafkaGroup>> {
+    who.require(Role::Viewer)?;
+    kafka_target(pool, target_id).await?;
+    let rows: Vec<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM kafka_groups
+         WHERE target_id = $1 AND verdicts @> jsonb_build_array(jsonb_build_object('topic', $2::text))
+         ORDER BY status_rank DESC, total_lag DESC, group_name LIMIT 1000"
+    ))
+    .bind(target_id)
+    .bind(topic)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(GroupRow::view).collect())
+}
+
 pub async fn get_group(
     pool: &PgPool,
     who: &Principal,
