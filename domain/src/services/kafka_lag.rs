@@ -23,7 +23,7 @@ use crate::types::{Principal, Role};
 use probes::kafka::lag::{GroupSnap, Snapshot};
 use probes::kafka::rules::{self, Context, Sample, TimeLag};
 use sqlx::{FromRow, PgPool};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -128,8 +128,10 @@ pub async fn sample_round(
         Ok(s) => {
             let partitions = store_samples(pool, target_id, &s).await?;
             store_rollups(pool, target_id, &s).await?;
+            let exact = record_times(target_id, &bootstrap, step, &s).await;
             for g in &s.groups {
-                let (label, worst, reason, total) = evaluate_group(pool, target_id, g, &s).await?;
+                let (label, worst, reason, total) =
+                    evaluate_group(pool, target_id, g, &s, &exact).await?;
                 policy
                     .step(pool, &g.name, &label, &worst, &reason, total, ts(s.at_ms))
                     .await?;
@@ -197,6 +199,67 @@ async fn store_samples(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainRes
     .execute(pool)
     .await?;
     Ok(n)
+}
+
+/// Record timestamps already read, by (target, topic, partition, offset): a record's time
+/// never changes, so each is read once.
+type TimeCache = std::sync::Mutex<HashMap<(i64, String, i32, i64), i64>>;
+static RECORD_TIMES: std::sync::OnceLock<TimeCache> = std::sync::OnceLock::new();
+const MAX_EXACT_PER_ROUND: usize = 500;
+
+/// The write time of the first unread record of every lagging partition (exact time lag),
+/// from the cache or read in one bounded pass; what cannot be read stays estimated.
+async fn record_times(
+    target_id: i64,
+    bootstrap: &str,
+    step: Duration,
+    s: &Snapshot,
+) -> HashMap<((String, i32), i64), i64> {
+    let cache = RECORD_TIMES.get_or_init(Default::default);
+    let mut want: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for g in &s.groups {
+        for (tp, c) in &g.committed {
+            let (Some(c), Some((start, end))) = (c, s.offsets.get(tp)) else {
+                continue;
+            };
+            if end - c > rules::MARKER_TOLERANCE && c >= start {
+                want.entry(tp.clone()).or_insert(*c);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    let mut missing = vec![];
+    {
+        let c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        for (tp, off) in &want {
+            match c.get(&(target_id, tp.0.clone(), tp.1, *off)) {
+                Some(ts) => {
+                    out.insert((tp.clone(), *off), *ts);
+                }
+                None => missing.push((tp.clone(), *off)),
+            }
+        }
+    }
+    missing.truncate(MAX_EXACT_PER_ROUND);
+    if missing.is_empty() {
+        return out;
+    }
+    let offsets: HashMap<(String, i32), i64> = missing.iter().cloned().collect();
+    if let Ok(got) =
+        probes::kafka::lag::record_times(bootstrap, step.min(Duration::from_secs(3)), missing).await
+    {
+        let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() > 200_000 {
+            c.clear();
+        }
+        for (tp, ts) in got {
+            if let Some(off) = offsets.get(&tp) {
+                c.insert((target_id, tp.0.clone(), tp.1, *off), ts);
+                out.insert((tp, *off), ts);
+            }
+        }
+    }
+    out
 }
 
 /// Adds this round's group totals to the 1-minute, 10-minute and 1-hour buckets.
@@ -286,6 +349,7 @@ async fn evaluate_group(
     target_id: i64,
     g: &GroupSnap,
     s: &Snapshot,
+    exact: &HashMap<((String, i32), i64), i64>,
 ) -> DomainResult<(String, String, String, i64)> {
     let now = s.at_ms;
     let window: Vec<WinRow> = sqlx::query_as(
@@ -399,11 +463,18 @@ async fn evaluate_group(
             }
             _ => TimeLag::Unknown,
         };
-        let (tls, tlk) = match tl {
-            TimeLag::Estimated(x) => (Some(x), Some("estimated")),
-            TimeLag::AtLeast(x) => (Some(x), Some("at_least")),
-            TimeLag::CaughtUp => (Some(0.0), Some("estimated")),
-            TimeLag::Unknown => (None, None),
+        let exact_ts = committed.and_then(|c| exact.get(&(tp.clone(), c)));
+        let (tls, tlk) = match (exact_ts, tl) {
+            // The record at the committed offset says when it was written: exact.
+            (Some(ts), _) if v.lag.unwrap_or(0) > 0 => {
+                (Some(((now - ts) as f64 / 1000.0).max(0.0)), Some("exact"))
+            }
+            (_, tl) => match tl {
+                TimeLag::Estimated(x) => (Some(x), Some("estimated")),
+                TimeLag::AtLeast(x) => (Some(x), Some("at_least")),
+                TimeLag::CaughtUp => (Some(0.0), Some("estimated")),
+                TimeLag::Unknown => (None, None),
+            },
         };
         if let (Some(x), Some(k)) = (tls, tlk)
             && worst_time.is_none_or(|(w, _)| x > w)

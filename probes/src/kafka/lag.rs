@@ -595,6 +595,23 @@ async fn log_offsets(
     Ok(out)
 }
 
+/// The timestamps (ms) of the records at the given offsets (one offset per partition), for
+/// exact time lag: read with assign + seek by a client that never joins a group, within
+/// `step`. Partitions that yield nothing in time are left out.
+pub async fn record_times(
+    bootstrap: &str,
+    step: Duration,
+    at: Vec<(Tp, i64)>,
+) -> Result<HashMap<Tp, i64>, ProbeError> {
+    let ctx = Ctx::new(
+        &SPEC,
+        step,
+        tokio_util::sync::CancellationToken::new(),
+        std::sync::Arc::new(()),
+    );
+    oldest_unread(&ctx, bootstrap, bootstrap, at).await
+}
+
 /// The timestamp (ms) of the record at each committed offset: read with a client that has
 /// no group (assign + seek), bounded by the step limit.
 async fn oldest_unread(
