@@ -681,6 +681,15 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// [`group`] for signed numbers ("-2,130").
+pub fn group_i(n: i64) -> String {
+    if n < 0 {
+        format!("-{}", group(n.unsigned_abs()))
+    } else {
+        group(n as u64)
+    }
+}
+
 /// Bytes for people ("1.5 MiB").
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

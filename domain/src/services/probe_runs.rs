@@ -212,22 +212,8 @@ pub async fn start(
         )));
     }
     let secret = crate::services::targets::open_secret(key, &target)?;
-    let url = if target.kind == TargetKind::Kafka {
-        // Bootstrap servers, not a URL; SASL arrives with the Kafka sampler.
-        if secret.is_some() || !target.username.is_empty() {
-            return Err(DomainError::invalid(
-                "this Kafka target has SASL credentials, and the Kafka probe does not speak SASL yet",
-            ));
-        }
-        target.connection.clone()
-    } else {
-        crate::services::targets::with_credentials(
-            &target.connection,
-            &target.username,
-            secret.as_deref(),
-        )
-        .map_err(DomainError::Invalid)?
-    };
+    let url = crate::services::targets::connect_address(&target, secret.as_deref())
+        .map_err(DomainError::Invalid)?;
     let conn = framework::Connection {
         url,
         display: target.connection.clone(),

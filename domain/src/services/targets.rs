@@ -247,6 +247,27 @@ pub(crate) fn open_secret(
     }
 }
 
+/// Where to connect to a target: its URL with the credentials put in (Redis, PostgreSQL) or
+/// its bootstrap servers (Kafka). Used by "test connection" and by probe runs alike.
+pub(crate) fn connect_address(
+    r: &store::TargetRow,
+    secret: Option<&str>,
+) -> Result<String, String> {
+    match r.kind {
+        TargetKind::Redis | TargetKind::Postgres => {
+            with_credentials(&r.connection, &r.username, secret)
+        }
+        TargetKind::Kafka if secret.is_some() || !r.username.is_empty() => Err(
+            "this Kafka target has SASL credentials, and Lookout does not speak SASL yet".into(),
+        ),
+        TargetKind::Kafka => Ok(r.connection.clone()),
+        TargetKind::Kubernetes | TargetKind::Prometheus => Err(format!(
+            "no connection check for {} targets yet: it arrives with their probes",
+            r.kind
+        )),
+    }
+}
+
 /// Puts credentials into a URL for connecting (never stored or shown).
 pub(crate) fn with_credentials(
     url: &str,
@@ -283,32 +304,14 @@ pub async fn test_connection(
         latency_ms: None,
         facts: vec![],
     };
+    let address = match connect_address(&r, secret.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return Ok(failed(e)),
+    };
     let result = match r.kind {
-        TargetKind::Redis | TargetKind::Postgres => {
-            let url = match with_credentials(&r.connection, &r.username, secret.as_deref()) {
-                Ok(u) => u,
-                Err(e) => return Ok(failed(e)),
-            };
-            if r.kind == TargetKind::Redis {
-                probes::redis::check(&url, limit).await
-            } else {
-                probes::postgres::check(&url, limit).await
-            }
-        }
-        TargetKind::Kafka => {
-            if secret.is_some() || !r.username.is_empty() {
-                return Ok(failed(
-                    "SASL credentials are stored, but the Kafka connection check does not speak SASL yet".into(),
-                ));
-            }
-            probes::kafka::check(&r.connection, limit).await
-        }
-        TargetKind::Kubernetes | TargetKind::Prometheus => {
-            return Ok(failed(format!(
-                "no connection check for {} targets yet: it arrives with their probes",
-                r.kind
-            )));
-        }
+        TargetKind::Redis => probes::redis::check(&address, limit).await,
+        TargetKind::Postgres => probes::postgres::check(&address, limit).await,
+        _ => probes::kafka::check(&address, limit).await,
     };
     Ok(match result {
         Ok(rep) => ConnectionTest {

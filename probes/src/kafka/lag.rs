@@ -15,7 +15,7 @@ use super::rules::{self, CatchUp};
 use crate::ProbeError;
 use crate::framework::{
     BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe, ProbeSpec,
-    Severity, Table, group,
+    Severity, Table, group_i,
 };
 use rdkafka::ClientConfig;
 use rdkafka::Offset;
@@ -423,6 +423,7 @@ async fn snapshot(
             .map(|n| (0..*n).map(|p| (topic.to_string(), p)).collect())
             .unwrap_or_default()
     };
+    let total = groups.len();
     for (i, g) in groups.iter_mut().enumerate() {
         // The partitions to ask about: the assigned topics' partitions; for a group without
         // members, every topic (only those with a commit are kept).
@@ -488,7 +489,7 @@ async fn snapshot(
             g.committed.insert(tp, off);
         }
         if first {
-            ctx.detail(format!("{} of {} groups", i + 1, groups_len_hint(params)));
+            ctx.detail(format!("{} of {total} groups", i + 1));
         }
     }
     if !want_topic.is_empty() {
@@ -517,14 +518,6 @@ async fn snapshot(
         offsets,
         requests: 0,
     })
-}
-
-fn groups_len_hint(params: &Params) -> String {
-    if params.text("group").is_empty() {
-        "the".into()
-    } else {
-        "1".into()
-    }
 }
 
 /// DLQ topics that exist, for the topics in `parts`.
@@ -1026,14 +1019,6 @@ fn analyse(
                 )),
             );
         }
-    }
-}
-
-fn group_i(n: i64) -> String {
-    if n < 0 {
-        format!("-{}", group(n.unsigned_abs()))
-    } else {
-        group(n as u64)
     }
 }
 

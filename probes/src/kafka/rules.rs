@@ -17,6 +17,7 @@
 //!   ever. A lag of at most [`MARKER_TOLERANCE`] on a partition whose log end did not move is
 //!   counted as zero.
 
+use crate::framework::group_i as n;
 use serde::{Deserialize, Serialize};
 
 /// The finding the lag sampler's alerts add to an incident.
@@ -95,18 +96,6 @@ pub struct Verdict {
     pub reason: String,
     /// Effective lag at the newest sample (commit markers discounted).
     pub lag: Option<i64>,
-}
-
-fn n(v: i64) -> String {
-    let s = v.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if v < 0 { format!("-{out}") } else { out }
 }
 
 /// "45 s", "5 min", "2.5 h", "3.0 d".

@@ -921,10 +921,8 @@ fn analyse(
             let Some(line) = i2.get(&format!("slave{n}")) else {
                 break;
             };
-            let f: HashMap<&str, &str> = line
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .collect();
+            let f = kv_list(line);
+            let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("?");
             let off: u64 = f.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
             let lag_s: u64 = f.get("lag").and_then(|v| v.parse().ok()).unwrap_or(0);
             let behind = master_off.saturating_sub(off);
@@ -932,12 +930,8 @@ fn analyse(
                 lagging += 1;
             }
             t.row(vec![
-                format!(
-                    "{}:{}",
-                    f.get("ip").unwrap_or(&"?"),
-                    f.get("port").unwrap_or(&"?")
-                ),
-                f.get("state").unwrap_or(&"?").to_string(),
+                format!("{}:{}", field("ip"), field("port")),
+                field("state").to_string(),
                 group(off),
                 bytes(behind),
                 lag_s.to_string(),
@@ -1136,7 +1130,7 @@ fn analyse(
     }
 }
 
-/// Parses a `key=value` list as INFO prints for replicas (exposed for tests).
+/// Parses a `key=value` list as INFO prints for replicas (`slave0:ip=…,port=…,offset=…`).
 pub fn kv_list(line: &str) -> BTreeMap<String, String> {
     line.split(',')
         .filter_map(|kv| kv.split_once('='))
