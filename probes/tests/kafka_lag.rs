@@ -403,3 +403,57 @@ async fn a_dead_broker_is_a_failed_run() {
         codes(&o)
     );
 }
+
+/// The observation batches: on one broker a whole round is ApiVersions, Metadata,
+/// ListGroups, FindCoordinator, DescribeGroups, OffsetFetch and two ListOffsets — eight
+/// requests, whether the cluster has a few groups or forty more.
+#[tokio::test]
+async fn requests_grow_with_batches_not_with_groups() {
+    let t = name("batch");
+    topic(&t, 4).await;
+    for p in 0..4 {
+        produce(&t, p, 5);
+    }
+    commit(&name("batch-g"), &[(&t, 0, 1)]);
+    let step = Duration::from_secs(10);
+    let before = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000)
+        .await
+        .unwrap();
+    for i in 0..40 {
+        commit(
+            &format!("{t}-group-{i}"),
+            &[(&t, i % 4, 2), (&t, (i + 1) % 4, 3)],
+        );
+    }
+    let after = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000)
+        .await
+        .unwrap();
+    let ours = |s: &probes::kafka::lag::Snapshot| {
+        s.groups
+            .iter()
+            .filter(|g| g.name.starts_with(&format!("{t}-group-")))
+            .count()
+    };
+    assert_eq!(ours(&before), 0);
+    assert_eq!(ours(&after), 40, "every new group is observed");
+    assert!(after.groups.len() >= before.groups.len() + 40);
+    assert_eq!(before.requests, 8, "one broker: 8 requests per observation");
+    assert_eq!(
+        after.requests, before.requests,
+        "40 more groups, no more requests"
+    );
+    // And what was read is right: group i committed 2 and 3 on two partitions of 5 messages.
+    let g = after
+        .groups
+        .iter()
+        .find(|g| g.name == format!("{t}-group-7"))
+        .unwrap();
+    assert_eq!(g.committed.get(&(t.clone(), 3)), Some(&Some(2)));
+    assert_eq!(g.committed.get(&(t.clone(), 0)), Some(&Some(3)));
+    assert_eq!(
+        g.committed.get(&(t.clone(), 1)),
+        Some(&None),
+        "no commit shown as such"
+    );
+    assert_eq!(after.offsets.get(&(t.clone(), 3)), Some(&(0, 5)));
+}

@@ -4,14 +4,15 @@
 //! members, uneven assignment, dead-letter topics and their growth, rebalance signs, and
 //! the age of the oldest unread message.
 //!
-//! Lookout never joins the groups it watches: it lists and describes groups (ListGroups /
-//! DescribeGroups) and reads their committed offsets with OffsetFetch from a client that is
-//! configured with the group's id but never subscribes — so no JoinGroup is ever sent and
-//! no rebalance is triggered (a test describes the group while the probe runs). Log offsets
-//! come from `offsets_for_times` (ListOffsets, batched by partition leader by librdkafka).
-//! Every librdkafka call is blocking; each runs on the blocking pool within the step limit.
+//! Lookout never joins the groups it watches: the observation (ListGroups, DescribeGroups,
+//! OffsetFetch, ListOffsets) goes through [`super::wire`], a read-only client that batches
+//! many groups per request and never sends JoinGroup — so no rebalance is triggered (a test
+//! describes the group while the probe runs). The record at a committed offset (for the
+//! age of the oldest unread message) is read with an rdkafka consumer that assigns and
+//! seeks without a group. Every request runs within the step limit.
 
 use super::rules::{self, CatchUp};
+use super::wire::{Cluster, WireError};
 use crate::ProbeError;
 use crate::framework::{
     BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe, ProbeSpec,
@@ -23,6 +24,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub struct KafkaLagProbe;
@@ -309,7 +311,9 @@ pub struct Snapshot {
     pub groups: Vec<GroupSnap>,
     /// (log start, log end) per partition.
     pub offsets: HashMap<Tp, (i64, i64)>,
-    /// Kafka requests made (librdkafka calls; each may fan out to the brokers).
+    /// Partition count per topic.
+    pub topics: BTreeMap<String, i32>,
+    /// Kafka requests this observation made (every one, ApiVersions included).
     pub requests: u64,
 }
 
@@ -327,95 +331,104 @@ pub async fn sample_cluster(
         std::sync::Arc::new(()),
     );
     let mut raw = BTreeMap::new();
-    raw.insert(
-        "max_groups".to_string(),
-        max_groups.clamp(1, 2000).to_string(),
-    );
-    raw.insert("dlq_patterns".to_string(), String::new());
+    raw.insert("dlq_patterns".to_string(), SAMPLER_DLQ_PATTERNS.to_string());
     let params =
         crate::framework::validate_params(&SPEC, &raw).map_err(ProbeError::InvalidTarget)?;
-    let topics = metadata(&ctx, bootstrap, bootstrap).await?;
-    let mut s = snapshot(&ctx, bootstrap, bootstrap, &params, &topics, false).await?;
-    s.requests = ctx.commands();
-    Ok(s)
+    let max = max_groups.clamp(1, MAX_GROUPS) as usize;
+    snapshot(&ctx, bootstrap, bootstrap, &params, max, false).await
 }
 
-async fn metadata(
+/// The most groups one observation covers (the sampler's bound; the probe's parameter is
+/// capped lower).
+pub const MAX_GROUPS: i64 = 100_000;
+/// Dead-letter topics the sampler follows next to every topic read.
+pub const SAMPLER_DLQ_PATTERNS: &str = "{topic}.dlq,{topic}-dlq,{topic}.DLQ,{topic}-DLQ";
+
+/// One wire request: paced, within the step limit, stopped at once by a cancel.
+async fn wire_step<T>(
     ctx: &Ctx,
     target: &str,
-    bootstrap: &str,
-) -> Result<BTreeMap<String, i32>, ProbeError> {
-    let step = ctx.step_timeout();
-    let cfg = base(bootstrap, step);
-    blocking(ctx, target, "Metadata", move || {
-        let c: BaseConsumer = cfg.create()?;
-        let md = c.fetch_metadata(None, step)?;
-        Ok(md
-            .topics()
-            .iter()
-            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-            .collect())
+    fut: impl Future<Output = Result<T, WireError>>,
+) -> Result<T, ProbeError> {
+    ctx.pace(1).await?;
+    let start = Instant::now();
+    ctx.net(target, fut, |e| {
+        if e.is_unreachable() {
+            ProbeError::Unreachable {
+                target: target.into(),
+                reason: e.to_string(),
+                elapsed: crate::secs(start.elapsed()),
+            }
+        } else {
+            ProbeError::Server {
+                target: target.into(),
+                reason: e.to_string(),
+            }
+        }
     })
     .await
 }
 
+/// Observes the groups: ListGroups on every broker, then per coordinator one
+/// DescribeGroups and one OffsetFetch per 500 groups, then ListOffsets per partition leader
+/// (log start and end). Requests grow with brokers and batches, not with groups or
+/// partitions; none of them joins a group.
 async fn snapshot(
     ctx: &Ctx,
     target: &str,
     bootstrap: &str,
     params: &Params,
-    topics: &BTreeMap<String, i32>,
+    max_groups: usize,
     first: bool,
 ) -> Result<Snapshot, ProbeError> {
     let step = ctx.step_timeout();
+    let mut k = wire_step(ctx, target, Cluster::connect(bootstrap, step)).await?;
+    let md = wire_step(ctx, target, k.metadata()).await?;
+    let topics: BTreeMap<String, i32> = md
+        .topics
+        .iter()
+        .map(|(t, leaders)| (t.clone(), leaders.len() as i32))
+        .collect();
     if first {
         ctx.phase("Describe groups");
     }
     let want_group = params.text("group").trim().to_string();
     let want_topic = params.text("topic").trim().to_string();
-    let cfg = base(bootstrap, step);
-    let wg = want_group.clone();
-    let list = blocking(ctx, target, "ListGroups/DescribeGroups", move || {
-        let c: BaseConsumer = cfg.create()?;
-        let gl = c.fetch_group_list(
-            if wg.is_empty() {
-                None
-            } else {
-                Some(wg.as_str())
-            },
-            step,
-        )?;
-        Ok(gl
-            .groups()
-            .iter()
-            .filter(|g| g.protocol_type() == "consumer" || g.protocol_type().is_empty())
-            .map(|g| GroupSnap {
-                name: g.name().to_string(),
-                state: g.state().to_string(),
-                protocol: g.protocol().to_string(),
-                members: g
-                    .members()
-                    .iter()
-                    .map(|m| Member {
-                        id: m.id().to_string(),
-                        client_id: m.client_id().to_string(),
-                        host: m.client_host().to_string(),
-                        parts: m.assignment().map(parse_assignment).unwrap_or_default(),
-                    })
-                    .collect(),
-                committed: BTreeMap::new(),
-            })
-            .collect::<Vec<_>>())
-    })
-    .await?;
-    let mut groups: Vec<GroupSnap> = list
-        .into_iter()
-        .filter(|g| g.state != "Dead" || g.name == want_group)
-        .collect();
-    groups.sort_by(|a, b| a.name.cmp(&b.name));
-    groups.truncate(params.int("max_groups").max(1) as usize);
+    let mut names = vec![];
+    for b in &md.brokers {
+        for g in wire_step(ctx, target, k.list_groups(b.id)).await? {
+            if (g.protocol_type == "consumer" || g.protocol_type.is_empty())
+                && (want_group.is_empty() || g.name == want_group)
+            {
+                names.push(g.name);
+            }
+        }
+    }
+    if !want_group.is_empty() && names.is_empty() {
+        // Not listed: describe it anyway, so the report says it is dead / unknown.
+        names.push(want_group.clone());
+    }
+    names.sort();
+    names.dedup();
+    names.truncate(max_groups.max(1));
+    let coordinators = wire_step(ctx, target, k.coordinators(&names)).await?;
+    let mut by_node: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for n in &names {
+        if let Some(node) = coordinators.get(n) {
+            by_node.entry(*node).or_default().push(n.clone());
+        }
+    }
+    let mut described = vec![];
+    for (node, gs) in &by_node {
+        described.extend(wire_step(ctx, target, k.describe_groups(*node, gs)).await?);
+    }
     if first {
         ctx.phase("Committed offsets");
+        ctx.detail(format!("{} groups", described.len()));
+    }
+    let mut committed = HashMap::new();
+    for (node, gs) in &by_node {
+        committed.extend(wire_step(ctx, target, k.offset_fetch(*node, gs)).await?);
     }
     let all_parts = |topic: &str| -> Vec<Tp> {
         topics
@@ -423,83 +436,70 @@ async fn snapshot(
             .map(|n| (0..*n).map(|p| (topic.to_string(), p)).collect())
             .unwrap_or_default()
     };
-    let total = groups.len();
-    for (i, g) in groups.iter_mut().enumerate() {
-        // The partitions to ask about: the assigned topics' partitions; for a group without
-        // members, every topic (only those with a commit are kept).
-        let assigned: BTreeSet<String> = g
-            .members
-            .iter()
-            .flat_map(|m| m.parts.iter().map(|(t, _)| t.clone()))
-            .collect();
-        let asked: Vec<String> = if !want_topic.is_empty() {
-            vec![want_topic.clone()]
-        } else if assigned.is_empty() {
-            topics
-                .keys()
-                .filter(|t| !t.starts_with("__"))
-                .cloned()
-                .collect()
-        } else {
-            assigned.iter().cloned().collect()
-        };
-        let parts: Vec<Tp> = asked
-            .iter()
-            .flat_map(|t| all_parts(t))
-            .take(20_000)
-            .collect();
-        if parts.is_empty() {
+    let mut groups = vec![];
+    for d in described {
+        if d.error != 0 || (d.state == "Dead" && d.name != want_group) {
             continue;
         }
-        let mut cfg = base(bootstrap, step);
-        // The group's id, for OffsetFetch only: this client never subscribes, so it never
-        // joins the group.
-        cfg.set("group.id", &g.name);
-        let list = parts.clone();
-        let got = blocking(ctx, target, "OffsetFetch", move || {
-            let c: BaseConsumer = cfg.create()?;
-            let mut tpl = TopicPartitionList::new();
-            for (t, p) in &list {
-                tpl.add_partition(t, *p);
-            }
-            let res = c.committed_offsets(tpl, step)?;
-            Ok(res
-                .elements()
-                .iter()
-                .map(|e| {
-                    let off = match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    };
-                    ((e.topic().to_string(), e.partition()), off)
-                })
-                .collect::<Vec<_>>())
-        })
-        .await?;
-        let by_topic_has_commit: BTreeSet<String> = got
+        let members: Vec<Member> = d
+            .members
             .iter()
-            .filter(|(_, o)| o.is_some())
-            .map(|((t, _), _)| t.clone())
+            .map(|m| Member {
+                id: m.id.clone(),
+                client_id: m.client_id.clone(),
+                host: m.host.clone(),
+                parts: parse_assignment(&m.assignment),
+            })
             .collect();
-        for (tp, off) in got {
-            if assigned.is_empty() && want_topic.is_empty() && !by_topic_has_commit.contains(&tp.0)
-            {
-                continue;
+        let commits: HashMap<Tp, i64> = match committed.remove(&d.name) {
+            Some(Ok(list)) => list.into_iter().collect(),
+            _ => HashMap::new(),
+        };
+        // The partitions reported: every partition of the topics the members are assigned
+        // (those without a commit show as such); for a group without assignments, the
+        // topics it has commits on.
+        let assigned: BTreeSet<&String> = members
+            .iter()
+            .flat_map(|m| m.parts.iter().map(|(t, _)| t))
+            .collect();
+        let asked: BTreeSet<String> = if !want_topic.is_empty() {
+            BTreeSet::from([want_topic.clone()])
+        } else if !assigned.is_empty() {
+            assigned.into_iter().cloned().collect()
+        } else {
+            commits.keys().map(|(t, _)| t.clone()).collect()
+        };
+        let mut parts: BTreeMap<Tp, Option<i64>> = BTreeMap::new();
+        for t in &asked {
+            for tp in all_parts(t) {
+                let c = commits.get(&tp).copied();
+                parts.insert(tp, c);
             }
-            g.committed.insert(tp, off);
         }
-        if first {
-            ctx.detail(format!("{} of {total} groups", i + 1));
+        // Commits on partitions the metadata does not list (a deleted topic) are kept.
+        for (tp, c) in &commits {
+            if asked.contains(&tp.0) {
+                parts.entry(tp.clone()).or_insert(Some(*c));
+            }
         }
-    }
-    if !want_topic.is_empty() {
-        groups.retain(|g| {
-            g.committed.values().any(Option::is_some)
-                || g.members
-                    .iter()
-                    .any(|m| m.parts.iter().any(|(t, _)| *t == want_topic))
+        let reads_topic = want_topic.is_empty()
+            || commits.keys().any(|(t, _)| *t == want_topic)
+            || members
+                .iter()
+                .any(|m| m.parts.iter().any(|(t, _)| *t == want_topic));
+        if !reads_topic {
+            continue;
+        }
+        parts = parts.into_iter().take(20_000).collect();
+        groups.push(GroupSnap {
+            name: d.name,
+            state: d.state,
+            protocol: d.protocol,
+            members,
+            committed: parts,
         });
     }
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
     if first {
         ctx.phase("Log offsets");
     }
@@ -508,17 +508,39 @@ async fn snapshot(
         .flat_map(|g| g.committed.keys().cloned())
         .collect();
     // Dead-letter topics next to the topics read.
-    for t in dlq_topics(params, topics, &parts) {
+    for t in dlq_topics(params, &topics, &parts) {
         parts.extend(all_parts(&t));
     }
-    let offsets = log_offsets(ctx, target, bootstrap, parts.into_iter().collect()).await?;
+    let mut by_leader: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
+    for tp in parts {
+        if let Some(&leader) = md.topics.get(&tp.0).and_then(|l| l.get(tp.1 as usize))
+            && leader >= 0
+        {
+            by_leader.entry(leader).or_default().push(tp);
+        }
+    }
+    let mut offsets: HashMap<Tp, (i64, i64)> = HashMap::new();
+    for (leader, ps) in &by_leader {
+        for chunk in ps.chunks(PARTITION_BATCH) {
+            let start = wire_step(ctx, target, k.list_offsets(*leader, chunk, -2)).await?;
+            let end = wire_step(ctx, target, k.list_offsets(*leader, chunk, -1)).await?;
+            for (tp, e) in end {
+                let s = start.get(&tp).copied().unwrap_or(0);
+                offsets.insert(tp, (s, e));
+            }
+        }
+    }
     Ok(Snapshot {
         at_ms: now_ms(),
         groups,
         offsets,
-        requests: 0,
+        topics,
+        requests: k.requests,
     })
 }
+
+/// Partitions per ListOffsets request.
+const PARTITION_BATCH: usize = 10_000;
 
 /// DLQ topics that exist, for the topics in `parts`.
 fn dlq_topics(
@@ -542,50 +564,6 @@ fn dlq_topics(
         }
     }
     out
-}
-
-/// Log start and end per partition: ListOffsets, batched by leader by librdkafka.
-async fn log_offsets(
-    ctx: &Ctx,
-    target: &str,
-    bootstrap: &str,
-    parts: Vec<Tp>,
-) -> Result<HashMap<Tp, (i64, i64)>, ProbeError> {
-    let mut out: HashMap<Tp, (i64, i64)> = HashMap::new();
-    if parts.is_empty() {
-        return Ok(out);
-    }
-    let step = ctx.step_timeout();
-    for (slot, spec) in [(0usize, Offset::Beginning), (1, Offset::End)] {
-        let cfg = base(bootstrap, step);
-        let list = parts.clone();
-        let got = blocking(ctx, target, "ListOffsets", move || {
-            let c: BaseConsumer = cfg.create()?;
-            let mut tpl = TopicPartitionList::new();
-            for (t, p) in &list {
-                tpl.add_partition_offset(t, *p, spec)?;
-            }
-            let res = c.offsets_for_times(tpl, step)?;
-            Ok(res
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
-                    _ => None,
-                })
-                .collect::<Vec<_>>())
-        })
-        .await?;
-        for (tp, o) in got {
-            let e = out.entry(tp).or_insert((0, 0));
-            if slot == 0 {
-                e.0 = o;
-            } else {
-                e.1 = o;
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The timestamps (ms) of the records at the given offsets (one offset per partition), for
@@ -652,8 +630,8 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         return Err(ProbeError::InvalidTarget("no bootstrap servers".into()));
     }
     ctx.phase("Connect");
-    let topics = metadata(ctx, &target, &bootstrap).await?;
-    let s1 = snapshot(ctx, &target, &bootstrap, params, &topics, true).await?;
+    let max_groups = params.int("max_groups").max(1) as usize;
+    let s1 = snapshot(ctx, &target, &bootstrap, params, max_groups, true).await?;
     ctx.phase("Oldest unread messages");
     let lagging: Vec<(Tp, i64)> = s1
         .groups
@@ -682,9 +660,9 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         params.int("sample_interval_s").max(1) as u64
     ))
     .await?;
-    let s2 = snapshot(ctx, &target, &bootstrap, params, &topics, false).await?;
+    let s2 = snapshot(ctx, &target, &bootstrap, params, max_groups, false).await?;
     ctx.phase("Analyse");
-    analyse(ctx, params, &topics, &s1, &s2, &oldest);
+    analyse(ctx, params, &s2.topics, &s1, &s2, &oldest);
     Ok(())
 }
 

@@ -68,3 +68,4 @@ pub async fn check(bootstrap: &str, limit: Duration) -> Result<ConnectionReport,
 
 pub mod lag;
 pub mod rules;
+pub mod wire;

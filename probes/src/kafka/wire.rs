@@ -1,0 +1,984 @@
+//! A small, read-only Kafka protocol client for the cluster-wide reads that librdkafka
+//! cannot batch.
+//!
+//! Why this exists next to rdkafka: the lag sampler must read the committed offsets of
+//! *every* group each round, and the number of requests must grow with brokers and batches,
+//! not with groups. librdkafka 2.12 (the one rdkafka 0.38 bundles) sends one OffsetFetch
+//! per group: `rd_kafka_ListConsumerGroupOffsets` "only supports one group per invocation"
+//! (rdkafka.h), and a consumer's `committed()` is bound to its own group id. Kafka has had a
+//! multi-group OffsetFetch (v8, KIP-709) and a batched FindCoordinator (v4, KIP-699) since
+//! 3.0; this client speaks exactly those, plus ListGroups, DescribeGroups (many groups per
+//! coordinator), Metadata and ListOffsets (many partitions per leader), and nothing that
+//! writes. rdkafka stays the client for everything else (the connection check, reading
+//! records for exact time lag, the tests' producers and consumers).
+//!
+//! Every request has a deadline (the caller's step limit); responses are size-checked and
+//! decoded defensively (a malformed answer is an error, never a panic). Requests are
+//! counted, so a sampling round can report how many it made.
+
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// (topic, partition)
+pub type Tp = (String, i32);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("{api} to {addr}: {reason}")]
+    Io {
+        api: &'static str,
+        addr: String,
+        reason: String,
+    },
+    #[error("{api}: no answer from {addr} within {secs:.1} s")]
+    Timeout {
+        api: &'static str,
+        addr: String,
+        secs: f64,
+    },
+    #[error("{api}: malformed response ({reason})")]
+    Decode { api: &'static str, reason: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{api}: broker error {code} ({})", error_name(*code))]
+    Broker { api: &'static str, code: i16 },
+}
+
+impl WireError {
+    /// True when no broker could be reached at all (as opposed to a broker that answered
+    /// badly): the target is down.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, WireError::Connect { .. } | WireError::Timeout { .. })
+    }
+}
+
+/// Names of the error codes an operator is likely to meet here.
+pub fn error_name(code: i16) -> &'static str {
+    match code {
+        0 => "NONE",
+        3 => "UNKNOWN_TOPIC_OR_PARTITION",
+        6 => "NOT_LEADER_OR_FOLLOWER",
+        14 => "COORDINATOR_LOAD_IN_PROGRESS",
+        15 => "COORDINATOR_NOT_AVAILABLE",
+        16 => "NOT_COORDINATOR",
+        29 => "TOPIC_AUTHORIZATION_FAILED",
+        30 => "GROUP_AUTHORIZATION_FAILED",
+        31 => "CLUSTER_AUTHORIZATION_FAILED",
+        35 => "UNSUPPORTED_VERSION",
+        69 => "GROUP_ID_NOT_FOUND",
+        88 => "UNSTABLE_OFFSET_COMMIT",
+        _ => "see the Kafka protocol error codes",
+    }
+}
+
+type Result<T> = std::result::Result<T, WireError>;
+
+// API keys used here.
+const LIST_OFFSETS: i16 = 2;
+const METADATA: i16 = 3;
+const OFFSET_FETCH: i16 = 9;
+const FIND_COORDINATOR: i16 = 10;
+const DESCRIBE_GROUPS: i16 = 15;
+const LIST_GROUPS: i16 = 16;
+const API_VERSIONS: i16 = 18;
+
+/// Largest response accepted (a 50,000-group ListGroups answer is a few MB).
+const MAX_RESPONSE: usize = 256 << 20;
+/// Groups per DescribeGroups / OffsetFetch / FindCoordinator request: bounds the size of one
+/// answer while keeping the request count at groups / 500.
+pub const GROUP_BATCH: usize = 500;
+
+fn api_name(key: i16) -> &'static str {
+    match key {
+        LIST_OFFSETS => "ListOffsets",
+        METADATA => "Metadata",
+        OFFSET_FETCH => "OffsetFetch",
+        FIND_COORDINATOR => "FindCoordinator",
+        DESCRIBE_GROUPS => "DescribeGroups",
+        LIST_GROUPS => "ListGroups",
+        API_VERSIONS => "ApiVersions",
+        _ => "request",
+    }
+}
+
+/// Request body encoder; `flex` selects the compact encodings of flexible versions.
+struct Enc {
+    b: Vec<u8>,
+    flex: bool,
+}
+
+impl Enc {
+    fn i8(&mut self, v: i8) {
+        self.b.push(v as u8);
+    }
+    fn i16(&mut self, v: i16) {
+        self.b.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i32(&mut self, v: i32) {
+        self.b.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.b.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.b.push(v as u8);
+    }
+    fn uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.b.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.b.push(v as u8);
+    }
+    fn str(&mut self, s: &str) {
+        if self.flex {
+            self.uvarint(s.len() as u64 + 1);
+        } else {
+            self.i16(s.len().min(i16::MAX as usize) as i16);
+        }
+        self.b.extend_from_slice(s.as_bytes());
+    }
+    fn len(&mut self, n: usize) {
+        if self.flex {
+            self.uvarint(n as u64 + 1);
+        } else {
+            self.i32(n as i32);
+        }
+    }
+    fn null_array(&mut self) {
+        if self.flex {
+            self.uvarint(0);
+        } else {
+            self.i32(-1);
+        }
+    }
+    fn tags(&mut self) {
+        if self.flex {
+            self.uvarint(0);
+        }
+    }
+}
+
+/// Response decoder: every read is bounds-checked.
+struct Dec<'a> {
+    b: &'a [u8],
+    at: usize,
+    flex: bool,
+    api: &'static str,
+}
+
+impl<'a> Dec<'a> {
+    fn err(&self, what: &str) -> WireError {
+        WireError::Decode {
+            api: self.api,
+            reason: format!("{what} at byte {}", self.at),
+        }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let s = self
+            .b
+            .get(self.at..self.at.saturating_add(n))
+            .ok_or_else(|| self.err("truncated"))?;
+        self.at += n;
+        Ok(s)
+    }
+    fn i8(&mut self) -> Result<i8> {
+        Ok(self.take(1)?[0] as i8)
+    }
+    fn i16(&mut self) -> Result<i16> {
+        let s = self.take(2)?;
+        Ok(i16::from_be_bytes([s[0], s[1]]))
+    }
+    fn i32(&mut self) -> Result<i32> {
+        let s = self.take(4)?;
+        Ok(i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn i64(&mut self) -> Result<i64> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(i64::from_be_bytes(a))
+    }
+    fn bool(&mut self) -> Result<bool> {
+        Ok(self.i8()? != 0)
+    }
+    fn uvarint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.err("varint too long"))
+    }
+    /// Length of a string, bytes or array field; None when null.
+    fn raw_len(&mut self, wide: bool) -> Result<Option<usize>> {
+        let n: i64 = if self.flex {
+            self.uvarint()? as i64 - 1
+        } else if wide {
+            i64::from(self.i32()?)
+        } else {
+            i64::from(self.i16()?)
+        };
+        if n < 0 {
+            return Ok(None);
+        }
+        // Every element takes at least one byte: a longer count is a lie.
+        if n as usize > self.b.len().saturating_sub(self.at) {
+            return Err(self.err("length beyond the response"));
+        }
+        Ok(Some(n as usize))
+    }
+    fn nstr(&mut self) -> Result<Option<String>> {
+        match self.raw_len(false)? {
+            None => Ok(None),
+            Some(n) => Ok(Some(String::from_utf8_lossy(self.take(n)?).into_owned())),
+        }
+    }
+    fn str(&mut self) -> Result<String> {
+        Ok(self.nstr()?.unwrap_or_default())
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>> {
+        match self.raw_len(true)? {
+            None => Ok(vec![]),
+            Some(n) => Ok(self.take(n)?.to_vec()),
+        }
+    }
+    /// Array length (null reads as empty).
+    fn len(&mut self) -> Result<usize> {
+        Ok(self.raw_len(true)?.unwrap_or(0))
+    }
+    fn tags(&mut self) -> Result<()> {
+        if self.flex {
+            let n = self.uvarint()?;
+            for _ in 0..n {
+                self.uvarint()?;
+                let size = self.uvarint()? as usize;
+                self.take(size)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One TCP connection to one broker.
+struct Conn {
+    stream: TcpStream,
+    addr: String,
+    correlation: i32,
+}
+
+impl Conn {
+    async fn open(addr: &str, timeout: Duration) -> Result<Conn> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(WireError::Connect {
+                    addr: addr.into(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(WireError::Connect {
+                    addr: addr.into(),
+                    reason: format!("no TCP connection within {:.1} s", timeout.as_secs_f64()),
+                });
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream,
+            addr: addr.into(),
+            correlation: 0,
+        })
+    }
+
+    /// Sends one request and returns the response body after the header.
+    async fn call(
+        &mut self,
+        key: i16,
+        version: i16,
+        flex: bool,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let api = api_name(key);
+        self.correlation = self.correlation.wrapping_add(1);
+        let mut h = Enc {
+            b: Vec::with_capacity(body.len() + 40),
+            flex: false,
+        };
+        h.i32(0); // size, filled below
+        h.i16(key);
+        h.i16(version);
+        h.i32(self.correlation);
+        h.str("lookout"); // client id: always a non-compact string
+        if flex {
+            h.uvarint(0); // request header v2 tagged fields
+        }
+        h.b.extend_from_slice(&body);
+        let size = (h.b.len() - 4) as i32;
+        h.b[..4].copy_from_slice(&size.to_be_bytes());
+        let addr = self.addr.clone();
+        let io = |e: std::io::Error| WireError::Io {
+            api,
+            addr: addr.clone(),
+            reason: e.to_string(),
+        };
+        let exchange = async {
+            self.stream.write_all(&h.b).await?;
+            let n = self.stream.read_i32().await?;
+            if n < 4 || n as usize > MAX_RESPONSE {
+                return Err(std::io::Error::other(format!("response size {n}")));
+            }
+            let mut buf = vec![0u8; n as usize];
+            self.stream.read_exact(&mut buf).await?;
+            Ok(buf)
+        };
+        let buf = match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Err(io(e)),
+            Err(_) => {
+                return Err(WireError::Timeout {
+                    api,
+                    addr: addr.clone(),
+                    secs: timeout.as_secs_f64(),
+                });
+            }
+        };
+        let got = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if got != self.correlation {
+            return Err(WireError::Decode {
+                api,
+                reason: format!("correlation id {got}, expected {}", self.correlation),
+            });
+        }
+        // Flexible responses carry header tagged fields, except ApiVersions (always v0).
+        let mut d = Dec {
+            b: &buf,
+            at: 4,
+            flex: flex && key != API_VERSIONS,
+            api,
+        };
+        d.tags()?;
+        let at = d.at;
+        Ok(buf[at..].to_vec())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub id: i32,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub brokers: Vec<Broker>,
+    /// topic → leader node per partition (index = partition id; -1: no leader).
+    pub topics: HashMap<String, Vec<i32>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    pub name: String,
+    pub protocol_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    pub id: String,
+    pub client_id: String,
+    pub host: String,
+    pub assignment: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DescribedGroup {
+    pub name: String,
+    pub error: i16,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<DescribedMember>,
+}
+
+/// Committed offsets of one group (only partitions with a commit), or its error code.
+pub type GroupOffsets = std::result::Result<Vec<(Tp, i64)>, i16>;
+
+/// A client for one cluster: one connection per broker, opened on first use.
+pub struct Cluster {
+    timeout: Duration,
+    bootstrap: Conn,
+    bootstrap_id: Option<i32>,
+    conns: HashMap<i32, Conn>,
+    addrs: HashMap<i32, String>,
+    versions: HashMap<i16, (i16, i16)>,
+    /// Kafka requests sent so far (ApiVersions included).
+    pub requests: u64,
+}
+
+impl Cluster {
+    /// Connects to the first bootstrap server that answers and learns the API versions.
+    pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Cluster> {
+        let mut last = WireError::Unsupported("no bootstrap servers".into());
+        for addr in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            let addr = addr
+                .strip_prefix("PLAINTEXT://")
+                .or_else(|| addr.strip_prefix("kafka://"))
+                .unwrap_or(addr);
+            match Conn::open(addr, timeout).await {
+                Ok(conn) => {
+                    let mut c = Cluster {
+                        timeout,
+                        bootstrap: conn,
+                        bootstrap_id: None,
+                        conns: HashMap::new(),
+                        addrs: HashMap::new(),
+                        versions: HashMap::new(),
+                        requests: 0,
+                    };
+                    match c.api_versions().await {
+                        Ok(()) => return Ok(c),
+                        Err(e) => last = e,
+                    }
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn api_versions(&mut self) -> Result<()> {
+        let body = self
+            .bootstrap
+            .call(API_VERSIONS, 0, false, vec![], self.timeout)
+            .await?;
+        self.requests += 1;
+        let mut d = Dec {
+            b: &body,
+            at: 0,
+            flex: false,
+            api: "ApiVersions",
+        };
+        let err = d.i16()?;
+        if err != 0 {
+            return Err(WireError::Broker {
+                api: "ApiVersions",
+                code: err,
+            });
+        }
+        for _ in 0..d.len()? {
+            let (k, min, max) = (d.i16()?, d.i16()?, d.i16()?);
+            self.versions.insert(k, (min, max));
+        }
+        Ok(())
+    }
+
+    /// The highest version both sides speak, within `want` (inclusive).
+    fn version(&self, key: i16, want: (i16, i16)) -> Result<i16> {
+        let (min, max) = self.versions.get(&key).copied().ok_or_else(|| {
+            WireError::Unsupported(format!("the broker does not offer {}", api_name(key)))
+        })?;
+        let v = max.min(want.1);
+        if v < want.0 || v < min {
+            return Err(WireError::Unsupported(format!(
+                "{} v{}–v{} needed, the broker offers v{min}–v{max} (Kafka 3.0 or newer is needed)",
+                api_name(key),
+                want.0,
+                want.1
+            )));
+        }
+        Ok(v)
+    }
+
+    async fn call(
+        &mut self,
+        node: Option<i32>,
+        key: i16,
+        v: i16,
+        flex: bool,
+        e: Enc,
+    ) -> Result<Vec<u8>> {
+        let timeout = self.timeout;
+        self.requests += 1;
+        let conn = match node {
+            None => &mut self.bootstrap,
+            Some(id) if Some(id) == self.bootstrap_id => &mut self.bootstrap,
+            Some(id) => {
+                if !self.conns.contains_key(&id) {
+                    let addr = self.addrs.get(&id).cloned().ok_or_else(|| {
+                        WireError::Unsupported(format!("broker {id} is not in the metadata"))
+                    })?;
+                    let c = Conn::open(&addr, timeout).await?;
+                    self.conns.insert(id, c);
+                }
+                match self.conns.get_mut(&id) {
+                    Some(c) => c,
+                    None => return Err(WireError::Unsupported(format!("broker {id}"))),
+                }
+            }
+        };
+        let r = conn.call(key, v, flex, e.b, timeout).await;
+        if r.is_err()
+            && let Some(id) = node
+        {
+            // A broken connection is not reused.
+            self.conns.remove(&id);
+        }
+        r
+    }
+
+    /// Brokers and each topic's partition leaders (Metadata v4–v8).
+    pub async fn metadata(&mut self) -> Result<Metadata> {
+        let v = self.version(METADATA, (4, 8))?;
+        let mut e = Enc {
+            b: vec![],
+            flex: false,
+        };
+        e.null_array(); // all topics
+        e.bool(false); // never create topics
+        if v >= 8 {
+            e.bool(false);
+            e.bool(false);
+        }
+        let body = self.call(None, METADATA, v, false, e).await?;
+        let mut d = Dec {
+            b: &body,
+            at: 0,
+            flex: false,
+            api: "Metadata",
+        };
+        d.i32()?; // throttle
+        let mut md = Metadata::default();
+        for _ in 0..d.len()? {
+            let id = d.i32()?;
+            let host = d.str()?;
+            let port = d.i32()?;
+            d.nstr()?; // rack
+            let addr = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            md.brokers.push(Broker { id, addr });
+        }
+        d.nstr()?; // cluster id
+        d.i32()?; // controller
+        for _ in 0..d.len()? {
+            let _err = d.i16()?;
+            let name = d.str()?;
+            d.bool()?; // internal
+            let mut leaders = vec![];
+            for _ in 0..d.len()? {
+                d.i16()?;
+                let p = d.i32()?;
+                let leader = d.i32()?;
+                if v >= 7 {
+                    d.i32()?; // leader epoch
+                }
+                for _ in 0..d.len()? {
+                    d.i32()?;
+                }
+                for _ in 0..d.len()? {
+                    d.i32()?;
+                }
+                if v >= 5 {
+                    for _ in 0..d.len()? {
+                        d.i32()?;
+                    }
+                }
+                if p >= 0 && (p as usize) < 1_000_000 {
+                    if leaders.len() <= p as usize {
+                        leaders.resize(p as usize + 1, -1);
+                    }
+                    leaders[p as usize] = leader;
+                }
+            }
+            if v >= 8 {
+                d.i32()?; // topic authorized operations
+            }
+            md.topics.insert(name, leaders);
+        }
+        self.addrs = md.brokers.iter().map(|b| (b.id, b.addr.clone())).collect();
+        // The bootstrap connection doubles as the connection to the broker it reached.
+        let boot = self.bootstrap.addr.clone();
+        self.bootstrap_id = md.brokers.iter().find(|b| b.addr == boot).map(|b| b.id);
+        Ok(md)
+    }
+
+    /// The groups one broker coordinates (ListGroups v0–v4).
+    pub async fn list_groups(&mut self, node: i32) -> Result<Vec<ListedGroup>> {
+        let v = self.version(LIST_GROUPS, (0, 4))?;
+        let flex = v >= 3;
+        let mut e = Enc { b: vec![], flex };
+        if v >= 4 {
+            e.len(0); // no state filter
+        }
+        e.tags();
+        let body = self.call(Some(node), LIST_GROUPS, v, flex, e).await?;
+        let mut d = Dec {
+            b: &body,
+            at: 0,
+            flex,
+            api: "ListGroups",
+        };
+        if v >= 1 {
+            d.i32()?;
+        }
+        let err = d.i16()?;
+        if err != 0 {
+            return Err(WireError::Broker {
+                api: "ListGroups",
+                code: err,
+            });
+        }
+        let mut out = vec![];
+        for _ in 0..d.len()? {
+            let name = d.str()?;
+            let protocol_type = d.str()?;
+            if v >= 4 {
+                d.str()?; // state (DescribeGroups gives it too)
+            }
+            d.tags()?;
+            out.push(ListedGroup {
+                name,
+                protocol_type,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The coordinator of each group (FindCoordinator v4: many keys per request).
+    /// Groups whose coordinator is unknown right now are left out.
+    pub async fn coordinators(&mut self, groups: &[String]) -> Result<HashMap<String, i32>> {
+        let v = self.version(FIND_COORDINATOR, (4, 4))?;
+        let mut out = HashMap::new();
+        for chunk in groups.chunks(GROUP_BATCH) {
+            let mut e = Enc {
+                b: vec![],
+                flex: true,
+            };
+            e.i8(0); // group coordinators
+            e.len(chunk.len());
+            for g in chunk {
+                e.str(g);
+            }
+            e.tags();
+            let body = self.call(None, FIND_COORDINATOR, v, true, e).await?;
+            let mut d = Dec {
+                b: &body,
+                at: 0,
+                flex: true,
+                api: "FindCoordinator",
+            };
+            d.i32()?;
+            for _ in 0..d.len()? {
+                let key = d.str()?;
+                let node = d.i32()?;
+                d.str()?; // host
+                d.i32()?; // port
+                let err = d.i16()?;
+                d.nstr()?;
+                d.tags()?;
+                if err == 0 {
+                    out.insert(key, node);
+                }
+            }
+            d.tags()?;
+        }
+        Ok(out)
+    }
+
+    /// Describes groups coordinated by `node` (DescribeGroups v0–v5, one request per
+    /// [`GROUP_BATCH`] groups).
+    pub async fn describe_groups(
+        &mut self,
+        node: i32,
+        groups: &[String],
+    ) -> Result<Vec<DescribedGroup>> {
+        let v = self.version(DESCRIBE_GROUPS, (0, 5))?;
+        let flex = v >= 5;
+        let mut out = vec![];
+        for chunk in groups.chunks(GROUP_BATCH) {
+            let mut e = Enc { b: vec![], flex };
+            e.len(chunk.len());
+            for g in chunk {
+                e.str(g);
+            }
+            if v >= 3 {
+                e.bool(false);
+            }
+            e.tags();
+            let body = self.call(Some(node), DESCRIBE_GROUPS, v, flex, e).await?;
+            let mut d = Dec {
+                b: &body,
+                at: 0,
+                flex,
+                api: "DescribeGroups",
+            };
+            if v >= 1 {
+                d.i32()?;
+            }
+            for _ in 0..d.len()? {
+                let error = d.i16()?;
+                let name = d.str()?;
+                let state = d.str()?;
+                let protocol_type = d.str()?;
+                let protocol = d.str()?;
+                let mut members = vec![];
+                for _ in 0..d.len()? {
+                    let id = d.str()?;
+                    if v >= 4 {
+                        d.nstr()?; // group instance id
+                    }
+                    let client_id = d.str()?;
+                    let host = d.str()?;
+                    d.bytes()?; // subscription metadata
+                    let assignment = d.bytes()?;
+                    d.tags()?;
+                    members.push(DescribedMember {
+                        id,
+                        client_id,
+                        host,
+                        assignment,
+                    });
+                }
+                if v >= 3 {
+                    d.i32()?;
+                }
+                d.tags()?;
+                out.push(DescribedGroup {
+                    name,
+                    error,
+                    state,
+                    protocol_type,
+                    protocol,
+                    members,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The committed offsets of many groups coordinated by `node`: OffsetFetch v8 with all
+    /// topics, one request per [`GROUP_BATCH`] groups.
+    pub async fn offset_fetch(
+        &mut self,
+        node: i32,
+        groups: &[String],
+    ) -> Result<HashMap<String, GroupOffsets>> {
+        let v = self.version(OFFSET_FETCH, (8, 8))?;
+        let mut out = HashMap::new();
+        for chunk in groups.chunks(GROUP_BATCH) {
+            let mut e = Enc {
+                b: vec![],
+                flex: true,
+            };
+            e.len(chunk.len());
+            for g in chunk {
+                e.str(g);
+                e.null_array(); // every topic the group committed to
+                e.tags();
+            }
+            // No require_stable: a pending transactional commit would turn the answer
+            // into UNSTABLE_OFFSET_COMMIT; the last stable commit is what is wanted.
+            e.bool(false);
+            e.tags();
+            let body = self.call(Some(node), OFFSET_FETCH, v, true, e).await?;
+            let mut d = Dec {
+                b: &body,
+                at: 0,
+                flex: true,
+                api: "OffsetFetch",
+            };
+            d.i32()?;
+            for _ in 0..d.len()? {
+                let name = d.str()?;
+                let mut offsets = vec![];
+                for _ in 0..d.len()? {
+                    let topic = d.str()?;
+                    for _ in 0..d.len()? {
+                        let p = d.i32()?;
+                        let off = d.i64()?;
+                        d.i32()?; // leader epoch
+                        d.nstr()?; // metadata
+                        let err = d.i16()?;
+                        d.tags()?;
+                        if err == 0 && off >= 0 {
+                            offsets.push(((topic.clone(), p), off));
+                        }
+                    }
+                    d.tags()?;
+                }
+                let err = d.i16()?;
+                d.tags()?;
+                out.insert(name, if err == 0 { Ok(offsets) } else { Err(err) });
+            }
+            d.tags()?;
+        }
+        Ok(out)
+    }
+
+    /// Log offsets of partitions led by `leader` at `timestamp` (-2: log start, -1: log
+    /// end) in one ListOffsets request (v1–v4, read-committed, so the end is the last stable
+    /// offset). Partitions the broker does not lead are left out.
+    pub async fn list_offsets(
+        &mut self,
+        leader: i32,
+        parts: &[Tp],
+        timestamp: i64,
+    ) -> Result<HashMap<Tp, i64>> {
+        let v = self.version(LIST_OFFSETS, (1, 4))?;
+        let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
+        for (t, p) in parts {
+            by_topic.entry(t).or_default().push(*p);
+        }
+        let mut e = Enc {
+            b: vec![],
+            flex: false,
+        };
+        e.i32(-1); // replica id: a client
+        if v >= 2 {
+            e.i8(1); // READ_COMMITTED
+        }
+        e.len(by_topic.len());
+        for (t, ps) in &by_topic {
+            e.str(t);
+            e.len(ps.len());
+            for p in ps {
+                e.i32(*p);
+                if v >= 4 {
+                    e.i32(-1); // current leader epoch: unknown
+                }
+                e.i64(timestamp);
+            }
+        }
+        let body = self.call(Some(leader), LIST_OFFSETS, v, false, e).await?;
+        let mut d = Dec {
+            b: &body,
+            at: 0,
+            flex: false,
+            api: "ListOffsets",
+        };
+        if v >= 2 {
+            d.i32()?;
+        }
+        let mut out = HashMap::new();
+        for _ in 0..d.len()? {
+            let topic = d.str()?;
+            for _ in 0..d.len()? {
+                let p = d.i32()?;
+                let err = d.i16()?;
+                d.i64()?; // timestamp
+                let off = d.i64()?;
+                if v >= 4 {
+                    d.i32()?;
+                }
+                if err == 0 && off >= 0 {
+                    out.insert((topic.clone(), p), off);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64] {
+            let mut e = Enc {
+                b: vec![],
+                flex: true,
+            };
+            e.uvarint(v);
+            let mut d = Dec {
+                b: &e.b,
+                at: 0,
+                flex: true,
+                api: "t",
+            };
+            assert_eq!(d.uvarint().ok(), Some(v));
+            assert_eq!(d.at, e.b.len());
+        }
+    }
+
+    #[test]
+    fn strings_and_arrays_in_both_encodings() {
+        for flex in [false, true] {
+            let mut e = Enc { b: vec![], flex };
+            e.str("orders");
+            e.len(2);
+            e.i32(7);
+            e.i32(9);
+            e.null_array();
+            e.tags();
+            let mut d = Dec {
+                b: &e.b,
+                at: 0,
+                flex,
+                api: "t",
+            };
+            assert_eq!(d.str().ok().as_deref(), Some("orders"));
+            assert_eq!(d.len().ok(), Some(2));
+            assert_eq!((d.i32().ok(), d.i32().ok()), (Some(7), Some(9)));
+            assert_eq!(d.len().ok(), Some(0), "null array reads as empty");
+            assert!(d.tags().is_ok());
+            assert_eq!(d.at, e.b.len());
+        }
+    }
+
+    #[test]
+    fn lies_and_truncation_are_errors_not_panics() {
+        // An array claiming two billion elements in a 6-byte answer.
+        let b = [0x7f, 0xff, 0xff, 0xff, 0, 0];
+        let mut d = Dec {
+            b: &b,
+            at: 0,
+            flex: false,
+            api: "t",
+        };
+        assert!(d.len().is_err());
+        // A string cut short.
+        let b = [0, 10, b'a', b'b'];
+        let mut d = Dec {
+            b: &b,
+            at: 0,
+            flex: false,
+            api: "t",
+        };
+        assert!(d.str().is_err());
+        // A varint that never ends.
+        let b = [0xff; 12];
+        let mut d = Dec {
+            b: &b,
+            at: 0,
+            flex: true,
+            api: "t",
+        };
+        assert!(d.uvarint().is_err());
+        // Tagged fields whose size runs past the end.
+        let b = [1, 0, 50];
+        let mut d = Dec {
+            b: &b,
+            at: 0,
+            flex: true,
+            api: "t",
+        };
+        assert!(d.tags().is_err());
+    }
+}
