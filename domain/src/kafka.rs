@@ -27,6 +27,15 @@ pub struct PartitionState {
     pub time_lag_s: Option<f64>,
     /// `exact`, `estimated` or `at_least`
     pub time_lag_kind: Option<String>,
+    /// Since when the committed offset has had its current value (ms since the epoch): the
+    /// first sample that saw it. Carried from round to round, so a round does not search
+    /// the history for it.
+    #[serde(default)]
+    pub committed_since_ms: Option<i64>,
+    /// True when `committed_since_ms` was carried by the sampler (rows written before it
+    /// was are looked up in the history once).
+    #[serde(default)]
+    pub tracked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

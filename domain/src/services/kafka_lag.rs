@@ -115,7 +115,9 @@ pub async fn sample_round(
         return Err(DomainError::invalid("not a Kafka target"));
     }
     let started = Instant::now();
-    let snap = probes::kafka::lag::sample_cluster(&bootstrap, step, 2000).await;
+    let mut sampled_at = None;
+    let snap =
+        probes::kafka::lag::sample_cluster(&bootstrap, step, probes::kafka::lag::MAX_GROUPS).await;
     let out = match snap {
         Err(e) => RoundOutcome {
             ok: false,
@@ -126,16 +128,19 @@ pub async fn sample_round(
             duration: started.elapsed(),
         },
         Ok(s) => {
-            let partitions = store_samples(pool, target_id, &s).await?;
-            store_rollups(pool, target_id, &s).await?;
-            let exact = record_times(target_id, &bootstrap, step, &s).await;
-            for g in &s.groups {
-                let (label, worst, reason, total) =
-                    evaluate_group(pool, target_id, g, &s, &exact).await?;
-                policy
-                    .step(pool, &g.name, &label, &worst, &reason, total, ts(s.at_ms))
-                    .await?;
-            }
+            // Storing and reading the records at the committed offsets (exact time lag)
+            // overlap: one waits on PostgreSQL, the other on Kafka.
+            let store = async {
+                let n = store_samples(pool, target_id, &s).await?;
+                store_rollups(pool, target_id, &s).await?;
+                Ok::<_, DomainError>(n)
+            };
+            let (stored, exact) =
+                tokio::join!(store, record_times(target_id, &bootstrap, step, &s));
+            let partitions = stored?;
+            let evaluated = evaluate_groups(pool, target_id, &s, &exact).await?;
+            policy.step_all(pool, &evaluated, ts(s.at_ms)).await?;
+            sampled_at = Some(ts(s.at_ms));
             RoundOutcome {
                 ok: true,
                 error: None,
@@ -147,8 +152,8 @@ pub async fn sample_round(
         }
     };
     sqlx::query(
-        "INSERT INTO kafka_rounds (target_id, ok, error, groups, partitions, requests, duration_ms, holder)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO kafka_rounds (target_id, ok, error, groups, partitions, requests, duration_ms, holder, sampled_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(target_id)
     .bind(out.ok)
@@ -158,6 +163,7 @@ pub async fn sample_round(
     .bind(out.requests as i32)
     .bind(out.duration.as_millis() as i32)
     .bind(holder)
+    .bind(sampled_at)
     .execute(pool)
     .await?;
     Ok(out)
@@ -318,21 +324,21 @@ pub fn resolution_for(range: time::Duration) -> Option<i32> {
     }
 }
 
+/// Where the history must be searched for one partition (the lookups of [`HistRow`]).
 #[derive(FromRow)]
-struct WinRow {
-    topic: String,
-    partition: i32,
-    at: OffsetDateTime,
-    committed: Option<i64>,
-    end_offset: i64,
-}
-
-#[derive(FromRow)]
-struct HistRow {
+struct SinceRow {
+    group_name: String,
     topic: String,
     partition: i32,
     /// First time the current committed value was seen after a different one.
     since: Option<OffsetDateTime>,
+}
+
+#[derive(FromRow)]
+struct HistRow {
+    group_name: String,
+    topic: String,
+    partition: i32,
     /// The newest sample whose log end had not passed the committed offset.
     a_at: Option<OffsetDateTime>,
     a_end: Option<i64>,
@@ -343,218 +349,413 @@ struct HistRow {
     first_at: Option<OffsetDateTime>,
 }
 
-/// Evaluates one group and stores its state; returns (status label, worst, reason, lag).
-async fn evaluate_group(
+/// A group's evaluation, for the alert policy.
+struct Evaluated {
+    name: String,
+    label: &'static str,
+    worst: String,
+    reason: String,
+    total: i64,
+}
+
+/// Key of one partition of one group.
+type GroupTp = (String, String, i32);
+
+/// Evaluates every group of the round and stores their states, in a fixed number of
+/// statements whatever the number of groups: the window (this round and the previous
+/// nine recorded ones) in one read, the previous states in one read (they carry since when
+/// each committed offset has had its value), the history only for partitions that need it
+/// (an estimated time lag; states written before the carry existed), and one upsert.
+async fn evaluate_groups(
     pool: &PgPool,
     target_id: i64,
-    g: &GroupSnap,
     s: &Snapshot,
     exact: &HashMap<((String, i32), i64), i64>,
-) -> DomainResult<(String, String, String, i64)> {
+) -> DomainResult<Vec<Evaluated>> {
     let now = s.at_ms;
-    let window: Vec<WinRow> = sqlx::query_as(
-        "SELECT topic, partition, at, committed, end_offset FROM kafka_samples
-         WHERE target_id = $1 AND group_name = $2 AND at IN (
-             SELECT DISTINCT at FROM kafka_samples WHERE target_id = $1 AND group_name = $2
-             ORDER BY at DESC LIMIT $3)
-         ORDER BY topic, partition, at",
+    let mut times: Vec<OffsetDateTime> = sqlx::query_scalar(
+        "SELECT sampled_at FROM kafka_rounds WHERE target_id = $1 AND sampled_at IS NOT NULL
+         ORDER BY sampled_at DESC LIMIT $2",
     )
     .bind(target_id)
-    .bind(&g.name)
-    .bind(rules::WINDOW as i64)
+    .bind(rules::WINDOW as i64 - 1)
     .fetch_all(pool)
     .await?;
-    let mut windows: BTreeMap<(String, i32), Vec<Sample>> = BTreeMap::new();
-    for r in window {
-        windows
-            .entry((r.topic, r.partition))
-            .or_default()
-            .push(Sample {
-                at_ms: ms(r.at),
-                committed: r.committed,
-                end: r.end_offset,
-            });
-    }
-    let (mut t, mut p, mut c) = (vec![], vec![], vec![]);
-    for ((topic, part), committed) in &g.committed {
-        t.push(topic.clone());
-        p.push(*part);
-        c.push(committed.unwrap_or(-1));
-    }
-    let hist: Vec<HistRow> = sqlx::query_as(
-        "SELECT x.topic, x.partition,
-            (SELECT min(s.at) FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
-               AND s.topic = x.topic AND s.partition = x.partition
-               AND s.at > coalesce((SELECT max(d.at) FROM kafka_samples d WHERE d.target_id = $1
-                   AND d.group_name = $2 AND d.topic = x.topic AND d.partition = x.partition
-                   AND d.committed IS DISTINCT FROM x.c), '-infinity')) AS since,
-            a.at AS a_at, a.end_offset AS a_end, b.at AS b_at, b.end_offset AS b_end, f.at AS first_at
-         FROM UNNEST($3::text[], $4::int[], $5::bigint[]) AS x(topic, partition, c)
-         LEFT JOIN LATERAL (SELECT at, end_offset FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
-             AND s.topic = x.topic AND s.partition = x.partition AND s.end_offset <= x.c
-             ORDER BY at DESC LIMIT 1) a ON true
-         LEFT JOIN LATERAL (SELECT at, end_offset FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
-             AND s.topic = x.topic AND s.partition = x.partition AND s.end_offset > x.c
-             ORDER BY at ASC LIMIT 1) b ON true
-         LEFT JOIN LATERAL (SELECT min(at) AS at FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = $2
-             AND s.topic = x.topic AND s.partition = x.partition) f ON true",
+    times.push(ts(now));
+    let oldest = times.iter().min().copied().unwrap_or(ts(now));
+    let rows: Vec<(String, String, i32, OffsetDateTime, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT group_name, topic, partition, at, committed, end_offset FROM kafka_samples
+         WHERE at >= $2 AND target_id = $1 AND at = ANY($3) ORDER BY at",
     )
     .bind(target_id)
-    .bind(&g.name)
-    .bind(&t)
-    .bind(&p)
-    .bind(&c)
+    .bind(oldest)
+    .bind(&times)
     .fetch_all(pool)
     .await?;
-    let hist: BTreeMap<(String, i32), HistRow> = hist
+    let mut windows: HashMap<GroupTp, Vec<Sample>> = HashMap::new();
+    for (g, t, p, at, committed, end) in rows {
+        windows.entry((g, t, p)).or_default().push(Sample {
+            at_ms: ms(at),
+            committed,
+            end,
+        });
+    }
+    let prev: HashMap<String, Vec<PartitionState>> =
+        sqlx::query_as::<_, (String, sqlx::types::Json<Vec<PartitionState>>)>(
+            "SELECT group_name, verdicts FROM kafka_groups WHERE target_id = $1",
+        )
+        .bind(target_id)
+        .fetch_all(pool)
+        .await?
         .into_iter()
-        .map(|h| ((h.topic.clone(), h.partition), h))
+        .map(|(g, v)| (g, v.0))
         .collect();
-    let owned: std::collections::BTreeSet<&(String, i32)> = if g.state == "Stable" {
-        g.members.iter().flat_map(|m| m.parts.iter()).collect()
-    } else {
-        Default::default()
-    };
-    let mut verdicts = vec![];
-    let mut states = vec![];
-    let (mut total, mut first_sum, mut last_sum) = (0i64, (0i64, 0i64, 0i64), (0i64, 0i64, 0i64));
-    let mut worst_time: Option<(f64, &'static str)> = None;
-    for (tp, committed) in &g.committed {
-        let w = windows.get(tp).cloned().unwrap_or_default();
-        let h = hist.get(tp);
-        let ctx = Context {
-            owned: owned.contains(tp),
-            last_change_ms: h.and_then(|h| h.since).map(ms),
-            now_ms: now,
+
+    // Since when each committed offset has had its value: carried from the previous state;
+    // searched in the history only where the previous state did not carry it.
+    let mut since: HashMap<GroupTp, Option<i64>> = HashMap::new();
+    let (mut lg, mut lt, mut lp, mut lc) = (vec![], vec![], vec![], vec![]);
+    for g in &s.groups {
+        let before: HashMap<(&str, i32), &PartitionState> = prev
+            .get(&g.name)
+            .map(|v| {
+                v.iter()
+                    .map(|p| ((p.topic.as_str(), p.partition), p))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let carried = prev
+            .get(&g.name)
+            .is_none_or(|v| v.iter().any(|p| p.tracked));
+        for ((topic, part), committed) in &g.committed {
+            let key = (g.name.clone(), topic.clone(), *part);
+            match before.get(&(topic.as_str(), *part)) {
+                Some(p) if p.tracked => {
+                    let v = if p.committed == *committed {
+                        p.committed_since_ms
+                    } else {
+                        Some(now)
+                    };
+                    since.insert(key, v);
+                }
+                // A new group or partition: its history begins now (the first sample is
+                // the first time its committed value was seen).
+                None if carried => {
+                    since.insert(key, Some(now));
+                }
+                _ => {
+                    lg.push(g.name.clone());
+                    lt.push(topic.clone());
+                    lp.push(*part);
+                    lc.push(committed.unwrap_or(-1));
+                }
+            }
+        }
+    }
+    if !lg.is_empty() {
+        let found: Vec<SinceRow> = sqlx::query_as(
+            "SELECT x.group_name, x.topic, x.partition,
+                (SELECT min(s.at) FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = x.group_name
+                   AND s.topic = x.topic AND s.partition = x.partition
+                   AND s.at > coalesce((SELECT max(d.at) FROM kafka_samples d WHERE d.target_id = $1
+                       AND d.group_name = x.group_name AND d.topic = x.topic AND d.partition = x.partition
+                       AND d.committed IS DISTINCT FROM x.c), '-infinity')) AS since
+             FROM UNNEST($2::text[], $3::text[], $4::int[], $5::bigint[]) AS x(group_name, topic, partition, c)",
+        )
+        .bind(target_id)
+        .bind(&lg)
+        .bind(&lt)
+        .bind(&lp)
+        .bind(&lc)
+        .fetch_all(pool)
+        .await?;
+        for r in found {
+            since.insert((r.group_name, r.topic, r.partition), r.since.map(ms));
+        }
+    }
+
+    // Verdicts.
+    struct Part<'a> {
+        tp: &'a (String, i32),
+        committed: Option<i64>,
+        since: Option<i64>,
+        v: rules::Verdict,
+        window: Vec<Sample>,
+    }
+    let mut evaluated: Vec<Vec<Part>> = Vec::with_capacity(s.groups.len());
+    let (mut hg, mut ht, mut hp, mut hc) = (vec![], vec![], vec![], vec![]);
+    for g in &s.groups {
+        let owned: std::collections::BTreeSet<&(String, i32)> = if g.state == "Stable" {
+            g.members.iter().flat_map(|m| m.parts.iter()).collect()
+        } else {
+            Default::default()
         };
-        let v = rules::evaluate(tp.1, &w, ctx);
-        let (start, end) = s.offsets.get(tp).copied().unwrap_or((0, 0));
-        if let Some(l) = v.lag {
-            total += l;
+        let mut parts = Vec::with_capacity(g.committed.len());
+        for (tp, committed) in &g.committed {
+            let key = (g.name.clone(), tp.0.clone(), tp.1);
+            let window = windows.remove(&key).unwrap_or_default();
+            let last_change = since.get(&key).copied().flatten();
+            let v = rules::evaluate(
+                tp.1,
+                &window,
+                Context {
+                    owned: owned.contains(tp),
+                    last_change_ms: last_change,
+                    now_ms: now,
+                },
+            );
+            if let Some(c) = committed
+                && v.lag.unwrap_or(0) > 0
+                && !exact.contains_key(&(tp.clone(), *c))
+            {
+                hg.push(g.name.clone());
+                ht.push(tp.0.clone());
+                hp.push(tp.1);
+                hc.push(*c);
+            }
+            parts.push(Part {
+                tp,
+                committed: *committed,
+                since: last_change,
+                v,
+                window,
+            });
         }
-        if let (Some(f), Some(l)) = (w.first(), w.last())
-            && let (Some(fc), Some(lc)) = (f.committed, l.committed)
-        {
-            first_sum = (f.at_ms, first_sum.1 + fc, first_sum.2 + f.end);
-            last_sum = (l.at_ms, last_sum.1 + lc, last_sum.2 + l.end);
+        evaluated.push(parts);
+    }
+    // The offset-to-time lookups, only for lagging partitions without an exact time.
+    let mut hist: HashMap<GroupTp, HistRow> = HashMap::new();
+    if !hg.is_empty() {
+        let found: Vec<HistRow> = sqlx::query_as(
+            "SELECT x.group_name, x.topic, x.partition,
+                a.at AS a_at, a.end_offset AS a_end, b.at AS b_at, b.end_offset AS b_end, f.at AS first_at
+             FROM UNNEST($2::text[], $3::text[], $4::int[], $5::bigint[]) AS x(group_name, topic, partition, c)
+             LEFT JOIN LATERAL (SELECT at, end_offset FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = x.group_name
+                 AND s.topic = x.topic AND s.partition = x.partition AND s.end_offset <= x.c
+                 ORDER BY at DESC LIMIT 1) a ON true
+             LEFT JOIN LATERAL (SELECT at, end_offset FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = x.group_name
+                 AND s.topic = x.topic AND s.partition = x.partition AND s.end_offset > x.c
+                 ORDER BY at ASC LIMIT 1) b ON true
+             LEFT JOIN LATERAL (SELECT min(at) AS at FROM kafka_samples s WHERE s.target_id = $1 AND s.group_name = x.group_name
+                 AND s.topic = x.topic AND s.partition = x.partition) f ON true",
+        )
+        .bind(target_id)
+        .bind(&hg)
+        .bind(&ht)
+        .bind(&hp)
+        .bind(&hc)
+        .fetch_all(pool)
+        .await?;
+        for h in found {
+            hist.insert((h.group_name.clone(), h.topic.clone(), h.partition), h);
         }
-        let tl = match (committed, h) {
-            (Some(c), Some(h)) => {
-                let mut history = vec![];
-                if let (Some(at), Some(e)) = (h.a_at, h.a_end) {
-                    history.push((ms(at), e));
-                }
-                if let (Some(at), Some(e)) = (h.b_at, h.b_end) {
-                    history.push((ms(at), e));
-                }
-                if v.lag.unwrap_or(0) == 0 {
-                    // Caught up (commit markers discounted).
-                    TimeLag::CaughtUp
-                } else if h.a_at.is_none() && h.b_at.is_some() {
+    }
+
+    // States, written in one statement.
+    let mut out = Vec::with_capacity(s.groups.len());
+    let mut rows = GroupRows::default();
+    for (g, parts) in s.groups.iter().zip(evaluated) {
+        let mut verdicts = vec![];
+        let mut states = vec![];
+        let (mut total, mut first_sum, mut last_sum) =
+            (0i64, (0i64, 0i64, 0i64), (0i64, 0i64, 0i64));
+        let mut worst_time: Option<(f64, &'static str)> = None;
+        for p in parts {
+            let tp = p.tp;
+            let v = p.v;
+            let (start, end) = s.offsets.get(tp).copied().unwrap_or((0, 0));
+            if let Some(l) = v.lag {
+                total += l;
+            }
+            if let (Some(f), Some(l)) = (p.window.first(), p.window.last())
+                && let (Some(fc), Some(lc)) = (f.committed, l.committed)
+            {
+                first_sum = (f.at_ms, first_sum.1 + fc, first_sum.2 + f.end);
+                last_sum = (l.at_ms, last_sum.1 + lc, last_sum.2 + l.end);
+            }
+            let h = hist.get(&(g.name.clone(), tp.0.clone(), tp.1));
+            let tl = match p.committed {
+                None => TimeLag::Unknown,
+                // Caught up (commit markers discounted).
+                Some(_) if v.lag.unwrap_or(0) == 0 => TimeLag::CaughtUp,
+                Some(c) => match h {
+                    None => TimeLag::Unknown,
                     // Older than the history: never extrapolate, cap at its start.
-                    TimeLag::AtLeast(
+                    Some(h) if h.a_at.is_none() && h.b_at.is_some() => TimeLag::AtLeast(
                         h.first_at
                             .map(|f| (now - ms(f)) as f64 / 1000.0)
                             .unwrap_or(0.0),
-                    )
-                } else {
-                    rules::time_lag(&history, *c, now)
+                    ),
+                    Some(h) => {
+                        let mut history = vec![];
+                        if let (Some(at), Some(e)) = (h.a_at, h.a_end) {
+                            history.push((ms(at), e));
+                        }
+                        if let (Some(at), Some(e)) = (h.b_at, h.b_end) {
+                            history.push((ms(at), e));
+                        }
+                        rules::time_lag(&history, c, now)
+                    }
+                },
+            };
+            let exact_ts = p.committed.and_then(|c| exact.get(&(tp.clone(), c)));
+            let (tls, tlk) = match (exact_ts, tl) {
+                // The record at the committed offset says when it was written: exact.
+                (Some(t), _) if v.lag.unwrap_or(0) > 0 => {
+                    (Some(((now - t) as f64 / 1000.0).max(0.0)), Some("exact"))
                 }
+                (_, tl) => match tl {
+                    TimeLag::Estimated(x) => (Some(x), Some("estimated")),
+                    TimeLag::AtLeast(x) => (Some(x), Some("at_least")),
+                    TimeLag::CaughtUp => (Some(0.0), Some("estimated")),
+                    TimeLag::Unknown => (None, None),
+                },
+            };
+            if let (Some(x), Some(k)) = (tls, tlk)
+                && worst_time.is_none_or(|(w, _)| x > w)
+            {
+                worst_time = Some((x, k));
             }
-            _ => TimeLag::Unknown,
-        };
-        let exact_ts = committed.and_then(|c| exact.get(&(tp.clone(), c)));
-        let (tls, tlk) = match (exact_ts, tl) {
-            // The record at the committed offset says when it was written: exact.
-            (Some(ts), _) if v.lag.unwrap_or(0) > 0 => {
-                (Some(((now - ts) as f64 / 1000.0).max(0.0)), Some("exact"))
-            }
-            (_, tl) => match tl {
-                TimeLag::Estimated(x) => (Some(x), Some("estimated")),
-                TimeLag::AtLeast(x) => (Some(x), Some("at_least")),
-                TimeLag::CaughtUp => (Some(0.0), Some("estimated")),
-                TimeLag::Unknown => (None, None),
-            },
-        };
-        if let (Some(x), Some(k)) = (tls, tlk)
-            && worst_time.is_none_or(|(w, _)| x > w)
-        {
-            worst_time = Some((x, k));
+            states.push(PartitionState {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                status: v.status.as_str().to_string(),
+                reason: v.reason.clone(),
+                committed: p.committed,
+                end,
+                start,
+                lag: v.lag,
+                time_lag_s: tls,
+                time_lag_kind: tlk.map(str::to_string),
+                committed_since_ms: p.since,
+                tracked: true,
+            });
+            verdicts.push(v);
         }
-        states.push(PartitionState {
-            topic: tp.0.clone(),
-            partition: tp.1,
-            status: v.status.as_str().to_string(),
-            reason: v.reason.clone(),
-            committed: *committed,
-            end,
-            start,
-            lag: v.lag,
-            time_lag_s: tls,
-            time_lag_kind: tlk.map(str::to_string),
+        let (worst, label) = rules::group_status(&verdicts);
+        let reason = verdicts
+            .iter()
+            .find(|v| v.status == worst)
+            .map(|v| v.reason.clone())
+            .unwrap_or_else(|| "no partitions".into());
+        let members: Vec<KafkaMember> = g
+            .members
+            .iter()
+            .map(|m| KafkaMember {
+                id: m.id.clone(),
+                client_id: m.client_id.clone(),
+                host: m.host.clone(),
+                parts: m.parts.clone(),
+            })
+            .collect();
+        rows.name.push(g.name.clone());
+        rows.state.push(g.state.clone());
+        rows.protocol.push(g.protocol.clone());
+        rows.members
+            .push(serde_json::to_value(&members).map_err(DomainError::internal)?);
+        rows.partitions.push(g.committed.len() as i32);
+        rows.total.push(total);
+        rows.time_lag.push(worst_time.map(|w| w.0));
+        rows.time_kind.push(worst_time.map(|w| w.1.to_string()));
+        rows.status.push(label.to_string());
+        rows.worst.push(worst.as_str().to_string());
+        rows.reason.push(reason.clone());
+        rows.catch_up
+            .push(rules::catch_up(first_sum, last_sum).sentence());
+        rows.verdicts
+            .push(serde_json::to_value(&states).map_err(DomainError::internal)?);
+        rows.rank.push(match label {
+            "ERR" => 3i16,
+            "WARN" => 2,
+            "INCOMPLETE" => 1,
+            _ => 0,
         });
-        verdicts.push(v);
+        rows.member_count.push(g.members.len() as i32);
+        out.push(Evaluated {
+            name: g.name.clone(),
+            label,
+            worst: worst.as_str().to_string(),
+            reason,
+            total,
+        });
     }
-    let (worst, label) = rules::group_status(&verdicts);
-    let reason = verdicts
-        .iter()
-        .find(|v| v.status == worst)
-        .map(|v| v.reason.clone())
-        .unwrap_or_else(|| "no partitions".into());
-    let catch = rules::catch_up(first_sum, last_sum).sentence();
-    let members: Vec<KafkaMember> = g
-        .members
-        .iter()
-        .map(|m| KafkaMember {
-            id: m.id.clone(),
-            client_id: m.client_id.clone(),
-            host: m.host.clone(),
-            parts: m.parts.clone(),
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
-             time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend,
-             status_rank, member_count)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ARRAY[$8], $16, $17)
-         ON CONFLICT (target_id, group_name) DO UPDATE SET at = EXCLUDED.at, state = EXCLUDED.state,
-             protocol = EXCLUDED.protocol, members = EXCLUDED.members, partitions = EXCLUDED.partitions,
-             total_lag = EXCLUDED.total_lag, time_lag_s = EXCLUDED.time_lag_s, time_lag_kind = EXCLUDED.time_lag_kind,
-             status = EXCLUDED.status, worst = EXCLUDED.worst, reason = EXCLUDED.reason,
-             catch_up = EXCLUDED.catch_up, verdicts = EXCLUDED.verdicts,
-             status_rank = EXCLUDED.status_rank, member_count = EXCLUDED.member_count,
-             trend = (kafka_groups.trend || EXCLUDED.total_lag)[greatest(1, cardinality(kafka_groups.trend) - 18):]",
-    )
-    .bind(target_id)
-    .bind(&g.name)
-    .bind(ts(now))
-    .bind(&g.state)
-    .bind(&g.protocol)
-    .bind(serde_json::to_value(&members).map_err(DomainError::internal)?)
-    .bind(g.committed.len() as i32)
-    .bind(total)
-    .bind(worst_time.map(|w| w.0))
-    .bind(worst_time.map(|w| w.1))
-    .bind(label)
-    .bind(worst.as_str())
-    .bind(&reason)
-    .bind(&catch)
-    .bind(serde_json::to_value(&states).map_err(DomainError::internal)?)
-    .bind(match label {
-        "ERR" => 3i16,
-        "WARN" => 2,
-        "INCOMPLETE" => 1,
-        _ => 0,
-    })
-    .bind(g.members.len() as i32)
-    .execute(pool)
-    .await?;
-    Ok((label.to_string(), worst.as_str().to_string(), reason, total))
+    rows.store(pool, target_id, ts(now)).await?;
+    Ok(out)
+}
+
+/// The columns of `kafka_groups`, one array each, for one UNNEST upsert.
+#[derive(Default)]
+struct GroupRows {
+    name: Vec<String>,
+    state: Vec<String>,
+    protocol: Vec<String>,
+    members: Vec<serde_json::Value>,
+    partitions: Vec<i32>,
+    total: Vec<i64>,
+    time_lag: Vec<Option<f64>>,
+    time_kind: Vec<Option<String>>,
+    status: Vec<String>,
+    worst: Vec<String>,
+    reason: Vec<String>,
+    catch_up: Vec<String>,
+    verdicts: Vec<serde_json::Value>,
+    rank: Vec<i16>,
+    member_count: Vec<i32>,
+}
+
+impl GroupRows {
+    async fn store(&self, pool: &PgPool, target_id: i64, at: OffsetDateTime) -> DomainResult<()> {
+        if self.name.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
+                 time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend,
+                 status_rank, member_count)
+             SELECT $1, x.name, $2, x.state, x.protocol, x.members, x.partitions, x.total, x.tl, x.tk,
+                 x.status, x.worst, x.reason, x.catch_up, x.verdicts, ARRAY[x.total], x.rank, x.mc
+             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int[], $8::bigint[],
+                 $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                 $15::jsonb[], $16::int2[], $17::int[])
+                 AS x(name, state, protocol, members, partitions, total, tl, tk, status, worst, reason,
+                      catch_up, verdicts, rank, mc)
+             ON CONFLICT (target_id, group_name) DO UPDATE SET at = EXCLUDED.at, state = EXCLUDED.state,
+                 protocol = EXCLUDED.protocol, members = EXCLUDED.members, partitions = EXCLUDED.partitions,
+                 total_lag = EXCLUDED.total_lag, time_lag_s = EXCLUDED.time_lag_s, time_lag_kind = EXCLUDED.time_lag_kind,
+                 status = EXCLUDED.status, worst = EXCLUDED.worst, reason = EXCLUDED.reason,
+                 catch_up = EXCLUDED.catch_up, verdicts = EXCLUDED.verdicts,
+                 status_rank = EXCLUDED.status_rank, member_count = EXCLUDED.member_count,
+                 trend = (kafka_groups.trend || EXCLUDED.total_lag)[greatest(1, cardinality(kafka_groups.trend) - 18):]",
+        )
+        .bind(target_id)
+        .bind(at)
+        .bind(&self.name)
+        .bind(&self.state)
+        .bind(&self.protocol)
+        .bind(&self.members)
+        .bind(&self.partitions)
+        .bind(&self.total)
+        .bind(&self.time_lag)
+        .bind(&self.time_kind)
+        .bind(&self.status)
+        .bind(&self.worst)
+        .bind(&self.reason)
+        .bind(&self.catch_up)
+        .bind(&self.verdicts)
+        .bind(&self.rank)
+        .bind(&self.member_count)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Lag alerts: a group in WARN or ERR for longer than the configured time opens an incident
 /// (or adds a finding to the group's open one) once per episode; its recovery adds an event.
 /// A group that flaps back to OK before the time is up never alerts.
+/// An open episode: (bad since, alerted at, incident).
+type AlertRow = (OffsetDateTime, Option<OffsetDateTime>, Option<i64>);
+
 struct AlertPolicy {
     target_id: i64,
     target_name: String,
@@ -593,6 +794,52 @@ impl AlertPolicy {
         }
     }
 
+    /// One round's alert steps: the open episodes are read in one query, new episodes
+    /// written in one; only raising and recovering touch a group on its own.
+    async fn step_all(
+        &self,
+        pool: &PgPool,
+        groups: &[Evaluated],
+        now: OffsetDateTime,
+    ) -> DomainResult<()> {
+        let rows: HashMap<String, AlertRow> = sqlx::query_as::<_, (String, OffsetDateTime, Option<OffsetDateTime>, Option<i64>)>(
+            "SELECT group_name, bad_since, alerted_at, incident_id FROM kafka_alerts WHERE target_id = $1",
+        )
+        .bind(self.target_id)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(g, a, b, c)| (g, (a, b, c)))
+        .collect();
+        let mut new_bad = vec![];
+        for g in groups {
+            self.step(
+                pool,
+                &g.name,
+                g.label,
+                &g.worst,
+                &g.reason,
+                g.total,
+                now,
+                rows.get(&g.name).copied(),
+                &mut new_bad,
+            )
+            .await?;
+        }
+        if !new_bad.is_empty() {
+            sqlx::query(
+                "INSERT INTO kafka_alerts (target_id, group_name, bad_since)
+                 SELECT $1, g, $2 FROM UNNEST($3::text[]) AS g ON CONFLICT DO NOTHING",
+            )
+            .bind(self.target_id)
+            .bind(now)
+            .bind(&new_bad)
+            .execute(pool)
+            .await?;
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
@@ -603,14 +850,9 @@ impl AlertPolicy {
         reason: &str,
         lag: i64,
         now: OffsetDateTime,
+        row: Option<AlertRow>,
+        new_bad: &mut Vec<String>,
     ) -> DomainResult<()> {
-        let row: Option<(OffsetDateTime, Option<OffsetDateTime>, Option<i64>)> = sqlx::query_as(
-            "SELECT bad_since, alerted_at, incident_id FROM kafka_alerts WHERE target_id = $1 AND group_name = $2",
-        )
-        .bind(self.target_id)
-        .bind(group)
-        .fetch_optional(pool)
-        .await?;
         match label {
             "WARN" | "ERR" => {
                 let Some(after) = self.after(group) else {
@@ -619,15 +861,7 @@ impl AlertPolicy {
                 let bad_since = match row {
                     Some((since, _, _)) => since,
                     None => {
-                        sqlx::query(
-                            "INSERT INTO kafka_alerts (target_id, group_name, bad_since) VALUES ($1, $2, $3)
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(self.target_id)
-                        .bind(group)
-                        .bind(now)
-                        .execute(pool)
-                        .await?;
+                        new_bad.push(group.to_string());
                         now
                     }
                 };
