@@ -94,7 +94,33 @@ pub struct LagPoint {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LagSeries {
-    /// Which resolution served it (`raw` today).
+    /// Which resolution served it: `raw`, `1m`, `10m` or `1h`.
     pub rollup: String,
     pub points: Vec<LagPoint>,
+    /// Lag per partition, one value per point (the highest in the bucket for rollups; 0
+    /// where the partition was not read).
+    #[serde(default)]
+    pub partitions: Vec<PartitionSeries>,
+    /// Incidents about this group or its target that overlap the range.
+    #[serde(default)]
+    pub annotations: Vec<LagAnnotation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionSeries {
+    pub topic: String,
+    pub partition: i32,
+    pub lag: Vec<i64>,
+}
+
+/// An incident drawn on the lag graph: from detection to resolution (or now).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LagAnnotation {
+    /// `INC-42`
+    pub key: String,
+    pub title: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to: Option<OffsetDateTime>,
 }

@@ -326,7 +326,33 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     .await;
     assert_eq!(code, 200);
     assert_eq!(series["rollup"], "raw");
-    assert!(series["points"].as_array().unwrap().len() >= 13, "{series}");
+    let points = series["points"].as_array().unwrap();
+    assert!(points.len() >= 13, "{series}");
+    // Per partition, aligned with the points (the small multiples): the last value of
+    // partition 0 is the REWIND lag, and the partitions add up to the total at every point.
+    let parts = series["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{series}");
+    assert_eq!(parts[0]["topic"], t.as_str());
+    let p0: Vec<i64> = parts[0]["lag"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(p0.len(), points.len());
+    assert_eq!(*p0.last().unwrap(), high - 10);
+    for (i, p) in points.iter().enumerate() {
+        assert_eq!(p["lag"].as_i64().unwrap(), p0[i], "point {i}");
+    }
+    // The group's incident is drawn on the graph.
+    assert!(
+        series["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == format!("INC-{number}").as_str()),
+        "{series}"
+    );
     // A longer range is served from the 1-minute rollups, kept by every round.
     let from = (time::OffsetDateTime::now_utc() - time::Duration::hours(6))
         .format(&time::format_description::well_known::Rfc3339)
@@ -347,6 +373,15 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
         .max()
         .unwrap();
     assert!(max >= 200, "{long}");
+    // The 1-minute buckets keep each partition's highest lag too.
+    let part_max = long["partitions"][0]["lag"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(part_max, max, "one partition: its peak is the group's peak");
     let (code, _) = api(
         &app,
         &viewer,
@@ -580,4 +615,125 @@ fn url_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Each rollup bucket keeps every partition's own peak (the small multiples beyond the raw
+/// retention), position by position — not the last sample's values.
+#[sqlx::test(migrations = "../migrations")]
+async fn rollups_keep_each_partitions_peak(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "peaks", "kind": "kafka", "connection": brokers(), "environment": "test"}))
+        .send().await.unwrap();
+    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let t = unique("peaks");
+    let g = unique("peaks-group");
+    let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for r in admin_client
+        .create_topics(
+            &[NewTopic::new(&t, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for (p, n) in [(0, 10), (1, 20), (2, 30)] {
+        for i in 0..n {
+            let v = format!("m{i}");
+            producer
+                .send(BaseRecord::<(), str>::to(&t).partition(p).payload(&v))
+                .unwrap();
+        }
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .create()
+        .unwrap();
+    let commit = |offsets: [i64; 3]| {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets.iter().enumerate() {
+            tpl.add_partition_offset(&t, p as i32, Offset::Offset(*o))
+                .unwrap();
+        }
+        committer.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    let round = || {
+        let pool = app.pool.clone();
+        async move {
+            let r = svc::sample_round(&pool, target, "test", Duration::from_secs(5), None)
+                .await
+                .unwrap();
+            assert!(r.ok, "{:?}", r.error);
+        }
+    };
+    // Two rounds in the same hour bucket: lags 10/20/30, then 0/15/0.
+    loop {
+        commit([0, 0, 0]);
+        round().await;
+        commit([10, 5, 30]);
+        round().await;
+        let hours: Vec<f64> = sqlx::query_scalar(
+            "SELECT DISTINCT floor(extract(epoch FROM sampled_at) / 3600)::float8 FROM kafka_rounds
+             WHERE target_id = $1 AND sampled_at > now() - interval '1 minute'",
+        )
+        .bind(target)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        if hours.len() == 1 {
+            break;
+        }
+        sqlx::query("DELETE FROM kafka_lag_rollups WHERE target_id = $1")
+            .bind(target)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    let from = (time::OffsetDateTime::now_utc() - time::Duration::days(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (code, s) = api(
+        &app,
+        &admin,
+        &format!("/api/v1/kafka/{target}/groups/{g}/lag?from={from}"),
+    )
+    .await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(s["rollup"], "1h");
+    let last: Vec<i64> = s["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["lag"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        last,
+        vec![10, 20, 30],
+        "each partition's peak in the bucket: {s}"
+    );
+    assert_eq!(
+        s["points"].as_array().unwrap().last().unwrap()["lag"],
+        60,
+        "the group's peak total"
+    );
 }

@@ -46,6 +46,97 @@ pub fn Sparkline(values: Vec<i64>) -> impl IntoView {
     }
 }
 
+/// A span marked on a chart's time axis (an incident): shaded from `from` to `to` (or the
+/// chart's end), labelled, linked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartMark {
+    pub from: f64,
+    pub to: Option<f64>,
+    pub label: String,
+    pub title: String,
+    pub href: String,
+}
+
+/// Where each mark falls in a `w`-wide chart over `xs` (None when outside the range).
+pub fn mark_spans(xs: &[f64], marks: &[ChartMark], w: f64) -> Vec<(f64, f64, ChartMark)> {
+    let (x0, x1) = (
+        xs.iter().copied().fold(f64::INFINITY, f64::min),
+        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    if !(x1 > x0) {
+        return vec![];
+    }
+    let pos = |x: f64| ((x - x0) / (x1 - x0) * w).clamp(0.0, w);
+    marks
+        .iter()
+        .filter(|m| m.from <= x1 && m.to.is_none_or(|t| t >= x0))
+        .map(|m| (pos(m.from), pos(m.to.unwrap_or(x1)), m.clone()))
+        .collect()
+}
+
+/// Keeps at most `n` points, each the highest of its stretch (peaks matter for lag).
+pub fn downsample_max(xs: &[f64], ys: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    if xs.len() <= n || n == 0 {
+        return (xs.to_vec(), ys.to_vec());
+    }
+    let step = xs.len().div_ceil(n);
+    let mut ox = Vec::with_capacity(n);
+    let mut oy = Vec::with_capacity(n);
+    for (cx, cy) in xs.chunks(step).zip(ys.chunks(step)) {
+        ox.push(cx[cx.len() / 2]);
+        oy.push(cy.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    }
+    (ox, oy)
+}
+
+/// Small multiples: one small chart per series, all on the same x and y scales, so the one
+/// that differs (the slow partition) stands out.
+#[component]
+pub fn SmallMultiples(
+    xs: Vec<f64>,
+    series: Vec<(String, Vec<f64>)>,
+    #[prop(into)] unit: String,
+) -> impl IntoView {
+    let (w, h) = (150.0, 36.0);
+    let max = series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .copied()
+        .fold(0.0, f64::max);
+    let nice = nice_max(max);
+    let cells: Vec<(String, String, f64)> = series
+        .into_iter()
+        .map(|(label, ys)| {
+            let (dx, dy) = downsample_max(&xs, &ys, 150);
+            let peak = ys.iter().copied().fold(0.0, f64::max);
+            (label, polyline(&dx, &dy, w, h, nice), peak)
+        })
+        .collect();
+    view! {
+        <p class="muted">{format!("Same scale in every cell: 0 to {} {unit}.", fmt_num(nice))}</p>
+        <div class="multiples">
+            {cells.into_iter().map(|(label, pts, peak)| view! {
+                <figure class=multiple_class(peak, nice)>
+                    <figcaption><span>{label.clone()}</span><span class="muted">{format!("max {}", fmt_num(peak))}</span></figcaption>
+                    <svg viewBox=format!("-1 -1 {} {}", w + 2.0, h + 2.0) role="img" aria-label=format!("{label}: highest {peak} {unit}")>
+                        <line x1="0" x2=w.to_string() y1=h.to_string() y2=h.to_string() class="grid"/>
+                        <polyline points=pts fill="none" class="series a"/>
+                    </svg>
+                </figure>
+            }).collect_view()}
+        </div>
+    }
+}
+
+/// A cell whose peak reaches half the shared scale is highlighted.
+fn multiple_class(peak: f64, scale: f64) -> &'static str {
+    if peak > 0.0 && peak >= scale * 0.5 {
+        "multiple hot"
+    } else {
+        "multiple"
+    }
+}
+
 /// A line chart: x is time (ms), up to two series sharing the y axis.
 #[component]
 pub fn LineChart(
@@ -54,8 +145,10 @@ pub fn LineChart(
     a: (String, Vec<f64>),
     #[prop(optional)] b: Option<(String, Vec<f64>)>,
     #[prop(into)] unit: String,
+    #[prop(optional)] marks: Vec<ChartMark>,
 ) -> impl IntoView {
     let (w, h) = (720.0, 200.0);
+    let spans = mark_spans(&xs, &marks, w);
     let max =
         a.1.iter()
             .chain(b.iter().flat_map(|b| b.1.iter()))
@@ -83,6 +176,14 @@ pub fn LineChart(
                         {grid.into_iter().map(|(y, label)| view! {
                             <line x1="0" x2=w.to_string() y1=format!("{y:.1}") y2=format!("{y:.1}") class="grid"/>
                             <text x="-6" y=format!("{:.1}", y + 4.0) text-anchor="end" class="tick">{label}</text>
+                        }).collect_view()}
+                        {spans.into_iter().map(|(x0, x1, m)| view! {
+                            <a href=m.href.clone() class="mark">
+                                <title>{format!("{} — {}", m.label, m.title)}</title>
+                                <rect x=format!("{x0:.1}") y="0" width=format!("{:.1}", (x1 - x0).max(1.5)) height=h.to_string() class="mark-span"/>
+                                <line x1=format!("{x0:.1}") x2=format!("{x0:.1}") y1="0" y2=h.to_string() class="mark-line"/>
+                                <text x=format!("{:.1}", x0 + 3.0) y="10" class="mark-label">{m.label.clone()}</text>
+                            </a>
                         }).collect_view()}
                         <polyline points=pa class="series a" fill="none"/>
                         {pb.map(|p| view! { <polyline points=p class="series b" fill="none"/> })}
@@ -133,5 +234,41 @@ mod tests {
         assert_eq!(nice_max(830.0), 1000.0);
         assert_eq!(nice_max(180.0), 200.0);
         assert_eq!(fmt_num(25_000.0), "25k");
+    }
+
+    #[test]
+    fn downsampling_keeps_the_peaks() {
+        let xs: Vec<f64> = (0..1000).map(f64::from).collect();
+        let mut ys = vec![1.0; 1000];
+        ys[517] = 99.0;
+        let (dx, dy) = downsample_max(&xs, &ys, 100);
+        assert_eq!(dx.len(), 100);
+        assert!(dy.contains(&99.0), "the spike survives");
+        let (dx, _) = downsample_max(&xs[..50], &ys[..50], 100);
+        assert_eq!(dx.len(), 50, "short series are left alone");
+    }
+
+    #[test]
+    fn marks_fall_where_their_time_is() {
+        let m = |from: f64, to: Option<f64>| ChartMark {
+            from,
+            to,
+            label: "INC-1".into(),
+            title: "t".into(),
+            href: "/incidents/INC-1".into(),
+        };
+        let xs = [100.0, 200.0];
+        let got = mark_spans(
+            &xs,
+            &[m(150.0, Some(175.0)), m(50.0, None), m(300.0, None)],
+            100.0,
+        );
+        assert_eq!(got.len(), 2, "the mark after the range is left out");
+        assert_eq!((got[0].0, got[0].1), (50.0, 75.0));
+        assert_eq!(
+            (got[1].0, got[1].1),
+            (0.0, 100.0),
+            "open incident: to the end"
+        );
     }
 }

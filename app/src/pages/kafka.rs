@@ -3,7 +3,7 @@
 //! lag and produce/consume graphs over a chosen range, partitions, members). Charts are SVG
 //! rendered by the server; once hydrated the pages refresh themselves every 15 s.
 
-use crate::components::charts::{LineChart, Sparkline, fmt_num};
+use crate::components::charts::{ChartMark, LineChart, SmallMultiples, Sparkline, fmt_num};
 use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
 use crate::components::time::LocalTime;
 use crate::kafka_fns::*;
@@ -263,6 +263,32 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
     let consume = rate(|p| p.committed);
     let first = s.points.first().map(|p| p.at);
     let last = s.points.last().map(|p| p.at);
+    let marks: Vec<ChartMark> = s
+        .annotations
+        .iter()
+        .map(|a| ChartMark {
+            from: a.from.unix_timestamp() as f64,
+            to: a.to.map(|t| t.unix_timestamp() as f64),
+            label: a.key.clone(),
+            title: a.title.clone(),
+            href: format!("/incidents/{}", a.key),
+        })
+        .collect();
+    let annotations = s.annotations.clone();
+    // Small multiples: at most this many partitions drawn (the table lists them all).
+    const MULTIPLES: usize = 200;
+    let multiples: Vec<(String, Vec<f64>)> = s
+        .partitions
+        .iter()
+        .take(MULTIPLES)
+        .map(|p| {
+            (
+                format!("{} / {}", p.topic, p.partition),
+                p.lag.iter().map(|l| *l as f64).collect(),
+            )
+        })
+        .collect();
+    let more_partitions = s.partitions.len().saturating_sub(MULTIPLES);
     view! {
         <p class="muted"><a href=format!("/kafka/{target}")>"← all groups"</a></p>
         <h1>{g.group.clone()}</h1>
@@ -283,14 +309,30 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
             {RANGES.iter().map(|(n, _)| view! { <a href=format!("?range={n}") class:active=*n == range>{*n}</a> }).collect_view()}
         </nav>
         <section class="panel charts">
-            <LineChart title=format!("Total lag, last {range}") xs=xs.clone() a=("lag".to_string(), lag) unit="messages"/>
-            <LineChart title="Produce vs consume" xs=xs a=("produce".to_string(), produce) b=("consume".to_string(), consume) unit="messages/s"/>
+            <LineChart title=format!("Total lag, last {range}") xs=xs.clone() a=("lag".to_string(), lag) unit="messages" marks=marks.clone()/>
+            {(!annotations.is_empty()).then(|| view! {
+                <p class="muted" id="annotations">"Incidents in this range: "
+                    {annotations.into_iter().map(|a| view! {
+                        <a href=format!("/incidents/{}", a.key) title=a.title.clone()>{a.key.clone()}</a>" "
+                    }).collect_view()}
+                </p>
+            })}
+            <LineChart title="Produce vs consume" xs=xs.clone() a=("produce".to_string(), produce) b=("consume".to_string(), consume) unit="messages/s" marks=marks/>
             <p class="muted">
                 {match (first, last) {
                     (Some(f), Some(l)) => view! { <span>{format!("{} samples from ", s.points.len())}<LocalTime at=f/>" to "<LocalTime at=l/>{format!(" (resolution: {})", s.rollup)}</span> }.into_any(),
                     _ => view! { <span>"No samples in this range."</span> }.into_any(),
                 }}
             </p>
+        </section>
+        <section class="panel" id="partition-multiples">
+            <h2>{format!("Lag per partition, last {range}")}</h2>
+            {if multiples.is_empty() || xs.len() < 2 {
+                view! { <p class="muted">"Not enough samples in this range yet."</p> }.into_any()
+            } else {
+                view! { <SmallMultiples xs=xs series=multiples unit="messages"/> }.into_any()
+            }}
+            {(more_partitions > 0).then(|| view! { <p class="muted">{format!("{more_partitions} more partitions are in the table below.")}</p> })}
         </section>
         <section class="panel">
             <h2>"Partitions"</h2>

@@ -15,12 +15,13 @@
 use crate::error::{DomainError, DomainResult};
 use crate::incidents::{FindingSeverity, Severity, TimelineKind, incident_key};
 use crate::kafka::{
-    KafkaGroup, KafkaGroupPage, KafkaMember, KafkaRound, LagPoint, LagSeries, PartitionState,
+    KafkaGroup, KafkaGroupPage, KafkaMember, KafkaRound, LagAnnotation, LagPoint, LagSeries,
+    PartitionSeries, PartitionState,
 };
 use crate::storage::incidents as istore;
 use crate::targets::TargetKind;
 use crate::types::{Principal, Role};
-use probes::kafka::lag::{GroupSnap, Snapshot};
+use probes::kafka::lag::Snapshot;
 use probes::kafka::rules::{self, Context, Sample, TimeLag};
 use sqlx::{FromRow, PgPool};
 use std::collections::{BTreeMap, HashMap};
@@ -268,35 +269,54 @@ async fn record_times(
     out
 }
 
-/// Adds this round's group totals to the 1-minute, 10-minute and 1-hour buckets.
+/// Adds this round's group totals, and each partition's lag, to the 1-minute, 10-minute
+/// and 1-hour buckets.
 async fn store_rollups(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainResult<()> {
     let (mut g, mut lag, mut end, mut com) = (vec![], vec![], vec![], vec![]);
+    let (mut keys, mut lags) = (vec![], vec![]);
     for grp in &s.groups {
         let (mut l, mut e, mut c) = (0i64, 0i64, 0i64);
+        let (mut k, mut pl) = (vec![], vec![]);
         for (tp, committed) in &grp.committed {
             let (_, log_end) = s.offsets.get(tp).copied().unwrap_or((0, 0));
+            let part_lag = committed.map(|cm| (log_end - cm).max(0)).unwrap_or(0);
             if let Some(cm) = committed {
-                l += (log_end - cm).max(0);
+                l += part_lag;
                 c += cm;
             }
             e += log_end;
+            // Topic names cannot hold '/' or ',' (Kafka allows [a-zA-Z0-9._-]).
+            k.push(format!("{}/{}", tp.0, tp.1));
+            pl.push(part_lag.to_string());
         }
         g.push(grp.name.clone());
         lag.push(l);
         end.push(e);
         com.push(c);
+        keys.push(k.join(","));
+        lags.push(pl.join(","));
     }
     sqlx::query(
-        "INSERT INTO kafka_lag_rollups (target_id, group_name, resolution, bucket, lag_max, lag_sum, samples, end_max, committed_max)
-         SELECT $1, x.g, r.res, to_timestamp(floor(extract(epoch FROM $2::timestamptz) / r.res) * r.res), x.l, x.l, 1, x.e, x.c
-         FROM UNNEST($3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) AS x(g, l, e, c)
+        "INSERT INTO kafka_lag_rollups (target_id, group_name, resolution, bucket, lag_max, lag_sum, samples,
+             end_max, committed_max, part_keys, part_lag)
+         SELECT $1, x.g, r.res, to_timestamp(floor(extract(epoch FROM $2::timestamptz) / r.res) * r.res),
+             x.l, x.l, 1, x.e, x.c,
+             coalesce(string_to_array(nullif(x.k, ''), ','), '{}'),
+             coalesce(string_to_array(nullif(x.pl, ''), ',')::bigint[], '{}')
+         FROM UNNEST($3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])
+             AS x(g, l, e, c, k, pl)
          CROSS JOIN (VALUES (60), (600), (3600)) AS r(res)
          ON CONFLICT (target_id, group_name, resolution, bucket) DO UPDATE SET
              lag_max = greatest(kafka_lag_rollups.lag_max, EXCLUDED.lag_max),
              lag_sum = kafka_lag_rollups.lag_sum + EXCLUDED.lag_sum,
              samples = kafka_lag_rollups.samples + 1,
              end_max = greatest(kafka_lag_rollups.end_max, EXCLUDED.end_max),
-             committed_max = greatest(kafka_lag_rollups.committed_max, EXCLUDED.committed_max)",
+             committed_max = greatest(kafka_lag_rollups.committed_max, EXCLUDED.committed_max),
+             part_keys = EXCLUDED.part_keys,
+             part_lag = CASE WHEN kafka_lag_rollups.part_keys = EXCLUDED.part_keys
+                 THEN ARRAY(SELECT greatest(u.a, u.b) FROM unnest(kafka_lag_rollups.part_lag, EXCLUDED.part_lag)
+                            WITH ORDINALITY AS u(a, b, i) ORDER BY u.i)
+                 ELSE EXCLUDED.part_lag END",
     )
     .bind(target_id)
     .bind(ts(s.at_ms))
@@ -304,6 +324,8 @@ async fn store_rollups(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainRes
     .bind(&lag)
     .bind(&end)
     .bind(&com)
+    .bind(&keys)
+    .bind(&lags)
     .execute(pool)
     .await?;
     Ok(())
@@ -1325,24 +1347,46 @@ pub async fn lag_series(
         return Err(DomainError::invalid("at most 400 days at once"));
     }
     let res = resolution_for(to - from);
-    let rows: Vec<(OffsetDateTime, i64, i64, i64)> = match res {
+    // (time, total lag, total end, total committed, per-partition lag by key)
+    let mut points: Vec<(OffsetDateTime, i64, i64, i64, Vec<(usize, i64)>)> = vec![];
+    let mut keys: Vec<(String, i32)> = vec![];
+    let mut key_index: HashMap<(String, i32), usize> = HashMap::new();
+    let mut index_of = |t: String, p: i32| -> usize {
+        *key_index.entry((t.clone(), p)).or_insert_with(|| {
+            keys.push((t, p));
+            keys.len() - 1
+        })
+    };
+    match res {
         None => {
-            sqlx::query_as(
-                "SELECT at, sum(greatest(end_offset - coalesce(committed, end_offset), 0))::bigint,
-                        sum(end_offset)::bigint, sum(coalesce(committed, 0))::bigint
-                 FROM kafka_samples WHERE target_id = $1 AND group_name = $2 AND at >= $3 AND at <= $4
-                 GROUP BY at ORDER BY at LIMIT 20000",
+            let rows: Vec<(OffsetDateTime, String, i32, Option<i64>, i64)> = sqlx::query_as(
+                "SELECT at, topic, partition, committed, end_offset FROM kafka_samples
+                 WHERE target_id = $1 AND group_name = $2 AND at >= $3 AND at <= $4
+                 ORDER BY at LIMIT 500000",
             )
             .bind(target_id)
             .bind(group)
             .bind(from)
             .bind(to)
             .fetch_all(pool)
-            .await?
+            .await?;
+            for (at, topic, part, committed, end) in rows {
+                if points.last().is_none_or(|p| p.0 != at) {
+                    points.push((at, 0, 0, 0, vec![]));
+                }
+                let i = index_of(topic, part);
+                if let Some(p) = points.last_mut() {
+                    let lag = (end - committed.unwrap_or(end)).max(0);
+                    p.1 += lag;
+                    p.2 += end;
+                    p.3 += committed.unwrap_or(0);
+                    p.4.push((i, lag));
+                }
+            }
         }
         Some(r) => {
-            sqlx::query_as(
-                "SELECT bucket, lag_max, end_max, committed_max FROM kafka_lag_rollups
+            let rows: Vec<(OffsetDateTime, i64, i64, i64, Vec<String>, Vec<i64>)> = sqlx::query_as(
+                "SELECT bucket, lag_max, end_max, committed_max, part_keys, part_lag FROM kafka_lag_rollups
                  WHERE target_id = $1 AND group_name = $2 AND resolution = $5 AND bucket >= $3 AND bucket <= $4
                  ORDER BY bucket LIMIT 20000",
             )
@@ -1352,9 +1396,37 @@ pub async fn lag_series(
             .bind(to)
             .bind(r)
             .fetch_all(pool)
-            .await?
+            .await?;
+            for (at, lag, end, committed, pk, pl) in rows {
+                let parts = pk
+                    .into_iter()
+                    .zip(pl)
+                    .filter_map(|(k, l)| {
+                        let (t, p) = k.rsplit_once('/')?;
+                        Some((index_of(t.to_string(), p.parse().ok()?), l))
+                    })
+                    .collect();
+                points.push((at, lag, end, committed, parts));
+            }
         }
-    };
+    }
+    let mut partitions: Vec<PartitionSeries> = keys
+        .iter()
+        .map(|(t, p)| PartitionSeries {
+            topic: t.clone(),
+            partition: *p,
+            lag: vec![0; points.len()],
+        })
+        .collect();
+    for (n, p) in points.iter().enumerate() {
+        for (i, l) in &p.4 {
+            if let Some(s) = partitions.get_mut(*i) {
+                s.lag[n] = *l;
+            }
+        }
+    }
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let annotations = annotations(pool, target_id, group, from, to).await?;
     Ok(LagSeries {
         rollup: match res {
             None => "raw".into(),
@@ -1362,16 +1434,52 @@ pub async fn lag_series(
             Some(600) => "10m".into(),
             Some(_) => "1h".into(),
         },
-        points: rows
+        points: points
             .into_iter()
-            .map(|(at, lag, end, committed)| LagPoint {
+            .map(|(at, lag, end, committed, _)| LagPoint {
                 at,
                 lag,
                 end,
                 committed,
             })
             .collect(),
+        partitions,
+        annotations,
     })
+}
+
+/// Incidents that overlap the range and are about this group (its lag alert) or its
+/// target (a probe run against it attached to the incident).
+async fn annotations(
+    pool: &PgPool,
+    target_id: i64,
+    group: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> DomainResult<Vec<LagAnnotation>> {
+    let rows: Vec<(i64, String, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
+        "SELECT i.number, i.title, i.detected_at, i.resolved_at FROM incidents i
+         WHERE (i.alert_group_key = $2
+                OR i.id IN (SELECT r.incident_id FROM probe_runs r
+                            WHERE r.target_id = $1 AND r.incident_id IS NOT NULL))
+           AND i.detected_at <= $4 AND coalesce(i.resolved_at, 'infinity') >= $3
+         ORDER BY i.detected_at LIMIT 50",
+    )
+    .bind(target_id)
+    .bind(format!("kafka:{target_id}:{group}"))
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(n, title, from, to)| LagAnnotation {
+            key: incident_key(n),
+            title,
+            from,
+            to,
+        })
+        .collect())
 }
 
 /// Retention of the history.

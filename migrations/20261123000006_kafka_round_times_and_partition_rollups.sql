@@ -5,3 +5,11 @@
 -- ten rounds).
 ALTER TABLE kafka_rounds ADD COLUMN sampled_at TIMESTAMPTZ;
 CREATE INDEX kafka_rounds_sampled_idx ON kafka_rounds (target_id, sampled_at DESC) WHERE sampled_at IS NOT NULL;
+
+-- Per-partition lag in every rollup bucket, for the group page's small multiples beyond
+-- the raw retention: the group's partitions ('topic/partition', sorted) and the highest
+-- lag of each in the bucket, position by position. A bucket whose partition set changed
+-- mid-bucket keeps the newest set.
+ALTER TABLE kafka_lag_rollups
+    ADD COLUMN part_keys TEXT[] NOT NULL DEFAULT '{}',
+    ADD COLUMN part_lag BIGINT[] NOT NULL DEFAULT '{}';
