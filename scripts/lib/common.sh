@@ -36,8 +36,8 @@ apt_install() {
 }
 
 ensure_build_packages() {
-  # A C toolchain for librdkafka, PostgreSQL server binaries, and Node for the wasm tools.
-  local pkgs=(build-essential pkg-config postgresql curl python3 ca-certificates)
+  # A C toolchain and OpenSSL headers for librdkafka (TLS, SCRAM), PostgreSQL server binaries, and Node for the wasm tools.
+  local pkgs=(build-essential pkg-config libssl-dev postgresql curl python3 ca-certificates)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)
   apt_install "${pkgs[@]}"

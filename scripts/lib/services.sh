@@ -73,18 +73,42 @@ kafka_libs() {
 start_kafka() {
   services_dir
   kafka_libs
-  local dir="$SERVICES_DIR/kafka" port cport
-  port="$(free_port)"; cport="$(free_port)"
-  mkdir -p "$dir"
+  local dir="$SERVICES_DIR/kafka" port cport sport tport stport
+  port="$(free_port)"; cport="$(free_port)"; sport="$(free_port)"; tport="$(free_port)"; stport="$(free_port)"
+  mkdir -p "$dir/tls"
+  # A throwaway CA and a server certificate for 127.0.0.1 (the SSL and SASL_SSL listeners);
+  # Kafka reads the key (PKCS#8) and chain from one PEM file.
+  (
+    cd "$dir/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=lookout-test-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext
+    openssl pkcs8 -topk8 -nocrypt -in server.key -out server.p8
+    cat server.p8 server.crt >server.pem
+  ) >"$dir/tls.log" 2>&1 || { cat "$dir/tls.log" >&2; die "openssl could not make the test certificates"; }
+  local plain='org.apache.kafka.common.security.plain.PlainLoginModule required user_lookout="lookout-secret";'
+  local scram='org.apache.kafka.common.security.scram.ScramLoginModule required;'
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport,SSL://127.0.0.1:$tport,SASL_SSL://127.0.0.1:$stport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport,SSL://127.0.0.1:$tport,SASL_SSL://127.0.0.1:$stport
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$scram
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram
+listener.name.sasl_ssl.plain.sasl.jaas.config=$plain
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$scram
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/server.pem
+ssl.client.auth=none
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -109,7 +133,9 @@ LOG
   local cp="$KAFKA_LIBS/*" cluster_id
   cluster_id="$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
   java -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+    -t "$cluster_id" -c "$dir/server.properties" \
+    --add-scram 'SCRAM-SHA-256=[name=lookout,password=lookout-secret]' \
+    --add-scram 'SCRAM-SHA-512=[name=lookout,password=lookout-secret]' >"$dir/format.log" 2>&1 \
     || { cat "$dir/format.log" >&2; die "formatting Kafka storage failed"; }
   java -Xms256m -Xmx768m -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
     kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
@@ -118,7 +144,11 @@ LOG
   python3 "$ROOT/scripts/lib/kafka_ready.py" 127.0.0.1 "$port" 90 \
     || { tail -40 "$dir/stdout.log" "$dir/kafka.log" >&2; die "Kafka did not answer a metadata request"; }
   export KAFKA_BROKERS="127.0.0.1:$port"
-  log "Apache Kafka on 127.0.0.1:$port"
+  # The same broker behind SASL (PLAIN, SCRAM-SHA-256/512; user lookout), TLS, and both.
+  export KAFKA_SASL_BROKERS="127.0.0.1:$sport" KAFKA_SSL_BROKERS="127.0.0.1:$tport"
+  export KAFKA_SASL_SSL_BROKERS="127.0.0.1:$stport" KAFKA_CA="$dir/tls/ca.pem"
+  export KAFKA_SASL_USER=lookout KAFKA_SASL_PASSWORD=lookout-secret
+  log "Apache Kafka on 127.0.0.1:$port (SASL $sport, SSL $tport, SASL_SSL $stport)"
 }
 
 stop_services() {

@@ -214,6 +214,7 @@ async fn main() {
     for i in 0..12 {
         let r = domain::services::kafka_lag::sample_round(
             &pool,
+            None,
             target,
             "bench",
             Duration::from_secs(10),
@@ -431,6 +432,110 @@ async fn main() {
     row(
         "overview page SSR (/kafka/{target}, sorted by lag)",
         measure(&c, &format!("{base}/kafka/{big}"), &token, SAMPLES).await,
+    );
+
+    // 3. A 30-day graph of a 100-partition group: 720 hourly buckets with the group's totals
+    // and each partition's peak (what 30 days of rounds leave in the 1-hour rollups), plus
+    // an incident in the range.
+    let t = Instant::now();
+    sqlx::query(
+        "INSERT INTO kafka_lag_rollups (target_id, group_name, resolution, bucket, lag_max, lag_sum, samples,
+             end_max, committed_max, part_keys, part_lag)
+         SELECT $1, 'graph-100', 3600, date_trunc('hour', now()) - make_interval(hours => h),
+             (SELECT sum((h * 37 + p * 101) % 5000) FROM generate_series(0, 99) p), 0, 120,
+             1000000 + (720 - h) * 3600, 990000 + (720 - h) * 3600,
+             ARRAY(SELECT 'orders/' || p FROM generate_series(0, 99) p),
+             ARRAY(SELECT ((h * 37 + p * 101) % 5000)::bigint FROM generate_series(0, 99) p)
+         FROM generate_series(0, 719) h",
+    )
+    .bind(big)
+    .execute(&pool)
+    .await
+    .expect("seed rollups");
+    sqlx::query(
+        "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
+             time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend, status_rank, member_count)
+         SELECT $1, 'graph-100', now(), 'Stable', 'range', '[]', 100, 250000, 42.0, 'exact', 'WARN', 'WARN',
+             'partition 3 lag never decreased across 10 samples', 'falling behind by 120 msg/s',
+             (SELECT jsonb_agg(jsonb_build_object('topic', 'orders', 'partition', p, 'status', 'WARN',
+                 'reason', 'lag never decreased', 'committed', 990000, 'end', 992500, 'start', 0, 'lag', 2500,
+                 'time_lag_s', 42.0, 'time_lag_kind', 'exact')) FROM generate_series(0, 99) p),
+             '{}', 2, 0",
+    )
+    .bind(big)
+    .execute(&pool)
+    .await
+    .expect("seed group");
+    sqlx::query(
+        "INSERT INTO incidents (title, summary, severity, status, services, environment, labels, created_by,
+             detected_at, alert_group_key)
+         VALUES ('orders consumers lagging', '', 'SEV2', 'investigating', '{}', 'bench', '{}', 'bench',
+             now() - interval '5 days', $1)",
+    )
+    .bind(format!("kafka:{big}:graph-100"))
+    .execute(&pool)
+    .await
+    .expect("seed incident");
+    println!(
+        "\n30-day graph: 720 hourly buckets × 100 partitions seeded in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let from = (time::OffsetDateTime::now_utc() - time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("rfc3339");
+    let series: serde_json::Value = c
+        .get(format!(
+            "{base}/api/v1/kafka/{big}/groups/graph-100/lag?from={}",
+            urlencode(&from)
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("series")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(series["rollup"], "1h");
+    assert_eq!(series["partitions"].as_array().map(Vec::len), Some(100));
+    assert!(series["points"].as_array().map(Vec::len).unwrap_or(0) >= 719);
+    assert_eq!(series["annotations"].as_array().map(Vec::len), Some(1));
+    row(
+        "lag series API, 30 days, 100 partitions (1h rollups)",
+        measure(
+            &c,
+            &format!(
+                "{base}/api/v1/kafka/{big}/groups/graph-100/lag?from={}",
+                urlencode(&from)
+            ),
+            &token,
+            SAMPLES,
+        )
+        .await,
+    );
+    let page = c
+        .get(format!("{base}/kafka/{big}/groups/graph-100?range=30d"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(
+        page.matches("class=\"multiple").count(),
+        100,
+        "100 small multiples on the page"
+    );
+    assert!(page.contains("mark-span"), "the incident is drawn");
+    row(
+        "group page SSR, range=30d (2 charts + 100 small multiples)",
+        measure(
+            &c,
+            &format!("{base}/kafka/{big}/groups/graph-100?range=30d"),
+            &token,
+            SAMPLES,
+        )
+        .await,
     );
 }
 

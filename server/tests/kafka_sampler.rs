@@ -116,6 +116,7 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
         async move {
             let r = svc::sample_round(
                 &pool,
+                None,
                 target,
                 "test-holder",
                 step,
@@ -412,7 +413,7 @@ async fn a_dead_broker_round_is_recorded_and_skipped(pool: PgPool) {
         .send().await.unwrap();
     let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     let t0 = Instant::now();
-    let r = svc::sample_round(&app.pool, target, "h", Duration::from_secs(2), None)
+    let r = svc::sample_round(&app.pool, None, target, "h", Duration::from_secs(2), None)
         .await
         .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(8));
@@ -672,7 +673,7 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
     let round = || {
         let pool = app.pool.clone();
         async move {
-            let r = svc::sample_round(&pool, target, "test", Duration::from_secs(5), None)
+            let r = svc::sample_round(&pool, None, target, "test", Duration::from_secs(5), None)
                 .await
                 .unwrap();
             assert!(r.ok, "{:?}", r.error);
@@ -736,4 +737,116 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
         60,
         "the group's peak total"
     );
+}
+
+fn env(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| panic!("{k} (the TEST command's Kafka sets it)"))
+}
+
+/// A Kafka target behind SASL_SSL with SCRAM-SHA-512: stored with its password sealed,
+/// tested, and sampled by the background sampler's round; a wrong password makes the
+/// round a recorded, skipped one that says why.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let password = env("KAFKA_SASL_PASSWORD");
+    let conn = format!(
+        "{}?security.protocol=SASL_SSL&sasl.mechanism=SCRAM-SHA-512&ssl.ca.location={}",
+        env("KAFKA_SASL_SSL_BROKERS"),
+        env("KAFKA_CA")
+    );
+    // SASL without its credentials is refused, nothing written.
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "secure-events", "kind": "kafka", "connection": conn, "environment": "test"}))
+        .send().await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(app.count("targets").await, 0);
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "secure-events", "kind": "kafka", "connection": conn, "environment": "test",
+                      "username": env("KAFKA_SASL_USER"), "secret": password}))
+        .send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let body = res.text().await.unwrap();
+    assert!(!body.contains(&password), "{body}");
+    let target = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = app
+        .plain()
+        .post(app.url(&format!("/api/v1/targets/{target}/test")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(!report.to_string().contains(&password));
+
+    let t = unique("secure");
+    let g = unique("secure-group");
+    topic(&t).await;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    produce(&producer, &t, 25);
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .create()
+        .unwrap();
+    commit_as(&c, &t, 5);
+    let key = domain::secrets::SecretBox::from_config(common::TEST_SECRET_KEY).unwrap();
+    let r = svc::sample_round(
+        &app.pool,
+        Some(&key),
+        target,
+        "h",
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(r.ok, "{:?}", r.error);
+    assert!(
+        r.requests >= 11,
+        "SCRAM adds its round trips: {}",
+        r.requests
+    );
+    let s = svc::get_group(&app.pool, &common::admin_principal(), target, &g)
+        .await
+        .unwrap();
+    assert_eq!(s.total_lag, 20);
+    assert!(
+        svc::sampled_targets(&app.pool)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(id, _)| *id == target)
+    );
+    // A wrong password: the round is recorded as skipped, with the reason.
+    let res = app
+        .plain()
+        .patch(app.url(&format!("/api/v1/targets/{target}")))
+        .bearer_auth(&admin)
+        .json(&json!({"secret": "not-the-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let r = svc::sample_round(
+        &app.pool,
+        Some(&key),
+        target,
+        "h",
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!r.ok);
+    let err = r.error.unwrap_or_default();
+    assert!(err.contains("SASL SCRAM-SHA-512"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
 }

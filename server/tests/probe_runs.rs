@@ -713,26 +713,25 @@ async fn the_kafka_lag_probe_runs_through_the_same_api(pool: PgPool) {
     .await;
     assert_eq!(d["run"]["status"], "ok", "{d}");
     assert_eq!(d["run"]["steps"].as_array().unwrap().len(), 7);
-    // A Kafka target with SASL credentials is refused plainly (no SASL yet), nothing written.
-    let sasl = target(
-        &app,
-        &admin,
-        "secured-events",
-        "kafka",
-        &env("KAFKA_BROKERS"),
-        Some("pw"),
-    )
-    .await;
-    let before = app.count("probe_runs").await;
+    // Credentials on a Kafka target without a SASL protocol cannot be used: the target
+    // itself is refused, nothing written.
+    let before = app.count("targets").await;
     let (s, e) = call(
         &app,
-        &responder,
+        &admin,
         "POST",
-        &format!("/api/v1/targets/{sasl}/probe-runs"),
-        Some(json!({"probe": "kafka-lag"})),
+        "/api/v1/targets",
+        Some(
+            json!({"name": "secured-events", "kind": "kafka", "connection": env("KAFKA_BROKERS"),
+                    "environment": "test", "secret": "pw"}),
+        ),
     )
     .await;
     assert_eq!(s, 422, "{e}");
-    assert!(e.to_string().contains("does not speak SASL yet"));
-    assert_eq!(app.count("probe_runs").await, before);
+    assert!(
+        e.to_string()
+            .contains("security.protocol=SASL_PLAINTEXT or SASL_SSL"),
+        "{e}"
+    );
+    assert_eq!(app.count("targets").await, before);
 }

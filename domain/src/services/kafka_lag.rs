@@ -60,14 +60,13 @@ pub async fn try_lease(
     Ok(got.is_some())
 }
 
-/// Kafka targets the sampler can read (no SASL yet).
+/// The Kafka targets to sample.
 pub async fn sampled_targets(pool: &PgPool) -> DomainResult<Vec<(i64, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT id, connection FROM targets
-         WHERE kind = 'kafka' AND secret_ciphertext IS NULL AND username = '' ORDER BY id",
+    Ok(
+        sqlx::query_as("SELECT id, connection FROM targets WHERE kind = 'kafka' ORDER BY id")
+            .fetch_all(pool)
+            .await?,
     )
-    .fetch_all(pool)
-    .await?)
 }
 
 #[derive(Debug, Clone)]
@@ -84,41 +83,37 @@ pub struct RoundOutcome {
 /// `alert_after`: how long a group must stay in WARN or ERR before it alerts (`None`: never);
 /// the target's labels `kafka-alert-after-secs` and `kafka-alert-after-secs:<group>`
 /// override it.
+/// `key` opens the target's secret (SASL password).
 pub async fn sample_round(
     pool: &PgPool,
+    key: Option<&crate::secrets::SecretBox>,
     target_id: i64,
     holder: &str,
     step: Duration,
     alert_after: Option<Duration>,
 ) -> DomainResult<RoundOutcome> {
-    let (bootstrap, kind, name, environment, labels): (
-        String,
-        TargetKind,
-        String,
-        String,
-        serde_json::Value,
-    ) = sqlx::query_as(
-        "SELECT connection, kind, name, environment, labels FROM targets WHERE id = $1",
-    )
-    .bind(target_id)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| DomainError::not_found(format!("no target {target_id}")))?;
-    let labels = crate::storage::labels_from_json(&labels);
-    let policy = AlertPolicy {
-        target_id,
-        target_name: name,
-        environment,
-        labels,
-        default_after: alert_after,
-    };
-    if kind != TargetKind::Kafka {
+    let target = crate::services::targets::row(pool, target_id).await?;
+    if target.kind != TargetKind::Kafka {
         return Err(DomainError::invalid("not a Kafka target"));
     }
+    let policy = AlertPolicy {
+        target_id,
+        target_name: target.name.clone(),
+        environment: target.environment.clone(),
+        labels: crate::storage::labels_from_json(&target.labels),
+        default_after: alert_after,
+    };
     let started = Instant::now();
     let mut sampled_at = None;
-    let snap =
-        probes::kafka::lag::sample_cluster(&bootstrap, step, probes::kafka::lag::MAX_GROUPS).await;
+    // The connection with the credentials put in, in memory only.
+    let bootstrap = crate::services::targets::open_secret(key, &target)
+        .map_err(|e| e.to_string())
+        .and_then(|secret| crate::services::targets::connect_address(&target, secret.as_deref()));
+    let snap = match &bootstrap {
+        Ok(b) => probes::kafka::lag::sample_cluster(b, step, probes::kafka::lag::MAX_GROUPS).await,
+        Err(e) => Err(probes::ProbeError::InvalidTarget(e.clone())),
+    };
+    let bootstrap = bootstrap.unwrap_or_default();
     let out = match snap {
         Err(e) => RoundOutcome {
             ok: false,

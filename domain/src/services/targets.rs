@@ -117,6 +117,9 @@ pub async fn create(
         created_at: time::OffsetDateTime::now_utc(),
         updated_at: time::OffsetDateTime::now_utc(),
     };
+    if r.kind == TargetKind::Kafka {
+        kafka_credentials(&r).map_err(invalid)?;
+    }
     let mut tx = pool.begin().await?;
     let id = match store::insert(&mut *tx, &r).await {
         Ok(id) => id,
@@ -181,6 +184,9 @@ pub async fn update(
     } else if let Some(s) = p.secret.as_deref().filter(|s| !s.is_empty()) {
         r.secret_ciphertext = Some(seal(key, s)?);
         secret_change = "replaced";
+    }
+    if r.kind == TargetKind::Kafka {
+        kafka_credentials(&r).map_err(invalid)?;
     }
     let mut tx = pool.begin().await?;
     if let Err(e) = store::save(&mut *tx, &r).await {
@@ -257,14 +263,39 @@ pub(crate) fn connect_address(
         TargetKind::Redis | TargetKind::Postgres => {
             with_credentials(&r.connection, &r.username, secret)
         }
-        TargetKind::Kafka if secret.is_some() || !r.username.is_empty() => Err(
-            "this Kafka target has SASL credentials, and Lookout does not speak SASL yet".into(),
-        ),
-        TargetKind::Kafka => Ok(r.connection.clone()),
+        TargetKind::Kafka => {
+            kafka_credentials(r)?;
+            match secret {
+                Some(pw) => Ok(probes::kafka::config::KafkaConfig::with_credentials(
+                    &r.connection,
+                    &r.username,
+                    pw,
+                )),
+                None => Ok(r.connection.clone()),
+            }
+        }
         TargetKind::Kubernetes | TargetKind::Prometheus => Err(format!(
             "no connection check for {} targets yet: it arrives with their probes",
             r.kind
         )),
+    }
+}
+
+/// A Kafka target's credentials match its security protocol: SASL needs a username and a
+/// secret (the password); without SASL there is nothing to send them with.
+fn kafka_credentials(r: &store::TargetRow) -> Result<(), String> {
+    let cfg = probes::kafka::config::KafkaConfig::parse(&r.connection, false)?;
+    let has = (!r.username.is_empty(), r.secret_ciphertext.is_some());
+    match (cfg.protocol.sasl(), has) {
+        (true, (true, true)) | (false, (false, false)) => Ok(()),
+        (true, _) => Err(format!(
+            "security.protocol={} needs the SASL username and its password in the secret",
+            cfg.protocol.as_str()
+        )),
+        (false, _) => Err(
+            "a username or secret on a Kafka target needs security.protocol=SASL_PLAINTEXT or SASL_SSL in the connection (e.g. host:9093?security.protocol=SASL_SSL&sasl.mechanism=SCRAM-SHA-512)"
+                .into(),
+        ),
     }
 }
 

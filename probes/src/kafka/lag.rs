@@ -11,6 +11,7 @@
 //! age of the oldest unread message) is read with an rdkafka consumer that assigns and
 //! seeks without a group. Every request runs within the step limit.
 
+use super::config::KafkaConfig;
 use super::rules::{self, CatchUp};
 use super::wire::{Cluster, WireError};
 use crate::ProbeError;
@@ -227,11 +228,11 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn base(bootstrap: &str, step: Duration) -> ClientConfig {
+fn base(kafka: &KafkaConfig, step: Duration) -> ClientConfig {
     let ms = step.as_millis().max(1).to_string();
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("socket.timeout.ms", &ms)
+    kafka.apply(&mut c);
+    c.set("socket.timeout.ms", &ms)
         .set("socket.connection.setup.timeout.ms", &ms)
         .set("client.id", "lookout-kafka-lag-probe")
         .set("enable.auto.commit", "false")
@@ -320,10 +321,11 @@ pub struct Snapshot {
 /// One sample of every consumer group on a cluster, for the background sampler. Runs the
 /// same code as the probe (same reads, same never-join guarantee), bounded per step.
 pub async fn sample_cluster(
-    bootstrap: &str,
+    connection: &str,
     step: Duration,
     max_groups: i64,
 ) -> Result<Snapshot, ProbeError> {
+    let kafka = KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
     let ctx = Ctx::new(
         &SPEC,
         step,
@@ -335,7 +337,7 @@ pub async fn sample_cluster(
     let params =
         crate::framework::validate_params(&SPEC, &raw).map_err(ProbeError::InvalidTarget)?;
     let max = max_groups.clamp(1, MAX_GROUPS) as usize;
-    snapshot(&ctx, bootstrap, bootstrap, &params, max, false).await
+    snapshot(&ctx, &kafka.bootstrap, &kafka, &params, max, false).await
 }
 
 /// The most groups one observation covers (the sampler's bound; the probe's parameter is
@@ -352,21 +354,28 @@ async fn wire_step<T>(
 ) -> Result<T, ProbeError> {
     ctx.pace(1).await?;
     let start = Instant::now();
-    ctx.net(target, fut, |e| {
-        if e.is_unreachable() {
-            ProbeError::Unreachable {
-                target: target.into(),
-                reason: e.to_string(),
-                elapsed: crate::secs(start.elapsed()),
-            }
-        } else {
-            ProbeError::Server {
-                target: target.into(),
-                reason: e.to_string(),
-            }
-        }
-    })
-    .await
+    ctx.net(target, fut, |e| wire_error(target, e, start.elapsed()))
+        .await
+}
+
+/// What a failed wire step means for the probe: down (or TLS refused), wrong credentials,
+/// or a broker that answered with an error.
+pub(crate) fn wire_error(target: &str, e: WireError, elapsed: Duration) -> ProbeError {
+    match e {
+        WireError::Auth { .. } => ProbeError::AuthFailed {
+            target: target.into(),
+            reason: e.to_string(),
+        },
+        e if e.is_unreachable() => ProbeError::Unreachable {
+            target: target.into(),
+            reason: e.to_string(),
+            elapsed: crate::secs(elapsed),
+        },
+        e => ProbeError::Server {
+            target: target.into(),
+            reason: e.to_string(),
+        },
+    }
 }
 
 /// Observes the groups: ListGroups on every broker, then per coordinator one
@@ -376,13 +385,13 @@ async fn wire_step<T>(
 async fn snapshot(
     ctx: &Ctx,
     target: &str,
-    bootstrap: &str,
+    kafka: &KafkaConfig,
     params: &Params,
     max_groups: usize,
     first: bool,
 ) -> Result<Snapshot, ProbeError> {
     let step = ctx.step_timeout();
-    let mut k = wire_step(ctx, target, Cluster::connect(bootstrap, step)).await?;
+    let mut k = wire_step(ctx, target, Cluster::connect(kafka, step)).await?;
     let md = wire_step(ctx, target, k.metadata()).await?;
     let topics: BTreeMap<String, i32> = md
         .topics
@@ -570,17 +579,18 @@ fn dlq_topics(
 /// exact time lag: read with assign + seek by a client that never joins a group, within
 /// `step`. Partitions that yield nothing in time are left out.
 pub async fn record_times(
-    bootstrap: &str,
+    connection: &str,
     step: Duration,
     at: Vec<(Tp, i64)>,
 ) -> Result<HashMap<Tp, i64>, ProbeError> {
+    let kafka = KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
     let ctx = Ctx::new(
         &SPEC,
         step,
         tokio_util::sync::CancellationToken::new(),
         std::sync::Arc::new(()),
     );
-    oldest_unread(&ctx, bootstrap, bootstrap, at).await
+    oldest_unread(&ctx, &kafka.bootstrap, &kafka, at).await
 }
 
 /// The timestamp (ms) of the record at each committed offset: read with a client that has
@@ -588,14 +598,14 @@ pub async fn record_times(
 async fn oldest_unread(
     ctx: &Ctx,
     target: &str,
-    bootstrap: &str,
+    kafka: &KafkaConfig,
     at: Vec<(Tp, i64)>,
 ) -> Result<HashMap<Tp, i64>, ProbeError> {
     if at.is_empty() {
         return Ok(HashMap::new());
     }
     let step = ctx.step_timeout().min(Duration::from_secs(5));
-    let mut cfg = base(bootstrap, step);
+    let mut cfg = base(kafka, step);
     // librdkafka wants a group id even for assign(); this one is never joined (no
     // subscribe) and never committed to (auto commit off), so it never exists on the broker.
     cfg.set("group.id", "lookout-oldest-unread-reader")
@@ -624,14 +634,12 @@ async fn oldest_unread(
 }
 
 async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeError> {
-    let bootstrap = conn.url.trim().to_string();
+    let kafka = KafkaConfig::parse(&conn.url, true).map_err(ProbeError::InvalidTarget)?;
+    let bootstrap = &kafka;
     let target = conn.display.clone();
-    if bootstrap.is_empty() {
-        return Err(ProbeError::InvalidTarget("no bootstrap servers".into()));
-    }
     ctx.phase("Connect");
     let max_groups = params.int("max_groups").max(1) as usize;
-    let s1 = snapshot(ctx, &target, &bootstrap, params, max_groups, true).await?;
+    let s1 = snapshot(ctx, &target, bootstrap, params, max_groups, true).await?;
     ctx.phase("Oldest unread messages");
     let lagging: Vec<(Tp, i64)> = s1
         .groups
@@ -646,7 +654,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         .into_iter()
         .take(200)
         .collect();
-    let oldest = match oldest_unread(ctx, &target, &bootstrap, lagging).await {
+    let oldest = match oldest_unread(ctx, &target, bootstrap, lagging).await {
         Ok(m) => m,
         Err(ProbeError::Cancelled) => return Err(ProbeError::Cancelled),
         Err(e) => {
@@ -660,7 +668,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         params.int("sample_interval_s").max(1) as u64
     ))
     .await?;
-    let s2 = snapshot(ctx, &target, &bootstrap, params, max_groups, false).await?;
+    let s2 = snapshot(ctx, &target, bootstrap, params, max_groups, false).await?;
     ctx.phase("Analyse");
     analyse(ctx, params, &s2.topics, &s1, &s2, &oldest);
     Ok(())

@@ -1,71 +1,51 @@
-//! Kafka: connection check through librdkafka's metadata request. Uses an admin-style
-//! client with no group id, so it never joins or disturbs a consumer group.
+//! Kafka: the connection check, the consumer-lag probe and sampler ([`lag`], with the
+//! verdict [`rules`]), the read-only protocol client they observe through ([`wire`]), and
+//! the connection settings ([`config`]). The check connects the way the sampler does (TLS
+//! and SASL as configured) and asks for the cluster's metadata; it never joins a group.
 
 use crate::{ConnectionReport, ProbeError, secs};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::time::{Duration, Instant};
 
-pub async fn check(bootstrap: &str, limit: Duration) -> Result<ConnectionReport, ProbeError> {
-    if bootstrap.trim().is_empty() {
-        return Err(ProbeError::InvalidTarget("no bootstrap servers".into()));
-    }
-    let target = bootstrap.to_string();
-    let ms = limit.as_millis().max(1).to_string();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("socket.timeout.ms", &ms)
-        .set("socket.connection.setup.timeout.ms", &ms)
-        .set("client.id", "lookout-connection-check")
-        .set("log_level", "3")
-        .create()
-        .map_err(|e| ProbeError::InvalidTarget(e.to_string()))?;
+pub async fn check(connection: &str, limit: Duration) -> Result<ConnectionReport, ProbeError> {
+    let kafka = config::KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
+    let target = kafka.bootstrap.clone();
     let start = Instant::now();
-    // librdkafka's metadata call blocks; keep it off the async workers.
-    let res = tokio::task::spawn_blocking(move || {
-        consumer.fetch_metadata(None, limit).map(|md| {
-            let brokers: Vec<String> = md
-                .brokers()
-                .iter()
-                .map(|b| format!("{}@{}:{}", b.id(), b.host(), b.port()))
-                .collect();
-            (
-                brokers,
-                md.orig_broker_name().to_string(),
-                md.topics().len(),
-            )
-        })
+    let res = tokio::time::timeout(limit, async {
+        let mut c = wire::Cluster::connect(&kafka, limit).await?;
+        let md = c.metadata().await?;
+        Ok::<_, wire::WireError>((c.connected_to(), md))
     })
-    .await
-    .map_err(|e| ProbeError::Server {
-        target: target.clone(),
-        reason: e.to_string(),
-    })?;
+    .await;
     let elapsed = start.elapsed();
     match res {
-        Ok((brokers, orig, topics)) => Ok(ConnectionReport {
+        Ok(Ok((answered, md))) => Ok(ConnectionReport {
             kind: "kafka".into(),
             target,
             // Kafka does not report a release version in metadata; name the answering broker.
-            server_version: format!("answered by {orig}"),
+            server_version: format!("answered by {answered}"),
             latency_ms: elapsed.as_secs_f64() * 1000.0,
             facts: vec![
-                ("brokers".into(), brokers.join(", ")),
-                ("topics".into(), topics.to_string()),
+                (
+                    "brokers".into(),
+                    md.brokers
+                        .iter()
+                        .map(|b| format!("{}@{}", b.id, b.addr))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                ("topics".into(), md.topics.len().to_string()),
+                ("security".into(), kafka.describe()),
             ],
         }),
-        Err(_) if elapsed >= limit => Err(ProbeError::TimedOut {
+        Ok(Err(e)) => Err(lag::wire_error(&target, e, elapsed)),
+        Err(_) => Err(ProbeError::TimedOut {
             target,
             limit: secs(limit),
-        }),
-        Err(e) => Err(ProbeError::Unreachable {
-            target,
-            reason: e.to_string(),
-            elapsed: secs(elapsed),
         }),
     }
 }
 
+pub mod config;
 pub mod lag;
 pub mod rules;
 pub mod wire;

@@ -14,11 +14,18 @@
 //!
 //! Every request has a deadline (the caller's step limit); responses are size-checked and
 //! decoded defensively (a malformed answer is an error, never a panic). Requests are
-//! counted, so a sampling round can report how many it made.
+//! counted, so a sampling round can report how many it made. Connections speak TLS
+//! (rustls; the system's CAs or `ssl.ca.location`) and SASL PLAIN / SCRAM-SHA-256 /
+//! SCRAM-SHA-512 (RFC 5802 / 7677) as [`KafkaConfig`] says.
 
+use super::config::{KafkaConfig, Mechanism};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// (topic, partition)
@@ -46,13 +53,23 @@ pub enum WireError {
     Unsupported(String),
     #[error("{api}: broker error {code} ({})", error_name(*code))]
     Broker { api: &'static str, code: i16 },
+    #[error("TLS with {addr}: {reason}")]
+    Tls { addr: String, reason: String },
+    #[error("SASL {mechanism}: {reason}")]
+    Auth {
+        mechanism: &'static str,
+        reason: String,
+    },
 }
 
 impl WireError {
     /// True when no broker could be reached at all (as opposed to a broker that answered
     /// badly): the target is down.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, WireError::Connect { .. } | WireError::Timeout { .. })
+        matches!(
+            self,
+            WireError::Connect { .. } | WireError::Timeout { .. } | WireError::Tls { .. }
+        )
     }
 }
 
@@ -85,6 +102,8 @@ const FIND_COORDINATOR: i16 = 10;
 const DESCRIBE_GROUPS: i16 = 15;
 const LIST_GROUPS: i16 = 16;
 const API_VERSIONS: i16 = 18;
+const SASL_HANDSHAKE: i16 = 17;
+const SASL_AUTHENTICATE: i16 = 36;
 
 /// Largest response accepted (a 50,000-group ListGroups answer is a few MB).
 const MAX_RESPONSE: usize = 256 << 20;
@@ -101,6 +120,8 @@ fn api_name(key: i16) -> &'static str {
         DESCRIBE_GROUPS => "DescribeGroups",
         LIST_GROUPS => "ListGroups",
         API_VERSIONS => "ApiVersions",
+        SASL_HANDSHAKE => "SaslHandshake",
+        SASL_AUTHENTICATE => "SaslAuthenticate",
         _ => "request",
     }
 }
@@ -160,6 +181,10 @@ impl Enc {
         if self.flex {
             self.uvarint(0);
         }
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.i32(b.len() as i32);
+        self.b.extend_from_slice(b);
     }
 }
 
@@ -267,15 +292,223 @@ impl<'a> Dec<'a> {
     }
 }
 
-/// One TCP connection to one broker.
+/// A byte stream to a broker: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How connections are secured: the parsed configuration and, for TLS, the rustls client
+/// built once per cluster.
+struct Security {
+    cfg: KafkaConfig,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Security {
+    fn new(cfg: &KafkaConfig) -> Result<Security> {
+        let tls = if cfg.protocol.tls() {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            match &cfg.ca_location {
+                Some(path) => {
+                    use rustls_pki_types::pem::PemObject;
+                    let certs =
+                        rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+                            WireError::Tls {
+                                addr: cfg.bootstrap.clone(),
+                                reason: format!("ssl.ca.location {path}: {e}"),
+                            }
+                        })?;
+                    for c in certs {
+                        let c = c.map_err(|e| WireError::Tls {
+                            addr: cfg.bootstrap.clone(),
+                            reason: format!("ssl.ca.location {path}: {e}"),
+                        })?;
+                        let _ = roots.add(c);
+                    }
+                }
+                None => {
+                    for c in rustls_native_certs::load_native_certs().certs {
+                        let _ = roots.add(c);
+                    }
+                }
+            }
+            if roots.is_empty() {
+                return Err(WireError::Tls {
+                    addr: cfg.bootstrap.clone(),
+                    reason: "no CA certificates to trust".into(),
+                });
+            }
+            let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+            let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| WireError::Tls {
+                    addr: cfg.bootstrap.clone(),
+                    reason: e.to_string(),
+                })?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        Ok(Security {
+            cfg: cfg.clone(),
+            tls,
+        })
+    }
+}
+
+/// One connection to one broker.
 struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     addr: String,
     correlation: i32,
 }
 
 impl Conn {
-    async fn open(addr: &str, timeout: Duration) -> Result<Conn> {
+    /// Connects, then TLS and SASL as configured; returns the connection and the number
+    /// of Kafka requests the authentication took.
+    async fn open(addr: &str, sec: &Security, timeout: Duration) -> Result<(Conn, u64)> {
+        let tcp = Conn::tcp(addr, timeout).await?;
+        let stream: Box<dyn Io> = match &sec.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+                    .unwrap_or(addr);
+                let name =
+                    rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                        WireError::Tls {
+                            addr: addr.into(),
+                            reason: format!("{host}: {e}"),
+                        }
+                    })?;
+                match tokio::time::timeout(timeout, tls.connect(name, tcp)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => {
+                        return Err(WireError::Tls {
+                            addr: addr.into(),
+                            reason: e.to_string(),
+                        });
+                    }
+                    Err(_) => {
+                        return Err(WireError::Tls {
+                            addr: addr.into(),
+                            reason: format!(
+                                "no TLS handshake within {:.1} s",
+                                timeout.as_secs_f64()
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        let mut conn = Conn {
+            stream,
+            addr: addr.into(),
+            correlation: 0,
+        };
+        let n = if sec.cfg.protocol.sasl() {
+            conn.sasl(&sec.cfg, timeout).await?
+        } else {
+            0
+        };
+        Ok((conn, n))
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate v1 round trips; returns the requests made.
+    async fn sasl(&mut self, cfg: &KafkaConfig, timeout: Duration) -> Result<u64> {
+        let mechanism = cfg.mechanism.as_str();
+        let auth_err = |reason: String| WireError::Auth { mechanism, reason };
+        let mut e = Enc {
+            b: vec![],
+            flex: false,
+        };
+        e.str(mechanism);
+        let body = self.call(SASL_HANDSHAKE, 1, false, e.b, timeout).await?;
+        let mut d = Dec {
+            b: &body,
+            at: 0,
+            flex: false,
+            api: "SaslHandshake",
+        };
+        let err = d.i16()?;
+        if err != 0 {
+            let mut offered = vec![];
+            for _ in 0..d.len()? {
+                offered.push(d.str()?);
+            }
+            return Err(auth_err(format!(
+                "the broker does not enable it here (it offers {})",
+                offered.join(", ")
+            )));
+        }
+        match cfg.mechanism {
+            Mechanism::Plain => {
+                let mut msg = vec![0u8];
+                msg.extend_from_slice(cfg.username.as_bytes());
+                msg.push(0);
+                msg.extend_from_slice(cfg.password.as_bytes());
+                self.authenticate(mechanism, &msg, timeout).await?;
+                Ok(2)
+            }
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+                let nonce = B64.encode(rand::random::<[u8; 24]>());
+                let user = cfg.username.replace('=', "=3D").replace(',', "=2C");
+                let first_bare = format!("n={user},r={nonce}");
+                let server_first = self
+                    .authenticate(mechanism, format!("n,,{first_bare}").as_bytes(), timeout)
+                    .await?;
+                let server_first = String::from_utf8_lossy(&server_first).into_owned();
+                let (final_msg, server_sig) =
+                    scram_final(cfg, &nonce, &first_bare, &server_first).map_err(auth_err)?;
+                let server_final = self
+                    .authenticate(mechanism, final_msg.as_bytes(), timeout)
+                    .await?;
+                let server_final = String::from_utf8_lossy(&server_final).into_owned();
+                match server_final.strip_prefix("v=") {
+                    Some(v) if B64.decode(v.trim()).ok().as_deref() == Some(&server_sig[..]) => {
+                        Ok(3)
+                    }
+                    _ => Err(auth_err(format!(
+                        "the broker's final message does not prove it knows the password ({server_final})"
+                    ))),
+                }
+            }
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        mechanism: &'static str,
+        msg: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let mut e = Enc {
+            b: vec![],
+            flex: false,
+        };
+        e.bytes(msg);
+        let body = self.call(SASL_AUTHENTICATE, 1, false, e.b, timeout).await?;
+        let mut d = Dec {
+            b: &body,
+            at: 0,
+            flex: false,
+            api: "SaslAuthenticate",
+        };
+        let err = d.i16()?;
+        let message = d.nstr()?;
+        let bytes = d.bytes()?;
+        if err != 0 {
+            return Err(WireError::Auth {
+                mechanism,
+                reason: message.unwrap_or_else(|| format!("error {err}")),
+            });
+        }
+        Ok(bytes)
+    }
+
+    async fn tcp(addr: &str, timeout: Duration) -> Result<TcpStream> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -292,11 +525,7 @@ impl Conn {
             }
         };
         let _ = stream.set_nodelay(true);
-        Ok(Conn {
-            stream,
-            addr: addr.into(),
-            correlation: 0,
-        })
+        Ok(stream)
     }
 
     /// Sends one request and returns the response body after the header.
@@ -372,6 +601,83 @@ impl Conn {
     }
 }
 
+/// SCRAM's client-final message and the server signature to expect (RFC 5802 §3).
+fn scram_final(
+    cfg: &KafkaConfig,
+    nonce: &str,
+    first_bare: &str,
+    server_first: &str,
+) -> std::result::Result<(String, Vec<u8>), String> {
+    let mut r = None;
+    let mut salt = None;
+    let mut iterations = None;
+    for part in server_first.split(',') {
+        if let Some(v) = part.strip_prefix("r=") {
+            r = Some(v);
+        } else if let Some(v) = part.strip_prefix("s=") {
+            salt = B64.decode(v).ok();
+        } else if let Some(v) = part.strip_prefix("i=") {
+            iterations = v.parse::<u32>().ok();
+        } else if let Some(v) = part.strip_prefix("e=") {
+            return Err(format!("the broker refused: {v}"));
+        }
+    }
+    let (Some(r), Some(salt), Some(i)) = (r, salt, iterations) else {
+        return Err(format!("unexpected server-first message {server_first:?}"));
+    };
+    if !r.starts_with(nonce) || r.len() == nonce.len() {
+        return Err("the broker's nonce does not extend ours".into());
+    }
+    if !(4096..=1_000_000).contains(&i) {
+        return Err(format!("{i} iterations is outside 4096–1,000,000"));
+    }
+    let without_proof = format!("c=biws,r={r}");
+    let auth_message = format!("{first_bare},{server_first},{without_proof}");
+    let pw = cfg.password.as_bytes();
+    let (proof, server_sig) = match cfg.mechanism {
+        Mechanism::ScramSha512 => scram_proof_sha512(pw, &salt, i, &auth_message),
+        _ => scram_proof_sha256(pw, &salt, i, &auth_message),
+    };
+    Ok((
+        format!("{without_proof},p={}", B64.encode(proof)),
+        server_sig,
+    ))
+}
+
+/// `scram_proof_*`: (client proof, server signature) for one SCRAM exchange with one hash
+/// (a macro: the two differ only in the hash type).
+macro_rules! scram_proof {
+    ($name:ident, $hash:ty) => {
+        fn $name(password: &[u8], salt: &[u8], iterations: u32, auth: &str) -> (Vec<u8>, Vec<u8>) {
+            use sha2::Digest;
+            let mut salted = vec![0u8; <$hash>::output_size()];
+            pbkdf2::pbkdf2_hmac::<$hash>(password, salt, iterations, &mut salted);
+            let mac = |key: &[u8], data: &[u8]| -> Vec<u8> {
+                match <Hmac<$hash> as Mac>::new_from_slice(key) {
+                    Ok(mut m) => {
+                        m.update(data);
+                        m.finalize().into_bytes().to_vec()
+                    }
+                    // HMAC takes keys of any length: not reached.
+                    Err(_) => vec![],
+                }
+            };
+            let client_key = mac(&salted, b"Client Key");
+            let stored_key = <$hash>::digest(&client_key).to_vec();
+            let client_sig = mac(&stored_key, auth.as_bytes());
+            let proof = client_key
+                .iter()
+                .zip(&client_sig)
+                .map(|(a, b)| a ^ b)
+                .collect();
+            let server_key = mac(&salted, b"Server Key");
+            (proof, mac(&server_key, auth.as_bytes()))
+        }
+    };
+}
+scram_proof!(scram_proof_sha256, sha2::Sha256);
+scram_proof!(scram_proof_sha512, sha2::Sha512);
+
 #[derive(Debug, Clone)]
 pub struct Broker {
     pub id: i32,
@@ -415,6 +721,7 @@ pub type GroupOffsets = std::result::Result<Vec<(Tp, i64)>, i16>;
 /// A client for one cluster: one connection per broker, opened on first use.
 pub struct Cluster {
     timeout: Duration,
+    security: Security,
     bootstrap: Conn,
     bootstrap_id: Option<i32>,
     conns: HashMap<i32, Conn>,
@@ -425,38 +732,41 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to the first bootstrap server that answers and learns the API versions.
-    pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<Cluster> {
+    /// Connects to the first bootstrap server that answers (with TLS and SASL as
+    /// configured) and learns the API versions.
+    pub async fn connect(cfg: &KafkaConfig, timeout: Duration) -> Result<Cluster> {
+        let security = Security::new(cfg)?;
         let mut last = WireError::Unsupported("no bootstrap servers".into());
-        for addr in bootstrap
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
-            let addr = addr
-                .strip_prefix("PLAINTEXT://")
-                .or_else(|| addr.strip_prefix("kafka://"))
-                .unwrap_or(addr);
-            match Conn::open(addr, timeout).await {
-                Ok(conn) => {
+        let servers: Vec<String> = cfg.bootstrap.split(',').map(str::to_string).collect();
+        for addr in &servers {
+            match Conn::open(addr, &security, timeout).await {
+                // Wrong credentials are wrong on every broker.
+                Err(e @ WireError::Auth { .. }) => return Err(e),
+                Err(e) => last = e,
+                Ok((conn, auth_requests)) => {
                     let mut c = Cluster {
                         timeout,
+                        security,
                         bootstrap: conn,
                         bootstrap_id: None,
                         conns: HashMap::new(),
                         addrs: HashMap::new(),
                         versions: HashMap::new(),
-                        requests: 0,
+                        requests: auth_requests,
                     };
-                    match c.api_versions().await {
-                        Ok(()) => return Ok(c),
-                        Err(e) => last = e,
-                    }
+                    return match c.api_versions().await {
+                        Ok(()) => Ok(c),
+                        Err(e) => Err(e),
+                    };
                 }
-                Err(e) => last = e,
             }
         }
         Err(last)
+    }
+
+    /// The bootstrap server that answered.
+    pub fn connected_to(&self) -> String {
+        self.bootstrap.addr.clone()
     }
 
     async fn api_versions(&mut self) -> Result<()> {
@@ -520,7 +830,8 @@ impl Cluster {
                     let addr = self.addrs.get(&id).cloned().ok_or_else(|| {
                         WireError::Unsupported(format!("broker {id} is not in the metadata"))
                     })?;
-                    let c = Conn::open(&addr, timeout).await?;
+                    let (c, n) = Conn::open(&addr, &self.security, timeout).await?;
+                    self.requests += n;
                     self.conns.insert(id, c);
                 }
                 match self.conns.get_mut(&id) {
@@ -940,6 +1251,34 @@ mod tests {
             assert!(d.tags().is_ok());
             assert_eq!(d.at, e.b.len());
         }
+    }
+
+    /// RFC 7677 §3's SCRAM-SHA-256 example: user "user", password "pencil".
+    #[test]
+    fn scram_sha_256_matches_the_rfc_example() {
+        let cfg = KafkaConfig::parse(
+            "k:9092?security.protocol=SASL_PLAINTEXT&sasl.mechanism=SCRAM-SHA-256&sasl.username=user&sasl.password=pencil",
+            true,
+        )
+        .unwrap();
+        let (final_msg, server_sig) = scram_final(
+            &cfg,
+            "rOprNGfwEbeRWgbNEkqO",
+            "n=user,r=rOprNGfwEbeRWgbNEkqO",
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+        )
+        .unwrap();
+        assert_eq!(
+            final_msg,
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        assert_eq!(
+            B64.encode(server_sig),
+            "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
+        // A nonce the broker did not extend, or too few iterations, is refused.
+        assert!(scram_final(&cfg, "abc", "n=user,r=abc", "r=xyz1,s=AAAA,i=4096").is_err());
+        assert!(scram_final(&cfg, "abc", "n=user,r=abc", "r=abc1,s=AAAA,i=1").is_err());
     }
 
     #[test]
