@@ -298,8 +298,7 @@ async fn main() {
                 .filter(|(g, l)| ours.get(*g).copied() == l.as_i64())
                 .count();
             println!(
-                "confluent-kafka {} (Python, per group): {:.0} ms for {} groups, {} Kafka requests",
-                "peer",
+                "confluent-kafka peer (Python, per group): {:.0} ms for {} groups, {} Kafka requests",
                 peer_s * 1000.0,
                 v["groups"],
                 v["requests"]

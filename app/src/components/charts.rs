@@ -63,7 +63,7 @@ pub fn mark_spans(xs: &[f64], marks: &[ChartMark], w: f64) -> Vec<(f64, f64, Cha
         xs.iter().copied().fold(f64::INFINITY, f64::min),
         xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    if !(x1 > x0) {
+    if xs.len() < 2 || x1 <= x0 {
         return vec![];
     }
     let pos = |x: f64| ((x - x0) / (x1 - x0) * w).clamp(0.0, w);

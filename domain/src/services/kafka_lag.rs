@@ -1342,8 +1342,7 @@ pub async fn lag_series(
         return Err(DomainError::invalid("at most 400 days at once"));
     }
     let res = resolution_for(to - from);
-    // (time, total lag, total end, total committed, per-partition lag by key)
-    let mut points: Vec<(OffsetDateTime, i64, i64, i64, Vec<(usize, i64)>)> = vec![];
+    let mut points: Vec<SeriesPoint> = vec![];
     let mut keys: Vec<(String, i32)> = vec![];
     let mut key_index: HashMap<(String, i32), usize> = HashMap::new();
     let mut index_of = |t: String, p: i32| -> usize {
@@ -1380,7 +1379,7 @@ pub async fn lag_series(
             }
         }
         Some(r) => {
-            let rows: Vec<(OffsetDateTime, i64, i64, i64, Vec<String>, Vec<i64>)> = sqlx::query_as(
+            let rows: Vec<RollupRow> = sqlx::query_as(
                 "SELECT bucket, lag_max, end_max, committed_max, part_keys, part_lag FROM kafka_lag_rollups
                  WHERE target_id = $1 AND group_name = $2 AND resolution = $5 AND bucket >= $3 AND bucket <= $4
                  ORDER BY bucket LIMIT 20000",
@@ -1442,6 +1441,11 @@ pub async fn lag_series(
         annotations,
     })
 }
+
+/// (time, total lag, total end, total committed, lag per partition by key index)
+type SeriesPoint = (OffsetDateTime, i64, i64, i64, Vec<(usize, i64)>);
+/// (bucket, lag, end, committed, partition keys, partition lags)
+type RollupRow = (OffsetDateTime, i64, i64, i64, Vec<String>, Vec<i64>);
 
 /// Incidents that overlap the range and are about this group (its lag alert) or its
 /// target (a probe run against it attached to the incident).
