@@ -61,6 +61,27 @@ pub struct KafkaGroup {
     pub verdicts: Vec<PartitionState>,
     /// Total lag of the last rounds, oldest first.
     pub trend: Vec<i64>,
+    /// Rebalances seen by the sampler (the member set changed between two rounds, or the
+    /// group was caught rebalancing) in the hour before `at`.
+    #[serde(default)]
+    pub rebalances_last_hour: i32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_rebalance: Option<OffsetDateTime>,
+    /// Dead-letter topics next to the topics the group reads.
+    #[serde(default)]
+    pub dlq: Vec<DlqState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DlqState {
+    /// The dead-letter topic.
+    pub topic: String,
+    /// The topic it is the DLQ of.
+    pub source: String,
+    /// Messages it holds (log end − log start, over its partitions).
+    pub messages: i64,
+    /// Change since the previous round (`None` on the first).
+    pub growth: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -416,7 +416,7 @@ async fn requests_grow_with_batches_not_with_groups() {
     }
     commit(&name("batch-g"), &[(&t, 0, 1)]);
     let step = Duration::from_secs(10);
-    let before = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000)
+    let before = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000, "")
         .await
         .unwrap();
     for i in 0..40 {
@@ -425,7 +425,7 @@ async fn requests_grow_with_batches_not_with_groups() {
             &[(&t, i % 4, 2), (&t, (i + 1) % 4, 3)],
         );
     }
-    let after = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000)
+    let after = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000, "")
         .await
         .unwrap();
     let ours = |s: &probes::kafka::lag::Snapshot| {

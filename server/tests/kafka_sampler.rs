@@ -850,3 +850,124 @@ async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
     assert!(err.contains("SASL SCRAM-SHA-512"), "{err}");
     assert!(!err.contains("not-the-password"), "{err}");
 }
+
+/// The sampler's rebalance and dead-letter signs: a member joining and leaving between
+/// rounds is a rebalance each time; the DLQ topics next to the topic read (the target's
+/// `kafka-dlq-patterns` label) are counted every round with their growth.
+#[sqlx::test(migrations = "../migrations")]
+async fn rebalances_and_dead_letters_between_rounds(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "signs", "kind": "kafka", "connection": brokers(), "environment": "test",
+                      "labels": {"kafka-dlq-patterns": "{topic}.dlq,{topic}.errors"}}))
+        .send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let t = unique("payments");
+    let g = unique("payments-worker");
+    for name in [
+        t.clone(),
+        format!("{t}.dlq"),
+        format!("{t}.errors"),
+        format!("{t}-dlq"),
+    ] {
+        topic(&name).await;
+    }
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    produce(&producer, &t, 10);
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .create()
+        .unwrap();
+    commit_as(&committer, &t, 10);
+    let round = || {
+        let pool = app.pool.clone();
+        async move {
+            let r = svc::sample_round(&pool, None, target, "test", Duration::from_secs(5), None)
+                .await
+                .unwrap();
+            assert!(r.ok, "{:?}", r.error);
+        }
+    };
+    let state = || {
+        let pool = app.pool.clone();
+        let g = g.clone();
+        async move {
+            svc::get_group(&pool, &common::admin_principal(), target, &g)
+                .await
+                .unwrap()
+        }
+    };
+    round().await;
+    let s = state().await;
+    assert_eq!(s.rebalances_last_hour, 0);
+    let dlqs: Vec<(&str, i64, Option<i64>)> = s
+        .dlq
+        .iter()
+        .map(|d| (d.topic.as_str(), d.messages, d.growth))
+        .collect();
+    assert_eq!(
+        dlqs,
+        vec![
+            (format!("{t}.dlq").as_str(), 0, None),
+            (format!("{t}.errors").as_str(), 0, None)
+        ],
+        "the label's patterns, not the default '-dlq'"
+    );
+    produce(&producer, &format!("{t}.errors"), 7);
+    round().await;
+    let s = state().await;
+    let errors = s.dlq.iter().find(|d| d.topic.ends_with(".errors")).unwrap();
+    assert_eq!((errors.messages, errors.growth), (7, Some(7)));
+    assert_eq!(errors.source, t);
+
+    // A member joins: a new member set is a rebalance; it leaves: another.
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    member.subscribe(&[&t]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+        let _ = member.poll(Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+    round().await;
+    let s = state().await;
+    assert_eq!(s.members.len(), 1);
+    assert_eq!(s.rebalances_last_hour, 1, "{s:?}");
+    assert!(s.last_rebalance.is_some());
+    round().await;
+    assert_eq!(
+        state().await.rebalances_last_hour,
+        1,
+        "no change, no rebalance"
+    );
+    member.unsubscribe();
+    drop(member);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        round().await;
+        let s = state().await;
+        if s.members.is_empty() {
+            assert_eq!(s.rebalances_last_hour, 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the member never left");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let errors = state()
+        .await
+        .dlq
+        .into_iter()
+        .find(|d| d.topic.ends_with(".errors"))
+        .unwrap();
+    assert_eq!(errors.growth, Some(0));
+}

@@ -289,6 +289,12 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
         })
         .collect();
     let more_partitions = s.partitions.len().saturating_sub(MULTIPLES);
+    // Three or more rebalances in an hour is churn worth a look.
+    let churn = if g.rebalances_last_hour >= 3 {
+        "warn-text"
+    } else {
+        ""
+    };
     view! {
         <p class="muted"><a href=format!("/kafka/{target}")>"← all groups"</a></p>
         <h1>{g.group.clone()}</h1>
@@ -300,6 +306,10 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                 <span>"Lag "<strong>{fmt_num(g.total_lag as f64)}</strong></span>
                 <span>"Time lag "<strong>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}</strong>
                     {(g.time_lag_kind.as_deref() != Some("exact")).then(|| view! { <span class="muted">" (estimated from the log-end history)"</span> })}</span>
+                <span id="rebalances" class=churn>
+                    "Rebalances (last hour) "<strong>{g.rebalances_last_hour}</strong>
+                    {g.last_rebalance.map(|t| view! { <span class="muted">" · last "<LocalTime at=t/></span> })}
+                </span>
                 <span class="muted">"Sampled "<LocalTime at=g.at/></span>
             </div>
             <p class="reason" id="group-reason">{g.reason.clone()}</p>
@@ -325,6 +335,32 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                 }}
             </p>
         </section>
+        {(!g.dlq.is_empty()).then(|| view! {
+            <section class="panel" id="dlq">
+                <h2>"Dead-letter topics"</h2>
+                <div class="table-wrap">
+                <table class="data">
+                    <thead><tr><th>"DLQ topic"</th><th>"For topic"</th><th>"Messages"</th><th>"Since the previous sample"</th></tr></thead>
+                    <tbody>
+                    {g.dlq.clone().into_iter().map(|d| view! {
+                        <tr data-dlq=d.topic.clone()>
+                            <td><a href=format!("/kafka/{target}/topics/{}", query_value(&d.topic))>{d.topic.clone()}</a></td>
+                            <td>{d.source.clone()}</td>
+                            <td class="num">{fmt_num(d.messages as f64)}</td>
+                            <td class="num">{match d.growth {
+                                Some(n) if n > 0 => format!("+{}", fmt_num(n as f64)),
+                                Some(n) if n < 0 => format!("−{}", fmt_num(-n as f64)),
+                                Some(_) => "no change".to_string(),
+                                None => "–".to_string(),
+                            }}</td>
+                        </tr>
+                    }).collect_view()}
+                    </tbody>
+                </table>
+                </div>
+                <p class="muted">"A growing DLQ means messages are failing now: read the newest dead letters for the error, fix the consumer, then replay them."</p>
+            </section>
+        })}
         <section class="panel" id="partition-multiples">
             <h2>{format!("Lag per partition, last {range}")}</h2>
             {if multiples.is_empty() || xs.len() < 2 {

@@ -21,7 +21,7 @@ use crate::kafka::{
 use crate::storage::incidents as istore;
 use crate::targets::TargetKind;
 use crate::types::{Principal, Role};
-use probes::kafka::lag::Snapshot;
+use probes::kafka::lag::{GroupSnap, Snapshot};
 use probes::kafka::rules::{self, Context, Sample, TimeLag};
 use sqlx::{FromRow, PgPool};
 use std::collections::{BTreeMap, HashMap};
@@ -110,7 +110,19 @@ pub async fn sample_round(
         .map_err(|e| e.to_string())
         .and_then(|secret| crate::services::targets::connect_address(&target, secret.as_deref()));
     let snap = match &bootstrap {
-        Ok(b) => probes::kafka::lag::sample_cluster(b, step, probes::kafka::lag::MAX_GROUPS).await,
+        Ok(b) => {
+            probes::kafka::lag::sample_cluster(
+                b,
+                step,
+                probes::kafka::lag::MAX_GROUPS,
+                policy
+                    .labels
+                    .get("kafka-dlq-patterns")
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            )
+            .await
+        }
         Err(e) => Err(probes::ProbeError::InvalidTarget(e.clone())),
     };
     let bootstrap = bootstrap.unwrap_or_default();
@@ -366,6 +378,81 @@ struct HistRow {
     first_at: Option<OffsetDateTime>,
 }
 
+/// What the sampler carries per group from round to round besides the verdicts.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Signs {
+    /// The member ids at the last round, sorted.
+    #[serde(default)]
+    member_ids: Vec<String>,
+    /// When a rebalance was seen (ms), the last 20.
+    #[serde(default)]
+    rebalances: Vec<i64>,
+    /// The group was rebalancing at the last round (one rebalance is counted once however
+    /// many rounds catch it).
+    #[serde(default)]
+    rebalancing: bool,
+    /// Messages per dead-letter topic at the last round.
+    #[serde(default)]
+    dlq: BTreeMap<String, i64>,
+    /// The same, as the pages show it.
+    #[serde(default)]
+    dlq_view: Vec<crate::kafka::DlqState>,
+}
+
+impl Signs {
+    /// This round's signs from the previous ones: a rebalance when the member set changed
+    /// (members joined, left or were replaced — a new generation) or the group is caught
+    /// rebalancing; each DLQ's size and growth since the previous round.
+    fn next(prev: Option<&Signs>, g: &GroupSnap, s: &Snapshot) -> Signs {
+        let mut ids: Vec<String> = g.members.iter().map(|m| m.id.clone()).collect();
+        ids.sort();
+        let mut rebalances = prev.map(|p| p.rebalances.clone()).unwrap_or_default();
+        let changed = prev.is_some_and(|p| p.member_ids != ids);
+        let rebalancing = matches!(
+            g.state.as_str(),
+            "PreparingRebalance" | "CompletingRebalance"
+        );
+        let new_rebalance = rebalancing && !prev.is_some_and(|p| p.rebalancing);
+        if changed || new_rebalance {
+            rebalances.push(s.at_ms);
+            let n = rebalances.len();
+            if n > 20 {
+                rebalances.drain(..n - 20);
+            }
+        }
+        let read: std::collections::BTreeSet<&String> =
+            g.committed.keys().map(|(t, _)| t).collect();
+        let mut dlq = BTreeMap::new();
+        let mut dlq_view = vec![];
+        for source in read {
+            for d in s.dlq.get(source).into_iter().flatten() {
+                let parts = s.topics.get(d).copied().unwrap_or(0);
+                let messages: i64 = (0..parts)
+                    .filter_map(|p| s.offsets.get(&(d.clone(), p)))
+                    .map(|(start, end)| (end - start).max(0))
+                    .sum();
+                let growth = prev
+                    .and_then(|p| p.dlq.get(d))
+                    .map(|before| messages - before);
+                dlq.insert(d.clone(), messages);
+                dlq_view.push(crate::kafka::DlqState {
+                    topic: d.clone(),
+                    source: source.clone(),
+                    messages,
+                    growth,
+                });
+            }
+        }
+        Signs {
+            member_ids: ids,
+            rebalances,
+            rebalancing,
+            dlq,
+            dlq_view,
+        }
+    }
+}
+
 /// A group's evaluation, for the alert policy.
 struct Evaluated {
     name: String,
@@ -417,16 +504,24 @@ async fn evaluate_groups(
             end,
         });
     }
-    let prev: HashMap<String, Vec<PartitionState>> =
-        sqlx::query_as::<_, (String, sqlx::types::Json<Vec<PartitionState>>)>(
-            "SELECT group_name, verdicts FROM kafka_groups WHERE target_id = $1",
-        )
+    let mut prev: HashMap<String, Vec<PartitionState>> = HashMap::new();
+    let mut prev_signs: HashMap<String, Signs> = HashMap::new();
+    for (g, v, signs) in
+        sqlx::query_as::<
+            _,
+            (
+                String,
+                sqlx::types::Json<Vec<PartitionState>>,
+                sqlx::types::Json<Signs>,
+            ),
+        >("SELECT group_name, verdicts, signs FROM kafka_groups WHERE target_id = $1")
         .bind(target_id)
         .fetch_all(pool)
         .await?
-        .into_iter()
-        .map(|(g, v)| (g, v.0))
-        .collect();
+    {
+        prev.insert(g.clone(), v.0);
+        prev_signs.insert(g, signs.0);
+    }
 
     // Since when each committed offset has had its value: carried from the previous state;
     // searched in the history only where the previous state did not carry it.
@@ -688,6 +783,10 @@ async fn evaluate_groups(
             _ => 0,
         });
         rows.member_count.push(g.members.len() as i32);
+        rows.signs.push(
+            serde_json::to_value(Signs::next(prev_signs.get(&g.name), g, s))
+                .map_err(DomainError::internal)?,
+        );
         out.push(Evaluated {
             name: g.name.clone(),
             label,
@@ -718,6 +817,7 @@ struct GroupRows {
     verdicts: Vec<serde_json::Value>,
     rank: Vec<i16>,
     member_count: Vec<i32>,
+    signs: Vec<serde_json::Value>,
 }
 
 impl GroupRows {
@@ -728,20 +828,21 @@ impl GroupRows {
         sqlx::query(
             "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
                  time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend,
-                 status_rank, member_count)
+                 status_rank, member_count, signs)
              SELECT $1, x.name, $2, x.state, x.protocol, x.members, x.partitions, x.total, x.tl, x.tk,
-                 x.status, x.worst, x.reason, x.catch_up, x.verdicts, ARRAY[x.total], x.rank, x.mc
+                 x.status, x.worst, x.reason, x.catch_up, x.verdicts, ARRAY[x.total], x.rank, x.mc, x.signs
              FROM UNNEST($3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int[], $8::bigint[],
                  $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                 $15::jsonb[], $16::int2[], $17::int[])
+                 $15::jsonb[], $16::int2[], $17::int[], $18::jsonb[])
                  AS x(name, state, protocol, members, partitions, total, tl, tk, status, worst, reason,
-                      catch_up, verdicts, rank, mc)
+                      catch_up, verdicts, rank, mc, signs)
              ON CONFLICT (target_id, group_name) DO UPDATE SET at = EXCLUDED.at, state = EXCLUDED.state,
                  protocol = EXCLUDED.protocol, members = EXCLUDED.members, partitions = EXCLUDED.partitions,
                  total_lag = EXCLUDED.total_lag, time_lag_s = EXCLUDED.time_lag_s, time_lag_kind = EXCLUDED.time_lag_kind,
                  status = EXCLUDED.status, worst = EXCLUDED.worst, reason = EXCLUDED.reason,
                  catch_up = EXCLUDED.catch_up, verdicts = EXCLUDED.verdicts,
                  status_rank = EXCLUDED.status_rank, member_count = EXCLUDED.member_count,
+                 signs = EXCLUDED.signs,
                  trend = (kafka_groups.trend || EXCLUDED.total_lag)[greatest(1, cardinality(kafka_groups.trend) - 18):]",
         )
         .bind(target_id)
@@ -761,6 +862,7 @@ impl GroupRows {
         .bind(&self.verdicts)
         .bind(&self.rank)
         .bind(&self.member_count)
+        .bind(&self.signs)
         .execute(pool)
         .await?;
         Ok(())
@@ -1081,11 +1183,12 @@ struct GroupRow {
     catch_up: String,
     verdicts: serde_json::Value,
     trend: Vec<i64>,
+    signs: serde_json::Value,
 }
 
 impl GroupRow {
     fn view(self) -> KafkaGroup {
-        KafkaGroup {
+        let mut g = KafkaGroup {
             group: self.group_name,
             at: self.at,
             state: self.state,
@@ -1102,13 +1205,26 @@ impl GroupRow {
             catch_up: self.catch_up,
             verdicts: serde_json::from_value(self.verdicts).unwrap_or_default(),
             trend: self.trend,
-        }
+            rebalances_last_hour: 0,
+            last_rebalance: None,
+            dlq: vec![],
+        };
+        let signs: Signs = serde_json::from_value(self.signs).unwrap_or_default();
+        let at = ms(g.at);
+        g.rebalances_last_hour = signs
+            .rebalances
+            .iter()
+            .filter(|t| at - **t <= 3_600_000)
+            .count() as i32;
+        g.last_rebalance = signs.rebalances.last().map(|t| ts(*t));
+        g.dlq = signs.dlq_view;
+        g
     }
 }
 
 const GROUP_COLS: &str =
     "group_name, at, state, protocol, members, member_count, partitions, total_lag, time_lag_s,
-    time_lag_kind, status, worst, reason, catch_up, verdicts, trend";
+    time_lag_kind, status, worst, reason, catch_up, verdicts, trend, signs";
 
 async fn kafka_target(pool: &PgPool, id: i64) -> DomainResult<()> {
     let kind: Option<TargetKind> = sqlx::query_scalar("SELECT kind FROM targets WHERE id = $1")

@@ -314,16 +314,21 @@ pub struct Snapshot {
     pub offsets: HashMap<Tp, (i64, i64)>,
     /// Partition count per topic.
     pub topics: BTreeMap<String, i32>,
+    /// Dead-letter topics next to each topic read (their offsets are in `offsets`).
+    pub dlq: BTreeMap<String, Vec<String>>,
     /// Kafka requests this observation made (every one, ApiVersions included).
     pub requests: u64,
 }
 
 /// One sample of every consumer group on a cluster, for the background sampler. Runs the
 /// same code as the probe (same reads, same never-join guarantee), bounded per step.
+/// `dlq_patterns`: comma-separated, `{topic}` replaced by each topic read (empty: the
+/// defaults, [`SAMPLER_DLQ_PATTERNS`]).
 pub async fn sample_cluster(
     connection: &str,
     step: Duration,
     max_groups: i64,
+    dlq_patterns: &str,
 ) -> Result<Snapshot, ProbeError> {
     let kafka = KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
     let ctx = Ctx::new(
@@ -333,7 +338,11 @@ pub async fn sample_cluster(
         std::sync::Arc::new(()),
     );
     let mut raw = BTreeMap::new();
-    raw.insert("dlq_patterns".to_string(), SAMPLER_DLQ_PATTERNS.to_string());
+    let patterns = match dlq_patterns.trim() {
+        "" => SAMPLER_DLQ_PATTERNS,
+        p => p,
+    };
+    raw.insert("dlq_patterns".to_string(), patterns.to_string());
     let params =
         crate::framework::validate_params(&SPEC, &raw).map_err(ProbeError::InvalidTarget)?;
     let max = max_groups.clamp(1, MAX_GROUPS) as usize;
@@ -517,8 +526,9 @@ async fn snapshot(
         .flat_map(|g| g.committed.keys().cloned())
         .collect();
     // Dead-letter topics next to the topics read.
-    for t in dlq_topics(params, &topics, &parts) {
-        parts.extend(all_parts(&t));
+    let dlq = dlq_of(params.text("dlq_patterns"), &topics, &parts);
+    for t in dlq.values().flatten() {
+        parts.extend(all_parts(t));
     }
     let mut by_leader: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
     for tp in parts {
@@ -544,6 +554,7 @@ async fn snapshot(
         groups,
         offsets,
         topics,
+        dlq,
         requests: k.requests,
     })
 }
@@ -552,23 +563,39 @@ async fn snapshot(
 const PARTITION_BATCH: usize = 10_000;
 
 /// DLQ topics that exist, for the topics in `parts`.
+/// The dead-letter topics that exist next to the topics in `parts`, per topic read.
+pub fn dlq_of(
+    patterns: &str,
+    topics: &BTreeMap<String, i32>,
+    parts: &BTreeSet<Tp>,
+) -> BTreeMap<String, Vec<String>> {
+    let read: BTreeSet<&String> = parts.iter().map(|(t, _)| t).collect();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in read {
+        for pat in patterns.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let name = pat.replace("{topic}", t);
+            if name != *t && topics.contains_key(&name) {
+                let v = out.entry(t.clone()).or_default();
+                if !v.contains(&name) {
+                    v.push(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// DLQ topics that exist, for the topics in `parts`.
 fn dlq_topics(
     params: &Params,
     topics: &BTreeMap<String, i32>,
     parts: &BTreeSet<Tp>,
 ) -> Vec<String> {
-    let read: BTreeSet<&String> = parts.iter().map(|(t, _)| t).collect();
-    let mut out = vec![];
-    for t in read {
-        for pat in params
-            .text("dlq_patterns")
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let name = pat.replace("{topic}", t);
-            if name != *t && topics.contains_key(&name) && !out.contains(&name) {
-                out.push(name);
+    let mut out: Vec<String> = vec![];
+    for names in dlq_of(params.text("dlq_patterns"), topics, parts).into_values() {
+        for n in names {
+            if !out.contains(&n) {
+                out.push(n);
             }
         }
     }

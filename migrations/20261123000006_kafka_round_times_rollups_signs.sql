@@ -13,3 +13,7 @@ CREATE INDEX kafka_rounds_sampled_idx ON kafka_rounds (target_id, sampled_at DES
 ALTER TABLE kafka_lag_rollups
     ADD COLUMN part_keys TEXT[] NOT NULL DEFAULT '{}',
     ADD COLUMN part_lag BIGINT[] NOT NULL DEFAULT '{}';
+
+-- Signs the sampler carries from round to round (rebalances, dead-letter topics):
+-- {"member_ids": [...], "rebalances": [ms, ...] (the last 20), "dlq": {"<topic>": messages}}.
+ALTER TABLE kafka_groups ADD COLUMN signs JSONB NOT NULL DEFAULT '{}'::jsonb;
