@@ -1641,3 +1641,74 @@ async fn prune_raw(pool: &PgPool, hours: i64) -> DomainResult<u64> {
                 .rows_affected(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probes::kafka::lag::Member;
+
+    fn group(state: &str, members: &[&str]) -> GroupSnap {
+        GroupSnap {
+            name: "g".into(),
+            state: state.into(),
+            protocol: "range".into(),
+            members: members
+                .iter()
+                .map(|id| Member {
+                    id: id.to_string(),
+                    client_id: "c".into(),
+                    host: "/h".into(),
+                    parts: vec![],
+                })
+                .collect(),
+            committed: [(("orders".to_string(), 0), Some(5))].into_iter().collect(),
+        }
+    }
+
+    fn snap(at_ms: i64, dlq_end: i64) -> Snapshot {
+        Snapshot {
+            at_ms,
+            groups: vec![],
+            offsets: [
+                (("orders".to_string(), 0), (0, 10)),
+                (("orders.dlq".to_string(), 0), (2, dlq_end)),
+            ]
+            .into_iter()
+            .collect(),
+            topics: [("orders".to_string(), 1), ("orders.dlq".to_string(), 1)]
+                .into_iter()
+                .collect(),
+            dlq: [("orders".to_string(), vec!["orders.dlq".to_string()])]
+                .into_iter()
+                .collect(),
+            requests: 0,
+        }
+    }
+
+    #[test]
+    fn rebalances_count_once_and_dead_letters_grow() {
+        let s1 = Signs::next(None, &group("Stable", &["a"]), &snap(1_000, 2));
+        assert!(s1.rebalances.is_empty(), "the first round has nothing to compare");
+        assert_eq!(s1.dlq_view[0].messages, 0);
+        assert_eq!(s1.dlq_view[0].growth, None);
+        // Caught rebalancing in two rounds in a row: one rebalance.
+        let s2 = Signs::next(Some(&s1), &group("PreparingRebalance", &["a"]), &snap(2_000, 7));
+        let s3 = Signs::next(Some(&s2), &group("CompletingRebalance", &["a"]), &snap(3_000, 9));
+        assert_eq!(s3.rebalances, vec![2_000]);
+        assert_eq!((s2.dlq_view[0].messages, s2.dlq_view[0].growth), (5, Some(5)));
+        assert_eq!(s3.dlq_view[0].growth, Some(2));
+        // A member replaced (same count, new id): a new generation.
+        let s4 = Signs::next(Some(&s3), &group("Stable", &["b"]), &snap(4_000, 9));
+        assert_eq!(s4.rebalances, vec![2_000, 4_000]);
+        let s5 = Signs::next(Some(&s4), &group("Stable", &["b"]), &snap(5_000, 9));
+        assert_eq!(s5.rebalances.len(), 2, "unchanged members: no rebalance");
+        // Only the last 20 are kept.
+        let mut s = s5;
+        for i in 0..30 {
+            let id = format!("m{i}");
+            s = Signs::next(Some(&s), &group("Stable", &[&id]), &snap(10_000 + i, 9));
+        }
+        assert_eq!(s.rebalances.len(), 20);
+        assert_eq!(s.rebalances.last(), Some(&10_029));
+    }
+}
