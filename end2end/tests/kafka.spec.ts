@@ -87,6 +87,17 @@ test("a stalled group shows STALL with its reason and graph; the lag probe runs 
     await expect(run).toHaveAttribute("data-status", "ok", { timeout: 60_000 });
     await expect(page.locator("#findings")).toContainText("KAFKA_GROUP_LAG", { timeout: 10_000 });
     await expect(page.locator("#findings")).toContainText(`Group ${groupId} (Stable, 1 member)`);
+    const incidentKey = new URL(page.url()).pathname.split("/").pop() ?? "";
+
+    // Back on the group page: the incident (a probe ran against this target from it) is
+    // marked on the graphs and links to it; the partition has its small multiple; the
+    // member that joined counts as a rebalance.
+    await page.goto(`/kafka/${target}/groups/${encodeURIComponent(groupId)}?range=15m`);
+    await expect(page.locator("#annotations")).toContainText(incidentKey);
+    await expect(page.locator("svg.linechart a.mark").first()).toHaveAttribute("href", `/incidents/${incidentKey}`);
+    await expect(page.locator("#partition-multiples figure.multiple")).toHaveCount(1);
+    await expect(page.locator("#partition-multiples")).toContainText(`p0 · ${topic}`);
+    await expect(page.locator("#rebalances")).toContainText("Rebalances (last hour)");
   } finally {
     stop = true;
     release();

@@ -116,8 +116,8 @@ pub fn SmallMultiples(
         <p class="muted">{format!("Same scale in every cell: 0 to {} {unit}.", fmt_num(nice))}</p>
         <div class="multiples">
             {cells.into_iter().map(|(label, pts, peak)| view! {
-                <figure class=multiple_class(peak, nice)>
-                    <figcaption><span>{label.clone()}</span><span class="muted">{format!("max {}", fmt_num(peak))}</span></figcaption>
+                <figure class=multiple_class(peak, nice) title=label.clone()>
+                    <figcaption><span>{label.clone()}</span><span class="muted">{format!("↑{}", fmt_num(peak))}</span></figcaption>
                     <svg viewBox=format!("-1 -1 {} {}", w + 2.0, h + 2.0) role="img" aria-label=format!("{label}: highest {peak} {unit}")>
                         <line x1="0" x2=w.to_string() y1=h.to_string() y2=h.to_string() class="grid"/>
                         <polyline points=pts fill="none" class="series a"/>
@@ -207,6 +207,19 @@ fn nice_max(v: f64) -> f64 {
     10.0 * mag
 }
 
+/// A count with thousands separators: 1,234,567.
+pub fn fmt_count(v: i64) -> String {
+    let digits = v.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0 { format!("-{out}") } else { out }
+}
+
 pub fn fmt_num(v: f64) -> String {
     if v >= 1e9 {
         format!("{:.1}G", v / 1e9)
@@ -234,6 +247,9 @@ mod tests {
         assert_eq!(nice_max(830.0), 1000.0);
         assert_eq!(nice_max(180.0), 200.0);
         assert_eq!(fmt_num(25_000.0), "25k");
+        assert_eq!(fmt_count(2), "2");
+        assert_eq!(fmt_count(1_234_567), "1,234,567");
+        assert_eq!(fmt_count(-1000), "-1,000");
     }
 
     #[test]

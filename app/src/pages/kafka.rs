@@ -3,7 +3,9 @@
 //! lag and produce/consume graphs over a chosen range, partitions, members). Charts are SVG
 //! rendered by the server; once hydrated the pages refresh themselves every 15 s.
 
-use crate::components::charts::{ChartMark, LineChart, SmallMultiples, Sparkline, fmt_num};
+use crate::components::charts::{
+    ChartMark, LineChart, SmallMultiples, Sparkline, fmt_count, fmt_num,
+};
 use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
 use crate::components::time::LocalTime;
 use crate::kafka_fns::*;
@@ -282,8 +284,9 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
         .iter()
         .take(MULTIPLES)
         .map(|p| {
+            // The partition first: a long topic name is cut, the partition never.
             (
-                format!("{} / {}", p.topic, p.partition),
+                format!("p{} · {}", p.partition, p.topic),
                 p.lag.iter().map(|l| *l as f64).collect(),
             )
         })
@@ -346,10 +349,10 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                         <tr data-dlq=d.topic.clone()>
                             <td><a href=format!("/kafka/{target}/topics/{}", query_value(&d.topic))>{d.topic.clone()}</a></td>
                             <td>{d.source.clone()}</td>
-                            <td class="num">{fmt_num(d.messages as f64)}</td>
+                            <td class="num">{fmt_count(d.messages)}</td>
                             <td class="num">{match d.growth {
-                                Some(n) if n > 0 => format!("+{}", fmt_num(n as f64)),
-                                Some(n) if n < 0 => format!("−{}", fmt_num(-n as f64)),
+                                Some(n) if n > 0 => format!("+{}", fmt_count(n)),
+                                Some(n) if n < 0 => format!("−{}", fmt_count(-n)),
                                 Some(_) => "no change".to_string(),
                                 None => "–".to_string(),
                             }}</td>

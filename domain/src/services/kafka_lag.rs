@@ -1688,14 +1688,28 @@ mod tests {
     #[test]
     fn rebalances_count_once_and_dead_letters_grow() {
         let s1 = Signs::next(None, &group("Stable", &["a"]), &snap(1_000, 2));
-        assert!(s1.rebalances.is_empty(), "the first round has nothing to compare");
+        assert!(
+            s1.rebalances.is_empty(),
+            "the first round has nothing to compare"
+        );
         assert_eq!(s1.dlq_view[0].messages, 0);
         assert_eq!(s1.dlq_view[0].growth, None);
         // Caught rebalancing in two rounds in a row: one rebalance.
-        let s2 = Signs::next(Some(&s1), &group("PreparingRebalance", &["a"]), &snap(2_000, 7));
-        let s3 = Signs::next(Some(&s2), &group("CompletingRebalance", &["a"]), &snap(3_000, 9));
+        let s2 = Signs::next(
+            Some(&s1),
+            &group("PreparingRebalance", &["a"]),
+            &snap(2_000, 7),
+        );
+        let s3 = Signs::next(
+            Some(&s2),
+            &group("CompletingRebalance", &["a"]),
+            &snap(3_000, 9),
+        );
         assert_eq!(s3.rebalances, vec![2_000]);
-        assert_eq!((s2.dlq_view[0].messages, s2.dlq_view[0].growth), (5, Some(5)));
+        assert_eq!(
+            (s2.dlq_view[0].messages, s2.dlq_view[0].growth),
+            (5, Some(5))
+        );
         assert_eq!(s3.dlq_view[0].growth, Some(2));
         // A member replaced (same count, new id): a new generation.
         let s4 = Signs::next(Some(&s3), &group("Stable", &["b"]), &snap(4_000, 9));
