@@ -17,3 +17,7 @@ ALTER TABLE kafka_lag_rollups
 -- Signs the sampler carries from round to round (rebalances, dead-letter topics):
 -- {"member_ids": [...], "rebalances": [ms, ...] (the last 20), "dlq": {"<topic>": messages}}.
 ALTER TABLE kafka_groups ADD COLUMN signs JSONB NOT NULL DEFAULT '{}'::jsonb;
+
+-- The worst group verdict seen in each bucket (0 OK, 1 INCOMPLETE, 2 WARN, 3 ERR, as
+-- kafka_groups.status_rank): the verdict band under the lag graph.
+ALTER TABLE kafka_lag_rollups ADD COLUMN status_max SMALLINT NOT NULL DEFAULT 0;

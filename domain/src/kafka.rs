@@ -125,6 +125,20 @@ pub struct LagSeries {
     /// Incidents about this group or its target that overlap the range.
     #[serde(default)]
     pub annotations: Vec<LagAnnotation>,
+    /// The group's worst verdict per bucket (1-minute buckets for raw ranges).
+    #[serde(default)]
+    pub band: Vec<VerdictBand>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictBand {
+    /// Start of the bucket.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Bucket length.
+    pub seconds: i32,
+    /// OK, INCOMPLETE, WARN or ERR.
+    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -95,6 +95,7 @@ test("a stalled group shows STALL with its reason and graph; the lag probe runs 
     await page.goto(`/kafka/${target}/groups/${encodeURIComponent(groupId)}?range=15m`);
     await expect(page.locator("#annotations")).toContainText(incidentKey);
     await expect(page.locator("svg.linechart a.mark").first()).toHaveAttribute("href", `/incidents/${incidentKey}`);
+    await expect(page.locator("svg.linechart rect.band-err").first()).toBeAttached();
     await expect(page.locator("#partition-multiples figure.multiple")).toHaveCount(1);
     await expect(page.locator("#partition-multiples")).toContainText(`p0 · ${topic}`);
     await expect(page.locator("#rebalances")).toContainText("Rebalances (last hour)");

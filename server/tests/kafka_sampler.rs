@@ -345,6 +345,16 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     for (i, p) in points.iter().enumerate() {
         assert_eq!(p["lag"].as_i64().unwrap(), p0[i], "point {i}");
     }
+    // The verdict band under the graph: the group was ERR (STALL, STOP, REWIND) in the
+    // minute buckets of this run, and never worse than its worst.
+    let band: Vec<&str> = series["band"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["status"].as_str().unwrap())
+        .collect();
+    assert!(band.contains(&"ERR"), "{series}");
+    assert!(series["band"][0]["seconds"] == 60, "{series}");
     // The group's incident is drawn on the graph.
     assert!(
         series["annotations"]

@@ -146,9 +146,29 @@ pub fn LineChart(
     #[prop(optional)] b: Option<(String, Vec<f64>)>,
     #[prop(into)] unit: String,
     #[prop(optional)] marks: Vec<ChartMark>,
+    /// A strip under the x axis: (from, to, class) spans in the chart's x units.
+    #[prop(optional)]
+    band: Vec<(f64, f64, String)>,
 ) -> impl IntoView {
     let (w, h) = (720.0, 200.0);
     let spans = mark_spans(&xs, &marks, w);
+    let strip: Vec<(f64, f64, String)> = mark_spans(
+        &xs,
+        &band
+            .iter()
+            .map(|(a, b, c)| ChartMark {
+                from: *a,
+                to: Some(*b),
+                label: c.clone(),
+                title: String::new(),
+                href: String::new(),
+            })
+            .collect::<Vec<_>>(),
+        w,
+    )
+    .into_iter()
+    .map(|(x0, x1, m)| (x0, x1, m.label))
+    .collect();
     let max =
         a.1.iter()
             .chain(b.iter().flat_map(|b| b.1.iter()))
@@ -184,6 +204,12 @@ pub fn LineChart(
                                 <line x1=format!("{x0:.1}") x2=format!("{x0:.1}") y1="0" y2=h.to_string() class="mark-line"/>
                                 <text x=format!("{:.1}", x0 + 3.0) y="10" class="mark-label">{m.label.clone()}</text>
                             </a>
+                        }).collect_view()}
+                        {strip.into_iter().map(|(x0, x1, status)| view! {
+                            <rect x=format!("{x0:.1}") y=format!("{:.1}", h + 4.0) width=format!("{:.1}", (x1 - x0).max(1.0)) height="6"
+                                class=format!("band band-{}", status.to_ascii_lowercase())>
+                                <title>{status.clone()}</title>
+                            </rect>
                         }).collect_view()}
                         <polyline points=pa class="series a" fill="none"/>
                         {pb.map(|p| view! { <polyline points=p class="series b" fill="none"/> })}

@@ -277,6 +277,14 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
         })
         .collect();
     let annotations = s.annotations.clone();
+    let band: Vec<(f64, f64, String)> = s
+        .band
+        .iter()
+        .map(|b| {
+            let from = b.at.unix_timestamp() as f64;
+            (from, from + b.seconds as f64, b.status.clone())
+        })
+        .collect();
     // Small multiples: at most this many partitions drawn (the table lists them all).
     const MULTIPLES: usize = 200;
     let multiples: Vec<(String, Vec<f64>)> = s
@@ -322,7 +330,10 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
             {RANGES.iter().map(|(n, _)| view! { <a href=format!("?range={n}") class:active=*n == range>{*n}</a> }).collect_view()}
         </nav>
         <section class="panel charts">
-            <LineChart title=format!("Total lag, last {range}") xs=xs.clone() a=("lag".to_string(), lag) unit="messages" marks=marks.clone()/>
+            <LineChart title=format!("Total lag, last {range}") xs=xs.clone() a=("lag".to_string(), lag) unit="messages" marks=marks.clone() band=band/>
+            <p class="muted band-legend">"Verdict band (worst per "{if s.rollup == "raw" { "minute".to_string() } else { s.rollup.clone() }}"): "
+                <span class="key band-ok">"OK"</span>" "<span class="key band-incomplete">"incomplete"</span>" "
+                <span class="key band-warn">"WARN"</span>" "<span class="key band-err">"ERR"</span></p>
             {(!annotations.is_empty()).then(|| view! {
                 <p class="muted" id="annotations">"Incidents in this range: "
                     {annotations.into_iter().map(|a| view! {

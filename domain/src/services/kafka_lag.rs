@@ -16,7 +16,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::incidents::{FindingSeverity, Severity, TimelineKind, incident_key};
 use crate::kafka::{
     KafkaGroup, KafkaGroupPage, KafkaMember, KafkaRound, LagAnnotation, LagPoint, LagSeries,
-    PartitionSeries, PartitionState,
+    PartitionSeries, PartitionState, VerdictBand,
 };
 use crate::storage::incidents as istore;
 use crate::targets::TargetKind;
@@ -138,15 +138,17 @@ pub async fn sample_round(
         Ok(s) => {
             // Storing and reading the records at the committed offsets (exact time lag)
             // overlap: one waits on PostgreSQL, the other on Kafka.
-            let store = async {
-                let n = store_samples(pool, target_id, &s).await?;
-                store_rollups(pool, target_id, &s).await?;
-                Ok::<_, DomainError>(n)
-            };
-            let (stored, exact) =
-                tokio::join!(store, record_times(target_id, &bootstrap, step, &s));
+            let (stored, exact) = tokio::join!(
+                store_samples(pool, target_id, &s),
+                record_times(target_id, &bootstrap, step, &s)
+            );
             let partitions = stored?;
             let evaluated = evaluate_groups(pool, target_id, &s, &exact).await?;
+            let ranks: HashMap<&str, i16> = evaluated
+                .iter()
+                .map(|e| (e.name.as_str(), e.rank))
+                .collect();
+            store_rollups(pool, target_id, &s, &ranks).await?;
             policy.step_all(pool, &evaluated, ts(s.at_ms)).await?;
             sampled_at = Some(ts(s.at_ms));
             RoundOutcome {
@@ -276,10 +278,16 @@ async fn record_times(
     out
 }
 
-/// Adds this round's group totals, and each partition's lag, to the 1-minute, 10-minute
-/// and 1-hour buckets.
-async fn store_rollups(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainResult<()> {
+/// Adds this round's group totals, each partition's lag, and each group's verdict to the
+/// 1-minute, 10-minute and 1-hour buckets.
+async fn store_rollups(
+    pool: &PgPool,
+    target_id: i64,
+    s: &Snapshot,
+    ranks: &HashMap<&str, i16>,
+) -> DomainResult<()> {
     let (mut g, mut lag, mut end, mut com) = (vec![], vec![], vec![], vec![]);
+    let mut status = vec![];
     let (mut keys, mut lags) = (vec![], vec![]);
     for grp in &s.groups {
         let (mut l, mut e, mut c) = (0i64, 0i64, 0i64);
@@ -302,16 +310,18 @@ async fn store_rollups(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainRes
         com.push(c);
         keys.push(k.join(","));
         lags.push(pl.join(","));
+        status.push(ranks.get(grp.name.as_str()).copied().unwrap_or(0));
     }
     sqlx::query(
         "INSERT INTO kafka_lag_rollups (target_id, group_name, resolution, bucket, lag_max, lag_sum, samples,
-             end_max, committed_max, part_keys, part_lag)
+             end_max, committed_max, part_keys, part_lag, status_max)
          SELECT $1, x.g, r.res, to_timestamp(floor(extract(epoch FROM $2::timestamptz) / r.res) * r.res),
              x.l, x.l, 1, x.e, x.c,
              coalesce(string_to_array(nullif(x.k, ''), ','), '{}'),
-             coalesce(string_to_array(nullif(x.pl, ''), ',')::bigint[], '{}')
-         FROM UNNEST($3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[])
-             AS x(g, l, e, c, k, pl)
+             coalesce(string_to_array(nullif(x.pl, ''), ',')::bigint[], '{}'),
+             x.st
+         FROM UNNEST($3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::int2[])
+             AS x(g, l, e, c, k, pl, st)
          CROSS JOIN (VALUES (60), (600), (3600)) AS r(res)
          ON CONFLICT (target_id, group_name, resolution, bucket) DO UPDATE SET
              lag_max = greatest(kafka_lag_rollups.lag_max, EXCLUDED.lag_max),
@@ -319,6 +329,7 @@ async fn store_rollups(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainRes
              samples = kafka_lag_rollups.samples + 1,
              end_max = greatest(kafka_lag_rollups.end_max, EXCLUDED.end_max),
              committed_max = greatest(kafka_lag_rollups.committed_max, EXCLUDED.committed_max),
+             status_max = greatest(kafka_lag_rollups.status_max, EXCLUDED.status_max),
              part_keys = EXCLUDED.part_keys,
              part_lag = CASE WHEN kafka_lag_rollups.part_keys = EXCLUDED.part_keys
                  THEN ARRAY(SELECT greatest(u.a, u.b) FROM unnest(kafka_lag_rollups.part_lag, EXCLUDED.part_lag)
@@ -333,6 +344,7 @@ async fn store_rollups(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainRes
     .bind(&com)
     .bind(&keys)
     .bind(&lags)
+    .bind(&status)
     .execute(pool)
     .await?;
     Ok(())
@@ -457,6 +469,8 @@ impl Signs {
 struct Evaluated {
     name: String,
     label: &'static str,
+    /// 0 OK, 1 INCOMPLETE, 2 WARN, 3 ERR.
+    rank: i16,
     worst: String,
     reason: String,
     total: i64,
@@ -776,12 +790,13 @@ async fn evaluate_groups(
             .push(rules::catch_up(first_sum, last_sum).sentence());
         rows.verdicts
             .push(serde_json::to_value(&states).map_err(DomainError::internal)?);
-        rows.rank.push(match label {
+        let rank = match label {
             "ERR" => 3i16,
             "WARN" => 2,
             "INCOMPLETE" => 1,
             _ => 0,
-        });
+        };
+        rows.rank.push(rank);
         rows.member_count.push(g.members.len() as i32);
         rows.signs.push(
             serde_json::to_value(Signs::next(prev_signs.get(&g.name), g, s))
@@ -790,6 +805,7 @@ async fn evaluate_groups(
         out.push(Evaluated {
             name: g.name.clone(),
             label,
+            rank,
             worst: worst.as_str().to_string(),
             reason,
             total,
@@ -1537,6 +1553,34 @@ pub async fn lag_series(
     }
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let annotations = annotations(pool, target_id, group, from, to).await?;
+    // The verdict band: the worst verdict per bucket (1-minute buckets for raw ranges).
+    let band_res = res.unwrap_or(60);
+    let band: Vec<VerdictBand> = sqlx::query_as::<_, (OffsetDateTime, i16)>(
+        "SELECT bucket, status_max FROM kafka_lag_rollups
+         WHERE target_id = $1 AND group_name = $2 AND resolution = $3
+           AND bucket >= $4 - make_interval(secs => $3) AND bucket <= $5
+         ORDER BY bucket LIMIT 20000",
+    )
+    .bind(target_id)
+    .bind(group)
+    .bind(band_res)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(at, rank)| VerdictBand {
+        at,
+        seconds: band_res,
+        status: match rank {
+            3 => "ERR",
+            2 => "WARN",
+            1 => "INCOMPLETE",
+            _ => "OK",
+        }
+        .to_string(),
+    })
+    .collect();
     Ok(LagSeries {
         rollup: match res {
             None => "raw".into(),
@@ -1555,6 +1599,7 @@ pub async fn lag_series(
             .collect(),
         partitions,
         annotations,
+        band,
     })
 }
 
