@@ -10,45 +10,14 @@
 
 use domain::incidents::*;
 use domain::services::incidents as svc;
-use domain::{AuthMethod, Principal, RequestMeta, Role};
-use std::time::{Duration, Instant};
+#[path = "support/bench.rs"]
+mod bench;
+
+use bench::{admin, measure, row};
+use domain::{RequestMeta, Role};
+use std::time::Instant;
 
 const SAMPLES: usize = 200;
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-async fn measure(c: &reqwest::Client, url: &str, token: &str, n: usize) -> (f64, f64, f64, usize) {
-    // Warm up.
-    for _ in 0..10 {
-        let r = c.get(url).bearer_auth(token).send().await.expect("request");
-        assert!(r.status().is_success(), "{url}: {}", r.status());
-        let _ = r.bytes().await;
-    }
-    let mut times = Vec::with_capacity(n);
-    let mut size = 0;
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = c.get(url).bearer_auth(token).send().await.expect("request");
-        let body = r.bytes().await.expect("body");
-        times.push(t.elapsed());
-        size = body.len();
-    }
-    times.sort();
-    (pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0), size)
-}
-
-fn admin() -> Principal {
-    Principal {
-        user_id: None,
-        name: "bench".into(),
-        role: Role::Admin,
-        method: AuthMethod::Cli,
-        token_id: None,
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -172,16 +141,9 @@ async fn main() {
     let c = reqwest::Client::new();
 
     println!(
-        "\n{:<58} {:>9} {:>9} {:>9} {:>10}",
+        "\n{:<64} {:>9} {:>9} {:>9} {:>10}",
         "request (sequential, n=200)", "p50 ms", "p99 ms", "max ms", "bytes"
     );
-    let row = |name: &str, r: (f64, f64, f64, usize)| {
-        println!(
-            "{:<58} {:>9.2} {:>9.2} {:>9.2} {:>10}",
-            name, r.0, r.1, r.2, r.3
-        );
-        r
-    };
     let page = row(
         "incident page SSR (newest 500 of 2,000 events, 300 findings)",
         measure(&c, &format!("{base}/incidents/{key}"), &token, SAMPLES).await,

@@ -14,7 +14,11 @@
 //! (prefixed `bench-<time>`), serves the real router on a loopback port and measures
 //! sequential requests over HTTP (client and server share the machine's two cores).
 
-use domain::{AuthMethod, Principal, RequestMeta, Role};
+#[path = "support/bench.rs"]
+mod bench;
+
+use bench::{admin, measure, pct, row};
+use domain::{RequestMeta, Role};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -31,48 +35,6 @@ fn env_usize(k: &str, d: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(d)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-async fn measure(c: &reqwest::Client, url: &str, token: &str, n: usize) -> (f64, f64, f64, usize) {
-    for _ in 0..10 {
-        let r = c.get(url).bearer_auth(token).send().await.expect("request");
-        assert!(r.status().is_success(), "{url}: {}", r.status());
-        let _ = r.bytes().await;
-    }
-    let mut times = Vec::with_capacity(n);
-    let mut size = 0;
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = c.get(url).bearer_auth(token).send().await.expect("request");
-        let body = r.bytes().await.expect("body");
-        times.push(t.elapsed());
-        size = body.len();
-    }
-    times.sort();
-    (pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0), size)
-}
-
-fn row(name: &str, r: (f64, f64, f64, usize)) -> (f64, f64, f64, usize) {
-    println!(
-        "{:<64} {:>9.2} {:>9.2} {:>9.2} {:>10}",
-        name, r.0, r.1, r.2, r.3
-    );
-    r
-}
-
-fn admin() -> Principal {
-    Principal {
-        user_id: None,
-        name: "bench".into(),
-        role: Role::Admin,
-        method: AuthMethod::Cli,
-        token_id: None,
-    }
 }
 
 /// Topics, messages and committed offsets for `groups` groups of `parts` partitions each
@@ -398,7 +360,7 @@ async fn main() {
         let v: serde_json::Value = c
             .get(format!(
                 "{api}?sort=lag&limit=50&cursor={}",
-                urlencode(&cursor)
+                probes::kafka::config::encode(&cursor)
             ))
             .bearer_auth(&token)
             .send()
@@ -416,7 +378,10 @@ async fn main() {
         "overview API, sort=lag desc, page 501 (keyset cursor)",
         measure(
             &c,
-            &format!("{api}?sort=lag&limit=50&cursor={}", urlencode(&cursor)),
+            &format!(
+                "{api}?sort=lag&limit=50&cursor={}",
+                probes::kafka::config::encode(&cursor)
+            ),
             &token,
             SAMPLES,
         )
@@ -485,7 +450,7 @@ async fn main() {
     let series: serde_json::Value = c
         .get(format!(
             "{base}/api/v1/kafka/{big}/groups/graph-100/lag?from={}",
-            urlencode(&from)
+            probes::kafka::config::encode(&from)
         ))
         .bearer_auth(&token)
         .send()
@@ -504,7 +469,7 @@ async fn main() {
             &c,
             &format!(
                 "{base}/api/v1/kafka/{big}/groups/graph-100/lag?from={}",
-                urlencode(&from)
+                probes::kafka::config::encode(&from)
             ),
             &token,
             SAMPLES,
@@ -536,15 +501,4 @@ async fn main() {
         )
         .await,
     );
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

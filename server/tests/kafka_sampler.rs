@@ -59,6 +59,22 @@ fn produce(p: &BaseProducer, topic: &str, n: usize) {
     p.flush(Duration::from_secs(10)).unwrap();
 }
 
+fn producer() -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap()
+}
+
+/// A client with the group's id that never subscribes: it only commits for the group.
+fn group_client(group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap()
+}
+
 fn commit_as(c: &BaseConsumer, topic: &str, offset: i64) {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
@@ -90,10 +106,7 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     let t = unique("enrich");
     let g = unique("enricher");
     topic(&t).await;
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let producer = producer();
     produce(&producer, &t, 50);
     // A live member that read and committed 50, then hangs (keeps its session, commits no more).
     let member: BaseConsumer = ClientConfig::new()
@@ -263,11 +276,7 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     );
 
     // It catches up (offsets committed to the end): OK, caught up.
-    let committer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &g)
-        .create()
-        .unwrap();
+    let committer = group_client(&g);
     let (_, high) = committer
         .fetch_watermarks(&t, 0, Duration::from_secs(5))
         .unwrap();
@@ -654,10 +663,7 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
     {
         r.unwrap();
     }
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let producer = producer();
     for (p, n) in [(0, 10), (1, 20), (2, 30)] {
         for i in 0..n {
             let v = format!("m{i}");
@@ -667,11 +673,7 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
         }
     }
     producer.flush(Duration::from_secs(10)).unwrap();
-    let committer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &g)
-        .create()
-        .unwrap();
+    let committer = group_client(&g);
     let commit = |offsets: [i64; 3]| {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in offsets.iter().enumerate() {
@@ -796,16 +798,9 @@ async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
     let t = unique("secure");
     let g = unique("secure-group");
     topic(&t).await;
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let producer = producer();
     produce(&producer, &t, 25);
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &g)
-        .create()
-        .unwrap();
+    let c = group_client(&g);
     commit_as(&c, &t, 5);
     let key = domain::secrets::SecretBox::from_config(common::TEST_SECRET_KEY).unwrap();
     let r = svc::sample_round(
@@ -884,16 +879,9 @@ async fn rebalances_and_dead_letters_between_rounds(pool: PgPool) {
     ] {
         topic(&name).await;
     }
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let producer = producer();
     produce(&producer, &t, 10);
-    let committer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &g)
-        .create()
-        .unwrap();
+    let committer = group_client(&g);
     commit_as(&committer, &t, 10);
     let round = || {
         let pool = app.pool.clone();

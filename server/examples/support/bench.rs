@@ -1,0 +1,54 @@
+//! What the bench examples share: sequential HTTP timing with percentiles, the table row,
+//! and the admin principal that seeds data. Included with `#[path]` (not an example itself).
+
+use domain::{AuthMethod, Principal, Role};
+use std::time::{Duration, Instant};
+
+pub fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// `n` sequential GETs after 10 warm-up ones: (p50 ms, p99 ms, max ms, body bytes).
+pub async fn measure(
+    c: &reqwest::Client,
+    url: &str,
+    token: &str,
+    n: usize,
+) -> (f64, f64, f64, usize) {
+    for _ in 0..10 {
+        let r = c.get(url).bearer_auth(token).send().await.expect("request");
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        let _ = r.bytes().await;
+    }
+    let mut times = Vec::with_capacity(n);
+    let mut size = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = c.get(url).bearer_auth(token).send().await.expect("request");
+        let body = r.bytes().await.expect("body");
+        times.push(t.elapsed());
+        size = body.len();
+    }
+    times.sort();
+    (pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0), size)
+}
+
+/// Prints one result row (name, p50, p99, max, bytes) and returns it.
+pub fn row(name: &str, r: (f64, f64, f64, usize)) -> (f64, f64, f64, usize) {
+    println!(
+        "{:<64} {:>9.2} {:>9.2} {:>9.2} {:>10}",
+        name, r.0, r.1, r.2, r.3
+    );
+    r
+}
+
+pub fn admin() -> Principal {
+    Principal {
+        user_id: None,
+        name: "bench".into(),
+        role: Role::Admin,
+        method: AuthMethod::Cli,
+        token_id: None,
+    }
+}
