@@ -433,7 +433,7 @@ async fn main() {
     sqlx::query(
         "INSERT INTO incidents (title, summary, severity, status, services, environment, labels, created_by,
              detected_at, alert_group_key)
-         VALUES ('orders consumers lagging', '', 'SEV2', 'investigating', '{}', 'bench', '{}', 'bench',
+         VALUES ('orders consumers lagging', '', 'SEV2', 'investigating', '{orders}', 'bench', '{}', 'bench',
              now() - interval '5 days', $1)",
     )
     .bind(format!("kafka:{big}:graph-100"))

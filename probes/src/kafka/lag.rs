@@ -67,7 +67,7 @@ const PARAMS: &[ParamSpec] = &[
         label: "Dead-letter topic patterns",
         help: "Comma-separated; {topic} is replaced by each topic the groups read.",
         kind: ParamKind::Text { max_len: 500 },
-        default: "{topic}.dlq,{topic}-dlq,{topic}.DLQ,{topic}-DLQ",
+        default: DEFAULT_DLQ_PATTERNS,
     },
     ParamSpec {
         name: "lag_warn",
@@ -323,7 +323,7 @@ pub struct Snapshot {
 /// One sample of every consumer group on a cluster, for the background sampler. Runs the
 /// same code as the probe (same reads, same never-join guarantee), bounded per step.
 /// `dlq_patterns`: comma-separated, `{topic}` replaced by each topic read (empty: the
-/// defaults, [`SAMPLER_DLQ_PATTERNS`]).
+/// defaults, [`DEFAULT_DLQ_PATTERNS`]).
 pub async fn sample_cluster(
     connection: &str,
     step: Duration,
@@ -339,7 +339,7 @@ pub async fn sample_cluster(
     );
     let mut raw = BTreeMap::new();
     let patterns = match dlq_patterns.trim() {
-        "" => SAMPLER_DLQ_PATTERNS,
+        "" => DEFAULT_DLQ_PATTERNS,
         p => p,
     };
     raw.insert("dlq_patterns".to_string(), patterns.to_string());
@@ -352,8 +352,9 @@ pub async fn sample_cluster(
 /// The most groups one observation covers (the sampler's bound; the probe's parameter is
 /// capped lower).
 pub const MAX_GROUPS: i64 = 100_000;
-/// Dead-letter topics the sampler follows next to every topic read.
-pub const SAMPLER_DLQ_PATTERNS: &str = "{topic}.dlq,{topic}-dlq,{topic}.DLQ,{topic}-DLQ";
+/// Dead-letter topics looked for next to every topic read (the probe's default, and the
+/// sampler's unless the target's `kafka-dlq-patterns` label says otherwise).
+pub const DEFAULT_DLQ_PATTERNS: &str = "{topic}.dlq,{topic}-dlq,{topic}.DLQ,{topic}-DLQ";
 
 /// One wire request: paced, within the step limit, stopped at once by a cancel.
 async fn wire_step<T>(
