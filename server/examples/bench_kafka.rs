@@ -487,7 +487,7 @@ async fn main() {
         .await
         .expect("html");
     assert_eq!(
-        page.matches("<figure class=\"multiple").count(),
+        page.matches(" · orders</span>").count(),
         100,
         "100 small multiples on the page"
     );
