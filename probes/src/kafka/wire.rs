@@ -754,10 +754,8 @@ impl Cluster {
                         versions: HashMap::new(),
                         requests: auth_requests,
                     };
-                    return match c.api_versions().await {
-                        Ok(()) => Ok(c),
-                        Err(e) => Err(e),
-                    };
+                    c.api_versions().await?;
+                    return Ok(c);
                 }
             }
         }
