@@ -1279,6 +1279,37 @@ mod tests {
         assert!(scram_final(&cfg, "abc", "n=user,r=abc", "r=abc1,s=AAAA,i=1").is_err());
     }
 
+    /// A server that is not a Kafka broker (a lying size, garbage, silence) is an error
+    /// within the deadline — never a panic, a hang or a 2 GB allocation.
+    #[tokio::test]
+    async fn a_peer_that_is_not_kafka_is_an_error_in_time() {
+        use tokio::io::AsyncWriteExt;
+        let answers: [&[u8]; 4] = [
+            &[0x7f, 0xff, 0xff, 0xff],             // a 2 GB response
+            &[0, 0, 0, 2, 0, 0],                   // shorter than a correlation id
+            &[0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0, 0], // someone else's correlation id
+            b"",                                   // silence
+        ];
+        for answer in answers {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let reply = answer.to_vec();
+            tokio::spawn(async move {
+                if let Ok((mut s, _)) = listener.accept().await {
+                    let mut buf = [0u8; 256];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(&reply).await;
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            });
+            let cfg = KafkaConfig::parse(&addr, false).unwrap();
+            let started = std::time::Instant::now();
+            let r = Cluster::connect(&cfg, Duration::from_millis(500)).await;
+            assert!(r.is_err(), "{answer:?}");
+            assert!(started.elapsed() < Duration::from_secs(2), "{answer:?}");
+        }
+    }
+
     #[test]
     fn lies_and_truncation_are_errors_not_panics() {
         // An array claiming two billion elements in a 6-byte answer.
