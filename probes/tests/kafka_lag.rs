@@ -406,7 +406,8 @@ async fn a_dead_broker_is_a_failed_run() {
 
 /// The observation batches: on one broker a whole round is ApiVersions, Metadata,
 /// ListGroups, FindCoordinator, DescribeGroups, OffsetFetch and two ListOffsets — eight
-/// requests, whether the cluster has a few groups or forty more.
+/// requests (nine with consumer-protocol groups), whether the cluster has a few groups or
+/// forty more.
 #[tokio::test]
 async fn requests_grow_with_batches_not_with_groups() {
     let t = name("batch");
@@ -437,9 +438,19 @@ async fn requests_grow_with_batches_not_with_groups() {
     assert_eq!(ours(&before), 0);
     assert_eq!(ours(&after), 40, "every new group is observed");
     assert!(after.groups.len() >= before.groups.len() + 40);
-    assert_eq!(before.requests, 8, "one broker: 8 requests per observation");
+    // (One more when the broker has groups on the consumer protocol — another test may
+    // have made one: they are described with one ConsumerGroupDescribe per batch.)
+    let expected = |s: &probes::kafka::lag::Snapshot| {
+        8 + u64::from(s.groups.iter().any(|g| g.generation.is_some()))
+    };
     assert_eq!(
-        after.requests, before.requests,
+        before.requests,
+        expected(&before),
+        "one broker: 8 requests per observation"
+    );
+    assert_eq!(
+        after.requests,
+        expected(&after),
         "40 more groups, no more requests"
     );
     // And what was read is right: group i committed 2 and 3 on two partitions of 5 messages.
@@ -566,4 +577,72 @@ async fn sasl_and_tls_listeners() {
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+}
+
+/// A group on the consumer protocol of KIP-848 (`group.protocol=consumer`, Kafka 4):
+/// DescribeGroups calls it Dead, so the observation asks ConsumerGroupDescribe — the group
+/// shows with its state, assignor, members, assignment and epoch, and its lag.
+#[tokio::test]
+async fn a_group_on_the_consumer_protocol() {
+    let t = name("next-gen");
+    let g = name("next-gen-group");
+    topic(&t, 2).await;
+    produce(&t, 0, 15);
+    produce(&t, 1, 5);
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .set("group.protocol", "consumer")
+        .set("client.id", "kip848-consumer")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[&t]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.assignment().map(|a| a.count()).unwrap_or(0) < 2 {
+        let _ = c.poll(Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&t, 0, Offset::Offset(5)).unwrap();
+    tpl.add_partition_offset(&t, 1, Offset::Offset(5)).unwrap();
+    c.commit(&tpl, CommitMode::Sync).unwrap();
+    let s = probes::kafka::lag::sample_cluster(&brokers(), Duration::from_secs(10), 10_000, "")
+        .await
+        .unwrap();
+    let grp = s
+        .groups
+        .iter()
+        .find(|x| x.name == g)
+        .expect("the consumer-protocol group is observed");
+    assert_eq!(grp.state, "Stable");
+    assert!(
+        grp.generation.is_some_and(|e| e > 0),
+        "{:?}",
+        grp.generation
+    );
+    assert_eq!(grp.members.len(), 1);
+    assert_eq!(grp.members[0].client_id, "kip848-consumer");
+    assert_eq!(grp.members[0].parts.len(), 2);
+    assert_eq!(grp.committed.get(&(t.clone(), 0)), Some(&Some(5)));
+    // The probe reads it the same way: 10 behind on partition 0, caught up on 1.
+    let o = run(
+        "kafka-lag",
+        &brokers(),
+        &[("group", &g), ("sample_interval_s", "1")],
+    )
+    .await;
+    assert_eq!(o.status, RunStatus::Ok, "{:?}", o.error);
+    let f = finding(&o, "KAFKA_GROUP_LAG");
+    assert!(f.title.contains("(Stable, 1 member)"), "{}", f.title);
+    let rows = lag_rows(f);
+    assert_eq!(rows[0][2..6], ["5", "0", "15", "10"]);
+    assert_eq!(rows[1][2..6], ["5", "0", "5", "0"]);
+    assert!(
+        rows[0][7].starts_with("kip848-consumer"),
+        "the owner column names the member: {:?}",
+        rows[0]
+    );
+    let _ = c.poll(Duration::from_millis(10));
 }

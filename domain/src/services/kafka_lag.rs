@@ -396,6 +396,9 @@ struct Signs {
     /// The member ids at the last round, sorted.
     #[serde(default)]
     member_ids: Vec<String>,
+    /// The group epoch at the last round (consumer protocol).
+    #[serde(default)]
+    generation: Option<i32>,
     /// When a rebalance was seen (ms), the last 20.
     #[serde(default)]
     rebalances: Vec<i64>,
@@ -419,11 +422,11 @@ impl Signs {
         let mut ids: Vec<String> = g.members.iter().map(|m| m.id.clone()).collect();
         ids.sort();
         let mut rebalances = prev.map(|p| p.rebalances.clone()).unwrap_or_default();
-        let changed = prev.is_some_and(|p| p.member_ids != ids);
-        let rebalancing = matches!(
-            g.state.as_str(),
-            "PreparingRebalance" | "CompletingRebalance"
-        );
+        // A new generation: other members, or (consumer protocol) another group epoch.
+        let changed = prev.is_some_and(|p| {
+            p.member_ids != ids || (g.generation.is_some() && p.generation != g.generation)
+        });
+        let rebalancing = g.is_rebalancing();
         let new_rebalance = rebalancing && !prev.is_some_and(|p| p.rebalancing);
         if changed || new_rebalance {
             rebalances.push(s.at_ms);
@@ -457,6 +460,7 @@ impl Signs {
         }
         Signs {
             member_ids: ids,
+            generation: g.generation,
             rebalances,
             rebalancing,
             dlq,
@@ -1707,6 +1711,7 @@ mod tests {
                 })
                 .collect(),
             committed: [(("orders".to_string(), 0), Some(5))].into_iter().collect(),
+            generation: None,
         }
     }
 
@@ -1761,8 +1766,19 @@ mod tests {
         assert_eq!(s4.rebalances, vec![2_000, 4_000]);
         let s5 = Signs::next(Some(&s4), &group("Stable", &["b"]), &snap(5_000, 9));
         assert_eq!(s5.rebalances.len(), 2, "unchanged members: no rebalance");
+        // Consumer protocol: another group epoch with the same members is a new generation.
+        let mut e1 = group("Stable", &["b"]);
+        e1.generation = Some(3);
+        let s6 = Signs::next(Some(&s5), &e1, &snap(6_000, 9));
+        assert_eq!(s6.rebalances.len(), 3, "the first epoch seen after none");
+        let s7 = Signs::next(Some(&s6), &e1, &snap(7_000, 9));
+        assert_eq!(s7.rebalances.len(), 3, "same epoch: nothing");
+        let mut e2 = group("Stable", &["b"]);
+        e2.generation = Some(4);
+        let s8 = Signs::next(Some(&s7), &e2, &snap(8_000, 9));
+        assert_eq!(s8.rebalances.last(), Some(&8_000));
         // Only the last 20 are kept.
-        let mut s = s5;
+        let mut s = s8;
         for i in 0..30 {
             let id = format!("m{i}");
             s = Signs::next(Some(&s), &group("Stable", &[&id]), &snap(10_000 + i, 9));

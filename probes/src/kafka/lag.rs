@@ -140,7 +140,7 @@ const CODES: &[CodeDoc] = &[
     CodeDoc {
         code: "KAFKA_REBALANCING",
         severity: Severity::Warning,
-        meaning: "The group is rebalancing (PreparingRebalance / CompletingRebalance), or its members changed between the two samples.",
+        meaning: "The group is rebalancing (PreparingRebalance / CompletingRebalance; Assigning / Reconciling on the consumer protocol), or its members or epoch changed between the two samples.",
         remediation: "Frequent rebalances stall consumption: check max.poll.interval.ms vs processing time, session timeouts, and crash-looping consumers.",
     },
 ];
@@ -189,37 +189,23 @@ pub struct GroupSnap {
     pub members: Vec<Member>,
     /// Every partition of the topics the group reads → committed offset (None: no commit).
     pub committed: BTreeMap<Tp, Option<i64>>,
+    /// The group epoch (groups on the consumer protocol of KIP-848; the classic protocol
+    /// shows its generation only to members).
+    pub generation: Option<i32>,
 }
 
-/// Parses a ConsumerProtocol assignment (version, [topic, [partition]], user data).
-pub fn parse_assignment(b: &[u8]) -> Vec<Tp> {
-    fn take<const N: usize>(b: &[u8], at: &mut usize) -> Option<[u8; N]> {
-        let s = b.get(*at..*at + N)?;
-        *at += N;
-        s.try_into().ok()
+impl GroupSnap {
+    /// Caught in a rebalance: PreparingRebalance / CompletingRebalance (classic), Assigning
+    /// / Reconciling (consumer protocol).
+    pub fn is_rebalancing(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "PreparingRebalance" | "CompletingRebalance" | "Assigning" | "Reconciling"
+        )
     }
-    let mut at = 0usize;
-    let mut out = vec![];
-    let mut parse = || -> Option<Vec<Tp>> {
-        let mut v = vec![];
-        take::<2>(b, &mut at)?;
-        let topics = i32::from_be_bytes(take::<4>(b, &mut at)?);
-        for _ in 0..topics.clamp(0, 100_000) {
-            let len = i16::from_be_bytes(take::<2>(b, &mut at)?).max(0) as usize;
-            let name = String::from_utf8_lossy(b.get(at..at + len)?).into_owned();
-            at += len;
-            let n = i32::from_be_bytes(take::<4>(b, &mut at)?);
-            for _ in 0..n.clamp(0, 1_000_000) {
-                v.push((name.clone(), i32::from_be_bytes(take::<4>(b, &mut at)?)));
-            }
-        }
-        Some(v)
-    };
-    if let Some(v) = parse() {
-        out = v;
-    }
-    out
 }
+
+pub use super::wire::parse_assignment;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -439,7 +425,26 @@ async fn snapshot(
     }
     let mut described = vec![];
     for (node, gs) in &by_node {
-        described.extend(wire_step(ctx, target, k.describe_groups(*node, gs)).await?);
+        let mut got = wire_step(ctx, target, k.describe_groups(*node, gs)).await?;
+        // Groups on the consumer protocol (KIP-848) describe as Dead to DescribeGroups
+        // although they are listed: ConsumerGroupDescribe tells their state, epoch, members
+        // and assignment (brokers without it have no such groups).
+        // A group that really is dead (or unknown) stays as DescribeGroups described it.
+        let newer: Vec<String> = got
+            .iter()
+            .filter(|d| d.error == 0 && d.state == "Dead")
+            .map(|d| d.name.clone())
+            .collect();
+        if !newer.is_empty() && k.supports_consumer_group_describe() {
+            let fresh: Vec<_> = wire_step(ctx, target, k.consumer_group_describe(*node, &newer))
+                .await?
+                .into_iter()
+                .filter(|d| d.error == 0)
+                .collect();
+            got.retain(|d| !fresh.iter().any(|f| f.name == d.name));
+            got.extend(fresh);
+        }
+        described.extend(got);
     }
     if first {
         ctx.phase("Committed offsets");
@@ -467,7 +472,7 @@ async fn snapshot(
                 id: m.id.clone(),
                 client_id: m.client_id.clone(),
                 host: m.host.clone(),
-                parts: parse_assignment(&m.assignment),
+                parts: m.parts.clone(),
             })
             .collect();
         let commits: HashMap<Tp, i64> = match committed.remove(&d.name) {
@@ -516,6 +521,7 @@ async fn snapshot(
             protocol: d.protocol,
             members,
             committed: parts,
+            generation: d.generation,
         });
     }
     groups.sort_by(|a, b| a.name.cmp(&b.name));
@@ -982,9 +988,9 @@ fn analyse(
                     .map(|m| m.id.clone())
                     .collect::<BTreeSet<_>>()
             };
-            ids(b) != ids(g)
+            ids(b) != ids(g) || b.generation != g.generation
         });
-        if g.state.contains("Rebalance") || changed {
+        if g.is_rebalancing() || changed {
             ctx.finding(
                 Finding::new(
                     "KAFKA_REBALANCING",
