@@ -67,6 +67,9 @@ test("a stalled group shows STALL with its reason and graph; the lag probe runs 
     await expect(page.locator("#catch-up")).toContainText(/falling behind|not moving|steady/);
     await expect(page.locator("svg.linechart").first()).toBeVisible();
     await expect(page.locator("#partitions")).toContainText("STALL");
+    // The member and its assignment (the stuck consumer owns partition 0).
+    await expect(page.locator("#members tbody tr")).toHaveCount(1);
+    await expect(page.locator("#members")).toContainText(`${topic}-0`);
 
     // The on-demand lag probe, run from an incident.
     await page.goto("/incidents/new");

@@ -410,12 +410,28 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
         <section class="panel">
             <h2>{format!("Members ({})", g.members.len())}</h2>
             {g.members.is_empty().then(|| view! { <p class="muted">"No members: nobody is consuming."</p> })}
-            <ul class="plain">
-                {g.members.clone().into_iter().map(|m| view! {
-                    <li><strong>{m.client_id.clone()}</strong><span class="muted">{format!(" {} · ", m.host)}</span>
-                        {m.parts.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", ")}</li>
-                }).collect_view()}
-            </ul>
+            {(!g.members.is_empty()).then(|| view! {
+                <div class="table-wrap">
+                <table class="data" id="members">
+                    <thead><tr><th>"Client id"</th><th>"Host"</th><th>"Partitions"</th><th>"Assignment"</th><th>"Member id"</th></tr></thead>
+                    <tbody>
+                    {g.members.clone().into_iter().map(|m| view! {
+                        <tr class:idle=m.parts.is_empty()>
+                            <td><strong>{m.client_id.clone()}</strong></td>
+                            <td>{m.host.clone()}</td>
+                            <td class="num">{m.parts.len()}</td>
+                            <td>{if m.parts.is_empty() {
+                                "none (idle)".to_string()
+                            } else {
+                                m.parts.iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>().join(", ")
+                            }}</td>
+                            <td class="muted mono">{m.id.clone()}</td>
+                        </tr>
+                    }).collect_view()}
+                    </tbody>
+                </table>
+                </div>
+            })}
         </section>
     }
 }
