@@ -13,7 +13,7 @@ use domain::services::incidents as svc;
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{admin, measure, row};
+use bench::{admin, fresh_database, measure, row};
 use domain::{RequestMeta, Role};
 use std::time::Instant;
 
@@ -21,24 +21,7 @@ const SAMPLES: usize = 200;
 
 #[tokio::main]
 async fn main() {
-    let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let admin_pool = sqlx::PgPool::connect(&base_url).await.expect("connect");
-    sqlx::query("DROP DATABASE IF EXISTS lookout_bench WITH (FORCE)")
-        .execute(&admin_pool)
-        .await
-        .expect("drop");
-    sqlx::query("CREATE DATABASE lookout_bench")
-        .execute(&admin_pool)
-        .await
-        .expect("create");
-    let mut u = url::Url::parse(&base_url).expect("url");
-    u.set_path("/lookout_bench");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
-        .connect(u.as_str())
-        .await
-        .expect("connect bench");
-    server::migrate(&pool).await.expect("migrate");
+    let pool = fresh_database("lookout_bench").await;
     let who = admin();
 
     println!("seeding: 1 incident with 2,000 events and 300 findings …");

@@ -17,7 +17,7 @@
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{admin, measure, pct, row};
+use bench::{admin, fresh_database, measure, pct, row};
 use domain::{RequestMeta, Role};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -120,30 +120,13 @@ async fn seed_kafka(brokers: &str, prefix: &str, groups: usize, topics: usize, p
 
 #[tokio::main]
 async fn main() {
-    let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let brokers = std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS");
     let groups = env_usize("BENCH_GROUPS", 1000);
     let topics = env_usize("BENCH_TOPICS", 100);
     let parts = env_usize("BENCH_PARTITIONS", 10) as i32;
     let overview_groups = env_usize("BENCH_OVERVIEW_GROUPS", 50_000);
 
-    let admin_pool = sqlx::PgPool::connect(&base_url).await.expect("connect");
-    sqlx::query("DROP DATABASE IF EXISTS lookout_bench_kafka WITH (FORCE)")
-        .execute(&admin_pool)
-        .await
-        .expect("drop");
-    sqlx::query("CREATE DATABASE lookout_bench_kafka")
-        .execute(&admin_pool)
-        .await
-        .expect("create");
-    let mut u = url::Url::parse(&base_url).expect("url");
-    u.set_path("/lookout_bench_kafka");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
-        .connect(u.as_str())
-        .await
-        .expect("connect bench");
-    server::migrate(&pool).await.expect("migrate");
+    let pool = fresh_database("lookout_bench_kafka").await;
     let who = admin();
 
     // 1. Sampler round vs the Python peer.

@@ -135,6 +135,9 @@ struct Enc {
 }
 
 impl Enc {
+    fn new(flex: bool) -> Enc {
+        Enc { b: vec![], flex }
+    }
     fn i8(&mut self, v: i8) {
         self.b.push(v as u8);
     }
@@ -199,6 +202,14 @@ struct Dec<'a> {
 }
 
 impl<'a> Dec<'a> {
+    fn new(b: &'a [u8], flex: bool, api: &'static str) -> Dec<'a> {
+        Dec {
+            b,
+            at: 0,
+            flex,
+            api,
+        }
+    }
     fn err(&self, what: &str) -> WireError {
         WireError::Decode {
             api: self.api,
@@ -422,18 +433,10 @@ impl Conn {
     async fn sasl(&mut self, cfg: &KafkaConfig, timeout: Duration) -> Result<u64> {
         let mechanism = cfg.mechanism.as_str();
         let auth_err = |reason: String| WireError::Auth { mechanism, reason };
-        let mut e = Enc {
-            b: vec![],
-            flex: false,
-        };
+        let mut e = Enc::new(false);
         e.str(mechanism);
         let body = self.call(SASL_HANDSHAKE, 1, false, e.b, timeout).await?;
-        let mut d = Dec {
-            b: &body,
-            at: 0,
-            flex: false,
-            api: "SaslHandshake",
-        };
+        let mut d = Dec::new(&body, false, "SaslHandshake");
         let err = d.i16()?;
         if err != 0 {
             let mut offered = vec![];
@@ -486,18 +489,10 @@ impl Conn {
         msg: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>> {
-        let mut e = Enc {
-            b: vec![],
-            flex: false,
-        };
+        let mut e = Enc::new(false);
         e.bytes(msg);
         let body = self.call(SASL_AUTHENTICATE, 1, false, e.b, timeout).await?;
-        let mut d = Dec {
-            b: &body,
-            at: 0,
-            flex: false,
-            api: "SaslAuthenticate",
-        };
+        let mut d = Dec::new(&body, false, "SaslAuthenticate");
         let err = d.i16()?;
         let message = d.nstr()?;
         let bytes = d.bytes()?;
@@ -833,12 +828,7 @@ impl Cluster {
             .call(API_VERSIONS, 0, false, vec![], self.timeout)
             .await?;
         self.requests += 1;
-        let mut d = Dec {
-            b: &body,
-            at: 0,
-            flex: false,
-            api: "ApiVersions",
-        };
+        let mut d = Dec::new(&body, false, "ApiVersions");
         let err = d.i16()?;
         if err != 0 {
             return Err(WireError::Broker {
@@ -911,10 +901,7 @@ impl Cluster {
     /// Brokers and each topic's partition leaders (Metadata v4–v8).
     pub async fn metadata(&mut self) -> Result<Metadata> {
         let v = self.version(METADATA, (4, 8))?;
-        let mut e = Enc {
-            b: vec![],
-            flex: false,
-        };
+        let mut e = Enc::new(false);
         e.null_array(); // all topics
         e.bool(false); // never create topics
         if v >= 8 {
@@ -922,12 +909,7 @@ impl Cluster {
             e.bool(false);
         }
         let body = self.call(None, METADATA, v, false, e).await?;
-        let mut d = Dec {
-            b: &body,
-            at: 0,
-            flex: false,
-            api: "Metadata",
-        };
+        let mut d = Dec::new(&body, false, "Metadata");
         d.i32()?; // throttle
         let mut md = Metadata::default();
         for _ in 0..d.len()? {
@@ -990,18 +972,13 @@ impl Cluster {
     pub async fn list_groups(&mut self, node: i32) -> Result<Vec<ListedGroup>> {
         let v = self.version(LIST_GROUPS, (0, 4))?;
         let flex = v >= 3;
-        let mut e = Enc { b: vec![], flex };
+        let mut e = Enc::new(flex);
         if v >= 4 {
             e.len(0); // no state filter
         }
         e.tags();
         let body = self.call(Some(node), LIST_GROUPS, v, flex, e).await?;
-        let mut d = Dec {
-            b: &body,
-            at: 0,
-            flex,
-            api: "ListGroups",
-        };
+        let mut d = Dec::new(&body, flex, "ListGroups");
         if v >= 1 {
             d.i32()?;
         }
@@ -1034,10 +1011,7 @@ impl Cluster {
         let v = self.version(FIND_COORDINATOR, (4, 4))?;
         let mut out = HashMap::new();
         for chunk in groups.chunks(GROUP_BATCH) {
-            let mut e = Enc {
-                b: vec![],
-                flex: true,
-            };
+            let mut e = Enc::new(true);
             e.i8(0); // group coordinators
             e.len(chunk.len());
             for g in chunk {
@@ -1045,12 +1019,7 @@ impl Cluster {
             }
             e.tags();
             let body = self.call(None, FIND_COORDINATOR, v, true, e).await?;
-            let mut d = Dec {
-                b: &body,
-                at: 0,
-                flex: true,
-                api: "FindCoordinator",
-            };
+            let mut d = Dec::new(&body, true, "FindCoordinator");
             d.i32()?;
             for _ in 0..d.len()? {
                 let key = d.str()?;
@@ -1080,7 +1049,7 @@ impl Cluster {
         let flex = v >= 5;
         let mut out = vec![];
         for chunk in groups.chunks(GROUP_BATCH) {
-            let mut e = Enc { b: vec![], flex };
+            let mut e = Enc::new(flex);
             e.len(chunk.len());
             for g in chunk {
                 e.str(g);
@@ -1090,12 +1059,7 @@ impl Cluster {
             }
             e.tags();
             let body = self.call(Some(node), DESCRIBE_GROUPS, v, flex, e).await?;
-            let mut d = Dec {
-                b: &body,
-                at: 0,
-                flex,
-                api: "DescribeGroups",
-            };
+            let mut d = Dec::new(&body, flex, "DescribeGroups");
             if v >= 1 {
                 d.i32()?;
             }
@@ -1158,10 +1122,7 @@ impl Cluster {
         let v = self.version(CONSUMER_GROUP_DESCRIBE, (0, 1))?;
         let mut out = vec![];
         for chunk in groups.chunks(GROUP_BATCH) {
-            let mut e = Enc {
-                b: vec![],
-                flex: true,
-            };
+            let mut e = Enc::new(true);
             e.len(chunk.len());
             for g in chunk {
                 e.str(g);
@@ -1171,12 +1132,7 @@ impl Cluster {
             let body = self
                 .call(Some(node), CONSUMER_GROUP_DESCRIBE, v, true, e)
                 .await?;
-            let mut d = Dec {
-                b: &body,
-                at: 0,
-                flex: true,
-                api: "ConsumerGroupDescribe",
-            };
+            let mut d = Dec::new(&body, true, "ConsumerGroupDescribe");
             d.i32()?;
             for _ in 0..d.len()? {
                 let error = d.i16()?;
@@ -1238,10 +1194,7 @@ impl Cluster {
         let v = self.version(OFFSET_FETCH, (8, 8))?;
         let mut out = HashMap::new();
         for chunk in groups.chunks(GROUP_BATCH) {
-            let mut e = Enc {
-                b: vec![],
-                flex: true,
-            };
+            let mut e = Enc::new(true);
             e.len(chunk.len());
             for g in chunk {
                 e.str(g);
@@ -1253,12 +1206,7 @@ impl Cluster {
             e.bool(false);
             e.tags();
             let body = self.call(Some(node), OFFSET_FETCH, v, true, e).await?;
-            let mut d = Dec {
-                b: &body,
-                at: 0,
-                flex: true,
-                api: "OffsetFetch",
-            };
+            let mut d = Dec::new(&body, true, "OffsetFetch");
             d.i32()?;
             for _ in 0..d.len()? {
                 let name = d.str()?;
@@ -1301,10 +1249,7 @@ impl Cluster {
         for (t, p) in parts {
             by_topic.entry(t).or_default().push(*p);
         }
-        let mut e = Enc {
-            b: vec![],
-            flex: false,
-        };
+        let mut e = Enc::new(false);
         e.i32(-1); // replica id: a client
         if v >= 2 {
             e.i8(1); // READ_COMMITTED
@@ -1322,12 +1267,7 @@ impl Cluster {
             }
         }
         let body = self.call(Some(leader), LIST_OFFSETS, v, false, e).await?;
-        let mut d = Dec {
-            b: &body,
-            at: 0,
-            flex: false,
-            api: "ListOffsets",
-        };
+        let mut d = Dec::new(&body, false, "ListOffsets");
         if v >= 2 {
             d.i32()?;
         }
@@ -1358,17 +1298,9 @@ mod tests {
     #[test]
     fn varints_round_trip() {
         for v in [0u64, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64] {
-            let mut e = Enc {
-                b: vec![],
-                flex: true,
-            };
+            let mut e = Enc::new(true);
             e.uvarint(v);
-            let mut d = Dec {
-                b: &e.b,
-                at: 0,
-                flex: true,
-                api: "t",
-            };
+            let mut d = Dec::new(&e.b, true, "t");
             assert_eq!(d.uvarint().ok(), Some(v));
             assert_eq!(d.at, e.b.len());
         }
@@ -1377,7 +1309,7 @@ mod tests {
     #[test]
     fn strings_and_arrays_in_both_encodings() {
         for flex in [false, true] {
-            let mut e = Enc { b: vec![], flex };
+            let mut e = Enc::new(flex);
             e.str("orders");
             e.len(2);
             e.i32(7);
@@ -1462,39 +1394,19 @@ mod tests {
     fn lies_and_truncation_are_errors_not_panics() {
         // An array claiming two billion elements in a 6-byte answer.
         let b = [0x7f, 0xff, 0xff, 0xff, 0, 0];
-        let mut d = Dec {
-            b: &b,
-            at: 0,
-            flex: false,
-            api: "t",
-        };
+        let mut d = Dec::new(&b, false, "t");
         assert!(d.len().is_err());
         // A string cut short.
         let b = [0, 10, b'a', b'b'];
-        let mut d = Dec {
-            b: &b,
-            at: 0,
-            flex: false,
-            api: "t",
-        };
+        let mut d = Dec::new(&b, false, "t");
         assert!(d.str().is_err());
         // A varint that never ends.
         let b = [0xff; 12];
-        let mut d = Dec {
-            b: &b,
-            at: 0,
-            flex: true,
-            api: "t",
-        };
+        let mut d = Dec::new(&b, true, "t");
         assert!(d.uvarint().is_err());
         // Tagged fields whose size runs past the end.
         let b = [1, 0, 50];
-        let mut d = Dec {
-            b: &b,
-            at: 0,
-            flex: true,
-            api: "t",
-        };
+        let mut d = Dec::new(&b, true, "t");
         assert!(d.tags().is_err());
     }
 }

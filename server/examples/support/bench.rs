@@ -1,5 +1,5 @@
-//! What the bench examples share: sequential HTTP timing with percentiles, the table row,
-//! and the admin principal that seeds data. Included with `#[path]` (not an example itself).
+//! What the bench examples share: a fresh database, sequential HTTP timing with
+//! percentiles, the table row, and the admin principal that seeds data. Included with `#[path]` (not an example itself).
 
 use domain::{AuthMethod, Principal, Role};
 use std::time::{Duration, Instant};
@@ -41,6 +41,29 @@ pub fn row(name: &str, r: (f64, f64, f64, usize)) -> (f64, f64, f64, usize) {
         name, r.0, r.1, r.2, r.3
     );
     r
+}
+
+/// A fresh database `name` next to DATABASE_URL's (dropped first if it exists), migrated.
+pub async fn fresh_database(name: &str) -> sqlx::PgPool {
+    let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let admin_pool = sqlx::PgPool::connect(&base_url).await.expect("connect");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin_pool)
+        .await
+        .expect("drop");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin_pool)
+        .await
+        .expect("create");
+    let mut u = url::Url::parse(&base_url).expect("url");
+    u.set_path(&format!("/{name}"));
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect(u.as_str())
+        .await
+        .expect("connect bench");
+    server::migrate(&pool).await.expect("migrate");
+    pool
 }
 
 pub fn admin() -> Principal {
