@@ -199,6 +199,10 @@ mod tests {
             (Kubernetes, "https://api:6443", true),
             (Redis, "redis://", false),
         ] {
+            // Kafka connections are checked by the probes' parser, on the server only.
+            if kind == Kafka && cfg!(not(feature = "server")) {
+                continue;
+            }
             assert_eq!(check_connection(kind, conn).is_ok(), ok, "{kind} {conn}");
         }
         assert!(check_target_name("orders-cache").is_ok());
