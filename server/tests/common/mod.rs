@@ -9,6 +9,9 @@ use server::config::Config;
 use sqlx::PgPool;
 
 pub const PASSWORD: &str = "correct-horse-battery";
+/// The longest any single request of a test may take (streams included).
+pub const REQUEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub const TEST_SECRET_KEY: &str =
     "5f1c2a9e8b7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170615243a";
 
@@ -54,6 +57,8 @@ impl TestApp {
     }
 
     /// A browser-like client: keeps cookies, does not follow redirects, sends our Origin.
+    /// Test clients give up on a request after [`REQUEST_LIMIT`]: a handler that never
+    /// answers fails its test with the request's URL instead of hanging the run.
     pub fn browser(&self) -> reqwest::Client {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert("origin", self.base.parse().unwrap());
@@ -61,6 +66,7 @@ impl TestApp {
             .cookie_store(true)
             .redirect(Policy::none())
             .default_headers(h)
+            .timeout(REQUEST_LIMIT)
             .build()
             .unwrap()
     }
@@ -69,6 +75,7 @@ impl TestApp {
     pub fn plain(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .redirect(Policy::none())
+            .timeout(REQUEST_LIMIT)
             .build()
             .unwrap()
     }
