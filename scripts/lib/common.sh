@@ -44,6 +44,20 @@ ensure_build_packages() {
   # The postgresql package starts a system cluster; Lookout never uses it.
 }
 
+prune_target_dir() {
+  # The shared target dir grows with every checkout path it builds (CI clones, the working
+  # copy): past 25 GB, drop the incremental caches and test binaries older than a day —
+  # they are rebuilt when needed — so a long-lived machine does not fill its disk.
+  local dir="$CARGO_TARGET_DIR" kb
+  [ -d "$dir" ] || return 0
+  kb="$(du -sk "$dir" 2>/dev/null | cut -f1)"
+  if [ "${kb:-0}" -gt $((25 * 1024 * 1024)) ]; then
+    log "pruning $dir ($((kb / 1024 / 1024)) GB): incremental caches and old test binaries"
+    rm -rf "$dir"/debug/incremental "$dir"/release/incremental
+    find "$dir"/debug/deps -maxdepth 1 -type f -executable -mtime +1 -delete 2>/dev/null || true
+  fi
+}
+
 ensure_rust_tools() {
   command -v cargo >/dev/null 2>&1 || die "Rust is required (https://rustup.rs); cargo is not on PATH"
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
