@@ -13,8 +13,7 @@ use domain::services::incidents as svc;
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{admin, fresh_database, measure, row};
-use domain::{RequestMeta, Role};
+use bench::{admin, fresh_database, measure, row, serve, site_dir};
 use std::time::Instant;
 
 const SAMPLES: usize = 200;
@@ -91,36 +90,13 @@ async fn main() {
     println!("  seeded in {:.1} s", t.elapsed().as_secs_f64());
 
     // The real router, on loopback.
-    let token = domain::services::accounts::create_token(
-        &pool,
-        &who,
-        &RequestMeta::default(),
-        "bench",
-        Role::Responder,
-    )
-    .await
-    .expect("token")
-    .secret;
-    let mut config = server::config::Config::for_tests("postgres://unused");
-    let site = std::env::temp_dir().join(format!("lookout-bench-site-{}", std::process::id()));
-    std::fs::create_dir_all(site.join("static")).expect("site dir");
+    let site = site_dir();
     std::fs::write(
         site.join("static/probe.css"),
         "body { color: black; }\n".repeat(40),
     )
     .expect("static file");
-    config.site_root = site.display().to_string();
-    let router = server::router(pool.clone(), config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        server::serve_until_dropped(listener, router)
-            .await
-            .expect("serve");
-    });
-    let base = format!("http://{addr}");
+    let (base, token) = serve(&pool, &site).await;
     let c = reqwest::Client::new();
 
     println!(

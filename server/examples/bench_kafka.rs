@@ -17,8 +17,7 @@
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{admin, fresh_database, measure, pct, row};
-use domain::{RequestMeta, Role};
+use bench::{fresh_database, measure, pct, row, serve, site_dir};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -127,7 +126,6 @@ async fn main() {
     let overview_groups = env_usize("BENCH_OVERVIEW_GROUPS", 50_000);
 
     let pool = fresh_database("lookout_bench_kafka").await;
-    let who = admin();
 
     // 1. Sampler round vs the Python peer.
     let prefix = format!(
@@ -298,32 +296,7 @@ async fn main() {
         .expect("analyze");
     println!("  seeded in {:.1} s", t.elapsed().as_secs_f64());
 
-    let token = domain::services::accounts::create_token(
-        &pool,
-        &who,
-        &RequestMeta::default(),
-        "bench",
-        Role::Responder,
-    )
-    .await
-    .expect("token")
-    .secret;
-    let mut config = server::config::Config::for_tests("postgres://unused");
-    config.site_root = std::env::temp_dir()
-        .join(format!("lookout-bench-site-{}", std::process::id()))
-        .display()
-        .to_string();
-    let router = server::router(pool.clone(), config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        server::serve_until_dropped(listener, router)
-            .await
-            .expect("serve");
-    });
-    let base = format!("http://{addr}");
+    let (base, token) = serve(&pool, &site_dir()).await;
     let c = reqwest::Client::new();
     println!(
         "\n{:<64} {:>9} {:>9} {:>9} {:>10}",

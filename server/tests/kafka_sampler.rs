@@ -82,6 +82,22 @@ fn commit_as(c: &BaseConsumer, topic: &str, offset: i64) {
     c.commit(&tpl, CommitMode::Sync).unwrap();
 }
 
+/// A plain Kafka target on the TEST broker, created through the API; its id.
+async fn kafka_target(app: &TestApp, admin: &str, name: &str) -> i64 {
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/targets"))
+        .bearer_auth(admin)
+        .json(
+            &json!({"name": name, "kind": "kafka", "connection": brokers(), "environment": "test"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
 async fn api(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
     let r = app
         .plain()
@@ -99,10 +115,7 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.create_token("a", Role::Admin).await;
     let viewer = app.create_token("v", Role::Viewer).await;
-    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
-        .json(&json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
-        .send().await.unwrap();
-    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let target = kafka_target(&app, &admin, "events").await;
     let t = unique("enrich");
     let g = unique("enricher");
     topic(&t).await;
@@ -454,10 +467,7 @@ async fn a_dead_broker_round_is_recorded_and_skipped(pool: PgPool) {
 async fn leases_keep_two_replicas_off_the_same_target(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.create_token("a", Role::Admin).await;
-    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
-        .json(&json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
-        .send().await.unwrap();
-    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let target = kafka_target(&app, &admin, "events").await;
     let ttl = Duration::from_millis(800);
     assert!(
         svc::try_lease(&app.pool, target, "replica-a", ttl)
@@ -494,10 +504,7 @@ async fn leases_keep_two_replicas_off_the_same_target(pool: PgPool) {
 async fn retention_prunes_raw_samples_and_each_rollup(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.create_token("a", Role::Admin).await;
-    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
-        .json(&json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
-        .send().await.unwrap();
-    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let target = kafka_target(&app, &admin, "events").await;
     sqlx::raw_sql(&format!(
         "INSERT INTO kafka_samples VALUES ({target}, 'g', 't', 0, now() - interval '3 days', 1, 2, 0),
                                           ({target}, 'g', 't', 0, now() - interval '1 hour', 1, 2, 0);
@@ -538,10 +545,7 @@ async fn retention_prunes_raw_samples_and_each_rollup(pool: PgPool) {
 async fn the_overview_sorts_by_every_column_and_pages_by_keyset(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.create_token("a", Role::Admin).await;
-    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
-        .json(&json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
-        .send().await.unwrap();
-    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let target = kafka_target(&app, &admin, "events").await;
     // name, lag, status, rank, time lag, members, state — with ties, to exercise the keyset.
     let rows = [
         ("a", 50, "OK", 0, Some(1.0), 2, "Stable"),
@@ -570,7 +574,7 @@ async fn the_overview_sorts_by_every_column_and_pages_by_keyset(pool: PgPool) {
                 let mut url =
                     format!("/api/v1/kafka/{target}/groups?sort={sort}&order={order}&limit=3");
                 if let Some(c) = &cursor {
-                    url.push_str(&format!("&cursor={}", url_escape(c)));
+                    url.push_str(&format!("&cursor={}", probes::kafka::config::encode(c)));
                 }
                 let (code, page) = api(app, &admin, &url).await;
                 assert_eq!(code, 200, "{page}");
@@ -628,25 +632,13 @@ async fn the_overview_sorts_by_every_column_and_pages_by_keyset(pool: PgPool) {
     );
 }
 
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Each rollup bucket keeps every partition's own peak (the small multiples beyond the raw
 /// retention), position by position — not the last sample's values.
 #[sqlx::test(migrations = "../migrations")]
 async fn rollups_keep_each_partitions_peak(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.create_token("a", Role::Admin).await;
-    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
-        .json(&json!({"name": "peaks", "kind": "kafka", "connection": brokers(), "environment": "test"}))
-        .send().await.unwrap();
-    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let target = kafka_target(&app, &admin, "peaks").await;
     let t = unique("peaks");
     let g = unique("peaks-group");
     let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()

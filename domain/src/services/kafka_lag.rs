@@ -952,18 +952,8 @@ impl AlertPolicy {
         .collect();
         let mut new_bad = vec![];
         for g in groups {
-            self.step(
-                pool,
-                &g.name,
-                g.label,
-                &g.worst,
-                &g.reason,
-                g.total,
-                now,
-                rows.get(&g.name).copied(),
-                &mut new_bad,
-            )
-            .await?;
+            self.step(pool, g, now, rows.get(&g.name).copied(), &mut new_bad)
+                .await?;
         }
         if !new_bad.is_empty() {
             sqlx::query(
@@ -979,19 +969,15 @@ impl AlertPolicy {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
         pool: &PgPool,
-        group: &str,
-        label: &str,
-        worst: &str,
-        reason: &str,
-        lag: i64,
+        g: &Evaluated,
         now: OffsetDateTime,
         row: Option<AlertRow>,
         new_bad: &mut Vec<String>,
     ) -> DomainResult<()> {
+        let (group, label, lag) = (g.name.as_str(), g.label, g.total);
         match label {
             "WARN" | "ERR" => {
                 let Some(after) = self.after(group) else {
@@ -1008,8 +994,7 @@ impl AlertPolicy {
                 if alerted || (now - bad_since).whole_milliseconds() < after.as_millis() as i128 {
                     return Ok(());
                 }
-                self.raise(pool, group, label, worst, reason, lag, bad_since, now)
-                    .await
+                self.raise(pool, g, bad_since, now).await
             }
             "OK" => {
                 let Some((since, alerted, incident)) = row else {
@@ -1048,18 +1033,20 @@ impl AlertPolicy {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn raise(
         &self,
         pool: &PgPool,
-        group: &str,
-        label: &str,
-        worst: &str,
-        reason: &str,
-        lag: i64,
+        g: &Evaluated,
         bad_since: OffsetDateTime,
         now: OffsetDateTime,
     ) -> DomainResult<()> {
+        let (group, label, worst, reason, lag) = (
+            g.name.as_str(),
+            g.label,
+            g.worst.as_str(),
+            g.reason.as_str(),
+            g.total,
+        );
         let who = system();
         let key = format!("kafka:{}:{group}", self.target_id);
         let mut tx = pool.begin().await?;

@@ -1,5 +1,6 @@
-//! What the bench examples share: a fresh database, sequential HTTP timing with
-//! percentiles, the table row, and the admin principal that seeds data. Included with `#[path]` (not an example itself).
+//! What the bench examples share: a fresh database, the real router on loopback,
+//! sequential HTTP timing with percentiles, the table row, and the admin principal that
+//! seeds data. Included with `#[path]` (not an example itself).
 
 use domain::{AuthMethod, Principal, Role};
 use std::time::{Duration, Instant};
@@ -64,6 +65,41 @@ pub async fn fresh_database(name: &str) -> sqlx::PgPool {
         .expect("connect bench");
     server::migrate(&pool).await.expect("migrate");
     pool
+}
+
+/// A site directory for the bench server (`static/` in it); the caller may put files there.
+pub fn site_dir() -> std::path::PathBuf {
+    let site = std::env::temp_dir().join(format!("lookout-bench-site-{}", std::process::id()));
+    std::fs::create_dir_all(site.join("static")).expect("site dir");
+    site
+}
+
+/// The real router on a loopback port, serving `site`; returns its base URL and a
+/// responder token for the requests.
+pub async fn serve(pool: &sqlx::PgPool, site: &std::path::Path) -> (String, String) {
+    let token = domain::services::accounts::create_token(
+        pool,
+        &admin(),
+        &domain::RequestMeta::default(),
+        "bench",
+        Role::Responder,
+    )
+    .await
+    .expect("token")
+    .secret;
+    let mut config = server::config::Config::for_tests("postgres://unused");
+    config.site_root = site.display().to_string();
+    let router = server::router(pool.clone(), config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        server::serve_until_dropped(listener, router)
+            .await
+            .expect("serve");
+    });
+    (format!("http://{addr}"), token)
 }
 
 pub fn admin() -> Principal {
