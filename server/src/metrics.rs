@@ -160,6 +160,24 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The method label: the standard methods by name, anything else `other` (a client may send
+/// any token as a method; each would otherwise become a new series).
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// The route label: the matched template, a fixed name for static files, and `unmatched`
 /// for everything else (so scanners cannot blow up the label set).
 fn route_label(req: &Request) -> String {
@@ -182,11 +200,11 @@ pub async fn track(
     next: Next,
 ) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let route = route_label(&req);
     let res = next.run(req).await;
     shared.metrics.observe(
-        &method,
+        method,
         &route,
         res.status().as_u16(),
         start.elapsed().as_secs_f64(),
@@ -197,6 +215,25 @@ pub async fn track(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_labels_are_a_fixed_set() {
+        use axum::http::Method;
+        let cases = [
+            ("GET", "GET"),
+            ("POST", "POST"),
+            ("DELETE", "DELETE"),
+            ("PROPFIND", "other"),
+            ("X-EVIL-{}\"", "other"),
+            ("get", "other"),
+        ];
+        for (raw, want) in cases {
+            let Ok(m) = Method::from_bytes(raw.as_bytes()) else {
+                continue;
+            };
+            assert_eq!(method_label(&m), want, "{raw}");
+        }
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {

@@ -324,3 +324,84 @@ async fn first_admin_is_created_once(pool: PgPool) {
         .unwrap_err();
     assert!(err.to_string().contains("LOOKOUT_ADMIN_PASSWORD"));
 }
+
+/// Every text column of the tables that could hold a secret by mistake.
+async fn database_text(app: &TestApp) -> String {
+    let mut all = String::new();
+    for table in ["sessions", "api_tokens", "audit_log"] {
+        let dump: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT string_agg(t::text, '|') FROM (SELECT * FROM {table}) t"
+        ))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        all.push_str(&dump.unwrap_or_default());
+    }
+    all
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_token_made_without_javascript_is_shown_once_and_stored_nowhere(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.signed_in("root9", Role::Admin).await;
+    // The form as a browser without wasm posts it.
+    let res = admin
+        .post(app.url("/settings/tokens"))
+        .header("accept", "text/html")
+        .form(&[("name", "nojs gate"), ("role", "responder")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    let start = html.find("lko_").expect("the secret is on the page");
+    let secret: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert!(secret.len() > 60, "{secret}");
+    assert!(html.contains("id=\"new-token-secret\""));
+    assert!(
+        !html.contains("type=\"module\""),
+        "the answer to a form post is not hydrated"
+    );
+    // It works, and it is in no table: not the session store, not the tokens, not the audit log.
+    let who = app
+        .plain()
+        .get(app.url("/api/v1/whoami"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.status(), 200);
+    assert!(!database_text(&app).await.contains(&secret));
+    // The next visit does not show it.
+    let again = admin.get(app.url("/settings/tokens")).send().await.unwrap();
+    let html = again.text().await.unwrap();
+    assert!(!html.contains(&secret) && !html.contains("new-token-secret"));
+    assert!(html.contains("nojs gate"));
+
+    // A viewer posting the same form gets 403 and nothing is created.
+    let viewer = app.signed_in("peek", Role::Viewer).await;
+    let before = app.count("api_tokens").await;
+    let res = viewer
+        .post(app.url("/settings/tokens"))
+        .header("accept", "text/html")
+        .form(&[("name", "sneaky"), ("role", "admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(!res.text().await.unwrap().contains("lko_"));
+    assert_eq!(app.count("api_tokens").await, before);
+    // A bad role is a 422 on the page, nothing created.
+    let res = admin
+        .post(app.url("/settings/tokens"))
+        .form(&[("name", "x"), ("role", "overlord")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(app.count("api_tokens").await, before);
+}

@@ -22,6 +22,8 @@ enum Kind {
     Page,
     Json,
     ServerFn,
+    /// A plain HTML form post handled by the server itself (no wasm).
+    Form,
 }
 
 struct Case {
@@ -299,7 +301,15 @@ fn cases() -> Vec<Case> {
         server_fn("/api/fn/users/list", Role(domain::Role::Admin), &[], 200),
         server_fn("/api/fn/tokens/list", Role(domain::Role::Admin), &[], 200),
         server_fn("/api/fn/audit/list", Role(domain::Role::Admin), &[], 200),
-        server_fn("/api/fn/tokens/take-new", Any, &[], 200),
+        Case {
+            method: Method::POST,
+            path: "/settings/tokens",
+            kind: Kind::Form,
+            need: Role(domain::Role::Admin),
+            form: &[("name", "matrix-form"), ("role", "viewer")],
+            json: None,
+            ok: 200,
+        },
         server_fn(
             "/api/fn/tokens/create",
             Role(domain::Role::Admin),
@@ -350,7 +360,7 @@ fn cases() -> Vec<Case> {
 fn expected(case: &Case, role: Option<Role>) -> u16 {
     match role {
         None => match case.kind {
-            Kind::Page => 303,
+            Kind::Page | Kind::Form => 303,
             Kind::Json | Kind::ServerFn => 401,
         },
         Some(r) => {
@@ -386,6 +396,9 @@ async fn send(
     }
     if let Kind::ServerFn = case.kind {
         req = req.header("accept", "application/json").form(case.form);
+    }
+    if let Kind::Form = case.kind {
+        req = req.header("accept", "text/html").form(case.form);
     }
     if let Some(body) = case.json {
         req = req.header("content-type", "application/json").body(body);

@@ -552,10 +552,24 @@ async fn findings_statuses_action_items_and_the_postmortem(pool: PgPool) {
         assert!(k.contains(&want.to_string()), "{want} in {k:?}");
     }
 
-    // The postmortem, as a download, and its export is recorded.
+    // Reading the postmortem (GET) records nothing.
+    let (_, before) = api.get(&format!("/api/v1/incidents/{key}")).await;
     let res = app
         .plain()
         .get(app.url(&format!("/api/v1/incidents/{key}/postmortem.md")))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("## Timeline"));
+    let (_, after) = api.get(&format!("/api/v1/incidents/{key}")).await;
+    assert_eq!(kinds(&before), kinds(&after), "a GET is read-only");
+
+    // Exporting (POST): the same download, and the export is recorded.
+    let res = app
+        .plain()
+        .post(app.url(&format!("/api/v1/incidents/{key}/postmortem.md")))
         .bearer_auth(&api.token)
         .send()
         .await

@@ -21,8 +21,26 @@ async fn health_readiness_and_a_missing_migration(pool: PgPool) {
     let res = c.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["reason"], "a database migration is not applied",
+        "{body}"
+    );
     assert!(
-        body["reason"].as_str().unwrap().contains("is not applied"),
+        body.get("detail").is_none(),
+        "anonymous callers get no detail: {body}"
+    );
+    // A signed-in caller (a token) also gets the detail.
+    let t = app.create_token("ops", Role::Viewer).await;
+    let res = c
+        .get(app.url("/readyz"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("is not applied"),
         "{body}"
     );
     assert_eq!(
@@ -89,6 +107,17 @@ async fn metrics_count_requests_by_route_template(pool: PgPool) {
         .send()
         .await
         .unwrap();
+    // Made-up methods: each would be a new series if the method were a free label.
+    for m in ["PROPFIND", "SCANME1", "SCANME2"] {
+        c.request(
+            reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+            app.url("/api/v1/whoami"),
+        )
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    }
     let res = c
         .get(app.url("/metrics"))
         .bearer_auth(&t)
@@ -120,6 +149,16 @@ async fn metrics_count_requests_by_route_template(pool: PgPool) {
         "unknown paths are not labels"
     );
     assert!(text.contains(r#"lookout_http_request_duration_seconds_bucket{method="GET",route="/api/v1/whoami",le="+Inf"} 3"#));
+    assert!(
+        !text.contains("SCANME") && !text.contains("PROPFIND"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"lookout_http_requests_total{method="other",route="/api/v1/whoami",status="405"} 3"#
+        ),
+        "unknown methods are one label: {text}"
+    );
     assert!(text.contains("lookout_db_pool_connections{state=\"idle\"}"));
     assert!(text.contains("lookout_build_info{version="));
 }
@@ -182,4 +221,101 @@ async fn housekeeping_removes_expired_sessions_and_old_failures(pool: PgPool) {
             .unwrap()
     );
     tx.rollback().await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn security_headers_on_pages_api_and_redirects(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let c = app.plain();
+    // A page: its CSP carries a nonce, and every script on the page has that nonce.
+    let res = c.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert!(
+        !csp.contains("'unsafe-inline' 'nonce")
+            && !csp.contains("script-src 'self' 'unsafe-inline'"),
+        "{csp}"
+    );
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a nonce in the CSP")
+        .to_string();
+    assert!(nonce.len() >= 16, "{nonce}");
+    let body = res.text().await.unwrap();
+    let scripts = body.matches("<script").count();
+    assert!(scripts > 0, "the page has its hydration script");
+    assert_eq!(
+        body.matches(&format!("<script nonce=\"{nonce}\"")).count()
+            + body
+                .matches(&format!("<script type=\"module\" nonce=\"{nonce}\""))
+                .count(),
+        scripts,
+        "every script carries this response's nonce: {body}"
+    );
+    // A second response gets another nonce.
+    let again = c.get(app.url("/login")).send().await.unwrap();
+    assert!(
+        !again.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&nonce)
+    );
+    for (name, want) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        assert_eq!(h[name], want, "{name}");
+    }
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP"
+    );
+    // JSON and redirects: a policy that allows nothing, and the same headers.
+    for path in ["/api/v1/whoami", "/incidents", "/healthz"] {
+        let r = c.get(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            r.headers()["content-security-policy"],
+            server::headers::DEFAULT_CSP,
+            "{path}"
+        );
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY", "{path}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn hsts_when_the_public_url_is_https(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, |c| {
+        c.public_url = Some("https://lookout.example".parse().unwrap());
+    })
+    .await;
+    let r = app.plain().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}
+
+#[tokio::test]
+async fn readyz_does_not_show_database_errors_to_anonymous_callers() {
+    // A pool whose database does not exist: every query fails with a driver error that
+    // names the host, the user and the database.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy("postgres://leaky_user:leaky-pw@127.0.0.1:1/leaky_db")
+        .unwrap();
+    let app = TestApp::spawn(pool).await;
+    let res = app.plain().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("the database cannot be reached"), "{text}");
+    for leak in ["leaky", "127.0.0.1", "refused", "error"] {
+        assert!(!text.to_lowercase().contains(leak), "{leak} in {text}");
+    }
 }

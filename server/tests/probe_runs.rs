@@ -325,6 +325,83 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
     )
     .await;
     assert_eq!(s, 409, "attached once");
+
+    // Three attaches of one run to three incidents at the same moment: one wins, and only
+    // its incident gets the timeline event.
+    let (s, run) = call(
+        &app,
+        &responder,
+        "POST",
+        &format!("/api/v1/targets/{t}/probe-runs"),
+        Some(json!({"probe": "postgres"})),
+    )
+    .await;
+    assert_eq!(s, 202, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    wait(&app, &responder, id, Duration::from_secs(30)).await;
+    let mut keys = vec![];
+    for i in 0..3 {
+        let (_, inc) = call(
+            &app,
+            &responder,
+            "POST",
+            "/api/v1/incidents",
+            Some(json!({"title": format!("race {i}"), "severity": "SEV4", "services": ["db"], "environment": "test"})),
+        )
+        .await;
+        keys.push(inc["key"].as_str().unwrap().to_string());
+    }
+    // Hold the run's row so that every attach reads it unattached and then waits to update
+    // it: the race, made certain.
+    // (Own connections: the test pool's five are for the server.)
+    use sqlx::{ConnectOptions, Connection};
+    let opts = app.pool.connect_options();
+    let mut watch = opts.connect().await.unwrap();
+    let mut blocker_conn = opts.connect().await.unwrap();
+    let mut blocker = blocker_conn.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM probe_runs WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let mut attaches = tokio::task::JoinSet::new();
+    for k in &keys {
+        let req = app
+            .plain()
+            .post(app.url(&format!("/api/v1/probe-runs/{id}/attach")))
+            .bearer_auth(&responder)
+            .json(&json!({"incident_key": k}));
+        attaches.spawn(async move { req.send().await.unwrap().status().as_u16() });
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE probe_runs SET incident_id%'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} attaches waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    blocker.commit().await.unwrap();
+    let mut statuses: Vec<u16> = attaches.join_all().await;
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 409, 409]);
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM timeline_events WHERE details->>'run_id' = $1 AND details->>'attached' = 'true'",
+    )
+    .bind(id.to_string())
+    .fetch_one(&mut watch)
+    .await
+    .unwrap();
+    assert_eq!(events, 1, "one attach, one event");
 }
 
 #[sqlx::test(migrations = "../migrations")]

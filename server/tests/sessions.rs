@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp};
+use common::{PASSWORD, TestApp, call_fn};
 use domain::Role;
 use sqlx::PgPool;
 
@@ -401,4 +401,144 @@ async fn anonymous_requests_are_redirected_or_refused(pool: PgPool) {
     let res = c.get(app.url("/login")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("action=\"/auth/login\""));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn changing_ones_password_ends_the_other_sessions_and_is_throttled(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let here = app.signed_in("mallory", Role::Responder).await;
+    let elsewhere = app.browser();
+    assert_eq!(
+        app.login(&elsewhere, "mallory", PASSWORD).await,
+        "/settings"
+    );
+    let whoami = |c: &reqwest::Client| {
+        let url = app.url("/api/v1/whoami");
+        let c = c.clone();
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(whoami(&elsewhere).await, 200);
+
+    let new_pw = "a-brand-new-password";
+    let res = call_fn(
+        &here,
+        &app,
+        "account/password",
+        &[
+            ("current", PASSWORD),
+            ("new_password", new_pw),
+            ("confirm", new_pw),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(
+        whoami(&here).await,
+        200,
+        "the session that changed it stays"
+    );
+    assert_eq!(whoami(&elsewhere).await, 401, "every other session ended");
+    let ended: serde_json::Value =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'user.password_change'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(ended["other_sessions_ended"], 1);
+
+    // Guessing the current password from a stolen session is throttled.
+    let mut statuses = vec![];
+    for i in 0..7 {
+        let guess = format!("guess-number-{i}");
+        let res = call_fn(
+            &here,
+            &app,
+            "account/password",
+            &[
+                ("current", guess.as_str()),
+                ("new_password", "another-new-password"),
+                ("confirm", "another-new-password"),
+            ],
+        )
+        .await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        vec![422, 422, 422, 422, 422, 429, 429],
+        "{statuses:?}"
+    );
+    // The right password is refused too while throttled; the sign-in throttle is separate.
+    let res = call_fn(
+        &here,
+        &app,
+        "account/password",
+        &[
+            ("current", new_pw),
+            ("new_password", "another-new-password"),
+            ("confirm", "another-new-password"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        app.login(&app.browser(), "mallory", new_pw).await,
+        "/settings"
+    );
+}
+
+/// Puts a session `ago_mins` minutes into its life: its last refresh that long ago and its
+/// expiry one TTL (1 h) after that.
+async fn age_session(app: &TestApp, user: &str, ago_mins: i64) {
+    sqlx::query(
+        "UPDATE sessions SET
+           data = jsonb_set(data, '{refreshed_at}', to_jsonb(extract(epoch FROM now())::bigint - $2 * 60)),
+           expiry_date = now() + make_interval(mins => 60 - $2::int)
+         WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+    )
+    .bind(user)
+    .bind(ago_mins)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+async fn minutes_left(app: &TestApp, user: &str) -> f64 {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM expiry_date - now())::float8 / 60 FROM sessions
+         WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+    )
+    .bind(user)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sessions_slide_with_activity_and_end_without_it(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, |c| c.session_ttl_hours = 1).await;
+    let c = app.signed_in("nina", Role::Viewer).await;
+    let whoami = || c.get(app.url("/api/v1/whoami")).send();
+    assert!((minutes_left(&app, "nina").await - 60.0).abs() < 1.0);
+
+    // 10 minutes in: more than half the lifetime left, so a request writes nothing.
+    age_session(&app, "nina", 10).await;
+    assert_eq!(whoami().await.unwrap().status(), 200);
+    let left = minutes_left(&app, "nina").await;
+    assert!(
+        (left - 50.0).abs() < 1.0,
+        "no write before half-life: {left} min left"
+    );
+
+    // 40 minutes in: less than half left, so activity pushes the expiry a full TTL out.
+    age_session(&app, "nina", 40).await;
+    assert_eq!(whoami().await.unwrap().status(), 200);
+    let left = minutes_left(&app, "nina").await;
+    assert!(left > 59.0, "the session slid: {left} min left");
+
+    // An hour without activity: the session is over.
+    sqlx::query("UPDATE sessions SET expiry_date = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(whoami().await.unwrap().status(), 401);
 }

@@ -79,3 +79,52 @@ pub fn query_value(s: &str) -> String {
         })
         .collect()
 }
+
+/// Text for an element whose content Leptos writes into the server-rendered HTML without
+/// escaping: a `<textarea>`'s children (the element is treated like `<script>`) and the
+/// document `<title>` (leptos_meta). Unescaped, a stored `</textarea><img onerror=…>` or a
+/// group name in the URL like `</title><img onerror=…>` would end the element and become
+/// markup. On the server the text is escaped here (both elements decode character
+/// references, so the user sees their own text); in the browser the text is set as a text
+/// node or `document.title`, which is never markup, so it is left as it is.
+pub fn raw_element_text(text: &str) -> String {
+    #[cfg(feature = "ssr")]
+    {
+        let mut out = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        text.to_string()
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_element_text_cannot_end_the_element() {
+        let cases = [
+            ("plain note", "plain note"),
+            (
+                "</textarea><img src=x onerror=alert(1)>",
+                "&lt;/textarea&gt;&lt;img src=x onerror=alert(1)&gt;",
+            ),
+            ("</TEXTAREA >", "&lt;/TEXTAREA &gt;"),
+            ("a &lt; b & c", "a &amp;lt; b &amp; c"),
+            ("\"quoted\" 'single'", "\"quoted\" 'single'"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(raw_element_text(input), want, "{input:?}");
+        }
+    }
+}

@@ -381,11 +381,14 @@ fn IncidentView(
                 </ActionForm>
             </details>
             <div class="postmortem">
-                <a class="button" href=pm_href id="postmortem-download" download="">"Export postmortem (.md)"</a>
+                // A POST: exporting is recorded on the timeline (a GET of the same URL only reads).
+                <form method="post" action=pm_href class="inline" id="postmortem-form">
+                    <button type="submit" class="button" id="postmortem-download">"Export postmortem (.md)"</button>
+                </form>
                 <button type="button" id="postmortem-copy" on:click=move |_| {
                     let href = pm_href2.clone();
                     leptos::task::spawn_local(async move {
-                        if let Ok(text) = fetch_text(&href).await {
+                        if let Ok(text) = post_for_text(&href).await {
                             copy_text(text);
                             copied.set(true);
                         }
@@ -493,11 +496,14 @@ fn IncidentView(
     }
 }
 
-async fn fetch_text(href: &str) -> Result<String, ()> {
+async fn post_for_text(href: &str) -> Result<String, ()> {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::JsCast;
-        let promise = window().fetch_with_str(href);
+        // POST: copying is an export too, recorded on the timeline.
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        let promise = window().fetch_with_str_and_init(href, &init);
         let resp = wasm_bindgen_futures::JsFuture::from(promise)
             .await
             .map_err(|_| ())?;
@@ -577,7 +583,7 @@ fn EventItem(
                         <summary>"Edit"</summary>
                         <ActionForm action=edit attr:class="stack">
                             <input type="hidden" name="event_id" value=id.to_string()/>
-                            <textarea name="body" rows="3" required maxlength="20000">{body.clone()}</textarea>
+                            <textarea name="body" rows="3" required maxlength="20000">{crate::components::common::raw_element_text(&body)}</textarea>
                             <button type="submit">"Save edit"</button>
                         </ActionForm>
                     </details>

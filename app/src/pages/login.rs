@@ -23,13 +23,30 @@ pub fn error_text(code: &str, retry_secs: Option<u64>) -> Option<String> {
     })
 }
 
-/// Only same-site relative paths are accepted as `next` (no open redirects).
+/// Where to go after signing in: only a path on this site (no open redirects). The value is
+/// resolved as a browser would resolve it against our origin — browsers drop tabs and
+/// newlines inside URLs and read a backslash as a slash, so `/\t/evil.example` means
+/// `//evil.example` to them — and accepted only when it stays on the same origin. Anything
+/// with a control character or a backslash is refused outright. The answer is the resolved
+/// path, query and fragment, normalised (percent-encoded) by the URL parser.
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
-            n.to_string()
+    const BASE: &str = "http://lookout.invalid/";
+    let Some(n) = next else {
+        return "/".into();
+    };
+    if !n.starts_with('/') || n.len() > 2048 || n.chars().any(|c| c.is_control() || c == '\\') {
+        return "/".into();
+    }
+    let Ok(base) = url::Url::parse(BASE) else {
+        return "/".into();
+    };
+    match base.join(n) {
+        Ok(u)
+            if u.origin() == base.origin() && u.username().is_empty() && u.password().is_none() =>
+        {
+            u[url::Position::BeforePath..].to_string()
         }
-        _ => "/".to_string(),
+        _ => "/".into(),
     }
 }
 
@@ -74,14 +91,43 @@ mod tests {
 
     #[test]
     fn next_is_only_a_local_path() {
-        assert_eq!(
-            safe_next(Some("/settings/users?x=1")),
-            "/settings/users?x=1"
-        );
-        assert_eq!(safe_next(Some("//evil.example/")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        let cases: &[(&str, &str)] = &[
+            // Paths on this site pass through (normalised).
+            ("/settings/users?x=1", "/settings/users?x=1"),
+            ("/incidents/7#timeline", "/incidents/7#timeline"),
+            ("/a/../b", "/b"),
+            ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
+            ("/%09/evil.example", "/%09/evil.example"),
+            ("/@evil.example", "/@evil.example"),
+            // Other origins, in the usual disguises.
+            ("//evil.example/", "/"),
+            ("///evil.example/", "/"),
+            ("////evil.example/", "/"),
+            ("/\\evil.example", "/"),
+            ("\\\\evil.example", "/"),
+            ("/\\/evil.example", "/"),
+            ("/\t/evil.example", "/"),
+            ("/\n/evil.example", "/"),
+            ("/\r\n/evil.example", "/"),
+            ("/\t\t/evil.example", "/"),
+            ("/\u{0}/evil.example", "/"),
+            ("/\u{7f}/evil.example", "/"),
+            (" //evil.example", "/"),
+            ("\t//evil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("http:evil.example", "/"),
+            ("HTTPS://evil.example", "/"),
+            ("javascript:alert(1)", "/"),
+            ("data:text/html,<script>alert(1)</script>", "/"),
+            ("%2F%2Fevil.example", "/"),
+            ("evil.example", "/"),
+            ("", "/"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(safe_next(Some(input)), *want, "next={input:?}");
+        }
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(5000)))), "/");
     }
 
     #[test]

@@ -187,8 +187,10 @@ pub fn TokensPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeToken>::new();
     let tokens = Resource::new(
         move || (create.version().get(), revoke.version().get()),
-        |_| async move { (list_tokens().await, take_new_token().await) },
+        |_| async move { list_tokens().await },
     );
+    // Set only when this page answers a plain form post (see `api::TokenFormPost`).
+    let posted = use_context::<TokenFormPost>();
     view! {
         <Title text="API tokens"/>
         <h1>"API tokens"</h1>
@@ -200,13 +202,16 @@ pub fn TokensPage() -> impl IntoView {
             Some(Err(e)) => view! { <FormError error=Some(e)/> }.into_any(),
             None => ().into_any(),
         }}
+        {posted.map(|p| match p.0 {
+            Ok(t) => view! { <NewTokenBox name=t.token.name secret=t.secret/> }.into_any(),
+            Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
+        })}
         {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match tokens.await {
-                    (Err(e), _) => view! { <ErrorPanel error=e/> }.into_any(),
-                    (Ok(list), parked) => view! {
-                        {parked.ok().flatten().map(|t| view! { <NewTokenBox name=t.token.name secret=t.secret/> })}
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(list) => view! {
                         <div class="table-wrap">
                         <table class="data" id="tokens-table">
                             <caption>{format!("{} tokens", list.len())}</caption>
@@ -225,11 +230,20 @@ pub fn TokensPage() -> impl IntoView {
         </Suspense>
         <section class="panel">
             <h2>"Create a token"</h2>
-            <ActionForm action=create attr:class="grid-form" attr:id="create-token-form">
+            // Without wasm this posts to the server's own handler, which answers with this
+            // page and the secret in it; with wasm the submit calls the server function.
+            <form method="post" action="/settings/tokens" class="grid-form" id="create-token-form"
+                on:submit=move |ev: leptos::ev::SubmitEvent| {
+                    use leptos::form::FromFormData;
+                    if let Ok(data) = CreateToken::from_event(&ev) {
+                        ev.prevent_default();
+                        create.dispatch(data);
+                    }
+                }>
                 <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ci-gate"/></label>
                 <label>"Role" <select name="role">{role_options(Role::Viewer)}</select></label>
                 <button type="submit" class="primary">"Create token"</button>
-            </ActionForm>
+            </form>
         </section>
     }
 }

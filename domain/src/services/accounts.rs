@@ -4,7 +4,7 @@
 use super::auth::{TOKEN_PREFIX, token_hash};
 use super::passwords;
 use crate::error::{DomainError, DomainResult};
-use crate::storage::{audit, is_unique_violation, sessions, tokens, users};
+use crate::storage::{audit, is_unique_violation, login_throttle, sessions, tokens, users};
 use crate::types::{
     AuditFilter, AuditPage, NewToken, Principal, RequestMeta, Role, TokenView, UserView, rules,
 };
@@ -201,13 +201,25 @@ pub async fn reset_password(
     Ok(())
 }
 
-/// A signed-in user changes their own password (needs the current one).
+/// Wrong current passwords allowed per account on the change-password form within the
+/// window, before it refuses for a while: a stolen session must not become a way to guess
+/// the password at argon2's pace.
+pub const PASSWORD_CHANGE_POLICY: super::auth::ThrottlePolicy = super::auth::ThrottlePolicy {
+    max_per_user: 5,
+    max_per_ip: 20,
+    window_secs: 15 * 60,
+};
+
+/// A signed-in user changes their own password (needs the current one). Every other session
+/// of the user ends; `keep_session` (the caller's own session id) stays signed in. Wrong
+/// current passwords are throttled like sign-ins ([`PASSWORD_CHANGE_POLICY`]).
 pub async fn change_own_password(
     pool: &PgPool,
     who: &Principal,
     meta: &RequestMeta,
     current: String,
     new_password: String,
+    keep_session: Option<&str>,
 ) -> DomainResult<()> {
     let Some(user_id) = who.user_id else {
         return Err(DomainError::forbidden(
@@ -218,19 +230,52 @@ pub async fn change_own_password(
     let user = users::by_id(pool, user_id)
         .await?
         .ok_or_else(|| DomainError::not_found("your account no longer exists"))?;
-    if !passwords::verify(current, user.password_hash.clone()).await? {
+    // Throttled under its own key, so failures here and at sign-in do not mix.
+    let key = format!("password-change:{}", user.username);
+    let policy = PASSWORD_CHANGE_POLICY;
+    let mut tx = pool.begin().await?;
+    login_throttle::lock(&mut tx, &key, &meta.client_ip).await?;
+    let c = login_throttle::counts(&mut *tx, &key, &meta.client_ip, policy.window_secs).await?;
+    if c.by_user >= policy.max_per_user {
+        let wait = (policy.window_secs - c.oldest_user_age_secs).max(1);
+        return Err(DomainError::RateLimited {
+            message: format!(
+                "Too many wrong current passwords. Try again in {} minutes.",
+                (wait + 59) / 60
+            ),
+            retry_after_secs: wait as u64,
+        });
+    }
+    let attempt = login_throttle::record(&mut *tx, &key, &meta.client_ip).await?;
+    tx.commit().await?;
+    let ok = match passwords::verify(current, user.password_hash.clone()).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            login_throttle::forget(pool, attempt).await?;
+            return Err(e);
+        }
+    };
+    if !ok {
         return Err(DomainError::invalid("the current password is wrong"));
     }
-    let hash = passwords::hash(new_password).await?;
+    let hash = match passwords::hash(new_password).await {
+        Ok(h) => h,
+        Err(e) => {
+            login_throttle::forget(pool, attempt).await?;
+            return Err(e);
+        }
+    };
     let mut tx = pool.begin().await?;
+    login_throttle::clear_user(&mut *tx, &key).await?;
     users::set_password_hash(&mut *tx, user_id, &hash).await?;
+    let ended = sessions::delete_for_user_except(&mut *tx, user_id, keep_session).await?;
     audit::append(
         &mut *tx,
         entry(
             who,
             "user.password_change",
             &user.username,
-            serde_json::json!({}),
+            serde_json::json!({ "other_sessions_ended": ended }),
             meta,
         ),
     )

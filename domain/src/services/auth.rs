@@ -44,6 +44,12 @@ fn minutes(secs: i64) -> String {
 
 /// Checks a username and password. On success returns the user's principal; every outcome
 /// is written to the audit log. Wrong username and wrong password give the same answer.
+///
+/// Parallel attempts cannot slip past the throttle: under per-account and per-address
+/// locks, the failures are counted and *this attempt is recorded as a failure before the
+/// password is checked*; a correct password then clears the account's failures. So of any
+/// number of simultaneous attempts at most the throttle's allowance reach argon2, and argon2
+/// itself runs in a bounded number of slots (see `passwords`).
 pub async fn sign_in(
     pool: &PgPool,
     policy: ThrottlePolicy,
@@ -58,7 +64,10 @@ pub async fn sign_in(
         ));
     }
 
-    let c = login_throttle::counts(pool, &username, &meta.client_ip, policy.window_secs).await?;
+    let mut tx = pool.begin().await?;
+    login_throttle::lock(&mut tx, &username, &meta.client_ip).await?;
+    let c =
+        login_throttle::counts(&mut *tx, &username, &meta.client_ip, policy.window_secs).await?;
     let locked = if c.by_user >= policy.max_per_user {
         Some(("this account", policy.window_secs - c.oldest_user_age_secs))
     } else if c.by_ip >= policy.max_per_ip {
@@ -67,6 +76,7 @@ pub async fn sign_in(
         None
     };
     if let Some((what, wait)) = locked {
+        tx.rollback().await?;
         let wait = wait.max(1);
         audit::append(
             pool,
@@ -88,13 +98,27 @@ pub async fn sign_in(
             retry_after_secs: wait as u64,
         });
     }
+    // Counted before the check; a correct password clears it below.
+    let attempt = login_throttle::record(&mut *tx, &username, &meta.client_ip).await?;
+    tx.commit().await?;
 
     let user = users::by_username(pool, &username).await?;
-    let phc = match &user {
-        Some(u) => u.password_hash.clone(),
-        None => passwords::decoy_hash().await,
+    let checked = async {
+        let phc = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => passwords::decoy_hash().await?,
+        };
+        passwords::verify(password.to_string(), phc).await
+    }
+    .await;
+    // No hashing slot (the password was not checked): the attempt does not count.
+    let matches = match checked {
+        Ok(m) => m,
+        Err(e) => {
+            login_throttle::forget(pool, attempt).await?;
+            return Err(e);
+        }
     };
-    let matches = passwords::verify(password.to_string(), phc).await?;
     match user {
         Some(u) if matches && !u.disabled => {
             let mut tx = pool.begin().await?;
@@ -128,7 +152,6 @@ pub async fn sign_in(
                 Some(_) => "wrong password",
             };
             let mut tx = pool.begin().await?;
-            login_throttle::record(&mut *tx, &username, &meta.client_ip).await?;
             audit::append(
                 &mut *tx,
                 audit::NewEntry {

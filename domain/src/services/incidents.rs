@@ -1010,8 +1010,14 @@ pub async fn set_action_item_status(
         .collect())
 }
 
-/// Exports the postmortem as Markdown and records the export on the timeline.
+/// The postmortem as Markdown, read only (any role that may read the incident).
 pub async fn postmortem(pool: &PgPool, who: &Principal, key: &str) -> DomainResult<String> {
+    let d = get(pool, who, key).await?;
+    Ok(crate::postmortem::render(&d, OffsetDateTime::now_utc()))
+}
+
+/// Exports the postmortem as Markdown and records the export on the timeline (a POST).
+pub async fn export_postmortem(pool: &PgPool, who: &Principal, key: &str) -> DomainResult<String> {
     let d = get(pool, who, key).await?;
     let md = crate::postmortem::render(&d, OffsetDateTime::now_utc());
     let mut conn = pool.acquire().await?;

@@ -617,7 +617,13 @@ pub async fn attach(pool: &PgPool, who: &Principal, id: i64, key: &str) -> Domai
             inc.status.as_str()
         )));
     }
-    store::attach(&mut *tx, id, inc.id).await?;
+    // Two attaches at once both saw the run unattached; only the one whose UPDATE matched
+    // goes on (the other's UPDATE waited for the first and then matched nothing).
+    if store::attach(&mut *tx, id, inc.id).await? == 0 {
+        return Err(DomainError::conflict(format!(
+            "probe run {id} was just attached to another incident"
+        )));
+    }
     let moved = store::attach_findings(&mut *tx, id, inc.id).await?;
     let kind = if row.status.is_done() {
         TimelineKind::ProbeRunFinished

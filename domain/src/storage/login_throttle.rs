@@ -40,10 +40,40 @@ pub async fn counts(
     })
 }
 
-pub async fn record(db: impl PgExecutor<'_>, username: &str, client_ip: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO login_failures (username, client_ip) VALUES ($1, $2)")
-        .bind(username)
-        .bind(client_ip)
+/// Serialises sign-in attempts for one account and for one address until the transaction
+/// ends (transaction-scoped advisory locks, always taken in this order), so that counting
+/// the failures and recording this attempt happen as one step.
+pub async fn lock(
+    tx: &mut sqlx::PgConnection,
+    username: &str,
+    client_ip: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('lookout.login.user:' || $1)),
+                pg_advisory_xact_lock(hashtext('lookout.login.ip:' || $2))",
+    )
+    .bind(username)
+    .bind(client_ip)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Records an attempt as a failure; returns its id (see [`forget`]).
+pub async fn record(db: impl PgExecutor<'_>, username: &str, client_ip: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO login_failures (username, client_ip) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(username)
+    .bind(client_ip)
+    .fetch_one(db)
+    .await
+}
+
+/// Takes back one recorded attempt (one that was never checked).
+pub async fn forget(db: impl PgExecutor<'_>, id: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM login_failures WHERE id = $1")
+        .bind(id)
         .execute(db)
         .await?;
     Ok(())

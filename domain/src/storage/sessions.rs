@@ -41,6 +41,22 @@ pub async fn delete_for_user(db: impl sqlx::PgExecutor<'_>, user_id: i64) -> sql
         .rows_affected())
 }
 
+/// Ends every session of a user but `keep` (the caller's own; `None` ends them all).
+pub async fn delete_for_user_except(
+    db: impl sqlx::PgExecutor<'_>,
+    user_id: i64,
+    keep: Option<&str>,
+) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
+            .bind(user_id)
+            .bind(keep)
+            .execute(db)
+            .await?
+            .rows_affected(),
+    )
+}
+
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }

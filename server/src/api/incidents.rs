@@ -178,18 +178,32 @@ pub async fn patch_action_item(
     ))
 }
 
-/// `GET /api/v1/incidents/{key}/postmortem.md`: the Markdown, as a download.
+/// `GET /api/v1/incidents/{key}/postmortem.md`: the Markdown, as a download (read only).
 pub async fn postmortem(
     (Extension(s), Extension(who)): Ctx,
     ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Response> {
     let md = svc::postmortem(&s.pool, &who, &key).await?;
+    Ok(markdown_download(&key, md))
+}
+
+/// `POST /api/v1/incidents/{key}/postmortem.md`: the same download, and the export is
+/// recorded on the timeline.
+pub async fn export_postmortem(
+    (Extension(s), Extension(who)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Response> {
+    let md = svc::export_postmortem(&s.pool, &who, &key).await?;
+    Ok(markdown_download(&key, md))
+}
+
+fn markdown_download(key: &str, md: String) -> Response {
     let key = key.to_ascii_uppercase();
     let disposition = format!(
         "attachment; filename=\"postmortem-{}.md\"",
         key.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
     );
-    Ok((
+    (
         [
             (
                 header::CONTENT_TYPE,
@@ -199,7 +213,7 @@ pub async fn postmortem(
         ],
         md,
     )
-        .into_response())
+        .into_response()
 }
 
 /// `POST /api/v1/webhooks/alertmanager` (payload version 4; bearer token, responder+).

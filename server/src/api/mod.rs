@@ -52,7 +52,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         )
         .route(
             "/api/v1/incidents/{key}/postmortem.md",
-            get(incidents::postmortem),
+            get(incidents::postmortem).post(incidents::export_postmortem),
         )
         .route("/api/v1/incidents/{key}/stream", get(crate::live::stream))
         .route("/api/v1/timeline/{id}", patch(incidents::patch_event))

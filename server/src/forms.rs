@@ -1,0 +1,65 @@
+//! Plain HTML form posts that Leptos server functions cannot answer well. A server function
+//! posted by a form without wasm answers with a redirect, so whatever it returned is lost;
+//! for a new API token that meant parking the secret somewhere until the next page. Here the
+//! post is handled directly and answered with the rendered page itself, the outcome in its
+//! context, so the secret is shown once and stored nowhere.
+
+use app::api::TokenFormPost;
+use app::state::AppState;
+use app::{NoHydrate, shell};
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use domain::services::accounts;
+use domain::{DomainError, Principal, RequestMeta, Role};
+use leptos::prelude::provide_context;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    name: String,
+    role: Option<String>,
+}
+
+/// `POST /settings/tokens` (no wasm): creates the token and renders the tokens page with its
+/// secret, once. Admins only, like the server function; errors show on the same page.
+pub async fn create_token(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Extension(meta): Extension<RequestMeta>,
+    parts: axum::http::request::Parts,
+    form: Result<axum::Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let outcome = match form {
+        Err(_) => Err(DomainError::invalid("the form could not be read")),
+        Ok(axum::Form(f)) => match f.role.as_deref().unwrap_or("viewer").parse::<Role>() {
+            Err(e) => Err(DomainError::Invalid(e)),
+            Ok(role) => accounts::create_token(&state.pool, &who, &meta, &f.name, role).await,
+        },
+    };
+    let status = outcome.as_ref().err().map(|e| e.status_code());
+    let posted = TokenFormPost(outcome.map_err(Into::into));
+    let opts = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        {
+            let state = state.clone();
+            move || {
+                provide_context(state.clone());
+                provide_context(NoHydrate);
+                provide_context(posted.clone());
+            }
+        },
+        move || shell(opts.clone()),
+    );
+    let mut res = render(Request::from_parts(parts, Body::empty())).await;
+    if let Some(code) = status.and_then(|s| axum::http::StatusCode::from_u16(s).ok()) {
+        *res.status_mut() = code;
+    }
+    // The secret is in this response: no cache may keep it.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
