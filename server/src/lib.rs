@@ -16,6 +16,7 @@ pub mod headers;
 pub mod live;
 pub mod metrics;
 pub mod ops;
+pub mod routes;
 pub mod state;
 pub mod telemetry;
 pub mod workers;
@@ -24,11 +25,11 @@ use app::state::AppState;
 use app::{App, shell};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use config::Config;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use routes::{RouteSpec, Routes};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use state::Shared;
@@ -79,6 +80,26 @@ pub async fn migrate(pool: &PgPool) -> Result<(), String> {
     })
 }
 
+/// Everything served besides the Leptos pages and server functions: operations, sign-in and
+/// sign-out, plain form posts, and `/api/v1`.
+fn server_routes() -> Routes<AppState> {
+    let r = Routes::new();
+    let r = route!(r, "/healthz", get(ops::healthz));
+    let r = route!(r, "/readyz", get(ops::readyz));
+    let r = route!(r, "/metrics", get(ops::metrics));
+    let r = route!(r, "/auth/login", post(auth::login));
+    let r = route!(r, "/auth/logout", post(auth::logout));
+    let r = route!(r, "/settings/tokens", post(forms::create_token));
+    r.merge(api::routes())
+}
+
+/// The routes [`router`] serves besides Leptos's pages and server functions, with their
+/// methods, read from the router's own construction (tests check every one has an
+/// authorization rule and, under `/api/v1`, documentation).
+pub fn route_table() -> Vec<RouteSpec> {
+    server_routes().into_parts().1
+}
+
 /// The whole HTTP surface, with its layers.
 pub fn router(pool: PgPool, config: Config) -> Router {
     let leptos_options = leptos_options(&config);
@@ -113,14 +134,9 @@ pub fn router(pool: PgPool, config: Config) -> Router {
     });
 
     let routes = generate_route_list(App);
+    let (own, _) = server_routes().into_parts();
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/settings/tokens", post(forms::create_token))
-        .merge(api::router())
+        .merge(own)
         .leptos_routes_with_context(&state, routes, || {}, {
             let opts = leptos_options.clone();
             move || shell(opts.clone())

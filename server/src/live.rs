@@ -11,6 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+use crate::route;
+use crate::routes::Routes;
+
+/// The server-sent event streams (incident timelines, probe runs).
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+    let r = Routes::new();
+    let r = route!(r, "/api/v1/incidents/{key}/stream", get(stream));
+    route!(r, "/api/v1/probe-runs/{id}/stream", get(run_stream))
+}
+
 pub const CHANNEL: &str = "lookout_incident";
 /// Sent by a trigger on every change of a probe run (progress, end).
 pub const RUN_CHANNEL: &str = "lookout_probe_run";

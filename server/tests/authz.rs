@@ -11,6 +11,8 @@ use sqlx::PgPool;
 /// What a caller of a given role should get.
 #[derive(Clone, Copy, Debug)]
 enum Need {
+    /// No credentials needed.
+    Public,
     /// Any signed-in role.
     Any,
     /// At least this role.
@@ -77,7 +79,328 @@ const fn server_fn(
     }
 }
 
+const fn json(method: Method, path: &'static str, need: Need, json: &'static str, ok: u16) -> Case {
+    Case {
+        method,
+        path,
+        kind: Kind::Json,
+        need,
+        form: &[],
+        json: Some(json),
+        ok,
+    }
+}
+
+/// Rows for a route family whose resource does not exist: the allowed roles get 404 (the
+/// role is checked first, so the others get 403 and learn nothing).
+fn missing_resources() -> Vec<Case> {
+    use Need::*;
+    let r = Role(domain::Role::Responder);
+    let a = Role(domain::Role::Admin);
+    vec![
+        Case {
+            ok: 200,
+            ..get_json("/healthz", Public)
+        },
+        Case {
+            ok: 200,
+            ..get_json("/readyz", Public)
+        },
+        Case {
+            ok: 200,
+            ..page("/login", Public)
+        },
+        Case {
+            method: Method::POST,
+            path: "/auth/login",
+            kind: Kind::Form,
+            need: Public,
+            form: &[("username", ""), ("password", "")],
+            json: None,
+            ok: 303,
+        },
+        Case {
+            ok: 404,
+            ..page("/incidents/INC-999999", Any)
+        },
+        json(
+            Method::POST,
+            "/api/v1/users",
+            a,
+            r#"{"username":"matrix-u","role":"viewer","password":"short"}"#,
+            422,
+        ),
+        json(
+            Method::POST,
+            "/api/v1/incidents",
+            r,
+            r#"{"title":"","severity":"SEV4","services":["x"],"environment":"t"}"#,
+            422,
+        ),
+        json(
+            Method::PATCH,
+            "/api/v1/incidents/INC-999999",
+            r,
+            r#"{"severity":"SEV1"}"#,
+            404,
+        ),
+        json(
+            Method::POST,
+            "/api/v1/incidents/INC-999999/notes",
+            r,
+            r#"{"body":"x"}"#,
+            404,
+        ),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/incidents/INC-999999/findings", Any)
+        },
+        json(
+            Method::POST,
+            "/api/v1/incidents/INC-999999/findings",
+            r,
+            r#"{"code":"X_Y","severity":"info","title":"t"}"#,
+            404,
+        ),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/incidents/INC-999999/action-items", Any)
+        },
+        json(
+            Method::POST,
+            "/api/v1/incidents/INC-999999/action-items",
+            r,
+            r#"{"title":"t"}"#,
+            404,
+        ),
+        json(
+            Method::PATCH,
+            "/api/v1/incidents/INC-999999/action-items/1",
+            r,
+            r#"{"status":"done"}"#,
+            404,
+        ),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/incidents/INC-999999/postmortem.md", Any)
+        },
+        Case {
+            method: Method::POST,
+            ok: 404,
+            ..get_json("/api/v1/incidents/INC-999999/postmortem.md", Any)
+        },
+        json(
+            Method::PATCH,
+            "/api/v1/timeline/999999",
+            r,
+            r#"{"pinned":true}"#,
+            404,
+        ),
+        json(
+            Method::PATCH,
+            "/api/v1/findings/999999",
+            r,
+            r#"{"status":"confirmed"}"#,
+            404,
+        ),
+        json(
+            Method::POST,
+            "/api/v1/webhooks/alertmanager",
+            r,
+            r#"{"version":"4","groupKey":"matrix","status":"firing","alerts":[]}"#,
+            422,
+        ),
+        json(
+            Method::POST,
+            "/api/v1/targets",
+            a,
+            r#"{"name":"","kind":"redis","connection":"redis://x:6379","environment":"t"}"#,
+            422,
+        ),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/targets/999999", Any)
+        },
+        json(
+            Method::PATCH,
+            "/api/v1/targets/999999",
+            a,
+            r#"{"name":"x"}"#,
+            404,
+        ),
+        Case {
+            method: Method::DELETE,
+            ok: 404,
+            ..get_json("/api/v1/targets/999999", a)
+        },
+        Case {
+            method: Method::POST,
+            ok: 404,
+            ..get_json("/api/v1/targets/999999/test", r)
+        },
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/incidents/INC-999999/stream", Any)
+        },
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/probe-runs/999999/stream", Any)
+        },
+        server_fn("/api/fn/incidents/get", Any, &[("key", "INC-999999")], 404),
+        server_fn(
+            "/api/fn/incidents/status",
+            r,
+            &[
+                ("key", "INC-999999"),
+                ("status", "investigating"),
+                ("reason", ""),
+            ],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/severity",
+            r,
+            &[("key", "INC-999999"), ("severity", "SEV1")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/roles",
+            r,
+            &[
+                ("key", "INC-999999"),
+                ("commander", ""),
+                ("scribe", ""),
+                ("responders", ""),
+            ],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/note",
+            r,
+            &[("key", "INC-999999"), ("body", "x")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/note-edit",
+            r,
+            &[("event_id", "999999"), ("body", "x")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/pin",
+            r,
+            &[("event_id", "999999"), ("pinned", "true")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/finding",
+            r,
+            &[
+                ("key", "INC-999999"),
+                ("code", "X_Y"),
+                ("severity", "info"),
+                ("title", "t"),
+                ("facts", ""),
+                ("command", ""),
+                ("remediation", ""),
+            ],
+            404,
+        ),
+        server_fn(
+            "/api/fn/findings/status",
+            r,
+            &[
+                ("finding_id", "999999"),
+                ("status", "confirmed"),
+                ("reason", ""),
+            ],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/action-item",
+            r,
+            &[
+                ("key", "INC-999999"),
+                ("title", "t"),
+                ("owner", ""),
+                ("due_date", ""),
+            ],
+            404,
+        ),
+        server_fn(
+            "/api/fn/incidents/action-item-status",
+            r,
+            &[("key", "INC-999999"), ("item_id", "1"), ("status", "done")],
+            404,
+        ),
+        server_fn("/api/fn/kafka/groups", Any, &[("target_id", "999999")], 404),
+        server_fn(
+            "/api/fn/kafka/group",
+            Any,
+            &[("target_id", "999999"), ("group", "g")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/kafka/lag",
+            Any,
+            &[
+                ("target_id", "999999"),
+                ("group", "g"),
+                ("range_secs", "3600"),
+            ],
+            404,
+        ),
+        server_fn(
+            "/api/fn/kafka/topic",
+            Any,
+            &[("target_id", "999999"), ("topic", "t")],
+            404,
+        ),
+        server_fn("/api/fn/targets/test", r, &[("target_id", "999999")], 404),
+        server_fn(
+            "/api/fn/users/create",
+            a,
+            &[
+                ("username", "matrix-u"),
+                ("display_name", ""),
+                ("role", "viewer"),
+                ("password", "short"),
+            ],
+            422,
+        ),
+        server_fn(
+            "/api/fn/targets/create",
+            a,
+            &[
+                ("name", ""),
+                ("kind", "redis"),
+                ("connection", "redis://x:6379"),
+                ("username", ""),
+                ("secret", ""),
+                ("environment", "t"),
+            ],
+            422,
+        ),
+    ]
+}
+
 fn cases() -> Vec<Case> {
+    let mut all = listed_cases();
+    all.extend(missing_resources());
+    // Last: signing out ends a session caller's session.
+    all.push(Case {
+        method: Method::POST,
+        path: "/auth/logout",
+        kind: Kind::Form,
+        need: Need::Any,
+        form: &[],
+        json: None,
+        ok: 303,
+    });
+    all
+}
+
+fn listed_cases() -> Vec<Case> {
     use Need::*;
     vec![
         page("/", Any),
@@ -358,6 +681,9 @@ fn cases() -> Vec<Case> {
 }
 
 fn expected(case: &Case, role: Option<Role>) -> u16 {
+    if let Need::Public = case.need {
+        return case.ok;
+    }
     match role {
         None => match case.kind {
             Kind::Page | Kind::Form => 303,
@@ -365,7 +691,7 @@ fn expected(case: &Case, role: Option<Role>) -> u16 {
         },
         Some(r) => {
             let allowed = match case.need {
-                Need::Any => true,
+                Need::Public | Need::Any => true,
                 Need::Role(needed) => r.allows(needed),
             };
             if allowed { case.ok } else { 403 }
@@ -423,7 +749,8 @@ async fn run_matrix(app: &TestApp, callers: &[(Option<Role>, Client, Option<Stri
                     if bearer.is_some() { "token" } else { "session" },
                     body.chars().take(200).collect::<String>()
                 ));
-            } else if want == 303 {
+            } else if want == 303 && role.is_none() && !matches!(case.need, Need::Public) {
+                // An anonymous caller is sent to sign in, and comes back afterwards.
                 let loc = res.headers()["location"].to_str().unwrap();
                 assert!(
                     loc.starts_with("/login?next="),
@@ -437,6 +764,57 @@ async fn run_matrix(app: &TestApp, callers: &[(Option<Role>, Client, Option<Stri
         failures.is_empty(),
         "authorization matrix failures:\n{}",
         failures.join("\n")
+    );
+}
+
+/// The matrix is complete: every route the server registers (read from the router's own
+/// construction), every server function (Leptos's registry) and every page (Leptos's route
+/// list) has a row. A new route without its permission row fails here.
+#[tokio::test]
+async fn every_route_server_function_and_page_has_a_row() {
+    let cases = cases();
+    let covered = |method: &str, template: &str| {
+        cases.iter().any(|c| {
+            c.method.as_str().eq_ignore_ascii_case(method)
+                && server::routes::template_matches(template, c.path)
+        })
+    };
+    let mut missing = vec![];
+    let mut seen = 0;
+    for r in server::route_table() {
+        // The JSON 404 for unknown API paths: nothing behind it to authorize.
+        if r.path == "/api/v1/{*rest}" {
+            continue;
+        }
+        for m in &r.methods {
+            seen += 1;
+            if !covered(m, r.path) {
+                missing.push(format!("route {} {}", m.to_uppercase(), r.path));
+            }
+        }
+    }
+    let mut fns = 0;
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        fns += 1;
+        if !covered(method.as_str(), path) {
+            missing.push(format!("server function {method} {path}"));
+        }
+    }
+    let mut pages = 0;
+    for route in leptos_axum::generate_route_list(app::App) {
+        pages += 1;
+        if !covered("GET", route.path()) {
+            missing.push(format!("page {}", route.path()));
+        }
+    }
+    assert!(
+        seen > 40 && fns > 40 && pages > 15,
+        "{seen} routes, {fns} server functions, {pages} pages: the lists were not read"
+    );
+    assert!(
+        missing.is_empty(),
+        "no row in the authorization matrix for:\n{}",
+        missing.join("\n")
     );
 }
 

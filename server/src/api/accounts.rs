@@ -12,6 +12,19 @@ use domain::{AuditFilter, AuditPage, NewToken, Principal, RequestMeta, Role, Tok
 use serde::Deserialize;
 use std::sync::Arc;
 
+use crate::route;
+use crate::routes::Routes;
+
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+    let r = Routes::new();
+    let r = route!(r, "/api/v1/whoami", get(whoami));
+    let r = route!(r, "/api/v1/users", get(list_users).post(create_user));
+    let r = route!(r, "/api/v1/users/{id}", patch(update_user));
+    let r = route!(r, "/api/v1/tokens", get(list_tokens).post(create_token));
+    let r = route!(r, "/api/v1/tokens/{id}", delete(revoke_token));
+    route!(r, "/api/v1/audit", get(audit))
+}
+
 type Ctx = (
     Extension<Arc<Shared>>,
     Extension<Principal>,

@@ -14,6 +14,40 @@ use domain::{Principal, Role};
 use serde::Deserialize;
 use std::sync::Arc;
 
+use crate::route;
+use crate::routes::Routes;
+
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+    let r = Routes::new();
+    let r = route!(r, "/api/v1/incidents", get(list).post(create));
+    let r = route!(r, "/api/v1/incidents/stats", get(stats));
+    let r = route!(r, "/api/v1/incidents/{key}", get(get).patch(patch));
+    let r = route!(r, "/api/v1/incidents/{key}/notes", post(add_note));
+    let r = route!(
+        r,
+        "/api/v1/incidents/{key}/findings",
+        get(list_findings).post(add_finding)
+    );
+    let r = route!(
+        r,
+        "/api/v1/incidents/{key}/action-items",
+        get(list_action_items).post(add_action_item)
+    );
+    let r = route!(
+        r,
+        "/api/v1/incidents/{key}/action-items/{id}",
+        patch(patch_action_item)
+    );
+    let r = route!(
+        r,
+        "/api/v1/incidents/{key}/postmortem.md",
+        get(postmortem).post(export_postmortem)
+    );
+    let r = route!(r, "/api/v1/timeline/{id}", patch(patch_event));
+    let r = route!(r, "/api/v1/findings/{id}", patch(patch_finding));
+    route!(r, "/api/v1/webhooks/alertmanager", post(alertmanager))
+}
+
 type Ctx = (Extension<Arc<Shared>>, Extension<Principal>);
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,16 @@ use serde::Deserialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+use crate::route;
+use crate::routes::Routes;
+
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+    let r = Routes::new();
+    let r = route!(r, "/api/v1/kafka/{target}/groups", get(groups));
+    let r = route!(r, "/api/v1/kafka/{target}/groups/{group}", get(group));
+    route!(r, "/api/v1/kafka/{target}/groups/{group}/lag", get(lag))
+}
+
 type Ctx = (Extension<Arc<Shared>>, Extension<Principal>);
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,23 @@ use domain::services::probe_runs as svc;
 use serde::Deserialize;
 use std::sync::Arc;
 
+use crate::route;
+use crate::routes::Routes;
+
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+    let r = Routes::new();
+    let r = route!(
+        r,
+        "/api/v1/targets/{id}/probe-runs",
+        get(of_target).post(start)
+    );
+    let r = route!(r, "/api/v1/probes", get(catalogue));
+    let r = route!(r, "/api/v1/probe-runs/{id}", get(get));
+    let r = route!(r, "/api/v1/probe-runs/{id}/cancel", post(cancel));
+    let r = route!(r, "/api/v1/probe-runs/{id}/attach", post(attach));
+    route!(r, "/api/v1/incidents/{key}/probe-runs", get(of_incident))
+}
+
 type Ctx = (Extension<Arc<Shared>>, Extension<Principal>);
 
 /// `GET /api/v1/probes`: every probe with its parameters, steps and finding codes.

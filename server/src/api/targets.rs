@@ -13,6 +13,20 @@ use domain::{Principal, RequestMeta};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::route;
+use crate::routes::Routes;
+
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+    let r = Routes::new();
+    let r = route!(r, "/api/v1/targets", get(list).post(create));
+    let r = route!(
+        r,
+        "/api/v1/targets/{id}",
+        get(get).patch(patch).delete(delete)
+    );
+    route!(r, "/api/v1/targets/{id}/test", post(test))
+}
+
 type Ctx = (
     Extension<Arc<Shared>>,
     Extension<Principal>,
