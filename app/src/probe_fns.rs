@@ -47,7 +47,7 @@ pub async fn start_probe_run(
     Ok(svc::start(
         &c.pool,
         &c.runner,
-        c.secrets.as_ref(),
+        &c.access,
         &c.who,
         target,
         svc::StartRun {

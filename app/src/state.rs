@@ -12,14 +12,14 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub pool: PgPool,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
-    pub secrets: Option<domain::secrets::SecretBox>,
+    pub access: domain::reach::Access,
     pub runner: domain::services::probe_runs::Runner,
 }
 
 /// Everything a server function needs about its call.
 pub struct Call {
     pub pool: PgPool,
-    pub secrets: Option<domain::secrets::SecretBox>,
+    pub access: domain::reach::Access,
     pub runner: domain::services::probe_runs::Runner,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub who: Principal,
@@ -45,7 +45,7 @@ pub fn call() -> Result<Call, AppError> {
         .unwrap_or_default();
     Ok(Call {
         pool: state.pool,
-        secrets: state.secrets,
+        access: state.access,
         runner: state.runner,
         stats_cache: state.stats_cache,
         who,

@@ -29,7 +29,7 @@ pub async fn create_target(
         &c.pool,
         &c.who,
         &c.meta,
-        c.secrets.as_ref(),
+        &c.access,
         svc::NewTarget {
             name,
             kind,
@@ -55,7 +55,7 @@ pub async fn test_target(target_id: i64) -> Result<(i64, ConnectionTest), AppErr
     let r = svc::test_connection(
         &c.pool,
         &c.who,
-        c.secrets.as_ref(),
+        &c.access,
         target_id,
         std::time::Duration::from_secs(10),
     )
@@ -86,7 +86,7 @@ pub async fn update_target(
         &c.pool,
         &c.who,
         &c.meta,
-        c.secrets.as_ref(),
+        &c.access,
         target_id,
         svc::TargetPatch {
             name: Some(name),

@@ -17,6 +17,8 @@ pub mod markdown;
 #[cfg(feature = "server")]
 pub mod postmortem;
 #[cfg(feature = "server")]
+pub mod reach;
+#[cfg(feature = "server")]
 pub mod secrets;
 #[cfg(feature = "server")]
 pub mod services;

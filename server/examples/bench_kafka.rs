@@ -157,7 +157,7 @@ async fn main() {
     for i in 0..20 {
         let r = domain::services::kafka_lag::sample_round(
             &pool,
-            None,
+            &domain::reach::Access::default(),
             target,
             "bench",
             Duration::from_secs(10),

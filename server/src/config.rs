@@ -58,6 +58,14 @@ fn parse_trusted_proxies(s: &str) -> Result<crate::client_addr::TrustedProxies, 
     s.parse()
 }
 
+/// A list of networks (a newtype so clap takes the whole list as one value).
+#[derive(Debug, Clone)]
+pub struct Networks(pub Vec<domain::reach::Network>);
+
+fn parse_networks(s: &str) -> Result<Networks, String> {
+    domain::reach::parse_networks(s).map(Networks)
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -212,6 +220,16 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_SECRET_KEY", hide_env_values = true, value_parser = parse_secret_key, global = true)]
     pub secret_key: Option<domain::secrets::SecretBox>,
 
+    /// Networks target hosts may resolve into (e.g. `10.20.0.0/16,fd00::/8`); checked at every
+    /// connection. Unset: any address.
+    #[arg(long, env = "LOOKOUT_TARGET_NETWORKS", value_parser = parse_networks, global = true)]
+    pub target_networks: Option<Networks>,
+
+    /// The only directory from which target connection options may read files (Kafka
+    /// `ssl.ca.location`, PostgreSQL `sslrootcert`/`sslcert`/`sslkey`). Unset: such options are refused.
+    #[arg(long, env = "LOOKOUT_TARGET_FILES_DIR", global = true)]
+    pub target_files_dir: Option<PathBuf>,
+
     /// How Alertmanager alerts map to incident severities: `label:value=SEVn,…,*=SEVn`.
     #[arg(long, env = "LOOKOUT_ALERT_SEVERITY_MAPPING", default_value = "severity:critical=SEV2,warning=SEV3,*=SEV4", value_parser = parse_mapping, global = true)]
     pub alert_severity_mapping: domain::alertmanager::SeverityMapping,
@@ -267,6 +285,21 @@ impl Config {
         self.public_url
             .as_ref()
             .map(|u| u.origin().ascii_serialization())
+    }
+
+    /// What connecting to targets needs: the secrets' key and the reach limits.
+    pub fn access(&self) -> domain::reach::Access {
+        domain::reach::Access {
+            key: self.secret_key.clone(),
+            reach: domain::reach::Reach {
+                networks: self
+                    .target_networks
+                    .as_ref()
+                    .map(|n| n.0.clone())
+                    .unwrap_or_default(),
+                files_dir: self.target_files_dir.clone(),
+            },
+        }
     }
 
     /// Whose forwarded hops to believe (the deprecated boolean means one proxy).

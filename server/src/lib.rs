@@ -110,7 +110,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         leptos_options: leptos_options.clone(),
         pool: pool.clone(),
         stats_cache: stats_cache.clone(),
-        secrets: config.secret_key.clone(),
+        access: config.access(),
         runner: domain::services::probe_runs::Runner::new(config.probe_runs_per_target),
     };
     let max_body = config.max_body_bytes as usize;
@@ -124,6 +124,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
                 tower_sessions::cookie::time::Duration::hours(i64::from(config.session_ttl_hours)),
             ));
     let shared = Arc::new(Shared {
+        access: config.access(),
         stats_cache,
         live: live::Live::start(pool.clone()),
         runner: state.runner.clone(),

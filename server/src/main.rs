@@ -198,7 +198,7 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
     server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx.clone());
     server::workers::spawn_kafka_sampler(
         pool.clone(),
-        config.secret_key.clone(),
+        config.access(),
         Duration::from_secs(config.kafka_sample_secs),
         domain::services::kafka_lag::Retention {
             raw_hours: config.kafka_retention_hours,

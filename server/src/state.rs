@@ -7,6 +7,8 @@ use sqlx::PgPool;
 pub struct Shared {
     pub pool: PgPool,
     pub config: Config,
+    /// The secrets' key and the reach limits, for connecting to targets.
+    pub access: domain::reach::Access,
     pub metrics: Metrics,
     pub live: crate::live::Live,
     pub runner: domain::services::probe_runs::Runner,

@@ -61,7 +61,7 @@ pub fn spawn(pool: PgPool, login_window_secs: i64, shutdown: tokio::sync::watch:
 /// round, so a replica that dies hands its targets over within about one interval.
 pub fn spawn_kafka_sampler(
     pool: PgPool,
-    key: Option<domain::secrets::SecretBox>,
+    access: domain::reach::Access,
     interval: Duration,
     retention: domain::services::kafka_lag::Retention,
     alert_after: Option<Duration>,
@@ -109,7 +109,7 @@ pub fn spawn_kafka_sampler(
                     Ok(true) => {
                         match domain::services::kafka_lag::sample_round(
                             &pool,
-                            key.as_ref(),
+                            &access,
                             id,
                             &holder,
                             step,

@@ -119,6 +119,8 @@ fn help_lists_every_environment_variable() {
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "LOOKOUT_SECRET_KEY",
         "LOOKOUT_ALERT_SEVERITY_MAPPING",
+        "LOOKOUT_TARGET_NETWORKS",
+        "LOOKOUT_TARGET_FILES_DIR",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "--help names {var}");
     }

@@ -7,6 +7,7 @@ mod common;
 
 use common::TestApp;
 use domain::Role;
+use domain::reach::Access;
 use domain::services::kafka_lag as svc;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -142,7 +143,7 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
         async move {
             let r = svc::sample_round(
                 &pool,
-                None,
+                &Access::default(),
                 target,
                 "test-holder",
                 step,
@@ -445,9 +446,16 @@ async fn a_dead_broker_round_is_recorded_and_skipped(pool: PgPool) {
         .send().await.unwrap();
     let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     let t0 = Instant::now();
-    let r = svc::sample_round(&app.pool, None, target, "h", Duration::from_secs(2), None)
-        .await
-        .unwrap();
+    let r = svc::sample_round(
+        &app.pool,
+        &Access::default(),
+        target,
+        "h",
+        Duration::from_secs(2),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(8));
     assert!(!r.ok);
     let (code, page) = api(&app, &admin, &format!("/api/v1/kafka/{target}/groups")).await;
@@ -677,9 +685,16 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
     let round = || {
         let pool = app.pool.clone();
         async move {
-            let r = svc::sample_round(&pool, None, target, "test", Duration::from_secs(5), None)
-                .await
-                .unwrap();
+            let r = svc::sample_round(
+                &pool,
+                &Access::default(),
+                target,
+                "test",
+                Duration::from_secs(5),
+                None,
+            )
+            .await
+            .unwrap();
             assert!(r.ok, "{:?}", r.error);
         }
     };
@@ -752,7 +767,12 @@ fn env(k: &str) -> String {
 /// round a recorded, skipped one that says why.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    // The CA file is read from the directory the configuration allows.
+    let ca_dir = std::path::Path::new(&env("KAFKA_CA"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let app = TestApp::spawn_with(pool, |c| c.target_files_dir = Some(ca_dir.clone())).await;
     let admin = app.create_token("a", Role::Admin).await;
     let password = env("KAFKA_SASL_PASSWORD");
     let conn = format!(
@@ -760,6 +780,20 @@ async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
         env("KAFKA_SASL_SSL_BROKERS"),
         env("KAFKA_CA")
     );
+    // A CA path outside that directory is refused, nothing written.
+    let outside = conn.replace(&env("KAFKA_CA"), "/etc/passwd");
+    let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
+        .json(&json!({"name": "secure-events", "kind": "kafka", "connection": outside, "environment": "test",
+                      "username": env("KAFKA_SASL_USER"), "secret": password}))
+        .send().await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("LOOKOUT_TARGET_FILES_DIR")
+    );
+    assert_eq!(app.count("targets").await, 0);
     // SASL without its credentials is refused, nothing written.
     let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
         .json(&json!({"name": "secure-events", "kind": "kafka", "connection": conn, "environment": "test"}))
@@ -797,7 +831,13 @@ async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
     let key = domain::secrets::SecretBox::from_config(common::TEST_SECRET_KEY).unwrap();
     let r = svc::sample_round(
         &app.pool,
-        Some(&key),
+        &Access {
+            key: Some(key.clone()),
+            reach: domain::reach::Reach {
+                files_dir: Some(ca_dir.clone()),
+                ..Default::default()
+            },
+        },
         target,
         "h",
         Duration::from_secs(5),
@@ -834,7 +874,13 @@ async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
     assert_eq!(res.status(), 200);
     let r = svc::sample_round(
         &app.pool,
-        Some(&key),
+        &Access {
+            key: Some(key.clone()),
+            reach: domain::reach::Reach {
+                files_dir: Some(ca_dir.clone()),
+                ..Default::default()
+            },
+        },
         target,
         "h",
         Duration::from_secs(5),
@@ -878,9 +924,16 @@ async fn rebalances_and_dead_letters_between_rounds(pool: PgPool) {
     let round = || {
         let pool = app.pool.clone();
         async move {
-            let r = svc::sample_round(&pool, None, target, "test", Duration::from_secs(5), None)
-                .await
-                .unwrap();
+            let r = svc::sample_round(
+                &pool,
+                &Access::default(),
+                target,
+                "test",
+                Duration::from_secs(5),
+                None,
+            )
+            .await
+            .unwrap();
             assert!(r.ok, "{:?}", r.error);
         }
     };

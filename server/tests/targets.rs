@@ -273,3 +273,168 @@ async fn test_connection_against_the_real_services(pool: PgPool) {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let res = app
+        .plain()
+        .patch(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let s = res.status().as_u16();
+    (s, res.json().await.unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stored_secret_does_not_follow_the_target_to_another_host(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("ta", Role::Admin).await;
+    let (s, t) = post(
+        &app,
+        &admin,
+        "/api/v1/targets",
+        json!({"name": "orders-db", "kind": "postgres", "connection": "postgres://app@db:5432/orders",
+               "secret": "orders-db-password", "environment": "production"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    let path = format!("/api/v1/targets/{}", t["id"]);
+    let stored = || async {
+        sqlx::query_as::<_, (String, Option<Vec<u8>>)>(
+            "SELECT connection, secret_ciphertext FROM targets WHERE name = 'orders-db'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let before = stored().await;
+    // Another host, another port, another scheme: refused while the old secret would go along.
+    for conn in [
+        "postgres://app@evil.example:5432/orders",
+        "postgres://app@db:6543/orders",
+        "postgres://app@DB.evil.example/orders",
+    ] {
+        let (s, e) = patch(&app, &admin, &path, json!({"connection": conn})).await;
+        assert_eq!(s, 422, "{conn}: {e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("secret again"),
+            "{e}"
+        );
+        assert_eq!(stored().await, before, "nothing written for {conn}");
+    }
+    // The same host (another database, user or option) keeps the secret.
+    let (s, e) = patch(
+        &app,
+        &admin,
+        &path,
+        json!({"connection": "postgres://reporting@db/orders?sslmode=require"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    // With the secret given again, or cleared, the host may change.
+    let (s, e) = patch(
+        &app,
+        &admin,
+        &path,
+        json!({"connection": "postgres://app@db2:5432/orders", "secret": "new-password"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let (s, e) = patch(
+        &app,
+        &admin,
+        &path,
+        json!({"connection": "postgres://app@db3:5432/orders", "clear_secret": true}),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(e["secret_set"], false);
+    // Credentials in the URL's query are refused like credentials in its userinfo.
+    let n = app.count("targets").await;
+    for conn in [
+        "postgres://app@db/orders?password=hunter2",
+        "postgres://app@db/orders?sslmode=require&sslpassword=hunter2",
+        "redis://cache:6379/0?password=hunter2",
+    ] {
+        let kind = if conn.starts_with("redis") {
+            "redis"
+        } else {
+            "postgres"
+        };
+        let (s, e) = post(
+            &app,
+            &admin,
+            "/api/v1/targets",
+            json!({"name": "leaky", "kind": kind, "connection": conn, "environment": "t"}),
+        )
+        .await;
+        assert_eq!(s, 422, "{conn}: {e}");
+        let (s, _) = patch(&app, &admin, &path, json!({"connection": conn})).await;
+        assert_eq!(s, 422, "{conn}");
+    }
+    assert_eq!(app.count("targets").await, n);
+    let dump: String = sqlx::query_scalar("SELECT string_agg(connection, '|') FROM targets")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!dump.contains("hunter2"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn targets_outside_the_allowed_networks_are_not_contacted(pool: PgPool) {
+    // Only 10.0.0.0/8 may be reached; the test Redis listens on 127.0.0.1.
+    let app = TestApp::spawn_with(pool, |c| {
+        c.target_networks = Some(server::config::Networks(
+            domain::reach::parse_networks("10.0.0.0/8").unwrap(),
+        ))
+    })
+    .await;
+    let admin = app.create_token("ta", Role::Admin).await;
+    let (s, t) = post(
+        &app,
+        &admin,
+        "/api/v1/targets",
+        json!({"name": "cache", "kind": "redis", "connection": env("REDIS_URL"), "environment": "t"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_i64().unwrap();
+    let (s, r) = post(
+        &app,
+        &admin,
+        &format!("/api/v1/targets/{id}/test"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["ok"], false);
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("outside LOOKOUT_TARGET_NETWORKS"),
+        "{r}"
+    );
+    let runs = app.count("probe_runs").await;
+    let (s, r) = post(
+        &app,
+        &admin,
+        &format!("/api/v1/targets/{id}/probe-runs"),
+        json!({"probe": "redis"}),
+    )
+    .await;
+    assert_eq!(s, 422, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{r}"
+    );
+    assert_eq!(app.count("probe_runs").await, runs, "no run was started");
+}

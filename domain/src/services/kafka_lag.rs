@@ -83,10 +83,10 @@ pub struct RoundOutcome {
 /// `alert_after`: how long a group must stay in WARN or ERR before it alerts (`None`: never);
 /// the target's labels `kafka-alert-after-secs` and `kafka-alert-after-secs:<group>`
 /// override it.
-/// `key` opens the target's secret (SASL password).
+/// `access` opens the target's secret (SASL password) and holds the reach limits.
 pub async fn sample_round(
     pool: &PgPool,
-    key: Option<&crate::secrets::SecretBox>,
+    access: &crate::reach::Access,
     target_id: i64,
     holder: &str,
     step: Duration,
@@ -106,9 +106,12 @@ pub async fn sample_round(
     let started = Instant::now();
     let mut sampled_at = None;
     // The connection with the credentials put in, in memory only.
-    let bootstrap = crate::services::targets::open_secret(key, &target)
-        .map_err(|e| e.to_string())
-        .and_then(|secret| crate::services::targets::connect_address(&target, secret.as_deref()));
+    let bootstrap = match crate::services::targets::open_secret(access.key.as_ref(), &target) {
+        Ok(secret) => {
+            crate::services::targets::connect_address(access, &target, secret.as_deref()).await
+        }
+        Err(e) => Err(e.to_string()),
+    };
     let snap = match &bootstrap {
         Ok(b) => {
             probes::kafka::lag::sample_cluster(

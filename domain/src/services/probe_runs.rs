@@ -14,7 +14,6 @@ use crate::incidents::{
     TimelineKind, incident_key,
 };
 use crate::probe_runs::{CodeInfo, ParamInfo, ProbeInfo, ProbeRun, ProbeRunDetail, RunStatus};
-use crate::secrets::SecretBox;
 use crate::services::incidents::{cap_excerpt, event, find, finding_view};
 use crate::storage::incidents as istore;
 use crate::storage::probe_runs as store;
@@ -180,7 +179,7 @@ pub struct StartRun {
 pub async fn start(
     pool: &PgPool,
     runner: &Runner,
-    key: Option<&SecretBox>,
+    access: &crate::reach::Access,
     who: &Principal,
     target_id: i64,
     req: StartRun,
@@ -211,8 +210,9 @@ pub async fn start(
             spec.name, spec.kind, target.name, target.kind
         )));
     }
-    let secret = crate::services::targets::open_secret(key, &target)?;
-    let url = crate::services::targets::connect_address(&target, secret.as_deref())
+    let secret = crate::services::targets::open_secret(access.key.as_ref(), &target)?;
+    let url = crate::services::targets::connect_address(access, &target, secret.as_deref())
+        .await
         .map_err(DomainError::Invalid)?;
     let conn = framework::Connection {
         url,

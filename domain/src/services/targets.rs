@@ -2,6 +2,7 @@
 //! sealed before storage and opened only to connect; they never appear in a result.
 
 use crate::error::{DomainError, DomainResult};
+use crate::reach::Access;
 use crate::secrets::SecretBox;
 use crate::storage::{audit, is_unique_violation, targets as store};
 use crate::targets::*;
@@ -89,13 +90,18 @@ pub async fn create(
     pool: &PgPool,
     who: &Principal,
     meta: &RequestMeta,
-    key: Option<&SecretBox>,
+    access: &Access,
     n: NewTarget,
 ) -> DomainResult<Target> {
     who.require(Role::Admin)?;
+    let key = access.key.as_ref();
     let name = n.name.trim().to_string();
     check_target_name(&name).map_err(invalid)?;
     check_connection(n.kind, &n.connection).map_err(invalid)?;
+    access
+        .reach
+        .check_files(n.kind, &n.connection)
+        .map_err(invalid)?;
     crate::incidents::check_name("environment", n.environment.trim()).map_err(invalid)?;
     if n.username.chars().count() > 200 {
         return Err(invalid("a username is at most 200 characters"));
@@ -150,18 +156,21 @@ pub async fn update(
     pool: &PgPool,
     who: &Principal,
     meta: &RequestMeta,
-    key: Option<&SecretBox>,
+    access: &Access,
     id: i64,
     p: TargetPatch,
 ) -> DomainResult<Target> {
     who.require(Role::Admin)?;
+    let key = access.key.as_ref();
     let mut r = row(pool, id).await?;
     if let Some(name) = &p.name {
         check_target_name(name.trim()).map_err(invalid)?;
         r.name = name.trim().to_string();
     }
+    let before = destination(r.kind, &r.connection);
     if let Some(c) = &p.connection {
         check_connection(r.kind, c).map_err(invalid)?;
+        access.reach.check_files(r.kind, c).map_err(invalid)?;
         r.connection = c.trim().to_string();
     }
     if let Some(u) = &p.username {
@@ -178,6 +187,19 @@ pub async fn update(
         r.labels = super::labels_json(l)?;
     }
     let mut secret_change = "kept";
+    // The stored secret must not follow the target to another host (an admin could point a
+    // target at a server they control and collect it): a new destination needs the secret
+    // again, or clearing it.
+    let new_secret = p.secret.as_deref().is_some_and(|s| !s.is_empty());
+    if r.secret_ciphertext.is_some()
+        && !p.clear_secret
+        && !new_secret
+        && destination(r.kind, &r.connection) != before
+    {
+        return Err(invalid(
+            "the connection now leads to another host or port: enter the secret again (or clear it) to save",
+        ));
+    }
     if p.clear_secret {
         r.secret_ciphertext = None;
         secret_change = "cleared";
@@ -254,11 +276,15 @@ pub(crate) fn open_secret(
 }
 
 /// Where to connect to a target: its URL with the credentials put in (Redis, PostgreSQL) or
-/// its bootstrap servers (Kafka). Used by "test connection" and by probe runs alike.
-pub(crate) fn connect_address(
+/// its bootstrap servers (Kafka), once the reach limits allow it (files inside the
+/// configured directory, hosts inside the allowed networks). Used by "test connection",
+/// probe runs and the Kafka sampler alike.
+pub(crate) async fn connect_address(
+    access: &Access,
     r: &store::TargetRow,
     secret: Option<&str>,
 ) -> Result<String, String> {
+    access.reach.check_connect(r.kind, &r.connection).await?;
     match r.kind {
         TargetKind::Redis | TargetKind::Postgres => {
             with_credentials(&r.connection, &r.username, secret)
@@ -322,20 +348,20 @@ pub(crate) fn with_credentials(
 pub async fn test_connection(
     pool: &PgPool,
     who: &Principal,
-    key: Option<&SecretBox>,
+    access: &Access,
     id: i64,
     limit: Duration,
 ) -> DomainResult<ConnectionTest> {
     who.require(Role::Responder)?;
     let r = row(pool, id).await?;
-    let secret = open_secret(key, &r)?;
+    let secret = open_secret(access.key.as_ref(), &r)?;
     let failed = |summary: String| ConnectionTest {
         ok: false,
         summary,
         latency_ms: None,
         facts: vec![],
     };
-    let address = match connect_address(&r, secret.as_deref()) {
+    let address = match connect_address(access, &r, secret.as_deref()).await {
         Ok(a) => a,
         Err(e) => return Ok(failed(e)),
     };
@@ -354,15 +380,37 @@ pub async fn test_connection(
             latency_ms: Some(rep.latency_ms),
             facts: rep.facts,
         },
-        Err(e) => {
-            // Never echo the secret, even if a driver put it in its message.
-            let mut text = e.to_string();
-            if let Some(s) = secret.as_deref().filter(|s| !s.is_empty()) {
-                text = text.replace(s, "***");
-            }
-            failed(text)
-        }
+        Err(e) => failed(scrub(&e.to_string(), secret.as_deref())),
     })
+}
+
+/// A driver's message with the secret taken out in every form a driver might echo it: as is,
+/// percent-encoded (as it sits in a connection URL) and form-encoded.
+pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
+    let Some(s) = secret.filter(|s| !s.is_empty()) else {
+        return text.to_string();
+    };
+    let pct: String = url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    let form: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+    let mut url_userinfo = url::Url::parse("x://h").ok();
+    let userinfo = url_userinfo
+        .as_mut()
+        .and_then(|u| {
+            u.set_password(Some(s))
+                .ok()
+                .map(|_| u.password().unwrap_or("").to_string())
+        })
+        .unwrap_or_default();
+    let mut out = text.to_string();
+    // Longest first, so a form that contains another is replaced whole.
+    let mut forms = [s.to_string(), pct, form, userinfo];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    for f in forms.iter().filter(|f| !f.is_empty()) {
+        out = out.replace(f.as_str(), "***");
+    }
+    out
 }
 
 /// Refuses to run without a key once any target holds a secret.
@@ -384,7 +432,31 @@ pub async fn check_key_present(pool: &PgPool, key: Option<&SecretBox>) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::with_credentials;
+    use super::{scrub, with_credentials};
+
+    #[test]
+    fn the_secret_is_scrubbed_in_every_encoding() {
+        let secret = "p@ss w/rd:%&é";
+        let in_url = with_credentials("postgres://db:5432/app", "app", Some(secret)).unwrap();
+        let cases = [
+            format!("auth failed for {secret}"),
+            format!("cannot connect to {in_url}"),
+            format!(
+                "bad query password={}",
+                url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
+            ),
+        ];
+        for text in cases {
+            let out = scrub(&text, Some(secret));
+            assert!(out.contains("***"), "{out}");
+            assert!(
+                !out.contains("p@ss") && !out.contains("p%40ss") && !out.contains("w%2Frd"),
+                "{text} -> {out}"
+            );
+        }
+        assert_eq!(scrub("nothing here", Some("")), "nothing here");
+        assert_eq!(scrub("nothing here", None), "nothing here");
+    }
 
     #[test]
     fn credentials_go_into_the_url_for_connecting_only() {

@@ -45,15 +45,7 @@ pub async fn start(
     ApiPath(target): ApiPath<i64>,
     ApiJson(req): ApiJson<svc::StartRun>,
 ) -> ApiResult<Response> {
-    let run = svc::start(
-        &s.pool,
-        &s.runner,
-        s.config.secret_key.as_ref(),
-        &who,
-        target,
-        req,
-    )
-    .await?;
+    let run = svc::start(&s.pool, &s.runner, &s.access, &who, target, req).await?;
     let location = format!("/api/v1/probe-runs/{}", run.id);
     Ok((
         StatusCode::ACCEPTED,

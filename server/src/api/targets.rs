@@ -41,7 +41,7 @@ pub async fn create(
     (Extension(s), Extension(who), Extension(meta)): Ctx,
     ApiJson(n): ApiJson<svc::NewTarget>,
 ) -> ApiResult<Response> {
-    let t = svc::create(&s.pool, &who, &meta, s.config.secret_key.as_ref(), n).await?;
+    let t = svc::create(&s.pool, &who, &meta, &s.access, n).await?;
     Ok((StatusCode::CREATED, Json(t)).into_response())
 }
 
@@ -58,7 +58,7 @@ pub async fn patch(
     ApiJson(p): ApiJson<svc::TargetPatch>,
 ) -> ApiResult<Json<Target>> {
     Ok(Json(
-        svc::update(&s.pool, &who, &meta, s.config.secret_key.as_ref(), id, p).await?,
+        svc::update(&s.pool, &who, &meta, &s.access, id, p).await?,
     ))
 }
 
@@ -76,13 +76,6 @@ pub async fn test(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ConnectionTest>> {
     Ok(Json(
-        svc::test_connection(
-            &s.pool,
-            &who,
-            s.config.secret_key.as_ref(),
-            id,
-            Duration::from_secs(10),
-        )
-        .await?,
+        svc::test_connection(&s.pool, &who, &s.access, id, Duration::from_secs(10)).await?,
     ))
 }
