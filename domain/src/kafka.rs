@@ -70,6 +70,56 @@ pub struct KafkaGroup {
     /// Dead-letter topics next to the topics the group reads.
     #[serde(default)]
     pub dlq: Vec<DlqState>,
+    /// Partitions the group reads but has never committed an offset on: their lag is
+    /// unknown and is *not* in `total_lag` (where the consumer starts decides it).
+    #[serde(default)]
+    pub lag_unknown_partitions: i32,
+    /// The messages retained on those partitions (log end − log start): what the lag would
+    /// be if the consumer started from the earliest offset.
+    #[serde(default)]
+    pub lag_unknown_messages: i64,
+    /// `total_lag` plus `lag_unknown_messages`: the most the lag can be.
+    #[serde(default)]
+    pub lag_upper_bound: i64,
+}
+
+/// The unknown part of a group's lag: the partitions without a committed offset, and the
+/// messages retained on them.
+pub fn unknown_lag(verdicts: &[PartitionState]) -> (i32, i64) {
+    verdicts
+        .iter()
+        .filter(|v| v.committed.is_none())
+        .fold((0, 0), |(n, m), v| (n + 1, m + (v.end - v.start).max(0)))
+}
+
+impl KafkaGroup {
+    /// Fills the unknown-lag fields from the verdicts.
+    pub fn with_unknown_lag(mut self) -> Self {
+        let (n, m) = unknown_lag(&self.verdicts);
+        self.lag_unknown_partitions = n;
+        self.lag_unknown_messages = m;
+        self.lag_upper_bound = self.total_lag.saturating_add(m);
+        self
+    }
+
+    /// The total lag as a sentence that does not hide what is unknown:
+    /// `0 + 2 partitions never committed (198 messages)`.
+    pub fn lag_text(&self, fmt: impl Fn(i64) -> String) -> String {
+        match self.lag_unknown_partitions {
+            0 => fmt(self.total_lag),
+            n => format!(
+                "{} + {n} partition{} never committed ({} message{})",
+                fmt(self.total_lag),
+                if n == 1 { "" } else { "s" },
+                fmt(self.lag_unknown_messages),
+                if self.lag_unknown_messages == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,4 +208,100 @@ pub struct LagAnnotation {
     pub from: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub to: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(p: i32, committed: Option<i64>, start: i64, end: i64) -> PartitionState {
+        PartitionState {
+            topic: "t".into(),
+            partition: p,
+            status: if committed.is_some() {
+                "OK"
+            } else {
+                "NO_OFFSET"
+            }
+            .into(),
+            reason: String::new(),
+            committed,
+            end,
+            start,
+            lag: committed.map(|c| end - c),
+            time_lag_s: None,
+            time_lag_kind: None,
+            committed_since_ms: None,
+            tracked: false,
+        }
+    }
+
+    #[test]
+    fn the_unknown_part_of_the_lag() {
+        let cases: &[(&[PartitionState], (i32, i64))] = &[
+            (&[], (0, 0)),
+            (&[part(0, Some(10), 0, 10)], (0, 0)),
+            (
+                &[
+                    part(0, Some(10), 0, 10),
+                    part(1, None, 0, 99),
+                    part(2, None, 1, 100),
+                ],
+                (2, 198),
+            ),
+            // Retention emptied it: nothing unread, but still unknown.
+            (&[part(0, None, 50, 50)], (1, 0)),
+            // A broken log offset never counts negative.
+            (&[part(0, None, 60, 50)], (1, 0)),
+        ];
+        for (v, want) in cases {
+            assert_eq!(unknown_lag(v), *want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn the_total_says_what_is_unknown() {
+        let g = KafkaGroup {
+            group: "g".into(),
+            at: OffsetDateTime::UNIX_EPOCH,
+            state: "Stable".into(),
+            protocol: "range".into(),
+            members: vec![],
+            member_count: 1,
+            partitions: 3,
+            total_lag: 0,
+            time_lag_s: Some(0.0),
+            time_lag_kind: None,
+            status: "WARN".into(),
+            worst: "NO_OFFSET".into(),
+            reason: String::new(),
+            catch_up: String::new(),
+            verdicts: vec![
+                part(0, Some(10), 0, 10),
+                part(1, None, 0, 99),
+                part(2, None, 1, 100),
+            ],
+            trend: vec![],
+            rebalances_last_hour: 0,
+            last_rebalance: None,
+            dlq: vec![],
+            lag_unknown_partitions: 0,
+            lag_unknown_messages: 0,
+            lag_upper_bound: 0,
+        }
+        .with_unknown_lag();
+        assert_eq!(g.lag_upper_bound, 198);
+        assert_eq!(
+            g.lag_text(|n| n.to_string()),
+            "0 + 2 partitions never committed (198 messages)"
+        );
+        let known = KafkaGroup {
+            verdicts: vec![part(0, Some(5), 0, 10)],
+            total_lag: 5,
+            ..g
+        }
+        .with_unknown_lag();
+        assert_eq!(known.lag_text(|n| n.to_string()), "5");
+        assert_eq!(known.lag_upper_bound, 5);
+    }
 }

@@ -1014,3 +1014,111 @@ async fn rebalances_and_dead_letters_between_rounds(pool: PgPool) {
         .unwrap();
     assert_eq!(errors.growth, Some(0));
 }
+
+/// A group that reads three partitions but has committed on one only: its total lag is the
+/// committed partition's, and the two others are shown as unknown — never as 0.
+#[sqlx::test(migrations = "../migrations")]
+async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let target = kafka_target(&app, &admin, "events").await;
+    let t = unique("three");
+    let g = unique("partial");
+    let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for r in admin_client
+        .create_topics(
+            &[NewTopic::new(&t, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let p = producer();
+    for part in 0..3 {
+        for i in 0..(10 + 50 * part) {
+            let v = format!("m{i}");
+            p.send(BaseRecord::<(), str>::to(&t).partition(part).payload(&v))
+                .unwrap();
+        }
+    }
+    p.flush(Duration::from_secs(10)).unwrap();
+    // A live member owns all three partitions and commits partition 0 only (at 4 of 10).
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &g)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    member.subscribe(&[&t]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.assignment().map(|a| a.count()).unwrap_or(0) < 3 {
+        let _ = member.poll(Duration::from_millis(100));
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+    commit_as(&member, &t, 4);
+    let r = svc::sample_round(
+        &pool,
+        &Access::default(),
+        target,
+        "test",
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(r.ok, "{:?}", r.error);
+    let viewer = app.create_token("v", Role::Viewer).await;
+    let (s, page) = api(
+        &app,
+        &viewer,
+        &format!("/api/v1/kafka/{target}/groups?limit=500"),
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let grp = page["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["group"] == g.as_str())
+        .unwrap_or_else(|| panic!("{g} in {page}"));
+    assert_eq!(grp["total_lag"], 6, "{grp}");
+    assert_eq!(grp["lag_unknown_partitions"], 2, "{grp}");
+    assert_eq!(grp["lag_unknown_messages"], 60 + 110, "{grp}");
+    assert_eq!(grp["lag_upper_bound"], 6 + 170, "{grp}");
+    let (_, one) = api(&app, &viewer, &format!("/api/v1/kafka/{target}/groups/{g}")).await;
+    assert_eq!(one["lag_unknown_partitions"], 2, "{one}");
+    // The pages say it in words, where the total is shown.
+    let browser = app.signed_in("reader", Role::Viewer).await;
+    let html = browser
+        .get(app.url(&format!("/kafka/{target}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("6 + 2 partitions never committed (170 messages)"),
+        "the overview says what is unknown: {}",
+        html.find(&g).map(|i| &html[i.saturating_sub(300)..(i + 700).min(html.len())]).unwrap_or("(group not on the page)")
+    );
+    let html = browser
+        .get(app.url(&format!("/kafka/{target}/groups/{g}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("6 + 2 partitions never committed (170 messages)")
+            && html.contains("at most 176 if the consumer starts from the earliest offset"),
+        "the group page says what is unknown"
+    );
+    drop(member);
+}

@@ -14,6 +14,15 @@ use domain::kafka::{KafkaGroup, LagSeries};
 use domain::targets::TargetKind;
 use leptos::prelude::*;
 use leptos_meta::Title;
+
+/// A message count in a table cell: exact below 10,000, compact above (12k, 3.4M).
+fn fmt_lag(n: i64) -> String {
+    if n < 10_000 {
+        fmt_count(n)
+    } else {
+        fmt_num(n as f64)
+    }
+}
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 fn status_class(s: &str) -> String {
@@ -165,8 +174,8 @@ pub fn KafkaTargetPage() -> impl IntoView {
                                             <tr data-group=g.group.clone()>
                                                 <td><a href=format!("/kafka/{t}/groups/{}", query_value(&g.group))>{g.group.clone()}</a></td>
                                                 <td><span class=status_class(&g.status)>{if g.status == g.worst || g.status == "OK" { g.status.clone() } else { format!("{} ({})", g.status, g.worst) }}</span></td>
-                                                <td class="num">{fmt_num(g.total_lag as f64)}</td>
-                                                <td>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}</td>
+                                                <td class="num" data-unknown=g.lag_unknown_partitions>{g.lag_text(fmt_lag)}</td>
+                                                <td>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}{(g.lag_unknown_partitions > 0).then(|| " + unknown")}</td>
                                                 <td><Sparkline values=g.trend.clone()/></td>
                                                 <td>{g.state.clone()}</td>
                                                 <td class="num">{g.members.len()}</td>
@@ -314,8 +323,9 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                 <span class=status_class(&g.status) id="group-status">{g.status.clone()}</span>
                 <span class="badge">{g.worst.clone()}</span>
                 <span>"State "<strong>{g.state.clone()}</strong></span>
-                <span>"Lag "<strong>{fmt_num(g.total_lag as f64)}</strong></span>
-                <span>"Time lag "<strong>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}</strong>
+                <span id="group-lag">"Lag "<strong>{g.lag_text(|n| fmt_count(n))}</strong>
+                    {(g.lag_unknown_partitions > 0).then(|| view! { <span class="muted">{format!(" (at most {} if the consumer starts from the earliest offset)", fmt_count(g.lag_upper_bound))}</span> })}</span>
+                <span>"Time lag "<strong>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}{(g.lag_unknown_partitions > 0).then(|| " + unknown")}</strong>
                     {(g.time_lag_kind.as_deref() != Some("exact")).then(|| view! { <span class="muted">" (estimated from the log-end history)"</span> })}</span>
                 <span id="rebalances" class=churn>
                     "Rebalances (last hour) "<strong>{g.rebalances_last_hour}</strong>
@@ -478,7 +488,7 @@ pub fn KafkaTopicPage() -> impl IntoView {
                                             <td><a href=format!("/kafka/{t}/groups/{}", query_value(&g.group))>{g.group.clone()}</a></td>
                                             <td><span class=status_class(&g.status)>{g.status.clone()}</span></td>
                                             <td class="num">{fmt_num(on_topic as f64)}</td>
-                                            <td class="num">{fmt_num(g.total_lag as f64)}</td>
+                                            <td class="num">{g.lag_text(fmt_lag)}</td>
                                             <td>{g.state.clone()}</td>
                                             <td class="reason">{g.reason.clone()}</td>
                                         </tr>

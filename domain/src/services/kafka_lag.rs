@@ -1218,7 +1218,11 @@ impl GroupRow {
             rebalances_last_hour: 0,
             last_rebalance: None,
             dlq: vec![],
-        };
+            lag_unknown_partitions: 0,
+            lag_unknown_messages: 0,
+            lag_upper_bound: 0,
+        }
+        .with_unknown_lag();
         let signs: Signs = serde_json::from_value(self.signs).unwrap_or_default();
         let at = ms(g.at);
         g.rebalances_last_hour = signs
