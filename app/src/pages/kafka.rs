@@ -175,7 +175,7 @@ pub fn KafkaTargetPage() -> impl IntoView {
                                                 <td><a href=format!("/kafka/{t}/groups/{}", query_value(&g.group))>{g.group.clone()}</a></td>
                                                 <td><span class=status_class(&g.status)>{if g.status == g.worst || g.status == "OK" { g.status.clone() } else { format!("{} ({})", g.status, g.worst) }}</span></td>
                                                 <td class="num" data-unknown=g.lag_unknown_partitions>{g.lag_text(fmt_lag)}</td>
-                                                <td>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}{(g.lag_unknown_partitions > 0).then(|| " + unknown")}</td>
+                                                <td>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}{(g.lag_unknown_partitions > 0).then_some(" + unknown")}</td>
                                                 <td><Sparkline values=g.trend.clone()/></td>
                                                 <td>{g.state.clone()}</td>
                                                 <td class="num">{g.members.len()}</td>
@@ -323,9 +323,9 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                 <span class=status_class(&g.status) id="group-status">{g.status.clone()}</span>
                 <span class="badge">{g.worst.clone()}</span>
                 <span>"State "<strong>{g.state.clone()}</strong></span>
-                <span id="group-lag">"Lag "<strong>{g.lag_text(|n| fmt_count(n))}</strong>
+                <span id="group-lag">"Lag "<strong>{g.lag_text(fmt_count)}</strong>
                     {(g.lag_unknown_partitions > 0).then(|| view! { <span class="muted">{format!(" (at most {} if the consumer starts from the earliest offset)", fmt_count(g.lag_upper_bound))}</span> })}</span>
-                <span>"Time lag "<strong>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}{(g.lag_unknown_partitions > 0).then(|| " + unknown")}</strong>
+                <span>"Time lag "<strong>{time_lag(g.time_lag_s, g.time_lag_kind.as_deref())}{(g.lag_unknown_partitions > 0).then_some(" + unknown")}</strong>
                     {(g.time_lag_kind.as_deref() != Some("exact")).then(|| view! { <span class="muted">" (estimated from the log-end history)"</span> })}</span>
                 <span id="rebalances" class=churn>
                     "Rebalances (last hour) "<strong>{g.rebalances_last_hour}</strong>
