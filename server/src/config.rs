@@ -242,6 +242,10 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_KAFKA_SAMPLE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub kafka_sample_secs: u64,
 
+    /// Kafka targets sampled at once (each round of a slow cluster waits only for itself).
+    #[arg(long, env = "LOOKOUT_KAFKA_SAMPLE_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    pub kafka_sample_concurrency: u64,
+
     /// Seconds a consumer group may stay in WARN or ERR before it opens an incident (or adds a
     /// finding to its open one); 0 turns lag alerts off. Target labels override it.
     #[arg(long, env = "LOOKOUT_KAFKA_ALERT_AFTER_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=604_800), global = true)]

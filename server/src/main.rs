@@ -196,9 +196,7 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx.clone());
-    server::workers::spawn_kafka_sampler(
-        pool.clone(),
-        config.access(),
+    let mut sampler = server::workers::SamplerSettings::new(
         Duration::from_secs(config.kafka_sample_secs),
         domain::services::kafka_lag::Retention {
             raw_hours: config.kafka_retention_hours,
@@ -208,8 +206,9 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         },
         (config.kafka_alert_after_secs > 0)
             .then(|| Duration::from_secs(config.kafka_alert_after_secs)),
-        stop_rx,
     );
+    sampler.concurrency = config.kafka_sample_concurrency as usize;
+    server::workers::spawn_kafka_sampler(pool.clone(), config.access(), sampler, stop_rx.clone());
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let router = server::router(pool, config);
     tracing::info!("Lookout is serving on http://{addr}");

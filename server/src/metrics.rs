@@ -150,6 +150,63 @@ impl Metrics {
                 );
             }
         }
+        let workers = crate::workers::stats();
+        let (hashes, refused) = domain::services::passwords::counters();
+        let _ = writeln!(
+            out,
+            "# HELP lookout_password_hashes_total Password hashes and verifications run."
+        );
+        let _ = writeln!(out, "# TYPE lookout_password_hashes_total counter");
+        let _ = writeln!(out, "lookout_password_hashes_total {hashes}");
+        let _ = writeln!(
+            out,
+            "# HELP lookout_password_hash_refused_total Callers refused for want of a hashing slot (503)."
+        );
+        let _ = writeln!(out, "# TYPE lookout_password_hash_refused_total counter");
+        let _ = writeln!(out, "lookout_password_hash_refused_total {refused}");
+        for (metric, kind, help) in [
+            (
+                "lookout_worker_runs_total",
+                "counter",
+                "Runs of each background worker.",
+            ),
+            (
+                "lookout_worker_failures_total",
+                "counter",
+                "Failed runs of each background worker.",
+            ),
+            (
+                "lookout_worker_restarts_total",
+                "counter",
+                "Times a background worker panicked and was restarted.",
+            ),
+            (
+                "lookout_worker_last_run_seconds",
+                "gauge",
+                "Duration of each worker's last run.",
+            ),
+            (
+                "lookout_worker_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of each worker's last successful run.",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {metric} {help}");
+            let _ = writeln!(out, "# TYPE {metric} {kind}");
+            for (name, w) in &workers {
+                let v = match metric {
+                    "lookout_worker_runs_total" => w.runs as f64,
+                    "lookout_worker_failures_total" => w.failures as f64,
+                    "lookout_worker_restarts_total" => w.restarts as f64,
+                    "lookout_worker_last_run_seconds" => w.last_duration_s,
+                    _ => match w.last_success {
+                        Some(t) => t,
+                        None => continue,
+                    },
+                };
+                let _ = writeln!(out, "{metric}{{worker=\"{name}\"}} {v}");
+            }
+        }
         out
     }
 }

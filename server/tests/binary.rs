@@ -120,6 +120,7 @@ fn help_lists_every_environment_variable() {
         "LOOKOUT_SECRET_KEY",
         "LOOKOUT_ALERT_SEVERITY_MAPPING",
         "LOOKOUT_TARGET_NETWORKS",
+        "LOOKOUT_KAFKA_SAMPLE_CONCURRENCY",
         "LOOKOUT_TARGET_FILES_DIR",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "--help names {var}");

@@ -1105,7 +1105,9 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
     assert!(
         html.contains("6 + 2 partitions never committed (170 messages)"),
         "the overview says what is unknown: {}",
-        html.find(&g).map(|i| &html[i.saturating_sub(300)..(i + 700).min(html.len())]).unwrap_or("(group not on the page)")
+        html.find(&g)
+            .map(|i| &html[i.saturating_sub(300)..(i + 700).min(html.len())])
+            .unwrap_or("(group not on the page)")
     );
     let html = browser
         .get(app.url(&format!("/kafka/{target}/groups/{g}")))
@@ -1121,4 +1123,92 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
         "the group page says what is unknown"
     );
     drop(member);
+}
+
+/// Two replicas share a healthy cluster and one that hangs (accepts connections, never
+/// answers). The healthy target is sampled every interval, always by the same replica: the
+/// hanging target's rounds neither delay it nor let any lease lapse, and the hanging target
+/// itself stays with one replica while its rounds run over the lease's length.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_hanging_cluster_delays_nobody_and_leases_hold(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let healthy = kafka_target(&app, &admin, "events").await;
+    // A "broker" that accepts and then says nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/targets"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "stuck", "kind": "kafka", "connection": format!("127.0.0.1:{port}"), "environment": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let stuck = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let retention = svc::Retention {
+        raw_hours: 48,
+        minute_days: 14,
+        ten_minute_days: 60,
+        hour_days: 400,
+    };
+    let mut handles = vec![];
+    for holder in ["replica-a", "replica-b"] {
+        let mut s = server::workers::SamplerSettings::new(Duration::from_secs(1), retention, None);
+        s.holder = holder.into();
+        handles.push(
+            server::workers::spawn_kafka_sampler(
+                pool.clone(),
+                Access::default(),
+                s,
+                stop_rx.clone(),
+            )
+            .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stop_tx.send(true).unwrap();
+    for h in handles {
+        let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+    }
+    let rounds = |id: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT count(*), count(*) FILTER (WHERE ok), count(DISTINCT holder) FROM kafka_rounds WHERE target_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (n, ok, holders) = rounds(healthy).await;
+    assert!(
+        ok >= 5,
+        "the healthy cluster was sampled {ok} times in 7 s ({n} rounds)"
+    );
+    assert_eq!(holders, 1, "the healthy target stayed with one replica");
+    let (n, ok, holders) = rounds(stuck).await;
+    assert_eq!(ok, 0);
+    assert!(
+        n >= 1,
+        "the hanging cluster's rounds are recorded as skipped"
+    );
+    assert_eq!(
+        holders, 1,
+        "the hanging target's lease was renewed while its rounds ran"
+    );
+    let stats = server::workers::stats();
+    assert!(stats["kafka_sampler"].runs >= 6, "{stats:?}");
+    assert!(stats["kafka_sampler"].failures >= 1, "{stats:?}");
 }

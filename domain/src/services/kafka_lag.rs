@@ -23,7 +23,7 @@ use crate::targets::TargetKind;
 use crate::types::{Principal, Role};
 use probes::kafka::lag::{GroupSnap, Snapshot};
 use probes::kafka::rules::{self, Context, Sample, TimeLag};
-use sqlx::{FromRow, PgPool};
+use sqlx::{Acquire, FromRow, PgConnection, PgPool};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -129,6 +129,7 @@ pub async fn sample_round(
         Err(e) => Err(probes::ProbeError::InvalidTarget(e.clone())),
     };
     let bootstrap = bootstrap.unwrap_or_default();
+    let mut tx = pool.begin().await?;
     let out = match snap {
         Err(e) => RoundOutcome {
             ok: false,
@@ -141,18 +142,21 @@ pub async fn sample_round(
         Ok(s) => {
             // Storing and reading the records at the committed offsets (exact time lag)
             // overlap: one waits on PostgreSQL, the other on Kafka.
+            //
+            // Everything the round writes — samples, verdicts, rollups, alert episodes and
+            // incidents, the round's own row — commits together or not at all (below).
             let (stored, exact) = tokio::join!(
-                store_samples(pool, target_id, &s),
+                store_samples(&mut tx, target_id, &s),
                 record_times(target_id, &bootstrap, step, &s)
             );
             let partitions = stored?;
-            let evaluated = evaluate_groups(pool, target_id, &s, &exact).await?;
+            let evaluated = evaluate_groups(&mut tx, target_id, &s, &exact).await?;
             let ranks: HashMap<&str, i16> = evaluated
                 .iter()
                 .map(|e| (e.name.as_str(), e.rank))
                 .collect();
-            store_rollups(pool, target_id, &s, &ranks).await?;
-            policy.step_all(pool, &evaluated, ts(s.at_ms)).await?;
+            store_rollups(&mut tx, target_id, &s, &ranks).await?;
+            policy.step_all(&mut tx, &evaluated, ts(s.at_ms)).await?;
             sampled_at = Some(ts(s.at_ms));
             RoundOutcome {
                 ok: true,
@@ -177,12 +181,13 @@ pub async fn sample_round(
     .bind(out.duration.as_millis() as i32)
     .bind(holder)
     .bind(sampled_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(out)
 }
 
-async fn store_samples(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainResult<usize> {
+async fn store_samples(db: &mut PgConnection, target_id: i64, s: &Snapshot) -> DomainResult<usize> {
     let (mut g, mut t, mut p, mut c, mut e, mut st) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for grp in &s.groups {
@@ -215,7 +220,7 @@ async fn store_samples(pool: &PgPool, target_id: i64, s: &Snapshot) -> DomainRes
     .bind(&c)
     .bind(&e)
     .bind(&st)
-    .execute(pool)
+    .execute(&mut *db)
     .await?;
     Ok(n)
 }
@@ -284,7 +289,7 @@ async fn record_times(
 /// Adds this round's group totals, each partition's lag, and each group's verdict to the
 /// 1-minute, 10-minute and 1-hour buckets.
 async fn store_rollups(
-    pool: &PgPool,
+    db: &mut PgConnection,
     target_id: i64,
     s: &Snapshot,
     ranks: &HashMap<&str, i16>,
@@ -348,7 +353,7 @@ async fn store_rollups(
     .bind(&keys)
     .bind(&lags)
     .bind(&status)
-    .execute(pool)
+    .execute(&mut *db)
     .await?;
     Ok(())
 }
@@ -492,7 +497,7 @@ type GroupTp = (String, String, i32);
 /// each committed offset has had its value), the history only for partitions that need it
 /// (an estimated time lag; states written before the carry existed), and one upsert.
 async fn evaluate_groups(
-    pool: &PgPool,
+    db: &mut PgConnection,
     target_id: i64,
     s: &Snapshot,
     exact: &HashMap<((String, i32), i64), i64>,
@@ -504,7 +509,7 @@ async fn evaluate_groups(
     )
     .bind(target_id)
     .bind(rules::WINDOW as i64 - 1)
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     times.push(ts(now));
     let oldest = times.iter().min().copied().unwrap_or(ts(now));
@@ -515,7 +520,7 @@ async fn evaluate_groups(
     .bind(target_id)
     .bind(oldest)
     .bind(&times)
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     let mut windows: HashMap<GroupTp, Vec<Sample>> = HashMap::new();
     for (g, t, p, at, committed, end) in rows {
@@ -537,7 +542,7 @@ async fn evaluate_groups(
             ),
         >("SELECT group_name, verdicts, signs FROM kafka_groups WHERE target_id = $1")
         .bind(target_id)
-        .fetch_all(pool)
+        .fetch_all(&mut *db)
         .await?
     {
         prev.insert(g.clone(), v.0);
@@ -600,7 +605,7 @@ async fn evaluate_groups(
         .bind(&lt)
         .bind(&lp)
         .bind(&lc)
-        .fetch_all(pool)
+        .fetch_all(&mut *db)
         .await?;
         for r in found {
             since.insert((r.group_name, r.topic, r.partition), r.since.map(ms));
@@ -677,7 +682,7 @@ async fn evaluate_groups(
         .bind(&ht)
         .bind(&hp)
         .bind(&hc)
-        .fetch_all(pool)
+        .fetch_all(&mut *db)
         .await?;
         for h in found {
             hist.insert((h.group_name.clone(), h.topic.clone(), h.partition), h);
@@ -818,7 +823,7 @@ async fn evaluate_groups(
             total,
         });
     }
-    rows.store(pool, target_id, ts(now)).await?;
+    rows.store(&mut *db, target_id, ts(now)).await?;
     Ok(out)
 }
 
@@ -844,7 +849,12 @@ struct GroupRows {
 }
 
 impl GroupRows {
-    async fn store(&self, pool: &PgPool, target_id: i64, at: OffsetDateTime) -> DomainResult<()> {
+    async fn store(
+        &self,
+        db: &mut PgConnection,
+        target_id: i64,
+        at: OffsetDateTime,
+    ) -> DomainResult<()> {
         if self.name.is_empty() {
             return Ok(());
         }
@@ -886,7 +896,7 @@ impl GroupRows {
         .bind(&self.rank)
         .bind(&self.member_count)
         .bind(&self.signs)
-        .execute(pool)
+        .execute(&mut *db)
         .await?;
         Ok(())
     }
@@ -940,7 +950,7 @@ impl AlertPolicy {
     /// written in one; only raising and recovering touch a group on its own.
     async fn step_all(
         &self,
-        pool: &PgPool,
+        db: &mut PgConnection,
         groups: &[Evaluated],
         now: OffsetDateTime,
     ) -> DomainResult<()> {
@@ -948,14 +958,14 @@ impl AlertPolicy {
             "SELECT group_name, bad_since, alerted_at, incident_id FROM kafka_alerts WHERE target_id = $1",
         )
         .bind(self.target_id)
-        .fetch_all(pool)
+        .fetch_all(&mut *db)
         .await?
         .into_iter()
         .map(|(g, a, b, c)| (g, (a, b, c)))
         .collect();
         let mut new_bad = vec![];
         for g in groups {
-            self.step(pool, g, now, rows.get(&g.name).copied(), &mut new_bad)
+            self.step(&mut *db, g, now, rows.get(&g.name).copied(), &mut new_bad)
                 .await?;
         }
         if !new_bad.is_empty() {
@@ -966,7 +976,7 @@ impl AlertPolicy {
             .bind(self.target_id)
             .bind(now)
             .bind(&new_bad)
-            .execute(pool)
+            .execute(&mut *db)
             .await?;
         }
         Ok(())
@@ -974,7 +984,7 @@ impl AlertPolicy {
 
     async fn step(
         &self,
-        pool: &PgPool,
+        db: &mut PgConnection,
         g: &Evaluated,
         now: OffsetDateTime,
         row: Option<AlertRow>,
@@ -997,13 +1007,13 @@ impl AlertPolicy {
                 if alerted || (now - bad_since).whole_milliseconds() < after.as_millis() as i128 {
                     return Ok(());
                 }
-                self.raise(pool, g, bad_since, now).await
+                self.raise(&mut *db, g, bad_since, now).await
             }
             "OK" => {
                 let Some((since, alerted, incident)) = row else {
                     return Ok(());
                 };
-                let mut tx = pool.begin().await?;
+                let mut tx = db.begin().await?;
                 if let (Some(_), Some(iid)) = (alerted, incident)
                     && istore::by_id(&mut *tx, iid)
                         .await?
@@ -1038,7 +1048,7 @@ impl AlertPolicy {
 
     async fn raise(
         &self,
-        pool: &PgPool,
+        db: &mut PgConnection,
         g: &Evaluated,
         bad_since: OffsetDateTime,
         now: OffsetDateTime,
@@ -1052,7 +1062,7 @@ impl AlertPolicy {
         );
         let who = system();
         let key = format!("kafka:{}:{group}", self.target_id);
-        let mut tx = pool.begin().await?;
+        let mut tx = db.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lookout.alert_group'), hashtext($1))")
             .bind(&key)
             .execute(&mut *tx)
