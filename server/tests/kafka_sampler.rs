@@ -1212,3 +1212,86 @@ async fn a_hanging_cluster_delays_nobody_and_leases_hold(pool: PgPool) {
     assert!(stats["kafka_sampler"].runs >= 6, "{stats:?}");
     assert!(stats["kafka_sampler"].failures >= 1, "{stats:?}");
 }
+
+/// A round writes in one transaction: one cancelled before it ends (here while its last
+/// insert waits on a lock) leaves no samples, verdicts or rollups behind.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_cancelled_round_writes_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let target = kafka_target(&app, &admin, "events").await;
+    let t = unique("atomic");
+    let g = unique("atomic-group");
+    topic(&t).await;
+    produce(&producer(), &t, 20);
+    commit_as(&group_client(&g), &t, 5);
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!(
+                "SELECT count(*) FROM {table} WHERE target_id = $1"
+            ))
+            .bind(target)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // Another session holds kafka_rounds: reads go on, the round's closing insert waits.
+    use sqlx::{ConnectOptions, Connection};
+    let mut blocker = pool.connect_options().connect().await.unwrap();
+    let mut tx = blocker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE kafka_rounds IN EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(8),
+        svc::sample_round(
+            &pool,
+            &Access::default(),
+            target,
+            "h",
+            Duration::from_secs(5),
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        r.is_err(),
+        "the round was still waiting when it was cancelled"
+    );
+    tx.rollback().await.unwrap();
+    for table in [
+        "kafka_samples",
+        "kafka_groups",
+        "kafka_lag_rollups",
+        "kafka_rounds",
+    ] {
+        assert_eq!(
+            count(table).await,
+            0,
+            "{table} holds rows of a cancelled round"
+        );
+    }
+    // The same round, not cancelled, writes them all.
+    let r = svc::sample_round(
+        &pool,
+        &Access::default(),
+        target,
+        "h",
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(r.ok, "{:?}", r.error);
+    for table in [
+        "kafka_samples",
+        "kafka_groups",
+        "kafka_lag_rollups",
+        "kafka_rounds",
+    ] {
+        assert!(count(table).await > 0, "{table} is empty after a round");
+    }
+}
