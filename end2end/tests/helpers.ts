@@ -4,7 +4,20 @@ export const ADMIN_PASSWORD = process.env.E2E_ADMIN_PASSWORD ?? "";
 
 /** Waits until the wasm bundle has hydrated the page (the router then handles links). */
 export async function hydrated(page: Page) {
-  await page.waitForFunction(() => (window as any).__lookoutHydrated === true, null, { timeout: 30_000 });
+  try {
+    await page.waitForFunction(() => (window as any).__lookoutHydrated === true, null, { timeout: 30_000 });
+  } catch (e) {
+    // Say why: a wasm panic (kept by the frontend), or the bundle never ran.
+    const why = await page
+      .evaluate(() => ({
+        url: location.href,
+        readyState: document.readyState,
+        panic: (window as any).__lookoutPanic ?? null,
+        scripts: Array.from(document.scripts).map((s) => s.src || `inline:${(s.textContent ?? "").slice(0, 80)}`),
+      }))
+      .catch((err) => ({ evaluateFailed: String(err) }));
+    throw new Error(`the page did not hydrate within 30 s: ${JSON.stringify(why)}\n${e}`);
+  }
 }
 
 export async function signIn(page: Page, username: string, password: string) {
