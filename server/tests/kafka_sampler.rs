@@ -35,13 +35,17 @@ fn unique(tag: &str) -> String {
 }
 
 async fn topic(name: &str) {
+    topic_with(name, 1).await
+}
+
+async fn topic_with(name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
         .unwrap();
     for r in admin
         .create_topics(
-            &[NewTopic::new(name, 1, TopicReplication::Fixed(1))],
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
         )
         .await
@@ -649,20 +653,7 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
     let target = kafka_target(&app, &admin, "peaks").await;
     let t = unique("peaks");
     let g = unique("peaks-group");
-    let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
-    for r in admin_client
-        .create_topics(
-            &[NewTopic::new(&t, 3, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    topic_with(&t, 3).await;
     let producer = producer();
     for (p, n) in [(0, 10), (1, 20), (2, 30)] {
         for i in 0..n {
@@ -1024,20 +1015,7 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
     let target = kafka_target(&app, &admin, "events").await;
     let t = unique("three");
     let g = unique("partial");
-    let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
-    for r in admin_client
-        .create_topics(
-            &[NewTopic::new(&t, 3, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    topic_with(&t, 3).await;
     let p = producer();
     for part in 0..3 {
         for i in 0..(10 + 50 * part) {

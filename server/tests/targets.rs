@@ -13,9 +13,23 @@ fn env(name: &str) -> String {
 }
 
 async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
+    send(app, token, reqwest::Method::POST, path, body).await
+}
+
+async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
+    send(app, token, reqwest::Method::PATCH, path, body).await
+}
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let res = app
         .plain()
-        .post(app.url(path))
+        .request(method, app.url(path))
         .bearer_auth(token)
         .json(&body)
         .send()
@@ -272,19 +286,6 @@ async fn test_connection_against_the_real_services(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-}
-
-async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .plain()
-        .patch(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let s = res.status().as_u16();
-    (s, res.json().await.unwrap_or(Value::Null))
 }
 
 #[sqlx::test(migrations = "../migrations")]
