@@ -195,7 +195,8 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx.clone());
+    let _housekeeping =
+        server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx.clone());
     let mut sampler = server::workers::SamplerSettings::new(
         Duration::from_secs(config.kafka_sample_secs),
         domain::services::kafka_lag::Retention {

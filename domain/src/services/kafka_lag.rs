@@ -45,19 +45,12 @@ pub async fn try_lease(
     holder: &str,
     ttl: Duration,
 ) -> DomainResult<bool> {
-    let got: Option<String> = sqlx::query_scalar(
-        "INSERT INTO kafka_sampler_leases (target_id, holder, expires_at)
-         VALUES ($1, $2, now() + make_interval(secs => $3))
-         ON CONFLICT (target_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
-           WHERE kafka_sampler_leases.expires_at < now() OR kafka_sampler_leases.holder = EXCLUDED.holder
-         RETURNING holder",
-    )
-    .bind(target_id)
-    .bind(holder)
-    .bind(ttl.as_secs_f64())
-    .fetch_optional(pool)
-    .await?;
-    Ok(got.is_some())
+    Ok(crate::storage::leases::take(pool, &lease_job(target_id), holder, ttl).await?)
+}
+
+/// The worker lease that says which replica samples a Kafka target.
+pub fn lease_job(target_id: i64) -> String {
+    format!("kafka-sampler:{target_id}")
 }
 
 /// The Kafka targets to sample.

@@ -20,16 +20,16 @@ impl PgSessionStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+}
 
-    /// Removes expired sessions; called by the housekeeping worker.
-    pub async fn delete_expired(&self) -> sqlx::Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
-    }
+/// Removes expired sessions (housekeeping, inside its transaction).
+pub async fn delete_expired(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
+            .execute(db)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Ends every session of a user (inside the caller's transaction).

@@ -5,28 +5,18 @@
 use sqlx::PgPool;
 use std::time::Duration;
 
-pub async fn housekeeping_round(
-    pool: &PgPool,
-    login_window_secs: i64,
-) -> Result<bool, sqlx::Error> {
+/// One round: expired sessions, sign-in failures older than the window, probe runs whose
+/// replica died, lapsed worker leases. (Which replica runs it is the lease's business.)
+pub async fn housekeeping_round(pool: &PgPool, login_window_secs: i64) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let got: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('lookout.housekeeping'))")
-            .fetch_one(&mut *tx)
-            .await?;
-    if !got {
-        return Ok(false);
-    }
-    let sessions = sqlx::query("DELETE FROM sessions WHERE expiry_date < now()")
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let sessions = domain::storage::sessions::delete_expired(&mut *tx).await?;
     let failures = domain::storage::login_throttle::prune(&mut *tx, login_window_secs).await?;
     let orphans = domain::storage::probe_runs::reap_orphans(
         &mut *tx,
         domain::services::probe_runs::ORPHAN_AFTER_SECS,
     )
     .await?;
+    domain::storage::leases::prune(&mut *tx).await?;
     tx.commit().await?;
     if sessions + failures > 0 {
         tracing::info!(sessions, failures, "housekeeping removed expired rows");
@@ -37,31 +27,27 @@ pub async fn housekeeping_round(
             "marked probe runs failed: the server running them stopped"
         );
     }
-    Ok(true)
+    Ok(())
 }
 
-/// Every ten minutes, under the supervisor (restarted if it panics).
-pub fn spawn(pool: PgPool, login_window_secs: i64, shutdown: tokio::sync::watch::Receiver<bool>) {
-    super::supervise("housekeeping", shutdown.clone(), move || {
-        let pool = pool.clone();
-        let mut shutdown = shutdown.clone();
-        async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        let started = std::time::Instant::now();
-                        match housekeeping_round(&pool, login_window_secs).await {
-                            Ok(_) => super::record("housekeeping", started, true),
-                            Err(e) => {
-                                super::record("housekeeping", started, false);
-                                tracing::warn!(error = %e, "housekeeping failed; will retry");
-                            }
-                        }
-                    }
-                    _ = shutdown.changed() => break,
-                }
+/// Every ten minutes, on one replica (the `housekeeping` lease).
+pub fn spawn(
+    pool: PgPool,
+    login_window_secs: i64,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let job_pool = pool.clone();
+    super::run_periodic(
+        pool,
+        super::Periodic::new("housekeeping", Duration::from_secs(600)),
+        shutdown,
+        move || {
+            let pool = job_pool.clone();
+            async move {
+                housekeeping_round(&pool, login_window_secs)
+                    .await
+                    .map_err(|e| e.to_string())
             }
-        }
-    });
+        },
+    )
 }

@@ -48,12 +48,7 @@ impl SamplerSettings {
             alert_after,
             concurrency: 4,
             round_limit: (interval * 3).max(Duration::from_secs(30)),
-            holder: format!(
-                "{}-{}-{}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "lookout".into()),
-                std::process::id(),
-                uuid::Uuid::new_v4().simple()
-            ),
+            holder: super::holder_id(),
         }
     }
 }
