@@ -195,8 +195,11 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let _housekeeping =
-        server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx.clone());
+    let mut workers = vec![server::workers::spawn(
+        pool.clone(),
+        config.login_window_secs,
+        stop_rx.clone(),
+    )];
     let mut sampler = server::workers::SamplerSettings::new(
         Duration::from_secs(config.kafka_sample_secs),
         domain::services::kafka_lag::Retention {
@@ -209,11 +212,22 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
             .then(|| Duration::from_secs(config.kafka_alert_after_secs)),
     );
     sampler.concurrency = config.kafka_sample_concurrency as usize;
-    server::workers::spawn_kafka_sampler(pool.clone(), config.access(), sampler, stop_rx.clone());
+    workers.extend(server::workers::spawn_kafka_sampler(
+        pool.clone(),
+        config.access(),
+        sampler,
+        stop_rx.clone(),
+    ));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let router = server::router(pool, config);
     tracing::info!("Lookout is serving on http://{addr}");
     server::serve(listener, router, server::shutdown_signal(), grace).await;
+    // Workers finish what they are doing (each within its own limit) and release their leases.
     let _ = stop_tx.send(true);
+    for w in workers {
+        if tokio::time::timeout(grace, w).await.is_err() {
+            tracing::warn!("a background worker did not stop in time");
+        }
+    }
     Ok(())
 }
