@@ -230,7 +230,7 @@ async fn invalid_index_from_a_failed_concurrent_build() {
     let db = Db::new("invalid").await;
     let mut c = db.conn().await;
     c.execute(
-        "CREATE TABLE users (id int, email text); INSERT INTO users VALUES (1, 'a@x'), (2, 'a@x')",
+        "CREATE TABLE users (id int, email text); INSERT INTO users VALUES (1, 'a@x'), (2, 'a@x'), (3, 'b@x'), (4, 'b@x'), (5, 'b@x'), (6, NULL), (7, NULL), (8, 'c@x')",
     )
     .await
     .unwrap();
@@ -258,6 +258,48 @@ async fn invalid_index_from_a_failed_concurrent_build() {
         "{}",
         f.remediation
     );
+    // The duplicates that broke the build are found and named: the rebuild alone would fail.
+    let dups = f
+        .tables
+        .iter()
+        .find(|t| t.title.contains("Duplicate keys"))
+        .unwrap_or_else(|| panic!("no duplicate-key table: {:?}", f.tables));
+    assert_eq!(
+        dups.rows,
+        vec![
+            vec!["b@x".to_string(), "3".to_string()],
+            vec!["a@x".to_string(), "2".to_string()]
+        ],
+        "NULLs are not duplicates of each other; c@x is unique"
+    );
+    assert!(
+        f.remediation.contains("Resolve them first"),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        f.remediation.contains("could not create unique index"),
+        "{}",
+        f.remediation
+    );
+    let first_rebuild = f.remediation.find("DROP INDEX CONCURRENTLY").unwrap();
+    let resolve = f.remediation.find("Resolve them first").unwrap();
+    assert!(
+        resolve < first_rebuild,
+        "the duplicates come before the rebuild"
+    );
+    // Following the remedy works: resolve, then the rebuild succeeds and the finding is gone.
+    c.execute("DELETE FROM users WHERE id IN (2, 4, 5)")
+        .await
+        .unwrap();
+    c.execute("DROP INDEX CONCURRENTLY users_email_key")
+        .await
+        .unwrap();
+    c.execute("CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email)")
+        .await
+        .unwrap();
+    let o = run("postgres", &db.url, &[]).await;
+    assert!(!codes(&o).contains(&"PG_INVALID_INDEX"));
     db.drop_now().await;
 }
 

@@ -183,8 +183,8 @@ const CODES: &[CodeDoc] = &[
     CodeDoc {
         code: "PG_INVALID_INDEX",
         severity: Severity::Warning,
-        meaning: "An index is marked invalid (a failed CREATE INDEX CONCURRENTLY): it costs writes and serves no reads.",
-        remediation: "`DROP INDEX CONCURRENTLY` it and create it again, or `REINDEX INDEX CONCURRENTLY`.",
+        meaning: "An index is marked invalid (a failed CREATE INDEX CONCURRENTLY): it costs writes and serves no reads. For a UNIQUE index the probe looks for the duplicate keys that broke the build and lists them.",
+        remediation: "For a UNIQUE index, resolve the duplicate keys first (the finding lists them and gives the query for all of them), or the rebuild fails again; then `DROP INDEX CONCURRENTLY` it and create it again, or `REINDEX INDEX CONCURRENTLY`.",
     },
     CodeDoc {
         code: "PG_INDEX_BUILD_IN_PROGRESS",
@@ -286,6 +286,39 @@ fn ident(schema: &str, name: &str) -> String {
         schema.replace('"', "\"\""),
         name.replace('"', "\"\"")
     )
+}
+
+/// The read-only query that lists the keys a unique index refuses: rows whose key columns
+/// (or expressions) are equal, within the index's predicate; NULL keys are distinct unless
+/// the index says NULLS NOT DISTINCT. `limit` 0: every such key.
+fn duplicate_keys_query(
+    table: &str,
+    keys: &[String],
+    predicate: Option<&str>,
+    nulls_not_distinct: bool,
+    limit: usize,
+) -> String {
+    let shown: Vec<String> = keys.iter().map(|k| format!("({k})::text")).collect();
+    let mut conds: Vec<String> = vec![];
+    if !nulls_not_distinct {
+        conds.extend(keys.iter().map(|k| format!("({k}) IS NOT NULL")));
+    }
+    if let Some(p) = predicate {
+        conds.push(format!("({p})"));
+    }
+    let grouped: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
+    let mut q = format!("SELECT ARRAY[{}], count(*) FROM {table}", shown.join(", "));
+    if !conds.is_empty() {
+        q.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+    }
+    q.push_str(&format!(
+        " GROUP BY {} HAVING count(*) > 1 ORDER BY count(*) DESC",
+        grouped.join(", ")
+    ));
+    if limit > 0 {
+        q.push_str(&format!(" LIMIT {limit}"));
+    }
+    q
 }
 
 fn secs_text(s: f64) -> String {
@@ -759,11 +792,16 @@ async fn indexes(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<()
              ORDER BY p.pid LIMIT 50"
         )
     )?;
-    let invalid: Vec<(String, String, String, i64, String, i64)> = fetch!(
+    #[allow(clippy::type_complexity)]
+    let invalid: Vec<(String, String, String, i64, String, i64, bool, String, Vec<String>, Option<String>, bool)> = fetch!(
         pg,
         tx,
         sqlx::query_as(
-            "SELECT n.nspname::text, c.relname::text, t.relname::text, pg_relation_size(c.oid), pg_get_indexdef(c.oid), c.oid::bigint
+            "SELECT n.nspname::text, c.relname::text, t.relname::text, pg_relation_size(c.oid), pg_get_indexdef(c.oid), c.oid::bigint,
+                    i.indisunique, i.indrelid::regclass::text,
+                    ARRAY(SELECT pg_get_indexdef(c.oid, k, true) FROM generate_series(1, i.indnkeyatts) AS k),
+                    pg_get_expr(i.indpred, i.indrelid),
+                    coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false)
              FROM pg_index i
              JOIN pg_class c ON c.oid = i.indexrelid
              JOIN pg_class t ON t.oid = i.indrelid
@@ -821,9 +859,48 @@ async fn indexes(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<()
         .filter(|r| !building.contains(&r.5))
         .collect();
     if !invalid.is_empty() {
+        // A unique index whose build failed on duplicate keys fails again when rebuilt:
+        // find the duplicates (read-only, bounded by the step limit) for the first few.
+        let mut dup_tables = vec![];
+        let mut first_fix = String::new();
+        for (schema, idx, _, _, _, _, unique, table, keys, pred, nulls_nd) in invalid.iter().take(5)
+        {
+            if !*unique || keys.is_empty() {
+                continue;
+            }
+            let q = duplicate_keys_query(table, keys, pred.as_deref(), *nulls_nd, 10);
+            let mut tx = begin(pg, conn).await?;
+            let rows: Result<Vec<(Vec<Option<String>>, i64)>, ProbeError> =
+                fetch!(pg, tx, sqlx::query_as(&q));
+            let _ = tx.rollback().await;
+            let name = ident(schema, idx);
+            let all = duplicate_keys_query(table, keys, pred.as_deref(), *nulls_nd, 0);
+            match rows {
+                Ok(rows) if rows.is_empty() => {}
+                Ok(rows) => {
+                    let mut t = Table::new(
+                        &format!("Duplicate keys in {table} that {name} refuses"),
+                        &[&keys.join(", "), "rows"],
+                    );
+                    for (vals, n) in &rows {
+                        let shown: Vec<String> = vals.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect();
+                        t.row(vec![shown.join(", "), n.to_string()]);
+                    }
+                    dup_tables.push(t);
+                    first_fix.push_str(&format!(
+                        "{name} is UNIQUE and {table} holds duplicate keys ({}{}): rebuilt as it is, it fails again with \"could not create unique index\". Resolve them first — keep one row per key (merge or delete the others); list them all with:\n\n```\n{all};\n```\n\n",
+                        rows.len(),
+                        if rows.len() >= 10 { " or more keys" } else { " key(s)" },
+                    ));
+                }
+                Err(_) => first_fix.push_str(&format!(
+                    "{name} is UNIQUE: Lookout could not check its table for duplicate keys within the step limit. Before rebuilding, run:\n\n```\n{all};\n```\n\nand resolve any rows it lists, or the rebuild fails again.\n\n"
+                )),
+            }
+        }
         let mut t = Table::new("Invalid indexes", &["index", "table", "size", "definition"]);
         let mut fix = String::new();
-        for (schema, idx, table, size, def, _) in &invalid {
+        for (schema, idx, table, size, def, ..) in &invalid {
             let name = ident(schema, idx);
             t.row(vec![
                 name.clone(),
@@ -839,19 +916,24 @@ async fn indexes(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<()
             };
             fix.push_str(&format!("DROP INDEX CONCURRENTLY {name};\n{create};\n"));
         }
-        ctx.finding(
-            Finding::new(
-                "PG_INVALID_INDEX",
-                Severity::Warning,
-                format!("{} invalid index(es), e.g. {} on {}: left by a failed CREATE INDEX CONCURRENTLY", invalid.len(), invalid[0].1, invalid[0].2),
-            )
-            .command("SELECT … FROM pg_index WHERE NOT indisvalid")
-            .table(t)
-            .remediation(format!(
-                "An invalid index is maintained on every write but never used for reads. Fix what made the build fail first (for a unique index: the duplicate rows), then drop it and build it again:\n\n```\n{}```",
-                fix
-            )),
-        );
+        let mut f = Finding::new(
+            "PG_INVALID_INDEX",
+            Severity::Warning,
+            format!(
+                "{} invalid index(es), e.g. {} on {}: left by a failed CREATE INDEX CONCURRENTLY",
+                invalid.len(),
+                invalid[0].1,
+                invalid[0].2
+            ),
+        )
+        .command("SELECT … FROM pg_index WHERE NOT indisvalid")
+        .table(t);
+        for d in dup_tables {
+            f = f.table(d);
+        }
+        ctx.finding(f.remediation(format!(
+            "An invalid index is maintained on every write but never used for reads. {first_fix}Fix what made the build fail first, then drop it and build it again:\n\n```\n{fix}```"
+        )));
     }
     Ok(())
 }
@@ -1346,6 +1428,43 @@ async fn replication(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_query_that_finds_the_duplicates_a_unique_index_refuses() {
+        let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(&str, Vec<String>, Option<&str>, bool, usize, &str)] = &[
+            (
+                "users",
+                k(&["email"]),
+                None,
+                false,
+                10,
+                "SELECT ARRAY[(email)::text], count(*) FROM users WHERE (email) IS NOT NULL GROUP BY (email) HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT 10",
+            ),
+            (
+                "app.\"Orders\"",
+                k(&["tenant_id", "lower(code)"]),
+                Some("deleted_at IS NULL"),
+                false,
+                0,
+                "SELECT ARRAY[(tenant_id)::text, (lower(code))::text], count(*) FROM app.\"Orders\" WHERE (tenant_id) IS NOT NULL AND (lower(code)) IS NOT NULL AND (deleted_at IS NULL) GROUP BY (tenant_id), (lower(code)) HAVING count(*) > 1 ORDER BY count(*) DESC",
+            ),
+            (
+                "t",
+                k(&["a"]),
+                None,
+                true,
+                5,
+                "SELECT ARRAY[(a)::text], count(*) FROM t GROUP BY (a) HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT 5",
+            ),
+        ];
+        for (table, keys, pred, nnd, limit, want) in cases {
+            assert_eq!(
+                duplicate_keys_query(table, keys, *pred, *nnd, *limit),
+                *want
+            );
+        }
+    }
 
     #[test]
     fn identifiers_are_quoted() {
