@@ -40,7 +40,7 @@ impl From<DomainError> for AppError {
             message: e.public_message(),
         };
         #[cfg(feature = "ssr")]
-        crate::state::set_error_status(err.status);
+        crate::response::set_error_status(err.status);
         err
     }
 }
@@ -64,7 +64,7 @@ impl FromServerFnError for AppError {
         };
         #[cfg(feature = "ssr")]
         if status >= 400 {
-            crate::state::set_error_status(status);
+            crate::response::set_error_status(status);
         }
         AppError {
             status,

@@ -4,13 +4,15 @@
 //! Server-only code sits behind `#[cfg(feature = "ssr")]` and never reaches the wasm build.
 #![recursion_limit = "256"]
 
-pub mod api;
+pub mod account_fns;
 pub mod components;
 pub mod error;
 pub mod incident_fns;
 pub mod kafka_fns;
 pub mod pages;
 pub mod probe_fns;
+#[cfg(feature = "ssr")]
+pub mod response;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod target_fns;
@@ -30,7 +32,7 @@ pub struct NoHydrate;
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    state::set_page_csp();
+    response::set_page_csp();
     view! {
         <!DOCTYPE html>
         <html lang="en">

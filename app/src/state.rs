@@ -53,60 +53,9 @@ pub fn call() -> Result<Call, AppError> {
     })
 }
 
-/// Sets the response status of the current page or server-function call. Plain HTML form
-/// posts (no wasm) are left alone: they are answered with a redirect back to the form,
-/// carrying the error in the URL, and a non-3xx status would break that redirect.
-pub fn set_error_status(status: u16) {
-    let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else {
-        return;
-    };
-    if is_plain_form_post() {
-        return;
-    }
-    if let Ok(code) = http::StatusCode::from_u16(status) {
-        opts.set_status(code);
-    }
-}
-
-fn is_plain_form_post() -> bool {
-    use_context::<http::request::Parts>().is_some_and(|p| {
-        p.method == http::Method::POST
-            && p.headers
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
-    })
-}
-
 fn session() -> Option<tower_sessions::Session> {
     use_context::<http::request::Parts>()
         .and_then(|p| p.extensions.get::<tower_sessions::Session>().cloned())
-}
-
-/// The Content-Security-Policy of a rendered page: scripts only from this origin or with this
-/// response's nonce (Leptos puts it on the hydration script and on every resource chunk it
-/// streams), wasm compilation allowed for the bundle, no plugins, no framing, forms only to
-/// this origin. Inline `style` attributes (the SVG charts) are allowed; inline script is not.
-pub fn page_csp(nonce: &str) -> String {
-    format!(
-        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; \
-         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-         frame-ancestors 'none'"
-    )
-}
-
-/// Puts [`page_csp`] with this render's nonce on the response (called from the shell).
-pub fn set_page_csp() {
-    let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else {
-        return;
-    };
-    let Some(nonce) = leptos::nonce::use_nonce() else {
-        return;
-    };
-    if let Ok(v) = http::HeaderValue::from_str(&page_csp(&nonce)) {
-        opts.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
-    }
 }
 
 /// The id of the caller's session, if the request has one.

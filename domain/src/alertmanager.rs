@@ -2,10 +2,10 @@
 //! an event to the open incident with the same `groupKey` — and resolved alerts add a
 //! "resolved" event. Severity comes from a configurable label mapping.
 
+use crate::accounts::{Principal, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::incidents::*;
 use crate::storage::incidents as store;
-use crate::types::{Principal, Role};
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! status lifecycle, who may do what, and the shapes of timeline events, findings and
 //! action items. No I/O here; `storage::incidents` and `services::incidents` use these.
 
-use crate::types::Role;
+use crate::accounts::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,14 +1,15 @@
-//! Lookout's domain. The plain data types in [`types`] are shared with the browser (wasm);
+//! Lookout's domain. The plain data types (accounts, incidents, targets, probe runs, Kafka) are shared with the browser (wasm);
 //! everything that touches PostgreSQL lives behind the `server` feature:
 //! [`storage`] holds one module of explicit SQL per aggregate, [`services`] the operations
 //! that the UI's server functions and the `/api/v1` handlers both call (written once).
 
+pub mod accounts;
 pub mod error;
 pub mod incidents;
 pub mod kafka;
 pub mod probe_runs;
+pub mod target_kind;
 pub mod targets;
-pub mod types;
 
 #[cfg(feature = "server")]
 pub mod alertmanager;
@@ -25,5 +26,5 @@ pub mod services;
 #[cfg(feature = "server")]
 pub mod storage;
 
+pub use accounts::*;
 pub use error::DomainError;
-pub use types::*;

@@ -2,7 +2,7 @@
 //! shared with the wasm build; the probes themselves live server-side in `probes`).
 
 use crate::incidents::{Finding, FindingSeverity};
-use crate::targets::TargetKind;
+use crate::target_kind::TargetKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;

@@ -4,7 +4,7 @@
 //! post is handled directly and answered with the rendered page itself, the outcome in its
 //! context, so the secret is shown once and stored nowhere.
 
-use app::api::TokenFormPost;
+use app::account_fns::TokenFormPost;
 use app::state::AppState;
 use app::{NoHydrate, shell};
 use axum::Extension;

@@ -131,7 +131,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         severity_mapping: config.alert_severity_mapping.clone(),
         pool,
         config,
-        metrics: metrics::Metrics::new(),
+        metrics: Arc::new(metrics::Metrics::new()),
     });
 
     let routes = generate_route_list(App);
@@ -146,7 +146,10 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(auth::authenticate))
         .layer(session_layer)
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.metrics.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(axum::Extension(shared))
         .layer(DefaultBodyLimit::max(max_body))

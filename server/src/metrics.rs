@@ -251,8 +251,9 @@ fn route_label(req: &Request) -> String {
     }
 }
 
+/// The request-counting layer; it needs only the registry.
 pub async fn track(
-    axum::Extension(shared): axum::Extension<std::sync::Arc<crate::state::Shared>>,
+    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<Metrics>>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -260,7 +261,7 @@ pub async fn track(
     let method = method_label(req.method());
     let route = route_label(&req);
     let res = next.run(req).await;
-    shared.metrics.observe(
+    metrics.observe(
         method,
         &route,
         res.status().as_u16(),

@@ -9,7 +9,7 @@ pub struct Shared {
     pub config: Config,
     /// The secrets' key and the reach limits, for connecting to targets.
     pub access: domain::reach::Access,
-    pub metrics: Metrics,
+    pub metrics: std::sync::Arc<Metrics>,
     pub live: crate::live::Live,
     pub runner: domain::services::probe_runs::Runner,
     pub severity_mapping: domain::alertmanager::SeverityMapping,

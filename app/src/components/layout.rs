@@ -1,6 +1,6 @@
 //! The shell every signed-in page shares: the navigation, who is signed in, sign-out.
 
-use crate::api::whoami;
+use crate::account_fns::whoami;
 use leptos::prelude::*;
 use leptos_router::components::{A, Outlet};
 

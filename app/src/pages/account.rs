@@ -1,6 +1,6 @@
 //! A signed-in user's own account: who they are, and changing their password.
 
-use crate::api::{ChangePassword, whoami};
+use crate::account_fns::{ChangePassword, whoami};
 use crate::components::common::FormError;
 use leptos::prelude::*;
 use leptos_meta::Title;

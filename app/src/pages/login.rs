@@ -62,7 +62,7 @@ pub fn LoginPage() -> impl IntoView {
     let signed_out = move || q.read().get("signed_out").is_some();
     #[cfg(feature = "ssr")]
     if q.read_untracked().get("error").is_some() {
-        crate::state::set_error_status(401);
+        crate::response::set_error_status(401);
     }
     view! {
         <Title text="Sign in"/>

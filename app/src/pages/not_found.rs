@@ -6,7 +6,7 @@ use leptos_meta::Title;
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
-    crate::state::set_error_status(404);
+    crate::response::set_error_status(404);
     view! {
         <Title text="Not found"/>
         <main class="login">

@@ -1,7 +1,7 @@
 //! Settings (admins only): users, API tokens, the audit log. Every action is a server
 //! function that checks the admin role on the server; the page only mirrors the answer.
 
-use crate::api::*;
+use crate::account_fns::*;
 use crate::components::common::{ErrorPanel, FormError, Loading, Pager, query_value};
 use crate::components::time::{LocalTime, MaybeTime};
 use domain::{AuditFilter, Role, TokenView, UserView};

@@ -3,11 +3,11 @@
 
 use super::auth::{TOKEN_PREFIX, token_hash};
 use super::passwords;
-use crate::error::{DomainError, DomainResult};
-use crate::storage::{audit, is_unique_violation, login_throttle, sessions, tokens, users};
-use crate::types::{
+use crate::accounts::{
     AuditFilter, AuditPage, NewToken, Principal, RequestMeta, Role, TokenView, UserView, rules,
 };
+use crate::error::{DomainError, DomainResult};
+use crate::storage::{audit, is_unique_violation, login_throttle, sessions, tokens, users};
 use sqlx::PgPool;
 
 fn entry<'a>(

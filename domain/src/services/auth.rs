@@ -1,9 +1,9 @@
 //! Signing in (with throttling), resolving API tokens, and creating the first admin.
 
 use super::passwords;
+use crate::accounts::{AuthMethod, Principal, RequestMeta, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::storage::{audit, login_throttle, tokens, users};
-use crate::types::{AuthMethod, Principal, RequestMeta, Role};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
@@ -246,7 +246,7 @@ pub enum Bootstrap {
 /// starting at once: a transaction-scoped advisory lock serialises the check.
 pub async fn ensure_first_admin(pool: &PgPool, given: Option<&str>) -> DomainResult<Bootstrap> {
     if let Some(pw) = given {
-        crate::types::rules::check_password(pw)
+        crate::accounts::rules::check_password(pw)
             .map_err(|m| DomainError::invalid(format!("LOOKOUT_ADMIN_PASSWORD: {m}")))?;
     }
     let mut tx = pool.begin().await?;

@@ -2,11 +2,11 @@
 //! corrections), notes, findings, action items, the postmortem, and the Alertmanager webhook.
 //! Every change writes its timeline event in the same transaction.
 
+use crate::accounts::{Principal, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::incidents::*;
 use crate::markdown;
 use crate::storage::incidents as store;
-use crate::types::{Principal, Role};
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeMap;

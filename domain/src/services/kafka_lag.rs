@@ -12,6 +12,7 @@
 //! renews each round; a replica that dies stops renewing, so another takes over within one
 //! interval.
 
+use crate::accounts::{Principal, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::incidents::{FindingSeverity, Severity, TimelineKind, incident_key};
 use crate::kafka::{
@@ -20,7 +21,6 @@ use crate::kafka::{
 };
 use crate::storage::incidents as istore;
 use crate::targets::TargetKind;
-use crate::types::{Principal, Role};
 use probes::kafka::lag::{GroupSnap, Snapshot};
 use probes::kafka::rules::{self, Context, Sample, TimeLag};
 use sqlx::{Acquire, FromRow, PgConnection, PgPool};
@@ -914,7 +914,7 @@ fn system() -> Principal {
         user_id: None,
         name: "lookout:kafka-sampler".into(),
         role: Role::Admin,
-        method: crate::types::AuthMethod::Cli,
+        method: crate::accounts::AuthMethod::Cli,
         token_id: None,
     }
 }

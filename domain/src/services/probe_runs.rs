@@ -8,6 +8,7 @@
 //! request marks the row, and the runner (on whichever replica) sees the mark on its next
 //! write, or at once when the cancel arrives at its own replica.
 
+use crate::accounts::{Principal, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::incidents::{
     EvidenceFact, EvidenceTable, FindingSeverity, MAX_EVIDENCE_ROWS, MAX_EVIDENCE_TABLES,
@@ -18,7 +19,6 @@ use crate::services::incidents::{cap_excerpt, event, find, finding_view};
 use crate::storage::incidents as istore;
 use crate::storage::probe_runs as store;
 use crate::targets::TargetKind;
-use crate::types::{Principal, Role};
 use probes::framework::{self, Params, Progress, ProgressSink};
 use serde::Deserialize;
 use sqlx::PgPool;

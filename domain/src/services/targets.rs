@@ -1,12 +1,12 @@
 //! Targets: admins create, edit and delete them; responders test connections. Secrets are
 //! sealed before storage and opened only to connect; they never appear in a result.
 
+use crate::accounts::{Principal, RequestMeta, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::reach::Access;
 use crate::secrets::SecretBox;
 use crate::storage::{audit, is_unique_violation, targets as store};
 use crate::targets::*;
-use crate::types::{Principal, RequestMeta, Role};
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::BTreeMap;

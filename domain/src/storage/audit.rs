@@ -1,6 +1,6 @@
 //! The append-only `audit_log` table (the database rejects UPDATE, DELETE and TRUNCATE).
 
-use crate::types::{AuditEntry, AuditFilter, AuditPage, RequestMeta};
+use crate::accounts::{AuditEntry, AuditFilter, AuditPage, RequestMeta};
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 

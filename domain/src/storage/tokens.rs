@@ -1,6 +1,6 @@
 //! The `api_tokens` table. Only SHA-256 hashes of tokens are stored.
 
-use crate::types::{Role, TokenView};
+use crate::accounts::{Role, TokenView};
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 

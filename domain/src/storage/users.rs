@@ -1,6 +1,6 @@
 //! The `users` table.
 
-use crate::types::{Role, UserView};
+use crate::accounts::{Role, UserView};
 use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 

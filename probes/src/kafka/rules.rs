@@ -1,4 +1,5 @@
-//! Kafka consumer-lag rules, as pure functions (shared with the browser; no I/O):
+//! Kafka consumer-lag rules, as pure functions (no I/O; used by the lag probe and, through
+//! `domain::services::kafka_lag`, by the sampler):
 //! Burrow-style partition and group verdicts over a window of samples, the catch-up
 //! estimate, and time lag interpolated from the log-end history.
 //!

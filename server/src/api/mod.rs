@@ -6,6 +6,7 @@ mod incidents;
 mod kafka;
 mod openapi;
 mod probes;
+mod streams;
 mod targets;
 
 use crate::error::json_error;
@@ -23,7 +24,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
         .merge(targets::routes())
         .merge(probes::routes())
         .merge(kafka::routes())
-        .merge(crate::live::routes())
+        .merge(streams::routes())
         .merge(route!(
             Routes::new(),
             "/api/v1/openapi.json",

@@ -1,4 +1,4 @@
-//! Server functions: thin adapters from the UI to `domain::services`. Each one resolves the
+//! The account server functions (who am I, users, tokens, audit, own password): thin adapters from the UI to `domain::services`. Each one resolves the
 //! caller from the request and lets the service enforce the role; nothing is checked only
 //! in the browser. Endpoints are fixed (`/api/fn/...`) so the auth layer and tests can name them.
 

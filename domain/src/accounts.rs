@@ -1,4 +1,4 @@
-//! Plain data types shared by the server and the browser.
+//! Accounts: users, roles, API tokens, the audit log, the caller (`Principal`) — plain data types shared by the server and the browser.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
