@@ -232,22 +232,22 @@ pub async fn change_own_password(
         .ok_or_else(|| DomainError::not_found("your account no longer exists"))?;
     // Throttled under its own key, so failures here and at sign-in do not mix.
     let key = format!("password-change:{}", user.username);
-    let policy = PASSWORD_CHANGE_POLICY;
-    let mut tx = pool.begin().await?;
-    login_throttle::lock(&mut tx, &key, &meta.client_ip).await?;
-    let c = login_throttle::counts(&mut *tx, &key, &meta.client_ip, policy.window_secs).await?;
-    if c.by_user >= policy.max_per_user {
-        let wait = (policy.window_secs - c.oldest_user_age_secs).max(1);
-        return Err(DomainError::RateLimited {
-            message: format!(
-                "Too many wrong current passwords. Try again in {} minutes.",
-                (wait + 59) / 60
-            ),
-            retry_after_secs: wait as u64,
-        });
-    }
-    let attempt = login_throttle::record(&mut *tx, &key, &meta.client_ip).await?;
-    tx.commit().await?;
+    let attempt =
+        match super::auth::reserve_attempt(pool, PASSWORD_CHANGE_POLICY, &key, &meta.client_ip)
+            .await?
+        {
+            Ok(id) => id,
+            Err(limit) => {
+                let (_, wait) = limit.describe();
+                return Err(DomainError::RateLimited {
+                    message: format!(
+                        "Too many wrong current passwords. Try again in {} minutes.",
+                        (wait + 59) / 60
+                    ),
+                    retry_after_secs: wait as u64,
+                });
+            }
+        };
     let ok = match passwords::verify(current, user.password_hash.clone()).await {
         Ok(ok) => ok,
         Err(e) => {

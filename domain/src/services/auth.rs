@@ -26,6 +26,52 @@ impl Default for ThrottlePolicy {
     }
 }
 
+/// Which limit an attempt ran into, and for how many more seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    Account(i64),
+    Address(i64),
+}
+
+impl Limit {
+    /// Who is limited (for the message) and the wait in seconds (at least 1).
+    pub(crate) fn describe(self) -> (&'static str, i64) {
+        match self {
+            Limit::Account(w) => ("this account", w.max(1)),
+            Limit::Address(w) => ("your address", w.max(1)),
+        }
+    }
+}
+
+/// Throttling for anything that checks a password: under per-key and per-address locks, the
+/// failures within the window are counted and, unless a limit is reached, this attempt is
+/// recorded as a failure *before* the password is checked — so parallel attempts cannot all
+/// pass the count. Returns the attempt's id (`login_throttle::forget` takes it back when
+/// it was never checked; a success clears the key's failures) or the limit reached.
+pub(crate) async fn reserve_attempt(
+    pool: &PgPool,
+    policy: ThrottlePolicy,
+    key: &str,
+    client_ip: &str,
+) -> DomainResult<Result<i64, Limit>> {
+    let mut tx = pool.begin().await?;
+    login_throttle::lock(&mut tx, key, client_ip).await?;
+    let c = login_throttle::counts(&mut *tx, key, client_ip, policy.window_secs).await?;
+    if c.by_user >= policy.max_per_user {
+        return Ok(Err(Limit::Account(
+            policy.window_secs - c.oldest_user_age_secs,
+        )));
+    }
+    if c.by_ip >= policy.max_per_ip {
+        return Ok(Err(Limit::Address(
+            policy.window_secs - c.oldest_ip_age_secs,
+        )));
+    }
+    let id = login_throttle::record(&mut *tx, key, client_ip).await?;
+    tx.commit().await?;
+    Ok(Ok(id))
+}
+
 /// The prefix that marks Lookout API tokens (helps secret scanners and humans).
 pub const TOKEN_PREFIX: &str = "lko_";
 
@@ -64,43 +110,31 @@ pub async fn sign_in(
         ));
     }
 
-    let mut tx = pool.begin().await?;
-    login_throttle::lock(&mut tx, &username, &meta.client_ip).await?;
-    let c =
-        login_throttle::counts(&mut *tx, &username, &meta.client_ip, policy.window_secs).await?;
-    let locked = if c.by_user >= policy.max_per_user {
-        Some(("this account", policy.window_secs - c.oldest_user_age_secs))
-    } else if c.by_ip >= policy.max_per_ip {
-        Some(("your address", policy.window_secs - c.oldest_ip_age_secs))
-    } else {
-        None
+    let attempt = match reserve_attempt(pool, policy, &username, &meta.client_ip).await? {
+        Ok(id) => id,
+        Err(limit) => {
+            let (what, wait) = limit.describe();
+            audit::append(
+                pool,
+                audit::NewEntry {
+                    actor_id: None,
+                    actor_name: &username,
+                    action: "auth.login_throttled",
+                    target: &username,
+                    details: serde_json::json!({ "retry_after_secs": wait }),
+                    meta,
+                },
+            )
+            .await?;
+            return Err(DomainError::RateLimited {
+                message: format!(
+                    "Too many failed sign-in attempts for {what}. Try again in {}.",
+                    minutes(wait)
+                ),
+                retry_after_secs: wait as u64,
+            });
+        }
     };
-    if let Some((what, wait)) = locked {
-        tx.rollback().await?;
-        let wait = wait.max(1);
-        audit::append(
-            pool,
-            audit::NewEntry {
-                actor_id: None,
-                actor_name: &username,
-                action: "auth.login_throttled",
-                target: &username,
-                details: serde_json::json!({ "retry_after_secs": wait }),
-                meta,
-            },
-        )
-        .await?;
-        return Err(DomainError::RateLimited {
-            message: format!(
-                "Too many failed sign-in attempts for {what}. Try again in {}.",
-                minutes(wait)
-            ),
-            retry_after_secs: wait as u64,
-        });
-    }
-    // Counted before the check; a correct password clears it below.
-    let attempt = login_throttle::record(&mut *tx, &username, &meta.client_ip).await?;
-    tx.commit().await?;
 
     let user = users::by_username(pool, &username).await?;
     let checked = async {
