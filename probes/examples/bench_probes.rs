@@ -25,6 +25,7 @@ async fn run(probe: &str, url: &str, raw: &[(&str, &str)]) -> (RunOutcome, Durat
         .collect();
     let prm = framework::validate_params(p.spec(), &params).expect("params");
     let conn = Connection {
+        allowed: vec![],
         url: url.into(),
         display: url.into(),
     };

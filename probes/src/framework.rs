@@ -270,6 +270,9 @@ pub struct Connection {
     pub url: String,
     /// Show this.
     pub display: String,
+    /// Where the probe may connect beyond the URL's own hosts (the brokers a Kafka cluster
+    /// advertises); empty: anywhere.
+    pub allowed: Vec<crate::net::Network>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -811,6 +814,7 @@ mod tests {
 
     fn conn() -> Connection {
         Connection {
+            allowed: vec![],
             url: "redis://x".into(),
             display: "redis://x".into(),
         }

@@ -8,6 +8,7 @@
 
 pub mod framework;
 pub mod kafka;
+pub mod net;
 pub mod postgres;
 pub mod redis;
 pub mod registry;

@@ -417,7 +417,7 @@ async fn requests_grow_with_batches_not_with_groups() {
     }
     commit(&name("batch-g"), &[(&t, 0, 1)]);
     let step = Duration::from_secs(10);
-    let before = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000, "")
+    let before = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000, "", &[])
         .await
         .unwrap();
     for i in 0..40 {
@@ -426,7 +426,7 @@ async fn requests_grow_with_batches_not_with_groups() {
             &[(&t, i % 4, 2), (&t, (i + 1) % 4, 3)],
         );
     }
-    let after = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000, "")
+    let after = probes::kafka::lag::sample_cluster(&brokers(), step, 10_000, "", &[])
         .await
         .unwrap();
     let ours = |s: &probes::kafka::lag::Snapshot| {
@@ -608,9 +608,10 @@ async fn a_group_on_the_consumer_protocol() {
     tpl.add_partition_offset(&t, 0, Offset::Offset(5)).unwrap();
     tpl.add_partition_offset(&t, 1, Offset::Offset(5)).unwrap();
     c.commit(&tpl, CommitMode::Sync).unwrap();
-    let s = probes::kafka::lag::sample_cluster(&brokers(), Duration::from_secs(10), 10_000, "")
-        .await
-        .unwrap();
+    let s =
+        probes::kafka::lag::sample_cluster(&brokers(), Duration::from_secs(10), 10_000, "", &[])
+            .await
+            .unwrap();
     let grp = s
         .groups
         .iter()

@@ -204,9 +204,10 @@ async fn main() {
     let mut obs = vec![];
     for _ in 0..10 {
         let t = Instant::now();
-        let s = probes::kafka::lag::sample_cluster(&brokers, Duration::from_secs(10), 100_000, "")
-            .await
-            .expect("observe");
+        let s =
+            probes::kafka::lag::sample_cluster(&brokers, Duration::from_secs(10), 100_000, "", &[])
+                .await
+                .expect("observe");
         obs.push(t.elapsed());
         assert!(s.groups.len() >= groups);
     }

@@ -1273,3 +1273,70 @@ async fn a_cancelled_round_writes_nothing(pool: PgPool) {
         assert!(count(table).await > 0, "{table} is empty after a round");
     }
 }
+
+/// A cluster reached at an allowed address that advertises its brokers at a disallowed one:
+/// the sampler does not follow it there. A forwarder on 127.0.0.2 stands in front of the
+/// test broker, which advertises 127.0.0.1.
+#[sqlx::test(migrations = "../migrations")]
+async fn advertised_brokers_outside_the_allowed_networks_are_not_contacted(pool: PgPool) {
+    let broker: std::net::SocketAddr = brokers().split(',').next().unwrap().parse().unwrap();
+    let front = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = front.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(broker).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/targets"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "fronted", "kind": "kafka", "connection": front_addr.to_string(), "environment": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let reach = |nets: &str| Access {
+        key: None,
+        reach: domain::reach::Reach {
+            networks: domain::reach::parse_networks(nets).unwrap(),
+            ..Default::default()
+        },
+    };
+    // Only the front door is allowed: the advertised broker is refused, by name.
+    let r = svc::sample_round(
+        &pool,
+        &reach("127.0.0.2/32"),
+        target,
+        "h",
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!r.ok);
+    let e = r.error.unwrap_or_default();
+    assert!(
+        e.contains("127.0.0.1") && e.contains("outside the networks Lookout may reach"),
+        "{e}"
+    );
+    // The same cluster with the broker's network allowed too is sampled (the forwarder works).
+    let r = svc::sample_round(
+        &pool,
+        &reach("127.0.0.2/32, 127.0.0.1/32"),
+        target,
+        "h",
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(r.ok, "{:?}", r.error);
+}

@@ -116,6 +116,7 @@ pub async fn sample_round(
                     .get("kafka-dlq-patterns")
                     .map(String::as_str)
                     .unwrap_or(""),
+                &access.reach.networks,
             )
             .await
         }
@@ -140,7 +141,7 @@ pub async fn sample_round(
             // incidents, the round's own row — commits together or not at all (below).
             let (stored, exact) = tokio::join!(
                 store_samples(&mut tx, target_id, &s),
-                record_times(target_id, &bootstrap, step, &s)
+                record_times(target_id, &bootstrap, step, &s, &access.reach.networks)
             );
             let partitions = stored?;
             let evaluated = evaluate_groups(&mut tx, target_id, &s, &exact).await?;
@@ -231,6 +232,7 @@ async fn record_times(
     bootstrap: &str,
     step: Duration,
     s: &Snapshot,
+    allowed: &[probes::net::Network],
 ) -> HashMap<((String, i32), i64), i64> {
     let cache = RECORD_TIMES.get_or_init(Default::default);
     let mut want: BTreeMap<(String, i32), i64> = BTreeMap::new();
@@ -262,8 +264,13 @@ async fn record_times(
         return out;
     }
     let offsets: HashMap<(String, i32), i64> = missing.iter().cloned().collect();
-    if let Ok(got) =
-        probes::kafka::lag::record_times(bootstrap, step.min(Duration::from_secs(3)), missing).await
+    if let Ok(got) = probes::kafka::lag::record_times(
+        bootstrap,
+        step.min(Duration::from_secs(3)),
+        missing,
+        allowed,
+    )
+    .await
     {
         let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
         if c.len() > 200_000 {

@@ -215,6 +215,7 @@ pub async fn start(
         .await
         .map_err(DomainError::Invalid)?;
     let conn = framework::Connection {
+        allowed: access.reach.networks.clone(),
         url,
         display: target.connection.clone(),
     };

@@ -64,6 +64,10 @@ pub struct KafkaConfig {
     pub username: String,
     pub password: String,
     pub ca_location: Option<String>,
+    /// Where the client may connect (empty: anywhere). Not part of the connection string:
+    /// Lookout sets it from `LOOKOUT_TARGET_NETWORKS`, and the wire client refuses a broker
+    /// the cluster advertises outside it.
+    pub allowed: Vec<crate::net::Network>,
 }
 
 impl std::fmt::Debug for KafkaConfig {
@@ -75,6 +79,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("username", &self.username)
             .field("password", &"***")
             .field("ca_location", &self.ca_location)
+            .field("allowed", &self.allowed.len())
             .finish()
     }
 }
@@ -149,6 +154,7 @@ impl KafkaConfig {
             username: String::new(),
             password: String::new(),
             ca_location: None,
+            allowed: vec![],
         };
         let mut mechanism_set = false;
         for pair in query.split('&').filter(|p| !p.is_empty()) {

@@ -315,8 +315,10 @@ pub async fn sample_cluster(
     step: Duration,
     max_groups: i64,
     dlq_patterns: &str,
+    allowed: &[crate::net::Network],
 ) -> Result<Snapshot, ProbeError> {
-    let kafka = KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
+    let mut kafka = KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
+    kafka.allowed = allowed.to_vec();
     let ctx = Ctx::new(
         &SPEC,
         step,
@@ -616,8 +618,10 @@ pub async fn record_times(
     connection: &str,
     step: Duration,
     at: Vec<(Tp, i64)>,
+    allowed: &[crate::net::Network],
 ) -> Result<HashMap<Tp, i64>, ProbeError> {
-    let kafka = KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
+    let mut kafka = KafkaConfig::parse(connection, true).map_err(ProbeError::InvalidTarget)?;
+    kafka.allowed = allowed.to_vec();
     let ctx = Ctx::new(
         &SPEC,
         step,
@@ -637,6 +641,14 @@ async fn oldest_unread(
 ) -> Result<HashMap<Tp, i64>, ProbeError> {
     if at.is_empty() {
         return Ok(HashMap::new());
+    }
+    if !kafka.allowed.is_empty() {
+        // librdkafka would connect to whatever brokers the cluster advertises, unchecked:
+        // with an allow-list the records are not read, and time lag stays estimated.
+        return Err(ProbeError::Server {
+            target: target.into(),
+            reason: "records are not read while LOOKOUT_TARGET_NETWORKS is set (librdkafka cannot be held to it); time lag is estimated".into(),
+        });
     }
     let step = ctx.step_timeout().min(Duration::from_secs(5));
     let mut cfg = base(kafka, step);
@@ -668,7 +680,8 @@ async fn oldest_unread(
 }
 
 async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeError> {
-    let kafka = KafkaConfig::parse(&conn.url, true).map_err(ProbeError::InvalidTarget)?;
+    let mut kafka = KafkaConfig::parse(&conn.url, true).map_err(ProbeError::InvalidTarget)?;
+    kafka.allowed = conn.allowed.clone();
     let bootstrap = &kafka;
     let target = conn.display.clone();
     ctx.phase("Connect");

@@ -60,6 +60,15 @@ pub enum WireError {
         mechanism: &'static str,
         reason: String,
     },
+    /// A broker the cluster advertises lies outside the networks Lookout may reach.
+    #[error(
+        "broker {broker} is advertised at {addr} ({ip}), outside the networks Lookout may reach (LOOKOUT_TARGET_NETWORKS); not connecting"
+    )]
+    NotAllowed {
+        broker: i32,
+        addr: String,
+        ip: String,
+    },
 }
 
 impl WireError {
@@ -773,10 +782,52 @@ pub fn parse_assignment(b: &[u8]) -> Vec<Tp> {
 /// Committed offsets of one group (only partitions with a commit), or its error code.
 pub type GroupOffsets = std::result::Result<Vec<(Tp, i64)>, i16>;
 
+/// Every address an advertised broker resolves to must be allowed (when a list is set).
+async fn allowed_broker(
+    allowed: &[crate::net::Network],
+    id: i32,
+    addr: &str,
+    timeout: Duration,
+) -> Result<()> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let resolved: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(timeout, tokio::net::lookup_host(addr)).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => {
+                return Err(WireError::Connect {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(WireError::Connect {
+                    addr: addr.to_string(),
+                    reason: "the name did not resolve in time".into(),
+                });
+            }
+        };
+    match resolved
+        .iter()
+        .map(|s| s.ip())
+        .find(|ip| !crate::net::allowed(allowed, *ip))
+    {
+        Some(ip) => Err(WireError::NotAllowed {
+            broker: id,
+            addr: addr.to_string(),
+            ip: crate::net::canonical(ip).to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A client for one cluster: one connection per broker, opened on first use.
 pub struct Cluster {
     timeout: Duration,
     security: Security,
+    /// Where advertised brokers may be (empty: anywhere).
+    allowed: Vec<crate::net::Network>,
     bootstrap: Conn,
     bootstrap_id: Option<i32>,
     conns: HashMap<i32, Conn>,
@@ -802,6 +853,7 @@ impl Cluster {
                     let mut c = Cluster {
                         timeout,
                         security,
+                        allowed: cfg.allowed.clone(),
                         bootstrap: conn,
                         bootstrap_id: None,
                         conns: HashMap::new(),
@@ -878,6 +930,7 @@ impl Cluster {
                     let addr = self.addrs.get(&id).cloned().ok_or_else(|| {
                         WireError::Unsupported(format!("broker {id} is not in the metadata"))
                     })?;
+                    allowed_broker(&self.allowed, id, &addr, timeout).await?;
                     let (c, n) = Conn::open(&addr, &self.security, timeout).await?;
                     self.requests += n;
                     self.conns.insert(id, c);

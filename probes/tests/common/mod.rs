@@ -101,6 +101,7 @@ pub async fn run(probe: &str, url: &str, raw: &[(&str, &str)]) -> RunOutcome {
     let p = probes::registry::find(probe).expect("registered probe");
     let prm = framework::validate_params(p.spec(), &params(raw)).expect("valid params");
     let conn = Connection {
+        allowed: vec![],
         url: url.into(),
         display: if url.contains("://") {
             probes::redact_url(url)
