@@ -144,7 +144,7 @@ pub async fn authenticate(
 ) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let meta = request_meta(&req, &shared.config.trusted());
+    let meta = request_meta(&req, &shared.trusted_proxies);
     let public = is_public(&path, &method);
 
     // 1. Bearer token.

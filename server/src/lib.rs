@@ -125,6 +125,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
             ));
     let shared = Arc::new(Shared {
         access: config.access(),
+        trusted_proxies: config.trusted(),
         stats_cache,
         live: live::Live::start(pool.clone()),
         runner: state.runner.clone(),

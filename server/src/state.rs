@@ -9,6 +9,8 @@ pub struct Shared {
     pub config: Config,
     /// The secrets' key and the reach limits, for connecting to targets.
     pub access: domain::reach::Access,
+    /// Whose `X-Forwarded-For` hops to believe (from the configuration, read once).
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     pub metrics: std::sync::Arc<Metrics>,
     pub live: crate::live::Live,
     pub runner: domain::services::probe_runs::Runner,

@@ -103,6 +103,21 @@ async fn kafka_target(app: &TestApp, admin: &str, name: &str) -> i64 {
     res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
+/// One sampling round of `target` that must work (no key, no reach limits).
+async fn ok_round(pool: &PgPool, target: i64) {
+    let r = svc::sample_round(
+        pool,
+        &Access::default(),
+        target,
+        "test",
+        Duration::from_secs(5),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(r.ok, "{:?}", r.error);
+}
+
 async fn api(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
     let r = app
         .plain()
@@ -673,22 +688,7 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
         }
         committer.commit(&tpl, CommitMode::Sync).unwrap();
     };
-    let round = || {
-        let pool = app.pool.clone();
-        async move {
-            let r = svc::sample_round(
-                &pool,
-                &Access::default(),
-                target,
-                "test",
-                Duration::from_secs(5),
-                None,
-            )
-            .await
-            .unwrap();
-            assert!(r.ok, "{:?}", r.error);
-        }
-    };
+    let round = || ok_round(&app.pool, target);
     // Two rounds in the same hour bucket: lags 10/20/30, then 0/15/0.
     loop {
         commit([0, 0, 0]);
@@ -912,22 +912,7 @@ async fn rebalances_and_dead_letters_between_rounds(pool: PgPool) {
     produce(&producer, &t, 10);
     let committer = group_client(&g);
     commit_as(&committer, &t, 10);
-    let round = || {
-        let pool = app.pool.clone();
-        async move {
-            let r = svc::sample_round(
-                &pool,
-                &Access::default(),
-                target,
-                "test",
-                Duration::from_secs(5),
-                None,
-            )
-            .await
-            .unwrap();
-            assert!(r.ok, "{:?}", r.error);
-        }
-    };
+    let round = || ok_round(&app.pool, target);
     let state = || {
         let pool = app.pool.clone();
         let g = g.clone();
