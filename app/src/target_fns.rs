@@ -1,7 +1,7 @@
 //! Server functions for the Targets page (adapters over `domain::services::targets`).
 
 use crate::error::AppError;
-use domain::targets::{ConnectionTest, Target, TargetKind};
+use domain::targets::{ConnectionTest, KindInfo, Target, TargetKind};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -13,6 +13,13 @@ use domain::services::targets as svc;
 pub async fn list_targets() -> Result<Vec<Target>, AppError> {
     let c = call()?;
     Ok(svc::list(&c.pool, &c.who).await?)
+}
+
+/// The kinds the server supports, for the form's choice.
+#[server(prefix = "/api/fn", endpoint = "targets/kinds")]
+pub async fn target_kinds() -> Result<Vec<KindInfo>, AppError> {
+    let c = call()?;
+    Ok(svc::kinds(&c.who)?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "targets/create")]

@@ -14,6 +14,8 @@ pub mod targets;
 #[cfg(feature = "server")]
 pub mod alertmanager;
 #[cfg(feature = "server")]
+pub mod kinds;
+#[cfg(feature = "server")]
 pub mod markdown;
 #[cfg(feature = "server")]
 pub mod postmortem;

@@ -44,6 +44,21 @@ impl RunStatus {
     pub fn is_done(self) -> bool {
         self != RunStatus::Running
     }
+
+    /// How a finished run is recorded (the one status type: the probe framework reports
+    /// only its result).
+    #[cfg(feature = "server")]
+    pub fn of(o: &probes::framework::RunOutcome) -> RunStatus {
+        if o.is_ok() {
+            RunStatus::Ok
+        } else if o.cancelled() {
+            RunStatus::Cancelled
+        } else if o.timed_out() {
+            RunStatus::TimedOut
+        } else {
+            RunStatus::Failed
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,8 +10,8 @@
 //!   unset, such options are refused. Checked when saving (the path as written) and when
 //!   connecting (the real path, so a symlink cannot lead out).
 
+use crate::kinds::Kind;
 use crate::secrets::SecretBox;
-use crate::targets::TargetKind;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -45,65 +45,6 @@ impl std::fmt::Debug for Access {
 /// How long resolving a target's host may take when checking the allow-list.
 const RESOLVE_LIMIT: Duration = Duration::from_secs(5);
 
-/// The connection options of `conn` that name a file on the Lookout server.
-pub fn file_options(kind: TargetKind, conn: &str) -> Vec<(String, String)> {
-    let query = match kind {
-        TargetKind::Kafka => conn.split_once('?').map(|(_, q)| q.to_string()),
-        TargetKind::Postgres => url::Url::parse(conn.trim())
-            .ok()
-            .and_then(|u| u.query().map(str::to_string)),
-        _ => None,
-    };
-    let keys: &[&str] = match kind {
-        TargetKind::Kafka => &["ssl.ca.location"],
-        TargetKind::Postgres => &["sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir"],
-        _ => &[],
-    };
-    let Some(q) = query else {
-        return vec![];
-    };
-    url::form_urlencoded::parse(q.as_bytes())
-        .filter(|(k, _)| keys.iter().any(|w| k.eq_ignore_ascii_case(w)))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// The hosts and ports `conn` connects to first (Kafka: the bootstrap servers).
-pub fn hosts(kind: TargetKind, conn: &str) -> Vec<(String, u16)> {
-    match kind {
-        TargetKind::Kafka => conn
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|hp| {
-                let hp = hp.trim();
-                let (h, p) = hp.rsplit_once(':')?;
-                Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
-            })
-            .collect(),
-        _ => match url::Url::parse(conn.trim()) {
-            Ok(u) => {
-                let default = match u.scheme() {
-                    "redis" | "rediss" => 6379,
-                    "postgres" | "postgresql" => 5432,
-                    _ => u.port_or_known_default().unwrap_or(0),
-                };
-                u.host_str()
-                    .map(|h| {
-                        (
-                            h.trim_matches(['[', ']']).to_string(),
-                            u.port().unwrap_or(default),
-                        )
-                    })
-                    .into_iter()
-                    .collect()
-            }
-            Err(_) => vec![],
-        },
-    }
-}
-
 fn lexically_inside(dir: &Path, path: &Path) -> bool {
     path.is_absolute()
         && !path
@@ -114,8 +55,8 @@ fn lexically_inside(dir: &Path, path: &Path) -> bool {
 
 impl Reach {
     /// File options as written (when saving a target): inside the configured directory.
-    pub fn check_files(&self, kind: TargetKind, conn: &str) -> Result<(), String> {
-        for (k, v) in file_options(kind, conn) {
+    pub fn check_files(&self, kind: &dyn Kind, conn: &str) -> Result<(), String> {
+        for (k, v) in kind.file_options(conn) {
             let Some(dir) = &self.files_dir else {
                 return Err(format!(
                     "`{k}` reads a file on the Lookout server: set LOOKOUT_TARGET_FILES_DIR to the directory that holds such files"
@@ -133,11 +74,11 @@ impl Reach {
 
     /// When connecting: the files' real paths stay inside the directory, and every address
     /// the hosts resolve to lies inside the allowed networks.
-    pub async fn check_connect(&self, kind: TargetKind, conn: &str) -> Result<(), String> {
+    pub async fn check_connect(&self, kind: &dyn Kind, conn: &str) -> Result<(), String> {
         self.check_files(kind, conn)?;
         if let Some(dir) = &self.files_dir {
             let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-            for (k, v) in file_options(kind, conn) {
+            for (k, v) in kind.file_options(conn) {
                 let real = std::fs::canonicalize(&v)
                     .map_err(|e| format!("`{k}`: cannot read {v:?}: {e}"))?;
                 if !real.starts_with(&real_dir) {
@@ -151,7 +92,7 @@ impl Reach {
         if self.networks.is_empty() {
             return Ok(());
         }
-        for (host, port) in hosts(kind, conn) {
+        for (host, port) in kind.hosts(conn) {
             let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
                 Ok(ip) => vec![ip],
                 Err(_) => tokio::time::timeout(
@@ -186,58 +127,58 @@ mod tests {
 
     #[test]
     fn file_options_inside_the_directory_only() {
-        use TargetKind::*;
+        use crate::kinds::{Kafka, Postgres, Redis};
         let none = Reach::default();
         let dir = Reach {
             files_dir: Some(PathBuf::from("/etc/lookout/ca")),
             ..Reach::default()
         };
-        let cases = [
-            (Kafka, "k:9093?security.protocol=SSL", true, true),
+        let cases: [(&dyn Kind, &str, bool, bool); 10] = [
+            (&Kafka, "k:9093?security.protocol=SSL", true, true),
             (
-                Kafka,
+                &Kafka,
                 "k:9093?security.protocol=SSL&ssl.ca.location=/etc/lookout/ca/k.pem",
                 false,
                 true,
             ),
             (
-                Kafka,
+                &Kafka,
                 "k:9093?security.protocol=SSL&ssl.ca.location=/etc/passwd",
                 false,
                 false,
             ),
             (
-                Kafka,
+                &Kafka,
                 "k:9093?security.protocol=SSL&ssl.ca.location=/etc/lookout/ca/../../passwd",
                 false,
                 false,
             ),
             (
-                Kafka,
+                &Kafka,
                 "k:9093?security.protocol=SSL&ssl.ca.location=ca.pem",
                 false,
                 false,
             ),
             (
-                Postgres,
+                &Postgres,
                 "postgres://a@db/x?sslmode=verify-full&sslrootcert=/etc/lookout/ca/db.pem",
                 false,
                 true,
             ),
             (
-                Postgres,
+                &Postgres,
                 "postgres://a@db/x?sslmode=verify-full&SSLROOTCERT=/root/.ssh/id_rsa",
                 false,
                 false,
             ),
             (
-                Postgres,
+                &Postgres,
                 "postgres://a@db/x?sslkey=%2Fetc%2Fshadow",
                 false,
                 false,
             ),
-            (Postgres, "postgres://a@db/x?sslmode=require", true, true),
-            (Redis, "redis://cache:6379/0", true, true),
+            (&Postgres, "postgres://a@db/x?sslmode=require", true, true),
+            (&Redis, "redis://cache:6379/0", true, true),
         ];
         for (kind, conn, ok_unset, ok_dir) in cases {
             assert_eq!(
@@ -251,17 +192,14 @@ mod tests {
 
     #[test]
     fn hosts_of_a_connection() {
-        use TargetKind::*;
+        use crate::kinds::{Kafka, Postgres, Redis};
+        assert_eq!(Redis.hosts("redis://cache/0"), vec![("cache".into(), 6379)]);
         assert_eq!(
-            hosts(Redis, "redis://cache/0"),
-            vec![("cache".into(), 6379)]
-        );
-        assert_eq!(
-            hosts(Postgres, "postgres://a@[::1]:6000/x"),
+            Postgres.hosts("postgres://a@[::1]:6000/x"),
             vec![("::1".into(), 6000)]
         );
         assert_eq!(
-            hosts(Kafka, "k1:9092,10.0.0.5:9093?security.protocol=SSL"),
+            Kafka.hosts("k1:9092,10.0.0.5:9093?security.protocol=SSL"),
             vec![("k1".into(), 9092), ("10.0.0.5".into(), 9093)]
         );
     }
@@ -274,18 +212,18 @@ mod tests {
         };
         assert!(
             reach
-                .check_connect(TargetKind::Redis, "redis://127.0.0.1:6379")
+                .check_connect(&crate::kinds::Redis, "redis://127.0.0.1:6379")
                 .await
                 .is_ok()
         );
         assert!(
             reach
-                .check_connect(TargetKind::Redis, "redis://localhost:6379")
+                .check_connect(&crate::kinds::Redis, "redis://localhost:6379")
                 .await
                 .is_ok()
         );
         let e = reach
-            .check_connect(TargetKind::Postgres, "postgres://a@10.1.2.3/x")
+            .check_connect(&crate::kinds::Postgres, "postgres://a@10.1.2.3/x")
             .await
             .unwrap_err();
         assert!(
@@ -293,14 +231,14 @@ mod tests {
             "{e}"
         );
         let e = reach
-            .check_connect(TargetKind::Kafka, "127.0.0.1:9092,192.0.2.1:9092")
+            .check_connect(&crate::kinds::Kafka, "127.0.0.1:9092,192.0.2.1:9092")
             .await
             .unwrap_err();
         assert!(e.contains("192.0.2.1"), "{e}");
         // No allow-list: anything goes.
         assert!(
             Reach::default()
-                .check_connect(TargetKind::Postgres, "postgres://a@10.1.2.3/x")
+                .check_connect(&crate::kinds::Postgres, "postgres://a@10.1.2.3/x")
                 .await
                 .is_ok()
         );

@@ -548,30 +548,11 @@ impl Ctx {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Ok,
-    Failed,
-    Cancelled,
-    TimedOut,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Ok => "ok",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::TimedOut => "timed_out",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
-    pub status: RunStatus,
-    pub error: Option<String>,
+    /// How the run ended: `Ok`, or why not (`Cancelled`, `TimedOut`, or a failure). The
+    /// run's status as stored and shown is `domain::probe_runs::RunStatus`, derived from it.
+    pub result: Result<(), ProbeError>,
     pub findings: Vec<Finding>,
     pub steps: Vec<StepRecord>,
     pub evidence: BTreeMap<String, String>,
@@ -579,10 +560,34 @@ pub struct RunOutcome {
     pub commands: u64,
 }
 
+impl RunOutcome {
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+    pub fn cancelled(&self) -> bool {
+        matches!(self.result, Err(ProbeError::Cancelled))
+    }
+    pub fn timed_out(&self) -> bool {
+        matches!(self.result, Err(ProbeError::TimedOut { .. }))
+    }
+    /// Ended by an error other than a cancel or the time limit.
+    pub fn failed(&self) -> bool {
+        self.result.is_err() && !self.cancelled() && !self.timed_out()
+    }
+    /// The error as stored with the run ("cancelled" for a cancel).
+    pub fn error_text(&self) -> Option<String> {
+        match &self.result {
+            Ok(()) => None,
+            Err(ProbeError::Cancelled) => Some("cancelled".into()),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+}
+
 /// The finding that records why a run could not finish.
 pub fn failure_finding(e: &ProbeError, target: &str) -> Option<Finding> {
     let (code, remediation) = match e {
-        ProbeError::Cancelled => return None,
+        ProbeError::Cancelled | ProbeError::Internal(_) => return None,
         ProbeError::Unreachable { .. } | ProbeError::InvalidTarget(_) => (
             "TARGET_UNREACHABLE",
             "Check that the process is running and listening on that address, and that the network path allows Lookout in (security groups, network policies, firewalls).",
@@ -631,12 +636,6 @@ pub async fn run(
         },
         _ = cancel.cancelled() => Err(ProbeError::Cancelled),
     };
-    let (status, error) = match &result {
-        Ok(()) => (RunStatus::Ok, None),
-        Err(ProbeError::Cancelled) => (RunStatus::Cancelled, Some("cancelled".to_string())),
-        Err(e @ ProbeError::TimedOut { .. }) => (RunStatus::TimedOut, Some(e.to_string())),
-        Err(e) => (RunStatus::Failed, Some(e.to_string())),
-    };
     if let Err(e) = &result
         && let Some(f) = failure_finding(e, &conn.display)
     {
@@ -661,8 +660,7 @@ pub async fn run(
         }
     }
     RunOutcome {
-        status,
-        error,
+        result,
         findings: std::mem::take(&mut st.findings),
         steps: st.steps.clone(),
         evidence: std::mem::take(&mut st.evidence),
@@ -826,7 +824,7 @@ mod tests {
         let t = Instant::now();
         let out = run(&Slow, &conn(), &p, CancellationToken::new(), Arc::new(())).await;
         assert!(t.elapsed() < Duration::from_secs(3));
-        assert_eq!(out.status, RunStatus::TimedOut);
+        assert!(out.timed_out(), "{:?}", out.result);
         let codes: Vec<_> = out.findings.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(codes, ["X_ONE", "TARGET_TIMEOUT"]);
         assert_eq!(out.steps[0].status, StepStatus::Done);
@@ -845,7 +843,7 @@ mod tests {
         let t = Instant::now();
         let out = run(&Slow, &conn(), &p, cancel, Arc::new(())).await;
         assert!(t.elapsed() < Duration::from_secs(2));
-        assert_eq!(out.status, RunStatus::Cancelled);
+        assert!(out.cancelled(), "{:?}", out.result);
         assert_eq!(out.findings.len(), 1, "no failure finding for a cancel");
     }
 

@@ -53,6 +53,9 @@ pub enum ProbeError {
     Server { target: String, reason: String },
     #[error("the run was cancelled")]
     Cancelled,
+    /// Lookout's own failure (e.g. the probe's task panicked): no finding about the target.
+    #[error("{0}")]
+    Internal(String),
 }
 
 pub(crate) fn secs(d: Duration) -> String {

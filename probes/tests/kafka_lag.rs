@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use probes::framework::{RunStatus, Severity};
+use probes::framework::Severity;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -133,7 +133,7 @@ async fn lag_per_partition_no_commits_and_an_empty_group() {
         &[("group", &g), ("sample_interval_s", "1")],
     )
     .await;
-    assert_eq!(o.status, RunStatus::Ok, "{:?}", o.error);
+    assert!(o.is_ok(), "{:?}", o.result);
     let f = finding(&o, "KAFKA_GROUP_LAG");
     // The partition without a commit has no lag to add: it is listed separately.
     assert!(f.title.contains("lag 60 on 3 partitions"), "{}", f.title);
@@ -394,7 +394,7 @@ async fn a_dead_broker_is_a_failed_run() {
     )
     .await;
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
-    assert_ne!(o.status, RunStatus::Ok);
+    assert!(!o.is_ok());
     assert!(
         codes(&o)
             .iter()
@@ -519,7 +519,7 @@ async fn sasl_and_tls_listeners() {
             &[("group", &g), ("sample_interval_s", "1")],
         )
         .await;
-        assert_eq!(o.status, RunStatus::Ok, "{conn}: {:?}", o.error);
+        assert!(o.is_ok(), "{conn}: {:?}", o.result);
         let rows = lag_rows(finding(&o, "KAFKA_GROUP_LAG"));
         assert_eq!(rows[0][2..6], ["12", "0", "30", "18"], "{conn}");
         assert_eq!(rows[1][2..6], ["10", "0", "10", "0"], "{conn}");
@@ -548,7 +548,7 @@ async fn sasl_and_tls_listeners() {
             "not-the-password",
         );
         let o = run("kafka-lag", &conn, &[("group", &g)]).await;
-        assert_eq!(o.status, RunStatus::Failed, "{mech}");
+        assert!(o.failed(), "{mech}");
         assert!(
             codes(&o).contains(&"TARGET_AUTH_FAILED"),
             "{mech}: {:?}",
@@ -634,7 +634,7 @@ async fn a_group_on_the_consumer_protocol() {
         &[("group", &g), ("sample_interval_s", "1")],
     )
     .await;
-    assert_eq!(o.status, RunStatus::Ok, "{:?}", o.error);
+    assert!(o.is_ok(), "{:?}", o.result);
     let f = finding(&o, "KAFKA_GROUP_LAG");
     assert!(f.title.contains("(Stable, 1 member)"), "{}", f.title);
     let rows = lag_rows(f);

@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use probes::framework::{RunStatus, Severity};
+use probes::framework::Severity;
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ async fn healthy_baseline_has_no_problems() {
         .await
         .unwrap();
     let o = run("postgres", &db.url, &[]).await;
-    assert_eq!(o.status, RunStatus::Ok, "{:?}", o.error);
+    assert!(o.is_ok(), "{:?}", o.result);
     assert!(
         problems(&o).is_empty(),
         "baseline reported {:?}: {:#?}",
@@ -634,7 +634,7 @@ async fn a_phase_the_role_may_not_read_is_a_finding_and_the_run_goes_on() {
     let mut u = url::Url::parse(&db.url).unwrap();
     u.set_username("lookout_limited").unwrap();
     let o = run("postgres", u.as_str(), &[]).await;
-    assert_eq!(o.status, RunStatus::Ok);
+    assert!(o.is_ok());
     let f = finding(&o, "TARGET_ERROR");
     assert!(f.title.starts_with("Migrations:"), "{}", f.title);
     assert!(f.title.contains("permission denied"), "{}", f.title);
@@ -665,7 +665,7 @@ async fn unreachable_and_wrong_password() {
     )
     .await;
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert_eq!(o.status, RunStatus::Failed);
+    assert!(o.failed());
     finding(&o, "TARGET_UNREACHABLE");
 
     // The test cluster asks `lookout_pw` for a password (see scripts/lib/services.sh).
@@ -680,7 +680,7 @@ async fn unreachable_and_wrong_password() {
     u.set_username("lookout_pw").unwrap();
     u.set_password(Some("wrong-one")).unwrap();
     let o = run("postgres", u.as_str(), &[]).await;
-    assert_eq!(o.status, RunStatus::Failed);
+    assert!(o.failed());
     let f = finding(&o, "TARGET_AUTH_FAILED");
     assert!(
         f.title.contains("password authentication failed"),
@@ -690,7 +690,7 @@ async fn unreachable_and_wrong_password() {
     assert!(!format!("{:?}", o.findings).contains("wrong-one"));
     u.set_password(Some("right-one")).unwrap();
     let o = run("postgres", u.as_str(), &[]).await;
-    assert_eq!(o.status, RunStatus::Ok, "{:?}", o.error);
+    assert!(o.is_ok(), "{:?}", o.result);
     let _ = admin.execute("DROP ROLE IF EXISTS lookout_pw").await;
 }
 
@@ -735,7 +735,7 @@ async fn the_server_stopping_mid_run_fails_the_run() {
         .await
         .unwrap();
     let o = job.await.unwrap();
-    assert_eq!(o.status, RunStatus::Failed, "{:?}", o.error);
+    assert!(o.failed(), "{:?}", o.result);
     assert!(
         codes(&o).iter().any(|c| c.starts_with("TARGET_")),
         "{:?}",
@@ -840,7 +840,7 @@ async fn standby_replaying_late() {
         .status();
     let _ = std::fs::remove_dir_all(&dir);
     let _ = primary.execute("DROP TABLE IF EXISTS standby_probe").await;
-    assert_eq!(o.status, RunStatus::Ok, "{:?}", o.error);
+    assert!(o.is_ok(), "{:?}", o.result);
     assert_eq!(fact(finding(&o, "PG_SUMMARY"), "role"), "standby");
     let f = finding(&o, "PG_STANDBY_REPLAY_LAG");
     assert!(f.title.contains("behind its primary"), "{}", f.title);
@@ -854,7 +854,7 @@ async fn tls_required_by_the_target_url_but_not_offered_fails_clearly() {
     let t = Instant::now();
     let o = run("postgres", u.as_str(), &[]).await;
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert_eq!(o.status, RunStatus::Failed);
+    assert!(o.failed());
     let f = finding(&o, "TARGET_UNREACHABLE");
     assert!(f.title.to_ascii_lowercase().contains("tls"), "{}", f.title);
 }

@@ -410,6 +410,8 @@ fn listed_cases() -> Vec<Case> {
         get_json("/api/v1/incidents/stats", Any),
         get_json("/api/v1/targets", Any),
         server_fn("/api/fn/targets/list", Any, &[], 200),
+        get_json("/api/v1/target-kinds", Any),
+        server_fn("/api/fn/targets/kinds", Any, &[], 200),
         server_fn(
             "/api/fn/targets/delete",
             Role(domain::Role::Admin),

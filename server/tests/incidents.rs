@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, json_req};
 use domain::Role;
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -57,23 +57,6 @@ impl<'a> Api<'a> {
 /// A signed-in user's browser client with JSON helpers (their own Origin).
 async fn user(app: &TestApp, name: &str, role: Role) -> Client {
     app.signed_in(name, role).await
-}
-
-async fn json_req(
-    c: &Client,
-    app: &TestApp,
-    m: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = c.request(m, app.url(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let res = r.send().await.unwrap();
-    let s = res.status().as_u16();
-    let t = res.text().await.unwrap();
-    (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
 }
 
 fn new_incident(title: &str, sev: &str) -> Value {

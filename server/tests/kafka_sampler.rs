@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, env};
 use domain::Role;
 use domain::reach::Access;
 use domain::services::kafka_lag as svc;
@@ -116,18 +116,6 @@ async fn ok_round(pool: &PgPool, target: i64) {
     .await
     .unwrap();
     assert!(r.ok, "{:?}", r.error);
-}
-
-async fn api(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
-    let r = app
-        .plain()
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -298,7 +286,9 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
         1,
         "once per episode, no storm"
     );
-    let (code, inc) = api(&app, &admin, &format!("/api/v1/incidents/INC-{number}")).await;
+    let (code, inc) = app
+        .get(&admin, &format!("/api/v1/incidents/INC-{number}"))
+        .await;
     assert_eq!(code, 200);
     assert!(
         inc["title"]
@@ -320,7 +310,9 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     assert_eq!(s.total_lag, 0);
     assert_eq!(s.catch_up, "caught up");
     // Recovery is on the incident's timeline.
-    let (_, inc) = api(&app, &admin, &format!("/api/v1/incidents/INC-{number}")).await;
+    let (_, inc) = app
+        .get(&admin, &format!("/api/v1/incidents/INC-{number}"))
+        .await;
     assert!(
         inc["timeline"]
             .as_array()
@@ -342,12 +334,9 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     assert_eq!(s.status, "ERR");
 
     // The API serves the same state, the list, and the series behind the graph.
-    let (code, list) = api(
-        &app,
-        &viewer,
-        &format!("/api/v1/kafka/{target}/groups?sort=lag"),
-    )
-    .await;
+    let (code, list) = app
+        .get(&viewer, &format!("/api/v1/kafka/{target}/groups?sort=lag"))
+        .await;
     assert_eq!(code, 200, "{list}");
     assert!(
         list["groups"]
@@ -357,16 +346,15 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
             .any(|x| x["group"] == g.as_str())
     );
     assert_eq!(list["last_round"]["ok"], true);
-    let (code, one) = api(&app, &viewer, &format!("/api/v1/kafka/{target}/groups/{g}")).await;
+    let (code, one) = app
+        .get(&viewer, &format!("/api/v1/kafka/{target}/groups/{g}"))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(one["worst"], "REWIND");
     assert_eq!(one["verdicts"][0]["status"], "REWIND");
-    let (code, series) = api(
-        &app,
-        &viewer,
-        &format!("/api/v1/kafka/{target}/groups/{g}/lag"),
-    )
-    .await;
+    let (code, series) = app
+        .get(&viewer, &format!("/api/v1/kafka/{target}/groups/{g}/lag"))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(series["rollup"], "raw");
     let points = series["points"].as_array().unwrap();
@@ -410,12 +398,12 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     let from = (time::OffsetDateTime::now_utc() - time::Duration::hours(6))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let (code, long) = api(
-        &app,
-        &viewer,
-        &format!("/api/v1/kafka/{target}/groups/{g}/lag?from={from}"),
-    )
-    .await;
+    let (code, long) = app
+        .get(
+            &viewer,
+            &format!("/api/v1/kafka/{target}/groups/{g}/lag?from={from}"),
+        )
+        .await;
     assert_eq!(code, 200, "{long}");
     assert_eq!(long["rollup"], "1m");
     let max = long["points"]
@@ -435,19 +423,19 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
         .max()
         .unwrap();
     assert_eq!(part_max, max, "one partition: its peak is the group's peak");
-    let (code, _) = api(
-        &app,
-        &viewer,
-        &format!("/api/v1/kafka/{target}/groups?sort=bogus"),
-    )
-    .await;
+    let (code, _) = app
+        .get(
+            &viewer,
+            &format!("/api/v1/kafka/{target}/groups?sort=bogus"),
+        )
+        .await;
     assert_eq!(code, 422);
-    let (code, _) = api(
-        &app,
-        &viewer,
-        &format!("/api/v1/kafka/{target}/groups/{g}/lag?from=yesterday"),
-    )
-    .await;
+    let (code, _) = app
+        .get(
+            &viewer,
+            &format!("/api/v1/kafka/{target}/groups/{g}/lag?from=yesterday"),
+        )
+        .await;
     assert_eq!(code, 400);
 }
 
@@ -477,7 +465,9 @@ async fn a_dead_broker_round_is_recorded_and_skipped(pool: PgPool) {
     .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(8));
     assert!(!r.ok);
-    let (code, page) = api(&app, &admin, &format!("/api/v1/kafka/{target}/groups")).await;
+    let (code, page) = app
+        .get(&admin, &format!("/api/v1/kafka/{target}/groups"))
+        .await;
     assert_eq!(code, 200);
     assert_eq!(page["last_round"]["ok"], false);
     assert!(
@@ -603,7 +593,7 @@ async fn the_overview_sorts_by_every_column_and_pages_by_keyset(pool: PgPool) {
                 if let Some(c) = &cursor {
                     url.push_str(&format!("&cursor={}", probes::kafka::config::encode(c)));
                 }
-                let (code, page) = api(app, &admin, &url).await;
+                let (code, page) = app.get(&admin, &url).await;
                 assert_eq!(code, 200, "{page}");
                 names.extend(
                     page["groups"]
@@ -715,12 +705,12 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
     let from = (time::OffsetDateTime::now_utc() - time::Duration::days(10))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let (code, s) = api(
-        &app,
-        &admin,
-        &format!("/api/v1/kafka/{target}/groups/{g}/lag?from={from}"),
-    )
-    .await;
+    let (code, s) = app
+        .get(
+            &admin,
+            &format!("/api/v1/kafka/{target}/groups/{g}/lag?from={from}"),
+        )
+        .await;
     assert_eq!(code, 200, "{s}");
     assert_eq!(s["rollup"], "1h");
     let last: Vec<i64> = s["partitions"]
@@ -747,10 +737,6 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
         60,
         "the group's peak total"
     );
-}
-
-fn env(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} (the TEST command's Kafka sets it)"))
 }
 
 /// A Kafka target behind SASL_SSL with SCRAM-SHA-512: stored with its password sealed,
@@ -1036,12 +1022,9 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
     .unwrap();
     assert!(r.ok, "{:?}", r.error);
     let viewer = app.create_token("v", Role::Viewer).await;
-    let (s, page) = api(
-        &app,
-        &viewer,
-        &format!("/api/v1/kafka/{target}/groups?limit=500"),
-    )
-    .await;
+    let (s, page) = app
+        .get(&viewer, &format!("/api/v1/kafka/{target}/groups?limit=500"))
+        .await;
     assert_eq!(s, 200, "{page}");
     let grp = page["groups"]
         .as_array()
@@ -1053,7 +1036,9 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
     assert_eq!(grp["lag_unknown_partitions"], 2, "{grp}");
     assert_eq!(grp["lag_unknown_messages"], 60 + 110, "{grp}");
     assert_eq!(grp["lag_upper_bound"], 6 + 170, "{grp}");
-    let (_, one) = api(&app, &viewer, &format!("/api/v1/kafka/{target}/groups/{g}")).await;
+    let (_, one) = app
+        .get(&viewer, &format!("/api/v1/kafka/{target}/groups/{g}"))
+        .await;
     assert_eq!(one["lag_unknown_partitions"], 2, "{one}");
     // The pages say it in words, where the total is shown.
     let browser = app.signed_in("reader", Role::Viewer).await;

@@ -5,37 +5,11 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, env};
 use domain::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by scripts/test"))
-}
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let c = app.plain();
-    let req = match method {
-        "GET" => c.get(app.url(path)),
-        "PATCH" => c.patch(app.url(path)),
-        _ => c.post(app.url(path)),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let res = req.bearer_auth(token).send().await.unwrap();
-    let s = res.status().as_u16();
-    (s, res.json().await.unwrap_or(Value::Null))
-}
 
 async fn target(
     app: &TestApp,
@@ -50,7 +24,9 @@ async fn target(
     if let Some(s) = secret {
         body["secret"] = json!(s);
     }
-    let (s, t) = call(app, admin, "POST", "/api/v1/targets", Some(body)).await;
+    let (s, t) = app
+        .api(admin, reqwest::Method::POST, "/api/v1/targets", Some(body))
+        .await;
     assert_eq!(s, 201, "{t}");
     t["id"].as_i64().unwrap()
 }
@@ -59,7 +35,14 @@ async fn target(
 async fn wait(app: &TestApp, token: &str, id: i64, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
-        let (s, d) = call(app, token, "GET", &format!("/api/v1/probe-runs/{id}"), None).await;
+        let (s, d) = app
+            .api(
+                token,
+                reqwest::Method::GET,
+                &format!("/api/v1/probe-runs/{id}"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{d}");
         if d["run"]["status"] != "running" {
             return d;
@@ -82,7 +65,9 @@ fn codes(d: &Value) -> Vec<String> {
 async fn the_catalogue_lists_probes_params_and_codes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let viewer = app.create_token("v", Role::Viewer).await;
-    let (s, c) = call(&app, &viewer, "GET", "/api/v1/probes", None).await;
+    let (s, c) = app
+        .api(&viewer, reqwest::Method::GET, "/api/v1/probes", None)
+        .await;
     assert_eq!(s, 200);
     let redis = c
         .as_array()
@@ -135,7 +120,7 @@ async fn a_run_from_an_incident_lands_on_its_timeline(pool: PgPool) {
     let admin = app.create_token("a", Role::Admin).await;
     let responder = app.create_token("r", Role::Responder).await;
     let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
-    let (s, inc) = call(&app, &responder, "POST", "/api/v1/incidents",
+    let (s, inc) = app.api(&responder, reqwest::Method::POST, "/api/v1/incidents",
         Some(json!({"title": "cache slow", "severity": "SEV2", "services": ["api"], "environment": "test"}))).await;
     assert_eq!(s, 201, "{inc}");
     let key = inc["key"].as_str().unwrap().to_string();
@@ -196,14 +181,14 @@ async fn a_run_from_an_incident_lands_on_its_timeline(pool: PgPool) {
     );
 
     // The incident shows the run's start and end and the findings.
-    let (_, detail) = call(
-        &app,
-        &responder,
-        "GET",
-        &format!("/api/v1/incidents/{key}"),
-        None,
-    )
-    .await;
+    let (_, detail) = app
+        .api(
+            &responder,
+            reqwest::Method::GET,
+            &format!("/api/v1/incidents/{key}"),
+            None,
+        )
+        .await;
     let kinds: Vec<&str> = detail["timeline"]
         .as_array()
         .unwrap()
@@ -234,26 +219,28 @@ async fn a_run_from_an_incident_lands_on_its_timeline(pool: PgPool) {
             .iter()
             .any(|f| f["code"] == "REDIS_SUMMARY")
     );
-    let (_, runs) = call(
-        &app,
-        &responder,
-        "GET",
-        &format!("/api/v1/incidents/{key}/probe-runs"),
-        None,
-    )
-    .await;
+    let (_, runs) = app
+        .api(
+            &responder,
+            reqwest::Method::GET,
+            &format!("/api/v1/incidents/{key}/probe-runs"),
+            None,
+        )
+        .await;
     assert_eq!(runs[0]["id"], id);
-    let (_, hist) = call(
-        &app,
-        &responder,
-        "GET",
-        &format!("/api/v1/targets/{t}/probe-runs"),
-        None,
-    )
-    .await;
+    let (_, hist) = app
+        .api(
+            &responder,
+            reqwest::Method::GET,
+            &format!("/api/v1/targets/{t}/probe-runs"),
+            None,
+        )
+        .await;
     assert_eq!(hist[0]["id"], id);
     // The targets list shows the last run.
-    let (_, list) = call(&app, &responder, "GET", "/api/v1/targets", None).await;
+    let (_, list) = app
+        .api(&responder, reqwest::Method::GET, "/api/v1/targets", None)
+        .await;
     assert_eq!(list[0]["last_run"]["id"], id, "{list}");
 }
 
@@ -263,46 +250,43 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
     let admin = app.create_token("a", Role::Admin).await;
     let responder = app.create_token("r", Role::Responder).await;
     let t = target(&app, &admin, "db", "postgres", &env("DATABASE_URL"), None).await;
-    let (s, run) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/targets/{t}/probe-runs"),
-        Some(json!({"probe": "postgres"})),
-    )
-    .await;
+    let (s, run) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{t}/probe-runs"),
+            Some(json!({"probe": "postgres"})),
+        )
+        .await;
     assert_eq!(s, 202, "{run}");
     let id = run["id"].as_i64().unwrap();
     let d = wait(&app, &responder, id, Duration::from_secs(30)).await;
     assert_eq!(d["run"]["status"], "ok", "{d}");
     assert!(d["findings"][0]["incident_key"].is_null());
-    let (_, inc) = call(
-        &app,
-        &responder,
-        "POST",
+    let (_, inc) = app.api(&responder, reqwest::Method::POST,
         "/api/v1/incidents",
         Some(json!({"title": "db", "severity": "SEV3", "services": ["db"], "environment": "test"})),
     )
     .await;
     let key = inc["key"].as_str().unwrap();
-    let (s, r) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/probe-runs/{id}/attach"),
-        Some(json!({"incident_key": key})),
-    )
-    .await;
+    let (s, r) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/probe-runs/{id}/attach"),
+            Some(json!({"incident_key": key})),
+        )
+        .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["incident_key"], key);
-    let (_, detail) = call(
-        &app,
-        &responder,
-        "GET",
-        &format!("/api/v1/incidents/{key}"),
-        None,
-    )
-    .await;
+    let (_, detail) = app
+        .api(
+            &responder,
+            reqwest::Method::GET,
+            &format!("/api/v1/incidents/{key}"),
+            None,
+        )
+        .await;
     assert!(
         detail["findings"]
             .as_array()
@@ -316,35 +300,32 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
             .unwrap()
             .starts_with(&format!("attached postgres probe run {id}"))
     }));
-    let (s, _) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/probe-runs/{id}/attach"),
-        Some(json!({"incident_key": key})),
-    )
-    .await;
+    let (s, _) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/probe-runs/{id}/attach"),
+            Some(json!({"incident_key": key})),
+        )
+        .await;
     assert_eq!(s, 409, "attached once");
 
     // Three attaches of one run to three incidents at the same moment: one wins, and only
     // its incident gets the timeline event.
-    let (s, run) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/targets/{t}/probe-runs"),
-        Some(json!({"probe": "postgres"})),
-    )
-    .await;
+    let (s, run) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{t}/probe-runs"),
+            Some(json!({"probe": "postgres"})),
+        )
+        .await;
     assert_eq!(s, 202, "{run}");
     let id = run["id"].as_i64().unwrap();
     wait(&app, &responder, id, Duration::from_secs(30)).await;
     let mut keys = vec![];
     for i in 0..3 {
-        let (_, inc) = call(
-            &app,
-            &responder,
-            "POST",
+        let (_, inc) = app.api(&responder, reqwest::Method::POST,
             "/api/v1/incidents",
             Some(json!({"title": format!("race {i}"), "severity": "SEV4", "services": ["db"], "environment": "test"})),
         )
@@ -412,11 +393,17 @@ async fn cancel_and_the_per_target_limit(pool: PgPool) {
     let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
     let slow = json!({"probe": "redis", "params": {"rate_interval_s": 30, "sample_keys": 0}});
     let path = format!("/api/v1/targets/{t}/probe-runs");
-    let (s1, a) = call(&app, &responder, "POST", &path, Some(slow.clone())).await;
-    let (s2, b) = call(&app, &responder, "POST", &path, Some(slow.clone())).await;
+    let (s1, a) = app
+        .api(&responder, reqwest::Method::POST, &path, Some(slow.clone()))
+        .await;
+    let (s2, b) = app
+        .api(&responder, reqwest::Method::POST, &path, Some(slow.clone()))
+        .await;
     assert_eq!((s1, s2), (202, 202));
     let before = app.count("probe_runs").await;
-    let (s3, e) = call(&app, &responder, "POST", &path, Some(slow.clone())).await;
+    let (s3, e) = app
+        .api(&responder, reqwest::Method::POST, &path, Some(slow.clone()))
+        .await;
     assert_eq!(s3, 429, "{e}");
     assert!(
         e["error"]["message"]
@@ -429,49 +416,50 @@ async fn cancel_and_the_per_target_limit(pool: PgPool) {
 
     let viewer = app.create_token("v", Role::Viewer).await;
     let ida = a["id"].as_i64().unwrap();
-    let (s, _) = call(
-        &app,
-        &viewer,
-        "POST",
-        &format!("/api/v1/probe-runs/{ida}/cancel"),
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .api(
+            &viewer,
+            reqwest::Method::POST,
+            &format!("/api/v1/probe-runs/{ida}/cancel"),
+            None,
+        )
+        .await;
     assert_eq!(s, 403);
     // Let the run reach its wait between the two samples, then cancel it.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let t0 = Instant::now();
-    let (s, c) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/probe-runs/{ida}/cancel"),
-        None,
-    )
-    .await;
+    let (s, c) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/probe-runs/{ida}/cancel"),
+            None,
+        )
+        .await;
     assert_eq!(s, 202, "{c}");
     assert_eq!(c["cancel_requested"], true);
     let d = wait(&app, &responder, ida, Duration::from_secs(5)).await;
     assert!(t0.elapsed() < Duration::from_secs(3));
     assert_eq!(d["run"]["status"], "cancelled");
     assert!(!codes(&d).contains(&"TARGET_TIMEOUT".to_string()));
-    let (s, _) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/probe-runs/{ida}/cancel"),
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/probe-runs/{ida}/cancel"),
+            None,
+        )
+        .await;
     assert_eq!(s, 409, "already ended");
     // A slot is free again.
-    let (s, c2) = call(&app, &responder, "POST", &path, Some(slow)).await;
+    let (s, c2) = app
+        .api(&responder, reqwest::Method::POST, &path, Some(slow))
+        .await;
     assert_eq!(s, 202, "{c2}");
     for id in [b["id"].as_i64().unwrap(), c2["id"].as_i64().unwrap()] {
-        call(
-            &app,
+        app.api(
             &responder,
-            "POST",
+            reqwest::Method::POST,
             &format!("/api/v1/probe-runs/{id}/cancel"),
             None,
         )
@@ -487,14 +475,16 @@ async fn bad_requests_write_nothing(pool: PgPool) {
     let responder = app.create_token("r", Role::Responder).await;
     let viewer = app.create_token("v", Role::Viewer).await;
     let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
-    let (_, inc) = call(
-        &app,
-        &responder,
-        "POST",
-        "/api/v1/incidents",
-        Some(json!({"title": "x", "severity": "SEV3", "services": ["x"], "environment": "test"})),
-    )
-    .await;
+    let (_, inc) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            "/api/v1/incidents",
+            Some(
+                json!({"title": "x", "severity": "SEV3", "services": ["x"], "environment": "test"}),
+            ),
+        )
+        .await;
     let key = inc["key"].as_str().unwrap().to_string();
     let path = format!("/api/v1/targets/{t}/probe-runs");
     let cases: Vec<(&str, Value, u16, &str)> = vec![
@@ -550,50 +540,58 @@ async fn bad_requests_write_nothing(pool: PgPool) {
         ),
     ];
     for (tok, body, want, needle) in cases {
-        let (s, e) = call(&app, tok, "POST", &path, Some(body.clone())).await;
+        let (s, e) = app
+            .api(tok, reqwest::Method::POST, &path, Some(body.clone()))
+            .await;
         assert_eq!(s, want, "{body} → {e}");
         assert!(e.to_string().contains(needle), "{body} → {e}");
     }
-    let (s, _) = call(
-        &app,
-        &responder,
-        "POST",
-        "/api/v1/targets/999999/probe-runs",
-        Some(json!({"probe": "redis"})),
-    )
-    .await;
+    let (s, _) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            "/api/v1/targets/999999/probe-runs",
+            Some(json!({"probe": "redis"})),
+        )
+        .await;
     assert_eq!(s, 404);
-    let (s, _) = call(
-        &app,
-        &responder,
-        "POST",
-        "/api/v1/targets/abc/probe-runs",
-        Some(json!({"probe": "redis"})),
-    )
-    .await;
+    let (s, _) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            "/api/v1/targets/abc/probe-runs",
+            Some(json!({"probe": "redis"})),
+        )
+        .await;
     assert_eq!(s, 400);
     // A closed incident takes no runs.
     for status in ["mitigated", "resolved", "closed"] {
-        call(
-            &app,
+        app.api(
             &responder,
-            "PATCH",
+            reqwest::Method::PATCH,
             &format!("/api/v1/incidents/{key}"),
             Some(json!({"status": status})),
         )
         .await;
     }
-    let (s, e) = call(
-        &app,
-        &responder,
-        "POST",
-        &path,
-        Some(json!({"probe": "redis", "incident_key": key})),
-    )
-    .await;
+    let (s, e) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"probe": "redis", "incident_key": key})),
+        )
+        .await;
     assert_eq!(s, 409, "{e}");
     assert_eq!(app.count("probe_runs").await, 0, "nothing written");
-    let (s, _) = call(&app, &responder, "GET", "/api/v1/probe-runs/999999", None).await;
+    let (s, _) = app
+        .api(
+            &responder,
+            reqwest::Method::GET,
+            "/api/v1/probe-runs/999999",
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -616,14 +614,14 @@ async fn a_dead_target_is_a_failed_run_with_a_finding(pool: PgPool) {
         None,
     )
     .await;
-    let (s, run) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/targets/{t}/probe-runs"),
-        Some(json!({"probe": "redis"})),
-    )
-    .await;
+    let (s, run) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{t}/probe-runs"),
+            Some(json!({"probe": "redis"})),
+        )
+        .await;
     assert_eq!(s, 202);
     let d = wait(
         &app,
@@ -669,14 +667,14 @@ async fn the_password_is_used_but_never_shown_or_stored_in_clear(pool: PgPool) {
         Some(password),
     )
     .await;
-    let (_, run) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/targets/{t}/probe-runs"),
-        Some(json!({"probe": "postgres"})),
-    )
-    .await;
+    let (_, run) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{t}/probe-runs"),
+            Some(json!({"probe": "postgres"})),
+        )
+        .await;
     let id = run["id"].as_i64().unwrap();
     let d = wait(&app, &responder, id, Duration::from_secs(30)).await;
     assert_eq!(d["run"]["status"], "ok", "the stored password works: {d}");
@@ -709,23 +707,23 @@ async fn the_password_is_used_but_never_shown_or_stored_in_clear(pool: PgPool) {
         assert!(!body.contains(password), "{path} shows the password");
     }
     // A wrong stored password: a clear finding, and still never echoed.
-    let (s, _) = call(
-        &app,
-        &admin,
-        "PATCH",
-        &format!("/api/v1/targets/{t}"),
-        Some(json!({"secret": "wrong-pw-Q1"})),
-    )
-    .await;
+    let (s, _) = app
+        .api(
+            &admin,
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{t}"),
+            Some(json!({"secret": "wrong-pw-Q1"})),
+        )
+        .await;
     assert_eq!(s, 200);
-    let (_, run) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/targets/{t}/probe-runs"),
-        Some(json!({"probe": "postgres"})),
-    )
-    .await;
+    let (_, run) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{t}/probe-runs"),
+            Some(json!({"probe": "postgres"})),
+        )
+        .await;
     let d = wait(
         &app,
         &responder,
@@ -770,14 +768,14 @@ async fn the_kafka_lag_probe_runs_through_the_same_api(pool: PgPool) {
     let admin = app.create_token("a", Role::Admin).await;
     let responder = app.create_token("r", Role::Responder).await;
     let t = target(&app, &admin, "events", "kafka", &env("KAFKA_BROKERS"), None).await;
-    let (s, run) = call(
-        &app,
-        &responder,
-        "POST",
-        &format!("/api/v1/targets/{t}/probe-runs"),
-        Some(json!({"probe": "kafka-lag", "params": {"sample_interval_s": 1}})),
-    )
-    .await;
+    let (s, run) = app
+        .api(
+            &responder,
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{t}/probe-runs"),
+            Some(json!({"probe": "kafka-lag", "params": {"sample_interval_s": 1}})),
+        )
+        .await;
     assert_eq!(s, 202, "{run}");
     let d = wait(
         &app,
@@ -791,10 +789,7 @@ async fn the_kafka_lag_probe_runs_through_the_same_api(pool: PgPool) {
     // Credentials on a Kafka target without a SASL protocol cannot be used: the target
     // itself is refused, nothing written.
     let before = app.count("targets").await;
-    let (s, e) = call(
-        &app,
-        &admin,
-        "POST",
+    let (s, e) = app.api(&admin, reqwest::Method::POST,
         "/api/v1/targets",
         Some(
             json!({"name": "secured-events", "kind": "kafka", "connection": env("KAFKA_BROKERS"),

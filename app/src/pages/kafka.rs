@@ -76,7 +76,7 @@ pub fn KafkaIndex() -> impl IntoView {
                 match targets.await {
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                     Ok(list) => {
-                        let kafka: Vec<_> = list.into_iter().filter(|t| t.kind == TargetKind::Kafka).collect();
+                        let kafka: Vec<_> = list.into_iter().filter(|t| t.kind == TargetKind::KAFKA).collect();
                         if kafka.is_empty() {
                             view! {
                                 <EmptyState title="No Kafka targets yet"

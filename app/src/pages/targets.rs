@@ -6,7 +6,7 @@ use crate::components::time::LocalTime;
 use crate::pages::probe_runs::{RunPanel, RunProbeForm, RunTable, run_status_class};
 use crate::probe_fns::{StartProbeRun, probe_catalogue, target_probe_runs};
 use crate::target_fns::*;
-use domain::targets::{ConnectionTest, Target, TargetKind};
+use domain::targets::{ConnectionTest, Target};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -16,6 +16,7 @@ pub fn TargetsPage() -> impl IntoView {
     let create = ServerAction::<CreateTarget>::new();
     let delete = ServerAction::<DeleteTarget>::new();
     let test = ServerAction::<TestTarget>::new();
+    let kinds = Resource::new(|| (), |_| target_kinds());
     let targets = Resource::new(
         move || (create.version().get(), delete.version().get()),
         |_| list_targets(),
@@ -46,7 +47,7 @@ pub fn TargetsPage() -> impl IntoView {
                                 view! {
                                     <tr data-target=t.name.clone()>
                                         <td><a href=format!("/targets/{}", t.id)><strong>{t.name.clone()}</strong></a></td>
-                                        <td>{t.kind.as_str()}</td>
+                                        <td>{t.kind.to_string()}</td>
                                         <td><code>{t.connection.clone()}</code></td>
                                         <td>{t.environment.clone()}</td>
                                         <td>{match (t.username.is_empty(), t.secret_set) {
@@ -86,9 +87,15 @@ pub fn TargetsPage() -> impl IntoView {
             <h2>"Add a target (admins)"</h2>
             <ActionForm action=create attr:class="grid-form" attr:id="create-target-form">
                 <label>"Name" <input type="text" name="name" required pattern="[a-z0-9][a-z0-9._\\-]{0,62}" placeholder="orders-cache"/></label>
-                <label>"Kind" <select name="kind">
-                    {TargetKind::ALL.iter().map(|k| view! { <option value=k.as_str() title=k.connection_help()>{k.as_str()}</option> }).collect_view()}
-                </select></label>
+                <Suspense fallback=|| view! { <label>"Kind" <input type="text" name="kind" required/></label> }>
+                    {move || Suspend::new(async move {
+                        // The kinds the server supports, from its registry.
+                        let list = kinds.await.unwrap_or_default();
+                        view! { <label>"Kind" <select name="kind">
+                            {list.into_iter().map(|k| view! { <option value=k.kind.to_string() title=k.connection_help>{k.kind.to_string()}</option> }).collect_view()}
+                        </select></label> }
+                    })}
+                </Suspense>
                 <label>"Connection (URL without password, or Kafka bootstrap servers)" <input type="text" name="connection" required placeholder="redis://orders-cache:6379/0"/></label>
                 <label>"Username" <input type="text" name="username" autocomplete="off"/></label>
                 <label>"Password or token (stored encrypted, never shown)" <input type="password" name="secret" autocomplete="new-password"/></label>

@@ -7,6 +7,7 @@ pub mod incidents;
 pub mod kafka_lag;
 pub mod passwords;
 pub mod probe_runs;
+pub(crate) mod resolve;
 pub mod targets;
 
 use crate::error::{DomainError, DomainResult};

@@ -23,7 +23,6 @@ use probes::framework::{self, Params, Progress, ProgressSink};
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -97,13 +96,13 @@ fn severity(s: framework::Severity) -> FindingSeverity {
 
 /// The catalogue: every registered probe with its parameters, steps and finding codes.
 pub fn catalogue() -> Vec<ProbeInfo> {
-    probes::registry::all()
+    crate::kinds::probes()
         .into_iter()
         .map(|p| {
             let s = p.spec();
             ProbeInfo {
                 name: s.name.into(),
-                kind: TargetKind::from_str(s.kind).unwrap_or(TargetKind::Redis),
+                kind: TargetKind::from_static(s.kind),
                 title: s.title.into(),
                 description: s.description.into(),
                 params: s
@@ -185,8 +184,8 @@ pub async fn start(
     req: StartRun,
 ) -> DomainResult<ProbeRun> {
     who.require(Role::Responder)?;
-    let probe = probes::registry::find(req.probe.trim()).ok_or_else(|| {
-        let names: Vec<&str> = probes::registry::all()
+    let probe = crate::kinds::find_probe(req.probe.trim()).ok_or_else(|| {
+        let names: Vec<&str> = crate::kinds::probes()
             .iter()
             .map(|p| p.spec().name)
             .collect();
@@ -203,15 +202,15 @@ pub async fn start(
         .map(|(k, v)| (k.clone(), v.text()))
         .collect();
     let params = framework::validate_params(spec, &raw).map_err(DomainError::Invalid)?;
-    let target = crate::services::targets::row(pool, target_id).await?;
+    let target = super::resolve::row(pool, target_id).await?;
     if target.kind.as_str() != spec.kind {
         return Err(DomainError::invalid(format!(
             "the {} probe runs against {} targets; {} is a {} target",
             spec.name, spec.kind, target.name, target.kind
         )));
     }
-    let secret = crate::services::targets::open_secret(access.key.as_ref(), &target)?;
-    let url = crate::services::targets::connect_address(access, &target, secret.as_deref())
+    let secret = super::resolve::open_secret(access.key.as_ref(), &target)?;
+    let url = super::resolve::connect_address(access, &target, secret.as_deref())
         .await
         .map_err(DomainError::Invalid)?;
     let conn = framework::Connection {
@@ -264,7 +263,7 @@ pub async fn start(
         store::NewRun {
             target_id,
             target_name: &target.name,
-            target_kind: target.kind,
+            target_kind: target.kind.clone(),
             probe: spec.name,
             params: serde_json::to_value(&params.0).map_err(DomainError::internal)?,
             incident_id,
@@ -341,8 +340,9 @@ impl Background {
             Err(e) => {
                 tracing::error!(run = self.id, error = %e, "probe task failed");
                 framework::RunOutcome {
-                    status: framework::RunStatus::Failed,
-                    error: Some("the probe stopped unexpectedly (see the server log)".into()),
+                    result: Err(probes::ProbeError::Internal(
+                        "the probe stopped unexpectedly (see the server log)".into(),
+                    )),
                     findings: vec![],
                     steps: vec![],
                     evidence: BTreeMap::new(),
@@ -368,12 +368,8 @@ impl Background {
         display: &str,
         o: framework::RunOutcome,
     ) -> DomainResult<()> {
-        let status = match o.status {
-            framework::RunStatus::Ok => RunStatus::Ok,
-            framework::RunStatus::Failed => RunStatus::Failed,
-            framework::RunStatus::Cancelled => RunStatus::Cancelled,
-            framework::RunStatus::TimedOut => RunStatus::TimedOut,
-        };
+        let status = RunStatus::of(&o);
+        let error = o.error_text();
         let mut tx = self.pool.begin().await?;
         let row = store::by_id(&mut *tx, self.id)
             .await?
@@ -435,7 +431,7 @@ impl Background {
             self.id,
             store::Finish {
                 status,
-                error: o.error.as_deref(),
+                error: error.as_deref(),
                 steps: serde_json::to_value(&o.steps).map_err(DomainError::internal)?,
                 commands: o.commands as i64,
                 finding_count: o.findings.len() as i32,
@@ -461,7 +457,7 @@ impl Background {
                         format!("{:.1} s", o.duration.as_secs_f64())
                     },
                     if summary.is_empty() { "no findings".to_string() } else { summary.join(", ") },
-                    o.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
                 ),
                 serde_json::json!({ "run_id": self.id, "status": status, "findings": o.findings.len(), "target": display }),
             )

@@ -1,8 +1,10 @@
 //! Targets: admins create, edit and delete them; responders test connections. Secrets are
 //! sealed before storage and opened only to connect; they never appear in a result.
 
+use super::resolve::{connect_address, no_key, open_secret, row, scrub};
 use crate::accounts::{Principal, RequestMeta, Role};
 use crate::error::{DomainError, DomainResult};
+use crate::kinds::{self, Kind};
 use crate::reach::Access;
 use crate::secrets::SecretBox;
 use crate::storage::{audit, is_unique_violation, targets as store};
@@ -14,12 +16,6 @@ use std::time::Duration;
 
 fn invalid(m: impl Into<String>) -> DomainError {
     DomainError::Invalid(m.into())
-}
-
-fn no_key() -> DomainError {
-    DomainError::conflict(
-        "LOOKOUT_SECRET_KEY is not set on the server, so secrets cannot be stored or used",
-    )
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,10 +71,22 @@ pub async fn list(pool: &PgPool, who: &Principal) -> DomainResult<Vec<Target>> {
         .collect())
 }
 
-pub(crate) async fn row(pool: &PgPool, id: i64) -> DomainResult<store::TargetRow> {
-    store::by_id(pool, id)
-        .await?
-        .ok_or_else(|| DomainError::not_found(format!("no target {id}")))
+/// The username and secret fit the connection (by its kind).
+fn check_credentials(kind: &dyn Kind, r: &store::TargetRow) -> DomainResult<()> {
+    kind.check_credentials(&r.connection, &r.username, r.secret_ciphertext.is_some())
+        .map_err(invalid)
+}
+
+/// The kinds this server supports: name and what the connection field holds.
+pub fn kinds(who: &Principal) -> DomainResult<Vec<KindInfo>> {
+    who.require(Role::Viewer)?;
+    Ok(kinds::all()
+        .into_iter()
+        .map(|k| KindInfo {
+            kind: TargetKind::from_static(k.name()),
+            connection_help: k.connection_help().to_string(),
+        })
+        .collect())
 }
 
 pub async fn get(pool: &PgPool, who: &Principal, id: i64) -> DomainResult<Target> {
@@ -97,10 +105,11 @@ pub async fn create(
     let key = access.key.as_ref();
     let name = n.name.trim().to_string();
     check_target_name(&name).map_err(invalid)?;
-    check_connection(n.kind, &n.connection).map_err(invalid)?;
+    let kind = kinds::get(&n.kind)?;
+    kinds::check_connection(kind, &n.connection).map_err(invalid)?;
     access
         .reach
-        .check_files(n.kind, &n.connection)
+        .check_files(kind, &n.connection)
         .map_err(invalid)?;
     crate::incidents::check_name("environment", n.environment.trim()).map_err(invalid)?;
     if n.username.chars().count() > 200 {
@@ -113,7 +122,7 @@ pub async fn create(
     let r = store::TargetRow {
         id: 0,
         name: name.clone(),
-        kind: n.kind,
+        kind: n.kind.clone(),
         connection: n.connection.trim().to_string(),
         username: n.username.trim().to_string(),
         secret_ciphertext: secret,
@@ -123,9 +132,7 @@ pub async fn create(
         created_at: time::OffsetDateTime::now_utc(),
         updated_at: time::OffsetDateTime::now_utc(),
     };
-    if r.kind == TargetKind::Kafka {
-        kafka_credentials(&r).map_err(invalid)?;
-    }
+    check_credentials(kind, &r)?;
     let mut tx = pool.begin().await?;
     let id = match store::insert(&mut *tx, &r).await {
         Ok(id) => id,
@@ -167,10 +174,11 @@ pub async fn update(
         check_target_name(name.trim()).map_err(invalid)?;
         r.name = name.trim().to_string();
     }
-    let before = destination(r.kind, &r.connection);
+    let kind = kinds::get(&r.kind)?;
+    let before = kind.destination(&r.connection);
     if let Some(c) = &p.connection {
-        check_connection(r.kind, c).map_err(invalid)?;
-        access.reach.check_files(r.kind, c).map_err(invalid)?;
+        kinds::check_connection(kind, c).map_err(invalid)?;
+        access.reach.check_files(kind, c).map_err(invalid)?;
         r.connection = c.trim().to_string();
     }
     if let Some(u) = &p.username {
@@ -194,7 +202,7 @@ pub async fn update(
     if r.secret_ciphertext.is_some()
         && !p.clear_secret
         && !new_secret
-        && destination(r.kind, &r.connection) != before
+        && kind.destination(&r.connection) != before
     {
         return Err(invalid(
             "the connection now leads to another host or port: enter the secret again (or clear it) to save",
@@ -207,9 +215,7 @@ pub async fn update(
         r.secret_ciphertext = Some(seal(key, s)?);
         secret_change = "replaced";
     }
-    if r.kind == TargetKind::Kafka {
-        kafka_credentials(&r).map_err(invalid)?;
-    }
+    check_credentials(kind, &r)?;
     let mut tx = pool.begin().await?;
     if let Err(e) = store::save(&mut *tx, &r).await {
         return Err(if is_unique_violation(&e) {
@@ -260,89 +266,6 @@ pub async fn delete(
     Ok(())
 }
 
-/// The target's secret in clear (for connecting only).
-pub(crate) fn open_secret(
-    key: Option<&SecretBox>,
-    r: &store::TargetRow,
-) -> DomainResult<Option<String>> {
-    match &r.secret_ciphertext {
-        Some(c) => Ok(Some(
-            key.ok_or_else(no_key)?
-                .open(c)
-                .map_err(DomainError::Conflict)?,
-        )),
-        None => Ok(None),
-    }
-}
-
-/// Where to connect to a target: its URL with the credentials put in (Redis, PostgreSQL) or
-/// its bootstrap servers (Kafka), once the reach limits allow it (files inside the
-/// configured directory, hosts inside the allowed networks). Used by "test connection",
-/// probe runs and the Kafka sampler alike.
-pub(crate) async fn connect_address(
-    access: &Access,
-    r: &store::TargetRow,
-    secret: Option<&str>,
-) -> Result<String, String> {
-    access.reach.check_connect(r.kind, &r.connection).await?;
-    match r.kind {
-        TargetKind::Redis | TargetKind::Postgres => {
-            with_credentials(&r.connection, &r.username, secret)
-        }
-        TargetKind::Kafka => {
-            kafka_credentials(r)?;
-            match secret {
-                Some(pw) => Ok(probes::kafka::config::KafkaConfig::with_credentials(
-                    &r.connection,
-                    &r.username,
-                    pw,
-                )),
-                None => Ok(r.connection.clone()),
-            }
-        }
-        TargetKind::Kubernetes | TargetKind::Prometheus => Err(format!(
-            "no connection check for {} targets yet: it arrives with their probes",
-            r.kind
-        )),
-    }
-}
-
-/// A Kafka target's credentials match its security protocol: SASL needs a username and a
-/// secret (the password); without SASL there is nothing to send them with.
-fn kafka_credentials(r: &store::TargetRow) -> Result<(), String> {
-    let cfg = probes::kafka::config::KafkaConfig::parse(&r.connection, false)?;
-    let has = (!r.username.is_empty(), r.secret_ciphertext.is_some());
-    match (cfg.protocol.sasl(), has) {
-        (true, (true, true)) | (false, (false, false)) => Ok(()),
-        (true, _) => Err(format!(
-            "security.protocol={} needs the SASL username and its password in the secret",
-            cfg.protocol.as_str()
-        )),
-        (false, _) => Err(
-            "a username or secret on a Kafka target needs security.protocol=SASL_PLAINTEXT or SASL_SSL in the connection (e.g. host:9093?security.protocol=SASL_SSL&sasl.mechanism=SCRAM-SHA-512)"
-                .into(),
-        ),
-    }
-}
-
-/// Puts credentials into a URL for connecting (never stored or shown).
-pub(crate) fn with_credentials(
-    url: &str,
-    username: &str,
-    secret: Option<&str>,
-) -> Result<String, String> {
-    let mut u = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
-    if !username.is_empty() {
-        u.set_username(username)
-            .map_err(|_| "this URL cannot carry a username".to_string())?;
-    }
-    if let Some(s) = secret {
-        u.set_password(Some(s))
-            .map_err(|_| "this URL cannot carry a password".to_string())?;
-    }
-    Ok(u.to_string())
-}
-
 /// "Test connection": connects with the stored credentials within `limit` and reports the
 /// server's answer or the exact failure. Read-only on the target.
 pub async fn test_connection(
@@ -365,10 +288,10 @@ pub async fn test_connection(
         Ok(a) => a,
         Err(e) => return Ok(failed(e)),
     };
-    let result = match r.kind {
-        TargetKind::Redis => probes::redis::check(&address, limit).await,
-        TargetKind::Postgres => probes::postgres::check(&address, limit).await,
-        _ => probes::kafka::check(&address, limit).await,
+    // `connect_address` succeeded, so the kind is supported.
+    let result = match kinds::get(&r.kind) {
+        Ok(kind) => kind.check(&address, limit).await,
+        Err(e) => return Ok(failed(e.to_string())),
     };
     Ok(match result {
         Ok(rep) => ConnectionTest {
@@ -382,35 +305,6 @@ pub async fn test_connection(
         },
         Err(e) => failed(scrub(&e.to_string(), secret.as_deref())),
     })
-}
-
-/// A driver's message with the secret taken out in every form a driver might echo it: as is,
-/// percent-encoded (as it sits in a connection URL) and form-encoded.
-pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
-    let Some(s) = secret.filter(|s| !s.is_empty()) else {
-        return text.to_string();
-    };
-    let pct: String = url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20");
-    let form: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-    let mut url_userinfo = url::Url::parse("x://h").ok();
-    let userinfo = url_userinfo
-        .as_mut()
-        .and_then(|u| {
-            u.set_password(Some(s))
-                .ok()
-                .map(|_| u.password().unwrap_or("").to_string())
-        })
-        .unwrap_or_default();
-    let mut out = text.to_string();
-    // Longest first, so a form that contains another is replaced whole.
-    let mut forms = [s.to_string(), pct, form, userinfo];
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    for f in forms.iter().filter(|f| !f.is_empty()) {
-        out = out.replace(f.as_str(), "***");
-    }
-    out
 }
 
 /// Refuses to run without a key once any target holds a secret.
@@ -428,45 +322,4 @@ pub async fn check_key_present(pool: &PgPool, key: Option<&SecretBox>) -> Result
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{scrub, with_credentials};
-
-    #[test]
-    fn the_secret_is_scrubbed_in_every_encoding() {
-        let secret = "p@ss w/rd:%&é";
-        let in_url = with_credentials("postgres://db:5432/app", "app", Some(secret)).unwrap();
-        let cases = [
-            format!("auth failed for {secret}"),
-            format!("cannot connect to {in_url}"),
-            format!(
-                "bad query password={}",
-                url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
-            ),
-        ];
-        for text in cases {
-            let out = scrub(&text, Some(secret));
-            assert!(out.contains("***"), "{out}");
-            assert!(
-                !out.contains("p@ss") && !out.contains("p%40ss") && !out.contains("w%2Frd"),
-                "{text} -> {out}"
-            );
-        }
-        assert_eq!(scrub("nothing here", Some("")), "nothing here");
-        assert_eq!(scrub("nothing here", None), "nothing here");
-    }
-
-    #[test]
-    fn credentials_go_into_the_url_for_connecting_only() {
-        assert_eq!(
-            with_credentials("redis://cache:6379/0", "", Some("p@ss")).unwrap(),
-            "redis://:p%40ss@cache:6379/0"
-        );
-        assert_eq!(
-            with_credentials("postgres://db:5432/app", "app", Some("pw")).unwrap(),
-            "postgres://app:pw@db:5432/app"
-        );
-    }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod incidents;
+pub mod kafka_lag;
 pub mod leases;
 pub mod login_throttle;
 pub mod probe_runs;

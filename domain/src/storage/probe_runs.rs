@@ -35,7 +35,7 @@ impl RunRow {
             id: self.id,
             target_id: self.target_id,
             target_name: self.target_name.clone(),
-            target_kind: self.target_kind,
+            target_kind: self.target_kind.clone(),
             probe: self.probe.clone(),
             params: super::labels_from_json(&self.params),
             incident_key: self.incident_number.map(incident_key),

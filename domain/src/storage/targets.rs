@@ -24,7 +24,7 @@ impl TargetRow {
         Target {
             id: self.id,
             name: self.name.clone(),
-            kind: self.kind,
+            kind: self.kind.clone(),
             connection: self.connection.clone(),
             username: self.username.clone(),
             secret_set: self.secret_ciphertext.is_some(),
@@ -60,7 +60,7 @@ pub async fn insert(db: impl PgExecutor<'_>, t: &TargetRow) -> sqlx::Result<i64>
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(&t.name)
-    .bind(t.kind)
+    .bind(&t.kind)
     .bind(&t.connection)
     .bind(&t.username)
     .bind(&t.secret_ciphertext)

@@ -5,6 +5,8 @@ use axum::Json;
 
 pub fn spec() -> serde_json::Value {
     let err = serde_json::json!({ "$ref": "#/components/responses/Error" });
+    // The kinds this server supports, from their registry.
+    let kinds: Vec<&str> = domain::kinds::all().iter().map(|k| k.name()).collect();
     serde_json::json!({
       "openapi": "3.1.0",
       "info": {
@@ -139,6 +141,9 @@ pub fn spec() -> serde_json::Value {
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewTarget" } } } },
             "responses": { "201": { "description": "The target" }, "400": err, "401": err, "403": err, "409": err, "422": err } }
         },
+        "/api/v1/target-kinds": {
+          "get": { "summary": "The target kinds this server supports (viewer), each with what its connection field holds: [{kind, connection_help}]", "responses": { "200": { "description": "Kinds" }, "401": err } }
+        },
         "/api/v1/targets/{id}": {
           "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
           "get": { "summary": "One target (viewer)", "responses": { "200": { "description": "The target" }, "401": err, "404": err } },
@@ -205,7 +210,7 @@ pub fn spec() -> serde_json::Value {
         "schemas": {
           "NewTarget": { "type": "object", "required": ["name", "kind", "connection", "environment"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$" },
-            "kind": { "type": "string", "enum": ["redis", "postgres", "kafka", "kubernetes", "prometheus"] },
+            "kind": { "type": "string", "enum": kinds, "description": "see GET /api/v1/target-kinds" },
             "connection": { "type": "string", "description": "URL (no password) or Kafka bootstrap servers" },
             "username": { "type": "string" }, "secret": { "type": "string", "description": "password or token; write-only" },
             "environment": { "type": "string" }, "labels": { "type": "object", "additionalProperties": { "type": "string" } } } },

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::services::targets as svc;
-use domain::targets::{ConnectionTest, Target};
+use domain::targets::{ConnectionTest, KindInfo, Target};
 use domain::{Principal, RequestMeta};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use crate::routes::Routes;
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     let r = Routes::new();
     let r = route!(r, "/api/v1/targets", get(list).post(create));
+    let r = route!(r, "/api/v1/target-kinds", get(kinds));
     let r = route!(
         r,
         "/api/v1/targets/{id}",
@@ -35,6 +36,11 @@ type Ctx = (
 
 pub async fn list((Extension(s), Extension(who), _): Ctx) -> ApiResult<Json<Vec<Target>>> {
     Ok(Json(svc::list(&s.pool, &who).await?))
+}
+
+/// The kinds this server supports (the registry in `domain::kinds`).
+pub async fn kinds((_, Extension(who), _): Ctx) -> ApiResult<Json<Vec<KindInfo>>> {
+    Ok(Json(svc::kinds(&who)?))
 }
 
 pub async fn create(

@@ -142,6 +142,50 @@ impl TestApp {
             .unwrap()
     }
 
+    /// An `/api/v1` call as a script makes it (bearer token, JSON body): the status and the
+    /// JSON answer (a body that is not JSON comes back as a JSON string, empty as null).
+    pub async fn api(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let req = self
+            .plain()
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        json_answer(match body {
+            Some(b) => req.json(&b),
+            None => req,
+        })
+        .await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        self.api(token, reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.api(token, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    pub async fn patch(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.api(token, reqwest::Method::PATCH, path, Some(body))
+            .await
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.pool)
@@ -164,4 +208,40 @@ pub async fn call_fn(
         .send()
         .await
         .unwrap()
+}
+
+/// Sends a request and reads its status and JSON answer (a body that is not JSON comes back
+/// as a JSON string, an empty one as null).
+pub async fn json_answer(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let res = req.send().await.unwrap();
+    let s = res.status().as_u16();
+    let t = res.text().await.unwrap();
+    let v = if t.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t))
+    };
+    (s, v)
+}
+
+/// A variable the TEST command sets (service addresses).
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is set by the TEST command (scripts/test)"))
+}
+
+/// A JSON call with `client` (a signed-in browser: its session cookie, its Origin).
+pub async fn json_req(
+    client: &reqwest::Client,
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let req = client.request(method, app.url(path));
+    json_answer(match body {
+        Some(b) => req.json(&b),
+        None => req,
+    })
+    .await
 }
