@@ -105,3 +105,4 @@ pub async fn check(url: &str, limit: Duration) -> Result<ConnectionReport, Probe
     })
 }
 pub mod probe;
+pub mod rules;
