@@ -85,3 +85,4 @@ pub async fn check(url: &str, limit: Duration) -> Result<ConnectionReport, Probe
     })
 }
 pub mod probe;
+pub mod rules;

@@ -10,10 +10,11 @@
 #![allow(clippy::type_complexity)]
 
 use super::classify;
+use super::rules::{self, Limits, ident};
 use crate::ProbeError;
 use crate::framework::{
     BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe, ProbeSpec,
-    Severity, Table, bytes, group,
+    Severity,
 };
 use sqlx::{Connection as _, PgConnection};
 use std::time::Instant;
@@ -279,58 +280,6 @@ impl Probe for PostgresProbe {
     }
 }
 
-/// `"schema"."name"` with quotes doubled.
-fn ident(schema: &str, name: &str) -> String {
-    format!(
-        "\"{}\".\"{}\"",
-        schema.replace('"', "\"\""),
-        name.replace('"', "\"\"")
-    )
-}
-
-/// The read-only query that lists the keys a unique index refuses: rows whose key columns
-/// (or expressions) are equal, within the index's predicate; NULL keys are distinct unless
-/// the index says NULLS NOT DISTINCT. `limit` 0: every such key.
-fn duplicate_keys_query(
-    table: &str,
-    keys: &[String],
-    predicate: Option<&str>,
-    nulls_not_distinct: bool,
-    limit: usize,
-) -> String {
-    let shown: Vec<String> = keys.iter().map(|k| format!("({k})::text")).collect();
-    let mut conds: Vec<String> = vec![];
-    if !nulls_not_distinct {
-        conds.extend(keys.iter().map(|k| format!("({k}) IS NOT NULL")));
-    }
-    if let Some(p) = predicate {
-        conds.push(format!("({p})"));
-    }
-    let grouped: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
-    let mut q = format!("SELECT ARRAY[{}], count(*) FROM {table}", shown.join(", "));
-    if !conds.is_empty() {
-        q.push_str(&format!(" WHERE {}", conds.join(" AND ")));
-    }
-    q.push_str(&format!(
-        " GROUP BY {} HAVING count(*) > 1 ORDER BY count(*) DESC",
-        grouped.join(", ")
-    ));
-    if limit > 0 {
-        q.push_str(&format!(" LIMIT {limit}"));
-    }
-    q
-}
-
-fn secs_text(s: f64) -> String {
-    if s >= 3600.0 {
-        format!("{:.1} h", s / 3600.0)
-    } else if s >= 60.0 {
-        format!("{:.1} min", s / 60.0)
-    } else {
-        format!("{s:.1} s")
-    }
-}
-
 struct Pg<'a> {
     ctx: &'a Ctx,
     target: String,
@@ -456,60 +405,7 @@ async fn settings(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<(
     .next()
     .unwrap_or((false, String::new(), 0));
     let _ = tx.rollback().await;
-    let mut t = Table::new("Settings", &["name", "value"]);
-    let mut version = String::new();
-    for (name, setting, unit) in &rows {
-        if name == "server_version" {
-            version = setting.clone();
-        }
-        let shown = match unit.as_deref() {
-            Some("8kB") => setting
-                .parse::<u64>()
-                .map(|n| bytes(n * 8192))
-                .unwrap_or(setting.clone()),
-            Some("kB") => setting
-                .parse::<u64>()
-                .map(|n| bytes(n * 1024))
-                .unwrap_or(setting.clone()),
-            Some(u) => format!("{setting} {u}"),
-            None => setting.clone(),
-        };
-        t.row(vec![name.clone(), shown]);
-    }
-    let get = |n: &str| {
-        rows.iter()
-            .find(|r| r.0 == n)
-            .map(|r| r.1.clone())
-            .unwrap_or_default()
-    };
-    let mut f = Finding::new(
-        "PG_SUMMARY",
-        Severity::Info,
-        format!(
-            "PostgreSQL {version} ({}), database {db} ({})",
-            if recovery { "standby" } else { "primary" },
-            bytes(size.max(0) as u64)
-        ),
-    )
-    .fact("server_version", &version)
-    .fact("role", if recovery { "standby" } else { "primary" })
-    .fact("database", &db)
-    .fact("max_connections", get("max_connections"))
-    .command("SELECT name, reset_val, unit FROM pg_settings WHERE name IN (…)")
-    .table(t);
-    let mut notes = vec![];
-    if get("statement_timeout") == "0" {
-        notes.push("`statement_timeout` is 0 (no limit): a runaway query runs until someone cancels it; set it per application role, e.g. `ALTER ROLE app SET statement_timeout = '30s';`");
-    }
-    if get("idle_in_transaction_session_timeout") == "0" {
-        notes.push("`idle_in_transaction_session_timeout` is 0: a client that forgets to commit holds locks forever; e.g. `ALTER ROLE app SET idle_in_transaction_session_timeout = '60s';`");
-    }
-    f.remediation = if notes.is_empty() {
-        "None; context for the other findings.".into()
-    } else {
-        notes.join("\n\n")
-    };
-    ctx.finding(f);
+    ctx.finding(rules::summary(&rows, recovery, &db, size));
     ctx.evidence(
         "settings",
         &rows
@@ -567,78 +463,9 @@ async fn connections(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result
         .bind(qc)
     )?;
     let _ = tx.rollback().await;
-    let total: i64 = by_state.iter().map(|r| r.1).sum();
-    let (max, reserved) = max.first().copied().unwrap_or((0, 0));
-    let mut t = Table::new("Client connections by state", &["state", "connections"]);
-    for (s, n) in &by_state {
-        t.row(vec![s.clone(), n.to_string()]);
-    }
-    let mut apps = Table::new(
-        "Top applications by connections",
-        &["application", "user", "connections"],
-    );
-    for (a, u, n) in &by_app {
-        apps.row(vec![a.clone(), u.clone(), n.to_string()]);
-    }
-    let usable = (max - reserved).max(1);
-    let pct = total as f64 / usable as f64 * 100.0;
-    if pct >= p.int("connections_high_pct") as f64 {
-        ctx.finding(
-            Finding::new(
-                "PG_CONNECTIONS_NEAR_MAX",
-                if pct >= 95.0 { Severity::Critical } else { Severity::Warning },
-                format!("{total} of {usable} usable connections in use ({pct:.0}%; max_connections {max}, {reserved} reserved)"),
-            )
-            .fact("client connections", total)
-            .fact("max_connections", max)
-            .fact("superuser_reserved_connections", reserved)
-            .command("SELECT state, count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1")
-            .table(t)
-            .table(apps)
-            .remediation("New connections will fail with `too many clients already`. Find who holds them (the application table), close idle ones, and put a pooler (PgBouncer in transaction mode) in front instead of raising max_connections:\n\n```\nSELECT application_name, state, count(*) FROM pg_stat_activity GROUP BY 1, 2 ORDER BY 3 DESC;\n```"),
-        );
-    }
-    if !idle.is_empty() {
-        let mut it = Table::new(
-            "Idle in transaction",
-            &[
-                "pid",
-                "user",
-                "database",
-                "application",
-                "client",
-                "idle for",
-                "transaction age",
-                "last query",
-            ],
-        );
-        for r in &idle {
-            it.row(vec![
-                r.0.to_string(),
-                r.1.clone(),
-                r.2.clone(),
-                r.3.clone(),
-                r.4.clone(),
-                secs_text(r.5),
-                secs_text(r.6),
-                r.7.clone(),
-            ]);
-        }
-        let worst = &idle[0];
-        ctx.finding(
-            Finding::new(
-                "PG_IDLE_IN_TRANSACTION",
-                Severity::Warning,
-                format!("{} sessions idle in transaction for more than {} s; longest {} (pid {}, {})", idle.len(), p.int("idle_in_tx_s"), secs_text(worst.5), worst.0, if worst.3.is_empty() { "no application name" } else { &worst.3 }),
-            )
-            .fact("threshold", format!("{} s", p.int("idle_in_tx_s")))
-            .command("SELECT … FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'")
-            .table(it)
-            .remediation(format!(
-                "An open transaction holds its locks and stops vacuum from cleaning up. Find the code path that does not commit (the last query shows where it stopped). To end the worst one now:\n\n```\nSELECT pg_terminate_backend({});\n```\n\nand set a guard rail: `ALTER ROLE {} SET idle_in_transaction_session_timeout = '60s';`",
-                worst.0, worst.1
-            )),
-        );
+    let max = max.first().copied().unwrap_or((0, 0));
+    for f in rules::connections(&by_state, &by_app, max, &idle, &Limits::from_params(p)) {
+        ctx.finding(f);
     }
     Ok(())
 }
@@ -682,97 +509,8 @@ async fn long_queries(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Resul
         .bind(qc)
     )?;
     let _ = tx.rollback().await;
-    if !long.is_empty() {
-        let mut t = Table::new(
-            "Long-running queries",
-            &[
-                "pid",
-                "user",
-                "database",
-                "application",
-                "running for",
-                "waiting on",
-                "query",
-            ],
-        );
-        for r in &long {
-            t.row(vec![
-                r.0.to_string(),
-                r.1.clone(),
-                r.2.clone(),
-                r.3.clone(),
-                secs_text(r.4),
-                r.5.clone().unwrap_or_default(),
-                r.6.clone(),
-            ]);
-        }
-        let w = &long[0];
-        ctx.finding(
-            Finding::new(
-                "PG_LONG_QUERY",
-                Severity::Warning,
-                format!("{} queries running longer than {} s; longest {} (pid {})", long.len(), p.int("long_query_s"), secs_text(w.4), w.0),
-            )
-            .fact("threshold", format!("{} s", p.int("long_query_s")))
-            .command("SELECT … FROM pg_stat_activity WHERE state = 'active' AND now() - query_start > …")
-            .table(t)
-            .remediation(format!(
-                "EXPLAIN the query to see why it is slow. If it harms others, cancel it (the session survives):\n\n```\nSELECT pg_cancel_backend({});\n```\n\nand cap the role: `ALTER ROLE {} SET statement_timeout = '30s';`",
-                w.0, w.1
-            )),
-        );
-    }
-    if !chains.is_empty() {
-        let mut t = Table::new(
-            "Blocking chains",
-            &[
-                "waiter pid",
-                "waiter user",
-                "waiting for",
-                "waiter query",
-                "blocker pid",
-                "blocker state",
-                "blocker transaction age",
-                "blocker query",
-            ],
-        );
-        for r in &chains {
-            t.row(vec![
-                r.0.to_string(),
-                r.1.clone(),
-                secs_text(r.3),
-                r.2.clone(),
-                r.4.to_string(),
-                r.5.clone(),
-                secs_text(r.7),
-                r.6.clone(),
-            ]);
-        }
-        let w = &chains[0];
-        // The root blocker: a blocker that does not itself wait.
-        let waiting: std::collections::HashSet<i32> = chains.iter().map(|r| r.0).collect();
-        let root = chains.iter().find(|r| !waiting.contains(&r.4)).unwrap_or(w);
-        ctx.finding(
-            Finding::new(
-                "PG_BLOCKING_CHAIN",
-                if w.3 >= 60.0 { Severity::Critical } else { Severity::Warning },
-                format!(
-                    "{} sessions wait for locks; pid {} has waited {} for pid {} ({}, transaction open {})",
-                    waiting.len(), w.0, secs_text(w.3), root.4, root.5, secs_text(root.7)
-                ),
-            )
-            .fact("waiting sessions", waiting.len())
-            .fact("root blocker pid", root.4)
-            .fact("root blocker state", &root.5)
-            .fact("root blocker query", &root.6)
-            .command("SELECT … FROM pg_stat_activity w, unnest(pg_blocking_pids(w.pid)) …")
-            .table(t)
-            .remediation(format!(
-                "The root blocker holds the lock everybody waits for{}. If its transaction is stuck, end it:\n\n```\nSELECT pg_terminate_backend({});\n```\n\nMigrations should set `SET lock_timeout = '5s'` so they fail instead of queueing everyone behind them.",
-                if root.5.starts_with("idle in transaction") { " while idle in transaction (the application never committed)" } else { "" },
-                root.4
-            )),
-        );
+    for f in rules::long_queries(&long, &chains, &Limits::from_params(p)) {
+        ctx.finding(f);
     }
     Ok(())
 }
@@ -811,129 +549,30 @@ async fn indexes(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<()
         )
     )?;
     let _ = tx.rollback().await;
+    // A unique index whose build failed on duplicate keys fails again when rebuilt: find
+    // the duplicates (read-only, bounded by the step limit) for the first few.
     let building: std::collections::HashSet<i64> = builds.iter().map(|b| b.10).collect();
-    if !builds.is_empty() {
-        let mut t = Table::new(
-            "Index builds in progress",
-            &[
-                "pid",
-                "database",
-                "table",
-                "index",
-                "phase",
-                "progress",
-                "running for",
-            ],
-        );
-        for b in &builds {
-            let pct = if b.5 > 0 {
-                format!("{:.0}% of blocks", b.6 as f64 / b.5 as f64 * 100.0)
-            } else if b.7 > 0 {
-                format!("{:.0}% of tuples", b.8 as f64 / b.7 as f64 * 100.0)
-            } else {
-                "–".into()
-            };
-            t.row(vec![
-                b.0.to_string(),
-                b.1.clone(),
-                b.2.clone(),
-                b.3.clone(),
-                b.4.clone(),
-                pct,
-                secs_text(b.9),
-            ]);
+    let mut dups: Vec<rules::DupCheck> = vec![];
+    for (i, (_, _, _, _, _, oid, unique, table, keys, pred, nulls_nd)) in invalid.iter().enumerate()
+    {
+        if dups.len() >= 5 || building.contains(oid) || !*unique || keys.is_empty() {
+            continue;
         }
-        ctx.finding(
-            Finding::new(
-                "PG_INDEX_BUILD_IN_PROGRESS",
-                Severity::Info,
-                format!("{} index build(s) in progress; {} is in phase \"{}\"", builds.len(), builds[0].3, builds[0].4),
-            )
-            .command("SELECT … FROM pg_stat_progress_create_index")
-            .table(t)
-            .remediation("A concurrent build in a \"waiting for …\" phase waits for older transactions to finish: look for long transactions (see the long-query and idle-in-transaction findings)."),
+        let q = rules::duplicate_keys_query(
+            table,
+            keys,
+            pred.as_deref(),
+            *nulls_nd,
+            rules::DUPLICATES_SHOWN,
         );
+        let mut tx = begin(pg, conn).await?;
+        let rows: Result<Vec<(Vec<Option<String>>, i64)>, ProbeError> =
+            fetch!(pg, tx, sqlx::query_as(&q));
+        let _ = tx.rollback().await;
+        dups.push((i, rows.ok()));
     }
-    let invalid: Vec<_> = invalid
-        .into_iter()
-        .filter(|r| !building.contains(&r.5))
-        .collect();
-    if !invalid.is_empty() {
-        // A unique index whose build failed on duplicate keys fails again when rebuilt:
-        // find the duplicates (read-only, bounded by the step limit) for the first few.
-        let mut dup_tables = vec![];
-        let mut first_fix = String::new();
-        for (schema, idx, _, _, _, _, unique, table, keys, pred, nulls_nd) in invalid.iter().take(5)
-        {
-            if !*unique || keys.is_empty() {
-                continue;
-            }
-            let q = duplicate_keys_query(table, keys, pred.as_deref(), *nulls_nd, 10);
-            let mut tx = begin(pg, conn).await?;
-            let rows: Result<Vec<(Vec<Option<String>>, i64)>, ProbeError> =
-                fetch!(pg, tx, sqlx::query_as(&q));
-            let _ = tx.rollback().await;
-            let name = ident(schema, idx);
-            let all = duplicate_keys_query(table, keys, pred.as_deref(), *nulls_nd, 0);
-            match rows {
-                Ok(rows) if rows.is_empty() => {}
-                Ok(rows) => {
-                    let mut t = Table::new(
-                        &format!("Duplicate keys in {table} that {name} refuses"),
-                        &[&keys.join(", "), "rows"],
-                    );
-                    for (vals, n) in &rows {
-                        let shown: Vec<String> = vals.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect();
-                        t.row(vec![shown.join(", "), n.to_string()]);
-                    }
-                    dup_tables.push(t);
-                    first_fix.push_str(&format!(
-                        "{name} is UNIQUE and {table} holds duplicate keys ({}{}): rebuilt as it is, it fails again with \"could not create unique index\". Resolve them first — keep one row per key (merge or delete the others); list them all with:\n\n```\n{all};\n```\n\n",
-                        rows.len(),
-                        if rows.len() >= 10 { " or more keys" } else { " key(s)" },
-                    ));
-                }
-                Err(_) => first_fix.push_str(&format!(
-                    "{name} is UNIQUE: Lookout could not check its table for duplicate keys within the step limit. Before rebuilding, run:\n\n```\n{all};\n```\n\nand resolve any rows it lists, or the rebuild fails again.\n\n"
-                )),
-            }
-        }
-        let mut t = Table::new("Invalid indexes", &["index", "table", "size", "definition"]);
-        let mut fix = String::new();
-        for (schema, idx, table, size, def, ..) in &invalid {
-            let name = ident(schema, idx);
-            t.row(vec![
-                name.clone(),
-                table.clone(),
-                bytes(*size as u64),
-                def.clone(),
-            ]);
-            let create = def.replacen("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY", 1);
-            let create = if create == *def {
-                def.replacen("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1)
-            } else {
-                create
-            };
-            fix.push_str(&format!("DROP INDEX CONCURRENTLY {name};\n{create};\n"));
-        }
-        let mut f = Finding::new(
-            "PG_INVALID_INDEX",
-            Severity::Warning,
-            format!(
-                "{} invalid index(es), e.g. {} on {}: left by a failed CREATE INDEX CONCURRENTLY",
-                invalid.len(),
-                invalid[0].1,
-                invalid[0].2
-            ),
-        )
-        .command("SELECT … FROM pg_index WHERE NOT indisvalid")
-        .table(t);
-        for d in dup_tables {
-            f = f.table(d);
-        }
-        ctx.finding(f.remediation(format!(
-            "An invalid index is maintained on every write but never used for reads. {first_fix}Fix what made the build fail first, then drop it and build it again:\n\n```\n{fix}```"
-        )));
+    for f in rules::indexes(&builds, &invalid, &dups) {
+        ctx.finding(f);
     }
     Ok(())
 }
@@ -950,78 +589,24 @@ async fn migrations(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result
              ORDER BY 1, 2 LIMIT 20"
         )
     )?;
-    let mut summary = Table::new(
-        "Migration tables",
-        &["tool", "table", "applied", "last applied", "failed"],
-    );
-    let mut failed = Table::new(
-        "Failed migrations",
-        &["tool", "table", "version", "description", "installed on"],
-    );
+    let mut logs = vec![];
     for (schema, name) in &tables {
         let t = ident(schema, name);
-        match name.as_str() {
-            "_sqlx_migrations" => {
-                let rows: Vec<(i64, String, bool, String)> = fetch!(
-                    pg,
-                    tx,
-                    sqlx::query_as(&format!(
-                        "SELECT version, description, success, installed_on::text FROM {t} ORDER BY version DESC LIMIT 1000"
-                    ))
-                )?;
-                let last = rows.iter().find(|r| r.2);
-                let bad: Vec<_> = rows.iter().filter(|r| !r.2).collect();
-                summary.row(vec![
-                    "sqlx".into(),
-                    t.clone(),
-                    rows.iter().filter(|r| r.2).count().to_string(),
-                    last.map(|r| format!("{} {}", r.0, r.1)).unwrap_or_default(),
-                    bad.len().to_string(),
-                ]);
-                for r in bad {
-                    failed.row(vec![
-                        "sqlx".into(),
-                        t.clone(),
-                        r.0.to_string(),
-                        r.1.clone(),
-                        r.3.clone(),
-                    ]);
-                }
-            }
-            "flyway_schema_history" => {
-                let rows: Vec<(i32, Option<String>, String, bool, String)> = fetch!(
-                    pg,
-                    tx,
-                    sqlx::query_as(&format!(
-                        "SELECT installed_rank, version, description, success, installed_on::text FROM {t} ORDER BY installed_rank DESC LIMIT 1000"
-                    ))
-                )?;
-                let last = rows.iter().find(|r| r.3);
-                let bad: Vec<_> = rows.iter().filter(|r| !r.3).collect();
-                summary.row(vec![
-                    "Flyway".into(),
-                    t.clone(),
-                    rows.iter().filter(|r| r.3).count().to_string(),
-                    last.map(|r| {
-                        format!(
-                            "{} {}",
-                            r.1.clone().unwrap_or_else(|| "(repeatable)".into()),
-                            r.2
-                        )
-                    })
-                    .unwrap_or_default(),
-                    bad.len().to_string(),
-                ]);
-                for r in bad {
-                    failed.row(vec![
-                        "Flyway".into(),
-                        t.clone(),
-                        r.1.clone().unwrap_or_default(),
-                        r.2.clone(),
-                        r.4.clone(),
-                    ]);
-                }
-            }
+        let log = match name.as_str() {
+            "_sqlx_migrations" => rules::MigrationLog::Sqlx(fetch!(
+                pg,
+                tx,
+                sqlx::query_as(&format!(
+                    "SELECT version, description, success, installed_on::text FROM {t} ORDER BY version DESC LIMIT 1000"
+                ))
+            )?),
+            "flyway_schema_history" => rules::MigrationLog::Flyway(fetch!(
+                pg,
+                tx,
+                sqlx::query_as(&format!(
+                    "SELECT installed_rank, version, description, success, installed_on::text FROM {t} ORDER BY installed_rank DESC LIMIT 1000"
+                ))
+            )?),
             _ => {
                 let rows: Vec<(String, i64)> = fetch!(
                     pg,
@@ -1030,42 +615,14 @@ async fn migrations(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result
                         "SELECT max(name), count(*) FROM {t} HAVING count(*) > 0"
                     ))
                 )?;
-                let (last, n) = rows.first().cloned().unwrap_or_default();
-                summary.row(vec![
-                    "Sequelize".into(),
-                    t.clone(),
-                    n.to_string(),
-                    last,
-                    "(Sequelize does not record failures)".into(),
-                ]);
+                rules::MigrationLog::Sequelize(rows.into_iter().next())
             }
-        }
+        };
+        logs.push((t, log));
     }
     let _ = tx.rollback().await;
-    if tables.is_empty() {
-        return Ok(());
-    }
-    ctx.finding(
-        Finding::new("PG_MIGRATIONS", Severity::Info, format!("Migration state of {} tool table(s)", tables.len()))
-            .command("SELECT … FROM _sqlx_migrations / flyway_schema_history / \"SequelizeMeta\"")
-            .table(summary)
-            .remediation("Compare the last applied migration with what the deployment expected. Which files exist is out of the probe's reach (it sees the database only)."),
-    );
-    if !failed.rows.is_empty() {
-        let first = failed.rows[0].clone();
-        ctx.finding(
-            Finding::new(
-                "PG_MIGRATION_FAILED",
-                Severity::Critical,
-                format!("{} migration(s) recorded as failed, e.g. {} {} \"{}\"", failed.rows.len(), first[0], first[2], first[3]),
-            )
-            .command("SELECT version, description, success FROM … WHERE success = false")
-            .table(failed)
-            .remediation(format!(
-                "The schema may be half-migrated. Check which statements of migration {} ran, bring the schema to its before or after state by hand, then clear the record so the tool can continue (sqlx: delete the row and re-run; Flyway: `flyway repair`):\n\n```\nDELETE FROM {} WHERE version = {} AND success = false;\n```",
-                first[2], first[1], first[2]
-            )),
-        );
+    for f in rules::migrations(&logs) {
+        ctx.finding(f);
     }
     Ok(())
 }
@@ -1104,43 +661,8 @@ async fn pgvector(pg: &Pg<'_>, conn: &mut PgConnection, _p: &Params) -> Result<(
         )
     )?;
     let _ = tx.rollback().await;
-    let mut t = Table::new(
-        "Vector columns",
-        &["table", "column", "type", "ANN index (operator class)"],
-    );
-    let mut missing = vec![];
-    for (s, table, col, ty, idx) in &cols {
-        let name = ident(s, table);
-        t.row(vec![
-            name.clone(),
-            col.clone(),
-            ty.clone(),
-            idx.clone().unwrap_or_else(|| "none".into()),
-        ]);
-        if idx.is_none() {
-            missing.push((name, col.clone()));
-        }
-    }
-    ctx.finding(
-        Finding::new("PG_VECTOR_INDEXES", Severity::Info, format!("pgvector {version}: {} vector column(s), {} without an ANN index", cols.len(), missing.len()))
-            .fact("pgvector version", &version)
-            .command("SELECT … FROM pg_attribute JOIN pg_type … WHERE typname IN ('vector', 'halfvec', 'sparsevec')")
-            .table(t.clone())
-            .remediation("Check that each index's operator class matches the distance operator the queries use (`<=>` cosine → vector_cosine_ops, `<->` L2 → vector_l2_ops, `<#>` inner product → vector_ip_ops); a mismatch means the index is not used."),
-    );
-    if let Some((table, col)) = missing.first() {
-        ctx.finding(
-            Finding::new(
-                "PG_VECTOR_NO_INDEX",
-                Severity::Warning,
-                format!("{} vector column(s) without an HNSW or IVFFlat index, e.g. {table}.{col}: similarity search scans the whole table", missing.len()),
-            )
-            .command("SELECT … FROM pg_index JOIN pg_am … WHERE amname IN ('hnsw', 'ivfflat')")
-            .table(t)
-            .remediation(format!(
-                "Build an approximate-nearest-neighbour index with the operator class of the distance your queries use (cosine shown):\n\n```\nCREATE INDEX CONCURRENTLY ON {table} USING hnsw ({col} vector_cosine_ops);\n```"
-            )),
-        );
+    for f in rules::pgvector(&version, &cols) {
+        ctx.finding(f);
     }
     Ok(())
 }
@@ -1175,75 +697,8 @@ async fn tables(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result<(), 
         .bind(p.int("dead_tuple_pct") as f64)
     )?;
     let _ = tx.rollback().await;
-    if !seq.is_empty() {
-        let mut t = Table::new(
-            "Tables read mostly by sequential scans",
-            &[
-                "table",
-                "size",
-                "seq scans",
-                "index scans",
-                "rows read by seq scans",
-            ],
-        );
-        for r in &seq {
-            t.row(vec![
-                ident(&r.0, &r.1),
-                bytes(r.2 as u64),
-                group(r.3 as u64),
-                group(r.4 as u64),
-                group(r.5 as u64),
-            ]);
-        }
-        ctx.finding(
-            Finding::new(
-                "PG_SEQ_SCAN_HEAVY",
-                Severity::Warning,
-                format!("{} large table(s) read mostly by sequential scans, e.g. {} ({} seq vs {} index scans)", seq.len(), ident(&seq[0].0, &seq[0].1), group(seq[0].3 as u64), group(seq[0].4 as u64)),
-            )
-            .command("SELECT … FROM pg_stat_user_tables WHERE seq_scan > ratio * idx_scan")
-            .table(t)
-            .remediation(format!(
-                "Find the queries that scan the table and EXPLAIN them; usually an index on the filtered columns is missing:\n\n```\nSELECT query, calls, rows FROM pg_stat_statements WHERE query ILIKE '%{}%' ORDER BY total_exec_time DESC LIMIT 10;\n```",
-                seq[0].1
-            )),
-        );
-    }
-    if !dead.is_empty() {
-        let mut t = Table::new(
-            "Tables with many dead tuples",
-            &[
-                "table",
-                "live",
-                "dead",
-                "dead %",
-                "last vacuum",
-                "last autoanalyze",
-            ],
-        );
-        for r in &dead {
-            t.row(vec![
-                ident(&r.0, &r.1),
-                group(r.2.max(0) as u64),
-                group(r.3.max(0) as u64),
-                format!("{:.0}%", r.3 as f64 / (r.2 + r.3).max(1) as f64 * 100.0),
-                r.4.clone().unwrap_or_else(|| "never".into()),
-                r.5.clone().unwrap_or_else(|| "never".into()),
-            ]);
-        }
-        let name = ident(&dead[0].0, &dead[0].1);
-        ctx.finding(
-            Finding::new(
-                "PG_DEAD_TUPLES",
-                Severity::Warning,
-                format!("{} table(s) with many dead tuples, e.g. {name}: {} dead of {} (last vacuum {})", dead.len(), group(dead[0].3 as u64), group((dead[0].2 + dead[0].3) as u64), dead[0].4.clone().unwrap_or_else(|| "never".into())),
-            )
-            .command("SELECT … FROM pg_stat_user_tables WHERE n_dead_tup …")
-            .table(t)
-            .remediation(format!(
-                "Dead tuples bloat the table and slow scans. Vacuum it now, then find why autovacuum did not (a long transaction holding the xmin horizon, autovacuum disabled on the table, too high a scale factor):\n\n```\nVACUUM (VERBOSE, ANALYZE) {name};\nALTER TABLE {name} SET (autovacuum_vacuum_scale_factor = 0.02);\n```"
-            )),
-        );
+    for f in rules::tables(&seq, &dead, &Limits::from_params(p)) {
+        ctx.finding(f);
     }
     Ok(())
 }
@@ -1260,46 +715,14 @@ async fn wraparound(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result<
         )
     )?;
     let _ = tx.rollback().await;
-    let warn = p.int("xid_age_warn");
-    let hot: Vec<_> = rows.iter().filter(|r| r.1 as i64 >= warn).collect();
-    if hot.is_empty() {
-        return Ok(());
+    if let Some(f) = rules::wraparound(&rows, &Limits::from_params(p)) {
+        ctx.finding(f);
     }
-    let mut t = Table::new(
-        "Transaction ID age by database",
-        &[
-            "database",
-            "xid age",
-            "share of the 2^31 limit",
-            "multixact age",
-        ],
-    );
-    for r in &rows {
-        t.row(vec![
-            r.0.clone(),
-            group(r.1.max(0) as u64),
-            format!("{:.1}%", r.1 as f64 / 2_147_483_648.0 * 100.0),
-            group(r.2.max(0) as u64),
-        ]);
-    }
-    let top = hot[0];
-    ctx.finding(
-        Finding::new(
-            "PG_XID_WRAPAROUND",
-            if top.1 >= 1_000_000_000 { Severity::Critical } else { Severity::Warning },
-            format!("Database {} has transaction ID age {} ({:.1}% of the way to wraparound)", top.0, group(top.1 as u64), top.1 as f64 / 2_147_483_648.0 * 100.0),
-        )
-        .fact("threshold", group(warn as u64))
-        .command("SELECT datname, age(datfrozenxid) FROM pg_database")
-        .table(t)
-        .remediation("At about 2.1 billion PostgreSQL refuses writes to prevent wraparound. Find what blocks freezing — long transactions, abandoned replication slots, prepared transactions — then freeze the oldest tables:\n\n```\nSELECT relname, age(relfrozenxid) FROM pg_class WHERE relkind = 'r' ORDER BY 2 DESC LIMIT 10;\nVACUUM (FREEZE, VERBOSE) <table>;\n```"),
-    );
     Ok(())
 }
 
 async fn replication(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result<(), ProbeError> {
     let ctx = pg.ctx;
-    let lag_s = p.int("replication_lag_s") as f64;
     let mut tx = begin(pg, conn).await?;
     let standby: Vec<(bool,)> = fetch!(pg, tx, sqlx::query_as("SELECT pg_is_in_recovery()"))?;
     if standby.first().is_some_and(|r| r.0) {
@@ -1312,16 +735,8 @@ async fn replication(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result
             )
         )?;
         let _ = tx.rollback().await;
-        if let Some((Some(lag), caught_up)) = rows.first().copied()
-            && lag >= lag_s
-            && !caught_up
-        {
-            ctx.finding(
-                Finding::new("PG_STANDBY_REPLAY_LAG", Severity::Warning, format!("This standby replays WAL {} behind its primary", secs_text(lag)))
-                    .fact("replay lag", secs_text(lag))
-                    .command("SELECT now() - pg_last_xact_replay_timestamp()")
-                    .remediation("Reads from this standby are stale. Check replay conflicts and the standby's I/O:\n\n```\nSELECT * FROM pg_stat_database_conflicts;\n```"),
-            );
+        if let Some(f) = rules::standby(rows.first().copied(), &Limits::from_params(p)) {
+            ctx.finding(f);
         }
         return Ok(());
     }
@@ -1345,82 +760,8 @@ async fn replication(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result
         )
     )?;
     let _ = tx.rollback().await;
-    let lagging: Vec<_> = reps
-        .iter()
-        // Behind by time, or WAL outstanding while the replica has stopped answering (an
-        // idle, caught-up replica replies rarely and is not lagging).
-        .filter(|r| {
-            r.5.unwrap_or(0.0) >= lag_s || (r.4.unwrap_or(0) > 0 && r.6.unwrap_or(0.0) >= lag_s)
-        })
-        .collect();
-    if !lagging.is_empty() {
-        let mut t = Table::new(
-            "Replicas",
-            &[
-                "application",
-                "client",
-                "state",
-                "sync",
-                "bytes behind",
-                "lag",
-                "last reply",
-            ],
-        );
-        for r in &reps {
-            t.row(vec![
-                r.0.clone(),
-                r.1.clone(),
-                r.2.clone(),
-                r.3.clone(),
-                r.4.map(|b| bytes(b.max(0) as u64)).unwrap_or_default(),
-                r.5.map(secs_text).unwrap_or_else(|| "–".into()),
-                r.6.map(|s| format!("{} ago", secs_text(s)))
-                    .unwrap_or_else(|| "–".into()),
-            ]);
-        }
-        let w = lagging[0];
-        ctx.finding(
-            Finding::new(
-                "PG_REPLICATION_LAG",
-                Severity::Warning,
-                format!("{} replica(s) behind; {} ({}) is {} behind, last reply {} ago", lagging.len(), w.0, w.1, w.4.map(|b| bytes(b.max(0) as u64)).unwrap_or_default(), w.6.map(secs_text).unwrap_or_else(|| "?".into())),
-            )
-            .command("SELECT … FROM pg_stat_replication")
-            .table(t)
-            .remediation("Reads from the replica are stale and a failover would lose the gap. Check the replica's disk, CPU and network, and replay conflicts on it:\n\n```\nSELECT * FROM pg_stat_replication;\n```"),
-        );
-    }
-    let limit = p.int("slot_retained_bytes");
-    let stale: Vec<_> = slots
-        .iter()
-        .filter(|s| !s.2 && s.3.unwrap_or(0) >= limit)
-        .collect();
-    if !stale.is_empty() {
-        let mut t = Table::new(
-            "Inactive replication slots",
-            &["slot", "type", "retained WAL"],
-        );
-        for s in &stale {
-            t.row(vec![
-                s.0.clone(),
-                s.1.clone(),
-                s.3.map(|b| bytes(b.max(0) as u64))
-                    .unwrap_or_else(|| "–".into()),
-            ]);
-        }
-        ctx.finding(
-            Finding::new(
-                "PG_INACTIVE_REPLICATION_SLOT",
-                Severity::Warning,
-                format!("{} inactive replication slot(s) retaining WAL, e.g. {}", stale.len(), stale[0].0),
-            )
-            .command("SELECT slot_name, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) FROM pg_replication_slots")
-            .table(t)
-            .remediation(format!(
-                "An inactive slot keeps every WAL segment since its consumer left: the disk fills and vacuum cannot remove old rows. Reconnect the consumer, or drop the slot if it is abandoned:\n\n```\nSELECT pg_drop_replication_slot('{}');\n```",
-                stale[0].0
-            )),
-        );
+    for f in rules::replication(&reps, &slots, &Limits::from_params(p)) {
+        ctx.finding(f);
     }
     Ok(())
 }
@@ -1428,6 +769,7 @@ async fn replication(pg: &Pg<'_>, conn: &mut PgConnection, p: &Params) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::rules::{duplicate_keys_query, secs_text};
 
     #[test]
     fn the_query_that_finds_the_duplicates_a_unique_index_refuses() {
