@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn file_options_inside_the_directory_only() {
-        use crate::kinds::{Kafka, Postgres, Redis};
+        use crate::kinds::{Kafka, POSTGRES, REDIS};
         let none = Reach::default();
         let dir = Reach {
             files_dir: Some(PathBuf::from("/etc/lookout/ca")),
@@ -160,25 +160,25 @@ mod tests {
                 false,
             ),
             (
-                &Postgres,
+                &POSTGRES,
                 "postgres://a@db/x?sslmode=verify-full&sslrootcert=/etc/lookout/ca/db.pem",
                 false,
                 true,
             ),
             (
-                &Postgres,
+                &POSTGRES,
                 "postgres://a@db/x?sslmode=verify-full&SSLROOTCERT=/root/.ssh/id_rsa",
                 false,
                 false,
             ),
             (
-                &Postgres,
+                &POSTGRES,
                 "postgres://a@db/x?sslkey=%2Fetc%2Fshadow",
                 false,
                 false,
             ),
-            (&Postgres, "postgres://a@db/x?sslmode=require", true, true),
-            (&Redis, "redis://cache:6379/0", true, true),
+            (&POSTGRES, "postgres://a@db/x?sslmode=require", true, true),
+            (&REDIS, "redis://cache:6379/0", true, true),
         ];
         for (kind, conn, ok_unset, ok_dir) in cases {
             assert_eq!(
@@ -192,10 +192,10 @@ mod tests {
 
     #[test]
     fn hosts_of_a_connection() {
-        use crate::kinds::{Kafka, Postgres, Redis};
-        assert_eq!(Redis.hosts("redis://cache/0"), vec![("cache".into(), 6379)]);
+        use crate::kinds::{Kafka, POSTGRES, REDIS};
+        assert_eq!(REDIS.hosts("redis://cache/0"), vec![("cache".into(), 6379)]);
         assert_eq!(
-            Postgres.hosts("postgres://a@[::1]:6000/x"),
+            POSTGRES.hosts("postgres://a@[::1]:6000/x"),
             vec![("::1".into(), 6000)]
         );
         assert_eq!(
@@ -212,18 +212,18 @@ mod tests {
         };
         assert!(
             reach
-                .check_connect(&crate::kinds::Redis, "redis://127.0.0.1:6379")
+                .check_connect(&crate::kinds::REDIS, "redis://127.0.0.1:6379")
                 .await
                 .is_ok()
         );
         assert!(
             reach
-                .check_connect(&crate::kinds::Redis, "redis://localhost:6379")
+                .check_connect(&crate::kinds::REDIS, "redis://localhost:6379")
                 .await
                 .is_ok()
         );
         let e = reach
-            .check_connect(&crate::kinds::Postgres, "postgres://a@10.1.2.3/x")
+            .check_connect(&crate::kinds::POSTGRES, "postgres://a@10.1.2.3/x")
             .await
             .unwrap_err();
         assert!(
@@ -238,7 +238,7 @@ mod tests {
         // No allow-list: anything goes.
         assert!(
             Reach::default()
-                .check_connect(&crate::kinds::Postgres, "postgres://a@10.1.2.3/x")
+                .check_connect(&crate::kinds::POSTGRES, "postgres://a@10.1.2.3/x")
                 .await
                 .is_ok()
         );

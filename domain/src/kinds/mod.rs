@@ -19,8 +19,8 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 pub use kafka::Kafka;
-pub use postgres::Postgres;
-pub use redis::Redis;
+pub use postgres::POSTGRES;
+pub use redis::REDIS;
 
 /// What one kind of target is. Every method but `check` is pure.
 pub trait Kind: Send + Sync {
@@ -81,7 +81,7 @@ pub trait Kind: Send + Sync {
 }
 
 /// The kinds every Lookout supports, in the order forms list them.
-static BUILT_IN: [&dyn Kind; 3] = [&Redis, &Postgres, &Kafka];
+static BUILT_IN: [&dyn Kind; 3] = [&REDIS, &POSTGRES, &Kafka];
 
 /// Kinds added at start-up (`register`), after the built-in ones.
 static ADDED: RwLock<Vec<&'static dyn Kind>> = RwLock::new(Vec::new());
@@ -171,7 +171,7 @@ mod tests {
             e.contains("\"kubernetes\"") && e.contains("redis, postgres, kafka"),
             "{e}"
         );
-        assert!(register(&Redis).is_err(), "a taken name is refused");
+        assert!(register(&REDIS).is_err(), "a taken name is refused");
         // Every built-in probe belongs to a registered kind, so the catalogue loses none.
         assert_eq!(probes().len(), probes::registry::all().len());
         for p in probes() {
@@ -182,37 +182,37 @@ mod tests {
     #[test]
     fn connections_per_kind() {
         for (kind, conn, ok) in [
-            (&Redis as &dyn Kind, "redis://cache:6379/0", true),
-            (&Redis, "rediss://cache:6380", true),
-            (&Redis, "redis://:hunter2@cache:6379", false),
-            (&Redis, "postgres://db/x", false),
+            (&REDIS as &dyn Kind, "redis://cache:6379/0", true),
+            (&REDIS, "rediss://cache:6380", true),
+            (&REDIS, "redis://:hunter2@cache:6379", false),
+            (&REDIS, "postgres://db/x", false),
             (
-                &Postgres,
+                &POSTGRES,
                 "postgres://app@db:5432/app?sslmode=require",
                 true,
             ),
-            (&Postgres, "postgres://app:pw@db/app", false),
-            (&Postgres, "postgres://app@db/app?password=hunter2", false),
+            (&POSTGRES, "postgres://app:pw@db/app", false),
+            (&POSTGRES, "postgres://app@db/app?password=hunter2", false),
             (
-                &Postgres,
+                &POSTGRES,
                 "postgres://app@db/app?sslmode=require&PassWord=hunter2",
                 false,
             ),
             (
-                &Postgres,
+                &POSTGRES,
                 "postgres://app@db/app?sslpassword=hunter2",
                 false,
             ),
             (
-                &Postgres,
+                &POSTGRES,
                 "postgres://app@db/app?passfile=/root/.pgpass",
                 false,
             ),
-            (&Postgres, "postgres://:pw@db/app", false),
-            (&Postgres, "postgres://app%3Apw@db/app", true),
-            (&Redis, "redis://cache:6379/0?password=hunter2", false),
-            (&Redis, "redis://cache:6379/0?protocol=resp3", true),
-            (&Postgres, "db:5432", false),
+            (&POSTGRES, "postgres://:pw@db/app", false),
+            (&POSTGRES, "postgres://app%3Apw@db/app", true),
+            (&REDIS, "redis://cache:6379/0?password=hunter2", false),
+            (&REDIS, "redis://cache:6379/0?protocol=resp3", true),
+            (&POSTGRES, "db:5432", false),
             (&Kafka, "k1:9092,k2:9092", true),
             (&Kafka, "k1", false),
             (&Kafka, "k1:notaport", false),
@@ -227,9 +227,9 @@ mod tests {
                 false,
             ),
             (&Kafka, "k1:9093?linger.ms=5", false),
-            (&Redis, "redis://", false),
-            (&Redis, "", false),
-            (&Redis, &format!("redis://{}", "a".repeat(2000)), false),
+            (&REDIS, "redis://", false),
+            (&REDIS, "", false),
+            (&REDIS, &format!("redis://{}", "a".repeat(2000)), false),
         ] {
             assert_eq!(
                 check_connection(kind, conn).is_ok(),
@@ -244,21 +244,21 @@ mod tests {
     fn destinations_per_kind() {
         let d = |k: &dyn Kind, c: &str| k.destination(c);
         assert_eq!(
-            d(&Redis, "redis://Cache:6379/0"),
-            d(&Redis, "redis://cache/5")
+            d(&REDIS, "redis://Cache:6379/0"),
+            d(&REDIS, "redis://cache/5")
         );
         assert_ne!(
-            d(&Redis, "redis://cache:6379/0"),
-            d(&Redis, "redis://evil:6379/0")
+            d(&REDIS, "redis://cache:6379/0"),
+            d(&REDIS, "redis://evil:6379/0")
         );
         assert_ne!(
-            d(&Redis, "redis://cache:6379"),
-            d(&Redis, "redis://cache:6380")
+            d(&REDIS, "redis://cache:6379"),
+            d(&REDIS, "redis://cache:6380")
         );
-        assert_ne!(d(&Redis, "redis://cache"), d(&Redis, "rediss://cache"));
+        assert_ne!(d(&REDIS, "redis://cache"), d(&REDIS, "rediss://cache"));
         assert_eq!(
-            d(&Postgres, "postgres://app@db/app?sslmode=require"),
-            d(&Postgres, "postgresql://other@db:5432/x")
+            d(&POSTGRES, "postgres://app@db/app?sslmode=require"),
+            d(&POSTGRES, "postgresql://other@db:5432/x")
         );
         assert_eq!(
             d(&Kafka, "k1:9092,k2:9092"),

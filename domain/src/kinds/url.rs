@@ -1,5 +1,80 @@
-//! Helpers for kinds whose connection is a URL (Redis, PostgreSQL, and the HTTP-based kinds
-//! to come): the checks, hosts, destination and credentials every such kind shares.
+//! Kinds whose connection is a URL (Redis, PostgreSQL, and the HTTP-based kinds to come):
+//! [`UrlKind`] implements [`Kind`] from a description (schemes, default port, the options
+//! that name files, the connection check), and the helpers below serve kinds that need
+//! more.
+
+use super::Kind;
+use probes::framework::BoxFuture;
+use probes::{ConnectionReport, ProbeError};
+use std::time::Duration;
+
+/// The connection check of a URL kind.
+pub type Check =
+    for<'a> fn(&'a str, Duration) -> BoxFuture<'a, Result<ConnectionReport, ProbeError>>;
+
+/// A kind whose connection is a URL with the password put in when connecting.
+pub struct UrlKind {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// Accepted schemes.
+    pub schemes: &'static [&'static str],
+    /// Schemes that are another spelling of one scheme (`postgresql` → `postgres`): the
+    /// same destination.
+    pub aliases: &'static [(&'static str, &'static str)],
+    pub default_port: u16,
+    /// Query options that make the driver read a file on the Lookout server.
+    pub file_options: &'static [&'static str],
+    pub check: Check,
+}
+
+impl Kind for UrlKind {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn connection_help(&self) -> &'static str {
+        self.help
+    }
+    fn check_connection(&self, conn: &str) -> Result<(), String> {
+        check(self.name, self.help, self.schemes, conn)
+    }
+    fn hosts(&self, conn: &str) -> Vec<(String, u16)> {
+        hosts(conn, self.default_port)
+    }
+    fn destination(&self, conn: &str) -> Vec<String> {
+        destination(conn, self.default_port)
+            .into_iter()
+            .map(|d| {
+                for (alias, scheme) in self.aliases {
+                    if let Some(rest) = d.strip_prefix(&format!("{alias}://")) {
+                        return format!("{scheme}://{rest}");
+                    }
+                }
+                d
+            })
+            .collect()
+    }
+    fn file_options(&self, conn: &str) -> Vec<(String, String)> {
+        let query = url::Url::parse(conn.trim())
+            .ok()
+            .and_then(|u| u.query().map(str::to_string));
+        query_options(query.as_deref(), self.file_options)
+    }
+    fn connect_address(
+        &self,
+        conn: &str,
+        username: &str,
+        secret: Option<&str>,
+    ) -> Result<String, String> {
+        with_credentials(conn, username, secret)
+    }
+    fn check<'a>(
+        &'a self,
+        address: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<ConnectionReport, ProbeError>> {
+        (self.check)(address, limit)
+    }
+}
 
 /// URL options that carry a credential: refused (it belongs in the sealed secret).
 const CREDENTIAL_OPTIONS: &[&str] = &[
