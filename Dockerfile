@@ -5,7 +5,7 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nodejs npm pkg-config build-essential \
+ && apt-get install -y --no-install-recommends nodejs npm pkg-config build-essential brotli \
  && rm -rf /var/lib/apt/lists/*
 RUN rustup target add wasm32-unknown-unknown
 RUN cargo install cargo-leptos@0.3.7 --locked --features no_downloads
@@ -14,9 +14,13 @@ RUN CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindge
 RUN npm install -g binaryen@132.0.0
 WORKDIR /src
 COPY . .
+# The binary with hash.txt beside it (the content-hashed bundle names), the site with
+# brotli and gzip copies of its wasm, JS, CSS and SVG (see scripts/lib/common.sh).
 RUN cargo leptos build --release \
+ && find target/site -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.svg' \) \
+      -exec brotli -q 11 -f -k {} \; -exec sh -c 'gzip -9 -n -c "$1" > "$1.gz"' _ {} \; \
  && mkdir -p /out \
- && cp target/release/lookout /out/lookout \
+ && cp target/release/lookout target/release/hash.txt /out/ \
  && cp -r target/site /out/site
 
 FROM debian:bookworm-slim
@@ -24,7 +28,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /srv/lookout --shell /usr/sbin/nologin lookout
-COPY --from=build /out/lookout /usr/local/bin/lookout
+COPY --from=build /out/lookout /out/hash.txt /usr/local/bin/
 COPY --from=build /out/site /srv/lookout/site
 ENV LEPTOS_SITE_ADDR=0.0.0.0:8080 \
     LEPTOS_SITE_ROOT=/srv/lookout/site \

@@ -19,7 +19,7 @@ pub mod target_fns;
 
 use components::layout::Layout;
 use leptos::prelude::*;
-use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, Link, Meta, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
@@ -40,6 +40,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
+                // The stylesheet by its content-hashed name when the build hashed it (cargo-leptos
+                // `hash-files`; `server::leptos_options` turns it on when hash.txt is there).
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 // A page rendered as the answer to a plain form post (no wasm) is not hydrated.
                 {use_context::<NoHydrate>().is_none().then(|| view! { <HydrationScripts options/> })}
                 <MetaTags/>
@@ -55,7 +58,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/lookout.css"/>
         <Link rel="icon" type_="image/svg+xml" href="/static/favicon.svg"/>
         <Meta name="color-scheme" content="light dark"/>
         // The title is written unescaped by leptos_meta on the server: escape it (it can hold

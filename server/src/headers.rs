@@ -1,4 +1,4 @@
-//! Security headers on every response. Pages rendered by Leptos carry their own
+//! Security and caching headers on every response. Pages rendered by Leptos carry their own
 //! Content-Security-Policy with a per-response nonce (`app::state::page_csp`); everything else
 //! (JSON, redirects, static files, plain error pages) gets a policy that allows nothing.
 
@@ -44,4 +44,64 @@ pub async fn security_headers(
         );
     }
     res
+}
+
+/// How long a response may be kept, by what it is:
+/// - a static file with a content-hashed name (`/pkg/lookout.<hash>.wasm`): a year,
+///   `immutable` — a new build has new names;
+/// - any other static file (`/static/…`, unhashed `/pkg/…`): kept but revalidated
+///   (`no-cache`, with its Last-Modified);
+/// - everything else (pages, JSON, redirects) keeps what its handler set — signed-in
+///   responses are `no-store` (`auth.rs`) — or gets `no-store`: nothing Lookout renders is
+///   for a shared cache.
+pub async fn cache_control(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let mut res = next.run(req).await;
+    let static_file = path.starts_with("/pkg/") || path.starts_with("/static/");
+    let ok = res.status().is_success() || res.status() == axum::http::StatusCode::NOT_MODIFIED;
+    let policy = match (static_file && ok, content_hashed(&path)) {
+        (true, true) => "public, max-age=31536000, immutable",
+        (true, false) => "no-cache",
+        (false, _) => "no-store",
+    };
+    res.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static(policy));
+    res
+}
+
+/// `name.<hash>.ext` as cargo-leptos names hashed files: the hash is the base64url MD5 of the
+/// contents (22 characters).
+pub fn content_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let mut parts = name.rsplit('.');
+    let (Some(_ext), Some(hash), Some(stem)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !stem.is_empty()
+        && hash.len() >= 16
+        && hash
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_hashed;
+
+    #[test]
+    fn hashed_names() {
+        for (path, hashed) in [
+            ("/pkg/lookout.Qm9vYmFyYmF6cXV4MTIzNA.wasm", true),
+            ("/pkg/lookout.Qm9vYmFyYmF6cXV4MTIzNA.css", true),
+            ("/pkg/lookout.wasm", false),
+            ("/pkg/lookout_bg.wasm", false),
+            ("/pkg/snippets/x.js", false),
+            ("/pkg/.Qm9vYmFyYmF6cXV4MTIzNA.js", false),
+            ("/pkg/lookout.short.js", false),
+            ("/pkg/lookout.Qm9vYmFyYmF6cX%2FV4MTIzNA.js", false),
+        ] {
+            assert_eq!(content_hashed(path), hashed, "{path}");
+        }
+    }
 }

@@ -37,6 +37,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::DefaultPredicate;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -49,7 +51,19 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
         .site_root(config.site_root.clone())
         .site_pkg_dir(config.site_pkg_dir.clone())
         .site_addr(config.site_addr)
+        .hash_files(hashed_assets())
         .build()
+}
+
+/// The build gave the wasm, JS and CSS content-hashed names (cargo-leptos `hash-files`): it
+/// wrote their hashes to `hash.txt` next to the binary, where Leptos reads them to name the
+/// files in the page. Without the file the plain names are used (a binary built by
+/// `cargo build` alone, the in-process tests).
+fn hashed_assets() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+        .is_some_and(|f| f.is_file())
 }
 
 /// Connects to PostgreSQL. The URL's password never appears in the error.
@@ -155,6 +169,15 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         .layer(axum::Extension(shared))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
+        // Brotli or gzip by Accept-Encoding, at a level cheap enough for dynamic pages (4);
+        // never SSE (streamed as is), images or tiny bodies (tower-http's default
+        // predicate), never what already has an encoding (the precompressed static files).
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Precise(4))
+                .compress_when(DefaultPredicate::new()),
+        )
+        .layer(axum::middleware::from_fn(headers::cache_control))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
