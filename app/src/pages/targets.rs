@@ -24,7 +24,7 @@ pub fn TargetsPage() -> impl IntoView {
     view! {
         <Title text="Targets"/>
         <h1>"Targets"</h1>
-        <p class="muted">"The systems Lookout looks at. Open a target to run a probe against it (Redis and PostgreSQL today) and to see its run history; “Test connection” checks that Lookout can reach it."</p>
+        <p class="muted">"The systems Lookout looks at. Open a target to run a probe against it (Redis, PostgreSQL, Kafka lag) and to see its run history; “Test connection” checks that Lookout can reach it."</p>
         <TestResult test=test/>
         {move || test.pending().get().then(|| view! { <p class="loading" aria-busy="true">"Testing the connection (up to 10 s)…"</p> })}
         {move || delete.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
