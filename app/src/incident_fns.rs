@@ -98,6 +98,15 @@ pub struct IncidentPageData {
 /// How many of the newest events the incident page shows before "Show all".
 pub const TIMELINE_WINDOW: usize = 500;
 
+/// One finding of an incident, whole: its page.
+#[server(prefix = "/api/fn", endpoint = "incidents/finding-detail")]
+pub async fn get_finding(key: String, finding_id: i64) -> Result<Finding, AppError> {
+    let c = call()?;
+    let mut f = svc::finding(&c.pool, &c.who, &key, finding_id).await?;
+    f.remediation.clear();
+    Ok(f)
+}
+
 #[server(prefix = "/api/fn", endpoint = "incidents/get")]
 pub async fn get_incident(
     key: String,
@@ -130,9 +139,12 @@ pub async fn get_incident(
             e.body.clear();
         }
     }
-    for f in &mut detail.findings {
-        f.remediation.clear();
-    }
+    // Findings as summaries: their evidence and remediation are on their own pages (a long
+    // incident's page stays light; issue 18).
+    detail.findings = std::mem::take(&mut detail.findings)
+        .into_iter()
+        .map(Finding::summary)
+        .collect();
     detail.summary.clear();
     Ok(IncidentPageData {
         detail,

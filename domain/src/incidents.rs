@@ -363,6 +363,23 @@ pub struct Finding {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub updated_by: String,
+    /// True when this is the summary a long page lists (evidence and remediation left out;
+    /// the finding's own page shows them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detail_omitted: bool,
+}
+
+impl Finding {
+    /// The finding as a list shows it: code, severity, title, status and source; the
+    /// evidence and remediation stay on its own page.
+    pub fn summary(mut self) -> Finding {
+        self.evidence = Evidence::default();
+        self.remediation.clear();
+        self.remediation_html.clear();
+        self.commands.clear();
+        self.detail_omitted = true;
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,8 +65,16 @@ test("create an incident, work it with a teammate watching live, export the post
   await ff.getByRole("button", { name: "Add finding" }).click();
   const card = page.locator("article.finding").filter({ hasText: "REDIS_NOEVICTION_NEAR_LIMIT" });
   await expect(card).toBeVisible();
-  await expect(card.locator("table.evidence")).toContainText("1.96 GB");
-  await expect(card.locator("button.copy")).toHaveAttribute("data-copy", "redis-cli CONFIG SET maxmemory-policy allkeys-lru");
+  // The incident lists findings as summaries; the evidence and the remediation (with its
+  // copyable command) are on the finding's own page.
+  await expect(card.locator("table.evidence")).toHaveCount(0);
+  const detail = await card.getByRole("link", { name: /Evidence and remediation/ }).getAttribute("href");
+  expect(detail).toMatch(/^\/incidents\/INC-\d+\/findings\/\d+$/);
+  const p3 = await page.context().newPage();
+  await p3.goto(detail!);
+  await expect(p3.locator("table.evidence")).toContainText("1.96 GB");
+  await expect(p3.locator("button.copy")).toHaveAttribute("data-copy", "redis-cli CONFIG SET maxmemory-policy allkeys-lru");
+  await p3.close();
   await expect(p2.locator("article.finding")).toContainText("REDIS_NOEVICTION_NEAR_LIMIT", { timeout: 2_000 });
   await card.locator("summary", { hasText: "False positive" }).click();
   await card.getByLabel("Reason").fill("maxmemory was raised at 14:00");
@@ -113,6 +121,15 @@ test("markup in notes and findings never runs", async ({ page }) => {
   expect(await page.locator("#events script, #findings script").count()).toBe(0);
   expect(await page.locator("[onerror], [onmouseover]").count()).toBe(0);
   expect(await page.locator('a[href^="javascript:"]').count()).toBe(0);
+  // The finding's own page (its remediation) is as inert.
+  await page.locator("#findings article.finding").getByRole("link", { name: /Evidence and remediation/ }).click();
+  await expect(page.locator(".remediation")).toContainText("hello");
+  await page.locator(".remediation a", { hasText: "link" }).click().catch(() => {});
+  await page.waitForTimeout(300);
+  expect(await page.evaluate(() => (window as any).__xss)).toBeUndefined();
+  expect(await page.locator(".finding script, [onerror], [onmouseover], a[href^='javascript:']").count()).toBe(0);
+  await page.goBack();
+  await hydrated(page);
   // The preview renders the same sanitized HTML.
   await page.locator("#note-body").fill(evil);
   await page.locator("#note-preview").click();

@@ -73,7 +73,13 @@ test("admin adds a Redis target; a responder probes it from an incident", async 
   await expect(findings).toContainText("REDIS_SUMMARY", { timeout: 5_000 });
   await expect(findings).toContainText(`probe redis on ${name}`);
   await expect(findings).toContainText("REDIS_NO_MAXMEMORY");
-  await expect(findings.locator("table.evidence").first()).toContainText("maxmemory_policy");
+  // Its evidence is on the finding's own page.
+  const summary = findings.locator("article.finding").filter({ hasText: "REDIS_SUMMARY" });
+  const detail = await summary.getByRole("link", { name: /Evidence and remediation/ }).getAttribute("href");
+  const pd = await p.context().newPage();
+  await pd.goto(detail!);
+  await expect(pd.locator("table.evidence").first()).toContainText("maxmemory_policy");
+  await pd.close();
   await expect(p.locator("#events")).toContainText(`redis probe started on ${name}`);
   await expect(p.locator("#events")).toContainText(`redis probe on ${name} ok in`);
   expect(await p.evaluate(() => (window as any).__noReload)).toBe(1);

@@ -123,6 +123,10 @@ fn missing_resources() -> Vec<Case> {
             ok: 404,
             ..page("/incidents/INC-999999", Any)
         },
+        Case {
+            ok: 404,
+            ..page("/incidents/INC-999999/findings/1", Any)
+        },
         json(
             Method::POST,
             "/api/v1/users",
@@ -247,6 +251,12 @@ fn missing_resources() -> Vec<Case> {
             ..get_json("/api/v1/probe-runs/999999/stream", Any)
         },
         server_fn("/api/fn/incidents/get", Any, &[("key", "INC-999999")], 404),
+        server_fn(
+            "/api/fn/incidents/finding-detail",
+            Any,
+            &[("key", "INC-999999"), ("finding_id", "1")],
+            404,
+        ),
         server_fn(
             "/api/fn/incidents/status",
             r,

@@ -1155,3 +1155,93 @@ async fn long_timelines_show_a_window_with_a_way_to_see_everything(pool: PgPool)
         "kind filter on the server"
     );
 }
+
+/// A long incident's page lists findings as summaries (no evidence, no remediation, a link);
+/// the finding's own page shows it whole; the API keeps returning it whole.
+#[sqlx::test(migrations = "../migrations")]
+async fn findings_are_summaries_on_the_incident_page_and_whole_on_their_own(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let c = user(&app, "fsum", Role::Responder).await;
+    let (_, d) = json_req(
+        &c,
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Some(new_incident("Memory", "SEV2")),
+    )
+    .await;
+    let key = d["key"].as_str().unwrap().to_string();
+    let (_, other) = json_req(
+        &c,
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/incidents",
+        Some(new_incident("Other", "SEV3")),
+    )
+    .await;
+    let other = other["key"].as_str().unwrap().to_string();
+    let (s, f) = json_req(
+        &c,
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/incidents/{key}/findings"),
+        Some(json!({"code": "REDIS_EVICTING", "severity": "warning", "title": "Evicting 40 keys/s",
+            "evidence": {"facts": [{"name": "evicted_keys", "value": "EVIDENCE-VALUE-4711"}], "excerpt": "z".repeat(10_000)},
+            "remediation": "Raise it:\n\n```sh\nredis-cli CONFIG SET maxmemory 8gb\n```\n"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    let id = f["id"].as_i64().unwrap();
+    let page = |path: String| {
+        let c = c.clone();
+        let url = app.url(&path);
+        async move {
+            let res = c.get(url).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (s, html) = page(format!("/incidents/{key}")).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("Evicting 40 keys/s") && html.contains("REDIS_EVICTING"));
+    assert!(
+        html.contains(&format!("/incidents/{key}/findings/{id}")),
+        "a link to the finding"
+    );
+    // No evidence or remediation on the incident page, not even in the hydration data.
+    for leak in ["EVIDENCE-VALUE-4711", "zzzzzzzzzz", "maxmemory 8gb"] {
+        if let Some(i) = html.find(leak) {
+            panic!(
+                "{leak} on the incident page: …{}…",
+                &html[i.saturating_sub(200)..(i + 50).min(html.len())]
+            );
+        }
+    }
+    let (s, html) = page(format!("/incidents/{key}/findings/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("EVIDENCE-VALUE-4711") && html.contains("redis-cli CONFIG SET maxmemory 8gb")
+    );
+    assert!(
+        html.contains("<h5>Remediation</h5>") && html.contains("Raise it"),
+        "the remediation is shown"
+    );
+    // Another incident's finding, or none: 404.
+    let (s, _) = page(format!("/incidents/{other}/findings/{id}")).await;
+    assert_eq!(s, 404);
+    let (s, _) = page(format!("/incidents/{key}/findings/999999")).await;
+    assert_eq!(s, 404);
+    // The API returns findings whole.
+    let (_, d) = json_req(
+        &c,
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/incidents/{key}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        d["findings"][0]["evidence"]["facts"][0]["value"],
+        "EVIDENCE-VALUE-4711"
+    );
+    assert!(d["findings"][0].get("detail_omitted").is_none());
+}

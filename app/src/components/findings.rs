@@ -49,6 +49,10 @@ pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl 
             <h4>{f.title.clone()}</h4>
             <p class="muted">{source}" · "<LocalTime at=f.created_at/>" · updated by "{f.updated_by.clone()}</p>
             {f.status_reason.clone().map(|r| view! { <p class="reason">"Reason: "{r}</p> })}
+            // A summary (a long page's list): the evidence and remediation are one link away.
+            {(f.detail_omitted).then(|| f.incident_key.clone().map(|key| view! {
+                <p class="finding-detail-link"><a href=format!("/incidents/{key}/findings/{id}")>"Evidence and remediation →"</a></p>
+            }))}
             {(!f.evidence.facts.is_empty()).then(|| view! {
                 <table class="data evidence">
                     <thead><tr><th>"Evidence"</th><th>"Value"</th></tr></thead>
@@ -66,7 +70,8 @@ pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl 
                 <div class="command"><span class="muted">"Produced by"</span><pre><code>{c.clone()}</code></pre></div>
             })}
             {f.evidence.excerpt.clone().map(|x| view! { <details><summary>"Raw excerpt"</summary><pre>{x}</pre></details> })}
-            {(!f.remediation.trim().is_empty()).then(|| view! {
+            // The rendered remediation (pages receive it without its markdown source).
+            {(!f.remediation_html.trim().is_empty()).then(|| view! {
                 <div class="remediation"><h5>"Remediation"</h5><div class="md" inner_html=f.remediation_html.clone()></div></div>
             })}
             {(!f.commands.is_empty()).then(|| view! {

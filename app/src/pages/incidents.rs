@@ -187,6 +187,45 @@ pub fn NewIncidentPage() -> impl IntoView {
     }
 }
 
+/// One finding of an incident, whole: its evidence and remediation (the incident page lists
+/// findings as summaries that link here). Its status controls work here too.
+#[component]
+pub fn FindingPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = Signal::derive(move || {
+        params
+            .read()
+            .get("key")
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+    });
+    let id = Signal::derive(move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    });
+    let fstatus = ServerAction::<SetFindingStatus>::new();
+    let finding = Resource::new(
+        move || (key.get(), id.get(), fstatus.version().get()),
+        |(k, id, _)| crate::incident_fns::get_finding(k, id),
+    );
+    view! {
+        <Title text=move || format!("Finding {} · {}", id.get(), key.get())/>
+        <p class="crumbs"><a href=move || format!("/incidents/{}#findings", key.get())>{move || format!("← {}", key.get())}</a></p>
+        {move || fstatus.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match finding.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(f) => view! { <FindingCard f=f fstatus=fstatus/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
 #[component]
 pub fn IncidentPage() -> impl IntoView {
     let params = use_params_map();

@@ -256,6 +256,18 @@ pub fn finding_view(f: store::FindingRow) -> Finding {
         created_by: f.created_by,
         updated_at: f.updated_at,
         updated_by: f.updated_by,
+        detail_omitted: false,
+    }
+}
+
+/// One finding of an incident, whole (its page: evidence and remediation).
+pub async fn finding(pool: &PgPool, who: &Principal, key: &str, id: i64) -> DomainResult<Finding> {
+    who.require(Role::Viewer)?;
+    let mut conn = pool.acquire().await?;
+    let inc = find(&mut conn, key).await?;
+    match store::finding(&mut *conn, id).await? {
+        Some(f) if f.incident_id == Some(inc.id) => Ok(finding_view(f)),
+        _ => Err(DomainError::not_found(format!("{key} has no finding {id}"))),
     }
 }
 
