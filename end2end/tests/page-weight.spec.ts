@@ -26,5 +26,5 @@ test("pages and the wasm come compressed, the bundle hashed and cached, and the 
 
   // Hydrated and working: a client-side navigation renders the next page.
   await page.getByRole("link", { name: "Targets" }).first().click();
-  await expect(page.getByRole("heading", { name: "Targets" })).toBeVisible();
+  await expect(page.getByRole("heading", { level: 1, name: "Targets", exact: true })).toBeVisible();
 });

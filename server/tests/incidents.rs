@@ -1228,8 +1228,10 @@ async fn findings_are_summaries_on_the_incident_page_and_whole_on_their_own(pool
     // Another incident's finding, or none: 404.
     let (s, _) = page(format!("/incidents/{other}/findings/{id}")).await;
     assert_eq!(s, 404);
-    let (s, _) = page(format!("/incidents/{key}/findings/999999")).await;
-    assert_eq!(s, 404);
+    for bad in ["999999", "abc", "-1", "99999999999999999999999", "1%0d%0a"] {
+        let (s, _) = page(format!("/incidents/{key}/findings/{bad}")).await;
+        assert_eq!(s, 404, "{bad}");
+    }
     // The API returns findings whole.
     let (_, d) = json_req(
         &c,

@@ -187,18 +187,23 @@ pub fn NewIncidentPage() -> impl IntoView {
     }
 }
 
-/// One finding of an incident, whole: its evidence and remediation (the incident page lists
-/// findings as summaries that link here). Its status controls work here too.
-#[component]
-pub fn FindingPage() -> impl IntoView {
-    let params = use_params_map();
-    let key = Signal::derive(move || {
+/// The incident key of the route (`inc-7` and `INC-7` are the same incident).
+fn key_param(params: Memo<leptos_router::params::ParamsMap>) -> Signal<String> {
+    Signal::derive(move || {
         params
             .read()
             .get("key")
             .unwrap_or_default()
             .to_ascii_uppercase()
-    });
+    })
+}
+
+/// One finding of an incident, whole: its evidence and remediation (the incident page lists
+/// findings as summaries that link here). Its status controls work here too.
+#[component]
+pub fn FindingPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = key_param(params);
     let id = Signal::derive(move || {
         params
             .read()
@@ -230,13 +235,7 @@ pub fn FindingPage() -> impl IntoView {
 pub fn IncidentPage() -> impl IntoView {
     let params = use_params_map();
     let q = use_query_map();
-    let key = Signal::derive(move || {
-        params
-            .read()
-            .get("key")
-            .unwrap_or_default()
-            .to_ascii_uppercase()
-    });
+    let key = key_param(params);
     let tick = RwSignal::new(0u64);
     let status = ServerAction::<SetIncidentStatus>::new();
     let severity = ServerAction::<SetIncidentSeverity>::new();
