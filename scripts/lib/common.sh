@@ -36,20 +36,12 @@ apt_install() {
 }
 
 precompress_site() {
-  # precompress_site SITE_ROOT PROFILE [BROTLI_QUALITY] — after `cargo leptos build`: drops
-  # the bundles of earlier builds (content-hashed names not in this build's hash.txt), then
-  # writes brotli (quality 11 unless told) and gzip (-9) copies next to the wasm, JS, CSS
-  # and SVG files, which the server sends as they are (Content-Encoding) to browsers that
-  # accept them. A copy newer than its file is kept.
-  local site="$1" hashes="$CARGO_TARGET_DIR/$2/hash.txt" quality="${3:-11}" f base h
+  # precompress_site SITE_ROOT [BROTLI_QUALITY] — after `cargo leptos build` (which empties
+  # the pkg directory of earlier bundles): writes brotli (quality 11 unless told) and gzip
+  # (-9) copies next to the wasm, JS, CSS and SVG files, which the server sends as they are
+  # (Content-Encoding) to browsers that accept them. A copy newer than its file is kept.
+  local site="$1" quality="${2:-11}" f
   command -v brotli >/dev/null 2>&1 || apt_install brotli
-  if [ -f "$hashes" ]; then
-    for f in "$site"/pkg/*.*.*; do
-      [ -e "$f" ] || continue
-      base="${f##*/}"; h="$(printf '%s' "$base" | cut -d. -f2)"
-      grep -q ": $h\$" "$hashes" || rm -f "$f"
-    done
-  fi
   find "$site" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.svg' \) -print0 |
     while IFS= read -r -d '' f; do
       [ "$f.br" -nt "$f" ] || brotli -q "$quality" -f -o "$f.br" "$f"

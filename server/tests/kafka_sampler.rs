@@ -1010,17 +1010,7 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
         assert!(Instant::now() < deadline, "no assignment");
     }
     commit_as(&member, &t, 4);
-    let r = svc::sample_round(
-        &pool,
-        &Access::default(),
-        target,
-        "test",
-        Duration::from_secs(5),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(r.ok, "{:?}", r.error);
+    ok_round(&pool, target).await;
     let viewer = app.create_token("v", Role::Viewer).await;
     let (s, page) = app
         .get(&viewer, &format!("/api/v1/kafka/{target}/groups?limit=500"))
@@ -1223,17 +1213,7 @@ async fn a_cancelled_round_writes_nothing(pool: PgPool) {
         );
     }
     // The same round, not cancelled, writes them all.
-    let r = svc::sample_round(
-        &pool,
-        &Access::default(),
-        target,
-        "h",
-        Duration::from_secs(5),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(r.ok, "{:?}", r.error);
+    ok_round(&pool, target).await;
     for table in [
         "kafka_samples",
         "kafka_groups",

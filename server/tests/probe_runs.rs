@@ -24,9 +24,7 @@ async fn target(
     if let Some(s) = secret {
         body["secret"] = json!(s);
     }
-    let (s, t) = app
-        .api(admin, reqwest::Method::POST, "/api/v1/targets", Some(body))
-        .await;
+    let (s, t) = app.post(admin, "/api/v1/targets", body).await;
     assert_eq!(s, 201, "{t}");
     t["id"].as_i64().unwrap()
 }
@@ -35,14 +33,7 @@ async fn target(
 async fn wait(app: &TestApp, token: &str, id: i64, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
-        let (s, d) = app
-            .api(
-                token,
-                reqwest::Method::GET,
-                &format!("/api/v1/probe-runs/{id}"),
-                None,
-            )
-            .await;
+        let (s, d) = app.get(token, &format!("/api/v1/probe-runs/{id}")).await;
         assert_eq!(s, 200, "{d}");
         if d["run"]["status"] != "running" {
             return d;
@@ -65,9 +56,7 @@ fn codes(d: &Value) -> Vec<String> {
 async fn the_catalogue_lists_probes_params_and_codes(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let viewer = app.create_token("v", Role::Viewer).await;
-    let (s, c) = app
-        .api(&viewer, reqwest::Method::GET, "/api/v1/probes", None)
-        .await;
+    let (s, c) = app.get(&viewer, "/api/v1/probes").await;
     assert_eq!(s, 200);
     let redis = c
         .as_array()
@@ -120,8 +109,7 @@ async fn a_run_from_an_incident_lands_on_its_timeline(pool: PgPool) {
     let admin = app.create_token("a", Role::Admin).await;
     let responder = app.create_token("r", Role::Responder).await;
     let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
-    let (s, inc) = app.api(&responder, reqwest::Method::POST, "/api/v1/incidents",
-        Some(json!({"title": "cache slow", "severity": "SEV2", "services": ["api"], "environment": "test"}))).await;
+    let (s, inc) = app.post(&responder, "/api/v1/incidents", json!({"title": "cache slow", "severity": "SEV2", "services": ["api"], "environment": "test"})).await;
     assert_eq!(s, 201, "{inc}");
     let key = inc["key"].as_str().unwrap().to_string();
 
@@ -182,12 +170,7 @@ async fn a_run_from_an_incident_lands_on_its_timeline(pool: PgPool) {
 
     // The incident shows the run's start and end and the findings.
     let (_, detail) = app
-        .api(
-            &responder,
-            reqwest::Method::GET,
-            &format!("/api/v1/incidents/{key}"),
-            None,
-        )
+        .get(&responder, &format!("/api/v1/incidents/{key}"))
         .await;
     let kinds: Vec<&str> = detail["timeline"]
         .as_array()
@@ -220,27 +203,15 @@ async fn a_run_from_an_incident_lands_on_its_timeline(pool: PgPool) {
             .any(|f| f["code"] == "REDIS_SUMMARY")
     );
     let (_, runs) = app
-        .api(
-            &responder,
-            reqwest::Method::GET,
-            &format!("/api/v1/incidents/{key}/probe-runs"),
-            None,
-        )
+        .get(&responder, &format!("/api/v1/incidents/{key}/probe-runs"))
         .await;
     assert_eq!(runs[0]["id"], id);
     let (_, hist) = app
-        .api(
-            &responder,
-            reqwest::Method::GET,
-            &format!("/api/v1/targets/{t}/probe-runs"),
-            None,
-        )
+        .get(&responder, &format!("/api/v1/targets/{t}/probe-runs"))
         .await;
     assert_eq!(hist[0]["id"], id);
     // The targets list shows the last run.
-    let (_, list) = app
-        .api(&responder, reqwest::Method::GET, "/api/v1/targets", None)
-        .await;
+    let (_, list) = app.get(&responder, "/api/v1/targets").await;
     assert_eq!(list[0]["last_run"]["id"], id, "{list}");
 }
 
@@ -251,11 +222,10 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
     let responder = app.create_token("r", Role::Responder).await;
     let t = target(&app, &admin, "db", "postgres", &env("DATABASE_URL"), None).await;
     let (s, run) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/targets/{t}/probe-runs"),
-            Some(json!({"probe": "postgres"})),
+            json!({"probe": "postgres"}),
         )
         .await;
     assert_eq!(s, 202, "{run}");
@@ -263,29 +233,25 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
     let d = wait(&app, &responder, id, Duration::from_secs(30)).await;
     assert_eq!(d["run"]["status"], "ok", "{d}");
     assert!(d["findings"][0]["incident_key"].is_null());
-    let (_, inc) = app.api(&responder, reqwest::Method::POST,
-        "/api/v1/incidents",
-        Some(json!({"title": "db", "severity": "SEV3", "services": ["db"], "environment": "test"})),
-    )
-    .await;
+    let (_, inc) = app
+        .post(
+            &responder,
+            "/api/v1/incidents",
+            json!({"title": "db", "severity": "SEV3", "services": ["db"], "environment": "test"}),
+        )
+        .await;
     let key = inc["key"].as_str().unwrap();
     let (s, r) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/probe-runs/{id}/attach"),
-            Some(json!({"incident_key": key})),
+            json!({"incident_key": key}),
         )
         .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["incident_key"], key);
     let (_, detail) = app
-        .api(
-            &responder,
-            reqwest::Method::GET,
-            &format!("/api/v1/incidents/{key}"),
-            None,
-        )
+        .get(&responder, &format!("/api/v1/incidents/{key}"))
         .await;
     assert!(
         detail["findings"]
@@ -301,11 +267,10 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
             .starts_with(&format!("attached postgres probe run {id}"))
     }));
     let (s, _) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/probe-runs/{id}/attach"),
-            Some(json!({"incident_key": key})),
+            json!({"incident_key": key}),
         )
         .await;
     assert_eq!(s, 409, "attached once");
@@ -313,11 +278,10 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
     // Three attaches of one run to three incidents at the same moment: one wins, and only
     // its incident gets the timeline event.
     let (s, run) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/targets/{t}/probe-runs"),
-            Some(json!({"probe": "postgres"})),
+            json!({"probe": "postgres"}),
         )
         .await;
     assert_eq!(s, 202, "{run}");
@@ -325,10 +289,7 @@ async fn a_standalone_run_is_attached_later(pool: PgPool) {
     wait(&app, &responder, id, Duration::from_secs(30)).await;
     let mut keys = vec![];
     for i in 0..3 {
-        let (_, inc) = app.api(&responder, reqwest::Method::POST,
-            "/api/v1/incidents",
-            Some(json!({"title": format!("race {i}"), "severity": "SEV4", "services": ["db"], "environment": "test"})),
-        )
+        let (_, inc) = app.post(&responder, "/api/v1/incidents", json!({"title": format!("race {i}"), "severity": "SEV4", "services": ["db"], "environment": "test"}))
         .await;
         keys.push(inc["key"].as_str().unwrap().to_string());
     }
@@ -393,17 +354,11 @@ async fn cancel_and_the_per_target_limit(pool: PgPool) {
     let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
     let slow = json!({"probe": "redis", "params": {"rate_interval_s": 30, "sample_keys": 0}});
     let path = format!("/api/v1/targets/{t}/probe-runs");
-    let (s1, a) = app
-        .api(&responder, reqwest::Method::POST, &path, Some(slow.clone()))
-        .await;
-    let (s2, b) = app
-        .api(&responder, reqwest::Method::POST, &path, Some(slow.clone()))
-        .await;
+    let (s1, a) = app.post(&responder, &path, slow.clone()).await;
+    let (s2, b) = app.post(&responder, &path, slow.clone()).await;
     assert_eq!((s1, s2), (202, 202));
     let before = app.count("probe_runs").await;
-    let (s3, e) = app
-        .api(&responder, reqwest::Method::POST, &path, Some(slow.clone()))
-        .await;
+    let (s3, e) = app.post(&responder, &path, slow.clone()).await;
     assert_eq!(s3, 429, "{e}");
     assert!(
         e["error"]["message"]
@@ -452,9 +407,7 @@ async fn cancel_and_the_per_target_limit(pool: PgPool) {
         .await;
     assert_eq!(s, 409, "already ended");
     // A slot is free again.
-    let (s, c2) = app
-        .api(&responder, reqwest::Method::POST, &path, Some(slow))
-        .await;
+    let (s, c2) = app.post(&responder, &path, slow).await;
     assert_eq!(s, 202, "{c2}");
     for id in [b["id"].as_i64().unwrap(), c2["id"].as_i64().unwrap()] {
         app.api(
@@ -476,13 +429,10 @@ async fn bad_requests_write_nothing(pool: PgPool) {
     let viewer = app.create_token("v", Role::Viewer).await;
     let t = target(&app, &admin, "cache", "redis", &env("REDIS_URL"), None).await;
     let (_, inc) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             "/api/v1/incidents",
-            Some(
-                json!({"title": "x", "severity": "SEV3", "services": ["x"], "environment": "test"}),
-            ),
+            json!({"title": "x", "severity": "SEV3", "services": ["x"], "environment": "test"}),
         )
         .await;
     let key = inc["key"].as_str().unwrap().to_string();
@@ -540,58 +490,45 @@ async fn bad_requests_write_nothing(pool: PgPool) {
         ),
     ];
     for (tok, body, want, needle) in cases {
-        let (s, e) = app
-            .api(tok, reqwest::Method::POST, &path, Some(body.clone()))
-            .await;
+        let (s, e) = app.post(tok, &path, body.clone()).await;
         assert_eq!(s, want, "{body} → {e}");
         assert!(e.to_string().contains(needle), "{body} → {e}");
     }
     let (s, _) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             "/api/v1/targets/999999/probe-runs",
-            Some(json!({"probe": "redis"})),
+            json!({"probe": "redis"}),
         )
         .await;
     assert_eq!(s, 404);
     let (s, _) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             "/api/v1/targets/abc/probe-runs",
-            Some(json!({"probe": "redis"})),
+            json!({"probe": "redis"}),
         )
         .await;
     assert_eq!(s, 400);
     // A closed incident takes no runs.
     for status in ["mitigated", "resolved", "closed"] {
-        app.api(
+        app.patch(
             &responder,
-            reqwest::Method::PATCH,
             &format!("/api/v1/incidents/{key}"),
-            Some(json!({"status": status})),
+            json!({"status": status}),
         )
         .await;
     }
     let (s, e) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &path,
-            Some(json!({"probe": "redis", "incident_key": key})),
+            json!({"probe": "redis", "incident_key": key}),
         )
         .await;
     assert_eq!(s, 409, "{e}");
     assert_eq!(app.count("probe_runs").await, 0, "nothing written");
-    let (s, _) = app
-        .api(
-            &responder,
-            reqwest::Method::GET,
-            "/api/v1/probe-runs/999999",
-            None,
-        )
-        .await;
+    let (s, _) = app.get(&responder, "/api/v1/probe-runs/999999").await;
     assert_eq!(s, 404);
 }
 
@@ -615,11 +552,10 @@ async fn a_dead_target_is_a_failed_run_with_a_finding(pool: PgPool) {
     )
     .await;
     let (s, run) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/targets/{t}/probe-runs"),
-            Some(json!({"probe": "redis"})),
+            json!({"probe": "redis"}),
         )
         .await;
     assert_eq!(s, 202);
@@ -668,11 +604,10 @@ async fn the_password_is_used_but_never_shown_or_stored_in_clear(pool: PgPool) {
     )
     .await;
     let (_, run) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/targets/{t}/probe-runs"),
-            Some(json!({"probe": "postgres"})),
+            json!({"probe": "postgres"}),
         )
         .await;
     let id = run["id"].as_i64().unwrap();
@@ -708,20 +643,18 @@ async fn the_password_is_used_but_never_shown_or_stored_in_clear(pool: PgPool) {
     }
     // A wrong stored password: a clear finding, and still never echoed.
     let (s, _) = app
-        .api(
+        .patch(
             &admin,
-            reqwest::Method::PATCH,
             &format!("/api/v1/targets/{t}"),
-            Some(json!({"secret": "wrong-pw-Q1"})),
+            json!({"secret": "wrong-pw-Q1"}),
         )
         .await;
     assert_eq!(s, 200);
     let (_, run) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/targets/{t}/probe-runs"),
-            Some(json!({"probe": "postgres"})),
+            json!({"probe": "postgres"}),
         )
         .await;
     let d = wait(
@@ -769,11 +702,10 @@ async fn the_kafka_lag_probe_runs_through_the_same_api(pool: PgPool) {
     let responder = app.create_token("r", Role::Responder).await;
     let t = target(&app, &admin, "events", "kafka", &env("KAFKA_BROKERS"), None).await;
     let (s, run) = app
-        .api(
+        .post(
             &responder,
-            reqwest::Method::POST,
             &format!("/api/v1/targets/{t}/probe-runs"),
-            Some(json!({"probe": "kafka-lag", "params": {"sample_interval_s": 1}})),
+            json!({"probe": "kafka-lag", "params": {"sample_interval_s": 1}}),
         )
         .await;
     assert_eq!(s, 202, "{run}");
@@ -789,14 +721,14 @@ async fn the_kafka_lag_probe_runs_through_the_same_api(pool: PgPool) {
     // Credentials on a Kafka target without a SASL protocol cannot be used: the target
     // itself is refused, nothing written.
     let before = app.count("targets").await;
-    let (s, e) = app.api(&admin, reqwest::Method::POST,
-        "/api/v1/targets",
-        Some(
+    let (s, e) = app
+        .post(
+            &admin,
+            "/api/v1/targets",
             json!({"name": "secured-events", "kind": "kafka", "connection": env("KAFKA_BROKERS"),
                     "environment": "test", "secret": "pw"}),
-        ),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(s, 422, "{e}");
     assert!(
         e.to_string()

@@ -173,9 +173,7 @@ async fn registering_a_kind_is_all_it_takes(pool: PgPool) {
     let port = greeter_server("1.9").await;
 
     // The targets API knows the kind: listed, accepted, its own connection rules applied.
-    let (s, k) = app
-        .api(&admin, Method::GET, "/api/v1/target-kinds", None)
-        .await;
+    let (s, k) = app.get(&admin, "/api/v1/target-kinds").await;
     assert_eq!(s, 200);
     assert!(
         k.as_array()
@@ -184,11 +182,9 @@ async fn registering_a_kind_is_all_it_takes(pool: PgPool) {
             .any(|k| k["kind"] == "greeter" && k["connection_help"] == HELP),
         "{k}"
     );
-    let (s, e) = app.api(&admin, Method::POST, "/api/v1/targets",
-        Some(json!({"name": "g", "kind": "greeter", "connection": "redis://127.0.0.1:1", "environment": "test"}))).await;
+    let (s, e) = app.post(&admin, "/api/v1/targets", json!({"name": "g", "kind": "greeter", "connection": "redis://127.0.0.1:1", "environment": "test"})).await;
     assert_eq!(s, 422, "the kind's own connection check applies: {e}");
-    let (s, t) = app.api(&admin, Method::POST, "/api/v1/targets",
-        Some(json!({"name": "g", "kind": "greeter", "connection": format!("greeter://127.0.0.1:{port}"), "environment": "test"}))).await;
+    let (s, t) = app.post(&admin, "/api/v1/targets", json!({"name": "g", "kind": "greeter", "connection": format!("greeter://127.0.0.1:{port}"), "environment": "test"})).await;
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["kind"], "greeter");
     let id = t["id"].as_i64().unwrap();
@@ -213,7 +209,7 @@ async fn registering_a_kind_is_all_it_takes(pool: PgPool) {
     );
 
     // The catalogue lists its probe, and the runner runs it.
-    let (s, cat) = app.api(&admin, Method::GET, "/api/v1/probes", None).await;
+    let (s, cat) = app.get(&admin, "/api/v1/probes").await;
     assert_eq!(s, 200);
     let p = cat
         .as_array()
@@ -227,25 +223,17 @@ async fn registering_a_kind_is_all_it_takes(pool: PgPool) {
         "{cat}"
     );
     let (s, r) = app
-        .api(
+        .post(
             &admin,
-            Method::POST,
             &format!("/api/v1/targets/{id}/probe-runs"),
-            Some(json!({"probe": "greeting"})),
+            json!({"probe": "greeting"}),
         )
         .await;
     assert_eq!(s, 202, "{r}");
     let run = r["id"].as_i64().or(r["run"]["id"].as_i64()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let d = loop {
-        let (s, d) = app
-            .api(
-                &admin,
-                Method::GET,
-                &format!("/api/v1/probe-runs/{run}"),
-                None,
-            )
-            .await;
+        let (s, d) = app.get(&admin, &format!("/api/v1/probe-runs/{run}")).await;
         assert_eq!(s, 200, "{d}");
         if d["run"]["status"] != "running" {
             break d;
@@ -257,16 +245,14 @@ async fn registering_a_kind_is_all_it_takes(pool: PgPool) {
     assert_eq!(d["findings"][0]["code"], "GREETER_OLD", "{d}");
 
     // A probe of one kind does not run against another kind's target.
-    let (s, e) = app.api(&admin, Method::POST, "/api/v1/targets",
-        Some(json!({"name": "r", "kind": "redis", "connection": "redis://127.0.0.1:1", "environment": "test"}))).await;
+    let (s, e) = app.post(&admin, "/api/v1/targets", json!({"name": "r", "kind": "redis", "connection": "redis://127.0.0.1:1", "environment": "test"})).await;
     assert_eq!(s, 201, "{e}");
     let rid = e["id"].as_i64().unwrap();
     let (s, e) = app
-        .api(
+        .post(
             &admin,
-            Method::POST,
             &format!("/api/v1/targets/{rid}/probe-runs"),
-            Some(json!({"probe": "greeting"})),
+            json!({"probe": "greeting"}),
         )
         .await;
     assert_eq!(s, 422, "{e}");

@@ -177,6 +177,7 @@ impl Facts {
 /// Every finding the facts support, in report order.
 pub fn judge(f: &Facts, l: &Limits) -> Vec<Finding> {
     let mut out = vec![];
+    let d = f.derived(l);
     for rule in [
         summary,
         noeviction_near_limit,
@@ -191,7 +192,7 @@ pub fn judge(f: &Facts, l: &Limits) -> Vec<Finding> {
         persistence,
         keyspace,
     ] {
-        rule(f, l, &mut out);
+        rule(f, &d, l, &mut out);
     }
     out
 }
@@ -271,19 +272,19 @@ pub fn pubsub_no_subscribers(
 }
 
 /// `REDIS_SUMMARY`: the context every other finding is read in.
-fn summary(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
+fn summary(f: &Facts, d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
         used,
         maxmem,
-        policy,
+        ref policy,
         ev_rate,
         ex_rate,
         clients,
         maxclients,
-        role,
+        ref role,
         secs,
         ..
-    } = f.derived(_l);
+    } = d;
     let i2 = &f.info2;
     let dbsize = f.dbsize;
     let db = f.db;
@@ -310,7 +311,7 @@ fn summary(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
         "redis_version",
         i2.get("redis_version").map(String::as_str).unwrap_or("?"),
     )
-    .fact("role", &role)
+    .fact("role", role)
     .fact("used_memory", bytes(used))
     .fact("used_memory_rss", bytes(num(i2, "used_memory_rss") as u64))
     .fact(
@@ -321,7 +322,7 @@ fn summary(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
             "0 (none)".into()
         },
     )
-    .fact("maxmemory_policy", &policy)
+    .fact("maxmemory_policy", policy)
     .fact(
         "mem_fragmentation_ratio",
         i2.get("mem_fragmentation_ratio")
@@ -377,15 +378,15 @@ fn summary(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_NOEVICTION_NEAR_LIMIT`: noeviction and memory at or above `memory_high_pct` of maxmemory (critical from 95%).
-fn noeviction_near_limit(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
+fn noeviction_near_limit(f: &Facts, d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
         used,
         maxmem,
-        policy,
+        ref policy,
         high_pct,
         sampled,
         ..
-    } = f.derived(l);
+    } = d;
     let s = &f.sample;
     if maxmem > 0 && policy == "noeviction" {
         let pct = used as f64 / maxmem as f64 * 100.0;
@@ -398,7 +399,7 @@ fn noeviction_near_limit(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
                 )
                 .fact("used_memory", bytes(used))
                 .fact("maxmemory", bytes(maxmem))
-                .fact("maxmemory_policy", &policy)
+                .fact("maxmemory_policy", policy)
                 .command("INFO memory")
                 .remediation(format!(
                     "When memory reaches maxmemory, every write fails with `OOM command not allowed`. If this Redis is a cache, let it evict:\n\n```\nredis-cli CONFIG SET maxmemory-policy allkeys-lru\n```\n\nIf it is a store, raise the limit (and the container's) or delete data; the biggest patterns in the sample are the place to start.{}",
@@ -410,15 +411,15 @@ fn noeviction_near_limit(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_NO_MAXMEMORY`: no limit at all (a warning once memory is `memory_high_pct` of the machine's).
-fn no_maxmemory(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
+fn no_maxmemory(_f: &Facts, d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
         used,
         maxmem,
         system,
-        policy,
+        ref policy,
         high_pct,
         ..
-    } = f.derived(l);
+    } = d;
     if maxmem == 0 {
         let pct = if system > 0 {
             used as f64 / system as f64 * 100.0
@@ -433,7 +434,7 @@ fn no_maxmemory(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
             )
             .fact("used_memory", bytes(used))
             .fact("total_system_memory", bytes(system))
-            .fact("maxmemory_policy", &policy)
+            .fact("maxmemory_policy", policy)
             .command("INFO memory")
             .remediation("Set a limit below the container's memory limit (leave room for fork on BGSAVE), then persist it in redis.conf:\n\n```\nredis-cli CONFIG SET maxmemory 4gb\n```"),
         );
@@ -441,13 +442,13 @@ fn no_maxmemory(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_VOLATILE_POLICY_NO_TTL`: a volatile-* policy while half or more of the sampled keys have no TTL.
-fn volatile_policy_no_ttl(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
-        policy,
+fn volatile_policy_no_ttl(f: &Facts, d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
+        ref policy,
         sampled,
         no_ttl_share,
         ..
-    } = f.derived(l);
+    } = d;
     let s = &f.sample;
     if policy.starts_with("volatile-") && sampled > 0 && no_ttl_share >= 0.5 {
         out.push(
@@ -456,7 +457,7 @@ fn volatile_policy_no_ttl(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
                 Severity::Warning,
                 format!("maxmemory-policy {policy} can only evict keys with a TTL, but {:.0}% of sampled keys have none", no_ttl_share * 100.0),
             )
-            .fact("maxmemory_policy", &policy)
+            .fact("maxmemory_policy", policy)
             .fact("sampled keys", sampled)
             .fact("sampled keys without TTL", s.no_ttl)
             .command("INFO memory; SCAN + PTTL sample")
@@ -466,16 +467,16 @@ fn volatile_policy_no_ttl(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_EVICTING`: keys evicted between the two INFO samples.
-fn evicting(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
+fn evicting(_f: &Facts, d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
         used,
         maxmem,
-        policy,
+        ref policy,
         evicted,
         ev_rate,
         secs,
         ..
-    } = f.derived(_l);
+    } = d;
     if evicted > 0.0 {
         out.push(
             Finding::new(
@@ -487,7 +488,7 @@ fn evicting(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
             .fact("evictions per second", format!("{ev_rate:.1}"))
             .fact("used_memory", bytes(used))
             .fact("maxmemory", bytes(maxmem))
-            .fact("maxmemory_policy", &policy)
+            .fact("maxmemory_policy", policy)
             .command(format!("INFO stats, twice {secs:.1} s apart"))
             .remediation("The working set does not fit: hot keys are being thrown out, so hit rate and latency suffer. Raise maxmemory, shorten TTLs on the biggest patterns, or shrink big keys:\n\n```\nredis-cli CONFIG SET maxmemory 8gb\n```"),
         );
@@ -495,8 +496,8 @@ fn evicting(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_FRAGMENTATION`: the ratio at or above `fragmentation_pct` and at least `fragmentation_min_bytes` wasted.
-fn fragmentation(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
-    let Derived { used, .. } = f.derived(l);
+fn fragmentation(f: &Facts, d: &Derived, l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived { used, .. } = d;
     let i2 = &f.info2;
     let frag = num(i2, "mem_fragmentation_ratio");
     let rss = num(i2, "used_memory_rss") as u64;
@@ -519,12 +520,12 @@ fn fragmentation(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_REJECTED_CONNECTIONS`: any connection rejected since the stats were reset.
-fn rejected_connections(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
+fn rejected_connections(f: &Facts, d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
         clients,
         maxclients,
         ..
-    } = f.derived(_l);
+    } = d;
     let i1 = &f.info1;
     let i2 = &f.info2;
     let rejected = num(i2, "rejected_connections") as u64;
@@ -546,12 +547,12 @@ fn rejected_connections(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_CLIENTS_NEAR_MAX`: connections at or above `clients_high_pct` of maxclients (critical from 95%).
-fn clients_near_max(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
+fn clients_near_max(_f: &Facts, d: &Derived, l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
         clients,
         maxclients,
         ..
-    } = f.derived(l);
+    } = d;
     if maxclients > 0 {
         let pct = clients as f64 / maxclients as f64 * 100.0;
         if pct >= l.clients_high_pct {
@@ -571,8 +572,8 @@ fn clients_near_max(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_BLOCKED_CLIENTS`: clients waiting in a blocking command.
-fn blocked_clients(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
-    let Derived { clients, .. } = f.derived(_l);
+fn blocked_clients(f: &Facts, d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived { clients, .. } = d;
     let i2 = &f.info2;
     let blocked = num(i2, "blocked_clients") as u64;
     if blocked > 0 {
@@ -587,8 +588,8 @@ fn blocked_clients(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_REPLICA_LAG` (a primary's replica `replica_lag_bytes` or 10 s behind) and `REDIS_REPLICA_LINK_DOWN` (a replica whose link is not up).
-fn replication(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
-    let Derived { role, .. } = f.derived(l);
+fn replication(f: &Facts, d: &Derived, l: &Limits, out: &mut Vec<Finding>) {
+    let Derived { role, .. } = d;
     let i2 = &f.info2;
     // Replication.
     if role == "master" {
@@ -650,7 +651,7 @@ fn replication(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_PERSISTENCE_ERROR`: the last RDB save or (with AOF on) AOF write failed.
-fn persistence(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
+fn persistence(f: &Facts, _d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
     let i2 = &f.info2;
     // Persistence.
     let rdb = i2
@@ -680,13 +681,13 @@ fn persistence(f: &Facts, _l: &Limits, out: &mut Vec<Finding>) {
 }
 
 /// `REDIS_KEYSPACE_SAMPLE`, `REDIS_BIG_KEYS` (sampled keys of `big_key_bytes` or more) and `REDIS_NO_TTL_MAJORITY` (patterns with ≥ 1% of the sample, half or more without TTL).
-fn keyspace(f: &Facts, l: &Limits, out: &mut Vec<Finding>) {
-    let Derived {
+fn keyspace(f: &Facts, d: &Derived, l: &Limits, out: &mut Vec<Finding>) {
+    let &Derived {
         sampled,
         no_ttl_share,
         coverage,
         ..
-    } = f.derived(l);
+    } = d;
     let s = &f.sample;
     let dbsize = f.dbsize;
     let db = f.db;
