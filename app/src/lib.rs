@@ -29,6 +29,13 @@ use leptos_router::{SsrMode, path};
 #[derive(Clone, Copy, Debug)]
 pub struct NoHydrate;
 
+/// The browser side: sets up the reactive root the islands (`components::enhance`) hydrate
+/// into. Called by the wasm entry point (the `frontend` crate).
+#[cfg(feature = "hydrate")]
+pub fn hydrate_islands() {
+    leptos::mount::hydrate_islands();
+}
+
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
@@ -43,12 +50,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // The stylesheet by its content-hashed name when the build hashed it (cargo-leptos
                 // `hash-files`; `server::leptos_options` turns it on when hash.txt is there).
                 <HashedStylesheet options=options.clone() id="leptos"/>
-                // A page rendered as the answer to a plain form post (no wasm) is not hydrated.
-                {use_context::<NoHydrate>().is_none().then(|| view! { <HydrationScripts options/> })}
+                // Islands: only `Enhance` is hydrated, so no page data is serialised for the
+                // browser. A page rendered as the answer to a plain form post (no wasm) gets
+                // no scripts at all.
+                {match use_context::<NoHydrate>() {
+                    None => Some(view! { <HydrationScripts options islands=true/> }),
+                    Some(_) => {
+                        if let Some(sc) = Owner::current_shared_context() {
+                            sc.set_is_hydrating(false);
+                        }
+                        None
+                    }
+                }}
                 <MetaTags/>
             </head>
             <body>
                 <App/>
+                {use_context::<NoHydrate>().is_none().then(|| view! { <components::enhance::Enhance/> })}
             </body>
         </html>
     }

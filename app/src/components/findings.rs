@@ -6,31 +6,10 @@ use crate::incident_fns::SetFindingStatus;
 use domain::incidents::Finding;
 use leptos::prelude::*;
 
-/// Copies text to the clipboard (hydrated only).
-pub fn copy_text(text: String) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        let nav = window().navigator();
-        if let Ok(clip) = js_sys::Reflect::get(&nav, &"clipboard".into())
-            && let Ok(f) = js_sys::Reflect::get(&clip, &"writeText".into())
-            && let Ok(f) = f.dyn_into::<js_sys::Function>()
-        {
-            let _ = f.call1(&clip, &text.into());
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = text;
-}
-
+/// A button that copies `text` (`components::enhance` handles `data-copy`).
 #[component]
 pub fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    view! {
-        <button type="button" class="copy" data-copy=text.clone() on:click=move |_| { copy_text(text.clone()); copied.set(true); }>
-            {move || if copied.get() { "Copied".to_string() } else { label.clone() }}
-        </button>
-    }
+    view! { <button type="button" class="copy" data-copy=text>{label}</button> }
 }
 
 #[component]

@@ -37,6 +37,8 @@ pub fn Layout() -> impl IntoView {
                     </form>
                 </div>
             </header>
+            // Notices of forms sent in place (`components::enhance`), outside the part it re-renders.
+            <div id="flash" role="status" aria-live="polite"></div>
             <main class="content">
                 <Outlet/>
             </main>

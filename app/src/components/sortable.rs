@@ -1,5 +1,5 @@
-//! A table of text cells that sorts by any column once hydrated (click a header; again to
-//! reverse). Numbers sort as numbers, including "1,024", "35%", "1.5 MiB", "90 s" and
+//! A table of text cells that sorts by any column once the page is enhanced (click a
+//! header; again to reverse; `components::enhance`). Numbers sort as numbers, including "1,024", "35%", "1.5 MiB", "90 s" and
 //! "2.5 min". Server-rendered in the given order, so it reads the same without JavaScript.
 
 use leptos::prelude::*;
@@ -32,50 +32,23 @@ pub fn sort_key(cell: &str) -> (u8, f64, String) {
     (0, v * mult, String::new())
 }
 
+/// Rendered in the given order; `components::enhance` sorts it in the browser.
 #[component]
 pub fn SortableTable(
     #[prop(into)] caption: String,
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
 ) -> impl IntoView {
-    let order = RwSignal::new(None::<(usize, bool)>);
-    let sorted = move || {
-        let mut r = rows.clone();
-        if let Some((col, desc)) = order.get() {
-            r.sort_by(|a, b| {
-                let ka = sort_key(a.get(col).map(String::as_str).unwrap_or(""));
-                let kb = sort_key(b.get(col).map(String::as_str).unwrap_or(""));
-                let o =
-                    ka.0.cmp(&kb.0)
-                        .then(ka.1.total_cmp(&kb.1))
-                        .then(ka.2.cmp(&kb.2));
-                if desc { o.reverse() } else { o }
-            });
-        }
-        r
-    };
     view! {
         <table class="data evidence sortable">
             <caption>{caption}</caption>
             <thead><tr>
-                {columns.into_iter().enumerate().map(|(i, c)| {
-                    let mark = move || match order.get() {
-                        Some((k, false)) if k == i => " ▲",
-                        Some((k, true)) if k == i => " ▼",
-                        _ => "",
-                    };
-                    view! {
-                        <th><button type="button" class="sort" on:click=move |_| {
-                            order.update(|o| *o = match *o {
-                                Some((k, false)) if k == i => Some((i, true)),
-                                _ => Some((i, false)),
-                            });
-                        }>{c}{mark}</button></th>
-                    }
+                {columns.into_iter().map(|c| view! {
+                    <th><button type="button" class="sort">{c}<span class="mark"></span></button></th>
                 }).collect_view()}
             </tr></thead>
             <tbody>
-                {move || sorted().into_iter().map(|r| view! {
+                {rows.into_iter().map(|r| view! {
                     <tr>{r.into_iter().map(|c| view! { <td>{c}</td> }).collect_view()}</tr>
                 }).collect_view()}
             </tbody>

@@ -1,7 +1,6 @@
 //! A signed-in user's own account: who they are, and changing their password.
 
 use crate::account_fns::{ChangePassword, whoami};
-use crate::components::common::FormError;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -22,7 +21,7 @@ pub fn AccountPage() -> impl IntoView {
         </Suspense>
         <section class="panel">
             <h2>"Change your password"</h2>
-            <ActionForm action=change attr:class="stack">
+            <ActionForm action=change attr:class="stack" attr:data-done="Your password was changed.">
                 <label>"Current password"
                     <input type="password" name="current" autocomplete="current-password" required/>
                 </label>
@@ -34,11 +33,6 @@ pub fn AccountPage() -> impl IntoView {
                 </label>
                 <button type="submit" class="primary">"Change password"</button>
             </ActionForm>
-            {move || match change.value().get() {
-                Some(Ok(())) => view! { <p class="notice" role="status">"Your password was changed."</p> }.into_any(),
-                Some(Err(e)) => view! { <FormError error=Some(e)/> }.into_any(),
-                None => ().into_any(),
-            }}
         </section>
     }
 }

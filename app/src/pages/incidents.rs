@@ -1,13 +1,12 @@
 //! Incident pages: the list (with stats and filters), the new-incident form, and the
 //! incident page (header and controls, timeline, findings, notes, action items, postmortem).
-//! Everything renders on the server and works without wasm; once hydrated, forms act in
-//! place and the page follows other people's changes live (server-sent events).
+//! Everything renders on the server and works without wasm; once enhanced
+//! (`components::enhance`), forms act in place and the incident page follows other
+//! people's changes live (server-sent events, `data-stream`).
 
-use crate::components::common::{ErrorPanel, FormError, Loading, Pager, query_value};
-use crate::components::findings::{FindingCard, copy_text};
-use crate::components::live::follow_stream;
+use crate::components::common::{ErrorPanel, Loading, Pager, query_value};
+use crate::components::findings::FindingCard;
 use crate::components::time::{LocalTime, MaybeTime};
-use crate::error::AppError;
 use crate::incident_fns::*;
 use domain::incidents::*;
 use leptos::prelude::*;
@@ -182,7 +181,6 @@ pub fn NewIncidentPage() -> impl IntoView {
                 <label>"Summary (markdown)" <textarea name="summary" rows="5" maxlength="20000"></textarea></label>
                 <button type="submit" class="primary">"Open incident"</button>
             </ActionForm>
-            {move || create.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
         </section>
     }
 }
@@ -213,13 +211,12 @@ pub fn FindingPage() -> impl IntoView {
     });
     let fstatus = ServerAction::<SetFindingStatus>::new();
     let finding = Resource::new(
-        move || (key.get(), id.get(), fstatus.version().get()),
-        |(k, id, _)| crate::incident_fns::get_finding(k, id),
+        move || (key.get(), id.get()),
+        |(k, id)| crate::incident_fns::get_finding(k, id),
     );
     view! {
         <Title text=move || format!("Finding {} · {}", id.get(), key.get())/>
         <p class="crumbs"><a href=move || format!("/incidents/{}#findings", key.get())>{move || format!("← {}", key.get())}</a></p>
-        {move || fstatus.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match finding.await {
@@ -236,7 +233,6 @@ pub fn IncidentPage() -> impl IntoView {
     let params = use_params_map();
     let q = use_query_map();
     let key = key_param(params);
-    let tick = RwSignal::new(0u64);
     let status = ServerAction::<SetIncidentStatus>::new();
     let severity = ServerAction::<SetIncidentSeverity>::new();
     let roles = ServerAction::<SetIncidentRoles>::new();
@@ -251,41 +247,10 @@ pub fn IncidentPage() -> impl IntoView {
     let kind = move || q.read().get("kind").filter(|s| !s.is_empty());
     let show_all = move || q.read().get("all").is_some_and(|v| v == "1");
     let incident = Resource::new(
-        move || {
-            (
-                key.get(),
-                kind(),
-                show_all(),
-                tick.get(),
-                status.version().get() + severity.version().get() + roles.version().get(),
-                note.version().get() + edit.version().get() + pin.version().get(),
-                finding.version().get()
-                    + fstatus.version().get()
-                    + item.version().get()
-                    + istatus.version().get(),
-            )
-        },
-        |(k, kind, all, ..)| get_incident(k, kind, Some(all)),
-    );
-    follow_stream(
-        Signal::derive(move || Some(format!("/api/v1/incidents/{}/stream", key.get()))),
-        tick,
+        move || (key.get(), kind(), show_all()),
+        |(k, kind, all)| get_incident(k, kind, Some(all)),
     );
     let kind_filter = move || q.read().get("kind").filter(|s| !s.is_empty());
-    let errors = move || {
-        [
-            status.value().get().and_then(|r| r.err()),
-            severity.value().get().and_then(|r| r.err()),
-            roles.value().get().and_then(|r| r.err()),
-            edit.value().get().and_then(|r| r.err()),
-            pin.value().get().and_then(|r| r.err()),
-            fstatus.value().get().and_then(|r| r.err()),
-            istatus.value().get().and_then(|r| r.err()),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-    };
     view! {
         <Title text=move || key.get()/>
         <Transition fallback=Loading>
@@ -293,7 +258,7 @@ pub fn IncidentPage() -> impl IntoView {
                 match incident.await {
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                     Ok(page) => view! {
-                        <IncidentView d=page.detail me=page.me hidden=page.hidden_events matching=page.matching_events kind_filter=kind_filter() errors=Signal::derive(errors)
+                        <IncidentView d=page.detail me=page.me hidden=page.hidden_events matching=page.matching_events kind_filter=kind_filter()
                             status=status severity=severity roles=roles note=note edit=edit pin=pin
                             finding=finding fstatus=fstatus item=item istatus=istatus start=start/>
                     }.into_any(),
@@ -311,7 +276,6 @@ fn IncidentView(
     hidden: usize,
     matching: usize,
     kind_filter: Option<String>,
-    errors: Signal<Option<AppError>>,
     status: ServerAction<SetIncidentStatus>,
     severity: ServerAction<SetIncidentSeverity>,
     roles: ServerAction<SetIncidentRoles>,
@@ -359,10 +323,11 @@ fn IncidentView(
     let k6 = key.clone();
     let pm_href = format!("/api/v1/incidents/{key}/postmortem.md");
     let pm_href2 = pm_href.clone();
-    let copied = RwSignal::new(false);
+    // Other people's changes re-render the page (`components::enhance`).
+    let stream = format!("/api/v1/incidents/{key}/stream");
     let responders = d.responders.join(", ");
     view! {
-        <header class="incident-head" id="incident-head">
+        <header class="incident-head" id="incident-head" data-stream=stream>
             <div class="incident-title">
                 <span class="key">{key.clone()}</span>
                 <h1>{i.title.clone()}</h1>
@@ -387,7 +352,6 @@ fn IncidentView(
                 <dt>"Closed"</dt><dd><MaybeTime at=i.times.closed_at none="—"/></dd>
             </dl>
         </header>
-        {move || errors.get().map(|e| view! { <p class="form-error live-error" role="alert">{e.message}</p> })}
         <section class="panel controls">
             <ActionForm action=status attr:class="inline" attr:id="status-form">
                 <input type="hidden" name="key" value=k1/>
@@ -423,15 +387,8 @@ fn IncidentView(
                 <form method="post" action=pm_href class="inline" id="postmortem-form">
                     <button type="submit" class="button" id="postmortem-download">"Export postmortem (.md)"</button>
                 </form>
-                <button type="button" id="postmortem-copy" on:click=move |_| {
-                    let href = pm_href2.clone();
-                    leptos::task::spawn_local(async move {
-                        if let Ok(text) = post_for_text(&href).await {
-                            copy_text(text);
-                            copied.set(true);
-                        }
-                    });
-                }>{move || if copied.get() { "Postmortem copied" } else { "Copy postmortem" }}</button>
+                // POST too (copying is an export, recorded on the timeline); works once enhanced.
+                <button type="button" id="postmortem-copy" data-href=pm_href2>"Copy postmortem"</button>
             </div>
         </section>
         {(!d.summary_html.trim().is_empty()).then(|| view! {
@@ -452,7 +409,6 @@ fn IncidentView(
                         <input type="hidden" name="key" value=k4/>
                         <NoteComposer/>
                     </ActionForm>
-                    {move || note.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
                 </section>
                 {(!pinned.is_empty()).then(|| view! {
                     <h3>"Pinned"</h3>
@@ -494,7 +450,6 @@ fn IncidentView(
                             <label>"Remediation (markdown; code blocks become copyable commands)" <textarea name="remediation" rows="4"></textarea></label>
                             <button type="submit">"Add finding"</button>
                         </ActionForm>
-                        {move || finding.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
                     </details>
                 </section>
                 <section class="panel action-items" id="action-items">
@@ -527,58 +482,24 @@ fn IncidentView(
                         <label>"Due date" <input type="date" name="due_date"/></label>
                         <button type="submit">"Add action item"</button>
                     </ActionForm>
-                    {move || item.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
                 </section>
             </aside>
         </div>
     }
 }
 
-async fn post_for_text(href: &str) -> Result<String, ()> {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        // POST: copying is an export too, recorded on the timeline.
-        let init = web_sys::RequestInit::new();
-        init.set_method("POST");
-        let promise = window().fetch_with_str_and_init(href, &init);
-        let resp = wasm_bindgen_futures::JsFuture::from(promise)
-            .await
-            .map_err(|_| ())?;
-        let resp: web_sys::Response = resp.dyn_into().map_err(|_| ())?;
-        let text = wasm_bindgen_futures::JsFuture::from(resp.text().map_err(|_| ())?)
-            .await
-            .map_err(|_| ())?;
-        text.as_string().ok_or(())
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = href;
-        Err(())
-    }
-}
-
-/// The note textarea with a server-rendered preview (exactly what will be saved).
+/// The note textarea. "Preview" (once enhanced) shows the server's rendering of the
+/// markdown, exactly what will be saved, under the buttons (`#note-preview-html`).
 #[component]
 fn NoteComposer() -> impl IntoView {
-    let text = RwSignal::new(String::new());
-    let preview = Action::new(|body: &String| {
-        let body = body.clone();
-        async move { preview_markdown(body).await }
-    });
     view! {
         <label>"Add a note (markdown)"
-            <textarea name="body" rows="3" required maxlength="20000" id="note-body"
-                on:input=move |ev| text.set(event_target_value(&ev)) prop:value=move || text.get()></textarea>
+            <textarea name="body" rows="3" required maxlength="20000" id="note-body"></textarea>
         </label>
         <div class="composer-actions">
-            <button type="button" id="note-preview" on:click=move |_| { preview.dispatch(text.get()); }>"Preview"</button>
+            <button type="button" id="note-preview">"Preview"</button>
             <button type="submit" class="primary">"Add note"</button>
         </div>
-        {move || preview.value().get().map(|r| match r {
-            Ok(html) => view! { <div class="md preview" id="note-preview-html" inner_html=html></div> }.into_any(),
-            Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
-        })}
     }
 }
 
@@ -641,6 +562,9 @@ fn EventItem(
     }
 }
 
+/// How long a finished probe run stays a panel on the incident page.
+const RECENT_RUN: time::Duration = time::Duration::minutes(10);
+
 /// "Run probe" on an incident: the form, the runs in progress (live) and the finished ones.
 #[component]
 fn IncidentProbes(
@@ -651,7 +575,7 @@ fn IncidentProbes(
     use crate::pages::probe_runs::{RunPanel, RunProbeForm, RunTable};
     let k = key.clone();
     let runs = Resource::new(
-        move || start.version().get(),
+        || (),
         move |_| crate::probe_fns::incident_probe_runs(k.clone()),
     );
     let targets = Resource::new(|| (), |_| crate::target_fns::list_targets());
@@ -664,11 +588,13 @@ fn IncidentProbes(
                     let key = key.clone();
                     Suspend::new(async move {
                         let list = runs.await.unwrap_or_default();
-                        // Runs in progress, and the one this page started (kept in view when done).
-                        let mine = start.value().get_untracked().and_then(|r| r.ok()).map(|r| r.id);
+                        // Runs in progress (live) and those that ended in the last few minutes
+                        // as panels (the one just started stays in view with its outcome);
+                        // older ones in the table.
+                        let recent = time::OffsetDateTime::now_utc() - RECENT_RUN;
                         let (running, done): (Vec<_>, Vec<_>) = list
                             .into_iter()
-                            .partition(|r| !r.status.is_done() || Some(r.id) == mine);
+                            .partition(|r| !r.status.is_done() || r.finished_at.is_some_and(|f| f > recent));
                         let form = if open {
                             let t = targets.await.unwrap_or_default();
                             let c = catalogue.await.unwrap_or_default();

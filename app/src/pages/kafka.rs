@@ -50,19 +50,11 @@ fn secs(x: f64) -> String {
     }
 }
 
-/// Refreshes `tick` every 15 s once hydrated (the sampler's interval is 30 s by default).
-fn refresh_every(tick: RwSignal<u64>) {
-    #[cfg(feature = "hydrate")]
-    {
-        if let Ok(h) = set_interval_with_handle(
-            move || tick.update(|t| *t += 1),
-            std::time::Duration::from_secs(15),
-        ) {
-            on_cleanup(move || h.clear());
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = tick;
+/// Marks a page to be re-rendered every 15 s once enhanced (`components::enhance`; the
+/// sampler's interval is 30 s by default).
+#[component]
+fn RefreshEvery15() -> impl IntoView {
+    view! { <span hidden data-refresh-every="15"></span> }
 }
 
 #[component]
@@ -112,19 +104,9 @@ pub fn KafkaTargetPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let get = move |k: &str| q.read().get(k).filter(|s| !s.is_empty());
-    let tick = RwSignal::new(0u64);
-    refresh_every(tick);
     let page = Resource::new(
-        move || {
-            (
-                target(),
-                get("sort"),
-                get("order"),
-                get("cursor"),
-                tick.get(),
-            )
-        },
-        |(t, s, o, c, _)| kafka_groups(t, s, o, c),
+        move || (target(), get("sort"), get("order"), get("cursor")),
+        |(t, s, o, c)| kafka_groups(t, s, o, c),
     );
     let sort_link = move |col: &'static str, default_desc: bool| {
         let current = get("sort").unwrap_or_else(|| "lag".into());
@@ -140,6 +122,7 @@ pub fn KafkaTargetPage() -> impl IntoView {
     };
     view! {
         <Title text="Kafka consumer groups"/>
+        <RefreshEvery15/>
         <h1>"Consumer groups"</h1>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -230,11 +213,9 @@ pub fn KafkaGroupPage() -> impl IntoView {
             .copied()
             .unwrap_or(RANGES[1])
     };
-    let tick = RwSignal::new(0u64);
-    refresh_every(tick);
     let data = Resource::new(
-        move || (target(), group(), range().1, tick.get()),
-        |(t, g, r, _)| async move {
+        move || (target(), group(), range().1),
+        |(t, g, r)| async move {
             let grp = kafka_group_state(t, g.clone()).await?;
             let series = kafka_lag(t, g, r).await?;
             Ok::<_, crate::error::AppError>((grp, series))
@@ -242,6 +223,7 @@ pub fn KafkaGroupPage() -> impl IntoView {
     );
     view! {
         <Title text=move || format!("Group {}", group())/>
+        <RefreshEvery15/>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match data.await {
@@ -458,14 +440,13 @@ pub fn KafkaTopicPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let topic = move || params.read().get("topic").unwrap_or_default();
-    let tick = RwSignal::new(0u64);
-    refresh_every(tick);
     let groups = Resource::new(
-        move || (target(), topic(), tick.get()),
-        |(t, p, _)| kafka_topic_groups(t, p),
+        move || (target(), topic()),
+        |(t, p)| kafka_topic_groups(t, p),
     );
     view! {
         <Title text=move || format!("Topic {}", topic())/>
+        <RefreshEvery15/>
         <p class="muted"><a href=move || format!("/kafka/{}", target())>"← all groups"</a></p>
         <h1>{move || format!("Topic {}", topic())}</h1>
         <Transition fallback=Loading>

@@ -1,11 +1,11 @@
 //! Probe runs in the UI: the form that starts one (target page and incident page), the
 //! live run panel (steps, progress, elapsed time, cancel; findings when done), and the
 //! run's own page. Without JavaScript the forms still post and a running run's page
-//! refreshes itself every two seconds; hydrated, progress arrives by server-sent events.
+//! refreshes itself every two seconds; enhanced (`components::enhance`), progress arrives by
+//! server-sent events (`data-stream` on a running run's panel).
 
-use crate::components::common::{ErrorPanel, FormError, Loading};
+use crate::components::common::{ErrorPanel, Loading};
 use crate::components::findings::FindingCard;
-use crate::components::live::follow_stream;
 use crate::components::time::{LocalTime, MaybeTime};
 use crate::incident_fns::SetFindingStatus;
 use crate::probe_fns::*;
@@ -38,6 +38,10 @@ pub fn RunProbeForm(
     targets: Vec<Target>,
     catalogue: Vec<ProbeInfo>,
     #[prop(optional)] incident_key: Option<String>,
+    /// Where to go once the run is started, `{id}` being the run (enhanced forms only;
+    /// without it the page re-renders, showing the run live where the page lists runs).
+    #[prop(optional)]
+    then: Option<&'static str>,
 ) -> impl IntoView {
     let choices: Vec<(String, String, String)> = targets
         .iter()
@@ -57,34 +61,25 @@ pub fn RunProbeForm(
         }
         .into_any();
     }
-    let first_probe = choices[0].2.clone();
-    let probe_of: Vec<(String, String)> = choices
-        .iter()
-        .map(|(v, _, p)| (v.clone(), p.clone()))
-        .collect();
-    let chosen = RwSignal::new(first_probe);
+    // The parameters of the chosen probe are shown (`components::enhance` follows the choice).
+    let chosen = choices[0].2.clone();
     let used: Vec<ProbeInfo> = catalogue
         .into_iter()
         .filter(|p| choices.iter().any(|c| c.2 == p.name))
         .collect();
     view! {
-        <ActionForm action=action attr:class="stack run-form" attr:id="run-probe-form">
+        <ActionForm action=action attr:class="stack run-form" attr:id="run-probe-form" attr:data-then=then>
             {incident_key.map(|k| view! { <input type="hidden" name="incident_key" value=k/> })}
             <label>"Target and probe"
-                <select name="choice" id="run-choice" on:change=move |ev| {
-                    let v = event_target_value(&ev);
-                    if let Some((_, p)) = probe_of.iter().find(|(c, _)| *c == v) {
-                        chosen.set(p.clone());
-                    }
-                }>
-                    {choices.into_iter().map(|(v, label, _)| view! { <option value=v>{label}</option> }).collect_view()}
+                <select name="choice" id="run-choice">
+                    {choices.into_iter().map(|(v, label, p)| view! { <option value=v data-probe=p>{label}</option> }).collect_view()}
                 </select>
             </label>
             {used.into_iter().map(|p| {
                 let name = p.name.clone();
-                let name2 = p.name.clone();
+                let hidden = chosen != name;
                 view! {
-                    <details class="params" data-probe=name.clone() class:hidden=move || chosen.get() != name2>
+                    <details class="params" data-probe=name.clone() class:hidden=hidden>
                         <summary>{format!("{} parameters (defaults shown)", p.title)}</summary>
                         <p class="muted">{p.description.clone()}</p>
                         <div class="param-grid">
@@ -111,7 +106,6 @@ pub fn RunProbeForm(
             }).collect_view()}
             <button type="submit" class="primary" id="run-probe">"Run probe"</button>
         </ActionForm>
-        {move || action.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
     }
     .into_any()
 }
@@ -119,19 +113,9 @@ pub fn RunProbeForm(
 /// One run, live while it runs.
 #[component]
 pub fn RunPanel(run_id: i64, #[prop(optional)] show_findings: bool) -> impl IntoView {
-    let tick = RwSignal::new(0u64);
     let cancel = ServerAction::<CancelProbeRun>::new();
     let fstatus = ServerAction::<SetFindingStatus>::new();
-    let run = Resource::new(
-        move || (tick.get(), cancel.version().get(), fstatus.version().get()),
-        move |_| get_probe_run(run_id),
-    );
-    let live_url = Memo::new(move |prev: Option<&Option<String>>| match run.get() {
-        Some(Ok(d)) => (d.run.status == RunStatus::Running)
-            .then(|| format!("/api/v1/probe-runs/{run_id}/stream")),
-        _ => prev.cloned().flatten(),
-    });
-    follow_stream(live_url.into(), tick);
+    let run = Resource::new(|| (), move |_| get_probe_run(run_id));
     view! {
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -141,7 +125,6 @@ pub fn RunPanel(run_id: i64, #[prop(optional)] show_findings: bool) -> impl Into
                 }
             })}
         </Transition>
-        {move || cancel.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
     }
 }
 
@@ -156,6 +139,8 @@ fn RunView(
     let total = r.steps.len().max(1);
     let done = r.steps_done();
     let running = r.status == RunStatus::Running;
+    // While it runs, its progress re-renders the page (`components::enhance`).
+    let stream = running.then(|| format!("/api/v1/probe-runs/{}/stream", r.id));
     let current = r.current_step().map(|s| {
         format!(
             "{}{}",
@@ -174,7 +159,7 @@ fn RunView(
         .filter(|(_, n)| *n > 0)
         .collect();
     view! {
-        <section class=format!("panel run run-{}", r.status.as_str()) id=format!("run-{}", r.id) data-status=r.status.as_str() aria-live="polite">
+        <section class=format!("panel run run-{}", r.status.as_str()) id=format!("run-{}", r.id) data-status=r.status.as_str() data-stream=stream data-stream-ready="refresh" aria-live="polite">
             <header class="run-head">
                 <strong>{format!("{} probe on ", r.probe)}
                     {match r.target_id {
@@ -268,17 +253,14 @@ pub fn ProbeRunPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
     let attach = ServerAction::<AttachProbeRun>::new();
-    let head = Resource::new(
-        move || (id(), attach.version().get()),
-        |(id, _)| async move {
-            match id {
-                Some(id) => get_probe_run(id).await,
-                None => Err(crate::error::AppError::from(
-                    domain::DomainError::not_found("no such probe run"),
-                )),
-            }
-        },
-    );
+    let head = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => get_probe_run(id).await,
+            None => Err(crate::error::AppError::from(
+                domain::DomainError::not_found("no such probe run"),
+            )),
+        }
+    });
     view! {
         <Title text=move || format!("Probe run {}", id().unwrap_or_default())/>
         <Suspense fallback=Loading>
@@ -299,7 +281,6 @@ pub fn ProbeRunPage() -> impl IntoView {
                                         <label>"Incident key" <input type="text" name="incident_key" required placeholder="INC-42"/></label>
                                         <button type="submit">"Attach run and findings"</button>
                                     </ActionForm>
-                                    {move || attach.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
                                 </section>
                             })}
                             <section class="panel">

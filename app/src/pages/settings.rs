@@ -63,27 +63,7 @@ pub fn UsersPage() -> impl IntoView {
     let reset = ServerAction::<ResetUserPassword>::new();
     let q = use_query_map();
     let sort = move || q.read().get("sort").unwrap_or_else(|| "name".into());
-    let users = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                set_role.version().get(),
-                set_disabled.version().get(),
-                reset.version().get(),
-            )
-        },
-        |_| list_users(),
-    );
-    let last_error = move || {
-        [
-            set_role.value().get().and_then(|r| r.err()),
-            set_disabled.value().get().and_then(|r| r.err()),
-            reset.value().get().and_then(|r| r.err()),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-    };
+    let users = Resource::new(|| (), |_| list_users());
     view! {
         <Title text="Users"/>
         <h1>"Users"</h1>
@@ -96,10 +76,6 @@ pub fn UsersPage() -> impl IntoView {
                         sort_users(&mut list, &sort());
                         let count = list.len();
                         view! {
-                            <FormError error=last_error()/>
-                            {move || reset.value().get().and_then(|r| r.ok()).map(|_| view! {
-                                <p class="notice" role="status">"Password reset; that user's sessions were ended."</p>
-                            })}
                             <div class="table-wrap">
                             <table class="data" id="users-table">
                                 <caption>{format!("{count} users")}</caption>
@@ -123,7 +99,7 @@ pub fn UsersPage() -> impl IntoView {
         </Suspense>
         <section class="panel">
             <h2>"Add a user"</h2>
-            <ActionForm action=create attr:class="grid-form" attr:id="create-user-form">
+            <ActionForm action=create attr:class="grid-form" attr:id="create-user-form" attr:data-done="Added {username} as {role}.">
                 <label>"Username"
                     <input type="text" name="username" required pattern="[a-z0-9][a-z0-9._\\-]{1,62}"
                         title=domain::rules::USERNAME_HELP autocomplete="off"/>
@@ -135,11 +111,6 @@ pub fn UsersPage() -> impl IntoView {
                 </label>
                 <button type="submit" class="primary">"Add user"</button>
             </ActionForm>
-            {move || match create.value().get() {
-                Some(Ok(u)) => view! { <p class="notice" role="status">{format!("Added {} as {}.", u.username, u.role)}</p> }.into_any(),
-                Some(Err(e)) => view! { <FormError error=Some(e)/> }.into_any(),
-                None => ().into_any(),
-            }}
         </section>
     }
 }
@@ -170,7 +141,7 @@ fn user_row(
                     <input type="hidden" name="disabled" value=toggle_to/>
                     <button type="submit">{if u.disabled { "Enable" } else { "Disable" }}</button>
                 </ActionForm>
-                <ActionForm action=reset attr:class="inline">
+                <ActionForm action=reset attr:class="inline" attr:data-done="Password reset; that user's sessions were ended.">
                     <input type="hidden" name="user_id" value=id3/>
                     <input type="password" name="password" minlength="12" required placeholder="new password"
                         aria-label="New password" autocomplete="new-password"/>
@@ -183,12 +154,8 @@ fn user_row(
 
 #[component]
 pub fn TokensPage() -> impl IntoView {
-    let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| async move { list_tokens().await },
-    );
+    let tokens = Resource::new(|| (), |_| async move { list_tokens().await });
     // Set only when this page answers a plain form post (see `api::TokenFormPost`).
     let posted = use_context::<TokenFormPost>();
     view! {
@@ -197,16 +164,10 @@ pub fn TokensPage() -> impl IntoView {
         <SettingsTabs/>
         <p class="muted">"Send a token as " <code>"Authorization: Bearer <token>"</code>
            ". It acts with the role it was given, is stored only as a hash, and is shown once."</p>
-        {move || match create.value().get() {
-            Some(Ok(t)) => view! { <NewTokenBox name=t.token.name secret=t.secret/> }.into_any(),
-            Some(Err(e)) => view! { <FormError error=Some(e)/> }.into_any(),
-            None => ().into_any(),
-        }}
         {posted.map(|p| match p.0 {
             Ok(t) => view! { <NewTokenBox name=t.token.name secret=t.secret/> }.into_any(),
             Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
         })}
-        {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match tokens.await {
@@ -230,16 +191,10 @@ pub fn TokensPage() -> impl IntoView {
         </Suspense>
         <section class="panel">
             <h2>"Create a token"</h2>
-            // Without wasm this posts to the server's own handler, which answers with this
-            // page and the secret in it; with wasm the submit calls the server function.
-            <form method="post" action="/settings/tokens" class="grid-form" id="create-token-form"
-                on:submit=move |ev: leptos::ev::SubmitEvent| {
-                    use leptos::form::FromFormData;
-                    if let Ok(data) = CreateToken::from_event(&ev) {
-                        ev.prevent_default();
-                        create.dispatch(data);
-                    }
-                }>
+            // Posts to the server's own handler, which answers with this page and the secret in
+            // it (never parked anywhere to be shown later); enhanced, the answer is shown in
+            // place and the address stays a GET, so a reload does not post again.
+            <form method="post" action="/settings/tokens" class="grid-form" id="create-token-form" data-enhance="page">
                 <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ci-gate"/></label>
                 <label>"Role" <select name="role">{role_options(Role::Viewer)}</select></label>
                 <button type="submit" class="primary">"Create token"</button>

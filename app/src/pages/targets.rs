@@ -1,12 +1,12 @@
 //! Targets: the systems probes look at. Admins add and remove them (credentials are
 //! encrypted and never shown again); responders test connections.
 
-use crate::components::common::{ErrorPanel, FormError, Loading};
+use crate::components::common::{ErrorPanel, Loading};
 use crate::components::time::LocalTime;
-use crate::pages::probe_runs::{RunPanel, RunProbeForm, RunTable, run_status_class};
+use crate::pages::probe_runs::{RunProbeForm, RunTable, run_status_class};
 use crate::probe_fns::{StartProbeRun, probe_catalogue, target_probe_runs};
 use crate::target_fns::*;
-use domain::targets::{ConnectionTest, Target};
+use domain::targets::Target;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -17,17 +17,13 @@ pub fn TargetsPage() -> impl IntoView {
     let delete = ServerAction::<DeleteTarget>::new();
     let test = ServerAction::<TestTarget>::new();
     let kinds = Resource::new(|| (), |_| target_kinds());
-    let targets = Resource::new(
-        move || (create.version().get(), delete.version().get()),
-        |_| list_targets(),
-    );
+    let targets = Resource::new(|| (), |_| list_targets());
     view! {
         <Title text="Targets"/>
         <h1>"Targets"</h1>
         <p class="muted">"The systems Lookout looks at. Open a target to run a probe against it (Redis, PostgreSQL, Kafka lag) and to see its run history; “Test connection” checks that Lookout can reach it."</p>
-        <TestResult test=test/>
-        {move || test.pending().get().then(|| view! { <p class="loading" aria-busy="true">"Testing the connection (up to 10 s)…"</p> })}
-        {move || delete.value().get().and_then(|r| r.err()).map(|e| view! { <FormError error=Some(e)/> })}
+        // Where a connection test's result is shown (`components::enhance`).
+        <div id="test-slot"></div>
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match targets.await {
@@ -64,7 +60,8 @@ pub fn TargetsPage() -> impl IntoView {
                                             None => view! { <span class="muted">"never"</span> }.into_any(),
                                         }}</td>
                                         <td class="actions">
-                                            <ActionForm action=test attr:class="inline">
+                                            <ActionForm action=test attr:class="inline" attr:data-result="connection-test"
+                                                attr:data-result-into="#test-slot" attr:data-pending=TESTING>
                                                 <input type="hidden" name="target_id" value=id/>
                                                 <button type="submit">"Test connection"</button>
                                             </ActionForm>
@@ -85,7 +82,7 @@ pub fn TargetsPage() -> impl IntoView {
         </Suspense>
         <section class="panel">
             <h2>"Add a target (admins)"</h2>
-            <ActionForm action=create attr:class="grid-form" attr:id="create-target-form">
+            <ActionForm action=create attr:class="grid-form" attr:id="create-target-form" attr:data-done="Added {name} ({kind}).">
                 <label>"Name" <input type="text" name="name" required pattern="[a-z0-9][a-z0-9._\\-]{0,62}" placeholder="orders-cache"/></label>
                 <Suspense fallback=|| view! { <label>"Kind" <input type="text" name="kind" required/></label> }>
                     {move || Suspend::new(async move {
@@ -102,36 +99,12 @@ pub fn TargetsPage() -> impl IntoView {
                 <label>"Environment" <input type="text" name="environment" required value="production"/></label>
                 <button type="submit" class="primary">"Add target"</button>
             </ActionForm>
-            {move || create.value().get().map(|r| match r {
-                Ok(t) => view! { <p class="notice" role="status">{format!("Added {} ({}).", t.name, t.kind)}</p> }.into_any(),
-                Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
-            })}
         </section>
     }
 }
 
-#[component]
-fn TestResult(test: ServerAction<TestTarget>) -> impl IntoView {
-    view! {
-        {move || test.value().get().map(|r| match r {
-            Ok((id, t)) => view! { <TestOutcome id=id t=t/> }.into_any(),
-            Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
-        })}
-        {move || test.pending().get().then(|| view! { <p class="loading" aria-busy="true">"Testing the connection (up to 10 s)…"</p> })}
-    }
-}
-
-#[component]
-fn TestOutcome(id: i64, t: ConnectionTest) -> impl IntoView {
-    view! {
-        <section class=if t.ok { "panel notice test-result" } else { "panel error test-result" } role="status" id="test-result" data-target=id.to_string()>
-            <strong>{if t.ok { "Connected: " } else { "Failed: " }}</strong>{t.summary.clone()}
-            {(!t.facts.is_empty()).then(|| view! {
-                <ul class="plain">{t.facts.iter().cloned().map(|(k, v)| view! { <li><code>{k}</code>": "{v}</li> }).collect_view()}</ul>
-            })}
-        </section>
-    }
-}
+/// Shown while a connection test runs (it takes up to 10 s against a dead host).
+const TESTING: &str = "Testing the connection (up to 10 s)…";
 
 /// One target: details, edit (admins), test connection, run a probe, run history.
 #[component]
@@ -147,25 +120,9 @@ pub fn TargetPage() -> impl IntoView {
     let update = ServerAction::<UpdateTarget>::new();
     let test = ServerAction::<TestTarget>::new();
     let start = ServerAction::<StartProbeRun>::new();
-    let target = Resource::new(
-        move || (id(), update.version().get()),
-        |(id, _)| get_target(id),
-    );
+    let target = Resource::new(id, get_target);
     let catalogue = Resource::new(|| (), |_| probe_catalogue());
-    // The history follows the run started here until it ends.
-    let tick = RwSignal::new(0u64);
-    let live = Signal::derive(move || {
-        start
-            .value()
-            .get()
-            .and_then(|r| r.ok())
-            .map(|run| format!("/api/v1/probe-runs/{}/stream", run.id))
-    });
-    crate::components::live::follow_stream(live, tick);
-    let history = Resource::new(
-        move || (id(), start.version().get(), tick.get()),
-        |(id, _, _)| target_probe_runs(id),
-    );
+    let history = Resource::new(id, target_probe_runs);
     view! {
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
@@ -177,10 +134,6 @@ pub fn TargetPage() -> impl IntoView {
                 view! { <TargetView t=t catalogue=cat update=update test=test start=start/> }.into_any()
             })}
         </Suspense>
-        {move || start.value().get().and_then(|r| r.ok()).map(|run| view! {
-            <h2>"This run"</h2>
-            <RunPanel run_id=run.id show_findings=true/>
-        })}
         <section class="panel" id="run-history">
             <h2>"Run history (newest 50)"</h2>
             <Transition fallback=Loading>
@@ -217,19 +170,19 @@ fn TargetView(
                 <dt>"Labels"</dt><dd>{if labels.is_empty() { "—".to_string() } else { labels.join(", ") }}</dd>
                 <dt>"Added"</dt><dd><LocalTime at=t.created_at/>{format!(" by {}", t.created_by)}</dd>
             </dl>
-            <ActionForm action=test attr:class="inline">
+            <ActionForm action=test attr:class="inline" attr:data-result="connection-test" attr:data-pending=TESTING>
                 <input type="hidden" name="target_id" value=id2/>
                 <button type="submit">"Test connection"</button>
             </ActionForm>
-            <TestResult test=test/>
         </section>
         <section class="panel" id="run-probe-panel">
             <h2>"Run a probe"</h2>
-            <RunProbeForm action=start targets=vec![t.clone()] catalogue=catalogue/>
+            // Started here, a run is followed on its own page (live, with its findings).
+            <RunProbeForm action=start targets=vec![t.clone()] catalogue=catalogue then="/probe-runs/{id}"/>
         </section>
         <details class="panel" id="edit-target">
             <summary>"Edit (admins)"</summary>
-            <ActionForm action=update attr:class="grid-form" attr:id="edit-target-form">
+            <ActionForm action=update attr:class="grid-form" attr:id="edit-target-form" attr:data-done="Saved {name}.">
                 <input type="hidden" name="target_id" value=id/>
                 <label>"Name" <input type="text" name="name" required value=t.name.clone()/></label>
                 <label>"Connection" <input type="text" name="connection" required value=t.connection.clone()/></label>
@@ -240,10 +193,6 @@ fn TargetView(
                 <label>"Environment" <input type="text" name="environment" required value=t.environment.clone()/></label>
                 <button type="submit" class="primary">"Save"</button>
             </ActionForm>
-            {move || update.value().get().map(|r| match r {
-                Ok(t) => view! { <p class="notice" role="status">{format!("Saved {}.", t.name)}</p> }.into_any(),
-                Err(e) => view! { <FormError error=Some(e)/> }.into_any(),
-            })}
         </details>
     }
 }
