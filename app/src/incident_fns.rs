@@ -96,7 +96,7 @@ pub struct IncidentPageData {
 }
 
 /// How many of the newest events the incident page shows before "Show all".
-pub const TIMELINE_WINDOW: usize = 500;
+pub const TIMELINE_WINDOW: usize = 200;
 
 /// One finding of an incident, whole: its page.
 #[server(prefix = "/api/fn", endpoint = "incidents/finding-detail")]

@@ -75,7 +75,7 @@ test("admin adds a Redis target; a responder probes it from an incident", async 
   await expect(findings).toContainText("REDIS_NO_MAXMEMORY");
   // Its evidence is on the finding's own page.
   const summary = findings.locator("article.finding").filter({ hasText: "REDIS_SUMMARY" });
-  const detail = await summary.getByRole("link", { name: /Evidence and remediation/ }).getAttribute("href");
+  const detail = await summary.getByRole("link", { name: "REDIS_SUMMARY" }).getAttribute("href");
   const pd = await p.context().newPage();
   await pd.goto(detail!);
   await expect(pd.locator("table.evidence").first()).toContainText("maxmemory_policy");

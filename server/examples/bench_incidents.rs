@@ -104,7 +104,7 @@ async fn main() {
         "request (sequential, n=200)", "p50 ms", "p99 ms", "max ms", "bytes"
     );
     let page = row(
-        "incident page SSR (newest 500 of 2,000 events, 300 findings)",
+        "incident page SSR (newest 200 of 2,000 events, 300 findings)",
         measure(&c, &format!("{base}/incidents/{key}"), &token, SAMPLES).await,
     );
     row(

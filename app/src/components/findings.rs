@@ -12,6 +12,31 @@ pub fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
     view! { <button type="button" class="copy" data-copy=text>{label}</button> }
 }
 
+/// A finding in a long list (the incident page): code, severity (by its group and colour),
+/// status, title and source in one line; the code links to the finding's own page
+/// (evidence, remediation, status controls). The incident page stays light with hundreds.
+#[component]
+pub fn FindingSummary(f: Finding) -> impl IntoView {
+    let href = f
+        .incident_key
+        .as_ref()
+        .map(|k| format!("/incidents/{k}/findings/{}", f.id));
+    let source = match (&f.source.probe, &f.source.target) {
+        (Some(p), Some(t)) => format!("probe {p} on {t}"),
+        _ => "entered by hand".to_string(),
+    };
+    let status = f.status.as_str();
+    view! {
+        <article class=format!("finding summary fsev-{} fstatus-{status}", f.severity.as_str()) id=format!("finding-{}", f.id)>
+            <a href=href class="code"><code>{f.code}</code></a>
+            <span class=format!("badge fstatus fstatus-{status}")>{status}</span>
+            <span class="title">{f.title}</span>
+            <span class="muted">{source}</span>
+            {f.status_reason.map(|r| view! { <span class="reason">"Reason: "{r}</span> })}
+        </article>
+    }
+}
+
 #[component]
 pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl IntoView {
     let id = f.id;
@@ -28,10 +53,6 @@ pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl 
             <h4>{f.title.clone()}</h4>
             <p class="muted">{source}" · "<LocalTime at=f.created_at/>" · updated by "{f.updated_by.clone()}</p>
             {f.status_reason.clone().map(|r| view! { <p class="reason">"Reason: "{r}</p> })}
-            // A summary (a long page's list): the evidence and remediation are one link away.
-            {(f.detail_omitted).then(|| f.incident_key.clone().map(|key| view! {
-                <p class="finding-detail-link"><a href=format!("/incidents/{key}/findings/{id}")>"Evidence and remediation →"</a></p>
-            }))}
             {(!f.evidence.facts.is_empty()).then(|| view! {
                 <table class="data evidence">
                     <thead><tr><th>"Evidence"</th><th>"Value"</th></tr></thead>

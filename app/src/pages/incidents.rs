@@ -5,7 +5,7 @@
 //! people's changes live (server-sent events, `data-stream`).
 
 use crate::components::common::{ErrorPanel, Loading, Pager, query_value};
-use crate::components::findings::FindingCard;
+use crate::components::findings::{FindingCard, FindingSummary};
 use crate::components::time::{LocalTime, MaybeTime};
 use crate::incident_fns::*;
 use domain::incidents::*;
@@ -240,7 +240,6 @@ pub fn IncidentPage() -> impl IntoView {
     let edit = ServerAction::<EditIncidentNote>::new();
     let pin = ServerAction::<PinIncidentEvent>::new();
     let finding = ServerAction::<AddIncidentFinding>::new();
-    let fstatus = ServerAction::<SetFindingStatus>::new();
     let item = ServerAction::<AddActionItem>::new();
     let istatus = ServerAction::<SetActionItemStatus>::new();
     let start = ServerAction::<crate::probe_fns::StartProbeRun>::new();
@@ -260,7 +259,7 @@ pub fn IncidentPage() -> impl IntoView {
                     Ok(page) => view! {
                         <IncidentView d=page.detail me=page.me hidden=page.hidden_events matching=page.matching_events kind_filter=kind_filter()
                             status=status severity=severity roles=roles note=note edit=edit pin=pin
-                            finding=finding fstatus=fstatus item=item istatus=istatus start=start/>
+                            finding=finding item=item istatus=istatus start=start/>
                     }.into_any(),
                 }
             })}
@@ -283,7 +282,6 @@ fn IncidentView(
     edit: ServerAction<EditIncidentNote>,
     pin: ServerAction<PinIncidentEvent>,
     finding: ServerAction<AddIncidentFinding>,
-    fstatus: ServerAction<SetFindingStatus>,
     item: ServerAction<AddActionItem>,
     istatus: ServerAction<SetActionItemStatus>,
     start: ServerAction<crate::probe_fns::StartProbeRun>,
@@ -434,7 +432,7 @@ fn IncidentView(
                     {groups.is_empty().then(|| view! { <p class="muted">"No findings yet. Probes will add them; you can add one by hand below."</p> })}
                     {groups.into_iter().map(|(sev, list)| view! {
                         <h3 class=format!("finding-group fsev-{}", sev.as_str())>{format!("{} ({})", sev.as_str(), list.len())}</h3>
-                        {list.into_iter().map(|f| view! { <FindingCard f=f fstatus=fstatus/> }).collect_view()}
+                        {list.into_iter().map(|f| view! { <FindingSummary f=f/> }).collect_view()}
                     }).collect_view()}
                     <details class="panel">
                         <summary>"Add a finding by hand"</summary>
