@@ -6,6 +6,7 @@
 
 pub mod account_fns;
 pub mod components;
+pub mod deployment_fns;
 pub mod error;
 pub mod incident_fns;
 pub mod kafka_fns;
@@ -38,8 +39,6 @@ pub fn hydrate_islands() {
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    response::set_page_csp();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -1,5 +1,6 @@
 //! What a rendered page or server-function call puts on its HTTP response (server only):
-//! its status and its Content-Security-Policy.
+//! its status, and the Content-Security-Policy of pages (which the server applies with the
+//! nonce it gave the render: `server::headers`).
 
 use leptos::prelude::*;
 
@@ -39,17 +40,4 @@ pub fn page_csp(nonce: &str) -> String {
          connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )
-}
-
-/// Puts [`page_csp`] with this render's nonce on the response (called from the shell).
-pub fn set_page_csp() {
-    let Some(opts) = use_context::<leptos_axum::ResponseOptions>() else {
-        return;
-    };
-    let Some(nonce) = leptos::nonce::use_nonce() else {
-        return;
-    };
-    if let Ok(v) = http::HeaderValue::from_str(&page_csp(&nonce)) {
-        opts.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
-    }
 }

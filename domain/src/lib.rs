@@ -4,6 +4,7 @@
 //! that the UI's server functions and the `/api/v1` handlers both call (written once).
 
 pub mod accounts;
+pub mod deployments;
 pub mod error;
 pub mod incidents;
 pub mod kafka;

@@ -50,6 +50,7 @@ pub async fn create_token(
                 provide_context(state.clone());
                 provide_context(NoHydrate);
                 provide_context(posted.clone());
+                crate::headers::provide_page_nonce();
             }
         },
         move || shell(opts.clone()),

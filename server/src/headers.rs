@@ -1,27 +1,57 @@
-//! Security and caching headers on every response. Pages rendered by Leptos carry their own
-//! Content-Security-Policy with a per-response nonce (`app::state::page_csp`); everything else
-//! (JSON, redirects, static files, plain error pages) gets a policy that allows nothing.
+//! Security and caching headers on every response. Every request gets a fresh nonce here
+//! ([`PageNonce`]): Leptos renders the page with it (`provide_page_nonce`, the additional
+//! context of every Leptos handler) and an HTML answer gets the page policy with that same
+//! nonce (`app::response::page_csp`), decided here rather than inside the render, so a page's
+//! scripts and its policy always agree. Everything else (JSON, redirects, static files) gets
+//! a policy that allows nothing.
 
 use crate::state::Shared;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use leptos::prelude::{provide_context, use_context};
 use std::sync::Arc;
 
-/// The policy of responses that are not Leptos pages.
+/// The policy of responses that are not pages.
 pub const DEFAULT_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+/// The nonce of this request's page (128 random bits, hex).
+#[derive(Clone, Debug)]
+pub struct PageNonce(pub Arc<str>);
+
+/// Leptos's additional context for every page: render with this request's [`PageNonce`].
+pub fn provide_page_nonce() {
+    if let Some(parts) = use_context::<axum::http::request::Parts>()
+        && let Some(PageNonce(n)) = parts.extensions.get::<PageNonce>()
+    {
+        provide_context(leptos::nonce::Nonce::from_value(n.clone()));
+    }
+}
+
 pub async fn security_headers(
     axum::Extension(shared): axum::Extension<Arc<Shared>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    let nonce: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    req.extensions_mut().insert(PageNonce(nonce.clone()));
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(DEFAULT_CSP));
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    match HeaderValue::from_str(&app::response::page_csp(&nonce)) {
+        Ok(page) if html => {
+            h.insert(header::CONTENT_SECURITY_POLICY, page);
+        }
+        _ => {
+            h.entry(header::CONTENT_SECURITY_POLICY)
+                .or_insert(HeaderValue::from_static(DEFAULT_CSP));
+        }
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

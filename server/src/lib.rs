@@ -153,11 +153,14 @@ pub fn router(pool: PgPool, config: Config) -> Router {
     let (own, _) = server_routes().into_parts();
     Router::new()
         .merge(own)
-        .leptos_routes_with_context(&state, routes, || {}, {
+        .leptos_routes_with_context(&state, routes, headers::provide_page_nonce, {
             let opts = leptos_options.clone();
             move || shell(opts.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(headers::provide_page_nonce, shell))
         .with_state(state)
         .layer(axum::middleware::from_fn(auth::authenticate))
         .layer(session_layer)

@@ -419,6 +419,31 @@ fn listed_cases() -> Vec<Case> {
         get_json("/api/v1/incidents", Any),
         get_json("/api/v1/incidents/stats", Any),
         get_json("/api/v1/targets", Any),
+        get_json("/api/v1/deployment-templates", Any),
+        server_fn("/api/fn/deployments/templates", Any, &[], 200),
+        // An empty template: refused (422) for approvers, 403 below them.
+        json(
+            Method::POST,
+            "/api/v1/deployment-templates",
+            Role(domain::Role::Approver),
+            r#"{"yaml":""}"#,
+            422,
+        ),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/deployment-templates/no-such", Any)
+        },
+        json(
+            Method::PUT,
+            "/api/v1/deployment-templates/no-such",
+            Role(domain::Role::Approver),
+            r#"{"yaml":"id: no-such\nname: A\nsections:\n  pre:\n    - {id: x, kind: manual, text: t}\n"}"#,
+            404,
+        ),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/deployment-templates/no-such/versions", Any)
+        },
         server_fn("/api/fn/targets/list", Any, &[], 200),
         get_json("/api/v1/target-kinds", Any),
         server_fn("/api/fn/targets/kinds", Any, &[], 200),

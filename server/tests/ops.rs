@@ -274,6 +274,34 @@ async fn security_headers_on_pages_api_and_redirects(pool: PgPool) {
         scripts,
         "every script carries this response's nonce: {body}"
     );
+    // An unknown path (the fallback renders the not-found page), a page and the sign-in page
+    // alike: the policy's nonce is the one on the page's scripts (both chosen by the server,
+    // `headers::PageNonce`).
+    let signed_in = app.signed_in("csp-viewer", domain::Role::Viewer).await;
+    for path in ["/no-such-page", "/incidents", "/login?next=/incidents"] {
+        let r = signed_in.get(app.url(path)).send().await.unwrap();
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let n = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|r| r.split('\'').next())
+            .unwrap_or_else(|| panic!("{path}: a page policy: {csp}"))
+            .to_string();
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains(&format!("nonce=\"{n}\"")),
+            "{path}: the scripts carry {n}"
+        );
+        assert!(
+            !body.contains("nonce=\"")
+                || body.matches("nonce=\"").count()
+                    == body.matches(&format!("nonce=\"{n}\"")).count(),
+            "{path}: one nonce"
+        );
+    }
     // A second response gets another nonce.
     let again = c.get(app.url("/login")).send().await.unwrap();
     assert!(

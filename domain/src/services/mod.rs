@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod deployments;
 pub mod incidents;
 pub mod kafka_lag;
 pub mod passwords;

@@ -2,6 +2,7 @@
 //! them inside one transaction (an admin action and its audit entry commit together).
 
 pub mod audit;
+pub mod deployments;
 pub mod incidents;
 pub mod kafka_lag;
 pub mod leases;

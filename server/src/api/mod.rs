@@ -2,6 +2,7 @@
 //! UI, because both call the same `domain::services`. Authenticated by API token or session.
 
 mod accounts;
+mod deployments;
 mod incidents;
 mod kafka;
 mod openapi;
@@ -21,6 +22,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     Routes::new()
         .merge(accounts::routes())
         .merge(incidents::routes())
+        .merge(deployments::routes())
         .merge(targets::routes())
         .merge(probes::routes())
         .merge(kafka::routes())

@@ -135,6 +135,37 @@ pub fn spec() -> serde_json::Value {
         "/api/v1/webhooks/alertmanager": { "post": { "summary": "Alertmanager webhook (payload version 4). Authenticate with an API token (responder+) via http_config.authorization. A firing group opens an incident (severity from LOOKOUT_ALERT_SEVERITY_MAPPING) or adds an event to the open incident of the same groupKey; resolved alerts add a resolved event.",
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["version", "groupKey", "status", "alerts"] } } } },
             "responses": { "200": { "description": "What was done: {incident, created, firing, resolved}" }, "400": err, "401": err, "403": err, "413": err, "422": err } } },
+        "/api/v1/deployment-templates": {
+          "get": { "summary": "Deployment checklist templates, each at its newest version (any role)", "responses": {
+            "200": { "description": "Templates", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/TemplateSummary" } } } } },
+            "401": err } },
+          "post": { "summary": "Create a template from its YAML (approver): `curl -X POST --data-binary @checklist.yaml -H 'Content-Type: application/yaml' -H \"Authorization: Bearer $TOKEN\" $LOOKOUT/api/v1/deployment-templates`. Errors give the line and column (`line 7, column 7: unknown field …`); nothing is saved.",
+            "requestBody": { "required": true, "content": {
+              "application/yaml": { "schema": { "type": "string", "maxLength": 65536 } },
+              "application/json": { "schema": { "type": "object", "required": ["yaml"], "additionalProperties": false, "properties": { "yaml": { "type": "string" } } } } } },
+            "responses": { "201": { "description": "Version 1", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Template" } } } },
+              "400": err, "401": err, "403": err, "409": err, "413": err, "415": err, "422": err } }
+        },
+        "/api/v1/deployment-templates/{id}": {
+          "get": { "summary": "A template at its newest version, or `?version=N` (any role)",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                           { "name": "version", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1 } }],
+            "responses": { "200": { "description": "The template", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Template" } } } }, "400": err, "401": err, "404": err } },
+          "put": { "summary": "Save a new version (approver). The YAML's `id` must be this id; a `version:` in it must be the version this save creates (409 otherwise, e.g. when someone saved meanwhile). Old versions never change.",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "requestBody": { "required": true, "content": {
+              "application/yaml": { "schema": { "type": "string", "maxLength": 65536 } },
+              "application/json": { "schema": { "type": "object", "required": ["yaml"], "additionalProperties": false, "properties": { "yaml": { "type": "string" } } } } } },
+            "responses": { "200": { "description": "The new version", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Template" } } } },
+              "400": err, "401": err, "403": err, "404": err, "409": err, "413": err, "415": err, "422": err } }
+        },
+        "/api/v1/deployment-templates/{id}/versions": { "get": {
+            "summary": "A template's versions, newest first (any role)",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "responses": { "200": { "description": "Versions", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object", "properties": {
+              "version": { "type": "integer" }, "created_by": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } } } } } },
+              "401": err, "404": err }
+        } },
         "/api/v1/targets": {
           "get": { "summary": "List targets (viewer). Secrets are never returned, only secret_set.", "responses": { "200": { "description": "Targets" }, "401": err } },
           "post": { "summary": "Create a target (admin). The secret is encrypted with LOOKOUT_SECRET_KEY before it is stored.",
@@ -208,6 +239,21 @@ pub fn spec() -> serde_json::Value {
           "type": "object", "required": ["error"], "properties": { "error": { "type": "object",
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } } } } } },
         "schemas": {
+          "TemplateItem": { "type": "object", "properties": {
+            "id": { "type": "string" }, "kind": { "type": "string", "enum": ["manual"] }, "text": { "type": "string" },
+            "help": { "type": "string", "description": "markdown" }, "requires_note": { "type": "boolean" }, "required": { "type": "boolean" } } },
+          "Template": { "type": "object", "properties": {
+            "template_id": { "type": "string" }, "version": { "type": "integer" }, "name": { "type": "string" }, "description": { "type": "string" },
+            "yaml": { "type": "string", "description": "as saved" }, "built_in": { "type": "boolean" },
+            "created_by": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
+            "spec": { "type": "object", "properties": { "id": { "type": "string" }, "name": { "type": "string" }, "description": { "type": "string" },
+              "sections": { "type": "object", "properties": {
+                "pre": { "type": "array", "items": { "$ref": "#/components/schemas/TemplateItem" } },
+                "during": { "type": "array", "items": { "$ref": "#/components/schemas/TemplateItem" } },
+                "post": { "type": "array", "items": { "$ref": "#/components/schemas/TemplateItem" } } } } } } } },
+          "TemplateSummary": { "type": "object", "properties": {
+            "template_id": { "type": "string" }, "latest_version": { "type": "integer" }, "name": { "type": "string" }, "description": { "type": "string" },
+            "built_in": { "type": "boolean" }, "items": { "type": "integer" }, "updated_at": { "type": "string", "format": "date-time" }, "updated_by": { "type": "string" } } },
           "NewTarget": { "type": "object", "required": ["name", "kind", "connection", "environment"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$" },
             "kind": { "type": "string", "enum": kinds, "description": "see GET /api/v1/target-kinds" },

@@ -1,0 +1,403 @@
+//! Deployment checklist templates (issue 12, the part built so far): YAML in, errors with
+//! line and column, nothing saved on any error, every edit a new version, old versions kept
+//! forever (enforced by the database), approvers only, audited.
+
+mod common;
+
+use common::{TestApp, json_answer};
+use domain::Role;
+use serde_json::json;
+use sqlx::PgPool;
+
+const V1: &str = "id: web-release
+name: Web release
+description: The web tier.
+sections:
+  pre:
+    - id: tests-green
+      kind: manual
+      text: All tests pass on the release commit
+      requires_note: true
+  post:
+    - id: smoke
+      kind: manual
+      text: Smoke test the checkout
+";
+
+fn v2() -> String {
+    V1.replace(
+        "  post:\n",
+        "    - id: changelog\n      kind: manual\n      text: The changelog names the change\n      required: false\n  post:\n",
+    )
+}
+
+async fn send_yaml(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> (u16, serde_json::Value) {
+    json_answer(
+        app.plain()
+            .request(method, app.url(path))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body),
+    )
+    .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn templates_are_versioned_and_old_versions_never_change(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let approver = app.create_token("rel", Role::Approver).await;
+    let responder = app.create_token("resp", Role::Responder).await;
+    let viewer = app.create_token("view", Role::Viewer).await;
+    use reqwest::Method as M;
+
+    // Below approver: refused, nothing saved.
+    let (s, _) = send_yaml(
+        &app,
+        &responder,
+        M::POST,
+        "/api/v1/deployment-templates",
+        "application/yaml",
+        V1.into(),
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_eq!(app.count("deployment_templates").await, 0);
+
+    // Created from the YAML body as `curl --data-binary` sends it.
+    let (s, t) = send_yaml(
+        &app,
+        &approver,
+        M::POST,
+        "/api/v1/deployment-templates",
+        "application/yaml",
+        V1.into(),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["version"], 1);
+    assert_eq!(t["yaml"], V1, "kept as written");
+    assert_eq!(t["spec"]["sections"]["pre"][0]["requires_note"], true);
+    assert_eq!(
+        t["spec"]["sections"]["post"][0]["required"], true,
+        "required by default"
+    );
+    // The same id again is a conflict: templates are edited, not re-created.
+    let (s, e) = send_yaml(
+        &app,
+        &approver,
+        M::POST,
+        "/api/v1/deployment-templates",
+        "text/plain",
+        V1.into(),
+    )
+    .await;
+    assert_eq!(s, 409, "{e}");
+
+    // An edit is version 2 (JSON body this time); version 1 stays as it was.
+    let (s, t2) = app
+        .api(
+            &approver,
+            M::PUT,
+            "/api/v1/deployment-templates/web-release",
+            Some(json!({ "yaml": v2() })),
+        )
+        .await;
+    assert_eq!(s, 200, "{t2}");
+    assert_eq!(t2["version"], 2);
+    assert_eq!(t2["spec"]["sections"]["pre"][1]["required"], false);
+    let (s, latest) = app
+        .get(&viewer, "/api/v1/deployment-templates/web-release")
+        .await;
+    assert_eq!((s, latest["version"].clone()), (200, json!(2)));
+    let (s, old) = app
+        .get(
+            &viewer,
+            "/api/v1/deployment-templates/web-release?version=1",
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(old["yaml"], V1);
+    assert_eq!(old["spec"]["sections"]["pre"].as_array().unwrap().len(), 1);
+    let (s, _) = app
+        .get(
+            &viewer,
+            "/api/v1/deployment-templates/web-release?version=3",
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, vs) = app
+        .get(&viewer, "/api/v1/deployment-templates/web-release/versions")
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        vs.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let (s, list) = app.get(&viewer, "/api/v1/deployment-templates").await;
+    assert_eq!(s, 200);
+    assert_eq!(list[0]["latest_version"], 2);
+    assert_eq!(list[0]["items"], 3);
+
+    // Stale and pointless saves are refused, and nothing is written.
+    let stale = format!(
+        "version: 2\n{}",
+        v2().replace("The web tier.", "The web tier, again.")
+    );
+    let (s, e) = send_yaml(
+        &app,
+        &approver,
+        M::PUT,
+        "/api/v1/deployment-templates/web-release",
+        "application/yaml",
+        stale,
+    )
+    .await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("would create version 3"),
+        "{e}"
+    );
+    let (s, e) = send_yaml(
+        &app,
+        &approver,
+        M::PUT,
+        "/api/v1/deployment-templates/web-release",
+        "application/yaml",
+        v2(),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing changed")
+    );
+    let (s, e) = send_yaml(
+        &app,
+        &approver,
+        M::PUT,
+        "/api/v1/deployment-templates/web-release",
+        "application/yaml",
+        V1.replace("id: web-release", "id: other"),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+    let (s, _) = send_yaml(
+        &app,
+        &approver,
+        M::PUT,
+        "/api/v1/deployment-templates/nope",
+        "application/yaml",
+        V1.replace("id: web-release", "id: nope"),
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert_eq!(app.count("deployment_templates").await, 2);
+    let current = format!(
+        "version: 3\n{}",
+        v2().replace("The web tier.", "The web tier, again.")
+    );
+    let (s, t3) = send_yaml(
+        &app,
+        &approver,
+        M::PUT,
+        "/api/v1/deployment-templates/web-release",
+        "application/yaml",
+        current,
+    )
+    .await;
+    assert_eq!((s, t3["version"].clone()), (200, json!(3)), "{t3}");
+
+    // Audited.
+    let actions = app.audit_actions().await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("template."))
+            .collect::<Vec<_>>(),
+        ["template.create", "template.update", "template.update"]
+    );
+
+    // The database itself keeps versions as they were.
+    for sql in [
+        "UPDATE deployment_templates SET yaml = 'x' WHERE version = 1",
+        "DELETE FROM deployment_templates WHERE version = 1",
+        "TRUNCATE deployment_templates",
+    ] {
+        let e = sqlx::query(sql).execute(&app.pool).await.unwrap_err();
+        assert!(e.to_string().contains("immutable"), "{sql}: {e}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_templates_say_where_and_save_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let approver = app.create_token("rel", Role::Approver).await;
+    use reqwest::Method as M;
+    let cases: Vec<(String, &str, u16, &str)> = vec![
+        (
+            V1.replace("      text: Smoke", "      txt: Smoke"),
+            "application/yaml",
+            422,
+            "line 13, column 7: sections.post[0]: unknown field `txt`",
+        ),
+        (
+            V1.replace("name: Web release", "name: [Web"),
+            "application/yaml",
+            422,
+            "line ",
+        ),
+        (
+            V1.replace(
+                "kind: manual\n      text: Smoke",
+                "kind: probe\n      text: Smoke",
+            ),
+            "application/yaml",
+            422,
+            "sections.post[0] (smoke): items of kind `probe` are not available yet",
+        ),
+        (
+            format!("{V1}description: twice\n"),
+            "application/yaml",
+            422,
+            "duplicate",
+        ),
+        (
+            format!(
+                "id: a\nname: A\ndescription: {}{}\n",
+                "[".repeat(5_000),
+                "]".repeat(5_000)
+            ),
+            "application/yaml",
+            422,
+            "line 3, column 14: description: invalid type",
+        ),
+        (
+            format!("id: a\nname: A\ndescription: {}\n", "x".repeat(70_000)),
+            "application/yaml",
+            413,
+            "length limit",
+        ),
+        (V1.into(), "application/xml", 415, "YAML"),
+        (
+            json!({ "yaml": V1, "extra": 1 }).to_string(),
+            "application/json",
+            400,
+            "unknown field",
+        ),
+        ("{not json".into(), "application/json", 400, ""),
+    ];
+    for (body, ct, want, msg) in cases {
+        let t = std::time::Instant::now();
+        let (s, e) = send_yaml(
+            &app,
+            &approver,
+            M::POST,
+            "/api/v1/deployment-templates",
+            ct,
+            body.clone(),
+        )
+        .await;
+        assert_eq!(s, want, "{}: {e}", &body[..body.len().min(80)]);
+        // (The body-size limit in front of every route answers in plain text.)
+        let text = e["error"]["message"]
+            .as_str()
+            .or(e.as_str())
+            .unwrap_or_default();
+        assert!(text.contains(msg), "{msg:?} in {e}");
+        assert!(t.elapsed().as_secs() < 2, "answered quickly");
+    }
+    // Billion laughs.
+    let mut bomb = String::from("id: a\nname: A\nx0: &x0 [l, l, l, l, l, l, l, l, l, l]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "x{i}: &x{i} [*x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}]\n"
+        ));
+    }
+    let (s, e) = send_yaml(
+        &app,
+        &approver,
+        M::POST,
+        "/api/v1/deployment-templates",
+        "application/yaml",
+        bomb,
+    )
+    .await;
+    assert!((400..500).contains(&s), "{s} {e}");
+    assert_eq!(app.count("deployment_templates").await, 0);
+    assert!(
+        !app.audit_actions()
+            .await
+            .iter()
+            .any(|a| a.starts_with("template."))
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_editors_of_one_version_do_not_both_win(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let approver = app.create_token("rel", Role::Approver).await;
+    use reqwest::Method as M;
+    let (s, _) = send_yaml(
+        &app,
+        &approver,
+        M::POST,
+        "/api/v1/deployment-templates",
+        "application/yaml",
+        V1.into(),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let (c, url, token) = (
+            app.plain(),
+            app.url("/api/v1/deployment-templates/web-release"),
+            approver.clone(),
+        );
+        let body = V1.replace("The web tier.", &format!("Edit {i}."));
+        set.spawn(async move {
+            c.put(url)
+                .bearer_auth(token)
+                .header("content-type", "application/yaml")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = set.join_all().await;
+    statuses.sort();
+    // Each edit is a version of its own (6 + 1), or a clear 409 when it raced — never a 500
+    // and never two rows for one version.
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+    let ok = statuses.iter().filter(|s| **s == 200).count() as i64;
+    assert_eq!(app.count("deployment_templates").await, 1 + ok);
+    let versions: Vec<i32> =
+        sqlx::query_scalar("SELECT version FROM deployment_templates ORDER BY version")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, (1..=(1 + ok as i32)).collect::<Vec<_>>());
+}
