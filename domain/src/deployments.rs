@@ -1,7 +1,9 @@
 //! Deployment checklists (issue 12), as far as they are built: **templates** — the YAML
 //! format, its validation with the line and column of every error, and its versions (every
-//! edit is a new version; a version never changes). Deployments, item states, sign-off and
-//! the CI gate are still to come and will build on these types.
+//! edit is a new version; a version never changes) — and **deployments** of manual items:
+//! the status machine ([`transition_error`]), what blocks a deployment ([`blocking`]), the
+//! CI gate ([`gate`]) and the approvals needed per environment ([`ApprovalPolicy`]), all
+//! pure and table-tested. Automated items (probe, metric, Kafka lag) are still to come.
 //!
 //! ```yaml
 //! id: web-release            # [a-z0-9][a-z0-9-]*, at most 63
@@ -152,6 +154,370 @@ pub fn valid_id(s: &str) -> bool {
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+// ---- deployments ---------------------------------------------------------------------
+
+/// `draft → awaiting_approval → approved → in_progress → verifying → done`, or `rejected`,
+/// `rolled_back`, `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    Draft,
+    AwaitingApproval,
+    Approved,
+    InProgress,
+    Verifying,
+    Done,
+    Rejected,
+    RolledBack,
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    pub const ALL: [DeploymentStatus; 9] = [
+        DeploymentStatus::Draft,
+        DeploymentStatus::AwaitingApproval,
+        DeploymentStatus::Approved,
+        DeploymentStatus::InProgress,
+        DeploymentStatus::Verifying,
+        DeploymentStatus::Done,
+        DeploymentStatus::Rejected,
+        DeploymentStatus::RolledBack,
+        DeploymentStatus::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Draft => "draft",
+            DeploymentStatus::AwaitingApproval => "awaiting_approval",
+            DeploymentStatus::Approved => "approved",
+            DeploymentStatus::InProgress => "in_progress",
+            DeploymentStatus::Verifying => "verifying",
+            DeploymentStatus::Done => "done",
+            DeploymentStatus::Rejected => "rejected",
+            DeploymentStatus::RolledBack => "rolled_back",
+            DeploymentStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeploymentStatus::Done
+                | DeploymentStatus::Rejected
+                | DeploymentStatus::RolledBack
+                | DeploymentStatus::Cancelled
+        )
+    }
+    /// The section whose items are worked on in this status (pre until approved).
+    pub fn open_section(self) -> Option<Section> {
+        match self {
+            DeploymentStatus::Draft
+            | DeploymentStatus::AwaitingApproval
+            | DeploymentStatus::Approved => Some(Section::Pre),
+            DeploymentStatus::InProgress => Some(Section::During),
+            DeploymentStatus::Verifying => Some(Section::Post),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An item's state. `checked` (a person) and `passed` (a machine) count as done, and so
+/// does `waived` (an approver, with a reason) — shown as waived everywhere, never as passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    Pending,
+    Running,
+    Passed,
+    Failed,
+    Inconclusive,
+    Waived,
+    Checked,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Running => "running",
+            ItemState::Passed => "passed",
+            ItemState::Failed => "failed",
+            ItemState::Inconclusive => "inconclusive",
+            ItemState::Waived => "waived",
+            ItemState::Checked => "checked",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ItemState::Pending,
+            ItemState::Running,
+            ItemState::Passed,
+            ItemState::Failed,
+            ItemState::Inconclusive,
+            ItemState::Waived,
+            ItemState::Checked,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            ItemState::Passed | ItemState::Checked | ItemState::Waived
+        )
+    }
+}
+
+/// One item of one deployment (copied from its template version at creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentItem {
+    pub item_id: String,
+    pub section: Section,
+    pub kind: ItemKind,
+    pub text: String,
+    pub help: String,
+    pub required: bool,
+    pub requires_note: bool,
+    pub state: ItemState,
+    pub set_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub set_at: Option<OffsetDateTime>,
+    pub note: Option<String>,
+}
+
+/// An approval or a rejection, with the frozen state of every item it was given on and that
+/// snapshot's SHA-256, so an export proves what was signed. Voided by a later change to a
+/// pre-deploy item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub decision: String,
+    pub reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The items' states when it was given, as the JSON text that was hashed.
+    pub snapshot: String,
+    /// SHA-256 of `snapshot`, hex.
+    pub snapshot_sha256: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub voided_at: Option<OffsetDateTime>,
+    pub voided_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub key: String,
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    pub description: String,
+    pub requester: String,
+    pub template_id: String,
+    pub template_version: i32,
+    pub status: DeploymentStatus,
+    pub commit: Option<String>,
+    pub pipeline_url: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A deployment with its items, approvals, and what blocks its next step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    pub deployment: Deployment,
+    pub items: Vec<DeploymentItem>,
+    pub approvals: Vec<Approval>,
+    pub approvals_needed: u32,
+    /// Valid approvals so far (not voided, by distinct approvers).
+    pub approvals_given: u32,
+    pub blocking: Vec<String>,
+}
+
+/// `DEP-12`.
+pub fn deployment_key(n: i64) -> String {
+    format!("DEP-{n}")
+}
+
+pub fn parse_deployment_key(key: &str) -> Option<i64> {
+    let prefix = key.get(..4)?;
+    if !prefix.eq_ignore_ascii_case("DEP-") {
+        return None;
+    }
+    let n: i64 = key[4..].parse().ok()?;
+    (n > 0 && key[4..].bytes().all(|b| b.is_ascii_digit())).then_some(n)
+}
+
+/// Why `from → to` is not allowed (`None`: it is, as far as the status goes; the items
+/// and approvals are checked by [`blocking`]). Approval and rejection happen by signing,
+/// not by asking for the status.
+pub fn transition_error(from: DeploymentStatus, to: DeploymentStatus) -> Option<String> {
+    use DeploymentStatus::*;
+    if from == to {
+        return Some(format!("the deployment is {from} already"));
+    }
+    if from.is_final() {
+        return Some(format!("the deployment is {from}: it is over"));
+    }
+    let ok = matches!(
+        (from, to),
+        (Draft, AwaitingApproval)
+            | (Approved, InProgress)
+            | (InProgress, Verifying)
+            | (Verifying, Done)
+            | (InProgress | Verifying, RolledBack)
+            | (Draft | AwaitingApproval | Approved, Cancelled)
+    );
+    if ok {
+        return None;
+    }
+    Some(match to {
+        Approved | Rejected => {
+            "approval and rejection are given by approvers signing (POST …/approvals), not set"
+                .into()
+        }
+        _ => format!("a deployment cannot go from {from} to {to}"),
+    })
+}
+
+/// What keeps the deployment from moving on from where it is: required items of the open
+/// section not done, approvals missing. Empty: nothing blocks.
+pub fn blocking(
+    status: DeploymentStatus,
+    items: &[DeploymentItem],
+    approvals_needed: u32,
+    approvals_given: u32,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(section) = status.open_section() else {
+        return out;
+    };
+    for it in items
+        .iter()
+        .filter(|i| i.section == section && i.required && !i.state.is_done())
+    {
+        out.push(format!(
+            "{} item {} is {}",
+            section.as_str(),
+            it.item_id,
+            it.state.as_str()
+        ));
+    }
+    if matches!(
+        status,
+        DeploymentStatus::Draft | DeploymentStatus::AwaitingApproval
+    ) && approvals_given < approvals_needed
+    {
+        out.push(format!("{approvals_given} of {approvals_needed} approvals"));
+    }
+    out
+}
+
+/// The CI gate: may the pipeline go on past `phase`? `pre`: the deployment is approved (every
+/// required pre item done and sign-off complete) or later; `post`: it is done.
+pub fn gate(
+    phase: Section,
+    status: DeploymentStatus,
+    items: &[DeploymentItem],
+    approvals_needed: u32,
+    approvals_given: u32,
+) -> (bool, Vec<String>) {
+    use DeploymentStatus::*;
+    let allowed = match phase {
+        Section::Pre => matches!(status, Approved | InProgress | Verifying | Done),
+        Section::Post => status == Done,
+        Section::During => matches!(status, Verifying | Done),
+    };
+    if allowed {
+        return (true, vec![]);
+    }
+    let mut why = match status {
+        Rejected | RolledBack | Cancelled => vec![format!("the deployment is {status}")],
+        _ => vec![],
+    };
+    // What is still to do, section by section up to the phase asked about.
+    for s in Section::ALL {
+        for it in items
+            .iter()
+            .filter(|i| i.section == s && i.required && !i.state.is_done())
+        {
+            why.push(format!(
+                "{} item {} is {}",
+                s.as_str(),
+                it.item_id,
+                it.state.as_str()
+            ));
+        }
+        if s == Section::Pre && approvals_given < approvals_needed {
+            why.push(format!("{approvals_given} of {approvals_needed} approvals"));
+        }
+        if s == phase {
+            break;
+        }
+    }
+    if why.is_empty() {
+        why.push(format!("the deployment is {status}"));
+    }
+    (false, why)
+}
+
+/// Approvals needed per environment: `production=2,staging=1,*=0` (the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    rules: Vec<(String, u32)>,
+    default: u32,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy {
+            rules: vec![("production".into(), 2), ("staging".into(), 1)],
+            default: 0,
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut rules = Vec::new();
+        let mut default = 0;
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (env, n) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: write environment=count, e.g. production=2"))?;
+            let n: u32 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n <= 10)
+                .ok_or_else(|| format!("{part:?}: the count is a number from 0 to 10"))?;
+            match env.trim() {
+                "*" => default = n,
+                e if !e.is_empty() => rules.push((e.to_string(), n)),
+                _ => return Err(format!("{part:?}: the environment is empty")),
+            }
+        }
+        Ok(ApprovalPolicy { rules, default })
+    }
+    pub fn needed(&self, environment: &str) -> u32 {
+        self.rules
+            .iter()
+            .find(|(e, _)| e == environment)
+            .map(|(_, n)| *n)
+            .unwrap_or(self.default)
+    }
 }
 
 #[cfg(feature = "server")]
@@ -512,6 +878,193 @@ sections:
         }
         for bad in ["", "-a", "A", "a_b", "a b", "é", &"a".repeat(64)] {
             assert!(!valid_id(bad), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use DeploymentStatus::*;
+
+    fn item(section: Section, id: &str, required: bool, state: ItemState) -> DeploymentItem {
+        DeploymentItem {
+            item_id: id.into(),
+            section,
+            kind: ItemKind::Manual,
+            text: id.into(),
+            help: String::new(),
+            required,
+            requires_note: false,
+            state,
+            set_by: None,
+            set_at: None,
+            note: None,
+        }
+    }
+
+    /// Every pair of statuses: allowed or not (approved/rejected only by signing).
+    #[test]
+    fn the_status_machine() {
+        let allowed = [
+            (Draft, AwaitingApproval),
+            (Draft, Cancelled),
+            (AwaitingApproval, Cancelled),
+            (Approved, InProgress),
+            (Approved, Cancelled),
+            (InProgress, Verifying),
+            (InProgress, RolledBack),
+            (Verifying, Done),
+            (Verifying, RolledBack),
+        ];
+        for from in DeploymentStatus::ALL {
+            for to in DeploymentStatus::ALL {
+                let ok = transition_error(from, to).is_none();
+                assert_eq!(
+                    ok,
+                    allowed.contains(&(from, to)),
+                    "{from} → {to}: {:?}",
+                    transition_error(from, to)
+                );
+            }
+        }
+        assert!(
+            transition_error(AwaitingApproval, Approved)
+                .unwrap()
+                .contains("signing")
+        );
+        assert!(transition_error(Done, Draft).unwrap().contains("over"));
+        assert!(transition_error(Draft, Draft).unwrap().contains("already"));
+        for s in DeploymentStatus::ALL {
+            assert_eq!(DeploymentStatus::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn what_blocks_and_what_the_gate_says() {
+        let items = vec![
+            item(Section::Pre, "tests", true, ItemState::Checked),
+            item(Section::Pre, "backup", true, ItemState::Pending),
+            item(Section::Pre, "nice", false, ItemState::Pending),
+            item(Section::Pre, "skipped", true, ItemState::Waived),
+            item(Section::During, "watch", true, ItemState::Pending),
+            item(Section::Post, "smoke", true, ItemState::Failed),
+        ];
+        // Draft: the required pre item not done and the approvals; optional and waived ones never block.
+        assert_eq!(
+            blocking(Draft, &items, 2, 0),
+            ["pre item backup is pending", "0 of 2 approvals"]
+        );
+        assert_eq!(
+            blocking(InProgress, &items, 2, 2),
+            ["during item watch is pending"]
+        );
+        assert_eq!(
+            blocking(Verifying, &items, 2, 2),
+            ["post item smoke is failed"]
+        );
+        assert!(blocking(Done, &items, 2, 0).is_empty());
+        // The gate: pre needs approved or later; post needs done.
+        let cases: &[(Section, DeploymentStatus, u32, bool, &[&str])] = &[
+            (
+                Section::Pre,
+                Draft,
+                0,
+                false,
+                &["pre item backup is pending", "0 of 2 approvals"],
+            ),
+            (
+                Section::Pre,
+                AwaitingApproval,
+                1,
+                false,
+                &["pre item backup is pending", "1 of 2 approvals"],
+            ),
+            (Section::Pre, Approved, 2, true, &[]),
+            (Section::Pre, InProgress, 2, true, &[]),
+            (
+                Section::Pre,
+                Rejected,
+                0,
+                false,
+                &[
+                    "the deployment is rejected",
+                    "pre item backup is pending",
+                    "0 of 2 approvals",
+                ],
+            ),
+            (
+                Section::Post,
+                InProgress,
+                2,
+                false,
+                &[
+                    "pre item backup is pending",
+                    "during item watch is pending",
+                    "post item smoke is failed",
+                ],
+            ),
+            (Section::Post, Done, 2, true, &[]),
+            (
+                Section::Post,
+                RolledBack,
+                2,
+                false,
+                &[
+                    "the deployment is rolled_back",
+                    "pre item backup is pending",
+                    "during item watch is pending",
+                    "post item smoke is failed",
+                ],
+            ),
+        ];
+        for (phase, status, given, ok, why) in cases {
+            let (allowed, blocking) = gate(*phase, *status, &items, 2, *given);
+            assert_eq!(
+                (
+                    allowed,
+                    blocking.iter().map(String::as_str).collect::<Vec<_>>()
+                ),
+                (*ok, why.to_vec()),
+                "{phase:?} {status}"
+            );
+        }
+        // Nothing left to do but the status: the gate says so rather than nothing.
+        let done_items = vec![item(Section::Pre, "a", true, ItemState::Checked)];
+        assert_eq!(
+            gate(Section::Post, Approved, &done_items, 0, 0).1,
+            ["the deployment is approved"]
+        );
+    }
+
+    #[test]
+    fn approvals_per_environment() {
+        let d = ApprovalPolicy::default();
+        assert_eq!(
+            (d.needed("production"), d.needed("staging"), d.needed("dev")),
+            (2, 1, 0)
+        );
+        let p = ApprovalPolicy::parse("production=3, *=1").unwrap();
+        assert_eq!((p.needed("production"), p.needed("staging")), (3, 1));
+        for bad in ["production", "production=x", "production=11", "=2"] {
+            assert!(ApprovalPolicy::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(parse_deployment_key("DEP-12"), Some(12));
+        assert_eq!(parse_deployment_key("dep-7"), Some(7));
+        for bad in [
+            "DEP-",
+            "DEP-0",
+            "DEP--1",
+            "DEP-1a",
+            "INC-1",
+            "DEP-+1",
+            "DEP-99999999999999999999",
+        ] {
+            assert_eq!(parse_deployment_key(bad), None, "{bad}");
         }
     }
 }

@@ -54,6 +54,10 @@ fn parse_mapping(s: &str) -> Result<domain::alertmanager::SeverityMapping, Strin
     domain::alertmanager::SeverityMapping::parse(s)
 }
 
+fn parse_approvals(s: &str) -> Result<domain::deployments::ApprovalPolicy, String> {
+    domain::deployments::ApprovalPolicy::parse(s)
+}
+
 fn parse_trusted_proxies(s: &str) -> Result<crate::client_addr::TrustedProxies, String> {
     s.parse()
 }
@@ -233,6 +237,10 @@ pub struct Config {
     /// How Alertmanager alerts map to incident severities: `label:value=SEVn,…,*=SEVn`.
     #[arg(long, env = "LOOKOUT_ALERT_SEVERITY_MAPPING", default_value = "severity:critical=SEV2,warning=SEV3,*=SEV4", value_parser = parse_mapping, global = true)]
     pub alert_severity_mapping: domain::alertmanager::SeverityMapping,
+
+    /// Approvals a deployment needs, per environment: `environment=count,…,*=count`.
+    #[arg(long, env = "LOOKOUT_APPROVALS", default_value = "production=2,staging=1,*=0", value_parser = parse_approvals, global = true)]
+    pub approvals: domain::deployments::ApprovalPolicy,
 
     /// Probe runs allowed at once against one target (across all replicas); more → 429.
     #[arg(long, env = "LOOKOUT_PROBE_RUNS_PER_TARGET", default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=50), global = true)]

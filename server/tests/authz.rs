@@ -421,6 +421,48 @@ fn listed_cases() -> Vec<Case> {
         get_json("/api/v1/targets", Any),
         get_json("/api/v1/deployment-templates", Any),
         server_fn("/api/fn/deployments/templates", Any, &[], 200),
+        server_fn("/api/fn/deployments/list", Any, &[], 200),
+        get_json("/api/v1/deployments", Any),
+        json(
+            Method::POST,
+            "/api/v1/deployments",
+            Role(domain::Role::Responder),
+            r#"{"service":"","environment":"production","version":"1","template":"x"}"#,
+            422,
+        ),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/deployments/DEP-999999", Any)
+        },
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/deployments/DEP-999999/events", Any)
+        },
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/deployments/DEP-999999/gate?phase=pre", Any)
+        },
+        json(
+            Method::POST,
+            "/api/v1/deployments/DEP-999999/items/x",
+            Role(domain::Role::Responder),
+            r#"{"action":"uncheck"}"#,
+            404,
+        ),
+        json(
+            Method::POST,
+            "/api/v1/deployments/DEP-999999/transition",
+            Role(domain::Role::Responder),
+            r#"{"to":"cancelled","reason":"x"}"#,
+            404,
+        ),
+        json(
+            Method::POST,
+            "/api/v1/deployments/DEP-999999/approvals",
+            Role(domain::Role::Approver),
+            r#"{"decision":"approve"}"#,
+            404,
+        ),
         // An empty template: refused (422) for approvers, 403 below them.
         json(
             Method::POST,

@@ -237,7 +237,7 @@ async fn templates_are_versioned_and_old_versions_never_change(pool: PgPool) {
     for sql in [
         "UPDATE deployment_templates SET yaml = 'x' WHERE version = 1",
         "DELETE FROM deployment_templates WHERE version = 1",
-        "TRUNCATE deployment_templates",
+        "TRUNCATE deployment_templates CASCADE",
     ] {
         let e = sqlx::query(sql).execute(&app.pool).await.unwrap_err();
         assert!(e.to_string().contains("immutable"), "{sql}: {e}");

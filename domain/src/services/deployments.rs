@@ -179,3 +179,718 @@ pub async fn save_template(
     tx.commit().await?;
     view(row)
 }
+
+// ---- deployments ------------------------------------------------------------------------
+//
+// Responders create deployments and work their manual items; approvers waive items and
+// sign (never their own deployment, and one standing decision each); every change holds
+// the deployment's row lock and writes its event in the same transaction.
+
+use crate::incidents::check_name;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+
+/// What `POST /api/v1/deployments` takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeployment {
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    /// A template id; its newest version unless `template_version` says which.
+    pub template: String,
+    #[serde(default)]
+    pub template_version: Option<i32>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub pipeline_url: Option<String>,
+}
+
+/// What can be done to an item.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ItemAction {
+    /// A person checks a manual item (with a note when the item requires one).
+    Check {
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Back to pending.
+    Uncheck,
+    /// An approver waives it, with a reason: shown as waived, never as passed.
+    Waive { reason: String },
+}
+
+fn dep_not_found(key: &str) -> DomainError {
+    DomainError::not_found(format!("no deployment {key:?} (keys look like DEP-12)"))
+}
+
+fn text_field(what: &str, s: &str, max: usize, required: bool) -> DomainResult<String> {
+    let t = s.trim();
+    if required && t.is_empty() {
+        return Err(DomainError::invalid(format!("{what} is required")));
+    }
+    if t.chars().count() > max {
+        return Err(DomainError::invalid(format!(
+            "{what} is too long: at most {max} characters"
+        )));
+    }
+    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(DomainError::invalid(format!(
+            "{what} has control characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+async fn locked(db: &mut PgConnection, key: &str) -> DomainResult<store::DeploymentRow> {
+    let id = parse_deployment_key(key).ok_or_else(|| dep_not_found(key))?;
+    store::deployment(&mut *db, id, true)
+        .await?
+        .ok_or_else(|| dep_not_found(key))
+}
+
+fn status_of(r: &store::DeploymentRow) -> DomainResult<DeploymentStatus> {
+    DeploymentStatus::parse(&r.status)
+        .ok_or_else(|| DomainError::internal(format!("unknown deployment status {:?}", r.status)))
+}
+
+fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
+    let section = match r.section.as_str() {
+        "pre" => Section::Pre,
+        "during" => Section::During,
+        "post" => Section::Post,
+        s => return Err(DomainError::internal(format!("unknown section {s:?}"))),
+    };
+    Ok(DeploymentItem {
+        item_id: r.item_id,
+        section,
+        kind: ItemKind::Manual,
+        text: r.text,
+        help: r.help,
+        required: r.required,
+        requires_note: r.requires_note,
+        state: ItemState::parse(&r.state)
+            .ok_or_else(|| DomainError::internal(format!("unknown item state {:?}", r.state)))?,
+        set_by: r.set_by,
+        set_at: r.set_at,
+        note: r.note,
+    })
+}
+
+/// Standing approvals by distinct people.
+fn approvals_given(rows: &[store::ApprovalRow]) -> u32 {
+    let mut who: Vec<i64> = rows
+        .iter()
+        .filter(|a| a.voided_at.is_none() && a.decision == "approved")
+        .map(|a| a.approver_id)
+        .collect();
+    who.sort_unstable();
+    who.dedup();
+    who.len() as u32
+}
+
+async fn detail(
+    db: &mut PgConnection,
+    r: store::DeploymentRow,
+    policy: &ApprovalPolicy,
+) -> DomainResult<DeploymentDetail> {
+    let status = status_of(&r)?;
+    let (id, environment) = (r.id, r.environment.clone());
+    let items = store::items(&mut *db, id)
+        .await?
+        .into_iter()
+        .map(item_view)
+        .collect::<DomainResult<Vec<_>>>()?;
+    let rows = store::approvals(&mut *db, id).await?;
+    let given = approvals_given(&rows);
+    let needed = policy.needed(&environment);
+    Ok(DeploymentDetail {
+        blocking: blocking(status, &items, needed, given),
+        approvals_needed: needed,
+        approvals_given: given,
+        approvals: rows
+            .into_iter()
+            .map(|a| Approval {
+                approver: a.approver,
+                decision: a.decision,
+                reason: a.reason,
+                at: a.at,
+                snapshot: a.snapshot,
+                snapshot_sha256: a.snapshot_sha256,
+                voided_at: a.voided_at,
+                voided_reason: a.voided_reason,
+            })
+            .collect(),
+        items,
+        deployment: head(r)?,
+    })
+}
+
+async fn event(
+    db: &mut PgConnection,
+    id: i64,
+    who: &Principal,
+    kind: &str,
+    body: &str,
+    details: serde_json::Value,
+) -> DomainResult<()> {
+    Ok(store::insert_event(&mut *db, id, &who.name, kind, body, details).await?)
+}
+
+/// Opens a deployment from a template version (its newest unless told): the items are
+/// copied from that version and it keeps that version forever.
+pub async fn create_deployment(
+    pool: &PgPool,
+    who: &Principal,
+    policy: &ApprovalPolicy,
+    n: NewDeployment,
+) -> DomainResult<DeploymentDetail> {
+    who.require(Role::Responder)?;
+    let service = n.service.trim();
+    check_name("service", service).map_err(DomainError::invalid)?;
+    let environment = n.environment.trim();
+    check_name("environment", environment).map_err(DomainError::invalid)?;
+    let version = text_field("version", &n.version, 100, true)?;
+    let description = text_field("description", &n.description, 5_000, false)?;
+    let commit = match n.commit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(c)
+            if c.len() <= 100
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "._-/".contains(ch)) =>
+        {
+            Some(c.to_string())
+        }
+        Some(c) => {
+            return Err(DomainError::invalid(format!(
+                "commit {c:?}: a hash or ref (letters, digits, . _ - /; at most 100)"
+            )));
+        }
+        None => None,
+    };
+    let pipeline_url = match n
+        .pipeline_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(u) => {
+            let parsed = url::Url::parse(u)
+                .ok()
+                .filter(|p| matches!(p.scheme(), "http" | "https") && u.len() <= 2_000);
+            match parsed {
+                Some(p) => Some(p.to_string()),
+                None => {
+                    return Err(DomainError::invalid(
+                        "pipeline_url: an http(s) URL of at most 2,000 characters",
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    let mut tx = pool.begin().await?;
+    let template = match n.template_version {
+        Some(v) => store::version(&mut *tx, &n.template, v).await?,
+        None => store::latest(&mut *tx, &n.template).await?,
+    }
+    .ok_or_else(|| match n.template_version {
+        Some(v) => DomainError::not_found(format!(
+            "no deployment template {:?} version {v}",
+            n.template
+        )),
+        None => not_found(&n.template),
+    })?;
+    let t = view(template)?;
+    let id = store::insert_deployment(
+        &mut *tx,
+        store::NewDeployment {
+            service,
+            environment,
+            version: &version,
+            description: &description,
+            requester: &who.name,
+            requester_id: who.user_id,
+            template_id: &t.template_id,
+            template_version: t.version,
+            commit_sha: commit.as_deref(),
+            pipeline_url: pipeline_url.as_deref(),
+        },
+    )
+    .await?;
+    for section in Section::ALL {
+        for (i, it) in t.spec.sections.section(section).iter().enumerate() {
+            store::insert_item(
+                &mut *tx,
+                id,
+                store::NewItem {
+                    item_id: &it.id,
+                    section: section.as_str(),
+                    position: i as i32,
+                    kind: "manual",
+                    text: &it.text,
+                    help: &it.help,
+                    required: it.required,
+                    requires_note: it.requires_note,
+                },
+            )
+            .await?;
+        }
+    }
+    event(
+        &mut tx,
+        id,
+        who,
+        "created",
+        &format!(
+            "Opened {} for {service} {version} in {environment} from template {} v{}",
+            deployment_key(id),
+            t.template_id,
+            t.version
+        ),
+        serde_json::json!({ "template": t.template_id, "template_version": t.version }),
+    )
+    .await?;
+    let row = store::deployment(&mut *tx, id, false)
+        .await?
+        .ok_or_else(|| DomainError::internal("the deployment just created is gone"))?;
+    let d = detail(&mut tx, row, policy).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+pub async fn get_deployment(
+    pool: &PgPool,
+    who: &Principal,
+    policy: &ApprovalPolicy,
+    key: &str,
+) -> DomainResult<DeploymentDetail> {
+    who.require(Role::Viewer)?;
+    let id = parse_deployment_key(key).ok_or_else(|| dep_not_found(key))?;
+    let mut db = pool.acquire().await?;
+    let row = store::deployment(&mut *db, id, false)
+        .await?
+        .ok_or_else(|| dep_not_found(key))?;
+    detail(&mut db, row, policy).await
+}
+
+/// Filters of the deployment list (keyset paging by `before`, a DEP key's number).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentFilter {
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub status: Option<String>,
+    pub before: Option<i64>,
+}
+
+pub async fn list_deployments(
+    pool: &PgPool,
+    who: &Principal,
+    f: &DeploymentFilter,
+) -> DomainResult<Vec<Deployment>> {
+    who.require(Role::Viewer)?;
+    if let Some(s) = &f.status
+        && DeploymentStatus::parse(s).is_none()
+    {
+        return Err(DomainError::invalid(format!("unknown status {s:?}")));
+    }
+    let mut db = pool.acquire().await?;
+    let rows = store::list_deployments(
+        &mut *db,
+        f.service.as_deref(),
+        f.environment.as_deref(),
+        f.status.as_deref(),
+        f.before,
+        50,
+    )
+    .await?;
+    rows.into_iter().map(head).collect()
+}
+
+/// The deployment itself, without its items and approvals.
+fn head(r: store::DeploymentRow) -> DomainResult<Deployment> {
+    Ok(Deployment {
+        key: deployment_key(r.id),
+        status: status_of(&r)?,
+        service: r.service,
+        environment: r.environment,
+        version: r.version,
+        description: r.description,
+        requester: r.requester,
+        template_id: r.template_id,
+        template_version: r.template_version,
+        commit: r.commit_sha,
+        pipeline_url: r.pipeline_url,
+        created_at: r.created_at,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+    })
+}
+
+/// The deployment's record, oldest first.
+pub async fn deployment_events(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+) -> DomainResult<Vec<store::EventRow>> {
+    who.require(Role::Viewer)?;
+    let id = parse_deployment_key(key).ok_or_else(|| dep_not_found(key))?;
+    if store::deployment(pool, id, false).await?.is_none() {
+        return Err(dep_not_found(key));
+    }
+    Ok(store::events(pool, id).await?)
+}
+
+/// Checks, unchecks or waives an item of the section that is open. A change to a pre-deploy
+/// item voids the approvals given before it (and an approved deployment goes back to
+/// awaiting approval).
+pub async fn act_on_item(
+    pool: &PgPool,
+    who: &Principal,
+    policy: &ApprovalPolicy,
+    key: &str,
+    item_id: &str,
+    action: ItemAction,
+) -> DomainResult<DeploymentDetail> {
+    who.require(match action {
+        ItemAction::Waive { .. } => Role::Approver,
+        _ => Role::Responder,
+    })?;
+    let mut tx = pool.begin().await?;
+    let row = locked(&mut tx, key).await?;
+    let status = status_of(&row)?;
+    let items = store::items(&mut *tx, row.id).await?;
+    let item = items
+        .into_iter()
+        .find(|i| i.item_id == item_id)
+        .map(item_view)
+        .transpose()?
+        .ok_or_else(|| DomainError::not_found(format!("{key} has no item {item_id:?}")))?;
+    match status.open_section() {
+        None => {
+            return Err(DomainError::conflict(format!(
+                "{key} is {status}: its items no longer change"
+            )));
+        }
+        Some(open) if open != item.section => {
+            return Err(DomainError::conflict(format!(
+                "{key} is {status}: only its {} items can change now ({item_id} is a {} item)",
+                open.as_str(),
+                item.section.as_str()
+            )));
+        }
+        Some(_) => {}
+    }
+    let (state, note, verb) = match action {
+        ItemAction::Check { note } => {
+            let note = text_field(
+                "note",
+                note.as_deref().unwrap_or(""),
+                2_000,
+                item.requires_note,
+            )?;
+            (
+                ItemState::Checked,
+                (!note.is_empty()).then_some(note),
+                "checked",
+            )
+        }
+        ItemAction::Uncheck => (ItemState::Pending, None, "unchecked"),
+        ItemAction::Waive { reason } => {
+            let reason = text_field("reason", &reason, 2_000, true)?;
+            (ItemState::Waived, Some(reason), "waived")
+        }
+    };
+    let set_by = (state != ItemState::Pending).then_some(who.name.as_str());
+    store::set_item_state(
+        &mut *tx,
+        row.id,
+        item_id,
+        state.as_str(),
+        set_by,
+        note.as_deref(),
+    )
+    .await?;
+    event(
+        &mut tx,
+        row.id,
+        who,
+        "item",
+        &format!(
+            "{} {verb} {} item {item_id}{}",
+            who.name,
+            item.section.as_str(),
+            note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+        ),
+        serde_json::json!({ "item": item_id, "state": state.as_str(), "from": item.state.as_str() }),
+    )
+    .await?;
+    if item.section == Section::Pre
+        && matches!(
+            status,
+            DeploymentStatus::AwaitingApproval | DeploymentStatus::Approved
+        )
+    {
+        let why = format!(
+            "pre item {item_id} changed from {} to {} after it was signed",
+            item.state.as_str(),
+            state.as_str()
+        );
+        let voided = store::void_approvals(&mut *tx, row.id, &why).await?;
+        if voided > 0 {
+            event(
+                &mut tx,
+                row.id,
+                who,
+                "approvals_voided",
+                &format!("{voided} approval(s) voided: {why}"),
+                serde_json::json!({ "voided": voided }),
+            )
+            .await?;
+        }
+        if status == DeploymentStatus::Approved {
+            store::set_status(
+                &mut *tx,
+                row.id,
+                DeploymentStatus::AwaitingApproval.as_str(),
+            )
+            .await?;
+            event(
+                &mut tx,
+                row.id,
+                who,
+                "status",
+                "Back to awaiting_approval: a pre-deploy item changed after sign-off",
+                serde_json::json!({ "from": "approved", "to": "awaiting_approval" }),
+            )
+            .await?;
+        }
+    }
+    let row = locked(&mut tx, key).await?;
+    let d = detail(&mut tx, row, policy).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// Moves a deployment on (submit for approval, start, verify, done) or ends it (cancel, roll
+/// back — with a reason). A required item of the open section not done blocks moving on.
+pub async fn transition(
+    pool: &PgPool,
+    who: &Principal,
+    policy: &ApprovalPolicy,
+    key: &str,
+    to: DeploymentStatus,
+    reason: Option<String>,
+) -> DomainResult<DeploymentDetail> {
+    who.require(Role::Responder)?;
+    let mut tx = pool.begin().await?;
+    let row = locked(&mut tx, key).await?;
+    let from = status_of(&row)?;
+    if let Some(e) = transition_error(from, to) {
+        return Err(DomainError::conflict(format!("{key}: {e}")));
+    }
+    let reason = match to {
+        DeploymentStatus::Cancelled | DeploymentStatus::RolledBack => Some(text_field(
+            "reason",
+            reason.as_deref().unwrap_or(""),
+            2_000,
+            true,
+        )?),
+        _ => reason
+            .map(|r| text_field("reason", &r, 2_000, false))
+            .transpose()?
+            .filter(|r| !r.is_empty()),
+    };
+    let moving_on = !matches!(
+        to,
+        DeploymentStatus::Cancelled | DeploymentStatus::RolledBack
+    );
+    let needed = policy.needed(&row.environment);
+    if moving_on {
+        let items = store::items(&mut *tx, row.id)
+            .await?
+            .into_iter()
+            .map(item_view)
+            .collect::<DomainResult<Vec<_>>>()?;
+        // Approvals are asked for by this move, so they do not block it.
+        let open: Vec<String> = blocking(from, &items, 0, 0);
+        if !open.is_empty() {
+            return Err(DomainError::conflict(format!(
+                "{key} cannot be {to} yet: {}",
+                open.join("; ")
+            )));
+        }
+    }
+    // With no approvals needed in this environment, submitting approves.
+    let to = if to == DeploymentStatus::AwaitingApproval && needed == 0 {
+        DeploymentStatus::Approved
+    } else {
+        to
+    };
+    store::set_status(&mut *tx, row.id, to.as_str()).await?;
+    event(
+        &mut tx,
+        row.id,
+        who,
+        "status",
+        &format!(
+            "{from} → {to}{}{}",
+            if to == DeploymentStatus::Approved {
+                " (no approvals needed in this environment)"
+            } else {
+                ""
+            },
+            reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        serde_json::json!({ "from": from.as_str(), "to": to.as_str(), "reason": reason }),
+    )
+    .await?;
+    let row = locked(&mut tx, key).await?;
+    let d = detail(&mut tx, row, policy).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// An approver signs: approve, or reject with a reason. Never the requester; one standing
+/// decision per person; only while awaiting approval. The decision keeps a frozen snapshot
+/// of every item and its SHA-256. Enough approvals approve the deployment; a rejection
+/// rejects it.
+pub async fn decide(
+    pool: &PgPool,
+    who: &Principal,
+    policy: &ApprovalPolicy,
+    key: &str,
+    approve: bool,
+    reason: Option<String>,
+) -> DomainResult<DeploymentDetail> {
+    who.require(Role::Approver)?;
+    let mut tx = pool.begin().await?;
+    let row = locked(&mut tx, key).await?;
+    let Some(user_id) = who.user_id else {
+        return Err(DomainError::forbidden(
+            "sign-off is given by a person signed in, not by an API token",
+        ));
+    };
+    let status = status_of(&row)?;
+    if status != DeploymentStatus::AwaitingApproval {
+        return Err(DomainError::conflict(format!(
+            "{key} is {status}: sign-off is given while it awaits approval"
+        )));
+    }
+    if row.requester_id == Some(user_id) || row.requester == who.name {
+        return Err(DomainError::forbidden(format!(
+            "you requested {key}: someone else signs it off (separation of duties)"
+        )));
+    }
+    let reason = text_field("reason", reason.as_deref().unwrap_or(""), 2_000, !approve)?;
+    let items = store::items(&mut *tx, row.id)
+        .await?
+        .into_iter()
+        .map(item_view)
+        .collect::<DomainResult<Vec<_>>>()?;
+    let snapshot = serde_json::to_string(&serde_json::json!({
+        "deployment": deployment_key(row.id),
+        "status": status.as_str(),
+        "template": row.template_id,
+        "template_version": row.template_version,
+        "items": items.iter().map(|i| serde_json::json!({
+            "item": i.item_id, "section": i.section.as_str(), "state": i.state.as_str(),
+            "set_by": i.set_by, "note": i.note,
+        })).collect::<Vec<_>>(),
+    }))
+    .map_err(DomainError::internal)?;
+    let sha = hex::encode(Sha256::digest(snapshot.as_bytes()));
+    let decision = if approve { "approved" } else { "rejected" };
+    store::insert_approval(
+        &mut *tx,
+        row.id,
+        store::NewApproval {
+            approver: &who.name,
+            approver_id: user_id,
+            decision,
+            reason: (!reason.is_empty()).then_some(reason.as_str()),
+            snapshot: &snapshot,
+            snapshot_sha256: &sha,
+        },
+    )
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            DomainError::conflict(format!(
+                "your decision on {key} stands already (the same person counts once)"
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    event(
+        &mut tx,
+        row.id,
+        who,
+        decision,
+        &format!(
+            "{} {decision} (snapshot {}){}",
+            who.name,
+            &sha[..12],
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        ),
+        serde_json::json!({ "sha256": sha }),
+    )
+    .await?;
+    let given = approvals_given(&store::approvals(&mut *tx, row.id).await?);
+    let needed = policy.needed(&row.environment);
+    let next = if !approve {
+        Some(DeploymentStatus::Rejected)
+    } else if given >= needed {
+        Some(DeploymentStatus::Approved)
+    } else {
+        None
+    };
+    if let Some(next) = next {
+        store::set_status(&mut *tx, row.id, next.as_str()).await?;
+        event(
+            &mut tx,
+            row.id,
+            who,
+            "status",
+            &format!("{status} → {next} ({given} of {needed} approvals)"),
+            serde_json::json!({ "from": status.as_str(), "to": next.as_str() }),
+        )
+        .await?;
+    }
+    let row = locked(&mut tx, key).await?;
+    let d = detail(&mut tx, row, policy).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// The CI gate for `phase` (see [`crate::deployments::gate`]).
+pub async fn gate_answer(
+    pool: &PgPool,
+    who: &Principal,
+    policy: &ApprovalPolicy,
+    key: &str,
+    phase: Section,
+) -> DomainResult<(bool, Vec<String>, DeploymentStatus)> {
+    let d = get_deployment(pool, who, policy, key).await?;
+    let (allowed, why) = gate(
+        phase,
+        d.deployment.status,
+        &d.items,
+        d.approvals_needed,
+        d.approvals_given,
+    );
+    Ok((allowed, why, d.deployment.status))
+}

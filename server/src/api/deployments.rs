@@ -1,7 +1,8 @@
-//! `/api/v1/deployment-templates`: deployment checklist templates (issue 12; deployments,
-//! sign-off and the CI gate are not built yet). A template is sent as YAML — the body itself
-//! (`Content-Type: application/yaml`, `text/yaml` or `text/plain`, e.g. `curl --data-binary
-//! @checklist.yaml`) or JSON `{"yaml": "…"}`.
+//! `/api/v1/deployment-templates` and `/api/v1/deployments`: deployment checklists (issue 12;
+//! manual items so far). A template is sent as YAML — the body itself (`Content-Type:
+//! application/yaml`, `text/yaml` or `text/plain`, e.g. `curl --data-binary @checklist.yaml`)
+//! or JSON `{"yaml": "…"}`. Deployments: create, work items, move on, sign off, and the gate
+//! CI asks (`GET …/gate?phase=pre|post[&wait=SECONDS]`).
 
 use super::{ApiJson, ApiPath, ApiQuery};
 use crate::error::{ApiResult, rejection};
@@ -13,7 +14,9 @@ use axum::Json;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::deployments::{Template, TemplateSummary};
+use domain::deployments::{
+    Deployment, DeploymentDetail, DeploymentStatus, Section, Template, TemplateSummary,
+};
 use domain::services::deployments as svc;
 use domain::{Principal, RequestMeta};
 use serde::{Deserialize, Serialize};
@@ -27,11 +30,22 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
         "/api/v1/deployment-templates/{id}",
         get(get_one).put(update)
     );
-    route!(
+    let r = route!(
         r,
         "/api/v1/deployment-templates/{id}/versions",
         get(versions)
-    )
+    );
+    let r = route!(
+        r,
+        "/api/v1/deployments",
+        get(list_deployments).post(create_deployment)
+    );
+    let r = route!(r, "/api/v1/deployments/{key}", get(get_deployment));
+    let r = route!(r, "/api/v1/deployments/{key}/events", get(events));
+    let r = route!(r, "/api/v1/deployments/{key}/items/{item}", post(item));
+    let r = route!(r, "/api/v1/deployments/{key}/transition", post(transition));
+    let r = route!(r, "/api/v1/deployments/{key}/approvals", post(approvals));
+    route!(r, "/api/v1/deployments/{key}/gate", get(gate))
 }
 
 type Ctx = (
@@ -146,4 +160,132 @@ pub async fn versions(
             })
             .collect(),
     ))
+}
+
+// ---- deployments ------------------------------------------------------------------------
+
+pub async fn list_deployments(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiQuery(f): ApiQuery<svc::DeploymentFilter>,
+) -> ApiResult<Json<Vec<Deployment>>> {
+    Ok(Json(svc::list_deployments(&s.pool, &who, &f).await?))
+}
+
+pub async fn create_deployment(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiJson(n): ApiJson<svc::NewDeployment>,
+) -> ApiResult<Response> {
+    let d = svc::create_deployment(&s.pool, &who, &s.config.approvals, n).await?;
+    let location = format!("/api/v1/deployments/{}", d.deployment.key);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(d)).into_response())
+}
+
+pub async fn get_deployment(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<DeploymentDetail>> {
+    Ok(Json(
+        svc::get_deployment(&s.pool, &who, &s.config.approvals, &key).await?,
+    ))
+}
+
+pub async fn events(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<Vec<domain::storage::deployments::EventRow>>> {
+    Ok(Json(svc::deployment_events(&s.pool, &who, &key).await?))
+}
+
+pub async fn item(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiPath((key, item)): ApiPath<(String, String)>,
+    ApiJson(action): ApiJson<svc::ItemAction>,
+) -> ApiResult<Json<DeploymentDetail>> {
+    Ok(Json(
+        svc::act_on_item(&s.pool, &who, &s.config.approvals, &key, &item, action).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    to: DeploymentStatus,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn transition(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(b): ApiJson<TransitionBody>,
+) -> ApiResult<Json<DeploymentDetail>> {
+    Ok(Json(
+        svc::transition(&s.pool, &who, &s.config.approvals, &key, b.to, b.reason).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    decision: Decision,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn approvals(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(b): ApiJson<DecisionBody>,
+) -> ApiResult<Json<DeploymentDetail>> {
+    let approve = matches!(b.decision, Decision::Approve);
+    Ok(Json(
+        svc::decide(&s.pool, &who, &s.config.approvals, &key, approve, b.reason).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateQuery {
+    phase: Section,
+    /// Long poll: wait up to this many seconds (at most 60) for the answer to become
+    /// `allowed` or final.
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct GateAnswer {
+    allowed: bool,
+    status: DeploymentStatus,
+    blocking: Vec<String>,
+}
+
+/// The gate CI asks: 200 with `allowed` and what blocks. With `wait`, the answer comes as
+/// soon as it is `allowed` or the deployment has ended, or when the wait is over.
+pub async fn gate(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<GateQuery>,
+) -> ApiResult<Json<GateAnswer>> {
+    let until =
+        std::time::Instant::now() + std::time::Duration::from_secs(q.wait.unwrap_or(0).min(60));
+    loop {
+        let (allowed, blocking, status) =
+            svc::gate_answer(&s.pool, &who, &s.config.approvals, &key, q.phase).await?;
+        if allowed || status.is_final() || std::time::Instant::now() >= until {
+            return Ok(Json(GateAnswer {
+                allowed,
+                status,
+                blocking,
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

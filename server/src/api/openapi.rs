@@ -166,6 +166,43 @@ pub fn spec() -> serde_json::Value {
               "version": { "type": "integer" }, "created_by": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" } } } } } } },
               "401": err, "404": err }
         } },
+        "/api/v1/deployments": {
+          "get": { "summary": "Deployments, newest first, 50 at a time (any role); filters service, environment, status; `before` = the number of the last key seen",
+            "parameters": [{ "name": "service", "in": "query", "schema": { "type": "string" } }, { "name": "environment", "in": "query", "schema": { "type": "string" } },
+                           { "name": "status", "in": "query", "schema": { "$ref": "#/components/schemas/DeploymentStatus" } }, { "name": "before", "in": "query", "schema": { "type": "integer" } }],
+            "responses": { "200": { "description": "Deployments", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object" } } } } }, "400": err, "401": err, "422": err } },
+          "post": { "summary": "Open a deployment from a template (responder; CI with a responder token): `curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' $LOOKOUT/api/v1/deployments -d '{\"service\":\"checkout\",\"environment\":\"production\",\"version\":\"1.4.2\",\"template\":\"web-release\",\"commit\":\"9f2c1ab\"}'` → 201 with the key (DEP-12) and `Location`",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["service", "environment", "version", "template"], "additionalProperties": false, "properties": {
+              "service": { "type": "string" }, "environment": { "type": "string" }, "version": { "type": "string", "maxLength": 100 }, "template": { "type": "string" },
+              "template_version": { "type": "integer", "description": "default: the newest" }, "description": { "type": "string", "maxLength": 5000 },
+              "commit": { "type": "string" }, "pipeline_url": { "type": "string", "format": "uri" } } } } } },
+            "responses": { "201": { "description": "Opened (draft)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "422": err } }
+        },
+        "/api/v1/deployments/{key}": { "get": { "summary": "A deployment: status, items with their state, approvals (with snapshots), what blocks it (any role)",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }], "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "401": err, "404": err } } },
+        "/api/v1/deployments/{key}/events": { "get": { "summary": "Its append-only record, oldest first (any role)",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }], "responses": { "200": { "description": "Events", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object" } } } } }, "401": err, "404": err } } },
+        "/api/v1/deployments/{key}/items/{item}": { "post": { "summary": "Check (responder; a note when the item requires one), uncheck, or waive (approver, with a reason) an item of the open section. Changing a pre-deploy item after sign-off voids the approvals.",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }, { "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["action"], "properties": {
+              "action": { "type": "string", "enum": ["check", "uncheck", "waive"] }, "note": { "type": "string" }, "reason": { "type": "string" } } } } } },
+            "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
+        "/api/v1/deployments/{key}/transition": { "post": { "summary": "Move on (responder): awaiting_approval (submit), in_progress (start), verifying, done; or end it: cancelled, rolled_back (with a reason). 409 with the reason when not allowed or blocked.",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["to"], "additionalProperties": false, "properties": {
+              "to": { "$ref": "#/components/schemas/DeploymentStatus" }, "reason": { "type": "string" } } } } } },
+            "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
+        "/api/v1/deployments/{key}/approvals": { "post": { "summary": "Sign off (approver, signed in as a person: tokens cannot): approve, or reject with a reason. Never one's own deployment; one standing decision per person; the decision keeps a snapshot of every item and its SHA-256.",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["decision"], "additionalProperties": false, "properties": {
+              "decision": { "type": "string", "enum": ["approve", "reject"] }, "reason": { "type": "string" } } } } } },
+            "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
+        "/api/v1/deployments/{key}/gate": { "get": { "summary": "The CI gate (any role): `{\"allowed\": true}` only when everything required for the phase is done or waived and sign-off is complete (pre: approved or later; post: done), else `{\"allowed\": false, \"blocking\": […]}`. `wait=SECONDS` (≤ 60) answers as soon as it is allowed or the deployment has ended.",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }, { "name": "phase", "in": "query", "required": true, "schema": { "type": "string", "enum": ["pre", "post"] } },
+                           { "name": "wait", "in": "query", "schema": { "type": "integer", "minimum": 0, "maximum": 60 } }],
+            "responses": { "200": { "description": "The answer", "content": { "application/json": { "schema": { "type": "object", "properties": {
+              "allowed": { "type": "boolean" }, "status": { "$ref": "#/components/schemas/DeploymentStatus" }, "blocking": { "type": "array", "items": { "type": "string" } } } } } } },
+              "400": err, "401": err, "404": err } } },
         "/api/v1/targets": {
           "get": { "summary": "List targets (viewer). Secrets are never returned, only secret_set.", "responses": { "200": { "description": "Targets" }, "401": err } },
           "post": { "summary": "Create a target (admin). The secret is encrypted with LOOKOUT_SECRET_KEY before it is stored.",
@@ -239,6 +276,14 @@ pub fn spec() -> serde_json::Value {
           "type": "object", "required": ["error"], "properties": { "error": { "type": "object",
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } } } } } },
         "schemas": {
+          "DeploymentStatus": { "type": "string", "enum": ["draft", "awaiting_approval", "approved", "in_progress", "verifying", "done", "rejected", "rolled_back", "cancelled"] },
+          "DeploymentDetail": { "type": "object", "properties": {
+            "deployment": { "type": "object", "properties": { "key": { "type": "string" }, "service": { "type": "string" }, "environment": { "type": "string" }, "version": { "type": "string" },
+              "requester": { "type": "string" }, "template_id": { "type": "string" }, "template_version": { "type": "integer" }, "status": { "$ref": "#/components/schemas/DeploymentStatus" } } },
+            "items": { "type": "array", "items": { "type": "object", "properties": { "item_id": { "type": "string" }, "section": { "type": "string", "enum": ["pre", "during", "post"] },
+              "state": { "type": "string", "enum": ["pending", "running", "passed", "failed", "inconclusive", "waived", "checked"] }, "required": { "type": "boolean" }, "set_by": { "type": ["string", "null"] }, "note": { "type": ["string", "null"] } } } },
+            "approvals": { "type": "array", "items": { "type": "object", "properties": { "approver": { "type": "string" }, "decision": { "type": "string" }, "snapshot": { "type": "string" }, "snapshot_sha256": { "type": "string" }, "voided_at": { "type": ["string", "null"] } } } },
+            "approvals_needed": { "type": "integer" }, "approvals_given": { "type": "integer" }, "blocking": { "type": "array", "items": { "type": "string" } } } },
           "TemplateItem": { "type": "object", "properties": {
             "id": { "type": "string" }, "kind": { "type": "string", "enum": ["manual"] }, "text": { "type": "string" },
             "help": { "type": "string", "description": "markdown" }, "requires_note": { "type": "boolean" }, "required": { "type": "boolean" } } },

@@ -1,0 +1,557 @@
+//! Deployments of manual checklist items (issue 12): the whole path a release takes — items
+//! checked (notes where required), submit, sign-off with separation of duties and counts per
+//! environment, approvals voided by a later change, start, verify, done — and the CI gate's
+//! answers at every step, including its long poll. Real PostgreSQL, real HTTP.
+
+mod common;
+
+use common::{TestApp, json_req};
+use domain::Role;
+use reqwest::Method as M;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const TEMPLATE: &str = "id: web-release
+name: Web release
+sections:
+  pre:
+    - {id: tests-green, kind: manual, text: All tests pass, requires_note: true}
+    - {id: nice-to-have, kind: manual, text: Changelog, required: false}
+  during:
+    - {id: watch, kind: manual, text: Watch the error rate}
+  post:
+    - {id: smoke, kind: manual, text: Smoke test}
+";
+
+async fn setup(app: &TestApp) -> String {
+    let token = app.create_token("tpl", Role::Approver).await;
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/deployment-templates"))
+        .bearer_auth(&token)
+        .header("content-type", "application/yaml")
+        .body(TEMPLATE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    token
+}
+
+async fn open(app: &TestApp, c: &reqwest::Client, env: &str) -> String {
+    let (s, d) = json_req(
+        c,
+        app,
+        M::POST,
+        "/api/v1/deployments",
+        Some(json!({"service": "checkout", "environment": env, "version": "1.4.2", "template": "web-release",
+            "commit": "9f2c1ab", "pipeline_url": "https://ci.example/pipelines/7"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["deployment"]["status"], "draft");
+    d["deployment"]["key"].as_str().unwrap().to_string()
+}
+
+async fn gate(app: &TestApp, c: &reqwest::Client, key: &str, phase: &str) -> Value {
+    let (s, g) = json_req(
+        c,
+        app,
+        M::GET,
+        &format!("/api/v1/deployments/{key}/gate?phase={phase}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{g}");
+    g
+}
+
+async fn post(app: &TestApp, c: &reqwest::Client, path: String, body: Value) -> (u16, Value) {
+    json_req(c, app, M::POST, &path, Some(body)).await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_production_release_from_checklist_to_done(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = setup(&app).await;
+    let alice = app.signed_in("alice", Role::Approver).await; // the requester
+    let bob = app.signed_in("bob", Role::Approver).await;
+    let carol = app.signed_in("carol", Role::Approver).await;
+    let key = open(&app, &alice, "production").await;
+    let k = |p: &str| format!("/api/v1/deployments/{key}{p}");
+
+    let g = gate(&app, &alice, &key, "pre").await;
+    assert_eq!(g["allowed"], false);
+    assert_eq!(
+        g["blocking"],
+        json!(["pre item tests-green is pending", "0 of 2 approvals"])
+    );
+
+    // Not yet: a required pre item is pending (the optional one never blocks).
+    let (s, e) = post(
+        &app,
+        &alice,
+        k("/transition"),
+        json!({"to": "awaiting_approval"}),
+    )
+    .await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pre item tests-green is pending")
+    );
+    // The item needs a note; without one nothing is written.
+    let events_before = app.count("deployment_events").await;
+    let (s, _) = post(
+        &app,
+        &alice,
+        k("/items/tests-green"),
+        json!({"action": "check"}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(app.count("deployment_events").await, events_before);
+    let (s, d) = post(
+        &app,
+        &alice,
+        k("/items/tests-green"),
+        json!({"action": "check", "note": "build 812 green"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["items"][0]["state"], "checked");
+    assert_eq!(d["items"][0]["set_by"], "alice");
+    // Only the open section's items change.
+    let (s, e) = post(&app, &alice, k("/items/smoke"), json!({"action": "check"})).await;
+    assert_eq!(s, 409, "{e}");
+    let (s, d) = post(
+        &app,
+        &alice,
+        k("/transition"),
+        json!({"to": "awaiting_approval"}),
+    )
+    .await;
+    assert_eq!(
+        (s, d["deployment"]["status"].clone()),
+        (200, json!("awaiting_approval")),
+        "{d}"
+    );
+
+    // Separation of duties: not the requester; a token cannot sign; one person counts once.
+    let (s, e) = post(
+        &app,
+        &alice,
+        k("/approvals"),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("separation of duties")
+    );
+    let (s, e) = app
+        .post(&token, &k("/approvals"), json!({"decision": "approve"}))
+        .await;
+    assert_eq!(s, 403, "{e}");
+    let (s, d) = post(&app, &bob, k("/approvals"), json!({"decision": "approve"})).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        (
+            d["approvals_given"].clone(),
+            d["deployment"]["status"].clone()
+        ),
+        (json!(1), json!("awaiting_approval"))
+    );
+    let (s, _) = post(&app, &bob, k("/approvals"), json!({"decision": "approve"})).await;
+    assert_eq!(s, 409);
+    let snap = d["approvals"][0]["snapshot"].as_str().unwrap();
+    assert!(
+        snap.contains("\"item\":\"tests-green\"") && snap.contains("\"state\":\"checked\""),
+        "{snap}"
+    );
+    assert_eq!(
+        d["approvals"][0]["snapshot_sha256"].as_str().unwrap().len(),
+        64
+    );
+
+    // A change to a pre item after sign-off voids it.
+    let (s, d) = post(
+        &app,
+        &alice,
+        k("/items/tests-green"),
+        json!({"action": "uncheck"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(d["approvals_given"], 0);
+    assert!(d["approvals"][0]["voided_at"].is_string());
+    assert!(
+        d["approvals"][0]["voided_reason"]
+            .as_str()
+            .unwrap()
+            .contains("tests-green")
+    );
+    let (s, _) = post(
+        &app,
+        &alice,
+        k("/items/tests-green"),
+        json!({"action": "check", "note": "build 813 green"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Bob signs again (his voided approval does not count), then Carol: approved.
+    let (s, _) = post(&app, &bob, k("/approvals"), json!({"decision": "approve"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        gate(&app, &bob, &key, "pre").await["blocking"],
+        json!(["1 of 2 approvals"])
+    );
+    // The gate's long poll answers as soon as it turns.
+    let waiting = {
+        let (c, url) = (bob.clone(), app.url(&k("/gate?phase=pre&wait=20")));
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            let g: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+            (g, t.elapsed())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let (s, d) = post(
+        &app,
+        &carol,
+        k("/approvals"),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(
+        (s, d["deployment"]["status"].clone()),
+        (200, json!("approved")),
+        "{d}"
+    );
+    let (g, took) = waiting.await.unwrap();
+    assert_eq!(g["allowed"], true, "{g}");
+    assert!(
+        took.as_secs_f64() < 5.0,
+        "the long poll answered when it turned: {took:?}"
+    );
+    assert_eq!(gate(&app, &alice, &key, "post").await["allowed"], false);
+
+    // Start, verify (blocked by the during item), done.
+    let (s, d) = post(&app, &alice, k("/transition"), json!({"to": "in_progress"})).await;
+    assert_eq!(
+        (s, d["deployment"]["status"].clone()),
+        (200, json!("in_progress"))
+    );
+    assert!(d["deployment"]["started_at"].is_string());
+    let (s, _) = post(&app, &alice, k("/transition"), json!({"to": "verifying"})).await;
+    assert_eq!(s, 409);
+    let (s, _) = post(&app, &alice, k("/items/watch"), json!({"action": "check"})).await;
+    assert_eq!(s, 200);
+    let (s, _) = post(&app, &alice, k("/transition"), json!({"to": "verifying"})).await;
+    assert_eq!(s, 200);
+    // Waiving: approvers only, with a reason; shown as waived.
+    let resp = app.create_token("resp", Role::Responder).await;
+    let (s, _) = app
+        .post(
+            &resp,
+            &k("/items/smoke"),
+            json!({"action": "waive", "reason": "no traffic"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = post(
+        &app,
+        &bob,
+        k("/items/smoke"),
+        json!({"action": "waive", "reason": " "}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, d) = post(
+        &app,
+        &bob,
+        k("/items/smoke"),
+        json!({"action": "waive", "reason": "synthetic checks cover it"}),
+    )
+    .await;
+    assert_eq!((s, d["items"][3]["state"].clone()), (200, json!("waived")));
+    let (s, d) = post(&app, &alice, k("/transition"), json!({"to": "done"})).await;
+    assert_eq!((s, d["deployment"]["status"].clone()), (200, json!("done")));
+    assert!(d["deployment"]["finished_at"].is_string());
+    assert_eq!(
+        gate(&app, &alice, &key, "post").await,
+        json!({"allowed": true, "status": "done", "blocking": []})
+    );
+    let (s, e) = post(
+        &app,
+        &alice,
+        k("/transition"),
+        json!({"to": "rolled_back", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(s, 409, "{e}");
+
+    // The record: every step, append-only in the database.
+    let (_, ev) = json_req(&alice, &app, M::GET, &k("/events"), None).await;
+    let kinds: Vec<&str> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"created"));
+    assert!(
+        kinds.contains(&"approvals_voided")
+            && kinds.iter().filter(|k| **k == "approved").count() == 3,
+        "{kinds:?}"
+    );
+    for sql in [
+        "UPDATE deployment_events SET body = 'x'",
+        "DELETE FROM deployment_events",
+        "TRUNCATE deployment_events CASCADE",
+    ] {
+        let e = sqlx::query(sql).execute(&app.pool).await.unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn approvals_per_environment_rejection_and_kept_template_versions(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = setup(&app).await;
+    let rita = app.signed_in("rita", Role::Responder).await;
+    let bob = app.signed_in("bob", Role::Approver).await;
+
+    // Staging needs one approval; a rejection needs a reason and ends the deployment.
+    let key = open(&app, &rita, "staging").await;
+    let k = |p: &str| format!("/api/v1/deployments/{key}{p}");
+    post(
+        &app,
+        &rita,
+        k("/items/tests-green"),
+        json!({"action": "check", "note": "ok"}),
+    )
+    .await;
+    let (_, d) = post(
+        &app,
+        &rita,
+        k("/transition"),
+        json!({"to": "awaiting_approval"}),
+    )
+    .await;
+    assert_eq!(d["approvals_needed"], 1);
+    let (s, _) = post(&app, &bob, k("/approvals"), json!({"decision": "reject"})).await;
+    assert_eq!(s, 422);
+    let (s, d) = post(
+        &app,
+        &bob,
+        k("/approvals"),
+        json!({"decision": "reject", "reason": "freeze week"}),
+    )
+    .await;
+    assert_eq!(
+        (s, d["deployment"]["status"].clone()),
+        (200, json!("rejected"))
+    );
+    let g = gate(&app, &rita, &key, "pre").await;
+    assert_eq!(g["allowed"], false);
+    assert_eq!(g["blocking"][0], "the deployment is rejected");
+    let (s, e) = post(&app, &rita, k("/transition"), json!({"to": "in_progress"})).await;
+    assert_eq!(s, 409, "{e}");
+
+    // Elsewhere no approval is needed: submitting approves.
+    let dev = open(&app, &rita, "dev").await;
+    post(
+        &app,
+        &rita,
+        format!("/api/v1/deployments/{dev}/items/tests-green"),
+        json!({"action": "check", "note": "ok"}),
+    )
+    .await;
+    let (s, d) = post(
+        &app,
+        &rita,
+        format!("/api/v1/deployments/{dev}/transition"),
+        json!({"to": "awaiting_approval"}),
+    )
+    .await;
+    assert_eq!(
+        (s, d["deployment"]["status"].clone()),
+        (200, json!("approved")),
+        "{d}"
+    );
+    assert_eq!(gate(&app, &rita, &dev, "pre").await["allowed"], true);
+    // Cancelling needs a reason.
+    let (s, _) = post(
+        &app,
+        &rita,
+        format!("/api/v1/deployments/{dev}/transition"),
+        json!({"to": "cancelled"}),
+    )
+    .await;
+    assert_eq!(s, 422);
+
+    // A deployment keeps its template version; a new one takes the newest.
+    let v2 = TEMPLATE.replace(
+        "  post:\n",
+        "    - {id: flags, kind: manual, text: Flags off}\n  post:\n",
+    );
+    let res = app
+        .plain()
+        .put(app.url("/api/v1/deployment-templates/web-release"))
+        .bearer_auth(&token)
+        .header("content-type", "application/yaml")
+        .body(v2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, old) = json_req(&rita, &app, M::GET, &k(""), None).await;
+    assert_eq!(
+        (
+            old["deployment"]["template_version"].clone(),
+            old["items"].as_array().unwrap().len()
+        ),
+        (json!(1), 4)
+    );
+    let newer = open(&app, &rita, "dev").await;
+    let (_, d) = json_req(
+        &rita,
+        &app,
+        M::GET,
+        &format!("/api/v1/deployments/{newer}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            d["deployment"]["template_version"].clone(),
+            d["items"].as_array().unwrap().len()
+        ),
+        (json!(2), 5)
+    );
+    // The database refuses to drop a version a deployment uses, like any version.
+    assert!(
+        sqlx::query("DELETE FROM deployment_templates")
+            .execute(&app.pool)
+            .await
+            .is_err()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_requests_are_refused_and_write_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    setup(&app).await;
+    let rita = app.signed_in("rita", Role::Responder).await;
+    let viewer = app.create_token("v", Role::Viewer).await;
+    let before = app.count("deployments").await;
+    for (body, want) in [
+        (
+            json!({"service": "checkout", "environment": "production", "version": "1", "template": "nope"}),
+            404,
+        ),
+        (
+            json!({"service": "checkout", "environment": "production", "version": "1", "template": "web-release", "template_version": 9}),
+            404,
+        ),
+        (
+            json!({"service": "bad service!", "environment": "production", "version": "1", "template": "web-release"}),
+            422,
+        ),
+        (
+            json!({"service": "checkout", "environment": "production", "version": "1\u{0007}", "template": "web-release"}),
+            422,
+        ),
+        (
+            json!({"service": "checkout", "environment": "production", "version": "", "template": "web-release"}),
+            422,
+        ),
+        (
+            json!({"service": "checkout", "environment": "production", "version": "1", "template": "web-release", "pipeline_url": "javascript:alert(1)"}),
+            422,
+        ),
+        (
+            json!({"service": "checkout", "environment": "production", "version": "1", "template": "web-release", "commit": "abc; rm -rf /"}),
+            422,
+        ),
+        (
+            json!({"service": "checkout", "environment": "production", "version": "1", "template": "web-release", "extra": 1}),
+            400,
+        ),
+    ] {
+        let (s, e) = post(&app, &rita, "/api/v1/deployments".into(), body.clone()).await;
+        assert_eq!(s, want, "{body}: {e}");
+    }
+    let (s, _) = app.post(&viewer, "/api/v1/deployments", json!({"service": "checkout", "environment": "production", "version": "1", "template": "web-release"})).await;
+    assert_eq!(s, 403);
+    assert_eq!(app.count("deployments").await, before);
+    let key = open(&app, &rita, "production").await;
+    for (path, body, want) in [
+        (
+            format!("/api/v1/deployments/{key}/items/nope"),
+            json!({"action": "check"}),
+            404,
+        ),
+        (
+            format!("/api/v1/deployments/{key}/items/tests-green"),
+            json!({"action": "explode"}),
+            400,
+        ),
+        (
+            format!("/api/v1/deployments/{key}/transition"),
+            json!({"to": "approved"}),
+            409,
+        ),
+        (
+            format!("/api/v1/deployments/{key}/transition"),
+            json!({"to": "launched"}),
+            400,
+        ),
+        (
+            "/api/v1/deployments/DEP-abc/transition".to_string(),
+            json!({"to": "cancelled", "reason": "x"}),
+            404,
+        ),
+        (
+            "/api/v1/deployments/INC-1/items/x".to_string(),
+            json!({"action": "uncheck"}),
+            404,
+        ),
+    ] {
+        let (s, e) = post(&app, &rita, path.clone(), body).await;
+        assert_eq!(s, want, "{path}: {e}");
+    }
+    let (s, _) = json_req(
+        &rita,
+        &app,
+        M::GET,
+        &format!("/api/v1/deployments/{key}/gate?phase=sideways"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, list) = json_req(
+        &rita,
+        &app,
+        M::GET,
+        "/api/v1/deployments?service=checkout",
+        None,
+    )
+    .await;
+    assert_eq!((s, list.as_array().unwrap().len()), (200, 1));
+    let (s, _) = json_req(
+        &rita,
+        &app,
+        M::GET,
+        "/api/v1/deployments?status=exploded",
+        None,
+    )
+    .await;
+    assert_eq!(s, 422);
+}
