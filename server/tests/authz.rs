@@ -442,6 +442,16 @@ fn listed_cases() -> Vec<Case> {
             ok: 404,
             ..get_json("/api/v1/deployments/DEP-999999/gate?phase=pre", Any)
         },
+        Case {
+            method: Method::POST,
+            ok: 404,
+            ..get_json("/api/v1/deployments/DEP-999999/export.md", Any)
+        },
+        Case {
+            method: Method::POST,
+            ok: 404,
+            ..get_json("/api/v1/deployments/DEP-999999/export.json", Any)
+        },
         json(
             Method::POST,
             "/api/v1/deployments/DEP-999999/items/x",

@@ -296,6 +296,44 @@ async fn a_production_release_from_checklist_to_done(pool: PgPool) {
     .await;
     assert_eq!(s, 409, "{e}");
 
+    // The export: everything, as Markdown and JSON, audited; stored text stays text.
+    let res = alice.post(app.url(&k("/export.md"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("{key}.md"))
+    );
+    let md = res.text().await.unwrap();
+    for part in [
+        "# Deployment ",
+        "## pre items",
+        "| tests-green — All tests pass | checked | yes | alice | build 813 green |",
+        "| smoke — Smoke test | waived |",
+        "## Sign-off (2 of 2 approvals)",
+        "(voided: pre item tests-green changed",
+        "## Record",
+    ] {
+        assert!(md.contains(part), "{part:?} in\n{md}");
+    }
+    let res = alice
+        .post(app.url(&k("/export.json")))
+        .send()
+        .await
+        .unwrap();
+    let j: Value = res.json().await.unwrap();
+    assert_eq!(j["deployment"]["deployment"]["status"], "done");
+    assert!(j["events"].as_array().unwrap().len() > 10);
+    assert_eq!(
+        app.audit_actions()
+            .await
+            .iter()
+            .filter(|a| *a == "deployment.export")
+            .count(),
+        2
+    );
+
     // The record: every step, append-only in the database.
     let (_, ev) = json_req(&alice, &app, M::GET, &k("/events"), None).await;
     let kinds: Vec<&str> = ev
@@ -536,6 +574,27 @@ async fn bad_requests_are_refused_and_write_nothing(pool: PgPool) {
     )
     .await;
     assert_eq!(s, 400);
+    // Markup in stored text does not become markup in the Markdown export.
+    let (s, d) = post(&app, &rita, "/api/v1/deployments".into(), json!({"service": "checkout", "environment": "dev", "version": "1 | <img src=x onerror=alert(1)>",
+        "template": "web-release", "description": "# Not a heading\n[link](javascript:alert(2)) </textarea>"})).await;
+    assert_eq!(s, 201, "{d}");
+    let k2 = d["deployment"]["key"].as_str().unwrap().to_string();
+    let md = rita
+        .post(app.url(&format!("/api/v1/deployments/{k2}/export.md")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !md.contains(" <img") && !md.contains("[link](javascript") && !md.contains("\n# Not"),
+        "{md}"
+    );
+    assert!(
+        md.contains("\\<img") && md.contains("\\# Not a heading") && md.contains("\\[link\\]"),
+        "{md}"
+    );
     let (s, list) = json_req(
         &rita,
         &app,
@@ -544,7 +603,7 @@ async fn bad_requests_are_refused_and_write_nothing(pool: PgPool) {
         None,
     )
     .await;
-    assert_eq!((s, list.as_array().unwrap().len()), (200, 1));
+    assert_eq!((s, list.as_array().unwrap().len()), (200, 2));
     let (s, _) = json_req(
         &rita,
         &app,

@@ -894,3 +894,121 @@ pub async fn gate_answer(
     );
     Ok((allowed, why, d.deployment.status))
 }
+
+/// A deployment's export: everything it is (items, approvals with their snapshots and
+/// hashes, the record), as Markdown or JSON. Exporting is audited.
+pub async fn export_deployment(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    policy: &ApprovalPolicy,
+    key: &str,
+    markdown: bool,
+) -> DomainResult<String> {
+    let d = get_deployment(pool, who, policy, key).await?;
+    let id = parse_deployment_key(key).ok_or_else(|| dep_not_found(key))?;
+    let events = store::events(pool, id).await?;
+    let out = if markdown {
+        export_markdown(&d, &events)
+    } else {
+        serde_json::to_string_pretty(&serde_json::json!({ "deployment": d, "events": events }))
+            .map_err(DomainError::internal)?
+    };
+    audit::append(
+        pool,
+        audit::NewEntry {
+            actor_id: who.user_id,
+            actor_name: &who.name,
+            action: "deployment.export",
+            target: &d.deployment.key,
+            details: serde_json::json!({ "format": if markdown { "markdown" } else { "json" } }),
+            meta,
+        },
+    )
+    .await?;
+    Ok(out)
+}
+
+/// Markdown of a deployment. Stored text is put in code spans or escaped so that it cannot
+/// turn into markup where the export is rendered.
+fn export_markdown(d: &DeploymentDetail, events: &[store::EventRow]) -> String {
+    fn esc(s: &str) -> String {
+        s.chars()
+            .flat_map(|c| match c {
+                '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' => vec!['\\', c],
+                '\n' | '\r' => vec![' '],
+                c => vec![c],
+            })
+            .collect()
+    }
+    let dep = &d.deployment;
+    let mut md = format!(
+        "# Deployment {}: {} {} to {}\n\n- Status: **{}**\n- Requested by: {}\n- Template: {} v{}\n- Opened: {}\n",
+        dep.key,
+        esc(&dep.service),
+        esc(&dep.version),
+        esc(&dep.environment),
+        dep.status,
+        esc(&dep.requester),
+        esc(&dep.template_id),
+        dep.template_version,
+        dep.created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    );
+    if let Some(c) = &dep.commit {
+        md.push_str(&format!("- Commit: {}\n", esc(c)));
+    }
+    if !dep.description.is_empty() {
+        md.push_str(&format!("\n{}\n", esc(&dep.description)));
+    }
+    for s in Section::ALL {
+        md.push_str(&format!(
+            "\n## {} items\n\n| item | state | required | by | note |\n|---|---|---|---|---|\n",
+            s.as_str()
+        ));
+        for it in d.items.iter().filter(|i| i.section == s) {
+            md.push_str(&format!(
+                "| {} — {} | {} | {} | {} | {} |\n",
+                esc(&it.item_id),
+                esc(&it.text),
+                it.state.as_str(),
+                if it.required { "yes" } else { "no" },
+                esc(it.set_by.as_deref().unwrap_or("")),
+                esc(it.note.as_deref().unwrap_or("")),
+            ));
+        }
+    }
+    md.push_str(&format!(
+        "\n## Sign-off ({} of {} approvals)\n\n",
+        d.approvals_given, d.approvals_needed
+    ));
+    for a in &d.approvals {
+        md.push_str(&format!(
+            "- {} **{}**{}{} — snapshot SHA-256 `{}`\n",
+            esc(&a.approver),
+            a.decision,
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {}", esc(r)))
+                .unwrap_or_default(),
+            a.voided_reason
+                .as_deref()
+                .map(|r| format!(" (voided: {})", esc(r)))
+                .unwrap_or_default(),
+            a.snapshot_sha256,
+        ));
+    }
+    md.push_str("\n## Record\n\n");
+    for e in events {
+        md.push_str(&format!(
+            "- {} {} ({}): {}\n",
+            e.at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            esc(&e.actor),
+            e.kind,
+            esc(&e.body)
+        ));
+    }
+    md
+}

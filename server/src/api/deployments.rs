@@ -45,6 +45,16 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     let r = route!(r, "/api/v1/deployments/{key}/items/{item}", post(item));
     let r = route!(r, "/api/v1/deployments/{key}/transition", post(transition));
     let r = route!(r, "/api/v1/deployments/{key}/approvals", post(approvals));
+    let r = route!(
+        r,
+        "/api/v1/deployments/{key}/export.md",
+        post(export_markdown)
+    );
+    let r = route!(
+        r,
+        "/api/v1/deployments/{key}/export.json",
+        post(export_json)
+    );
     route!(r, "/api/v1/deployments/{key}/gate", get(gate))
 }
 
@@ -288,4 +298,47 @@ pub async fn gate(
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// `POST …/export.md` and `…/export.json`: the whole deployment, audited (POST: it records
+/// the export).
+pub async fn export_markdown(
+    (Extension(s), Extension(who), Extension(meta)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Response> {
+    let text =
+        svc::export_deployment(&s.pool, &who, &meta, &s.config.approvals, &key, true).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.md\"", key.to_ascii_uppercase()),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+pub async fn export_json(
+    (Extension(s), Extension(who), Extension(meta)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Response> {
+    let text =
+        svc::export_deployment(&s.pool, &who, &meta, &s.config.approvals, &key, false).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.json\"", key.to_ascii_uppercase()),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }
