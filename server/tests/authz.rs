@@ -461,6 +461,13 @@ fn listed_cases() -> Vec<Case> {
         ),
         json(
             Method::POST,
+            "/api/v1/deployments/DEP-999999/events",
+            Role(domain::Role::Responder),
+            r#"{"event":"started"}"#,
+            404,
+        ),
+        json(
+            Method::POST,
             "/api/v1/deployments/DEP-999999/transition",
             Role(domain::Role::Responder),
             r#"{"to":"cancelled","reason":"x"}"#,

@@ -424,6 +424,59 @@ async fn approvals_per_environment_rejection_and_kept_template_versions(pool: Pg
         "{d}"
     );
     assert_eq!(gate(&app, &rita, &dev, "pre").await["allowed"], true);
+    // The pipeline reports: started, progress, finished, rolled back.
+    let ev = |e: Value| post(&app, &rita, format!("/api/v1/deployments/{dev}/events"), e);
+    let (s, _) = ev(json!({"event": "progress", "percent": 10})).await;
+    assert_eq!(s, 409, "progress before start");
+    let (s, d) = ev(json!({"event": "started"})).await;
+    assert_eq!(
+        (s, d["deployment"]["status"].clone()),
+        (200, json!("in_progress"))
+    );
+    let (s, _) = ev(json!({"event": "progress", "percent": 150})).await;
+    assert!(s == 400 || s == 422, "{s}");
+    let (s, _) = ev(json!({"event": "progress", "percent": 40, "message": "4 of 10 pods"})).await;
+    assert_eq!(s, 200);
+    let (s, e) = ev(json!({"event": "finished"})).await;
+    assert_eq!(s, 409, "the during item is pending: {e}");
+    let (s, _) = ev(json!({"event": "rolled_back"})).await;
+    assert_eq!(s, 400, "a reason is required");
+    let (s, d) = ev(json!({"event": "rolled_back", "reason": "error rate 4%"})).await;
+    assert_eq!(
+        (s, d["deployment"]["status"].clone()),
+        (200, json!("rolled_back"))
+    );
+    let (_, events) = json_req(
+        &rita,
+        &app,
+        M::GET,
+        &format!("/api/v1/deployments/{dev}/events"),
+        None,
+    )
+    .await;
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["body"] == "40%: 4 of 10 pods"),
+        "{events}"
+    );
+    let dev = open(&app, &rita, "dev").await;
+    post(
+        &app,
+        &rita,
+        format!("/api/v1/deployments/{dev}/items/tests-green"),
+        json!({"action": "check", "note": "ok"}),
+    )
+    .await;
+    post(
+        &app,
+        &rita,
+        format!("/api/v1/deployments/{dev}/transition"),
+        json!({"to": "awaiting_approval"}),
+    )
+    .await;
     // Cancelling needs a reason.
     let (s, _) = post(
         &app,

@@ -1012,3 +1012,82 @@ fn export_markdown(d: &DeploymentDetail, events: &[store::EventRow]) -> String {
     }
     md
 }
+
+/// What a pipeline reports (`POST …/events`): `started` (→ in_progress), `progress` (a
+/// percentage and a message, while in progress), `finished` (→ verifying), `rolled_back`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PipelineEvent {
+    Started,
+    Progress {
+        percent: u8,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Finished,
+    RolledBack {
+        reason: String,
+    },
+}
+
+pub async fn pipeline_event(
+    pool: &PgPool,
+    who: &Principal,
+    policy: &ApprovalPolicy,
+    key: &str,
+    e: PipelineEvent,
+) -> DomainResult<DeploymentDetail> {
+    match e {
+        PipelineEvent::Started => {
+            transition(pool, who, policy, key, DeploymentStatus::InProgress, None).await
+        }
+        PipelineEvent::Finished => {
+            transition(pool, who, policy, key, DeploymentStatus::Verifying, None).await
+        }
+        PipelineEvent::RolledBack { reason } => {
+            transition(
+                pool,
+                who,
+                policy,
+                key,
+                DeploymentStatus::RolledBack,
+                Some(reason),
+            )
+            .await
+        }
+        PipelineEvent::Progress { percent, message } => {
+            who.require(Role::Responder)?;
+            if percent > 100 {
+                return Err(DomainError::invalid("percent: 0 to 100"));
+            }
+            let message = text_field("message", message.as_deref().unwrap_or(""), 500, false)?;
+            let mut tx = pool.begin().await?;
+            let row = locked(&mut tx, key).await?;
+            let status = status_of(&row)?;
+            if status != DeploymentStatus::InProgress {
+                return Err(DomainError::conflict(format!(
+                    "{key} is {status}: progress is reported while it is in_progress"
+                )));
+            }
+            event(
+                &mut tx,
+                row.id,
+                who,
+                "progress",
+                &format!(
+                    "{percent}%{}",
+                    if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {message}")
+                    }
+                ),
+                serde_json::json!({ "percent": percent }),
+            )
+            .await?;
+            let d = detail(&mut tx, row, policy).await?;
+            tx.commit().await?;
+            Ok(d)
+        }
+    }
+}

@@ -41,7 +41,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
         get(list_deployments).post(create_deployment)
     );
     let r = route!(r, "/api/v1/deployments/{key}", get(get_deployment));
-    let r = route!(r, "/api/v1/deployments/{key}/events", get(events));
+    let r = route!(
+        r,
+        "/api/v1/deployments/{key}/events",
+        get(events).post(pipeline_event)
+    );
     let r = route!(r, "/api/v1/deployments/{key}/items/{item}", post(item));
     let r = route!(r, "/api/v1/deployments/{key}/transition", post(transition));
     let r = route!(r, "/api/v1/deployments/{key}/approvals", post(approvals));
@@ -341,4 +345,16 @@ pub async fn export_json(
         text,
     )
         .into_response())
+}
+
+/// `POST …/events` from the pipeline: `{"event": "started" | "finished"}`, `{"event":
+/// "progress", "percent": 40, "message": "…"}`, `{"event": "rolled_back", "reason": "…"}`.
+pub async fn pipeline_event(
+    (Extension(s), Extension(who), _): Ctx,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(e): ApiJson<svc::PipelineEvent>,
+) -> ApiResult<Json<DeploymentDetail>> {
+    Ok(Json(
+        svc::pipeline_event(&s.pool, &who, &s.config.approvals, &key, e).await?,
+    ))
 }

@@ -180,8 +180,15 @@ pub fn spec() -> serde_json::Value {
         },
         "/api/v1/deployments/{key}": { "get": { "summary": "A deployment: status, items with their state, approvals (with snapshots), what blocks it (any role)",
             "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }], "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "401": err, "404": err } } },
-        "/api/v1/deployments/{key}/events": { "get": { "summary": "Its append-only record, oldest first (any role)",
-            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }], "responses": { "200": { "description": "Events", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object" } } } } }, "401": err, "404": err } } },
+        "/api/v1/deployments/{key}/events": {
+          "get": { "summary": "Its append-only record, oldest first (any role)",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }], "responses": { "200": { "description": "Events", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object" } } } } }, "401": err, "404": err } },
+          "post": { "summary": "What the pipeline reports (responder): `started` (→ in_progress; needs approved), `progress` with `percent` 0–100 and a `message` (while in_progress), `finished` (→ verifying), `rolled_back` with a `reason`",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["event"], "properties": {
+              "event": { "type": "string", "enum": ["started", "progress", "finished", "rolled_back"] }, "percent": { "type": "integer", "minimum": 0, "maximum": 100 },
+              "message": { "type": "string" }, "reason": { "type": "string" } } } } } },
+            "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
         "/api/v1/deployments/{key}/items/{item}": { "post": { "summary": "Check (responder; a note when the item requires one), uncheck, or waive (approver, with a reason) an item of the open section. Changing a pre-deploy item after sign-off voids the approvals.",
             "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }, { "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }],
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["action"], "properties": {
