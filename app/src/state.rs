@@ -14,6 +14,8 @@ pub struct AppState {
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub access: domain::reach::Access,
     pub runner: domain::services::probe_runs::Runner,
+    /// Approvals a deployment needs, per environment (`LOOKOUT_APPROVALS`).
+    pub approvals: domain::deployments::ApprovalPolicy,
 }
 
 /// Everything a server function needs about its call.
@@ -22,6 +24,7 @@ pub struct Call {
     pub access: domain::reach::Access,
     pub runner: domain::services::probe_runs::Runner,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
+    pub approvals: domain::deployments::ApprovalPolicy,
     pub who: Principal,
     pub meta: RequestMeta,
 }
@@ -48,6 +51,7 @@ pub fn call() -> Result<Call, AppError> {
         access: state.access,
         runner: state.runner,
         stats_cache: state.stats_cache,
+        approvals: state.approvals,
         who,
         meta,
     })

@@ -126,6 +126,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         stats_cache: stats_cache.clone(),
         access: config.access(),
         runner: domain::services::probe_runs::Runner::new(config.probe_runs_per_target),
+        approvals: config.approvals.clone(),
     };
     let max_body = config.max_body_bytes as usize;
     let session_layer =

@@ -422,6 +422,12 @@ fn listed_cases() -> Vec<Case> {
         get_json("/api/v1/deployment-templates", Any),
         server_fn("/api/fn/deployments/templates", Any, &[], 200),
         server_fn("/api/fn/deployments/list", Any, &[], 200),
+        server_fn(
+            "/api/fn/deployments/get",
+            Any,
+            &[("key", "DEP-999999")],
+            404,
+        ),
         get_json("/api/v1/deployments", Any),
         json(
             Method::POST,
@@ -528,6 +534,10 @@ fn listed_cases() -> Vec<Case> {
         ),
         server_fn("/api/fn/markdown/preview", Any, &[("body", "**x**")], 200),
         page("/deployments", Any),
+        Case {
+            ok: 404,
+            ..page("/deployments/DEP-999999", Any)
+        },
         page("/kafka", Any),
         page("/costs", Any),
         page("/targets", Any),

@@ -334,6 +334,31 @@ async fn a_production_release_from_checklist_to_done(pool: PgPool) {
         2
     );
 
+    // Its page (server-rendered, read-only): items, sign-off, the record.
+    let res = alice
+        .get(app.url(&format!("/deployments/{key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    for part in [
+        "tests-green",
+        "build 813 green",
+        "istate-waived",
+        "Sign-off: 2 of 2 approvals",
+        "voided: pre item tests-green",
+        "Record (",
+    ] {
+        assert!(html.contains(part), "{part:?} on the page");
+    }
+    let res = alice
+        .get(app.url("/deployments/DEP-424242"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
     // The record: every step, append-only in the database.
     let (_, ev) = json_req(&alice, &app, M::GET, &k("/events"), None).await;
     let kinds: Vec<&str> = ev
@@ -632,6 +657,18 @@ async fn bad_requests_are_refused_and_write_nothing(pool: PgPool) {
         "template": "web-release", "description": "# Not a heading\n[link](javascript:alert(2)) </textarea>"})).await;
     assert_eq!(s, 201, "{d}");
     let k2 = d["deployment"]["key"].as_str().unwrap().to_string();
+    let page = rita
+        .get(app.url(&format!("/deployments/{k2}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("&lt;img src=x") && !page.contains("<img src=x"),
+        "escaped on its page"
+    );
     let md = rita
         .post(app.url(&format!("/api/v1/deployments/{k2}/export.md")))
         .send()
