@@ -89,8 +89,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("incidents/new") view=pages::incidents::NewIncidentPage ssr=SsrMode::Async/>
                     <Route path=path!("incidents/:key") view=pages::incidents::IncidentPage ssr=SsrMode::Async/>
                     <Route path=path!("incidents/:key/findings/:id") view=pages::incidents::FindingPage ssr=SsrMode::Async/>
-                    <Route path=path!("deployments") view=pages::placeholders::DeploymentsPage ssr=SsrMode::Async/>
-                    <Route path=path!("deployments/:key") view=pages::placeholders::DeploymentPage ssr=SsrMode::Async/>
+                    <Route path=path!("deployments") view=pages::deployments::DeploymentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("deployments/:key") view=pages::deployments::DeploymentPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka") view=pages::kafka::KafkaIndex ssr=SsrMode::Async/>
                     <Route path=path!("kafka/:target") view=pages::kafka::KafkaTargetPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka/:target/groups/:group") view=pages::kafka::KafkaGroupPage ssr=SsrMode::Async/>

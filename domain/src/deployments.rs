@@ -245,6 +245,15 @@ pub enum ItemState {
 }
 
 impl ItemState {
+    pub const ALL: [ItemState; 7] = [
+        ItemState::Pending,
+        ItemState::Running,
+        ItemState::Passed,
+        ItemState::Failed,
+        ItemState::Inconclusive,
+        ItemState::Waived,
+        ItemState::Checked,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ItemState::Pending => "pending",
@@ -257,17 +266,7 @@ impl ItemState {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            ItemState::Pending,
-            ItemState::Running,
-            ItemState::Passed,
-            ItemState::Failed,
-            ItemState::Inconclusive,
-            ItemState::Waived,
-            ItemState::Checked,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
     }
     pub fn is_done(self) -> bool {
         matches!(

@@ -11,7 +11,7 @@ use domain::services::deployments as svc;
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{admin, fresh_database, measure, row, serve, site_dir};
+use bench::{admin, fresh_database, header, measure, row, serve, site_dir};
 use std::time::Instant;
 
 const SAMPLES: usize = 500;
@@ -65,14 +65,7 @@ async fn main() {
     .expect("static file");
     let (base, token) = serve(&pool, &site).await;
     let c = reqwest::Client::new();
-    println!(
-        "\n{:<64} {:>9} {:>9} {:>9} {:>10}",
-        format!("request (sequential, n={SAMPLES})"),
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "bytes"
-    );
+    header(SAMPLES);
     let gate = row(
         "gate ?phase=pre, DEP-5000 (50 items, 10,000 deployments)",
         measure(

@@ -13,7 +13,7 @@ use domain::services::incidents as svc;
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{admin, fresh_database, measure, row, serve, site_dir};
+use bench::{admin, fresh_database, header, measure, row, serve, site_dir};
 use std::time::Instant;
 
 const SAMPLES: usize = 200;
@@ -99,10 +99,7 @@ async fn main() {
     let (base, token) = serve(&pool, &site).await;
     let c = reqwest::Client::new();
 
-    println!(
-        "\n{:<64} {:>9} {:>9} {:>9} {:>10}",
-        "request (sequential, n=200)", "p50 ms", "p99 ms", "max ms", "bytes"
-    );
+    header(SAMPLES);
     let page = row(
         "incident page SSR (newest 200 of 2,000 events, 300 findings)",
         measure(&c, &format!("{base}/incidents/{key}"), &token, SAMPLES).await,

@@ -17,7 +17,7 @@
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{fresh_database, measure, pct, row, serve, site_dir};
+use bench::{fresh_database, header, measure, pct, row, serve, site_dir};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -299,14 +299,7 @@ async fn main() {
 
     let (base, token) = serve(&pool, &site_dir()).await;
     let c = reqwest::Client::new();
-    println!(
-        "\n{:<64} {:>9} {:>9} {:>9} {:>10}",
-        format!("request (sequential, n={SAMPLES})"),
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "bytes"
-    );
+    header(SAMPLES);
     let api = format!("{base}/api/v1/kafka/{big}/groups");
     row(
         "overview API, sort=lag desc, first page (50)",

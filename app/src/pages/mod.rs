@@ -1,5 +1,6 @@
 //! One module per page (or family of pages).
 pub mod account;
+pub mod deployments;
 pub mod home;
 pub mod incidents;
 pub mod kafka;

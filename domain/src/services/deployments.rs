@@ -282,6 +282,15 @@ fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
     })
 }
 
+/// A deployment's items, in template order.
+async fn items_of(db: &mut PgConnection, id: i64) -> DomainResult<Vec<DeploymentItem>> {
+    store::items(&mut *db, id)
+        .await?
+        .into_iter()
+        .map(item_view)
+        .collect()
+}
+
 /// Standing approvals by distinct people.
 fn approvals_given(rows: &[store::ApprovalRow]) -> u32 {
     let mut who: Vec<i64> = rows
@@ -301,11 +310,7 @@ async fn detail(
 ) -> DomainResult<DeploymentDetail> {
     let status = status_of(&r)?;
     let (id, environment) = (r.id, r.environment.clone());
-    let items = store::items(&mut *db, id)
-        .await?
-        .into_iter()
-        .map(item_view)
-        .collect::<DomainResult<Vec<_>>>()?;
+    let items = items_of(db, id).await?;
     let rows = store::approvals(&mut *db, id).await?;
     let given = approvals_given(&rows);
     let needed = policy.needed(&environment);
@@ -564,12 +569,10 @@ pub async fn act_on_item(
     let mut tx = pool.begin().await?;
     let row = locked(&mut tx, key).await?;
     let status = status_of(&row)?;
-    let items = store::items(&mut *tx, row.id).await?;
-    let item = items
+    let item = items_of(&mut tx, row.id)
+        .await?
         .into_iter()
         .find(|i| i.item_id == item_id)
-        .map(item_view)
-        .transpose()?
         .ok_or_else(|| DomainError::not_found(format!("{key} has no item {item_id:?}")))?;
     match status.open_section() {
         None => {
@@ -712,11 +715,7 @@ pub async fn transition(
     );
     let needed = policy.needed(&row.environment);
     if moving_on {
-        let items = store::items(&mut *tx, row.id)
-            .await?
-            .into_iter()
-            .map(item_view)
-            .collect::<DomainResult<Vec<_>>>()?;
+        let items = items_of(&mut tx, row.id).await?;
         // Approvals are asked for by this move, so they do not block it.
         let open: Vec<String> = blocking(from, &items, 0, 0);
         if !open.is_empty() {
@@ -791,11 +790,7 @@ pub async fn decide(
         )));
     }
     let reason = text_field("reason", reason.as_deref().unwrap_or(""), 2_000, !approve)?;
-    let items = store::items(&mut *tx, row.id)
-        .await?
-        .into_iter()
-        .map(item_view)
-        .collect::<DomainResult<Vec<_>>>()?;
+    let items = items_of(&mut tx, row.id).await?;
     let snapshot = serde_json::to_string(&serde_json::json!({
         "deployment": deployment_key(row.id),
         "status": status.as_str(),

@@ -35,6 +35,18 @@ pub async fn measure(
     (pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0), size)
 }
 
+/// Prints the header of the result table.
+pub fn header(samples: usize) {
+    println!(
+        "\n{:<64} {:>9} {:>9} {:>9} {:>10}",
+        format!("request (sequential, n={samples})"),
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "bytes"
+    );
+}
+
 /// Prints one result row (name, p50, p99, max, bytes) and returns it.
 pub fn row(name: &str, r: (f64, f64, f64, usize)) -> (f64, f64, f64, usize) {
     println!(
