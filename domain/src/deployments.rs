@@ -1,9 +1,9 @@
-//! Deployment checklists (issue 12), as far as they are built: **templates** — the YAML
-//! format, its validation with the line and column of every error, and its versions (every
-//! edit is a new version; a version never changes) — and **deployments** of manual items:
-//! the status machine ([`transition_error`]), what blocks a deployment ([`blocking`]), the
-//! CI gate ([`gate`]) and the approvals needed per environment ([`ApprovalPolicy`]), all
-//! pure and table-tested. Automated items (probe, metric, Kafka lag) are still to come.
+//! Deployment checklists (issue 12): **templates** — the YAML format, its validation with
+//! the line and column of every error, and its versions (every edit is a new version; a
+//! version never changes) — and **deployments**: the status machine
+//! ([`transition_error`]), what blocks a deployment ([`blocking`]), the CI gate ([`gate`]),
+//! the approvals needed per environment ([`ApprovalPolicy`]) and how a metric item's run
+//! ends ([`metric_outcome`]), all pure and table-tested.
 //!
 //! ```yaml
 //! id: web-release            # [a-z0-9][a-z0-9-]*, at most 63
@@ -18,11 +18,22 @@
 //!       help: "CI must be **green**, not skipped."
 //!       requires_note: true  # checking it needs a comment (default false)
 //!       required: true       # default true
-//!   during: []
+//!   during:
+//!     - id: error-rate
+//!       kind: metric
+//!       text: Error rate below 0.1% during the rollout
+//!       target: prometheus   # a binding: a Prometheus target chosen per deployment
+//!       query: sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[1m])) / sum(rate(http_requests_total{service="{{service}}"}[1m]))
+//!       success: result < 0.001
+//!       failure: result >= 0.01   # optional: between the two is inconclusive
+//!       interval: 30s        # default 10s
+//!       count: 10            # default 1
+//!       failure_limit: 0     # default 0
+//!       inconclusive_limit: 1 # default 0
 //!   post: []
 //! ```
 //!
-//! Item kinds: `manual` is supported. `probe`, `metric`, `kafka_lag` and `approval` are the
+//! Item kinds: `manual` and `metric` are supported. `probe`, `kafka_lag` and `approval` are
 //! kinds issue 12 names; a template that uses them is refused with a message saying they
 //! are not available yet (never accepted and silently ignored).
 
@@ -58,12 +69,99 @@ impl Section {
     }
 }
 
-/// What checks an item. Only `manual` exists so far (see the module docs).
+/// What checks an item: `manual` and `metric` so far (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
     /// A person checks it (with a note when `requires_note`).
     Manual,
+    /// Lookout measures a Prometheus query until it passes, fails or is inconclusive.
+    Metric,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Manual => "manual",
+            ItemKind::Metric => "metric",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [ItemKind::Manual, ItemKind::Metric]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+    /// Set by Lookout (re-run or waived by people), not checked by hand.
+    pub fn is_automated(self) -> bool {
+        self != ItemKind::Manual
+    }
+}
+
+/// The most measurements one metric item takes per run.
+pub const METRIC_COUNT_MAX: u32 = 1_000;
+/// The longest PromQL query accepted.
+pub const METRIC_QUERY_MAX: usize = 4_000;
+
+/// A metric item's check, as in an Argo Rollouts AnalysisTemplate: the instant `query` is
+/// measured every `interval_secs`, `count` times; a measurement is successful, failed or
+/// inconclusive by the `success` / `failure` conditions (`probes::prometheus::condition`);
+/// more than `failure_limit` failed measurements fail the item, more than
+/// `inconclusive_limit` inconclusive ones make it inconclusive, and `count` measurements
+/// within both limits pass it. No data is inconclusive, never a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricCheck {
+    /// The target binding (named in the template, bound to a Prometheus target when a
+    /// deployment is created).
+    pub target: String,
+    /// PromQL; `{{service}}`, `{{environment}}` and `{{version}}` are filled in (escaped
+    /// for a double-quoted PromQL string) when a deployment is created.
+    pub query: String,
+    pub success: String,
+    #[serde(default)]
+    pub failure: Option<String>,
+    pub interval_secs: u32,
+    pub count: u32,
+    pub failure_limit: u32,
+    pub inconclusive_limit: u32,
+}
+
+/// Where a metric item's run stands after a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricOutcome {
+    Running,
+    Passed,
+    Failed,
+    Inconclusive,
+}
+
+/// The run's outcome from its measurements so far (Argo's rules): more failed than
+/// `failure_limit` → failed; more inconclusive than `inconclusive_limit` → inconclusive;
+/// `count` taken within both → passed; else it goes on.
+pub fn metric_outcome(
+    c: &MetricCheck,
+    successful: u32,
+    failed: u32,
+    inconclusive: u32,
+) -> MetricOutcome {
+    if failed > c.failure_limit {
+        MetricOutcome::Failed
+    } else if inconclusive > c.inconclusive_limit {
+        MetricOutcome::Inconclusive
+    } else if successful + failed + inconclusive >= c.count {
+        MetricOutcome::Passed
+    } else {
+        MetricOutcome::Running
+    }
+}
+
+/// Fills `{{service}}`, `{{environment}}` and `{{version}}` into a query, each escaped for a
+/// double-quoted PromQL string.
+pub fn fill_query(query: &str, service: &str, environment: &str, version: &str) -> String {
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    query
+        .replace("{{service}}", &esc(service))
+        .replace("{{environment}}", &esc(environment))
+        .replace("{{version}}", &esc(version))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +175,9 @@ pub struct TemplateItem {
     #[serde(default)]
     pub requires_note: bool,
     pub required: bool,
+    /// For `metric` items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricCheck>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -291,6 +392,56 @@ pub struct DeploymentItem {
     #[serde(with = "time::serde::rfc3339::option")]
     pub set_at: Option<OffsetDateTime>,
     pub note: Option<String>,
+    /// A metric item's check (the query with the deployment's values filled in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricCheck>,
+    /// The target an automated item was bound to (its name when the deployment was created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// An automated item's run (each re-run is a new one; 0: never run).
+    #[serde(default)]
+    pub run: i32,
+    /// The evidence: an automated item's newest measurements, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+}
+
+/// One measurement of a metric item: when, its phase, the values (at most 20 series) or
+/// the error, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub run: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `successful`, `failed` or `inconclusive`.
+    pub phase: String,
+    /// The series measured (at most [`MEASURED_SERIES_MAX`]); empty when the query failed.
+    pub values: Vec<MeasuredSeries>,
+    /// How many series the query returned.
+    pub series: i32,
+    pub message: String,
+}
+
+/// The most series a measurement keeps.
+pub const MEASURED_SERIES_MAX: usize = 20;
+
+/// One series' value as Prometheus wrote it (`"0.25"`, `"NaN"`, `"+Inf"`) and its labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasuredSeries {
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: String,
+}
+
+impl Measurement {
+    /// The finite values, for charts.
+    pub fn numbers(&self) -> Vec<f64> {
+        self.values
+            .iter()
+            .filter_map(|s| s.value.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .collect()
+    }
 }
 
 /// An approval or a rejection, with the frozen state of every item it was given on and that
@@ -577,27 +728,125 @@ mod parse {
         requires_note: bool,
         #[serde(default = "yes")]
         required: bool,
+        // probe and metric
+        target: Option<String>,
         // probe
         probe: Option<IgnoredAny>,
-        target: Option<IgnoredAny>,
         params: Option<IgnoredAny>,
         max_severity: Option<IgnoredAny>,
         codes: Option<IgnoredAny>,
         // metric
-        query: Option<IgnoredAny>,
-        success: Option<IgnoredAny>,
-        failure: Option<IgnoredAny>,
-        interval: Option<IgnoredAny>,
-        count: Option<IgnoredAny>,
-        failure_limit: Option<IgnoredAny>,
-        inconclusive_limit: Option<IgnoredAny>,
+        query: Option<String>,
+        success: Option<String>,
+        failure: Option<String>,
+        interval: Option<serde_yaml_ng::Value>,
+        count: Option<u32>,
+        failure_limit: Option<u32>,
+        inconclusive_limit: Option<u32>,
         // kafka_lag
         group: Option<IgnoredAny>,
         duration: Option<IgnoredAny>,
         max_state: Option<IgnoredAny>,
     }
 
-    const NOT_YET: [&str; 4] = ["probe", "metric", "kafka_lag", "approval"];
+    const NOT_YET: [&str; 3] = ["probe", "kafka_lag", "approval"];
+
+    /// `10s`, `2m`, `1h` or a number of seconds.
+    fn seconds(v: &serde_yaml_ng::Value) -> Option<u32> {
+        if let Some(n) = v.as_u64() {
+            return u32::try_from(n).ok();
+        }
+        let t = v.as_str()?.trim();
+        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
+        let n: u32 = num.parse().ok()?;
+        n.checked_mul(match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return None,
+        })
+    }
+
+    /// A metric item's keys, checked (the conditions parsed, the placeholders known).
+    fn metric_check(at: &str, it: &RawItem) -> Result<MetricCheck, String> {
+        use probes::prometheus::condition::Condition;
+        let target = it.target.clone().unwrap_or_default();
+        if !valid_id(&target) {
+            return Err(format!(
+                "{at}: target: name the Prometheus target binding (e.g. target: prometheus); it is bound to a target when a deployment is created"
+            ));
+        }
+        let query = it.query.as_deref().unwrap_or("").trim().to_string();
+        if query.is_empty() {
+            return Err(format!("{at}: query: a metric item needs a PromQL query"));
+        }
+        check_len(&format!("{at}: query"), &query, METRIC_QUERY_MAX)?;
+        let mut rest = query.as_str();
+        while let Some(i) = rest.find("{{") {
+            let after = &rest[i + 2..];
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("{at}: query: `{{{{` without `}}}}`"))?;
+            let name = after[..end].trim();
+            if !["service", "environment", "version"].contains(&name) {
+                return Err(format!(
+                    "{at}: query: unknown placeholder {{{{{name}}}}}: use {{{{service}}}}, {{{{environment}}}} or {{{{version}}}}"
+                ));
+            }
+            rest = &after[end + 2..];
+        }
+        let success = it.success.as_deref().ok_or_else(|| {
+            format!("{at}: success: a metric item needs a success condition (e.g. result < 0.001)")
+        })?;
+        Condition::parse(success).map_err(|e| format!("{at}: success: {e}"))?;
+        if let Some(f) = &it.failure {
+            Condition::parse(f).map_err(|e| format!("{at}: failure: {e}"))?;
+        }
+        let interval_secs = match &it.interval {
+            None => 10,
+            Some(v) => seconds(v)
+                .filter(|s| (1..=3600).contains(s))
+                .ok_or_else(|| format!("{at}: interval: from 1s to 1h, e.g. 10s, 2m, 1h"))?,
+        };
+        let count = it.count.unwrap_or(1);
+        if !(1..=METRIC_COUNT_MAX).contains(&count) {
+            return Err(format!("{at}: count: from 1 to {METRIC_COUNT_MAX}"));
+        }
+        let failure_limit = it.failure_limit.unwrap_or(0);
+        let inconclusive_limit = it.inconclusive_limit.unwrap_or(0);
+        if failure_limit >= count || inconclusive_limit >= count {
+            return Err(format!(
+                "{at}: failure_limit and inconclusive_limit must be below count ({count}), or the item could never fail or never be inconclusive"
+            ));
+        }
+        Ok(MetricCheck {
+            target,
+            query,
+            success: success.trim().to_string(),
+            failure: it.failure.as_ref().map(|f| f.trim().to_string()),
+            interval_secs,
+            count,
+            failure_limit,
+            inconclusive_limit,
+        })
+    }
+
+    /// The metric keys a manual item must not carry.
+    fn metric_keys(it: &RawItem) -> Option<&'static str> {
+        [
+            ("target", it.target.is_some()),
+            ("query", it.query.is_some()),
+            ("success", it.success.is_some()),
+            ("failure", it.failure.is_some()),
+            ("interval", it.interval.is_some()),
+            ("count", it.count.is_some()),
+            ("failure_limit", it.failure_limit.is_some()),
+            ("inconclusive_limit", it.inconclusive_limit.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(k, _)| k)
+    }
 
     /// serde_yaml's message without its own " at line L column C" (we put the position first).
     fn yaml_error(e: &serde_yaml_ng::Error) -> String {
@@ -671,11 +920,19 @@ mod parse {
                         return Err(format!("{at}: the id is used twice; item ids are unique in a template"));
                     }
                     seen.push(it.id.clone());
-                    let kind = match it.kind.as_str() {
-                        "manual" => ItemKind::Manual,
+                    let (kind, metric) = match it.kind.as_str() {
+                        "manual" => {
+                            if let Some(k) = metric_keys(&it) {
+                                return Err(format!(
+                                    "{at}: `{k}` belongs to metric items, not manual ones"
+                                ));
+                            }
+                            (ItemKind::Manual, None)
+                        }
+                        "metric" => (ItemKind::Metric, Some(metric_check(&at, &it)?)),
                         k if NOT_YET.contains(&k) => {
                             return Err(format!(
-                                "{at}: items of kind `{k}` are not available yet (this version of Lookout checks `manual` items)"
+                                "{at}: items of kind `{k}` are not available yet (this version of Lookout checks `manual` and `metric` items)"
                             ));
                         }
                         k => {
@@ -697,6 +954,7 @@ mod parse {
                         help: it.help,
                         requires_note: it.requires_note,
                         required: it.required,
+                        metric,
                     })
                 })
                 .collect()
@@ -761,6 +1019,52 @@ sections:
     /// Each bad template and the start of the message it must give (position first).
     #[test]
     fn errors_say_what_and_where() {
+        let m = |extra: &str| {
+            format!(
+                "id: a\nname: A\nsections:\n  pre:\n    - id: m\n      kind: metric\n      text: t\n{extra}"
+            )
+        };
+        let ok = "      target: prom\n      query: up\n      success: result == 1\n";
+        let metric_cases: Vec<(String, &str)> = vec![
+            (m("      query: up\n      success: result == 1\n"), "sections.pre[0] (m): target: name the Prometheus target binding"),
+            (m("      target: prom\n      success: result == 1\n"), "query: a metric item needs a PromQL query"),
+            (m("      target: prom\n      query: up\n"), "success: a metric item needs a success condition"),
+            (m("      target: prom\n      query: up\n      success: result ~ 1\n"), "success: \"result ~ 1\": expected one of"),
+            (m(&format!("{ok}      failure: all(result\n")), "failure:"),
+            (m(&format!("{ok}      interval: 0s\n")), "interval: from 1s to 1h"),
+            (m(&format!("{ok}      interval: 2d\n")), "interval: from 1s to 1h"),
+            (m(&format!("{ok}      count: 0\n")), "count: from 1 to 1000"),
+            (m(&format!("{ok}      count: -1\n")), "line 11, column 14: sections.pre[0].count: invalid type: integer `-1`"),
+            (m(&format!("{ok}      count: 3\n      failure_limit: 3\n")), "must be below count (3)"),
+            (m("      target: prom\n      query: up{job=\"{{team}}\"}\n      success: result == 1\n"), "unknown placeholder {{team}}"),
+            (m("      target: prom\n      query: up{job=\"{{service\"}\n      success: result == 1\n"), "`{{` without `}}`"),
+            (
+                "id: a\nname: A\nsections:\n  pre:\n    - {id: x, kind: manual, text: a, query: up}\n".to_string(),
+                "sections.pre[0] (x): `query` belongs to metric items, not manual ones",
+            ),
+        ];
+        for (yaml, want) in &metric_cases {
+            let e = parse_template(yaml).unwrap_err();
+            assert!(e.contains(want), "{yaml}\n→ {e}\n(wanted {want})");
+        }
+        let t = parse_template(&m(&format!(
+            "{ok}      interval: 2m\n      count: 5\n      failure_limit: 1\n"
+        )))
+        .unwrap();
+        let c = t.spec.sections.pre[0].metric.clone().unwrap();
+        assert_eq!(
+            (
+                c.interval_secs,
+                c.count,
+                c.failure_limit,
+                c.inconclusive_limit
+            ),
+            (120, 5, 1, 0)
+        );
+        let t = parse_template(&m(ok)).unwrap();
+        let c = t.spec.sections.pre[0].metric.clone().unwrap();
+        assert_eq!((c.interval_secs, c.count), (10, 1), "defaults");
+
         let cases: &[(&str, &str)] = &[
             // YAML syntax and types: line and column.
             (
@@ -871,6 +1175,50 @@ sections:
     }
 
     #[test]
+    fn metric_runs_end_by_argo_rules() {
+        let c = MetricCheck {
+            target: "p".into(),
+            query: "up".into(),
+            success: "result == 1".into(),
+            failure: None,
+            interval_secs: 1,
+            count: 5,
+            failure_limit: 1,
+            inconclusive_limit: 0,
+        };
+        use MetricOutcome::*;
+        for ((ok, failed, inconclusive), want) in [
+            ((0, 0, 0), Running),
+            ((4, 0, 0), Running),
+            ((5, 0, 0), Passed),
+            ((4, 1, 0), Passed),
+            ((1, 1, 0), Running),
+            ((0, 2, 0), Failed),
+            ((3, 0, 1), Inconclusive),
+            ((0, 2, 1), Failed),
+        ] {
+            assert_eq!(
+                metric_outcome(&c, ok, failed, inconclusive),
+                want,
+                "{ok} {failed} {inconclusive}"
+            );
+        }
+    }
+
+    #[test]
+    fn placeholders_are_escaped_for_promql_strings() {
+        assert_eq!(
+            fill_query(
+                r#"up{service="{{service}}",env="{{environment}}",v="{{version}}"}"#,
+                "checkout",
+                "prod",
+                r#"1.0"} or vector(1) #\"#
+            ),
+            r#"up{service="checkout",env="prod",v="1.0\"} or vector(1) #\\"}"#
+        );
+    }
+
+    #[test]
     fn ids() {
         for ok in ["a", "web-release", "0day", &"a".repeat(63)] {
             assert!(valid_id(ok), "{ok}");
@@ -899,6 +1247,10 @@ mod rule_tests {
             set_by: None,
             set_at: None,
             note: None,
+            metric: None,
+            target: None,
+            run: 0,
+            measurements: vec![],
         }
     }
 

@@ -10,6 +10,7 @@ pub mod framework;
 pub mod kafka;
 pub mod net;
 pub mod postgres;
+pub mod prometheus;
 pub mod redis;
 pub mod registry;
 

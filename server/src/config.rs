@@ -246,6 +246,16 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_PROBE_RUNS_PER_TARGET", default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=50), global = true)]
     pub probe_runs_per_target: i64,
 
+    /// Milliseconds between two looks for due measurements of automated deployment items
+    /// (metric items); 0 turns the evaluation loop off.
+    #[arg(long, env = "LOOKOUT_DEPLOYMENT_CHECK_TICK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000), global = true)]
+    pub deployment_check_tick_ms: u64,
+
+    /// Measurements of deployment items waiting on one Prometheus at once (a hanging one
+    /// holds no more than this many).
+    #[arg(long, env = "LOOKOUT_DEPLOYMENT_CHECKS_PER_TARGET", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256), global = true)]
+    pub deployment_checks_per_target: u64,
+
     /// Seconds between two samples of every Kafka target's consumer groups (0 turns the sampler off).
     #[arg(long, env = "LOOKOUT_KAFKA_SAMPLE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub kafka_sample_secs: u64,

@@ -218,6 +218,16 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         sampler,
         stop_rx.clone(),
     ));
+    workers.extend(server::workers::spawn_deployment_checks(
+        pool.clone(),
+        config.access(),
+        server::workers::CheckSettings {
+            tick: Duration::from_millis(config.deployment_check_tick_ms),
+            per_target: config.deployment_checks_per_target as usize,
+            ..Default::default()
+        },
+        stop_rx.clone(),
+    ));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let router = server::router(pool, config);
     tracing::info!("Lookout is serving on http://{addr}");

@@ -164,6 +164,31 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE lookout_password_hash_refused_total counter");
         let _ = writeln!(out, "lookout_password_hash_refused_total {refused}");
+        let (measured, lag, in_flight) = crate::workers::check_stats();
+        for (metric, kind, help, v) in [
+            (
+                "lookout_deployment_measurements_total",
+                "counter",
+                "Measurements of automated deployment items taken.",
+                measured as f64,
+            ),
+            (
+                "lookout_deployment_check_lag_seconds",
+                "gauge",
+                "How far behind its schedule the latest measurement batch was.",
+                lag,
+            ),
+            (
+                "lookout_deployment_checks_in_flight",
+                "gauge",
+                "Measurements being taken now.",
+                in_flight as f64,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {metric} {help}");
+            let _ = writeln!(out, "# TYPE {metric} {kind}");
+            let _ = writeln!(out, "{metric} {v}");
+        }
         for (metric, kind, help) in [
             (
                 "lookout_worker_runs_total",

@@ -135,7 +135,19 @@ async fn bad_target_input_is_refused_and_writes_nothing(pool: PgPool) {
             422,
         ),
         (
-            json!({"name": "x", "kind": "prometheus", "connection": "http://prom:9090", "environment": "prod"}),
+            json!({"name": "x", "kind": "kubernetes", "connection": "https://k8s:6443", "environment": "prod"}),
+            422,
+        ),
+        (
+            json!({"name": "x", "kind": "prometheus", "connection": "http://ops:pw@prom:9090", "environment": "prod"}),
+            422,
+        ),
+        (
+            json!({"name": "x", "kind": "prometheus", "connection": "http://prom:9090", "username": "ops", "environment": "prod"}),
+            422,
+        ),
+        (
+            json!({"name": "x", "kind": "prometheus", "connection": "prom:9090", "environment": "prod"}),
             422,
         ),
         (

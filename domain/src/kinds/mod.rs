@@ -8,6 +8,7 @@
 
 mod kafka;
 mod postgres;
+mod prometheus;
 mod redis;
 pub mod url;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use kafka::Kafka;
 pub use postgres::POSTGRES;
+pub use prometheus::Prometheus;
 pub use redis::REDIS;
 
 /// What one kind of target is. Every method but `check` is pure.
@@ -81,7 +83,7 @@ pub trait Kind: Send + Sync {
 }
 
 /// The kinds every Lookout supports, in the order forms list them.
-static BUILT_IN: [&dyn Kind; 3] = [&REDIS, &POSTGRES, &Kafka];
+static BUILT_IN: [&dyn Kind; 4] = [&REDIS, &POSTGRES, &Kafka, &Prometheus];
 
 /// Kinds added at start-up (`register`), after the built-in ones.
 static ADDED: RwLock<Vec<&'static dyn Kind>> = RwLock::new(Vec::new());
@@ -168,7 +170,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            e.contains("\"kubernetes\"") && e.contains("redis, postgres, kafka"),
+            e.contains("\"kubernetes\"") && e.contains("redis, postgres, kafka, prometheus"),
             "{e}"
         );
         assert!(register(&REDIS).is_err(), "a taken name is refused");

@@ -208,6 +208,11 @@ pub struct NewDeployment {
     pub commit: Option<String>,
     #[serde(default)]
     pub pipeline_url: Option<String>,
+    /// The template's target bindings: binding name → a target's name, or a label selector
+    /// (`service=checkout, environment=production`) that matches exactly one target of the
+    /// kind the binding needs.
+    #[serde(default)]
+    pub targets: std::collections::BTreeMap<String, String>,
 }
 
 /// What can be done to an item.
@@ -223,6 +228,8 @@ pub enum ItemAction {
     Uncheck,
     /// An approver waives it, with a reason: shown as waived, never as passed.
     Waive { reason: String },
+    /// An automated item is measured again from the start (a new run).
+    Rerun,
 }
 
 fn dep_not_found(key: &str) -> DomainError {
@@ -260,6 +267,14 @@ fn status_of(r: &store::DeploymentRow) -> DomainResult<DeploymentStatus> {
 }
 
 fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
+    let kind = ItemKind::parse(&r.kind)
+        .ok_or_else(|| DomainError::internal(format!("unknown item kind {:?}", r.kind)))?;
+    let metric = match (&r.spec, kind) {
+        (Some(spec), ItemKind::Metric) => Some(
+            serde_json::from_value::<MetricCheck>(spec.clone()).map_err(DomainError::internal)?,
+        ),
+        _ => None,
+    };
     let section = match r.section.as_str() {
         "pre" => Section::Pre,
         "during" => Section::During,
@@ -269,7 +284,11 @@ fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
     Ok(DeploymentItem {
         item_id: r.item_id,
         section,
-        kind: ItemKind::Manual,
+        kind,
+        metric,
+        target: r.target_name,
+        run: r.run,
+        measurements: vec![],
         text: r.text,
         help: r.help,
         required: r.required,
@@ -282,13 +301,183 @@ fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
     })
 }
 
-/// A deployment's items, in template order.
+/// The measurements shown per item.
+pub const MEASUREMENTS_SHOWN: i64 = 60;
+
+/// A deployment's items, in template order, with their newest measurements.
 async fn items_of(db: &mut PgConnection, id: i64) -> DomainResult<Vec<DeploymentItem>> {
-    store::items(&mut *db, id)
+    let mut items: Vec<DeploymentItem> = store::items(&mut *db, id)
         .await?
         .into_iter()
         .map(item_view)
-        .collect()
+        .collect::<DomainResult<_>>()?;
+    if items.iter().any(|i| i.kind.is_automated() && i.run > 0) {
+        for m in store::measurements(&mut *db, id, MEASUREMENTS_SHOWN).await? {
+            if let Some(it) = items.iter_mut().find(|i| i.item_id == m.item_id) {
+                it.measurements.push(Measurement {
+                    run: m.run,
+                    at: m.at,
+                    phase: m.phase,
+                    values: serde_json::from_value(m.value).unwrap_or_default(),
+                    series: m.series,
+                    message: m.message,
+                });
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// A label selector (`k=v, k=v`), or `None` for a target name.
+fn selector(s: &str) -> Option<Vec<(String, String)>> {
+    s.contains('=').then(|| {
+        s.split(',')
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                Some((k.trim().to_string(), v.trim().to_string()))
+            })
+            .collect()
+    })
+}
+
+/// The target a binding names: by name, or the one target of `kind` a label selector
+/// matches (`environment` matches the target's environment as well as its labels).
+async fn bind_target(
+    db: &mut PgConnection,
+    binding: &str,
+    wanted: &str,
+    kind: &str,
+) -> DomainResult<(i64, String)> {
+    let all = crate::storage::targets::list(&mut *db).await?;
+    let of_kind: Vec<_> = all.iter().filter(|t| t.kind == kind).collect();
+    let found: Vec<_> = match selector(wanted) {
+        None => of_kind.iter().filter(|t| t.name == wanted.trim()).collect(),
+        Some(sel) => of_kind
+            .iter()
+            .filter(|t| {
+                let labels = crate::storage::labels_from_json(&t.labels);
+                sel.iter().all(|(k, v)| {
+                    labels.get(k) == Some(v) || (k == "environment" && &t.environment == v)
+                })
+            })
+            .collect(),
+    };
+    match found.as_slice() {
+        [t] => Ok((t.id, t.name.clone())),
+        [] => Err(DomainError::invalid(format!(
+            "targets.{binding}: no {kind} target {} {wanted:?}{}",
+            if selector(wanted).is_some() {
+                "matches"
+            } else {
+                "is named"
+            },
+            if of_kind.is_empty() {
+                format!(" (there are no {kind} targets: add one under Targets)")
+            } else {
+                format!(
+                    " (the {kind} targets: {})",
+                    of_kind
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .take(10)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ))),
+        many => Err(DomainError::invalid(format!(
+            "targets.{binding}: {wanted:?} matches {} {kind} targets ({}): narrow the selector or name one",
+            many.len(),
+            many.iter()
+                .map(|t| t.name.as_str())
+                .take(10)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// After an item of a pre-deploy section changed state while the deployment awaits or has
+/// sign-off: the approvals given before are voided, and an approved deployment goes back to
+/// awaiting approval.
+pub(crate) async fn pre_item_changed(
+    db: &mut PgConnection,
+    id: i64,
+    status: DeploymentStatus,
+    actor: &str,
+    item_id: &str,
+    from: ItemState,
+    to: ItemState,
+) -> DomainResult<()> {
+    if !matches!(
+        status,
+        DeploymentStatus::AwaitingApproval | DeploymentStatus::Approved
+    ) || from == to
+    {
+        return Ok(());
+    }
+    let why = format!(
+        "pre item {item_id} changed from {} to {} after it was signed",
+        from.as_str(),
+        to.as_str()
+    );
+    let voided = store::void_approvals(&mut *db, id, &why).await?;
+    if voided > 0 {
+        store::insert_event(
+            &mut *db,
+            id,
+            actor,
+            "approvals_voided",
+            &format!("{voided} approval(s) voided: {why}"),
+            serde_json::json!({ "voided": voided }),
+        )
+        .await?;
+    }
+    if status == DeploymentStatus::Approved {
+        store::set_status(&mut *db, id, DeploymentStatus::AwaitingApproval.as_str()).await?;
+        store::insert_event(
+            &mut *db,
+            id,
+            actor,
+            "status",
+            "Back to awaiting_approval: a pre-deploy item changed after sign-off",
+            serde_json::json!({ "from": "approved", "to": "awaiting_approval" }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Starts the automated items of a section (or one item) and records it.
+async fn start_section(
+    db: &mut PgConnection,
+    id: i64,
+    actor: &str,
+    section: Section,
+    only: Option<&str>,
+) -> DomainResult<Vec<(String, ItemState)>> {
+    let started = store::start_automated(&mut *db, id, section.as_str(), only).await?;
+    if !started.is_empty() {
+        let names: Vec<&str> = started.iter().map(|(i, _)| i.as_str()).collect();
+        store::insert_event(
+            &mut *db,
+            id,
+            actor,
+            "run",
+            &format!(
+                "{} {} item(s) started: {}",
+                section.as_str(),
+                started.len(),
+                names.join(", ")
+            ),
+            serde_json::json!({ "section": section.as_str(), "items": names }),
+        )
+        .await?;
+    }
+    Ok(started
+        .into_iter()
+        .map(|(i, s)| (i, ItemState::parse(&s).unwrap_or(ItemState::Pending)))
+        .collect())
 }
 
 /// Standing approvals by distinct people.
@@ -427,8 +616,51 @@ pub async fn create_deployment(
         },
     )
     .await?;
+    // Every binding the template's automated items use must be given, and only those.
+    let mut used: Vec<&str> = Vec::new();
+    for section in Section::ALL {
+        for it in t.spec.sections.section(section) {
+            if let Some(m) = &it.metric
+                && !used.contains(&m.target.as_str())
+            {
+                used.push(&m.target);
+            }
+        }
+    }
+    if let Some(extra) = n.targets.keys().find(|k| !used.contains(&k.as_str())) {
+        return Err(DomainError::invalid(format!(
+            "targets.{extra}: template {} v{} has no binding {extra:?} ({})",
+            t.template_id,
+            t.version,
+            if used.is_empty() {
+                "it binds no targets".to_string()
+            } else {
+                format!("its bindings: {}", used.join(", "))
+            }
+        )));
+    }
+    let mut bound: std::collections::BTreeMap<&str, (i64, String)> = Default::default();
+    for b in &used {
+        let wanted = n.targets.get(*b).map(|s| s.trim()).filter(|s| !s.is_empty()).ok_or_else(|| {
+            DomainError::invalid(format!(
+                "targets.{b}: template {} v{} measures metrics on the Prometheus target bound as {b:?}: give its name or a label selector, e.g. \"targets\": {{\"{b}\": \"service={service}, environment={environment}\"}}",
+                t.template_id, t.version
+            ))
+        })?;
+        if wanted.chars().count() > 200 {
+            return Err(DomainError::invalid(format!(
+                "targets.{b}: at most 200 characters"
+            )));
+        }
+        bound.insert(b, bind_target(&mut tx, b, wanted, "prometheus").await?);
+    }
     for section in Section::ALL {
         for (i, it) in t.spec.sections.section(section).iter().enumerate() {
+            let metric = it.metric.clone().map(|mut m| {
+                m.query = fill_query(&m.query, service, environment, &version);
+                m
+            });
+            let target = metric.as_ref().and_then(|m| bound.get(m.target.as_str()));
             store::insert_item(
                 &mut *tx,
                 id,
@@ -436,11 +668,18 @@ pub async fn create_deployment(
                     item_id: &it.id,
                     section: section.as_str(),
                     position: i as i32,
-                    kind: "manual",
+                    kind: it.kind.as_str(),
                     text: &it.text,
                     help: &it.help,
                     required: it.required,
                     requires_note: it.requires_note,
+                    spec: metric
+                        .as_ref()
+                        .map(serde_json::to_value)
+                        .transpose()
+                        .map_err(DomainError::internal)?,
+                    target_id: target.map(|t| t.0),
+                    target_name: target.map(|t| t.1.as_str()),
                 },
             )
             .await?;
@@ -457,9 +696,11 @@ pub async fn create_deployment(
             t.template_id,
             t.version
         ),
-        serde_json::json!({ "template": t.template_id, "template_version": t.version }),
+        serde_json::json!({ "template": t.template_id, "template_version": t.version,
+            "targets": bound.iter().map(|(b, (_, name))| (b.to_string(), name.clone())).collect::<std::collections::BTreeMap<_, _>>() }),
     )
     .await?;
+    start_section(&mut tx, id, "lookout", Section::Pre, None).await?;
     let row = store::deployment(&mut *tx, id, false)
         .await?
         .ok_or_else(|| DomainError::internal("the deployment just created is gone"))?;
@@ -589,7 +830,39 @@ pub async fn act_on_item(
         }
         Some(_) => {}
     }
+    if item.kind.is_automated() && matches!(action, ItemAction::Check { .. } | ItemAction::Uncheck)
+    {
+        return Err(DomainError::conflict(format!(
+            "{item_id} is a {} item: Lookout sets it from its measurements; re-run it, or waive it (approvers)",
+            item.kind.as_str()
+        )));
+    }
+    if let ItemAction::Rerun = action {
+        if !item.kind.is_automated() {
+            return Err(DomainError::conflict(format!(
+                "{item_id} is a manual item: check or uncheck it; only automated items re-run"
+            )));
+        }
+        start_section(&mut tx, row.id, &who.name, item.section, Some(item_id)).await?;
+        if item.section == Section::Pre {
+            pre_item_changed(
+                &mut tx,
+                row.id,
+                status,
+                &who.name,
+                item_id,
+                item.state,
+                ItemState::Running,
+            )
+            .await?;
+        }
+        let row = locked(&mut tx, key).await?;
+        let d = detail(&mut tx, row, policy).await?;
+        tx.commit().await?;
+        return Ok(d);
+    }
     let (state, note, verb) = match action {
+        ItemAction::Rerun => return Err(DomainError::internal("re-run is handled above")),
         ItemAction::Check { note } => {
             let note = text_field(
                 "note",
@@ -633,46 +906,11 @@ pub async fn act_on_item(
         serde_json::json!({ "item": item_id, "state": state.as_str(), "from": item.state.as_str() }),
     )
     .await?;
-    if item.section == Section::Pre
-        && matches!(
-            status,
-            DeploymentStatus::AwaitingApproval | DeploymentStatus::Approved
+    if item.section == Section::Pre {
+        pre_item_changed(
+            &mut tx, row.id, status, &who.name, item_id, item.state, state,
         )
-    {
-        let why = format!(
-            "pre item {item_id} changed from {} to {} after it was signed",
-            item.state.as_str(),
-            state.as_str()
-        );
-        let voided = store::void_approvals(&mut *tx, row.id, &why).await?;
-        if voided > 0 {
-            event(
-                &mut tx,
-                row.id,
-                who,
-                "approvals_voided",
-                &format!("{voided} approval(s) voided: {why}"),
-                serde_json::json!({ "voided": voided }),
-            )
-            .await?;
-        }
-        if status == DeploymentStatus::Approved {
-            store::set_status(
-                &mut *tx,
-                row.id,
-                DeploymentStatus::AwaitingApproval.as_str(),
-            )
-            .await?;
-            event(
-                &mut tx,
-                row.id,
-                who,
-                "status",
-                "Back to awaiting_approval: a pre-deploy item changed after sign-off",
-                serde_json::json!({ "from": "approved", "to": "awaiting_approval" }),
-            )
-            .await?;
-        }
+        .await?;
     }
     let row = locked(&mut tx, key).await?;
     let d = detail(&mut tx, row, policy).await?;
@@ -752,6 +990,15 @@ pub async fn transition(
         serde_json::json!({ "from": from.as_str(), "to": to.as_str(), "reason": reason }),
     )
     .await?;
+    match to {
+        DeploymentStatus::InProgress => {
+            start_section(&mut tx, row.id, "lookout", Section::During, None).await?;
+        }
+        DeploymentStatus::Verifying => {
+            start_section(&mut tx, row.id, "lookout", Section::Post, None).await?;
+        }
+        _ => {}
+    }
     let row = locked(&mut tx, key).await?;
     let d = detail(&mut tx, row, policy).await?;
     tx.commit().await?;

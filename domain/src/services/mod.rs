@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod deployment_checks;
 pub mod deployments;
 pub mod incidents;
 pub mod kafka_lag;

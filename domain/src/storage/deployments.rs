@@ -227,6 +227,9 @@ pub struct ItemRow {
     pub set_by: Option<String>,
     pub set_at: Option<OffsetDateTime>,
     pub note: Option<String>,
+    pub spec: Option<serde_json::Value>,
+    pub target_name: Option<String>,
+    pub run: i32,
 }
 
 pub struct NewItem<'a> {
@@ -238,6 +241,10 @@ pub struct NewItem<'a> {
     pub help: &'a str,
     pub required: bool,
     pub requires_note: bool,
+    /// An automated item's check, its target.
+    pub spec: Option<serde_json::Value>,
+    pub target_id: Option<i64>,
+    pub target_name: Option<&'a str>,
 }
 
 pub async fn insert_item(
@@ -246,8 +253,8 @@ pub async fn insert_item(
     i: NewItem<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO deployment_items (deployment_id, item_id, section, position, kind, text, help, required, requires_note)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO deployment_items (deployment_id, item_id, section, position, kind, text, help, required, requires_note, spec, target_id, target_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(deployment_id)
     .bind(i.item_id)
@@ -258,6 +265,9 @@ pub async fn insert_item(
     .bind(i.help)
     .bind(i.required)
     .bind(i.requires_note)
+    .bind(i.spec)
+    .bind(i.target_id)
+    .bind(i.target_name)
     .execute(db)
     .await
     .map(|_| ())
@@ -266,7 +276,7 @@ pub async fn insert_item(
 /// In template order: pre, during, post, each by position.
 pub async fn items(db: impl PgExecutor<'_>, deployment_id: i64) -> sqlx::Result<Vec<ItemRow>> {
     sqlx::query_as::<_, ItemRow>(
-        "SELECT item_id, section, kind, text, help, required, requires_note, state, set_by, set_at, note
+        "SELECT item_id, section, kind, text, help, required, requires_note, state, set_by, set_at, note, spec, target_name, run
          FROM deployment_items WHERE deployment_id = $1
          ORDER BY array_position(ARRAY['pre', 'during', 'post'], section), position",
     )
@@ -407,6 +417,161 @@ pub async fn events(db: impl PgExecutor<'_>, deployment_id: i64) -> sqlx::Result
         "SELECT at, actor, kind, body, details FROM deployment_events WHERE deployment_id = $1 ORDER BY id",
     )
     .bind(deployment_id)
+    .fetch_all(db)
+    .await
+}
+
+// ---- automated items -------------------------------------------------------------------
+
+/// Starts (or restarts) the automated items of a section: running, a new run, due now.
+/// Returns the items started and the state each had.
+pub async fn start_automated(
+    db: impl PgExecutor<'_>,
+    deployment_id: i64,
+    section: &str,
+    only_item: Option<&str>,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "UPDATE deployment_items d SET state = 'running', run = d.run + 1, next_at = now(),
+                set_by = 'lookout', set_at = now(), note = NULL
+         FROM (SELECT item_id, state FROM deployment_items
+               WHERE deployment_id = $1 AND section = $2 AND kind <> 'manual'
+                 AND ($3::text IS NULL OR item_id = $3) FOR UPDATE) old
+         WHERE d.deployment_id = $1 AND d.item_id = old.item_id
+         RETURNING d.item_id, old.state",
+    )
+    .bind(deployment_id)
+    .bind(section)
+    .bind(only_item)
+    .fetch_all(db)
+    .await
+}
+
+/// A measurement that is due, claimed: its next one is pushed an interval away.
+#[derive(Debug, Clone, FromRow)]
+pub struct DueRow {
+    pub deployment_id: i64,
+    pub item_id: String,
+    pub run: i32,
+    pub spec: Option<serde_json::Value>,
+    pub target_id: Option<i64>,
+    /// How late the claim is behind the schedule, in milliseconds.
+    pub lag_ms: f64,
+}
+
+/// Claims up to `limit` running items whose measurement is due, in their section's time
+/// (pre while the deployment is not yet started, during while in progress, post while
+/// verifying). Replicas claim different rows (SKIP LOCKED); a claim moves the item's next
+/// measurement one interval on, so an answer that never comes is not asked again before
+/// then.
+pub async fn claim_due(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<DueRow>> {
+    sqlx::query_as::<_, DueRow>(
+        "WITH due AS (
+            SELECT i.deployment_id, i.item_id, i.next_at
+            FROM deployment_items i JOIN deployments d ON d.id = i.deployment_id
+            WHERE i.state = 'running' AND i.next_at <= now() AND i.kind <> 'manual'
+              AND ((i.section = 'pre' AND d.status IN ('draft', 'awaiting_approval', 'approved'))
+                OR (i.section = 'during' AND d.status = 'in_progress')
+                OR (i.section = 'post' AND d.status = 'verifying'))
+            ORDER BY i.next_at
+            LIMIT $1
+            FOR UPDATE OF i SKIP LOCKED)
+         UPDATE deployment_items i
+         SET next_at = now() + make_interval(secs => COALESCE((i.spec->>'interval_secs')::int, 10))
+         FROM due
+         WHERE i.deployment_id = due.deployment_id AND i.item_id = due.item_id
+         RETURNING i.deployment_id, i.item_id, i.run, i.spec, i.target_id,
+                   (EXTRACT(EPOCH FROM (now() - due.next_at)) * 1000)::float8 AS lag_ms",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// An item's state and run, locked (to record a measurement against the run it was for).
+pub async fn lock_item(
+    db: impl PgExecutor<'_>,
+    deployment_id: i64,
+    item_id: &str,
+) -> sqlx::Result<Option<(String, i32, String)>> {
+    sqlx::query_as(
+        "SELECT i.state, i.run, d.status FROM deployment_items i JOIN deployments d ON d.id = i.deployment_id
+         WHERE i.deployment_id = $1 AND i.item_id = $2 FOR UPDATE OF i",
+    )
+    .bind(deployment_id)
+    .bind(item_id)
+    .fetch_optional(db)
+    .await
+}
+
+pub struct NewMeasurement<'a> {
+    pub deployment_id: i64,
+    pub item_id: &'a str,
+    pub run: i32,
+    pub phase: &'a str,
+    pub value: serde_json::Value,
+    pub series: i32,
+    pub message: &'a str,
+    pub lag_ms: i32,
+}
+
+/// Records a measurement; returns the run's successful, failed and inconclusive counts
+/// with it.
+pub async fn insert_measurement(
+    db: &mut sqlx::PgConnection,
+    m: NewMeasurement<'_>,
+) -> sqlx::Result<(i64, i64, i64)> {
+    sqlx::query(
+        "INSERT INTO deployment_measurements (deployment_id, item_id, run, phase, value, series, message, lag_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(m.deployment_id)
+    .bind(m.item_id)
+    .bind(m.run)
+    .bind(m.phase)
+    .bind(&m.value)
+    .bind(m.series)
+    .bind(m.message)
+    .bind(m.lag_ms)
+    .execute(&mut *db)
+    .await?;
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE phase = 'successful'), count(*) FILTER (WHERE phase = 'failed'),
+                count(*) FILTER (WHERE phase = 'inconclusive')
+         FROM deployment_measurements WHERE deployment_id = $1 AND item_id = $2 AND run = $3",
+    )
+    .bind(m.deployment_id)
+    .bind(m.item_id)
+    .bind(m.run)
+    .fetch_one(&mut *db)
+    .await
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MeasurementRow {
+    pub item_id: String,
+    pub run: i32,
+    pub at: OffsetDateTime,
+    pub phase: String,
+    pub value: serde_json::Value,
+    pub series: i32,
+    pub message: String,
+}
+
+/// The newest `per_item` measurements of each item, oldest first.
+pub async fn measurements(
+    db: impl PgExecutor<'_>,
+    deployment_id: i64,
+    per_item: i64,
+) -> sqlx::Result<Vec<MeasurementRow>> {
+    sqlx::query_as::<_, MeasurementRow>(
+        "SELECT item_id, run, at, phase, value, series, message FROM (
+            SELECT *, row_number() OVER (PARTITION BY item_id ORDER BY id DESC) AS n
+            FROM deployment_measurements WHERE deployment_id = $1) m
+         WHERE n <= $2 ORDER BY item_id, id",
+    )
+    .bind(deployment_id)
+    .bind(per_item)
     .fetch_all(db)
     .await
 }

@@ -175,7 +175,8 @@ pub fn spec() -> serde_json::Value {
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["service", "environment", "version", "template"], "additionalProperties": false, "properties": {
               "service": { "type": "string" }, "environment": { "type": "string" }, "version": { "type": "string", "maxLength": 100 }, "template": { "type": "string" },
               "template_version": { "type": "integer", "description": "default: the newest" }, "description": { "type": "string", "maxLength": 5000 },
-              "commit": { "type": "string" }, "pipeline_url": { "type": "string", "format": "uri" } } } } } },
+              "commit": { "type": "string" }, "pipeline_url": { "type": "string", "format": "uri" },
+              "targets": { "type": "object", "additionalProperties": { "type": "string", "maxLength": 200 }, "description": "binding → a Prometheus target's name or a label selector matching exactly one (`service=checkout, environment=production`); every binding the template's metric items name, and only those" } } } } } },
             "responses": { "201": { "description": "Opened (draft)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "422": err } }
         },
         "/api/v1/deployments/{key}": { "get": { "summary": "A deployment: status, items with their state, approvals (with snapshots), what blocks it (any role)",
@@ -189,10 +190,10 @@ pub fn spec() -> serde_json::Value {
               "event": { "type": "string", "enum": ["started", "progress", "finished", "rolled_back"] }, "percent": { "type": "integer", "minimum": 0, "maximum": 100 },
               "message": { "type": "string" }, "reason": { "type": "string" } } } } } },
             "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
-        "/api/v1/deployments/{key}/items/{item}": { "post": { "summary": "Check (responder; a note when the item requires one), uncheck, or waive (approver, with a reason) an item of the open section. Changing a pre-deploy item after sign-off voids the approvals.",
+        "/api/v1/deployments/{key}/items/{item}": { "post": { "summary": "Check (responder; a note when the item requires one) or uncheck a manual item, re-run an automated (metric) item (a new run), or waive any item (approver, with a reason) of the open section. Changing a pre-deploy item after sign-off voids the approvals.",
             "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }, { "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }],
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["action"], "properties": {
-              "action": { "type": "string", "enum": ["check", "uncheck", "waive"] }, "note": { "type": "string" }, "reason": { "type": "string" } } } } } },
+              "action": { "type": "string", "enum": ["check", "uncheck", "waive", "rerun"] }, "note": { "type": "string" }, "reason": { "type": "string" } } } } } },
             "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
         "/api/v1/deployments/{key}/transition": { "post": { "summary": "Move on (responder): awaiting_approval (submit), in_progress (start), verifying, done; or end it: cancelled, rolled_back (with a reason). 409 with the reason when not allowed or blocked.",
             "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }],
@@ -292,12 +293,23 @@ pub fn spec() -> serde_json::Value {
             "deployment": { "type": "object", "properties": { "key": { "type": "string" }, "service": { "type": "string" }, "environment": { "type": "string" }, "version": { "type": "string" },
               "requester": { "type": "string" }, "template_id": { "type": "string" }, "template_version": { "type": "integer" }, "status": { "$ref": "#/components/schemas/DeploymentStatus" } } },
             "items": { "type": "array", "items": { "type": "object", "properties": { "item_id": { "type": "string" }, "section": { "type": "string", "enum": ["pre", "during", "post"] },
-              "state": { "type": "string", "enum": ["pending", "running", "passed", "failed", "inconclusive", "waived", "checked"] }, "required": { "type": "boolean" }, "set_by": { "type": ["string", "null"] }, "note": { "type": ["string", "null"] } } } },
+              "kind": { "type": "string", "enum": ["manual", "metric"] },
+              "state": { "type": "string", "enum": ["pending", "running", "passed", "failed", "inconclusive", "waived", "checked"] }, "required": { "type": "boolean" }, "set_by": { "type": ["string", "null"] }, "note": { "type": ["string", "null"] },
+              "metric": { "$ref": "#/components/schemas/MetricCheck" }, "target": { "type": "string", "description": "the Prometheus target it was bound to" }, "run": { "type": "integer", "description": "0: never run; each re-run is a new one" },
+              "measurements": { "type": "array", "description": "the newest 60, oldest first", "items": { "type": "object", "properties": {
+                "run": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "phase": { "type": "string", "enum": ["successful", "failed", "inconclusive"] },
+                "values": { "type": "array", "items": { "type": "object", "properties": { "labels": { "type": "object" }, "value": { "type": "string", "description": "as Prometheus writes it: 0.25, NaN, +Inf" } } } },
+                "series": { "type": "integer" }, "message": { "type": "string" } } } } } } },
             "approvals": { "type": "array", "items": { "type": "object", "properties": { "approver": { "type": "string" }, "decision": { "type": "string" }, "snapshot": { "type": "string" }, "snapshot_sha256": { "type": "string" }, "voided_at": { "type": ["string", "null"] } } } },
             "approvals_needed": { "type": "integer" }, "approvals_given": { "type": "integer" }, "blocking": { "type": "array", "items": { "type": "string" } } } },
           "TemplateItem": { "type": "object", "properties": {
-            "id": { "type": "string" }, "kind": { "type": "string", "enum": ["manual"] }, "text": { "type": "string" },
-            "help": { "type": "string", "description": "markdown" }, "requires_note": { "type": "boolean" }, "required": { "type": "boolean" } } },
+            "id": { "type": "string" }, "kind": { "type": "string", "enum": ["manual", "metric"] }, "text": { "type": "string" },
+            "help": { "type": "string", "description": "markdown" }, "requires_note": { "type": "boolean" }, "required": { "type": "boolean" },
+            "metric": { "$ref": "#/components/schemas/MetricCheck" } } },
+          "MetricCheck": { "type": "object", "description": "A metric item's check (Argo Rollouts' analysis rules)", "properties": {
+            "target": { "type": "string", "description": "the binding" }, "query": { "type": "string", "description": "PromQL, instant" },
+            "success": { "type": "string", "examples": ["result < 0.001", "all(result < 500)"] }, "failure": { "type": ["string", "null"] },
+            "interval_secs": { "type": "integer" }, "count": { "type": "integer" }, "failure_limit": { "type": "integer" }, "inconclusive_limit": { "type": "integer" } } },
           "Template": { "type": "object", "properties": {
             "template_id": { "type": "string" }, "version": { "type": "integer" }, "name": { "type": "string" }, "description": { "type": "string" },
             "yaml": { "type": "string", "description": "as saved" }, "built_in": { "type": "boolean" },

@@ -6,14 +6,18 @@
 //!   up to a limit. Housekeeping runs on it.
 //! - The same leases, one per target (`kafka-sampler:<id>`), divide Kafka targets among
 //!   replicas (`kafka_sampler.rs`).
+//! - Automated deployment items are claimed row by row (`SKIP LOCKED`) by every replica's
+//!   evaluation loop (`deployment_checks.rs`): no lease needed.
 //! - [`supervise`] restarts a loop that panicked (after a pause that grows to a minute, with
 //!   a log line and a metric) and leaves it alone when it ends after shutdown.
 //! - [`record`] keeps per-worker counters that `/metrics` shows: runs, failures, restarts,
 //!   the last run's duration and the last success.
 
+mod deployment_checks;
 mod housekeeping;
 mod kafka_sampler;
 
+pub use deployment_checks::{CheckSettings, check_stats, spawn_deployment_checks};
 pub use housekeeping::{housekeeping_round, spawn};
 pub use kafka_sampler::{SamplerSettings, spawn_kafka_sampler};
 

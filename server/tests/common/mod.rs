@@ -245,3 +245,149 @@ pub async fn json_req(
     })
     .await
 }
+
+/// A real Prometheus (Debian's `prometheus`, or `LOOKOUT_PROMETHEUS_BIN`) on a random
+/// loopback port, scraping `targets` every second; killed when dropped.
+pub struct Prometheus {
+    pub url: String,
+    child: std::process::Child,
+    _dir: tempdir::Dir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(prefix: &str) -> Self {
+            let p =
+                std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Prometheus {
+    pub async fn start(targets: &[String]) -> Prometheus {
+        let bin = std::env::var("LOOKOUT_PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
+        let dir = tempdir::Dir::new("lookout-prometheus");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{}]\n",
+            targets
+                .iter()
+                .map(|t| format!("'{t}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        std::fs::write(dir.0.join("prometheus.yml"), config).unwrap();
+        let port = free_port();
+        let child = std::process::Command::new(&bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.0.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} (apt install prometheus): {e}"));
+        let p = Prometheus {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        let c = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = c.get(format!("{}/-/ready", p.url)).send().await
+                && r.status() == 200
+            {
+                return p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Prometheus did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until `promql` returns at least one series.
+    pub async fn wait_for(&self, promql: &str) {
+        let c = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = c
+                .post(format!("{}/api/v1/query", self.url))
+                .form(&[("query", promql)])
+                .send()
+                .await
+                && let Ok(v) = r.json::<serde_json::Value>().await
+                && v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Prometheus never saw {promql}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// A Prometheus exporter serving whatever text it is given (`/metrics`).
+pub struct Exporter {
+    pub addr: String,
+    pub text: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Exporter {
+    pub async fn start(text: &str) -> Exporter {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(text.to_string()));
+        let s2 = shared.clone();
+        let router = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let s = s2.clone();
+                async move { s.lock().unwrap().clone() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Exporter { addr, text: shared }
+    }
+    pub fn set(&self, text: &str) {
+        *self.text.lock().unwrap() = text.to_string();
+    }
+}

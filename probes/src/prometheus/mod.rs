@@ -1,0 +1,362 @@
+//! Prometheus: the connection check and instant queries over its HTTP API, read-only and
+//! bounded (a time limit on every request, a cap on the answer's size and series). The
+//! address is the server's base URL; credentials come in its userinfo when connecting
+//! (`domain::kinds`): a username and password are sent as basic auth, a password alone as a
+//! bearer token. They are never part of what is shown (`target`).
+
+pub mod condition;
+
+use crate::{ConnectionReport, ProbeError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The largest answer read from Prometheus.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// The most series kept from one answer.
+pub const MAX_SERIES: usize = 10_000;
+
+/// One series of an instant vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// An instant query's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum QueryValue {
+    Scalar(f64),
+    Vector(Vec<Sample>),
+}
+
+impl QueryValue {
+    /// The values, for evidence and charts.
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            QueryValue::Scalar(v) => vec![*v],
+            QueryValue::Vector(s) => s.iter().map(|s| s.value).collect(),
+        }
+    }
+}
+
+enum Auth {
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
+/// A Prometheus server to ask.
+pub struct Client {
+    base: url::Url,
+    auth: Auth,
+    /// The base URL as shown (no credentials).
+    pub target: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(address: &str) -> Result<Client, ProbeError> {
+        let mut base = url::Url::parse(address.trim())
+            .map_err(|e| ProbeError::InvalidTarget(format!("invalid URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(ProbeError::InvalidTarget(
+                "a Prometheus target is an http:// or https:// URL".into(),
+            ));
+        }
+        let user = percent_decode(base.username());
+        let password = base.password().map(percent_decode);
+        let auth = match (user.is_empty(), password) {
+            (true, None) => Auth::None,
+            (true, Some(token)) => Auth::Bearer(token),
+            (false, pw) => Auth::Basic(user, pw.unwrap_or_default()),
+        };
+        let _ = base.set_username("");
+        let _ = base.set_password(None);
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ProbeError::Internal(format!("HTTP client: {e}")))?;
+        Ok(Client {
+            target: base.to_string(),
+            base,
+            auth,
+            http,
+        })
+    }
+
+    fn url(&self, path: &str) -> Result<url::Url, ProbeError> {
+        self.base
+            .join(path)
+            .map_err(|e| ProbeError::InvalidTarget(e.to_string()))
+    }
+
+    fn authed(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Auth::None => r,
+            Auth::Basic(u, p) => r.basic_auth(u, Some(p)),
+            Auth::Bearer(t) => r.bearer_auth(t),
+        }
+    }
+
+    /// Sends a request and reads its JSON `data` within `limit`, the answer capped.
+    async fn call(
+        &self,
+        req: reqwest::RequestBuilder,
+        limit: Duration,
+    ) -> Result<serde_json::Value, ProbeError> {
+        let start = Instant::now();
+        let target = self.target.clone();
+        let work = async {
+            let mut resp = self
+                .authed(req)
+                .send()
+                .await
+                .map_err(|e| ProbeError::Unreachable {
+                    target: target.clone(),
+                    reason: error_chain(&e),
+                    elapsed: format!("{:.1} s", start.elapsed().as_secs_f64()),
+                })?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                || status == reqwest::StatusCode::FORBIDDEN
+            {
+                return Err(ProbeError::AuthFailed {
+                    target: target.clone(),
+                    reason: format!("HTTP {status}"),
+                });
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| ProbeError::Server {
+                target: target.clone(),
+                reason: format!("reading the answer: {}", error_chain(&e)),
+            })? {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(ProbeError::Server {
+                        target: target.clone(),
+                        reason: format!(
+                            "the answer is larger than {} MB: narrow the query",
+                            MAX_ANSWER_BYTES / (1024 * 1024)
+                        ),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((status, body))
+        };
+        let (status, body) =
+            tokio::time::timeout(limit, work)
+                .await
+                .map_err(|_| ProbeError::TimedOut {
+                    target: self.target.clone(),
+                    limit: format!("{:.1} s", limit.as_secs_f64()),
+                })??;
+        #[derive(Deserialize)]
+        struct Envelope {
+            status: String,
+            #[serde(default)]
+            data: serde_json::Value,
+            #[serde(default, rename = "errorType")]
+            error_type: String,
+            #[serde(default)]
+            error: String,
+        }
+        let env: Envelope = serde_json::from_slice(&body).map_err(|_| ProbeError::Server {
+            target: self.target.clone(),
+            reason: format!(
+                "HTTP {status}, not a Prometheus API answer: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ),
+        })?;
+        if env.status != "success" {
+            return Err(ProbeError::Server {
+                target: self.target.clone(),
+                reason: format!(
+                    "{}: {}",
+                    if env.error_type.is_empty() {
+                        status.to_string()
+                    } else {
+                        env.error_type
+                    },
+                    env.error.chars().take(500).collect::<String>()
+                ),
+            });
+        }
+        Ok(env.data)
+    }
+
+    /// The server's version (`/api/v1/status/buildinfo`).
+    pub async fn build_info(&self, limit: Duration) -> Result<String, ProbeError> {
+        let data = self
+            .call(self.http.get(self.url("api/v1/status/buildinfo")?), limit)
+            .await?;
+        Ok(data
+            .get("version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string())
+    }
+
+    /// An instant query (POST, so long queries fit), evaluated now.
+    pub async fn query(&self, promql: &str, limit: Duration) -> Result<QueryValue, ProbeError> {
+        let req = self.http.post(self.url("api/v1/query")?).form(&[
+            ("query", promql),
+            ("timeout", &format!("{}s", limit.as_secs().max(1))),
+        ]);
+        let data = self.call(req, limit).await?;
+        parse_result(&data).map_err(|reason| ProbeError::Server {
+            target: self.target.clone(),
+            reason,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+fn number(v: &serde_json::Value) -> Result<f64, String> {
+    // [timestamp, "value"]
+    let s = v
+        .get(1)
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| "a sample without a value".to_string())?;
+    s.parse::<f64>()
+        .map_err(|_| format!("the value {s:?} is not a number"))
+}
+
+/// `data` of an instant query: a vector or a scalar (a matrix or a string is refused).
+pub fn parse_result(data: &serde_json::Value) -> Result<QueryValue, String> {
+    let kind = data
+        .get("resultType")
+        .and_then(|k| k.as_str())
+        .unwrap_or("");
+    let result = data.get("result").unwrap_or(&serde_json::Value::Null);
+    match kind {
+        "scalar" => Ok(QueryValue::Scalar(number(result)?)),
+        "vector" => {
+            let series = result
+                .as_array()
+                .ok_or_else(|| "a vector without series".to_string())?;
+            if series.len() > MAX_SERIES {
+                return Err(format!(
+                    "the query returned {} series (at most {MAX_SERIES}): aggregate it",
+                    series.len()
+                ));
+            }
+            series
+                .iter()
+                .map(|s| {
+                    let labels = s
+                        .get("metric")
+                        .and_then(|m| m.as_object())
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Ok(Sample {
+                        labels,
+                        value: number(s.get("value").unwrap_or(&serde_json::Value::Null))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map(QueryValue::Vector)
+        }
+        "matrix" => Err(
+            "the query returned a range vector: a check needs an instant value (wrap it, e.g. rate(x[5m]))"
+                .into(),
+        ),
+        other => Err(format!("the query returned a {other:?}: a check needs a number")),
+    }
+}
+
+/// "Test connection": the build info within `limit`.
+pub async fn check(address: &str, limit: Duration) -> Result<ConnectionReport, ProbeError> {
+    let client = Client::new(address)?;
+    let start = Instant::now();
+    let version = client.build_info(limit).await?;
+    let latency = start.elapsed();
+    // One query proves the credentials may query, not only read the build info.
+    let up = client.query("count(up == 1)", limit).await?;
+    let up = up.values().first().copied().unwrap_or(0.0);
+    Ok(ConnectionReport {
+        kind: "prometheus".into(),
+        target: client.target.clone(),
+        server_version: version,
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        facts: vec![("targets up".into(), format!("{up}"))],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"resultType":"vector","result":[{"metric":{"job":"a"},"value":[1.5,"0.25"]},{"metric":{},"value":[1.5,"NaN"]}]}"#,
+        )
+        .unwrap();
+        let QueryValue::Vector(s) = parse_result(&v).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s[0].value, 0.25);
+        assert_eq!(s[0].labels["job"], "a");
+        assert!(s[1].value.is_nan());
+        let v = serde_json::json!({"resultType":"scalar","result":[1.5,"+Inf"]});
+        assert_eq!(parse_result(&v).unwrap(), QueryValue::Scalar(f64::INFINITY));
+        let v = serde_json::json!({"resultType":"matrix","result":[]});
+        assert!(parse_result(&v).unwrap_err().contains("range vector"));
+        let v = serde_json::json!({"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]});
+        assert!(parse_result(&v).is_err());
+    }
+
+    #[test]
+    fn credentials_become_headers_and_never_the_target() {
+        let c = Client::new("http://:tok%40en@prom:9090/prefix").unwrap();
+        assert_eq!(c.target, "http://prom:9090/prefix/");
+        assert!(matches!(&c.auth, Auth::Bearer(t) if t == "tok@en"));
+        let c = Client::new("https://ops:pw@prom").unwrap();
+        assert_eq!(c.target, "https://prom/");
+        assert!(matches!(&c.auth, Auth::Basic(u, p) if u == "ops" && p == "pw"));
+        let c = Client::new("http://prom:9090").unwrap();
+        assert!(matches!(c.auth, Auth::None));
+        assert!(Client::new("ftp://prom").is_err());
+    }
+}
