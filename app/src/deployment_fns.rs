@@ -1,13 +1,26 @@
-//! Server functions for the Deployments page (adapters over `domain::services::deployments`).
+//! Server functions for the Deployments pages (adapters over `domain::services::deployments`).
+//! The forms post here; without JavaScript the browser is sent back to the page (or to the
+//! new deployment / template version), with it the `Enhance` island re-renders the page.
+// The form that opens a deployment has eight fields; the code the server-function macro
+// generates takes them as arguments.
+#![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
-use domain::deployments::{Deployment, DeploymentDetail, TemplateSummary};
+use domain::deployments::{Deployment, DeploymentDetail, Template, TemplateSummary};
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use crate::state::call;
 #[cfg(feature = "ssr")]
+use domain::deployments::DeploymentStatus;
+#[cfg(feature = "ssr")]
 use domain::services::deployments as svc;
+
+#[cfg(feature = "ssr")]
+fn invalid(m: impl Into<String>) -> AppError {
+    AppError::from(domain::DomainError::Invalid(m.into()))
+}
 
 /// Every checklist template at its newest version.
 #[server(prefix = "/api/fn", endpoint = "deployments/templates")]
@@ -16,30 +29,256 @@ pub async fn list_templates() -> Result<Vec<TemplateSummary>, AppError> {
     Ok(svc::list_templates(&c.pool, &c.who).await?)
 }
 
-/// The newest deployments (50).
-#[server(prefix = "/api/fn", endpoint = "deployments/list")]
-pub async fn list_deployments() -> Result<Vec<Deployment>, AppError> {
-    let c = call()?;
-    Ok(svc::list_deployments(&c.pool, &c.who, &Default::default()).await?)
+/// The deployments list: newest first, filtered, keyset-paged (`before`: a key's number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentList {
+    pub deployments: Vec<Deployment>,
+    /// The `before` of the next page, when there is one.
+    pub next: Option<i64>,
 }
 
-/// One deployment with its record (`at`, actor, kind, body), oldest first.
-#[server(prefix = "/api/fn", endpoint = "deployments/get")]
-pub async fn get_deployment(
-    key: String,
-) -> Result<
-    (
-        DeploymentDetail,
-        Vec<(time::OffsetDateTime, String, String, String)>,
-    ),
-    AppError,
-> {
+/// One page of deployments (50).
+#[server(prefix = "/api/fn", endpoint = "deployments/list")]
+pub async fn list_deployments(
+    service: Option<String>,
+    environment: Option<String>,
+    status: Option<String>,
+    before: Option<i64>,
+) -> Result<DeploymentList, AppError> {
     let c = call()?;
-    let d = svc::get_deployment(&c.pool, &c.who, &c.approvals, &key).await?;
+    let nonempty = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let f = svc::DeploymentFilter {
+        service: nonempty(service),
+        environment: nonempty(environment),
+        status: nonempty(status),
+        before,
+    };
+    let deployments = svc::list_deployments(&c.pool, &c.who, &f).await?;
+    let next = (deployments.len() >= svc::LIST_PAGE)
+        .then(|| {
+            deployments
+                .last()
+                .and_then(|d| domain::deployments::parse_deployment_key(&d.key))
+        })
+        .flatten();
+    Ok(DeploymentList { deployments, next })
+}
+
+/// What the deployment page shows: the deployment, its record, and what the viewer may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentPageData {
+    pub detail: DeploymentDetail,
+    /// The record (`at`, actor, kind, body), oldest first.
+    pub events: Vec<(time::OffsetDateTime, String, String, String)>,
+    pub me: String,
+    /// Responder or more: check items, move the deployment on.
+    pub can_work: bool,
+    /// Approver or admin signed in as a person (tokens cannot sign).
+    pub can_approve: bool,
+}
+
+/// One deployment with its record.
+#[server(prefix = "/api/fn", endpoint = "deployments/get")]
+pub async fn get_deployment(key: String) -> Result<DeploymentPageData, AppError> {
+    let c = call()?;
+    let detail = svc::get_deployment(&c.pool, &c.who, &c.approvals, &key).await?;
     let events = svc::deployment_events(&c.pool, &c.who, &key)
         .await?
         .into_iter()
         .map(|e| (e.at, e.actor, e.kind, e.body))
         .collect();
-    Ok((d, events))
+    Ok(DeploymentPageData {
+        detail,
+        events,
+        me: c.who.name.clone(),
+        can_work: c.who.role.allows(domain::Role::Responder),
+        can_approve: c.who.role.allows(domain::Role::Approver) && c.who.user_id.is_some(),
+    })
+}
+
+/// `binding: target` lines (a target's name or a label selector) into the bindings map.
+pub fn parse_bindings(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (b, t) = line.split_once(':').ok_or_else(|| {
+            format!(
+                "target bindings, line {}: write binding: target name or label selector (e.g. prometheus: service=checkout, environment=production)",
+                n + 1
+            )
+        })?;
+        if out
+            .insert(b.trim().to_string(), t.trim().to_string())
+            .is_some()
+        {
+            return Err(format!(
+                "target bindings, line {}: {} is bound twice",
+                n + 1,
+                b.trim()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Opens a deployment from the form; goes to its page.
+#[server(prefix = "/api/fn", endpoint = "deployments/create")]
+pub async fn create_deployment(
+    template: String,
+    service: String,
+    environment: String,
+    version: String,
+    description: String,
+    commit: String,
+    pipeline_url: String,
+    targets: String,
+) -> Result<String, AppError> {
+    let c = call()?;
+    let targets = parse_bindings(&targets).map_err(invalid)?;
+    let opt = |s: String| Some(s).filter(|s| !s.trim().is_empty());
+    let d = svc::create_deployment(
+        &c.pool,
+        &c.who,
+        &c.approvals,
+        svc::NewDeployment {
+            service,
+            environment,
+            version,
+            template,
+            template_version: None,
+            description,
+            commit: opt(commit),
+            pipeline_url: opt(pipeline_url),
+            targets,
+        },
+    )
+    .await?;
+    leptos_axum::redirect(&format!("/deployments/{}", d.deployment.key));
+    Ok(d.deployment.key)
+}
+
+/// Check (with a note), uncheck, re-run or waive (with a reason) an item.
+#[server(prefix = "/api/fn", endpoint = "deployments/item")]
+pub async fn act_on_deployment_item(
+    key: String,
+    item: String,
+    action: String,
+    note: Option<String>,
+) -> Result<(), AppError> {
+    let c = call()?;
+    let action = match action.as_str() {
+        "check" => svc::ItemAction::Check { note },
+        "uncheck" => svc::ItemAction::Uncheck,
+        "rerun" => svc::ItemAction::Rerun,
+        "waive" => svc::ItemAction::Waive {
+            reason: note.unwrap_or_default(),
+        },
+        a => {
+            return Err(invalid(format!(
+                "unknown action {a:?}: check, uncheck, rerun or waive"
+            )));
+        }
+    };
+    svc::act_on_item(&c.pool, &c.who, &c.approvals, &key, &item, action).await?;
+    Ok(())
+}
+
+/// Move the deployment on (or cancel / roll back it, with a reason).
+#[server(prefix = "/api/fn", endpoint = "deployments/transition")]
+pub async fn deployment_transition(
+    key: String,
+    to: String,
+    reason: Option<String>,
+) -> Result<(), AppError> {
+    let c = call()?;
+    let to =
+        DeploymentStatus::parse(&to).ok_or_else(|| invalid(format!("unknown status {to:?}")))?;
+    svc::transition(
+        &c.pool,
+        &c.who,
+        &c.approvals,
+        &key,
+        to,
+        reason.filter(|r| !r.trim().is_empty()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sign: approve, or reject with a reason.
+#[server(prefix = "/api/fn", endpoint = "deployments/decide")]
+pub async fn deployment_decide(
+    key: String,
+    decision: String,
+    reason: Option<String>,
+) -> Result<(), AppError> {
+    let c = call()?;
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        d => {
+            return Err(invalid(format!(
+                "unknown decision {d:?}: approve or reject"
+            )));
+        }
+    };
+    svc::decide(
+        &c.pool,
+        &c.who,
+        &c.approvals,
+        &key,
+        approve,
+        reason.filter(|r| !r.trim().is_empty()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A template version and the list of its versions (`(version, by, at)`, newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplatePageData {
+    pub template: Template,
+    pub versions: Vec<(i32, String, time::OffsetDateTime)>,
+    /// The version compared with, and the line diff from it to this one.
+    pub diff: Option<(i32, Vec<domain::deployments::DiffLine>)>,
+    pub can_edit: bool,
+}
+
+/// A template at a version (its newest by default), optionally diffed against another.
+#[server(prefix = "/api/fn", endpoint = "deployments/template")]
+pub async fn get_template(
+    id: String,
+    version: Option<i32>,
+    against: Option<i32>,
+) -> Result<TemplatePageData, AppError> {
+    let c = call()?;
+    let template = svc::get_template(&c.pool, &c.who, &id, version).await?;
+    let versions = svc::template_versions(&c.pool, &c.who, &id).await?;
+    let diff = match against {
+        Some(v) => {
+            let old = svc::get_template(&c.pool, &c.who, &id, Some(v)).await?;
+            Some((v, domain::deployments::line_diff(&old.yaml, &template.yaml)))
+        }
+        None => None,
+    };
+    Ok(TemplatePageData {
+        template,
+        versions,
+        diff,
+        can_edit: c.who.role.allows(domain::Role::Approver),
+    })
+}
+
+/// Saves a template: a new one (`edit_of` empty) or a new version of `edit_of`. Goes to the
+/// version saved.
+#[server(prefix = "/api/fn", endpoint = "deployments/template-save")]
+pub async fn save_template(edit_of: String, yaml: String) -> Result<String, AppError> {
+    let c = call()?;
+    let edit_of = Some(edit_of.trim()).filter(|s| !s.is_empty());
+    let t = svc::save_template(&c.pool, &c.who, &c.meta, edit_of, &yaml).await?;
+    leptos_axum::redirect(&format!("/deployments/templates/{}", t.template_id));
+    Ok(t.template_id)
 }

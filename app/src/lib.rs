@@ -90,6 +90,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("incidents/:key") view=pages::incidents::IncidentPage ssr=SsrMode::Async/>
                     <Route path=path!("incidents/:key/findings/:id") view=pages::incidents::FindingPage ssr=SsrMode::Async/>
                     <Route path=path!("deployments") view=pages::deployments::DeploymentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("deployments/new") view=pages::deployments::NewDeploymentPage ssr=SsrMode::Async/>
+                    <Route path=path!("deployments/templates/new") view=pages::deployments::NewTemplatePage ssr=SsrMode::Async/>
+                    <Route path=path!("deployments/templates/:id") view=pages::deployments::TemplatePage ssr=SsrMode::Async/>
                     <Route path=path!("deployments/:key") view=pages::deployments::DeploymentPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka") view=pages::kafka::KafkaIndex ssr=SsrMode::Async/>
                     <Route path=path!("kafka/:target") view=pages::kafka::KafkaTargetPage ssr=SsrMode::Async/>

@@ -496,6 +496,61 @@ pub struct DeploymentDetail {
     pub blocking: Vec<String>,
 }
 
+/// One line of a diff between two template versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffLine {
+    /// `+` added, `-` removed, ` ` unchanged.
+    pub op: char,
+    pub text: String,
+}
+
+/// The line diff from `old` to `new` (longest common subsequence). Bounded: past 4 million
+/// line pairs it says every old line was removed and every new one added.
+pub fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let line = |op, t: &str| DiffLine {
+        op,
+        text: t.to_string(),
+    };
+    if a.len().saturating_mul(b.len()) > 4_000_000 {
+        return a
+            .iter()
+            .map(|t| line('-', t))
+            .chain(b.iter().map(|t| line('+', t)))
+            .collect();
+    }
+    // lcs[i][j]: the common subsequence of a[i..] and b[j..].
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![0u32; (n + 1) * (m + 1)];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i * (m + 1) + j] = if a[i] == b[j] {
+                lcs[(i + 1) * (m + 1) + j + 1] + 1
+            } else {
+                lcs[(i + 1) * (m + 1) + j].max(lcs[i * (m + 1) + j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n && j < m {
+        if a[i] == b[j] {
+            out.push(line(' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if lcs[(i + 1) * (m + 1) + j] >= lcs[i * (m + 1) + j + 1] {
+            out.push(line('-', a[i]));
+            i += 1;
+        } else {
+            out.push(line('+', b[j]));
+            j += 1;
+        }
+    }
+    out.extend(a[i..].iter().map(|t| line('-', t)));
+    out.extend(b[j..].iter().map(|t| line('+', t)));
+    out
+}
+
 /// `DEP-12`.
 pub fn deployment_key(n: i64) -> String {
     format!("DEP-{n}")
@@ -1203,6 +1258,28 @@ sections:
                 "{ok} {failed} {inconclusive}"
             );
         }
+    }
+
+    #[test]
+    fn diffs_between_versions() {
+        let d = |a: &str, b: &str| {
+            line_diff(a, b)
+                .into_iter()
+                .map(|l| format!("{}{}", l.op, l.text))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(d("a\nb\nc", "a\nb\nc"), [" a", " b", " c"]);
+        assert_eq!(d("a\nb\nc", "a\nx\nc"), [" a", "-b", "+x", " c"]);
+        assert_eq!(d("a\nc", "a\nb\nc\nd"), [" a", "+b", " c", "+d"]);
+        assert_eq!(d("a\nb", ""), ["-a", "-b"]);
+        assert_eq!(d("", "x"), ["+x"]);
+        let big = "x\n".repeat(3_000);
+        let other = "y\n".repeat(3_000);
+        assert_eq!(
+            line_diff(&big, &other).len(),
+            6_000,
+            "bounded: no 9M-cell table"
+        );
     }
 
     #[test]

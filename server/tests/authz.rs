@@ -423,6 +423,51 @@ fn listed_cases() -> Vec<Case> {
         server_fn("/api/fn/deployments/templates", Any, &[], 200),
         server_fn("/api/fn/deployments/list", Any, &[], 200),
         server_fn(
+            "/api/fn/deployments/create",
+            Role(domain::Role::Responder),
+            &[
+                ("template", "no-such-template"),
+                ("service", "checkout"),
+                ("environment", "test"),
+                ("version", "1"),
+                ("description", ""),
+                ("commit", ""),
+                ("pipeline_url", ""),
+                ("targets", ""),
+            ],
+            404,
+        ),
+        server_fn(
+            "/api/fn/deployments/item",
+            Role(domain::Role::Responder),
+            &[("key", "DEP-999999"), ("item", "x"), ("action", "check")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/deployments/transition",
+            Role(domain::Role::Responder),
+            &[("key", "DEP-999999"), ("to", "awaiting_approval")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/deployments/decide",
+            Role(domain::Role::Approver),
+            &[("key", "DEP-999999"), ("decision", "approve")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/deployments/template",
+            Any,
+            &[("id", "no-such-template")],
+            404,
+        ),
+        server_fn(
+            "/api/fn/deployments/template-save",
+            Role(domain::Role::Approver),
+            &[("edit_of", ""), ("yaml", "")],
+            422,
+        ),
+        server_fn(
             "/api/fn/deployments/get",
             Any,
             &[("key", "DEP-999999")],
@@ -534,6 +579,12 @@ fn listed_cases() -> Vec<Case> {
         ),
         server_fn("/api/fn/markdown/preview", Any, &[("body", "**x**")], 200),
         page("/deployments", Any),
+        page("/deployments/new", Any),
+        page("/deployments/templates/new", Any),
+        Case {
+            ok: 404,
+            ..page("/deployments/templates/no-such-template", Any)
+        },
         Case {
             ok: 404,
             ..page("/deployments/DEP-999999", Any)

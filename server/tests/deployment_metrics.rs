@@ -160,7 +160,10 @@ async fn metric_items_pass_fail_and_go_inconclusive_against_a_real_prometheus(po
     let w = world(pool).await;
     target(&w, "prom-main", &w.prom.url, json!({"service": "checkout"})).await;
     // "Test connection" on a Prometheus target: its version and what it scrapes.
-    let (s, r) = w.app.post(&w.admin, "/api/v1/targets/1/test", json!({})).await;
+    let (s, r) = w
+        .app
+        .post(&w.admin, "/api/v1/targets/1/test", json!({}))
+        .await;
     assert_eq!(s, 200, "{r}");
     assert!(r.to_string().contains("2."), "the server version: {r}");
     assert!(r.to_string().contains("targets up"), "{r}");

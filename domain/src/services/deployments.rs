@@ -734,6 +734,9 @@ pub struct DeploymentFilter {
     pub before: Option<i64>,
 }
 
+/// Deployments per page of the list.
+pub const LIST_PAGE: usize = 50;
+
 pub async fn list_deployments(
     pool: &PgPool,
     who: &Principal,
@@ -752,7 +755,7 @@ pub async fn list_deployments(
         f.environment.as_deref(),
         f.status.as_deref(),
         f.before,
-        50,
+        LIST_PAGE as i64,
     )
     .await?;
     rows.into_iter().map(head).collect()
