@@ -93,9 +93,23 @@ pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
 }
 
 #[server(prefix = "/api/fn", endpoint = "tokens/create")]
-pub async fn create_token(name: String, role: Role) -> Result<NewToken, AppError> {
+pub async fn create_token(
+    name: String,
+    role: Role,
+    deploy_services: Option<String>,
+) -> Result<NewToken, AppError> {
     let c = call()?;
-    Ok(accounts::create_token(&c.pool, &c.who, &c.meta, &name, role).await?)
+    let services: Vec<String> = deploy_services
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if services.is_empty() {
+        Ok(accounts::create_token(&c.pool, &c.who, &c.meta, &name, role).await?)
+    } else {
+        Ok(accounts::create_deploy_token(&c.pool, &c.who, &c.meta, &name, &services).await?)
+    }
 }
 
 #[server(prefix = "/api/fn", endpoint = "tokens/revoke")]

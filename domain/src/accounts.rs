@@ -79,6 +79,9 @@ pub struct Principal {
     pub role: Role,
     pub method: AuthMethod,
     pub token_id: Option<i64>,
+    /// A CI token limited to deployments of these services: the deployments API only, and
+    /// only their deployments.
+    pub deploy_services: Option<Vec<String>>,
 }
 
 impl Principal {
@@ -90,6 +93,21 @@ impl Principal {
                 "this needs the {needed} role; you are signed in as {} with the {} role",
                 self.name, self.role
             )))
+        }
+    }
+
+    /// Whether this caller may act on deployments of `service` (every caller may, but a CI
+    /// token scoped to deployments only for its services).
+    pub fn may_deploy(&self, service: &str) -> Result<(), crate::DomainError> {
+        match &self.deploy_services {
+            Some(list) if !list.iter().any(|s| s == service) => {
+                Err(crate::DomainError::forbidden(format!(
+                    "{} is limited to deployments of {}: not {service}",
+                    self.name,
+                    list.join(", ")
+                )))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -127,6 +145,9 @@ pub struct TokenView {
     pub last_used_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// A CI token limited to deployments of these services (responder role; never approves).
+    #[serde(default)]
+    pub deploy_services: Option<Vec<String>>,
 }
 
 /// A token as returned once, at creation. The secret is never stored or shown again.

@@ -40,6 +40,17 @@ pub fn is_public(path: &str, method: &Method) -> bool {
         || path.starts_with("/static/")
 }
 
+/// What a CI token scoped to deployments may reach: the deployments API, and the
+/// templates and who it is for reading.
+pub fn deploy_scope_allows(path: &str, method: &Method) -> bool {
+    path == "/api/v1/deployments"
+        || path.starts_with("/api/v1/deployments/")
+        || (is_safe_method(method) && path == "/api/v1/whoami")
+        || (is_safe_method(method)
+            && (path == "/api/v1/deployment-templates"
+                || path.starts_with("/api/v1/deployment-templates/")))
+}
+
 fn wants_json(path: &str) -> bool {
     path.starts_with("/api/") || path == "/metrics"
 }
@@ -160,6 +171,15 @@ pub async fn authenticate(
     let mut principal: Option<Principal> = None;
     if let Some(secret) = bearer {
         match auth::token_principal(&shared.pool, &secret).await {
+            // A CI token scoped to deployments reaches the deployments API and nothing else
+            // (which deployments, and that it never signs, the services check).
+            Ok(Some(p)) if p.deploy_services.is_some() && !deploy_scope_allows(&path, &method) => {
+                return json_error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "This token is limited to deployments: it may use /api/v1/deployments (and read /api/v1/deployment-templates and /api/v1/whoami) only.",
+                );
+            }
             Ok(Some(p)) => principal = Some(p),
             Ok(None) if public => {}
             Ok(None) => {

@@ -22,6 +22,9 @@ pub struct TokenForm {
     #[serde(default)]
     name: String,
     role: Option<String>,
+    /// Services, comma-separated: a CI token limited to their deployments.
+    #[serde(default)]
+    deploy_services: String,
 }
 
 /// `POST /settings/tokens` (no wasm): creates the token and renders the tokens page with its
@@ -35,10 +38,22 @@ pub async fn create_token(
 ) -> Response {
     let outcome = match form {
         Err(_) => Err(DomainError::invalid("the form could not be read")),
-        Ok(axum::Form(f)) => match f.role.as_deref().unwrap_or("viewer").parse::<Role>() {
-            Err(e) => Err(DomainError::Invalid(e)),
-            Ok(role) => accounts::create_token(&state.pool, &who, &meta, &f.name, role).await,
-        },
+        Ok(axum::Form(f)) => {
+            let services: Vec<String> = f
+                .deploy_services
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            match f.role.as_deref().unwrap_or("viewer").parse::<Role>() {
+                Err(e) => Err(DomainError::Invalid(e)),
+                Ok(_) if !services.is_empty() => {
+                    accounts::create_deploy_token(&state.pool, &who, &meta, &f.name, &services)
+                        .await
+                }
+                Ok(role) => accounts::create_token(&state.pool, &who, &meta, &f.name, role).await,
+            }
+        }
     };
     let status = outcome.as_ref().err().map(|e| e.status_code());
     let posted = TokenFormPost(outcome.map_err(Into::into));

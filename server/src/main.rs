@@ -88,6 +88,7 @@ fn cli_principal() -> Principal {
         role: Role::Admin,
         method: AuthMethod::Cli,
         token_id: None,
+        deploy_services: None,
     }
 }
 

@@ -382,6 +382,38 @@ async fn a_token_made_without_javascript_is_shown_once_and_stored_nowhere(pool: 
     assert!(!html.contains(&secret) && !html.contains("new-token-secret"));
     assert!(html.contains("nojs gate"));
 
+    // A CI token limited to deployments, from the same form: responder, its services listed.
+    let res = admin
+        .post(app.url("/settings/tokens"))
+        .header("accept", "text/html")
+        .form(&[
+            ("name", "ci checkout"),
+            ("role", "viewer"),
+            ("deploy_services", "checkout, payments"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("deployments of checkout, payments only"),
+        "the list shows the scope"
+    );
+    let scoped: (String, Vec<String>) = sqlx::query_as(
+        "SELECT role::text, deploy_services FROM api_tokens WHERE name = 'ci checkout'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        scoped,
+        (
+            "responder".to_string(),
+            vec!["checkout".to_string(), "payments".to_string()]
+        )
+    );
+
     // A viewer posting the same form gets 403 and nothing is created.
     let viewer = app.signed_in("peek", Role::Viewer).await;
     let before = app.count("api_tokens").await;

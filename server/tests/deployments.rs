@@ -704,3 +704,181 @@ async fn bad_requests_are_refused_and_write_nothing(pool: PgPool) {
     .await;
     assert_eq!(s, 422);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn ci_tokens_scoped_to_services_deploy_those_and_nothing_else(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    setup(&app).await;
+    let admin = app.create_token("admin", Role::Admin).await;
+    // Scoped tokens: responder or no role, 1–50 well-formed services.
+    for (body, want) in [
+        (
+            json!({"name": "ci-x", "role": "approver", "deploy_services": ["checkout"]}),
+            422,
+        ),
+        (json!({"name": "ci-x", "deploy_services": []}), 422),
+        (
+            json!({"name": "ci-x", "deploy_services": ["bad service!"]}),
+            422,
+        ),
+        (
+            json!({"name": "ci-x", "deploy_services": (0..51).map(|i| format!("s{i}")).collect::<Vec<_>>()}),
+            422,
+        ),
+        (json!({"name": "ci-x"}), 422),
+    ] {
+        let (s, e) = app.post(&admin, "/api/v1/tokens", body.clone()).await;
+        assert_eq!(s, want, "{body}: {e}");
+    }
+    assert_eq!(app.count("api_tokens").await, 2, "nothing written");
+    let (s, t) = app
+        .post(
+            &admin,
+            "/api/v1/tokens",
+            json!({"name": "ci-checkout", "deploy_services": ["checkout", "checkout-worker"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["token"]["role"], "responder");
+    assert_eq!(
+        t["token"]["deploy_services"],
+        json!(["checkout", "checkout-worker"])
+    );
+    let ci = t["secret"].as_str().unwrap().to_string();
+    // The database holds the rule too.
+    assert!(
+        sqlx::query("UPDATE api_tokens SET role = 'approver' WHERE deploy_services IS NOT NULL")
+            .execute(&app.pool)
+            .await
+            .is_err()
+    );
+
+    // Its own services: open, work, report, ask the gate.
+    let (s, d) = app
+        .post(&ci, "/api/v1/deployments", json!({"service": "checkout", "environment": "staging", "version": "7", "template": "web-release"}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let key = d["deployment"]["key"].as_str().unwrap().to_string();
+    let k = |p: &str| format!("/api/v1/deployments/{key}{p}");
+    let (s, _) = app
+        .post(
+            &ci,
+            &k("/items/tests-green"),
+            json!({"action": "check", "note": "green"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, d) = app
+        .post(&ci, &k("/transition"), json!({"to": "awaiting_approval"}))
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(app.get(&ci, &k("")).await.0, 200);
+    assert_eq!(app.get(&ci, &k("/events")).await.0, 200);
+    let (s, g) = app.get(&ci, &k("/gate?phase=pre")).await;
+    assert_eq!((s, g["allowed"].clone()), (200, json!(false)));
+    assert_eq!(
+        app.get(&ci, "/api/v1/deployments?service=checkout").await.0,
+        200
+    );
+    assert_eq!(app.get(&ci, "/api/v1/deployment-templates").await.0, 200);
+
+    // … but it never signs or waives.
+    let (s, _) = app
+        .post(&ci, &k("/approvals"), json!({"decision": "approve"}))
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = app
+        .post(
+            &ci,
+            &k("/items/nice-to-have"),
+            json!({"action": "waive", "reason": "ci says so"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // Another service's deployments are out of reach, whoever opened them.
+    let (s, e) = app
+        .post(&ci, "/api/v1/deployments", json!({"service": "billing", "environment": "staging", "version": "7", "template": "web-release"}))
+        .await;
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limited to deployments of checkout, checkout-worker"),
+        "{e}"
+    );
+    let (s, d) = app
+        .post(&admin, "/api/v1/deployments", json!({"service": "billing", "environment": "staging", "version": "1", "template": "web-release"}))
+        .await;
+    assert_eq!(s, 201);
+    let other = d["deployment"]["key"].as_str().unwrap().to_string();
+    for (m, path, body) in [
+        ("GET", format!("/api/v1/deployments/{other}"), None),
+        ("GET", format!("/api/v1/deployments/{other}/events"), None),
+        (
+            "GET",
+            format!("/api/v1/deployments/{other}/gate?phase=pre"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/deployments/{other}/items/tests-green"),
+            Some(json!({"action": "check", "note": "x"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/deployments/{other}/transition"),
+            Some(json!({"to": "cancelled", "reason": "x"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/deployments/{other}/events"),
+            Some(json!({"event": "started"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/deployments/{other}/export.md"),
+            None,
+        ),
+        ("GET", "/api/v1/deployments".to_string(), None),
+        (
+            "GET",
+            "/api/v1/deployments?service=billing".to_string(),
+            None,
+        ),
+    ] {
+        let method = if m == "GET" { M::GET } else { M::POST };
+        let (s, e) = app.api(&ci, method, &path, body).await;
+        assert_eq!(s, 403, "{m} {path}: {e}");
+    }
+    let (_, d) = app
+        .get(&admin, &format!("/api/v1/deployments/{other}"))
+        .await;
+    assert_eq!(d["deployment"]["status"], "draft", "untouched");
+    assert_eq!(
+        app.count("deployment_events").await,
+        4,
+        "created ×2, checked, submitted — nothing from the refusals"
+    );
+
+    // Outside the deployments API it is refused outright, reads included.
+    for (m, path) in [
+        (M::GET, "/api/v1/incidents"),
+        (M::GET, "/api/v1/targets"),
+        (M::POST, "/api/v1/incidents"),
+        (M::POST, "/api/v1/deployment-templates"),
+        (M::GET, "/metrics"),
+        (M::POST, "/api/fn/deployments/list"),
+    ] {
+        let (s, _) = app.api(&ci, m.clone(), path, Some(json!({}))).await;
+        assert_eq!(s, 403, "{m} {path}");
+    }
+    assert_eq!(
+        app.get(&ci, "/api/v1/whoami").await.0,
+        200,
+        "who it is, for CI logs"
+    );
+    // Unscoped tokens are unaffected.
+    assert_eq!(app.get(&admin, "/api/v1/incidents").await.0, 200);
+}

@@ -46,7 +46,7 @@ pub fn DeploymentsPage() -> impl IntoView {
             <h1>"Deployments"</h1>
             <a class="button primary" href="/deployments/new" id="new-deployment">"Open a deployment"</a>
         </div>
-        <p class="muted" id="deployments-status">"Checklists with manual items (people check them) and metric items (Lookout measures them on Prometheus), sign-off with separation of duties, and the CI gate (docs/api.md). Not built yet: probe and Kafka-lag items, built-in templates, CI tokens scoped to services."</p>
+        <p class="muted" id="deployments-status">"Checklists with manual items (people check them) and metric items (Lookout measures them on Prometheus), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Not built yet: probe and Kafka-lag items, built-in templates, opening an incident from a deployment."</p>
         <section class="panel" id="deployments">
             <form method="get" action="/deployments" class="filters inline">
                 <label>"Service " <input type="text" name="service" value=move || filters().0.unwrap_or_default()/></label>

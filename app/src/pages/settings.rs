@@ -197,6 +197,8 @@ pub fn TokensPage() -> impl IntoView {
             <form method="post" action="/settings/tokens" class="grid-form" id="create-token-form" data-enhance="page">
                 <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ci-gate"/></label>
                 <label>"Role" <select name="role">{role_options(Role::Viewer)}</select></label>
+                <label>"For CI: limit to deployments of (services, comma-separated; the role is then responder)"
+                    <input type="text" name="deploy_services" maxlength="2000" placeholder="checkout, payments"/></label>
                 <button type="submit" class="primary">"Create token"</button>
             </form>
         </section>
@@ -220,7 +222,8 @@ fn token_row(t: TokenView, revoke: ServerAction<RevokeToken>) -> impl IntoView {
         <tr data-token=t.name.clone()>
             <td>{t.name.clone()}</td>
             <td><code>{format!("{}…", t.prefix)}</code></td>
-            <td><span class=format!("role role-{}", t.role)>{t.role.to_string()}</span></td>
+            <td><span class=format!("role role-{}", t.role)>{t.role.to_string()}</span>
+                {t.deploy_services.clone().map(|s| view! { <br/><span class="muted scope">{format!("deployments of {} only", s.join(", "))}</span> })}</td>
             <td><LocalTime at=t.created_at/>" "<span class="muted">{t.created_by.map(|b| format!("by {b}"))}</span></td>
             <td><MaybeTime at=t.last_used_at none="never"/></td>
             <td>{match t.revoked_at {

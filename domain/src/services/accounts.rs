@@ -301,6 +301,48 @@ pub async fn create_token(
     name: &str,
     role: Role,
 ) -> DomainResult<NewToken> {
+    insert_token(pool, who, meta, name, role, None).await
+}
+
+/// The most services one CI token may deploy.
+pub const DEPLOY_SERVICES_MAX: usize = 50;
+
+/// A CI token limited to deployments of `services`: it opens deployments of those services
+/// and works on them (items, moves, pipeline events, the gate) with the responder role —
+/// never approves, never waives — and is refused everywhere outside the deployments API.
+pub async fn create_deploy_token(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    name: &str,
+    services: &[String],
+) -> DomainResult<NewToken> {
+    let mut list: Vec<String> = services
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    list.sort();
+    list.dedup();
+    if list.is_empty() || list.len() > DEPLOY_SERVICES_MAX {
+        return Err(DomainError::invalid(format!(
+            "deploy_services: 1 to {DEPLOY_SERVICES_MAX} services"
+        )));
+    }
+    for s in &list {
+        crate::incidents::check_name("service", s).map_err(DomainError::Invalid)?;
+    }
+    insert_token(pool, who, meta, name, Role::Responder, Some(list)).await
+}
+
+async fn insert_token(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    name: &str,
+    role: Role,
+    deploy_services: Option<Vec<String>>,
+) -> DomainResult<NewToken> {
     who.require(Role::Admin)?;
     rules::check_token_name(name).map_err(DomainError::Invalid)?;
     let name = name.trim();
@@ -314,6 +356,7 @@ pub async fn create_token(
         &prefix,
         role,
         who.user_id,
+        deploy_services.as_deref(),
     )
     .await?;
     audit::append(
@@ -322,7 +365,7 @@ pub async fn create_token(
             who,
             "token.create",
             name,
-            serde_json::json!({ "token_id": id, "role": role, "prefix": prefix }),
+            serde_json::json!({ "token_id": id, "role": role, "prefix": prefix, "deploy_services": deploy_services }),
             meta,
         ),
     )

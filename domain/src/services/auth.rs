@@ -177,6 +177,7 @@ pub async fn sign_in(
                 role: u.role,
                 method: AuthMethod::Session,
                 token_id: None,
+                deploy_services: None,
             })
         }
         other => {
@@ -217,6 +218,7 @@ pub async fn session_principal(pool: &PgPool, user_id: i64) -> DomainResult<Opti
             role: u.role,
             method: AuthMethod::Session,
             token_id: None,
+            deploy_services: None,
         }))
 }
 
@@ -241,6 +243,7 @@ pub async fn token_principal(pool: &PgPool, secret: &str) -> DomainResult<Option
         role: row.role,
         method: AuthMethod::Token,
         token_id: Some(row.id),
+        deploy_services: row.deploy_services,
     }))
 }
 

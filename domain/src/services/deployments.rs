@@ -547,6 +547,7 @@ pub async fn create_deployment(
     who.require(Role::Responder)?;
     let service = n.service.trim();
     check_name("service", service).map_err(DomainError::invalid)?;
+    who.may_deploy(service)?;
     let environment = n.environment.trim();
     check_name("environment", environment).map_err(DomainError::invalid)?;
     let version = text_field("version", &n.version, 100, true)?;
@@ -721,6 +722,7 @@ pub async fn get_deployment(
     let row = store::deployment(&mut *db, id, false)
         .await?
         .ok_or_else(|| dep_not_found(key))?;
+    who.may_deploy(&row.service)?;
     detail(&mut db, row, policy).await
 }
 
@@ -743,6 +745,10 @@ pub async fn list_deployments(
     f: &DeploymentFilter,
 ) -> DomainResult<Vec<Deployment>> {
     who.require(Role::Viewer)?;
+    if who.deploy_services.is_some() {
+        // A scoped CI token lists one of its services at a time.
+        who.may_deploy(f.service.as_deref().unwrap_or("(all services)"))?;
+    }
     if let Some(s) = &f.status
         && DeploymentStatus::parse(s).is_none()
     {
@@ -789,9 +795,10 @@ pub async fn deployment_events(
 ) -> DomainResult<Vec<store::EventRow>> {
     who.require(Role::Viewer)?;
     let id = parse_deployment_key(key).ok_or_else(|| dep_not_found(key))?;
-    if store::deployment(pool, id, false).await?.is_none() {
-        return Err(dep_not_found(key));
-    }
+    let row = store::deployment(pool, id, false)
+        .await?
+        .ok_or_else(|| dep_not_found(key))?;
+    who.may_deploy(&row.service)?;
     Ok(store::events(pool, id).await?)
 }
 
@@ -812,6 +819,7 @@ pub async fn act_on_item(
     })?;
     let mut tx = pool.begin().await?;
     let row = locked(&mut tx, key).await?;
+    who.may_deploy(&row.service)?;
     let status = status_of(&row)?;
     let item = items_of(&mut tx, row.id)
         .await?
@@ -934,6 +942,7 @@ pub async fn transition(
     who.require(Role::Responder)?;
     let mut tx = pool.begin().await?;
     let row = locked(&mut tx, key).await?;
+    who.may_deploy(&row.service)?;
     let from = status_of(&row)?;
     if let Some(e) = transition_error(from, to) {
         return Err(DomainError::conflict(format!("{key}: {e}")));
@@ -1023,6 +1032,7 @@ pub async fn decide(
     who.require(Role::Approver)?;
     let mut tx = pool.begin().await?;
     let row = locked(&mut tx, key).await?;
+    who.may_deploy(&row.service)?;
     let Some(user_id) = who.user_id else {
         return Err(DomainError::forbidden(
             "sign-off is given by a person signed in, not by an API token",
@@ -1308,6 +1318,7 @@ pub async fn pipeline_event(
             let message = text_field("message", message.as_deref().unwrap_or(""), 500, false)?;
             let mut tx = pool.begin().await?;
             let row = locked(&mut tx, key).await?;
+            who.may_deploy(&row.service)?;
             let status = status_of(&row)?;
             if status != DeploymentStatus::InProgress {
                 return Err(DomainError::conflict(format!(

@@ -14,6 +14,7 @@ pub struct TokenRow {
     pub created_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    pub deploy_services: Option<Vec<String>>,
 }
 
 impl From<TokenRow> for TokenView {
@@ -27,12 +28,13 @@ impl From<TokenRow> for TokenView {
             created_at: r.created_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            deploy_services: r.deploy_services,
         }
     }
 }
 
 const SELECT: &str = "SELECT t.id, t.name, t.prefix, t.role, u.username AS created_by,
-    t.created_at, t.last_used_at, t.revoked_at
+    t.created_at, t.last_used_at, t.revoked_at, t.deploy_services
     FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by";
 
 pub async fn insert(
@@ -42,16 +44,18 @@ pub async fn insert(
     prefix: &str,
     role: Role,
     created_by: Option<i64>,
+    deploy_services: Option<&[String]>,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO api_tokens (name, token_hash, prefix, role, created_by)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO api_tokens (name, token_hash, prefix, role, created_by, deploy_services)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(name)
     .bind(hash)
     .bind(prefix)
     .bind(role)
     .bind(created_by)
+    .bind(deploy_services)
     .fetch_one(db)
     .await
 }

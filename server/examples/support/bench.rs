@@ -121,5 +121,6 @@ pub fn admin() -> Principal {
         role: Role::Admin,
         method: AuthMethod::Cli,
         token_id: None,
+        deploy_services: None,
     }
 }

@@ -8,7 +8,10 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::services::accounts;
-use domain::{AuditFilter, AuditPage, NewToken, Principal, RequestMeta, Role, TokenView, UserView};
+use domain::{
+    AuditFilter, AuditPage, DomainError, NewToken, Principal, RequestMeta, Role, TokenView,
+    UserView,
+};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -133,14 +136,35 @@ pub async fn list_tokens(
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
-    role: Role,
+    /// Required unless `deploy_services` is given (then responder, or left out).
+    #[serde(default)]
+    role: Option<Role>,
+    /// A CI token limited to deployments of these services.
+    #[serde(default)]
+    deploy_services: Option<Vec<String>>,
 }
 
 pub async fn create_token(
     (Extension(shared), Extension(who), Extension(meta)): Ctx,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
-    let t = accounts::create_token(&shared.pool, &who, &meta, &body.name, body.role).await?;
+    let t = match (body.role, body.deploy_services) {
+        (Some(role), None) => {
+            accounts::create_token(&shared.pool, &who, &meta, &body.name, role).await?
+        }
+        (None | Some(Role::Responder), Some(services)) => {
+            accounts::create_deploy_token(&shared.pool, &who, &meta, &body.name, &services).await?
+        }
+        (Some(role), Some(_)) => {
+            return Err(DomainError::invalid(format!(
+                "a token limited to deployments has the responder role (it never approves), not {role}"
+            ))
+            .into());
+        }
+        (None, None) => {
+            return Err(DomainError::invalid("role: viewer, responder, approver or admin").into());
+        }
+    };
     Ok((StatusCode::CREATED, Json(t)))
 }
 

@@ -386,11 +386,13 @@ pub fn spec() -> serde_json::Value {
           "Token": { "type": "object", "properties": {
             "id": { "type": "integer" }, "name": { "type": "string" }, "prefix": { "type": "string" },
             "role": { "$ref": "#/components/schemas/Role" }, "created_by": { "type": ["string", "null"] },
+            "deploy_services": { "type": ["array", "null"], "items": { "type": "string" } },
             "created_at": { "type": "string", "format": "date-time" },
             "last_used_at": { "type": ["string", "null"], "format": "date-time" },
             "revoked_at": { "type": ["string", "null"], "format": "date-time" } } },
-          "NewTokenRequest": { "type": "object", "required": ["name", "role"], "additionalProperties": false, "properties": {
-            "name": { "type": "string", "minLength": 1, "maxLength": 100 }, "role": { "$ref": "#/components/schemas/Role" } } },
+          "NewTokenRequest": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": { "type": "string", "minLength": 1, "maxLength": 100 }, "role": { "$ref": "#/components/schemas/Role", "description": "required unless deploy_services is given" },
+            "deploy_services": { "type": "array", "minItems": 1, "maxItems": 50, "items": { "type": "string" }, "description": "a CI token limited to deployments of these services: responder role (never approves or waives), refused outside /api/v1/deployments (and reading /api/v1/deployment-templates, /api/v1/whoami)" } } },
           "NewToken": { "type": "object", "properties": {
             "token": { "$ref": "#/components/schemas/Token" }, "secret": { "type": "string", "description": "shown once" } } },
           "AuditPage": { "type": "object", "properties": {

@@ -27,6 +27,7 @@ pub fn admin_principal() -> Principal {
         role: Role::Admin,
         method: AuthMethod::Cli,
         token_id: None,
+        deploy_services: None,
     }
 }
 

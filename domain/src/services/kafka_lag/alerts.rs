@@ -31,6 +31,7 @@ fn system() -> Principal {
         role: Role::Admin,
         method: crate::accounts::AuthMethod::Cli,
         token_id: None,
+        deploy_services: None,
     }
 }
 
