@@ -33,7 +33,19 @@
 //!   post: []
 //! ```
 //!
-//! Item kinds: `manual` and `metric` are supported. `probe`, `kafka_lag` and `approval` are
+//! A `probe` item runs a probe of the catalogue on a bound target:
+//!
+//! ```yaml
+//!     - id: indexes-valid
+//!       kind: probe
+//!       text: Indexes built CONCURRENTLY are valid
+//!       target: db           # a binding of the probe's kind
+//!       probe: postgres
+//!       codes: [PG_INVALID_INDEX]   # optional: only these count
+//!       max_severity: warning       # default warning
+//! ```
+//!
+//! Item kinds: `manual`, `metric` and `probe` are supported. `kafka_lag` and `approval` are
 //! kinds issue 12 names; a template that uses them is refused with a message saying they
 //! are not available yet (never accepted and silently ignored).
 
@@ -77,6 +89,8 @@ pub enum ItemKind {
     Manual,
     /// Lookout measures a Prometheus query until it passes, fails or is inconclusive.
     Metric,
+    /// Lookout runs a probe on a bound target; its findings decide.
+    Probe,
 }
 
 impl ItemKind {
@@ -84,10 +98,11 @@ impl ItemKind {
         match self {
             ItemKind::Manual => "manual",
             ItemKind::Metric => "metric",
+            ItemKind::Probe => "probe",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [ItemKind::Manual, ItemKind::Metric]
+        [ItemKind::Manual, ItemKind::Metric, ItemKind::Probe]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -123,6 +138,102 @@ pub struct MetricCheck {
     pub count: u32,
     pub failure_limit: u32,
     pub inconclusive_limit: u32,
+}
+
+/// A probe item's check: `probe` (any in the catalogue) on the target bound to `target`
+/// (a binding of the probe's kind), with `params`; it passes when the run ends `ok` with no
+/// finding at or above `max_severity` (among `codes`, when listed). The run is the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeCheck {
+    pub target: String,
+    pub probe: String,
+    /// The probe's kind of target (`postgres`, `redis`, `kafka`).
+    pub target_kind: String,
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// `critical`, `warning` or `info`.
+    pub max_severity: String,
+    #[serde(default)]
+    pub codes: Vec<String>,
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 3,
+        "warning" => 2,
+        "info" => 1,
+        _ => 0,
+    }
+}
+
+/// How a probe item's run ends it: the run's status (`ok`, `failed`, `timed_out`,
+/// `cancelled`), its error, and its findings `(code, severity, title)`. A run that did not
+/// end `ok`, or says the target could not be examined (`TARGET_*`), is inconclusive — never
+/// a pass; an `ok` run fails the item when a counted finding is at or above `max_severity`.
+pub fn probe_outcome(
+    c: &ProbeCheck,
+    status: &str,
+    error: Option<&str>,
+    findings: &[(String, String, String)],
+) -> (ItemState, String) {
+    if status != "ok" {
+        return (
+            ItemState::Inconclusive,
+            format!(
+                "the {} run ended {status}{}",
+                c.probe,
+                error.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        );
+    }
+    // TARGET_UNREACHABLE, TARGET_AUTH_FAILED, TARGET_TIMEOUT, TARGET_ERROR: the target was
+    // not examined, whatever codes the item counts.
+    if let Some((code, _, title)) = findings
+        .iter()
+        .find(|(code, _, _)| code.starts_with("TARGET_"))
+    {
+        return (
+            ItemState::Inconclusive,
+            format!("the target could not be examined: {code}: {title}"),
+        );
+    }
+    let floor = severity_rank(&c.max_severity);
+    let counted: Vec<&(String, String, String)> = findings
+        .iter()
+        .filter(|(code, sev, _)| {
+            severity_rank(sev) >= floor && (c.codes.is_empty() || c.codes.contains(code))
+        })
+        .collect();
+    if counted.is_empty() {
+        (
+            ItemState::Passed,
+            format!(
+                "no finding at or above {}{} ({} finding(s) in all)",
+                c.max_severity,
+                if c.codes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" among {}", c.codes.join(", "))
+                },
+                findings.len()
+            ),
+        )
+    } else {
+        (
+            ItemState::Failed,
+            format!(
+                "{} finding(s) at or above {}: {}",
+                counted.len(),
+                c.max_severity,
+                counted
+                    .iter()
+                    .take(5)
+                    .map(|(code, sev, title)| format!("{code} ({sev}): {title}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+    }
 }
 
 /// Where a metric item's run stands after a measurement.
@@ -178,6 +289,20 @@ pub struct TemplateItem {
     /// For `metric` items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<MetricCheck>,
+    /// For `probe` items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeCheck>,
+}
+
+impl TemplateItem {
+    /// The target binding an automated item uses, and the kind of target it needs.
+    pub fn binding(&self) -> Option<(&str, &str)> {
+        match (&self.metric, &self.probe) {
+            (Some(m), _) => Some((m.target.as_str(), "prometheus")),
+            (_, Some(p)) => Some((p.target.as_str(), p.target_kind.as_str())),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -395,6 +520,12 @@ pub struct DeploymentItem {
     /// A metric item's check (the query with the deployment's values filled in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<MetricCheck>,
+    /// A probe item's check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeCheck>,
+    /// A probe item's current (or last) run: its evidence, at `/probe-runs/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_run: Option<i64>,
     /// The target an automated item was bound to (its name when the deployment was created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -786,10 +917,10 @@ mod parse {
         // probe and metric
         target: Option<String>,
         // probe
-        probe: Option<IgnoredAny>,
-        params: Option<IgnoredAny>,
-        max_severity: Option<IgnoredAny>,
-        codes: Option<IgnoredAny>,
+        probe: Option<String>,
+        params: Option<std::collections::BTreeMap<String, serde_yaml_ng::Value>>,
+        max_severity: Option<String>,
+        codes: Option<Vec<String>>,
         // metric
         query: Option<String>,
         success: Option<String>,
@@ -804,7 +935,87 @@ mod parse {
         max_state: Option<IgnoredAny>,
     }
 
-    const NOT_YET: [&str; 3] = ["probe", "kafka_lag", "approval"];
+    const NOT_YET: [&str; 2] = ["kafka_lag", "approval"];
+
+    /// A probe item's keys, checked against the catalogue (the probe, its parameters, its
+    /// codes).
+    fn probe_check(at: &str, it: &RawItem) -> Result<ProbeCheck, String> {
+        let target = it.target.clone().unwrap_or_default();
+        if !valid_id(&target) {
+            return Err(format!(
+                "{at}: target: name the target binding (e.g. target: db); it is bound to a target when a deployment is created"
+            ));
+        }
+        let name = it.probe.as_deref().unwrap_or("").trim();
+        let names = || {
+            crate::kinds::probes()
+                .iter()
+                .map(|p| p.spec().name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let probe = crate::kinds::find_probe(name)
+            .ok_or_else(|| format!("{at}: probe: {name:?} is not a probe: one of {}", names()))?;
+        let spec = probe.spec();
+        let mut params = std::collections::BTreeMap::new();
+        for (k, v) in it.params.iter().flatten() {
+            let text = match v {
+                serde_yaml_ng::Value::String(s) => s.clone(),
+                serde_yaml_ng::Value::Number(n) => n.to_string(),
+                serde_yaml_ng::Value::Bool(b) => b.to_string(),
+                _ => return Err(format!("{at}: params.{k}: a string, number or boolean")),
+            };
+            params.insert(k.clone(), text);
+        }
+        probes::framework::validate_params(spec, &params)
+            .map_err(|e| format!("{at}: params: {e}"))?;
+        let max_severity = it
+            .max_severity
+            .as_deref()
+            .unwrap_or("warning")
+            .trim()
+            .to_string();
+        if !["critical", "warning", "info"].contains(&max_severity.as_str()) {
+            return Err(format!(
+                "{at}: max_severity: critical, warning or info (the item fails on a finding at or above it)"
+            ));
+        }
+        let codes = it.codes.clone().unwrap_or_default();
+        for c in &codes {
+            let known = spec
+                .codes
+                .iter()
+                .chain(probes::framework::COMMON_CODES)
+                .any(|d| d.code == c);
+            if !known {
+                return Err(format!(
+                    "{at}: codes: {c:?} is not a code of the {} probe",
+                    spec.name
+                ));
+            }
+        }
+        Ok(ProbeCheck {
+            target,
+            probe: spec.name.to_string(),
+            target_kind: spec.kind.to_string(),
+            params,
+            max_severity,
+            codes,
+        })
+    }
+
+    /// The probe keys a manual or metric item must not carry.
+    fn probe_keys(it: &RawItem) -> Option<&'static str> {
+        [
+            ("probe", it.probe.is_some()),
+            ("params", it.params.is_some()),
+            ("max_severity", it.max_severity.is_some()),
+            ("codes", it.codes.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(k, _)| k)
+    }
 
     /// `10s`, `2m`, `1h` or a number of seconds.
     fn seconds(v: &serde_yaml_ng::Value) -> Option<u32> {
@@ -887,9 +1098,9 @@ mod parse {
     }
 
     /// The metric keys a manual item must not carry.
-    fn metric_keys(it: &RawItem) -> Option<&'static str> {
+    fn metric_keys(it: &RawItem, with_target: bool) -> Option<&'static str> {
         [
-            ("target", it.target.is_some()),
+            ("target", with_target && it.target.is_some()),
             ("query", it.query.is_some()),
             ("success", it.success.is_some()),
             ("failure", it.failure.is_some()),
@@ -975,19 +1186,30 @@ mod parse {
                         return Err(format!("{at}: the id is used twice; item ids are unique in a template"));
                     }
                     seen.push(it.id.clone());
-                    let (kind, metric) = match it.kind.as_str() {
+                    let (kind, metric, probe) = match it.kind.as_str() {
                         "manual" => {
-                            if let Some(k) = metric_keys(&it) {
+                            if let Some(k) = metric_keys(&it, true).or(probe_keys(&it)) {
                                 return Err(format!(
-                                    "{at}: `{k}` belongs to metric items, not manual ones"
+                                    "{at}: `{k}` belongs to automated items, not manual ones"
                                 ));
                             }
-                            (ItemKind::Manual, None)
+                            (ItemKind::Manual, None, None)
                         }
-                        "metric" => (ItemKind::Metric, Some(metric_check(&at, &it)?)),
+                        "metric" => {
+                            if let Some(k) = probe_keys(&it) {
+                                return Err(format!("{at}: `{k}` belongs to probe items, not metric ones"));
+                            }
+                            (ItemKind::Metric, Some(metric_check(&at, &it)?), None)
+                        }
+                        "probe" => {
+                            if let Some(k) = metric_keys(&it, false) {
+                                return Err(format!("{at}: `{k}` belongs to metric items, not probe ones"));
+                            }
+                            (ItemKind::Probe, None, Some(probe_check(&at, &it)?))
+                        }
                         k if NOT_YET.contains(&k) => {
                             return Err(format!(
-                                "{at}: items of kind `{k}` are not available yet (this version of Lookout checks `manual` and `metric` items)"
+                                "{at}: items of kind `{k}` are not available yet (this version of Lookout checks `manual`, `metric` and `probe` items)"
                             ));
                         }
                         k => {
@@ -1010,6 +1232,7 @@ mod parse {
                         requires_note: it.requires_note,
                         required: it.required,
                         metric,
+                        probe,
                     })
                 })
                 .collect()
@@ -1027,6 +1250,25 @@ mod parse {
         };
         if sections.is_empty() {
             return Err("sections: a template needs at least one item".into());
+        }
+        // One binding, one kind of target.
+        let mut kinds: Vec<(&str, &str, &str)> = Vec::new();
+        for s in Section::ALL {
+            for it in sections.section(s) {
+                if let Some((b, k)) = it.binding() {
+                    match kinds.iter().find(|(b2, _, _)| *b2 == b) {
+                        Some((_, k2, first)) if *k2 != k => {
+                            return Err(format!(
+                                "sections.{} ({}): target binding {b:?} needs a {k} target, but item {first} uses it for a {k2} target: use another binding name",
+                                s.as_str(),
+                                it.id
+                            ));
+                        }
+                        Some(_) => {}
+                        None => kinds.push((b, k, &it.id)),
+                    }
+                }
+            }
         }
         Ok(ParsedTemplate {
             spec: TemplateSpec {
@@ -1095,7 +1337,7 @@ sections:
             (m("      target: prom\n      query: up{job=\"{{service\"}\n      success: result == 1\n"), "`{{` without `}}`"),
             (
                 "id: a\nname: A\nsections:\n  pre:\n    - {id: x, kind: manual, text: a, query: up}\n".to_string(),
-                "sections.pre[0] (x): `query` belongs to metric items, not manual ones",
+                "sections.pre[0] (x): `query` belongs to automated items, not manual ones",
             ),
         ];
         for (yaml, want) in &metric_cases {
@@ -1164,8 +1406,36 @@ sections:
                 "sections.pre[1] (x): the id is used twice",
             ),
             (
-                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, probe: redis}\n",
-                "sections.during[0] (x): items of kind `probe` are not available yet",
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: kafka_lag, text: a, group: g}\n",
+                "sections.during[0] (x): items of kind `kafka_lag` are not available yet",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, target: db, probe: nope}\n",
+                "sections.during[0] (x): probe: \"nope\" is not a probe: one of redis",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, probe: postgres}\n",
+                "sections.during[0] (x): target: name the target binding",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, target: db, probe: postgres, params: {bogus: 1}}\n",
+                "sections.during[0] (x): params: unknown parameter",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, target: db, probe: postgres, codes: [REDIS_BIG_KEYS]}\n",
+                "codes: \"REDIS_BIG_KEYS\" is not a code of the postgres probe",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, target: db, probe: postgres, max_severity: fatal}\n",
+                "max_severity: critical, warning or info",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, target: db, probe: postgres, query: up}\n",
+                "`query` belongs to metric items, not probe ones",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  pre:\n    - {id: x, kind: probe, text: a, target: db, probe: postgres}\n    - {id: y, kind: probe, text: b, target: db, probe: redis}\n",
+                "sections.pre (y): target binding \"db\" needs a redis target, but item x uses it for a postgres target",
             ),
             (
                 "id: a\nname: A\nsections:\n  post:\n    - {id: x, kind: shell, text: a}\n",
@@ -1261,6 +1531,72 @@ sections:
     }
 
     #[test]
+    fn probe_runs_end_items() {
+        let c = |max: &str, codes: &[&str]| ProbeCheck {
+            target: "db".into(),
+            probe: "postgres".into(),
+            target_kind: "postgres".into(),
+            params: Default::default(),
+            max_severity: max.into(),
+            codes: codes.iter().map(|s| s.to_string()).collect(),
+        };
+        let f =
+            |code: &str, sev: &str| (code.to_string(), sev.to_string(), format!("{code} title"));
+        use ItemState::*;
+        for (check, status, findings, want) in [
+            (c("warning", &[]), "ok", vec![], Passed),
+            (
+                c("warning", &[]),
+                "ok",
+                vec![f("PG_SUMMARY", "info")],
+                Passed,
+            ),
+            (
+                c("warning", &[]),
+                "ok",
+                vec![f("PG_INVALID_INDEX", "warning")],
+                Failed,
+            ),
+            (
+                c("critical", &[]),
+                "ok",
+                vec![f("PG_INVALID_INDEX", "warning")],
+                Passed,
+            ),
+            (c("info", &[]), "ok", vec![f("PG_SUMMARY", "info")], Failed),
+            (
+                c("warning", &["PG_INVALID_INDEX"]),
+                "ok",
+                vec![f("PG_DEAD_TUPLES", "critical")],
+                Passed,
+            ),
+            (
+                c("warning", &["PG_INVALID_INDEX"]),
+                "ok",
+                vec![f("PG_INVALID_INDEX", "warning")],
+                Failed,
+            ),
+            (
+                c("warning", &["PG_INVALID_INDEX"]),
+                "failed",
+                vec![f("TARGET_UNREACHABLE", "critical")],
+                Inconclusive,
+            ),
+            (
+                c("warning", &["PG_INVALID_INDEX"]),
+                "ok",
+                vec![f("TARGET_TIMEOUT", "critical")],
+                Inconclusive,
+            ),
+            (c("warning", &[]), "timed_out", vec![], Inconclusive),
+            (c("warning", &[]), "cancelled", vec![], Inconclusive),
+        ] {
+            let (got, why) = probe_outcome(&check, status, None, &findings);
+            assert_eq!(got, want, "{check:?} {status} {findings:?}: {why}");
+        }
+    }
+
+    #[test]
     fn diffs_between_versions() {
         let d = |a: &str, b: &str| {
             line_diff(a, b)
@@ -1325,6 +1661,8 @@ mod rule_tests {
             set_at: None,
             note: None,
             metric: None,
+            probe: None,
+            probe_run: None,
             target: None,
             run: 0,
             measurements: vec![],

@@ -222,6 +222,8 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
     workers.extend(server::workers::spawn_deployment_checks(
         pool.clone(),
         config.access(),
+        // Its own runner (cancelling a run goes through the database flag as well).
+        domain::services::probe_runs::Runner::new(config.probe_runs_per_target),
         server::workers::CheckSettings {
             tick: Duration::from_millis(config.deployment_check_tick_ms),
             per_target: config.deployment_checks_per_target as usize,

@@ -75,6 +75,7 @@ async fn world(pool: PgPool) -> World {
     server::workers::spawn_deployment_checks(
         pool,
         config.access(),
+        domain::services::probe_runs::Runner::default(),
         server::workers::CheckSettings {
             tick: Duration::from_millis(200),
             query_limit: Duration::from_secs(3),

@@ -46,7 +46,7 @@ pub fn DeploymentsPage() -> impl IntoView {
             <h1>"Deployments"</h1>
             <a class="button primary" href="/deployments/new" id="new-deployment">"Open a deployment"</a>
         </div>
-        <p class="muted" id="deployments-status">"Checklists with manual items (people check them) and metric items (Lookout measures them on Prometheus), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Not built yet: probe and Kafka-lag items, built-in templates, opening an incident from a deployment."</p>
+        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Not built yet: Kafka-lag items, built-in templates, opening an incident from a deployment."</p>
         <section class="panel" id="deployments">
             <form method="get" action="/deployments" class="filters inline">
                 <label>"Service " <input type="text" name="service" value=move || filters().0.unwrap_or_default()/></label>
@@ -112,7 +112,7 @@ pub fn DeploymentsPage() -> impl IntoView {
                 <h2>"Checklist templates"</h2>
                 <a class="button" href="/deployments/templates/new" id="new-template">"New template"</a>
             </div>
-            <p class="muted">"A template is YAML: sections pre, during and post of manual and metric items. Every save is a new version; deployments keep the version they were opened from."</p>
+            <p class="muted">"A template is YAML: sections pre, during and post of manual, metric and probe items. Every save is a new version; deployments keep the version they were opened from."</p>
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match templates.await {
@@ -143,6 +143,18 @@ pub fn DeploymentsPage() -> impl IntoView {
     }
 }
 
+/// The target bindings a template's automated items need, with the kind of target each.
+fn bindings_of(t: &Template) -> Vec<(String, String)> {
+    let mut b: Vec<(String, String)> = Section::ALL
+        .iter()
+        .flat_map(|s| t.spec.sections.section(*s).iter())
+        .filter_map(|i| i.binding().map(|(b, k)| (b.to_string(), k.to_string())))
+        .collect();
+    b.sort();
+    b.dedup();
+    b
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -157,21 +169,12 @@ fn urlencode(s: &str) -> String {
 /// What a template's items check: for the form's preview and the template page.
 #[component]
 fn TemplateItems(t: Template) -> impl IntoView {
-    let bindings: Vec<String> = {
-        let mut b: Vec<String> = Section::ALL
-            .iter()
-            .flat_map(|s| t.spec.sections.section(*s).iter())
-            .filter_map(|i| i.metric.as_ref().map(|m| m.target.clone()))
-            .collect();
-        b.sort();
-        b.dedup();
-        b
-    };
+    let bindings = bindings_of(&t);
     view! {
         <div class="template-items">
             {(!bindings.is_empty()).then(|| view! {
                 <p id="bindings">"Target bindings to give: "
-                    {bindings.iter().map(|b| view! { <code>{b.clone()}</code>" (a Prometheus target) " }).collect_view()}
+                    {bindings.iter().map(|(b, k)| view! { <code>{b.clone()}</code>{format!(" (a {k} target) ")} }).collect_view()}
                 </p>
             })}
             {Section::ALL.into_iter().map(|s| {
@@ -184,6 +187,12 @@ fn TemplateItems(t: Template) -> impl IntoView {
                                 <span class=format!("badge kind kind-{}", i.kind.as_str())>{i.kind.as_str()}</span>" "
                                 <code>{i.id.clone()}</code>" "{i.text.clone()}
                                 {(!i.required).then_some(" (optional)")}
+                                {i.probe.map(|p| view! {
+                                    <div class="muted probe-spec">
+                                        {format!("the {} probe on binding {} — fails on a finding at or above {}{}", p.probe, p.target, p.max_severity,
+                                            if p.codes.is_empty() { String::new() } else { format!(" among {}", p.codes.join(", ")) })}
+                                    </div>
+                                })}
                                 {i.metric.map(|m| view! {
                                     <div class="muted metric-spec">
                                         {format!("on {} every {} s × {}: ", m.target, m.interval_secs, m.count)}
@@ -248,16 +257,8 @@ pub fn NewDeploymentPage() -> impl IntoView {
                             Ok(None) => view! { <p class="muted">"Choose a template to see what it will check."</p> }.into_any(),
                             Ok(Some(p)) => {
                                 let t = p.template.clone();
-                                let needs: Vec<String> = {
-                                    let mut b: Vec<String> = Section::ALL.iter()
-                                        .flat_map(|s| t.spec.sections.section(*s).iter())
-                                        .filter_map(|i| i.metric.as_ref().map(|m| m.target.clone()))
-                                        .collect();
-                                    b.sort();
-                                    b.dedup();
-                                    b
-                                };
-                                let placeholder = needs.iter().map(|b| format!("{b}: service=checkout, environment=production")).collect::<Vec<_>>().join("\n");
+                                let needs = bindings_of(&t);
+                                let placeholder = needs.iter().map(|(b, _)| format!("{b}: service=checkout, environment=production")).collect::<Vec<_>>().join("\n");
                                 view! {
                                     <div id="preview">
                                         <h2>{format!("{} v{}", t.name, t.version)}</h2>
@@ -391,7 +392,7 @@ fn ItemRow(
     let h2 = hidden.clone();
     let h3 = hidden.clone();
     let last = i.measurements.last().cloned();
-    let (key2, id2, id3) = (key.clone(), id.clone(), id.clone());
+    let (key2, id2, id3, id4) = (key.clone(), id.clone(), id.clone(), id.clone());
     view! {
         <tr data-item=id.clone() class=format!("istate-row-{}", i.state.as_str())>
             <td>
@@ -403,6 +404,16 @@ fn ItemRow(
                         <pre><code>{m.query.clone()}</code></pre>
                         <p class="muted">{format!("every {} s, {} measurement(s); fails past {} failed, inconclusive past {} inconclusive{}", m.interval_secs, m.count, m.failure_limit, m.inconclusive_limit, m.failure.map(|f| format!("; fail: {f}")).unwrap_or_default())}</p>
                     </details>
+                })}
+                {i.probe.clone().map(|p| view! {
+                    <div class="muted probe-spec">
+                        {format!("{} probe on {} — fails on a finding at or above {}{}",
+                            p.probe,
+                            i.target.clone().unwrap_or_else(|| "(target deleted)".into()),
+                            p.max_severity,
+                            if p.codes.is_empty() { String::new() } else { format!(" among {}", p.codes.join(", ")) })}
+                        {i.probe_run.map(|r| view! { " · " <a href=format!("/probe-runs/{r}") class="probe-run-link">{format!("probe run #{r}")}</a> })}
+                    </div>
                 })}
             </td>
             <td><span class=format!("badge istate istate-{}", i.state.as_str())>{i.state.as_str()}</span></td>
@@ -446,7 +457,23 @@ fn ItemRow(
                 })}
             </td>
         </tr>
-        {(!i.measurements.is_empty()).then(|| {
+        {(i.kind == ItemKind::Probe && last.as_ref().is_some_and(|m| !m.values.is_empty())).then(|| {
+            let m = i.measurements.last().cloned();
+            view! {
+                <tr class="evidence-row" data-evidence=id4.clone()>
+                    <td colspan="5">
+                        <ul class="plain findings-evidence">
+                            {m.map(|m| m.values.into_iter().map(|v| {
+                                let code = v.labels.get("code").cloned().unwrap_or_default();
+                                let sev = v.labels.get("severity").cloned().unwrap_or_default();
+                                view! { <li><span class=format!("badge fsev-{sev}")>{sev.clone()}</span>" "<code>{code}</code>" "{v.value}</li> }
+                            }).collect_view())}
+                        </ul>
+                    </td>
+                </tr>
+            }
+        })}
+        {(i.kind == ItemKind::Metric && !i.measurements.is_empty()).then(|| {
             let success = i.metric.as_ref().map(|m| m.success.clone()).unwrap_or_default();
             view! {
                 <tr class="evidence-row" data-evidence=id3.clone()>
@@ -784,7 +811,7 @@ pub fn NewTemplatePage() -> impl IntoView {
         <p class="crumbs"><a href="/deployments#templates">"← Templates"</a></p>
         <h1>"New checklist template"</h1>
         <section class="panel" id="editor">
-            <p class="muted">"Sections pre, during and post; items of kind manual (people check them) or metric (Lookout measures a Prometheus query). An error names its line and column, and nothing is saved."</p>
+            <p class="muted">"Sections pre, during and post; items of kind manual (people check them), metric (Lookout measures a Prometheus query) or probe (Lookout runs a probe and its findings decide). An error names its line and column, and nothing is saved."</p>
             <ActionForm action=save attr:class="stack wide" attr:id="template-form">
                 <input type="hidden" name="edit_of" value=""/>
                 <textarea name="yaml" rows="26" spellcheck="false" class="code" aria-label="Template YAML">{crate::components::common::raw_element_text(STARTER)}</textarea>

@@ -1,11 +1,16 @@
-//! Measuring automated deployment items (issue 12): the evaluation loop's two steps, each
-//! safe to run on several replicas at once. [`claim_due`] takes the running items whose next
-//! measurement is due (skipping rows another replica holds) and moves their schedule one
-//! interval on; [`measure`] asks the bound Prometheus — read-only, within a time limit — and
-//! records the measurement against the run it was for, setting the item's state when the
-//! run is over (`deployments::metric_outcome`). A target that is down, slow, refuses the
-//! credentials or rejects the query gives an *inconclusive* measurement carrying the error:
-//! never a pass, never a 500.
+//! Checking automated deployment items (issue 12): the evaluation loop's steps, each safe
+//! to run on several replicas at once. [`claim_due`] takes the running items whose next step
+//! is due (skipping rows another replica holds) and moves their schedule on; then
+//!
+//! - a **metric** item: [`measure`] asks the bound Prometheus — read-only, within a time
+//!   limit — and records the measurement against the run it was for, setting the item's
+//!   state when the run is over (`deployments::metric_outcome`). A target that is down,
+//!   slow, refuses the credentials or rejects the query gives an *inconclusive* measurement
+//!   carrying the error: never a pass, never a 500.
+//! - a **probe** item: [`probe_step`] starts the probe run on the bound target (through the
+//!   same path, limits and per-target cap as a person's run) and, on later steps, reads it:
+//!   when it has ended, its findings decide (`deployments::probe_outcome`); a run that could
+//!   not examine the target is inconclusive. The run is the item's evidence.
 
 use super::resolve;
 use crate::deployments::*;
@@ -20,16 +25,48 @@ use std::time::Duration;
 /// Who sets automated items in the record.
 pub const ACTOR: &str = "lookout";
 
-/// A measurement to take.
+/// What an automated item checks.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Metric(MetricCheck),
+    Probe(ProbeCheck),
+}
+
+/// A step to take.
 #[derive(Debug, Clone)]
 pub struct Due {
     pub deployment_id: i64,
     pub item_id: String,
     pub run: i32,
-    pub check: MetricCheck,
+    pub check: Check,
     pub target_id: Option<i64>,
+    /// A probe item's run already started.
+    pub probe_run_id: Option<i64>,
     /// How late it is behind its schedule.
     pub lag: Duration,
+}
+
+impl Due {
+    /// The longest the step may wait on its target: a metric item's interval; a probe
+    /// item's step only starts or reads a run.
+    pub fn interval(&self) -> Duration {
+        match &self.check {
+            Check::Metric(m) => Duration::from_secs(m.interval_secs.max(1) as u64),
+            Check::Probe(_) => Duration::from_secs(2),
+        }
+    }
+}
+
+/// The caller Lookout acts as when it starts and reads probe runs for items.
+fn system() -> crate::accounts::Principal {
+    crate::accounts::Principal {
+        user_id: None,
+        name: ACTOR.into(),
+        role: crate::accounts::Role::Responder,
+        method: crate::accounts::AuthMethod::Cli,
+        token_id: None,
+        deploy_services: None,
+    }
 }
 
 /// Claims up to `limit` due measurements (see the module docs).
@@ -38,13 +75,19 @@ pub async fn claim_due(pool: &PgPool, limit: i64) -> DomainResult<Vec<Due>> {
     Ok(rows
         .into_iter()
         .filter_map(|r| {
-            let check = serde_json::from_value::<MetricCheck>(r.spec?).ok()?;
+            let spec = r.spec?;
+            let check = match r.kind.as_str() {
+                "metric" => Check::Metric(serde_json::from_value(spec).ok()?),
+                "probe" => Check::Probe(serde_json::from_value(spec).ok()?),
+                _ => return None,
+            };
             Some(Due {
                 deployment_id: r.deployment_id,
                 item_id: r.item_id,
                 run: r.run,
                 check,
                 target_id: r.target_id,
+                probe_run_id: r.probe_run_id,
                 lag: Duration::from_secs_f64((r.lag_ms / 1000.0).max(0.0)),
             })
         })
@@ -100,8 +143,11 @@ async fn ask(
     let address = resolve::connect_address(access, &row, secret.as_deref()).await?;
     let client =
         Client::new(&address).map_err(|e| resolve::scrub(&e.to_string(), secret.as_deref()))?;
+    let Check::Metric(c) = &due.check else {
+        return Err("not a metric item".into());
+    };
     client
-        .query(&due.check.query, limit)
+        .query(&c.query, limit)
         .await
         .map_err(|e| resolve::scrub(&e.to_string(), secret.as_deref()))
 }
@@ -115,7 +161,9 @@ pub async fn measure(
     due: &Due,
     limit: Duration,
 ) -> DomainResult<Option<ItemState>> {
-    let c = &due.check;
+    let Check::Metric(c) = &due.check else {
+        return Err(DomainError::internal("measure() is for metric items"));
+    };
     let (phase, message, values, series) = match ask(pool, access, due, limit).await {
         Err(e) => (Phase::Inconclusive, e, vec![], 0),
         Ok(v) => {
@@ -184,7 +232,9 @@ async fn record(
         },
     )
     .await?;
-    let c = &due.check;
+    let Check::Metric(c) = &due.check else {
+        return Err(DomainError::internal("record() is for metric items"));
+    };
     let taken = (ok + failed + inconclusive) as u32;
     store::insert_event(
         &mut *tx,
@@ -249,4 +299,215 @@ async fn record(
     }
     tx.commit().await?;
     Ok(new_state)
+}
+
+/// One step of a probe item: start its run, or read the run and, once it has ended, decide.
+/// Returns the item's new state when the run ended it.
+pub async fn probe_step(
+    pool: &PgPool,
+    access: &Access,
+    runner: &super::probe_runs::Runner,
+    due: &Due,
+) -> DomainResult<Option<ItemState>> {
+    let Check::Probe(c) = &due.check else {
+        return Err(DomainError::internal("probe_step() is for probe items"));
+    };
+    let who = system();
+    let Some(run_id) = due.probe_run_id else {
+        let Some(target_id) = due.target_id else {
+            return finish(
+                pool,
+                due,
+                ItemState::Inconclusive,
+                "the target this item was bound to has been deleted",
+                vec![],
+            )
+            .await;
+        };
+        let req = super::probe_runs::StartRun {
+            probe: c.probe.clone(),
+            params: c
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), super::probe_runs::ParamValue::Text(v.clone())))
+                .collect(),
+            incident_key: None,
+        };
+        return match super::probe_runs::start(pool, runner, access, &who, target_id, req).await {
+            Ok(run) => {
+                let mut tx = pool.begin().await?;
+                if let Some((state, r, _)) =
+                    store::lock_item(&mut *tx, due.deployment_id, &due.item_id).await?
+                    && state == "running"
+                    && r == due.run
+                {
+                    store::set_probe_run(&mut *tx, due.deployment_id, &due.item_id, run.id).await?;
+                    store::insert_event(
+                        &mut *tx,
+                        due.deployment_id,
+                        ACTOR,
+                        "run",
+                        &format!(
+                            "{} probe run #{} started on {} (run {})",
+                            due.item_id, run.id, run.target_name, due.run
+                        ),
+                        serde_json::json!({ "item": due.item_id, "probe_run": run.id, "run": due.run }),
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(None)
+            }
+            // The target's run limit is reached: the next step tries again.
+            Err(DomainError::RateLimited { .. }) => Ok(None),
+            Err(e) => {
+                finish(
+                    pool,
+                    due,
+                    ItemState::Inconclusive,
+                    &format!("the probe could not start: {e}"),
+                    vec![],
+                )
+                .await
+            }
+        };
+    };
+    let detail = match super::probe_runs::get_run(pool, &who, run_id).await {
+        Ok(d) => d,
+        Err(DomainError::NotFound(_)) => {
+            return finish(
+                pool,
+                due,
+                ItemState::Inconclusive,
+                &format!("probe run #{run_id} is gone"),
+                vec![],
+            )
+            .await;
+        }
+        Err(e) => return Err(e),
+    };
+    if detail.run.status == crate::probe_runs::RunStatus::Running {
+        return Ok(None);
+    }
+    let findings: Vec<(String, String, String)> = detail
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.code.clone(),
+                f.severity.as_str().to_string(),
+                f.title.clone(),
+            )
+        })
+        .collect();
+    let (state, message) = probe_outcome(
+        c,
+        detail.run.status.as_str(),
+        detail.run.error.as_deref(),
+        &findings,
+    );
+    let values = findings
+        .iter()
+        .take(MEASURED_SERIES_MAX)
+        .map(|(code, sev, title)| MeasuredSeries {
+            labels: [
+                ("code".to_string(), code.clone()),
+                ("severity".to_string(), sev.clone()),
+                ("probe_run".to_string(), run_id.to_string()),
+            ]
+            .into(),
+            value: title.clone(),
+        })
+        .collect();
+    finish(
+        pool,
+        due,
+        state,
+        &format!("probe run #{run_id}: {message}"),
+        values,
+    )
+    .await
+}
+
+/// Ends a probe item's run: the outcome kept (as a measurement, and in the record) and the
+/// item's state set — unless the item moved on meanwhile.
+async fn finish(
+    pool: &PgPool,
+    due: &Due,
+    to: ItemState,
+    message: &str,
+    values: Vec<MeasuredSeries>,
+) -> DomainResult<Option<ItemState>> {
+    let mut tx = pool.begin().await?;
+    let Some((state, run, status)) =
+        store::lock_item(&mut *tx, due.deployment_id, &due.item_id).await?
+    else {
+        return Ok(None);
+    };
+    let status = DeploymentStatus::parse(&status)
+        .ok_or_else(|| DomainError::internal(format!("unknown deployment status {status:?}")))?;
+    let section = store::items(&mut *tx, due.deployment_id)
+        .await?
+        .into_iter()
+        .find(|i| i.item_id == due.item_id)
+        .map(|i| i.section)
+        .unwrap_or_default();
+    if state != "running"
+        || run != due.run
+        || status.open_section().map(|s| s.as_str()) != Some(section.as_str())
+    {
+        return Ok(None);
+    }
+    let phase = match to {
+        ItemState::Passed => Phase::Successful,
+        ItemState::Failed => Phase::Failed,
+        _ => Phase::Inconclusive,
+    };
+    let series = values.len() as i32;
+    store::insert_measurement(
+        &mut tx,
+        store::NewMeasurement {
+            deployment_id: due.deployment_id,
+            item_id: &due.item_id,
+            run,
+            phase: phase.as_str(),
+            value: serde_json::to_value(&values).map_err(DomainError::internal)?,
+            series,
+            message,
+            lag_ms: due.lag.as_millis().min(i32::MAX as u128) as i32,
+        },
+    )
+    .await?;
+    store::set_item_state(
+        &mut *tx,
+        due.deployment_id,
+        &due.item_id,
+        to.as_str(),
+        Some(ACTOR),
+        Some(message),
+    )
+    .await?;
+    store::insert_event(
+        &mut *tx,
+        due.deployment_id,
+        ACTOR,
+        "item",
+        &format!("{ACTOR} {} item {} — {message}", to.as_str(), due.item_id),
+        serde_json::json!({ "item": due.item_id, "state": to.as_str(), "from": "running", "run": run, "probe_run": due.probe_run_id }),
+    )
+    .await?;
+    if section == "pre" {
+        super::deployments::pre_item_changed(
+            &mut tx,
+            due.deployment_id,
+            status,
+            ACTOR,
+            &due.item_id,
+            ItemState::Running,
+            to,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(to))
 }

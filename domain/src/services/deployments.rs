@@ -275,6 +275,12 @@ fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
         ),
         _ => None,
     };
+    let probe = match (&r.spec, kind) {
+        (Some(spec), ItemKind::Probe) => Some(
+            serde_json::from_value::<ProbeCheck>(spec.clone()).map_err(DomainError::internal)?,
+        ),
+        _ => None,
+    };
     let section = match r.section.as_str() {
         "pre" => Section::Pre,
         "during" => Section::During,
@@ -286,6 +292,8 @@ fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
         section,
         kind,
         metric,
+        probe,
+        probe_run: r.probe_run_id,
         target: r.target_name,
         run: r.run,
         measurements: vec![],
@@ -618,17 +626,17 @@ pub async fn create_deployment(
     )
     .await?;
     // Every binding the template's automated items use must be given, and only those.
-    let mut used: Vec<&str> = Vec::new();
+    let mut used: Vec<(&str, &str)> = Vec::new();
     for section in Section::ALL {
         for it in t.spec.sections.section(section) {
-            if let Some(m) = &it.metric
-                && !used.contains(&m.target.as_str())
+            if let Some((b, kind)) = it.binding()
+                && !used.iter().any(|(u, _)| *u == b)
             {
-                used.push(&m.target);
+                used.push((b, kind));
             }
         }
     }
-    if let Some(extra) = n.targets.keys().find(|k| !used.contains(&k.as_str())) {
+    if let Some(extra) = n.targets.keys().find(|k| !used.iter().any(|(u, _)| u == k)) {
         return Err(DomainError::invalid(format!(
             "targets.{extra}: template {} v{} has no binding {extra:?} ({})",
             t.template_id,
@@ -636,15 +644,18 @@ pub async fn create_deployment(
             if used.is_empty() {
                 "it binds no targets".to_string()
             } else {
-                format!("its bindings: {}", used.join(", "))
+                format!(
+                    "its bindings: {}",
+                    used.iter().map(|(b, _)| *b).collect::<Vec<_>>().join(", ")
+                )
             }
         )));
     }
     let mut bound: std::collections::BTreeMap<&str, (i64, String)> = Default::default();
-    for b in &used {
+    for (b, kind) in &used {
         let wanted = n.targets.get(*b).map(|s| s.trim()).filter(|s| !s.is_empty()).ok_or_else(|| {
             DomainError::invalid(format!(
-                "targets.{b}: template {} v{} measures metrics on the Prometheus target bound as {b:?}: give its name or a label selector, e.g. \"targets\": {{\"{b}\": \"service={service}, environment={environment}\"}}",
+                "targets.{b}: template {} v{} checks the {kind} target bound as {b:?}: give its name or a label selector, e.g. \"targets\": {{\"{b}\": \"service={service}, environment={environment}\"}}",
                 t.template_id, t.version
             ))
         })?;
@@ -653,7 +664,7 @@ pub async fn create_deployment(
                 "targets.{b}: at most 200 characters"
             )));
         }
-        bound.insert(b, bind_target(&mut tx, b, wanted, "prometheus").await?);
+        bound.insert(b, bind_target(&mut tx, b, wanted, kind).await?);
     }
     for section in Section::ALL {
         for (i, it) in t.spec.sections.section(section).iter().enumerate() {
@@ -661,7 +672,12 @@ pub async fn create_deployment(
                 m.query = fill_query(&m.query, service, environment, &version);
                 m
             });
-            let target = metric.as_ref().and_then(|m| bound.get(m.target.as_str()));
+            let target = it.binding().and_then(|(b, _)| bound.get(b));
+            let spec = match (&metric, &it.probe) {
+                (Some(m), _) => Some(serde_json::to_value(m).map_err(DomainError::internal)?),
+                (_, Some(p)) => Some(serde_json::to_value(p).map_err(DomainError::internal)?),
+                _ => None,
+            };
             store::insert_item(
                 &mut *tx,
                 id,
@@ -674,11 +690,7 @@ pub async fn create_deployment(
                     help: &it.help,
                     required: it.required,
                     requires_note: it.requires_note,
-                    spec: metric
-                        .as_ref()
-                        .map(serde_json::to_value)
-                        .transpose()
-                        .map_err(DomainError::internal)?,
+                    spec,
                     target_id: target.map(|t| t.0),
                     target_name: target.map(|t| t.1.as_str()),
                 },

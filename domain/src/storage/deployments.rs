@@ -230,6 +230,7 @@ pub struct ItemRow {
     pub spec: Option<serde_json::Value>,
     pub target_name: Option<String>,
     pub run: i32,
+    pub probe_run_id: Option<i64>,
 }
 
 pub struct NewItem<'a> {
@@ -276,7 +277,7 @@ pub async fn insert_item(
 /// In template order: pre, during, post, each by position.
 pub async fn items(db: impl PgExecutor<'_>, deployment_id: i64) -> sqlx::Result<Vec<ItemRow>> {
     sqlx::query_as::<_, ItemRow>(
-        "SELECT item_id, section, kind, text, help, required, requires_note, state, set_by, set_at, note, spec, target_name, run
+        "SELECT item_id, section, kind, text, help, required, requires_note, state, set_by, set_at, note, spec, target_name, run, probe_run_id
          FROM deployment_items WHERE deployment_id = $1
          ORDER BY array_position(ARRAY['pre', 'during', 'post'], section), position",
     )
@@ -433,7 +434,7 @@ pub async fn start_automated(
 ) -> sqlx::Result<Vec<(String, String)>> {
     sqlx::query_as(
         "UPDATE deployment_items d SET state = 'running', run = d.run + 1, next_at = now(),
-                set_by = 'lookout', set_at = now(), note = NULL
+                set_by = 'lookout', set_at = now(), note = NULL, probe_run_id = NULL
          FROM (SELECT item_id, state FROM deployment_items
                WHERE deployment_id = $1 AND section = $2 AND kind <> 'manual'
                  AND ($3::text IS NULL OR item_id = $3) FOR UPDATE) old
@@ -455,6 +456,8 @@ pub struct DueRow {
     pub run: i32,
     pub spec: Option<serde_json::Value>,
     pub target_id: Option<i64>,
+    pub kind: String,
+    pub probe_run_id: Option<i64>,
     /// How late the claim is behind the schedule, in milliseconds.
     pub lag_ms: f64,
 }
@@ -477,10 +480,11 @@ pub async fn claim_due(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<
             LIMIT $1
             FOR UPDATE OF i SKIP LOCKED)
          UPDATE deployment_items i
-         SET next_at = now() + make_interval(secs => COALESCE((i.spec->>'interval_secs')::int, 10))
+         SET next_at = now() + make_interval(secs => CASE WHEN i.kind = 'probe' THEN 2
+                                                       ELSE COALESCE((i.spec->>'interval_secs')::int, 10) END)
          FROM due
          WHERE i.deployment_id = due.deployment_id AND i.item_id = due.item_id
-         RETURNING i.deployment_id, i.item_id, i.run, i.spec, i.target_id,
+         RETURNING i.deployment_id, i.item_id, i.run, i.spec, i.target_id, i.kind, i.probe_run_id,
                    (EXTRACT(EPOCH FROM (now() - due.next_at)) * 1000)::float8 AS lag_ms",
     )
     .bind(limit)
@@ -574,4 +578,22 @@ pub async fn measurements(
     .bind(per_item)
     .fetch_all(db)
     .await
+}
+
+/// Records the probe run started for an item's run.
+pub async fn set_probe_run(
+    db: impl PgExecutor<'_>,
+    deployment_id: i64,
+    item_id: &str,
+    probe_run_id: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE deployment_items SET probe_run_id = $3 WHERE deployment_id = $1 AND item_id = $2",
+    )
+    .bind(deployment_id)
+    .bind(item_id)
+    .bind(probe_run_id)
+    .execute(db)
+    .await
+    .map(|_| ())
 }

@@ -63,6 +63,7 @@ pub fn check_stats() -> (u64, f64, u64) {
 pub fn spawn_deployment_checks(
     pool: PgPool,
     access: domain::reach::Access,
+    runner: domain::services::probe_runs::Runner,
     settings: CheckSettings,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
@@ -76,6 +77,7 @@ pub fn spawn_deployment_checks(
         run(
             pool.clone(),
             access.clone(),
+            runner.clone(),
             settings.clone(),
             shutdown.clone(),
         )
@@ -98,6 +100,7 @@ impl Drop for InFlight {
 async fn run(
     pool: PgPool,
     access: Arc<domain::reach::Access>,
+    runner: domain::services::probe_runs::Runner,
     settings: Arc<CheckSettings>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -146,10 +149,8 @@ async fn run(
                     .or_insert_with(|| Arc::new(Semaphore::new(settings.per_target.max(1))))
                     .clone()
             };
-            let (pool, access) = (pool.clone(), access.clone());
-            let limit = settings
-                .query_limit
-                .min(Duration::from_secs(d.check.interval_secs.max(1) as u64));
+            let (pool, access, runner) = (pool.clone(), access.clone(), runner.clone());
+            let limit = settings.query_limit.min(d.interval());
             let guard = InFlight::new();
             tasks.spawn(async move {
                 let _guard = guard;
@@ -157,9 +158,14 @@ async fn run(
                 // Waiting for the target's turn counts against the same limit.
                 let permit = tokio::time::timeout(limit, slot.acquire_owned()).await;
                 let left = limit.saturating_sub(t0.elapsed()).max(Duration::from_millis(1));
-                let result = match permit {
-                    Ok(Ok(_p)) => svc::measure(&pool, &access, &d, left).await,
-                    _ => svc::measure(&pool, &access, &d, Duration::from_millis(1)).await,
+                // The permit is held for the whole step.
+                let (_permit, left) = match permit {
+                    Ok(Ok(p)) => (Some(p), left),
+                    _ => (None, Duration::from_millis(1)),
+                };
+                let result = match &d.check {
+                    svc::Check::Metric(_) => svc::measure(&pool, &access, &d, left).await,
+                    svc::Check::Probe(_) => svc::probe_step(&pool, &access, &runner, &d).await,
                 };
                 MEASUREMENTS.fetch_add(1, Ordering::Relaxed);
                 match result {

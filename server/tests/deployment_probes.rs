@@ -1,0 +1,222 @@
+//! Probe items of deployment checklists (issue 12) against the real PostgreSQL of the TEST
+//! setup: a seeded bad state (an invalid index left by a failed CREATE UNIQUE INDEX
+//! CONCURRENTLY over duplicate keys) fails the item with the finding as evidence and the
+//! probe run linked; the fix and a re-run pass it; a target that cannot be examined is
+//! inconclusive, never a pass.
+
+mod common;
+
+use common::{TestApp, env};
+use domain::Role;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+const TEMPLATE: &str = "id: db-release
+name: DB release
+sections:
+  pre:
+    - id: indexes-valid
+      kind: probe
+      text: Indexes built CONCURRENTLY are valid
+      target: db
+      probe: postgres
+      codes: [PG_INVALID_INDEX, PG_INDEX_BUILD_IN_PROGRESS]
+      max_severity: warning
+  post:
+    - {id: smoke, kind: manual, text: Smoke test}
+";
+
+fn item<'a>(d: &'a Value, id: &str) -> &'a Value {
+    d["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item_id"] == id)
+        .unwrap()
+}
+
+async fn settled(app: &TestApp, token: &str, key: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, d) = app.get(token, &format!("/api/v1/deployments/{key}")).await;
+        assert_eq!(s, 200, "{d}");
+        if item(&d, id)["state"] != "running" {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "{id} still running: {d:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn probe_items_fail_on_a_seeded_bad_state_and_pass_after_the_fix(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut config = server::config::Config::for_tests("postgres://unused");
+    config.secret_key =
+        Some(domain::secrets::SecretBox::from_config(common::TEST_SECRET_KEY).unwrap());
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    server::workers::spawn_deployment_checks(
+        pool.clone(),
+        config.access(),
+        domain::services::probe_runs::Runner::default(),
+        server::workers::CheckSettings {
+            tick: Duration::from_millis(200),
+            ..Default::default()
+        },
+        rx,
+    )
+    .unwrap();
+    let admin = app.create_token("admin", Role::Admin).await;
+    let approver = app.create_token("tpl", Role::Approver).await;
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/deployment-templates"))
+        .bearer_auth(&approver)
+        .header("content-type", "application/yaml")
+        .body(TEMPLATE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+
+    // The bad state, in this test's own database: duplicate keys broke a unique index build.
+    sqlx::query("CREATE TABLE orders_dup (k int)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO orders_dup VALUES (1), (1), (2)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        sqlx::query("CREATE UNIQUE INDEX CONCURRENTLY orders_dup_k ON orders_dup (k)")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&env("DATABASE_URL")).unwrap();
+    url.set_path(&format!("/{db}"));
+    let (s, t) = app
+        .post(&admin, "/api/v1/targets", json!({"name": "orders-db", "kind": "postgres", "connection": url.as_str(), "environment": "staging", "labels": {"service": "orders"}}))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    // A binding of the wrong kind is refused before anything is written.
+    let (s, _) = app
+        .post(&admin, "/api/v1/targets", json!({"name": "prom", "kind": "prometheus", "connection": "http://127.0.0.1:9", "environment": "staging"}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = app
+        .post(&admin, "/api/v1/deployments", json!({"service": "orders", "environment": "staging", "version": "5", "template": "db-release", "targets": {"db": "prom"}}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no postgres target is named \"prom\""),
+        "{e}"
+    );
+
+    let (s, d) = app
+        .post(&admin, "/api/v1/deployments", json!({"service": "orders", "environment": "staging", "version": "5", "template": "db-release", "targets": {"db": "service=orders"}}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let key = d["deployment"]["key"].as_str().unwrap().to_string();
+    assert_eq!(item(&d, "indexes-valid")["state"], "running");
+    let d = settled(&app, &admin, &key, "indexes-valid").await;
+    let it = item(&d, "indexes-valid");
+    assert_eq!(it["state"], "failed", "{it:#}");
+    assert!(
+        it["note"]
+            .as_str()
+            .unwrap()
+            .contains("PG_INVALID_INDEX (warning)"),
+        "{it:#}"
+    );
+    let run = it["probe_run"].as_i64().expect("the run is linked");
+    let (s, r) = app.get(&admin, &format!("/api/v1/probe-runs/{run}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(r["run"]["started_by"], "lookout");
+    assert!(
+        r["findings"].to_string().contains("orders_dup_k"),
+        "the run's finding names the index"
+    );
+    assert!(
+        it["measurements"][0]["values"]
+            .to_string()
+            .contains("PG_INVALID_INDEX"),
+        "{it:#}"
+    );
+    assert!(
+        d["blocking"]
+            .to_string()
+            .contains("indexes-valid is failed")
+    );
+    // Its page links the run.
+    let viewer = app.signed_in("vera", Role::Viewer).await;
+    let html = viewer
+        .get(app.url(&format!("/deployments/{key}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("href=\"/probe-runs/{run}\"")),
+        "the evidence is one click away"
+    );
+
+    // The fix the finding names (duplicates first, then the rebuild), and a re-run: passed.
+    sqlx::query(
+        "DELETE FROM orders_dup WHERE ctid NOT IN (SELECT min(ctid) FROM orders_dup GROUP BY k)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("DROP INDEX CONCURRENTLY orders_dup_k")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE UNIQUE INDEX CONCURRENTLY orders_dup_k ON orders_dup (k)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (s, d) = app
+        .post(
+            &admin,
+            &format!("/api/v1/deployments/{key}/items/indexes-valid"),
+            json!({"action": "rerun"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    let d = settled(&app, &admin, &key, "indexes-valid").await;
+    let it = item(&d, "indexes-valid");
+    assert_eq!(it["state"], "passed", "{it:#}");
+    assert_ne!(it["probe_run"].as_i64().unwrap(), run, "a new run");
+    assert_eq!(it["run"], 2);
+
+    // A target that cannot be examined is inconclusive, not passed — even though the item
+    // counts only index codes.
+    let (s, _) = app
+        .post(&admin, "/api/v1/targets", json!({"name": "dead-db", "kind": "postgres", "connection": format!("postgres://nobody@127.0.0.1:{}/x", common::free_port()), "environment": "staging"}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, d) = app
+        .post(&admin, "/api/v1/deployments", json!({"service": "orders", "environment": "staging", "version": "6", "template": "db-release", "targets": {"db": "dead-db"}}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let dead = d["deployment"]["key"].as_str().unwrap().to_string();
+    let d = settled(&app, &admin, &dead, "indexes-valid").await;
+    let it = item(&d, "indexes-valid");
+    assert_eq!(it["state"], "inconclusive", "{it:#}");
+    assert!(
+        it["note"].as_str().unwrap().contains("ended failed"),
+        "{it:#}"
+    );
+}
