@@ -174,6 +174,15 @@ async fn run_with_db(command: Command, config: &Config, url: &str) -> Result<(),
 
 async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
     domain::services::targets::check_key_present(&pool, config.secret_key.as_ref()).await?;
+    let installed = domain::services::deployments::install_built_in_templates(&pool)
+        .await
+        .map_err(|e| format!("built-in deployment templates: {e}"))?;
+    if installed > 0 {
+        tracing::info!(
+            versions = installed,
+            "installed built-in deployment templates"
+        );
+    }
     match auth::ensure_first_admin(&pool, config.admin_password.as_deref())
         .await
         .map_err(|e| e.public_message())?

@@ -265,11 +265,11 @@ async fn bad_templates_say_where_and_save_nothing(pool: PgPool) {
         (
             V1.replace(
                 "kind: manual\n      text: Smoke",
-                "kind: probe\n      text: Smoke",
+                "kind: kafka_lag\n      text: Smoke",
             ),
             "application/yaml",
             422,
-            "sections.post[0] (smoke): items of kind `probe` are not available yet",
+            "sections.post[0] (smoke): items of kind `kafka_lag` are not available yet",
         ),
         (
             format!("{V1}description: twice\n"),
@@ -400,4 +400,134 @@ async fn two_editors_of_one_version_do_not_both_win(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(versions, (1..=(1 + ok as i32)).collect::<Vec<_>>());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn built_in_templates_from_seed_000_install_once_and_yield_to_edits(pool: PgPool) {
+    use domain::services::deployments::{BUILT_IN_TEMPLATES, install_built_in_templates};
+    let app = TestApp::spawn(pool.clone()).await;
+    assert_eq!(
+        install_built_in_templates(&pool).await.unwrap(),
+        BUILT_IN_TEMPLATES.len()
+    );
+    assert_eq!(
+        install_built_in_templates(&pool).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    let token = app.create_token("t", Role::Viewer).await;
+    let (s, list) = app.get(&token, "/api/v1/deployment-templates").await;
+    assert_eq!(s, 200);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), BUILT_IN_TEMPLATES.len());
+    assert!(list.iter().all(|t| t["built_in"] == true));
+    // Seed 000's Deployment Checklist Template, every line, machine-checked where Lookout can.
+    let (_, t) = app
+        .get(&token, "/api/v1/deployment-templates/deployment-checklist")
+        .await;
+    let items = |s: &str| t["spec"]["sections"][s].as_array().unwrap().clone();
+    assert_eq!(
+        (
+            items("pre").len(),
+            items("during").len(),
+            items("post").len()
+        ),
+        (7, 5, 5),
+        "{t:#}"
+    );
+    let kind = |s: &str, id: &str| {
+        items(s)
+            .iter()
+            .find(|i| i["id"] == id)
+            .map(|i| i["kind"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(kind("during", "error-rate"), "metric");
+    assert_eq!(kind("during", "latency-p99"), "metric");
+    assert_eq!(kind("during", "consumer-lag"), "probe");
+    assert_eq!(kind("pre", "indexes-and-migrations"), "probe");
+    assert_eq!(kind("post", "rollback-plan"), "manual");
+    let (_, m) = app
+        .get(
+            &token,
+            "/api/v1/deployment-templates/database-migration-safety",
+        )
+        .await;
+    assert!(
+        m["yaml"].as_str().unwrap().contains("PG_INVALID_INDEX"),
+        "\"Index created CONCURRENTLY\" → the PostgreSQL probe"
+    );
+
+    // A deployment from it needs Prometheus (its required metric items) but not the optional
+    // PostgreSQL and Kafka bindings: those items stay pending and do not block.
+    let admin = app.create_token("a", Role::Admin).await;
+    let (s, e) = app
+        .post(&admin, "/api/v1/deployments", serde_json::json!({"service": "web", "environment": "dev", "version": "1", "template": "deployment-checklist"}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("targets.prometheus"),
+        "{e}"
+    );
+    let (s, _) = app
+        .post(&admin, "/api/v1/targets", serde_json::json!({"name": "prom", "kind": "prometheus", "connection": "http://127.0.0.1:9", "environment": "dev"}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, d) = app
+        .post(&admin, "/api/v1/deployments", serde_json::json!({"service": "web", "environment": "dev", "version": "1", "template": "deployment-checklist", "targets": {"prometheus": "prom"}}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let it = d["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item_id"] == "indexes-and-migrations")
+        .unwrap();
+    assert_eq!(it["state"], "pending", "not bound: not run");
+    assert!(it.get("target").is_none());
+    assert!(
+        !d["blocking"].to_string().contains("indexes-and-migrations"),
+        "optional"
+    );
+    let key = d["deployment"]["key"].as_str().unwrap();
+    let (s, e) = app
+        .post(
+            &admin,
+            &format!("/api/v1/deployments/{key}/items/indexes-and-migrations"),
+            serde_json::json!({"action": "rerun"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+
+    // Once people save their own version, the shipped one never replaces it.
+    let approver = app.create_token("ap", Role::Approver).await;
+    let yaml = BUILT_IN_TEMPLATES
+        .iter()
+        .find(|(id, _)| *id == "tracing-implementation")
+        .unwrap()
+        .1;
+    let res = app
+        .plain()
+        .put(app.url("/api/v1/deployment-templates/tracing-implementation"))
+        .bearer_auth(&approver)
+        .header("content-type", "application/yaml")
+        .body(yaml.replace("end-to-end", "end to end"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(install_built_in_templates(&pool).await.unwrap(), 0);
+    let (_, t) = app
+        .get(
+            &token,
+            "/api/v1/deployment-templates/tracing-implementation",
+        )
+        .await;
+    assert_eq!(
+        (t["version"].clone(), t["built_in"].clone()),
+        (serde_json::json!(2), serde_json::json!(false))
+    );
 }

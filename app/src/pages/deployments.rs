@@ -46,7 +46,7 @@ pub fn DeploymentsPage() -> impl IntoView {
             <h1>"Deployments"</h1>
             <a class="button primary" href="/deployments/new" id="new-deployment">"Open a deployment"</a>
         </div>
-        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Not built yet: Kafka-lag items, built-in templates, opening an incident from a deployment."</p>
+        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000. Not built yet: Kafka-lag items read from the sampler's verdicts, opening an incident from a deployment."</p>
         <section class="panel" id="deployments">
             <form method="get" action="/deployments" class="filters inline">
                 <label>"Service " <input type="text" name="service" value=move || filters().0.unwrap_or_default()/></label>
@@ -400,7 +400,7 @@ fn ItemRow(
                 <code>{id.clone()}</code>" "{i.text.clone()}{(!i.required).then_some(" (optional)")}
                 {i.metric.clone().map(|m| view! {
                     <details class="metric-spec">
-                        <summary>{format!("on {} — pass: {}", i.target.clone().unwrap_or_else(|| "(target deleted)".into()), m.success)}</summary>
+                        <summary>{format!("on {} — pass: {}", i.target.clone().unwrap_or_else(|| "(not bound: not run)".into()), m.success)}</summary>
                         <pre><code>{m.query.clone()}</code></pre>
                         <p class="muted">{format!("every {} s, {} measurement(s); fails past {} failed, inconclusive past {} inconclusive{}", m.interval_secs, m.count, m.failure_limit, m.inconclusive_limit, m.failure.map(|f| format!("; fail: {f}")).unwrap_or_default())}</p>
                     </details>
@@ -409,7 +409,7 @@ fn ItemRow(
                     <div class="muted probe-spec">
                         {format!("{} probe on {} — fails on a finding at or above {}{}",
                             p.probe,
-                            i.target.clone().unwrap_or_else(|| "(target deleted)".into()),
+                            i.target.clone().unwrap_or_else(|| "(not bound: not run)".into()),
                             p.max_severity,
                             if p.codes.is_empty() { String::new() } else { format!(" among {}", p.codes.join(", ")) })}
                         {i.probe_run.map(|r| view! { " · " <a href=format!("/probe-runs/{r}") class="probe-run-link">{format!("probe run #{r}")}</a> })}

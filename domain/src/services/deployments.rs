@@ -180,6 +180,83 @@ pub async fn save_template(
     view(row)
 }
 
+/// The built-in templates Lookout ships (`domain/templates/`, copied from seed 000).
+pub const BUILT_IN_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "deployment-checklist",
+        include_str!("../../templates/deployment-checklist.yaml"),
+    ),
+    (
+        "database-migration-safety",
+        include_str!("../../templates/database-migration-safety.yaml"),
+    ),
+    (
+        "redis-optimisation",
+        include_str!("../../templates/redis-optimisation.yaml"),
+    ),
+    (
+        "kafka-consumers",
+        include_str!("../../templates/kafka-consumers.yaml"),
+    ),
+    (
+        "kubernetes-health",
+        include_str!("../../templates/kubernetes-health.yaml"),
+    ),
+    (
+        "tracing-implementation",
+        include_str!("../../templates/tracing-implementation.yaml"),
+    ),
+    (
+        "llm-cost-optimisation",
+        include_str!("../../templates/llm-cost-optimisation.yaml"),
+    ),
+    (
+        "performance-debugging",
+        include_str!("../../templates/performance-debugging.yaml"),
+    ),
+];
+
+/// Installs the built-in templates at start-up (every replica may; the versions' unique key
+/// settles races): a template that does not exist gets version 1, marked built in; one whose
+/// newest version is still a built-in one that differs from what this Lookout ships gets a
+/// new built-in version (deployments keep the version they were opened from). Once people
+/// have saved their own version, it is theirs: it is never replaced. Returns the versions
+/// written.
+pub async fn install_built_in_templates(pool: &PgPool) -> DomainResult<usize> {
+    let mut written = 0;
+    for (id, yaml) in BUILT_IN_TEMPLATES {
+        let parsed = parse_template(yaml)
+            .map_err(|e| DomainError::internal(format!("built-in template {id}: {e}")))?;
+        let latest = store::latest(pool, id).await?;
+        let version = match &latest {
+            None => 1,
+            Some(l) if l.built_in && l.yaml != *yaml => l.version + 1,
+            Some(_) => continue,
+        };
+        let res = store::insert(
+            pool,
+            store::NewTemplate {
+                template_id: id,
+                version,
+                name: &parsed.spec.name,
+                description: &parsed.spec.description,
+                yaml,
+                spec: serde_json::to_value(&parsed.spec).map_err(DomainError::internal)?,
+                built_in: true,
+                created_by: "lookout",
+                created_by_id: None,
+            },
+        )
+        .await;
+        match res {
+            Ok(_) => written += 1,
+            Err(e) if is_unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(written)
+}
+
 // ---- deployments ------------------------------------------------------------------------
 //
 // Responders create deployments and work their manual items; approvers waive items and
@@ -653,7 +730,24 @@ pub async fn create_deployment(
     }
     let mut bound: std::collections::BTreeMap<&str, (i64, String)> = Default::default();
     for (b, kind) in &used {
-        let wanted = n.targets.get(*b).map(|s| s.trim()).filter(|s| !s.is_empty()).ok_or_else(|| {
+        let given = n
+            .targets
+            .get(*b)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty());
+        // A binding only optional items use may be left out: those items are not run.
+        let only_optional = Section::ALL.iter().all(|s| {
+            t.spec
+                .sections
+                .section(*s)
+                .iter()
+                .filter(|i| i.binding().map(|x| x.0) == Some(*b))
+                .all(|i| !i.required)
+        });
+        if given.is_none() && only_optional {
+            continue;
+        }
+        let wanted = given.ok_or_else(|| {
             DomainError::invalid(format!(
                 "targets.{b}: template {} v{} checks the {kind} target bound as {b:?}: give its name or a label selector, e.g. \"targets\": {{\"{b}\": \"service={service}, environment={environment}\"}}",
                 t.template_id, t.version
@@ -864,6 +958,11 @@ pub async fn act_on_item(
         if !item.kind.is_automated() {
             return Err(DomainError::conflict(format!(
                 "{item_id} is a manual item: check or uncheck it; only automated items re-run"
+            )));
+        }
+        if item.target.is_none() {
+            return Err(DomainError::conflict(format!(
+                "{item_id} is not bound to a target (it is optional and its binding was left out when {key} was opened): it does not run"
             )));
         }
         start_section(&mut tx, row.id, &who.name, item.section, Some(item_id)).await?;

@@ -437,6 +437,7 @@ pub async fn start_automated(
                 set_by = 'lookout', set_at = now(), note = NULL, probe_run_id = NULL
          FROM (SELECT item_id, state FROM deployment_items
                WHERE deployment_id = $1 AND section = $2 AND kind <> 'manual'
+                 AND target_name IS NOT NULL
                  AND ($3::text IS NULL OR item_id = $3) FOR UPDATE) old
          WHERE d.deployment_id = $1 AND d.item_id = old.item_id
          RETURNING d.item_id, old.state",
