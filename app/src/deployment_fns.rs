@@ -68,8 +68,11 @@ pub async fn list_deployments(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentPageData {
     pub detail: DeploymentDetail,
-    /// The record (`at`, actor, kind, body), oldest first.
+    /// The record (`at`, actor, kind, body), oldest first: the newest
+    /// [`RECORD_WINDOW`] unless all were asked for.
     pub events: Vec<(time::OffsetDateTime, String, String, String)>,
+    /// Events left out (older than the window).
+    pub hidden_events: usize,
     pub me: String,
     /// Responder or more: check items, move the deployment on.
     pub can_work: bool,
@@ -77,19 +80,33 @@ pub struct DeploymentPageData {
     pub can_approve: bool,
 }
 
-/// One deployment with its record.
+/// How many of the newest events the deployment page shows before "Show all".
+pub const RECORD_WINDOW: usize = 200;
+
+/// One deployment with its record (the newest [`RECORD_WINDOW`] events unless `all`).
 #[server(prefix = "/api/fn", endpoint = "deployments/get")]
-pub async fn get_deployment(key: String) -> Result<DeploymentPageData, AppError> {
+pub async fn get_deployment(
+    key: String,
+    all: Option<bool>,
+) -> Result<DeploymentPageData, AppError> {
     let c = call()?;
     let detail = svc::get_deployment(&c.pool, &c.who, &c.approvals, &key).await?;
-    let events = svc::deployment_events(&c.pool, &c.who, &key)
+    let mut events: Vec<_> = svc::deployment_events(&c.pool, &c.who, &key)
         .await?
         .into_iter()
         .map(|e| (e.at, e.actor, e.kind, e.body))
         .collect();
+    let hidden_events = if all.unwrap_or(false) {
+        0
+    } else {
+        let cut = events.len().saturating_sub(RECORD_WINDOW);
+        events.drain(..cut);
+        cut
+    };
     Ok(DeploymentPageData {
         detail,
         events,
+        hidden_events,
         me: c.who.name.clone(),
         can_work: c.who.role.allows(domain::Role::Responder),
         can_approve: c.who.role.allows(domain::Role::Approver) && c.who.user_id.is_some(),

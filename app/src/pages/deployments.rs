@@ -520,7 +520,9 @@ pub fn DeploymentPage() -> impl IntoView {
             .unwrap_or_default()
             .to_ascii_uppercase()
     };
-    let data = Resource::new(key, get_deployment);
+    let q = use_query_map();
+    let all = move || q.read().get("all").is_some_and(|v| v == "1");
+    let data = Resource::new(move || (key(), all()), |(k, a)| get_deployment(k, Some(a)));
     view! {
         <Title text=key/>
         <p class="crumbs"><a href="/deployments">"← Deployments"</a></p>
@@ -540,6 +542,7 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
     let DeploymentPageData {
         detail: d,
         events,
+        hidden_events,
         me,
         can_work,
         can_approve,
@@ -682,7 +685,11 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
             }
         }).collect_view()}
         <section class="panel" id="record">
-            <h2>{format!("Record ({})", events.len())}</h2>
+            <h2>{format!("Record ({})", events.len() + hidden_events)}</h2>
+            {(hidden_events > 0).then(|| view! {
+                <p class="muted" id="record-window">{format!("The newest {} events; {hidden_events} older ones are not shown. ", events.len())}
+                    <a href="?all=1">"Show all"</a></p>
+            })}
             <div class="moves">
                 <form method="post" action=format!("/api/v1/deployments/{key}/export.md") class="inline"><button type="submit">"Export Markdown"</button></form>
                 <form method="post" action=format!("/api/v1/deployments/{key}/export.json") class="inline"><button type="submit">"Export JSON"</button></form>
