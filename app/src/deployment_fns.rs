@@ -78,6 +78,8 @@ pub struct DeploymentPageData {
     pub can_work: bool,
     /// Approver or admin signed in as a person (tokens cannot sign).
     pub can_approve: bool,
+    /// The incidents opened from it.
+    pub incidents: Vec<domain::deployments::LinkedIncident>,
 }
 
 /// How many of the newest events the deployment page shows before "Show all".
@@ -110,7 +112,19 @@ pub async fn get_deployment(
         me: c.who.name.clone(),
         can_work: c.who.role.allows(domain::Role::Responder),
         can_approve: c.who.role.allows(domain::Role::Approver) && c.who.user_id.is_some(),
+        incidents: svc::incidents_of(&c.pool, &c.who, &key).await?,
     })
+}
+
+/// Opens an incident for the deployment (its failing items as findings, linked both ways)
+/// and goes to it; an open linked incident is returned instead of a second one.
+#[server(prefix = "/api/fn", endpoint = "deployments/open-incident")]
+pub async fn open_deployment_incident(key: String, severity: String) -> Result<String, AppError> {
+    let c = call()?;
+    let severity: domain::incidents::Severity = severity.parse().map_err(invalid)?;
+    let incident = svc::open_incident(&c.pool, &c.who, &key, severity).await?;
+    leptos_axum::redirect(&format!("/incidents/{incident}"));
+    Ok(incident)
 }
 
 /// `binding: target` lines (a target's name or a label selector) into the bindings map.

@@ -93,6 +93,8 @@ pub struct IncidentPageData {
     pub matching_events: usize,
     /// Events left out of this page (older than the window; pinned ones are always shown).
     pub hidden_events: usize,
+    /// Deployments linked to it, or of its services in its environment around its time.
+    pub deployments: Vec<domain::deployments::DeploymentNearIncident>,
 }
 
 /// How many of the newest events the incident page shows before "Show all".
@@ -146,11 +148,14 @@ pub async fn get_incident(
         .map(Finding::summary)
         .collect();
     detail.summary.clear();
+    let deployments =
+        domain::services::deployments::deployments_near_incident(&c.pool, &c.who, &key).await?;
     Ok(IncidentPageData {
         detail,
         me: c.who.name,
         matching_events,
         hidden_events,
+        deployments,
     })
 }
 

@@ -682,6 +682,30 @@ pub fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
     out
 }
 
+/// An incident opened from (linked to) a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedIncident {
+    pub key: String,
+    pub title: String,
+    pub status: String,
+    pub severity: String,
+}
+
+/// A deployment as an incident lists it: linked to it, or overlapping it in time on one of
+/// its services in its environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentNearIncident {
+    pub key: String,
+    pub service: String,
+    pub version: String,
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub linked: bool,
+}
+
 /// `DEP-12`.
 pub fn deployment_key(n: i64) -> String {
     format!("DEP-{n}")

@@ -56,6 +56,13 @@ sections:
     - id: smoke
       kind: manual
       text: Smoke test
+    - id: error-rate-after
+      kind: metric
+      text: Error rate below 0.01% after the release
+      target: prometheus
+      query: max(lookout_e2e_error_ratio{service="{{service}}"})
+      success: result < 0.0001
+      interval: 1s
 `;
   const a = alice.page;
   await a.goto("/deployments/templates/new");
@@ -120,6 +127,20 @@ sections:
   expect(gate2.allowed).toBe(true);
   // The requester's page follows (it was live while awaiting approval).
   await expect(a.locator("#deployment-status")).toHaveText("approved", { timeout: 10_000 });
+
+  // The pipeline starts; the release is verified; the post-deploy metric fails on the page,
+  // and one click opens an incident linked both ways, the failed item as a finding.
+  await b.getByRole("button", { name: "Start the deployment" }).click();
+  await expect(b.locator("#deployment-status")).toHaveText("in_progress");
+  await b.getByRole("button", { name: "Deployed: verify" }).click();
+  await expect(b.locator("#deployment-status")).toHaveText("verifying");
+  await expect(b.locator("tr[data-item=error-rate-after] .badge.istate")).toHaveText("failed", { timeout: 30_000 });
+  await b.getByRole("button", { name: "Open an incident" }).click();
+  await expect(b).toHaveURL(/\/incidents\/INC-\d+$/);
+  await expect(b.locator("#findings")).toContainText("DEPLOY_ITEM_FAILED");
+  await expect(b.locator(`#deployments-near [data-deployment=${key}]`)).toContainText("linked");
+  await b.locator(`#deployments-near a[href="/deployments/${key}"]`).click();
+  await expect(b.locator("#incidents a[href^='/incidents/INC-']")).toHaveCount(1);
 
   // The export is a download of the signed record.
   const [dl] = await Promise.all([b.waitForEvent("download"), b.getByRole("button", { name: "Export Markdown" }).click()]);

@@ -456,6 +456,12 @@ fn listed_cases() -> Vec<Case> {
             404,
         ),
         server_fn(
+            "/api/fn/deployments/open-incident",
+            Role(domain::Role::Responder),
+            &[("key", "DEP-999999"), ("severity", "SEV2")],
+            404,
+        ),
+        server_fn(
             "/api/fn/deployments/template",
             Any,
             &[("id", "no-such-template")],
@@ -474,6 +480,17 @@ fn listed_cases() -> Vec<Case> {
             404,
         ),
         get_json("/api/v1/deployments", Any),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/deployments/DEP-999999/incidents", Any)
+        },
+        json(
+            Method::POST,
+            "/api/v1/deployments/DEP-999999/incidents",
+            Role(domain::Role::Responder),
+            "{}",
+            404,
+        ),
         json(
             Method::POST,
             "/api/v1/deployments",

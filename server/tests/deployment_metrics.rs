@@ -307,6 +307,120 @@ async fn metric_items_pass_fail_and_go_inconclusive_against_a_real_prometheus(po
         .await;
     assert_eq!(s, 409, "{e}");
 
+    // It went wrong: one click opens an incident with the failed item as a finding, linked
+    // both ways; a second click answers with the same incident.
+    let (s, r) = w
+        .app
+        .post(
+            &w.admin,
+            &format!("/api/v1/deployments/{bad}/incidents"),
+            json!({"severity": "SEV1"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let inc = r["incident"].as_str().unwrap().to_string();
+    let (s, r2) = w
+        .app
+        .post(
+            &w.admin,
+            &format!("/api/v1/deployments/{bad}/incidents"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, r2["incident"].as_str().unwrap()),
+        (200, inc.as_str()),
+        "reused, not a second one"
+    );
+    let (_, i) = w
+        .app
+        .get(&w.admin, &format!("/api/v1/incidents/{inc}"))
+        .await;
+    assert_eq!(i["severity"], "SEV1");
+    assert_eq!(i["services"], json!(["checkout"]));
+    assert_eq!(i["environment"], "staging");
+    assert!(
+        i["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/deployments/{bad}")),
+        "{i:#}"
+    );
+    let findings = i["findings"].as_array().unwrap();
+    let f = findings
+        .iter()
+        .find(|f| f["code"] == "DEPLOY_ITEM_FAILED")
+        .expect("the failed item is a finding");
+    assert_eq!(f["severity"], "critical");
+    assert!(
+        f["evidence"]["facts"]
+            .to_string()
+            .contains("max(checkout_error_ratio"),
+        "{f:#}"
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["title"].as_str().unwrap().contains(&bad)),
+        "only this deployment's items"
+    );
+    assert!(
+        i["timeline"]
+            .to_string()
+            .contains(&format!("Linked to deployment {bad}"))
+    );
+    let (_, linked) = w
+        .app
+        .get(&w.admin, &format!("/api/v1/deployments/{bad}/incidents"))
+        .await;
+    assert_eq!(linked[0]["key"], inc.as_str());
+    let (_, ev) = w
+        .app
+        .get(&w.admin, &format!("/api/v1/deployments/{bad}/events"))
+        .await;
+    assert!(
+        ev.to_string()
+            .contains(&format!("opened {inc} for this deployment"))
+    );
+    // The incident's page lists its deployments: the linked one, and the other one of the
+    // same service and environment around that time.
+    let viewer = w.app.signed_in("vince", Role::Viewer).await;
+    let html = viewer
+        .get(w.app.url(&format!("/incidents/{inc}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"deployments-near\""), "the panel");
+    assert!(
+        html.contains(&format!("data-deployment=\"{bad}\""))
+            && html.contains(&format!("data-deployment=\"{key}\"")),
+        "both deployments"
+    );
+    assert_eq!(
+        html.matches("<strong>linked</strong>").count(),
+        1,
+        "one of them linked"
+    );
+    let html = viewer
+        .get(w.app.url(&format!("/deployments/{bad}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("href=\"/incidents/{inc}\"")),
+        "linked back"
+    );
+    assert!(
+        !html.contains("open-incident-form"),
+        "a viewer cannot open one"
+    );
+
     // Fixed, re-run: a new run passes (the failed run stays in the evidence).
     w.exporter.set(&metrics(0.0));
     w.prom.wait_for("checkout_error_ratio < 0.001").await;

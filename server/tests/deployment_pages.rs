@@ -262,6 +262,33 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
     )
     .await;
     assert_eq!(res.status(), 422);
+
+    // A long record: the newest 200 events, and the rest one click away.
+    let id: i64 = key[4..].parse().unwrap();
+    sqlx::query("INSERT INTO deployment_events (deployment_id, actor, kind, body) SELECT $1, 'ci', 'progress', 'step ' || g FROM generate_series(1, 250) g")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deployment_events WHERE deployment_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let (_, html) = page(&carol, &app, &format!("/deployments/{key}")).await;
+    assert!(html.contains(&format!("Record ({total})")));
+    assert!(
+        html.contains(&format!(
+            "The newest 200 events; {} older ones are not shown.",
+            total - 200
+        )),
+        "the window"
+    );
+    assert_eq!(html.matches("class=\"ev ev-").count(), 200);
+    let (_, html) = page(&carol, &app, &format!("/deployments/{key}?all=1")).await;
+    assert_eq!(html.matches("class=\"ev ev-").count() as i64, total);
+    assert!(!html.contains("id=\"record-window\""));
 }
 
 #[sqlx::test(migrations = "../migrations")]

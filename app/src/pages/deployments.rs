@@ -46,7 +46,7 @@ pub fn DeploymentsPage() -> impl IntoView {
             <h1>"Deployments"</h1>
             <a class="button primary" href="/deployments/new" id="new-deployment">"Open a deployment"</a>
         </div>
-        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000. Not built yet: Kafka-lag items read from the sampler's verdicts, opening an incident from a deployment."</p>
+        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000; a deployment that goes wrong opens a linked incident in one click. Not built yet: Kafka-lag items read from the sampler's verdicts, deployments on the Kafka lag graphs."</p>
         <section class="panel" id="deployments">
             <form method="get" action="/deployments" class="filters inline">
                 <label>"Service " <input type="text" name="service" value=move || filters().0.unwrap_or_default()/></label>
@@ -546,7 +546,9 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
         me,
         can_work,
         can_approve,
+        incidents,
     } = p;
+    let open_incident = ServerAction::<OpenDeploymentIncident>::new();
     let DeploymentDetail {
         deployment: dep,
         items,
@@ -557,6 +559,16 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
     } = d;
     let key = dep.key.clone();
     let status = dep.status;
+    let went_wrong = items
+        .iter()
+        .any(|i| matches!(i.state, ItemState::Failed | ItemState::Inconclusive))
+        || matches!(
+            status,
+            DeploymentStatus::InProgress
+                | DeploymentStatus::Verifying
+                | DeploymentStatus::RolledBack
+                | DeploymentStatus::Done
+        );
     let open = status.open_section();
     let live = items.iter().any(|i| i.state == ItemState::Running)
         || matches!(
@@ -684,6 +696,30 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
                 </section>
             }
         }).collect_view()}
+        <section class="panel" id="incidents">
+            <h2>{format!("Incidents ({})", incidents.len())}</h2>
+            {incidents.is_empty().then(|| view! { <p class="muted">"No incident was opened from this deployment."</p> })}
+            <ul class="plain">
+                {incidents.iter().cloned().map(|i| view! {
+                    <li><a href=format!("/incidents/{}", i.key)><strong>{i.key.clone()}</strong></a>{format!(" {} · {} · {}", i.title, i.severity, i.status)}</li>
+                }).collect_view()}
+            </ul>
+            {(can_work && went_wrong).then(|| { let k = key.clone(); view! {
+                <ActionForm action=open_incident attr:class="inline" attr:id="open-incident-form">
+                    <input type="hidden" name="key" value=k.clone()/>
+                    <label>"Severity "
+                        <select name="severity">
+                            <option value="SEV1">"SEV1"</option>
+                            <option value="SEV2" selected>"SEV2"</option>
+                            <option value="SEV3">"SEV3"</option>
+                            <option value="SEV4">"SEV4"</option>
+                        </select>
+                    </label>
+                    <button type="submit" class="danger">"Open an incident"</button>
+                </ActionForm>
+                <p class="muted">"Opens an incident for this service and environment with the failed and inconclusive items as findings, linked both ways (an open one already linked is reused)."</p>
+            }})}
+        </section>
         <section class="panel" id="record">
             <h2>{format!("Record ({})", events.len() + hidden_events)}</h2>
             {(hidden_events > 0).then(|| view! {

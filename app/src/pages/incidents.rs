@@ -258,6 +258,7 @@ pub fn IncidentPage() -> impl IntoView {
                     Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
                     Ok(page) => view! {
                         <IncidentView d=page.detail me=page.me hidden=page.hidden_events matching=page.matching_events kind_filter=kind_filter()
+                            deployments=page.deployments
                             status=status severity=severity roles=roles note=note edit=edit pin=pin
                             finding=finding item=item istatus=istatus start=start/>
                     }.into_any(),
@@ -275,6 +276,7 @@ fn IncidentView(
     hidden: usize,
     matching: usize,
     kind_filter: Option<String>,
+    deployments: Vec<domain::deployments::DeploymentNearIncident>,
     status: ServerAction<SetIncidentStatus>,
     severity: ServerAction<SetIncidentSeverity>,
     roles: ServerAction<SetIncidentRoles>,
@@ -427,6 +429,22 @@ fn IncidentView(
             </section>
             <aside class="side">
                 <IncidentProbes key=key.clone() open=i.status.is_open() start=start/>
+                {(!deployments.is_empty()).then(|| view! {
+                    <section class="deployments-near" id="deployments-near">
+                        <h2>{format!("Deployments ({})", deployments.len())}</h2>
+                        <ul class="plain">
+                            {deployments.into_iter().map(|d| view! {
+                                <li data-deployment=d.key.clone()>
+                                    <a href=format!("/deployments/{}", d.key)><strong>{d.key.clone()}</strong></a>
+                                    {format!(" {} {} · ", d.service, d.version)}
+                                    <span class=format!("badge dstatus dstatus-{}", d.status)>{d.status.clone()}</span>
+                                    " · " <crate::components::time::LocalTime at=d.created_at/>
+                                    {d.linked.then(|| view! { " · " <strong>"linked"</strong> })}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    </section>
+                })}
                 <section class="findings" id="findings">
                     <h2>{format!("Findings ({})", d.findings.len())}</h2>
                     {groups.is_empty().then(|| view! { <p class="muted">"No findings yet. Probes will add them; you can add one by hand below."</p> })}

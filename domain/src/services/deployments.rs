@@ -1458,3 +1458,248 @@ pub async fn pipeline_event(
         }
     }
 }
+
+// ---- incidents -------------------------------------------------------------------------
+
+/// The incidents opened from (linked to) a deployment.
+pub async fn incidents_of(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+) -> DomainResult<Vec<LinkedIncident>> {
+    who.require(Role::Viewer)?;
+    let id = parse_deployment_key(key).ok_or_else(|| dep_not_found(key))?;
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT i.number, i.title, i.status::text, i.severity::text
+         FROM deployment_incidents l JOIN incidents i ON i.id = l.incident_id
+         WHERE l.deployment_id = $1 ORDER BY l.linked_at",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(n, title, status, severity)| LinkedIncident {
+            key: crate::incidents::incident_key(n),
+            title,
+            status,
+            severity,
+        })
+        .collect())
+}
+
+/// The deployments an incident should show: those linked to it, and those of its services
+/// in its environment that were open at any time from two hours before it was detected
+/// until it was resolved (or now) — at most 20, newest first.
+pub async fn deployments_near_incident(
+    pool: &PgPool,
+    who: &Principal,
+    incident_key: &str,
+) -> DomainResult<Vec<DeploymentNearIncident>> {
+    who.require(Role::Viewer)?;
+    let number = crate::incidents::parse_incident_key(incident_key)
+        .ok_or_else(|| DomainError::not_found(format!("no incident {incident_key:?}")))?;
+    let rows: Vec<(i64, String, String, String, time::OffsetDateTime, Option<time::OffsetDateTime>, bool)> =
+        sqlx::query_as(
+            "WITH inc AS (SELECT id, services, environment, detected_at, resolved_at FROM incidents WHERE number = $1)
+             SELECT d.id, d.service, d.version, d.status, d.created_at, d.finished_at,
+                    EXISTS (SELECT 1 FROM deployment_incidents l WHERE l.deployment_id = d.id AND l.incident_id = inc.id)
+             FROM deployments d, inc
+             WHERE EXISTS (SELECT 1 FROM deployment_incidents l WHERE l.deployment_id = d.id AND l.incident_id = inc.id)
+                OR (d.environment = inc.environment AND d.service = ANY (inc.services)
+                    AND d.created_at <= COALESCE(inc.resolved_at, now())
+                    AND COALESCE(d.finished_at, now()) >= inc.detected_at - interval '2 hours')
+             ORDER BY d.id DESC LIMIT 20",
+        )
+        .bind(number)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, service, version, status, created_at, finished_at, linked)| {
+                DeploymentNearIncident {
+                    key: deployment_key(id),
+                    service,
+                    version,
+                    status,
+                    created_at,
+                    finished_at,
+                    linked,
+                }
+            },
+        )
+        .collect())
+}
+
+/// Opens an incident for a deployment that went wrong, in one transaction: the incident
+/// (its service and environment, a summary that links back), one finding per failed or
+/// inconclusive item with its evidence, and the link both ways with an event on each side.
+/// A deployment with an open linked incident answers with that one instead of a second.
+pub async fn open_incident(
+    pool: &PgPool,
+    who: &Principal,
+    key: &str,
+    severity: crate::incidents::Severity,
+) -> DomainResult<String> {
+    who.require(Role::Responder)?;
+    let mut tx = pool.begin().await?;
+    let row = locked(&mut tx, key).await?;
+    who.may_deploy(&row.service)?;
+    let open: Option<i64> = sqlx::query_scalar(
+        "SELECT i.number FROM deployment_incidents l JOIN incidents i ON i.id = l.incident_id
+         WHERE l.deployment_id = $1 AND i.status IN ('triage', 'investigating', 'mitigated')
+         ORDER BY l.linked_at DESC LIMIT 1",
+    )
+    .bind(row.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(n) = open {
+        return Ok(crate::incidents::incident_key(n));
+    }
+    let dkey = deployment_key(row.id);
+    let items = items_of(&mut tx, row.id).await?;
+    let bad: Vec<&DeploymentItem> = items
+        .iter()
+        .filter(|i| matches!(i.state, ItemState::Failed | ItemState::Inconclusive))
+        .collect();
+    let title = format!(
+        "{dkey}: {} {} in {} went wrong",
+        row.service, row.version, row.environment
+    );
+    let mut summary = format!(
+        "Opened from deployment [{dkey}](/deployments/{dkey}) — {} {} in {}, status {} when the incident was opened.\n",
+        row.service, row.version, row.environment, row.status
+    );
+    if bad.is_empty() {
+        summary.push_str("\nNo checklist item had failed.\n");
+    } else {
+        summary.push_str("\nChecklist items that failed or were inconclusive:\n\n");
+        for i in &bad {
+            summary.push_str(&format!(
+                "- **{}** {} item `{}`: {}\n",
+                i.state.as_str(),
+                i.section.as_str(),
+                i.item_id,
+                i.text
+            ));
+        }
+    }
+    let new = crate::services::incidents::NewIncident {
+        title: title.chars().take(200).collect(),
+        severity,
+        services: vec![row.service.clone()],
+        environment: row.environment.clone(),
+        summary,
+        labels: [("deployment".to_string(), dkey.clone())].into(),
+        commander: None,
+    };
+    let labels = serde_json::to_value(&new.labels).map_err(DomainError::internal)?;
+    let (incident_id, number) = crate::services::incidents::create_in(
+        &mut tx,
+        who,
+        &new,
+        &new.title,
+        &new.services,
+        &new.environment,
+        labels,
+    )
+    .await?;
+    let ikey = crate::incidents::incident_key(number);
+    for i in &bad {
+        let mut facts = vec![
+            ("deployment", dkey.clone()),
+            (
+                "item",
+                format!("{} ({} {})", i.item_id, i.section.as_str(), i.kind.as_str()),
+            ),
+            ("state", i.state.as_str().to_string()),
+        ];
+        if let Some(t) = &i.target {
+            facts.push(("target", t.clone()));
+        }
+        if let Some(m) = &i.metric {
+            facts.push(("query", m.query.clone()));
+            facts.push(("success", m.success.clone()));
+        }
+        if let Some(r) = i.probe_run {
+            facts.push(("probe run", format!("/probe-runs/{r}")));
+        }
+        if let Some(m) = i.measurements.last() {
+            facts.push(("last measurement", format!("{} — {}", m.phase, m.message)));
+        }
+        let finding = crate::services::incidents::NewFinding {
+            code: if i.state == ItemState::Failed {
+                "DEPLOY_ITEM_FAILED".into()
+            } else {
+                "DEPLOY_ITEM_INCONCLUSIVE".into()
+            },
+            severity: if i.state == ItemState::Failed && i.required {
+                crate::incidents::FindingSeverity::Critical
+            } else {
+                crate::incidents::FindingSeverity::Warning
+            },
+            title: format!(
+                "{dkey} {} item {} {}: {}",
+                i.section.as_str(),
+                i.item_id,
+                i.state.as_str(),
+                i.text
+            )
+            .chars()
+            .take(300)
+            .collect(),
+            evidence: crate::incidents::Evidence {
+                facts: facts
+                    .into_iter()
+                    .map(|(n, v)| crate::incidents::EvidenceFact {
+                        name: n.to_string(),
+                        value: v.chars().take(1_000).collect(),
+                    })
+                    .collect(),
+                excerpt: i.note.clone(),
+                ..Default::default()
+            },
+            remediation: format!(
+                "Read the item's evidence on [{dkey}](/deployments/{dkey}); if the release caused it, roll back (POST /api/v1/deployments/{dkey}/events with `rolled_back` and a reason), then re-run the item to confirm."
+            ),
+            doc_link: None,
+            source: None,
+        };
+        crate::services::incidents::validate_finding(&finding)?;
+        crate::services::incidents::add_finding_in(&mut tx, who, incident_id, &finding).await?;
+    }
+    sqlx::query("INSERT INTO deployment_incidents (deployment_id, incident_id, linked_by) VALUES ($1, $2, $3)")
+        .bind(row.id)
+        .bind(incident_id)
+        .bind(&who.name)
+        .execute(&mut *tx)
+        .await?;
+    crate::services::incidents::event(
+        &mut tx,
+        incident_id,
+        who,
+        crate::incidents::TimelineKind::DeploymentLinked,
+        &format!(
+            "Linked to deployment {dkey} ({} {} in {}, {})",
+            row.service, row.version, row.environment, row.status
+        ),
+        serde_json::json!({ "deployment": dkey }),
+    )
+    .await?;
+    event(
+        &mut tx,
+        row.id,
+        who,
+        "incident",
+        &format!(
+            "{} opened {ikey} for this deployment ({} failing item(s) as findings)",
+            who.name,
+            bad.len()
+        ),
+        serde_json::json!({ "incident": ikey }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ikey)
+}

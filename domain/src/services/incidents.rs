@@ -97,13 +97,29 @@ pub async fn create(
     check_name("environment", environment).map_err(invalid)?;
     let labels = super::labels_json(&new.labels)?;
     let mut tx = pool.begin().await?;
+    let (_, number) = create_in(&mut tx, who, &new, title, &services, environment, labels).await?;
+    tx.commit().await?;
+    get(pool, who, &incident_key(number)).await
+}
+
+/// Opens an incident inside the caller's transaction (checked by [`create`] or the caller);
+/// returns its id and number.
+pub(crate) async fn create_in(
+    tx: &mut PgConnection,
+    who: &Principal,
+    new: &NewIncident,
+    title: &str,
+    services: &[String],
+    environment: &str,
+    labels: serde_json::Value,
+) -> DomainResult<(i64, i64)> {
     let commander_id = match new
         .commander
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        Some(name) => Some(resolve_user(&mut tx, name).await?),
+        Some(name) => Some(resolve_user(&mut *tx, name).await?),
         None => who.user_id,
     };
     let (id, number) = store::insert(
@@ -112,7 +128,7 @@ pub async fn create(
             title,
             summary: &new.summary,
             severity: new.severity,
-            services: &services,
+            services,
             environment,
             labels,
             commander_id,
@@ -124,7 +140,7 @@ pub async fn create(
     )
     .await?;
     event(
-        &mut tx,
+        &mut *tx,
         id,
         who,
         TimelineKind::Created,
@@ -136,8 +152,7 @@ pub async fn create(
         serde_json::json!({ "severity": new.severity, "services": services }),
     )
     .await?;
-    tx.commit().await?;
-    get(pool, who, &incident_key(number)).await
+    Ok((id, number))
 }
 
 async fn resolve_user(db: &mut PgConnection, name: &str) -> DomainResult<i64> {
@@ -840,6 +855,22 @@ pub async fn add_finding(
     cap_excerpt(&mut f.evidence);
     let mut tx = pool.begin().await?;
     let row = find(&mut tx, key).await?;
+    let id = add_finding_in(&mut tx, who, row.id, &f).await?;
+    tx.commit().await?;
+    let fr = store::finding(pool, id)
+        .await?
+        .ok_or_else(|| DomainError::internal("finding vanished"))?;
+    Ok(finding_view(fr))
+}
+
+/// Adds a checked finding to incident `incident_id` inside the caller's transaction, with
+/// its timeline event; returns its id.
+pub(crate) async fn add_finding_in(
+    tx: &mut PgConnection,
+    who: &Principal,
+    incident_id: i64,
+    f: &NewFinding,
+) -> DomainResult<i64> {
     let (kind, probe, target) = match &f.source {
         Some((p, t)) => ("probe", Some(p.as_str()), Some(t.as_str())),
         None => ("manual", None, None),
@@ -847,7 +878,7 @@ pub async fn add_finding(
     let id = store::insert_finding(
         &mut *tx,
         store::NewFindingRow {
-            incident_id: Some(row.id),
+            incident_id: Some(incident_id),
             code: &f.code,
             source_kind: kind,
             source_probe: probe,
@@ -863,19 +894,15 @@ pub async fn add_finding(
     )
     .await?;
     event(
-        &mut tx,
-        row.id,
+        &mut *tx,
+        incident_id,
         who,
         TimelineKind::FindingAdded,
         &format!("{} [{}] {}", f.code, f.severity, f.title.trim()),
         serde_json::json!({ "finding_id": id, "code": f.code, "severity": f.severity }),
     )
     .await?;
-    tx.commit().await?;
-    let fr = store::finding(pool, id)
-        .await?
-        .ok_or_else(|| DomainError::internal("finding vanished"))?;
-    Ok(finding_view(fr))
+    Ok(id)
 }
 
 pub async fn list_findings(

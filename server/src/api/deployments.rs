@@ -59,6 +59,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
         "/api/v1/deployments/{key}/export.json",
         post(export_json)
     );
+    let r = route!(
+        r,
+        "/api/v1/deployments/{key}/incidents",
+        get(incidents).post(open_incident)
+    );
     route!(r, "/api/v1/deployments/{key}/gate", get(gate))
 }
 
@@ -357,4 +362,39 @@ pub async fn pipeline_event(
     Ok(Json(
         svc::pipeline_event(&s.pool, &who, &s.config.approvals, &key, e).await?,
     ))
+}
+
+/// `POST …/incidents` `{}` or `{"severity": "SEV1"}` (default SEV2): opens an incident for
+/// the deployment, its failed and inconclusive items as findings, linked both ways (201); a
+/// deployment with an open linked incident answers with that one (200).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OpenIncident {
+    #[serde(default)]
+    severity: Option<domain::incidents::Severity>,
+}
+
+pub async fn open_incident(
+    (Extension(s), Extension(who), Extension(_meta)): Ctx,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<OpenIncident>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let severity = body.severity.unwrap_or(domain::incidents::Severity::Sev2);
+    let before = svc::incidents_of(&s.pool, &who, &key).await?.len();
+    let incident = svc::open_incident(&s.pool, &who, &key, severity).await?;
+    let after = svc::incidents_of(&s.pool, &who, &key).await?.len();
+    let status = if after > before {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(serde_json::json!({ "incident": incident }))))
+}
+
+/// `GET …/incidents`: the incidents opened from the deployment.
+pub async fn incidents(
+    (Extension(s), Extension(who), Extension(_meta)): Ctx,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<Vec<domain::deployments::LinkedIncident>>> {
+    Ok(Json(svc::incidents_of(&s.pool, &who, &key).await?))
 }

@@ -190,6 +190,14 @@ pub fn spec() -> serde_json::Value {
               "event": { "type": "string", "enum": ["started", "progress", "finished", "rolled_back"] }, "percent": { "type": "integer", "minimum": 0, "maximum": 100 },
               "message": { "type": "string" }, "reason": { "type": "string" } } } } } },
             "responses": { "200": { "description": "The deployment", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "409": err, "422": err } } },
+        "/api/v1/deployments/{key}/incidents": {
+          "get": { "summary": "The incidents opened from this deployment (any role): [{key, title, status, severity}]",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }], "responses": { "200": { "description": "Incidents" }, "401": err, "404": err } },
+          "post": { "summary": "Open an incident for it (responder): its service and environment, its failed and inconclusive items as findings with their evidence, linked both ways. 201 {incident}; 200 with the open incident already linked",
+            "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": {
+              "severity": { "type": "string", "enum": ["SEV1", "SEV2", "SEV3", "SEV4"], "description": "default SEV2" } } } } } },
+            "responses": { "200": { "description": "The open incident already linked" }, "201": { "description": "Opened" }, "400": err, "401": err, "403": err, "404": err } } },
         "/api/v1/deployments/{key}/items/{item}": { "post": { "summary": "Check (responder; a note when the item requires one) or uncheck a manual item, re-run an automated (metric) item (a new run), or waive any item (approver, with a reason) of the open section. Changing a pre-deploy item after sign-off voids the approvals.",
             "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string", "examples": ["DEP-12"] } }, { "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }],
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["action"], "properties": {
