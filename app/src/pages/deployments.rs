@@ -700,7 +700,7 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
             <h2>{format!("Incidents ({})", incidents.len())}</h2>
             {incidents.is_empty().then(|| view! { <p class="muted">"No incident was opened from this deployment."</p> })}
             <ul class="plain">
-                {incidents.iter().cloned().map(|i| view! {
+                {incidents.into_iter().map(|i| view! {
                     <li><a href=format!("/incidents/{}", i.key)><strong>{i.key.clone()}</strong></a>{format!(" {} · {} · {}", i.title, i.severity, i.status)}</li>
                 }).collect_view()}
             </ul>

@@ -1499,11 +1499,21 @@ pub async fn deployments_near_incident(
     who.require(Role::Viewer)?;
     let number = crate::incidents::parse_incident_key(incident_key)
         .ok_or_else(|| DomainError::not_found(format!("no incident {incident_key:?}")))?;
-    let rows: Vec<(i64, String, String, String, time::OffsetDateTime, Option<time::OffsetDateTime>, bool)> =
-        sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Near {
+        id: i64,
+        service: String,
+        version: String,
+        status: String,
+        created_at: time::OffsetDateTime,
+        finished_at: Option<time::OffsetDateTime>,
+        linked: bool,
+    }
+    let rows: Vec<Near> =
+        sqlx::query_as::<_, Near>(
             "WITH inc AS (SELECT id, services, environment, detected_at, resolved_at FROM incidents WHERE number = $1)
              SELECT d.id, d.service, d.version, d.status, d.created_at, d.finished_at,
-                    EXISTS (SELECT 1 FROM deployment_incidents l WHERE l.deployment_id = d.id AND l.incident_id = inc.id)
+                    EXISTS (SELECT 1 FROM deployment_incidents l WHERE l.deployment_id = d.id AND l.incident_id = inc.id) AS linked
              FROM deployments d, inc
              WHERE EXISTS (SELECT 1 FROM deployment_incidents l WHERE l.deployment_id = d.id AND l.incident_id = inc.id)
                 OR (d.environment = inc.environment AND d.service = ANY (inc.services)
@@ -1516,19 +1526,15 @@ pub async fn deployments_near_incident(
         .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, service, version, status, created_at, finished_at, linked)| {
-                DeploymentNearIncident {
-                    key: deployment_key(id),
-                    service,
-                    version,
-                    status,
-                    created_at,
-                    finished_at,
-                    linked,
-                }
-            },
-        )
+        .map(|r| DeploymentNearIncident {
+            key: deployment_key(r.id),
+            service: r.service,
+            version: r.version,
+            status: r.status,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+            linked: r.linked,
+        })
         .collect())
 }
 
