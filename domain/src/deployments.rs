@@ -45,9 +45,12 @@
 //!       max_severity: warning       # default warning
 //! ```
 //!
-//! Item kinds: `manual`, `metric` and `probe` are supported. `kafka_lag` and `approval` are
-//! kinds issue 12 names; a template that uses them is refused with a message saying they
-//! are not available yet (never accepted and silently ignored).
+//! A `kafka_lag` item reads the Kafka sampler's verdicts on a consumer group
+//! (`target`, `group`, `duration`, `max_state`; see [`KafkaLagCheck`]).
+//!
+//! Item kinds: `manual`, `metric`, `probe` and `kafka_lag` are supported. `approval` is a
+//! kind issue 12 names; a template that uses it is refused with a message saying it is not
+//! available yet (never accepted and silently ignored).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -91,6 +94,8 @@ pub enum ItemKind {
     Metric,
     /// Lookout runs a probe on a bound target; its findings decide.
     Probe,
+    /// A consumer group's lag verdicts (from the Kafka sampler) must stay good for a while.
+    KafkaLag,
 }
 
 impl ItemKind {
@@ -99,12 +104,18 @@ impl ItemKind {
             ItemKind::Manual => "manual",
             ItemKind::Metric => "metric",
             ItemKind::Probe => "probe",
+            ItemKind::KafkaLag => "kafka_lag",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [ItemKind::Manual, ItemKind::Metric, ItemKind::Probe]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            ItemKind::Manual,
+            ItemKind::Metric,
+            ItemKind::Probe,
+            ItemKind::KafkaLag,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
     /// Set by Lookout (re-run or waived by people), not checked by hand.
     pub fn is_automated(self) -> bool {
@@ -236,6 +247,46 @@ pub fn probe_outcome(
     }
 }
 
+/// A `kafka_lag` item's check: the Kafka sampler's verdict on consumer group `group` of the
+/// Kafka target bound to `target` must stay no worse than `max_state` (`ok`, or `warn`) for
+/// `duration_secs`, read every `interval_secs`. A verdict worse than that fails the item at
+/// once; no fresh verdict (the sampler is off, the group unknown, its last sample older
+/// than five minutes, or INCOMPLETE) is an inconclusive reading, and more than
+/// [`LAG_INCONCLUSIVE_LIMIT`] of them make the item inconclusive — never a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaLagCheck {
+    pub target: String,
+    /// `{{service}}`, `{{environment}}` and `{{version}}` are filled in when a deployment
+    /// is opened.
+    pub group: String,
+    pub duration_secs: u32,
+    pub max_state: String,
+    pub interval_secs: u32,
+}
+
+/// Inconclusive readings a `kafka_lag` item tolerates.
+pub const LAG_INCONCLUSIVE_LIMIT: u32 = 2;
+
+/// A `kafka_lag` item's run after a reading: `failed` readings fail it, more than
+/// [`LAG_INCONCLUSIVE_LIMIT`] inconclusive ones make it inconclusive, and good readings
+/// spanning `duration_secs` (from the run's first reading to now) pass it.
+pub fn lag_outcome(
+    c: &KafkaLagCheck,
+    failed: u32,
+    inconclusive: u32,
+    span_secs: f64,
+) -> MetricOutcome {
+    if failed > 0 {
+        MetricOutcome::Failed
+    } else if inconclusive > LAG_INCONCLUSIVE_LIMIT {
+        MetricOutcome::Inconclusive
+    } else if span_secs >= c.duration_secs as f64 {
+        MetricOutcome::Passed
+    } else {
+        MetricOutcome::Running
+    }
+}
+
 /// Where a metric item's run stands after a measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricOutcome {
@@ -292,14 +343,18 @@ pub struct TemplateItem {
     /// For `probe` items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeCheck>,
+    /// For `kafka_lag` items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_lag: Option<KafkaLagCheck>,
 }
 
 impl TemplateItem {
     /// The target binding an automated item uses, and the kind of target it needs.
     pub fn binding(&self) -> Option<(&str, &str)> {
-        match (&self.metric, &self.probe) {
-            (Some(m), _) => Some((m.target.as_str(), "prometheus")),
-            (_, Some(p)) => Some((p.target.as_str(), p.target_kind.as_str())),
+        match (&self.metric, &self.probe, &self.kafka_lag) {
+            (Some(m), _, _) => Some((m.target.as_str(), "prometheus")),
+            (_, Some(p), _) => Some((p.target.as_str(), p.target_kind.as_str())),
+            (_, _, Some(k)) => Some((k.target.as_str(), "kafka")),
             _ => None,
         }
     }
@@ -523,6 +578,9 @@ pub struct DeploymentItem {
     /// A probe item's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeCheck>,
+    /// A `kafka_lag` item's check (the group with the deployment's values filled in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_lag: Option<KafkaLagCheck>,
     /// A probe item's current (or last) run: its evidence, at `/probe-runs/{id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_run: Option<i64>,
@@ -886,7 +944,6 @@ pub use parse::{ParsedTemplate, parse_template};
 #[cfg(feature = "server")]
 mod parse {
     use super::*;
-    use serde::de::IgnoredAny;
 
     /// A template as its YAML says, and the version it claims (if any).
     #[derive(Debug)]
@@ -954,12 +1011,65 @@ mod parse {
         failure_limit: Option<u32>,
         inconclusive_limit: Option<u32>,
         // kafka_lag
-        group: Option<IgnoredAny>,
-        duration: Option<IgnoredAny>,
-        max_state: Option<IgnoredAny>,
+        group: Option<String>,
+        duration: Option<serde_yaml_ng::Value>,
+        max_state: Option<String>,
     }
 
-    const NOT_YET: [&str; 2] = ["kafka_lag", "approval"];
+    const NOT_YET: [&str; 1] = ["approval"];
+
+    /// A `kafka_lag` item's keys, checked.
+    fn lag_check(at: &str, it: &RawItem) -> Result<KafkaLagCheck, String> {
+        let target = it.target.clone().unwrap_or_default();
+        if !valid_id(&target) {
+            return Err(format!(
+                "{at}: target: name the Kafka target binding (e.g. target: kafka); it is bound to a target when a deployment is created"
+            ));
+        }
+        let group = it.group.as_deref().unwrap_or("").trim().to_string();
+        if group.is_empty() || group.chars().count() > 255 || group.chars().any(|c| c.is_control())
+        {
+            return Err(format!(
+                "{at}: group: the consumer group's name (1–255 characters; {{{{service}}}} is filled in)"
+            ));
+        }
+        let duration_secs = match &it.duration {
+            None => 300,
+            Some(v) => seconds(v)
+                .filter(|s| (10..=86_400).contains(s))
+                .ok_or_else(|| format!("{at}: duration: from 10s to 24h, e.g. 5m"))?,
+        };
+        let max_state = it
+            .max_state
+            .as_deref()
+            .unwrap_or("ok")
+            .trim()
+            .to_ascii_lowercase();
+        if !["ok", "warn"].contains(&max_state.as_str()) {
+            return Err(format!(
+                "{at}: max_state: ok, or warn (the worst verdict the item accepts)"
+            ));
+        }
+        Ok(KafkaLagCheck {
+            target,
+            group,
+            interval_secs: (duration_secs / 10).clamp(5, 30),
+            duration_secs,
+            max_state,
+        })
+    }
+
+    /// The `kafka_lag` keys another kind must not carry.
+    fn lag_keys(it: &RawItem) -> Option<&'static str> {
+        [
+            ("group", it.group.is_some()),
+            ("duration", it.duration.is_some()),
+            ("max_state", it.max_state.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(k, _)| k)
+    }
 
     /// A probe item's keys, checked against the catalogue (the probe, its parameters, its
     /// codes).
@@ -1210,7 +1320,22 @@ mod parse {
                         return Err(format!("{at}: the id is used twice; item ids are unique in a template"));
                     }
                     seen.push(it.id.clone());
+                    let other = match it.kind.as_str() {
+                        "kafka_lag" => None,
+                        _ => lag_keys(&it),
+                    };
+                    if let Some(k) = other {
+                        return Err(format!("{at}: `{k}` belongs to kafka_lag items, not {} ones", it.kind));
+                    }
+                    let mut kafka_lag = None;
                     let (kind, metric, probe) = match it.kind.as_str() {
+                        "kafka_lag" => {
+                            if let Some(k) = metric_keys(&it, false).or(probe_keys(&it)) {
+                                return Err(format!("{at}: `{k}` does not belong to kafka_lag items"));
+                            }
+                            kafka_lag = Some(lag_check(&at, &it)?);
+                            (ItemKind::KafkaLag, None, None)
+                        }
                         "manual" => {
                             if let Some(k) = metric_keys(&it, true).or(probe_keys(&it)) {
                                 return Err(format!(
@@ -1233,12 +1358,12 @@ mod parse {
                         }
                         k if NOT_YET.contains(&k) => {
                             return Err(format!(
-                                "{at}: items of kind `{k}` are not available yet (this version of Lookout checks `manual`, `metric` and `probe` items)"
+                                "{at}: items of kind `{k}` are not available yet (this version of Lookout checks `manual`, `metric`, `probe` and `kafka_lag` items)"
                             ));
                         }
                         k => {
                             return Err(format!(
-                                "{at}: unknown kind `{k}`: one of manual, probe, metric, kafka_lag, approval"
+                                "{at}: unknown kind `{k}`: one of manual, probe, metric, kafka_lag"
                             ));
                         }
                     };
@@ -1257,6 +1382,7 @@ mod parse {
                         required: it.required,
                         metric,
                         probe,
+                        kafka_lag,
                     })
                 })
                 .collect()
@@ -1430,8 +1556,28 @@ sections:
                 "sections.pre[1] (x): the id is used twice",
             ),
             (
-                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: kafka_lag, text: a, group: g}\n",
-                "sections.during[0] (x): items of kind `kafka_lag` are not available yet",
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: approval, text: a}\n",
+                "sections.during[0] (x): items of kind `approval` are not available yet",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: kafka_lag, text: a, target: k}\n",
+                "sections.during[0] (x): group: the consumer group's name",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: kafka_lag, text: a, target: k, group: g, duration: 5s}\n",
+                "duration: from 10s to 24h",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: kafka_lag, text: a, target: k, group: g, max_state: err}\n",
+                "max_state: ok, or warn",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: kafka_lag, text: a, target: k, group: g, query: up}\n",
+                "`query` does not belong to kafka_lag items",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: manual, text: a, group: g}\n",
+                "`group` belongs to kafka_lag items, not manual ones",
             ),
             (
                 "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: probe, text: a, target: db, probe: nope}\n",
@@ -1621,6 +1767,33 @@ sections:
     }
 
     #[test]
+    fn lag_items_end_on_the_first_bad_verdict_or_after_their_duration() {
+        let c = KafkaLagCheck {
+            target: "k".into(),
+            group: "g".into(),
+            duration_secs: 300,
+            max_state: "ok".into(),
+            interval_secs: 30,
+        };
+        use MetricOutcome::*;
+        for ((failed, inconclusive, span), want) in [
+            ((0, 0, 0.0), Running),
+            ((0, 0, 299.0), Running),
+            ((0, 0, 300.0), Passed),
+            ((0, 2, 300.0), Passed),
+            ((1, 0, 10.0), Failed),
+            ((1, 0, 400.0), Failed),
+            ((0, 3, 10.0), Inconclusive),
+        ] {
+            assert_eq!(
+                lag_outcome(&c, failed, inconclusive, span),
+                want,
+                "{failed} {inconclusive} {span}"
+            );
+        }
+    }
+
+    #[test]
     fn diffs_between_versions() {
         let d = |a: &str, b: &str| {
             line_diff(a, b)
@@ -1686,6 +1859,7 @@ mod rule_tests {
             note: None,
             metric: None,
             probe: None,
+            kafka_lag: None,
             probe_run: None,
             target: None,
             run: 0,

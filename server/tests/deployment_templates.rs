@@ -265,11 +265,11 @@ async fn bad_templates_say_where_and_save_nothing(pool: PgPool) {
         (
             V1.replace(
                 "kind: manual\n      text: Smoke",
-                "kind: kafka_lag\n      text: Smoke",
+                "kind: approval\n      text: Smoke",
             ),
             "application/yaml",
             422,
-            "sections.post[0] (smoke): items of kind `kafka_lag` are not available yet",
+            "sections.post[0] (smoke): items of kind `approval` are not available yet",
         ),
         (
             format!("{V1}description: twice\n"),
@@ -444,7 +444,7 @@ async fn built_in_templates_from_seed_000_install_once_and_yield_to_edits(pool: 
     };
     assert_eq!(kind("during", "error-rate"), "metric");
     assert_eq!(kind("during", "latency-p99"), "metric");
-    assert_eq!(kind("during", "consumer-lag"), "probe");
+    assert_eq!(kind("during", "consumer-lag"), "kafka_lag");
     assert_eq!(kind("pre", "indexes-and-migrations"), "probe");
     assert_eq!(kind("post", "rollback-plan"), "manual");
     let (_, m) = app

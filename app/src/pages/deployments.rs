@@ -46,7 +46,7 @@ pub fn DeploymentsPage() -> impl IntoView {
             <h1>"Deployments"</h1>
             <a class="button primary" href="/deployments/new" id="new-deployment">"Open a deployment"</a>
         </div>
-        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000; a deployment that goes wrong opens a linked incident in one click. Not built yet: Kafka-lag items read from the sampler's verdicts, deployments on the Kafka lag graphs."</p>
+        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000; a deployment that goes wrong opens a linked incident in one click. Kafka-lag items read the sampler's verdicts. Not built yet: deployments on the Kafka lag graphs."</p>
         <section class="panel" id="deployments">
             <form method="get" action="/deployments" class="filters inline">
                 <label>"Service " <input type="text" name="service" value=move || filters().0.unwrap_or_default()/></label>
@@ -187,6 +187,11 @@ fn TemplateItems(t: Template) -> impl IntoView {
                                 <span class=format!("badge kind kind-{}", i.kind.as_str())>{i.kind.as_str()}</span>" "
                                 <code>{i.id.clone()}</code>" "{i.text.clone()}
                                 {(!i.required).then_some(" (optional)")}
+                                {i.kafka_lag.map(|k| view! {
+                                    <div class="muted lag-spec">
+                                        {format!("consumer group {} on binding {} no worse than {} for {} s (the Kafka sampler's verdicts)", k.group, k.target, k.max_state.to_ascii_uppercase(), k.duration_secs)}
+                                    </div>
+                                })}
                                 {i.probe.map(|p| view! {
                                     <div class="muted probe-spec">
                                         {format!("the {} probe on binding {} — fails on a finding at or above {}{}", p.probe, p.target, p.max_severity,
@@ -404,6 +409,16 @@ fn ItemRow(
                         <pre><code>{m.query.clone()}</code></pre>
                         <p class="muted">{format!("every {} s, {} measurement(s); fails past {} failed, inconclusive past {} inconclusive{}", m.interval_secs, m.count, m.failure_limit, m.inconclusive_limit, m.failure.map(|f| format!("; fail: {f}")).unwrap_or_default())}</p>
                     </details>
+                })}
+                {i.kafka_lag.clone().map(|k| view! {
+                    <div class="muted lag-spec">
+                        {format!("consumer group {} on {} no worse than {} for {} s",
+                            k.group,
+                            i.target.clone().unwrap_or_else(|| "(not bound: not run)".into()),
+                            k.max_state.to_ascii_uppercase(),
+                            k.duration_secs)}
+                        {i.measurements.last().map(|m| view! { <br/>{format!("last reading: {} — {}", m.phase, m.message)}<span class="lag-readings">{format!(" ({} reading(s) this run)", i.measurements.iter().filter(|x| x.run == i.run).count())}</span> })}
+                    </div>
                 })}
                 {i.probe.clone().map(|p| view! {
                     <div class="muted probe-spec">

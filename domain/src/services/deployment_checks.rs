@@ -30,6 +30,7 @@ pub const ACTOR: &str = "lookout";
 pub enum Check {
     Metric(MetricCheck),
     Probe(ProbeCheck),
+    KafkaLag(KafkaLagCheck),
 }
 
 /// A step to take.
@@ -53,6 +54,7 @@ impl Due {
         match &self.check {
             Check::Metric(m) => Duration::from_secs(m.interval_secs.max(1) as u64),
             Check::Probe(_) => Duration::from_secs(2),
+            Check::KafkaLag(k) => Duration::from_secs(k.interval_secs.max(1) as u64),
         }
     }
 }
@@ -79,6 +81,7 @@ pub async fn claim_due(pool: &PgPool, limit: i64) -> DomainResult<Vec<Due>> {
             let check = match r.kind.as_str() {
                 "metric" => Check::Metric(serde_json::from_value(spec).ok()?),
                 "probe" => Check::Probe(serde_json::from_value(spec).ok()?),
+                "kafka_lag" => Check::KafkaLag(serde_json::from_value(spec).ok()?),
                 _ => return None,
             };
             Some(Due {
@@ -510,4 +513,188 @@ async fn finish(
     }
     tx.commit().await?;
     Ok(Some(to))
+}
+
+/// The verdict ranks of the Kafka sampler (`kafka_groups.status`).
+fn lag_rank(status: &str) -> Option<u8> {
+    match status {
+        "OK" => Some(0),
+        "WARN" => Some(2),
+        "ERR" => Some(3),
+        _ => None,
+    }
+}
+
+/// One reading of a `kafka_lag` item: the sampler's latest verdict on its group, judged,
+/// kept (as a measurement, and in the record), and the item's state set when the run ends.
+pub async fn lag_step(pool: &PgPool, due: &Due) -> DomainResult<Option<ItemState>> {
+    let Check::KafkaLag(c) = &due.check else {
+        return Err(DomainError::internal("lag_step() is for kafka_lag items"));
+    };
+    let row: Option<(String, String, i64, f64)> = match due.target_id {
+        Some(t) => {
+            sqlx::query_as(
+                "SELECT status, reason, total_lag, EXTRACT(EPOCH FROM (now() - at))::float8
+                 FROM kafka_groups WHERE target_id = $1 AND group_name = $2",
+            )
+            .bind(t)
+            .bind(&c.group)
+            .fetch_optional(pool)
+            .await?
+        }
+        None => None,
+    };
+    let worst = if c.max_state == "warn" { 2 } else { 0 };
+    let (phase, message, values) = match row {
+        None => (
+            Phase::Inconclusive,
+            format!(
+                "the Kafka sampler has no verdict on group {:?} of this target (is the sampler on, and does the group exist?)",
+                c.group
+            ),
+            vec![],
+        ),
+        Some((_, _, _, age)) if age > 300.0 => (
+            Phase::Inconclusive,
+            format!(
+                "the sampler's last verdict on {:?} is {age:.0} s old",
+                c.group
+            ),
+            vec![],
+        ),
+        Some((status, reason, lag, age)) => {
+            let v = vec![MeasuredSeries {
+                labels: [
+                    ("group".to_string(), c.group.clone()),
+                    ("total_lag".to_string(), lag.to_string()),
+                    ("age_s".to_string(), format!("{age:.0}")),
+                ]
+                .into(),
+                value: status.clone(),
+            }];
+            match lag_rank(&status) {
+                None => (Phase::Inconclusive, format!("{status}: {reason}"), v),
+                Some(r) if r <= worst => (
+                    Phase::Successful,
+                    format!("{status} (lag {lag}): {reason}"),
+                    v,
+                ),
+                Some(_) => (
+                    Phase::Failed,
+                    format!(
+                        "{status} (lag {lag}), worse than {}: {reason}",
+                        c.max_state.to_ascii_uppercase()
+                    ),
+                    v,
+                ),
+            }
+        }
+    };
+    let mut tx = pool.begin().await?;
+    let Some((state, run, status)) =
+        store::lock_item(&mut *tx, due.deployment_id, &due.item_id).await?
+    else {
+        return Ok(None);
+    };
+    let status = DeploymentStatus::parse(&status)
+        .ok_or_else(|| DomainError::internal(format!("unknown deployment status {status:?}")))?;
+    let section = store::items(&mut *tx, due.deployment_id)
+        .await?
+        .into_iter()
+        .find(|i| i.item_id == due.item_id)
+        .map(|i| i.section)
+        .unwrap_or_default();
+    if state != "running"
+        || run != due.run
+        || status.open_section().map(|s| s.as_str()) != Some(section.as_str())
+    {
+        return Ok(None);
+    }
+    let series = values.len() as i32;
+    let (_, failed, inconclusive) = store::insert_measurement(
+        &mut tx,
+        store::NewMeasurement {
+            deployment_id: due.deployment_id,
+            item_id: &due.item_id,
+            run,
+            phase: phase.as_str(),
+            value: serde_json::to_value(&values).map_err(DomainError::internal)?,
+            series,
+            message: &message,
+            lag_ms: due.lag.as_millis().min(i32::MAX as u128) as i32,
+        },
+    )
+    .await?;
+    let span: f64 = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (max(at) - min(at)))::float8 FROM deployment_measurements
+         WHERE deployment_id = $1 AND item_id = $2 AND run = $3",
+    )
+    .bind(due.deployment_id)
+    .bind(&due.item_id)
+    .bind(run)
+    .fetch_one(&mut *tx)
+    .await?;
+    store::insert_event(
+        &mut *tx,
+        due.deployment_id,
+        ACTOR,
+        "measurement",
+        &format!(
+            "{} reading (run {run}): {} — {message}",
+            due.item_id,
+            phase.as_str()
+        ),
+        serde_json::json!({ "item": due.item_id, "run": run, "phase": phase.as_str() }),
+    )
+    .await?;
+    let to = match lag_outcome(c, failed as u32, inconclusive as u32, span) {
+        MetricOutcome::Running => None,
+        MetricOutcome::Passed => Some(ItemState::Passed),
+        MetricOutcome::Failed => Some(ItemState::Failed),
+        MetricOutcome::Inconclusive => Some(ItemState::Inconclusive),
+    };
+    if let Some(to) = to {
+        let note = match to {
+            ItemState::Passed => format!(
+                "group {} no worse than {} for {:.0} s (asked: {} s); last: {message}",
+                c.group,
+                c.max_state.to_ascii_uppercase(),
+                span,
+                c.duration_secs
+            ),
+            _ => format!("{}: {message}", to.as_str()),
+        };
+        store::set_item_state(
+            &mut *tx,
+            due.deployment_id,
+            &due.item_id,
+            to.as_str(),
+            Some(ACTOR),
+            Some(&note),
+        )
+        .await?;
+        store::insert_event(
+            &mut *tx,
+            due.deployment_id,
+            ACTOR,
+            "item",
+            &format!("{ACTOR} {} item {} — {note}", to.as_str(), due.item_id),
+            serde_json::json!({ "item": due.item_id, "state": to.as_str(), "from": "running", "run": run }),
+        )
+        .await?;
+        if section == "pre" {
+            super::deployments::pre_item_changed(
+                &mut tx,
+                due.deployment_id,
+                status,
+                ACTOR,
+                &due.item_id,
+                ItemState::Running,
+                to,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(to)
 }

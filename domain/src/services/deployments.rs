@@ -358,6 +358,12 @@ fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
         ),
         _ => None,
     };
+    let kafka_lag = match (&r.spec, kind) {
+        (Some(spec), ItemKind::KafkaLag) => Some(
+            serde_json::from_value::<KafkaLagCheck>(spec.clone()).map_err(DomainError::internal)?,
+        ),
+        _ => None,
+    };
     let section = match r.section.as_str() {
         "pre" => Section::Pre,
         "during" => Section::During,
@@ -370,6 +376,7 @@ fn item_view(r: store::ItemRow) -> DomainResult<DeploymentItem> {
         kind,
         metric,
         probe,
+        kafka_lag,
         probe_run: r.probe_run_id,
         target: r.target_name,
         run: r.run,
@@ -767,9 +774,18 @@ pub async fn create_deployment(
                 m
             });
             let target = it.binding().and_then(|(b, _)| bound.get(b));
-            let spec = match (&metric, &it.probe) {
-                (Some(m), _) => Some(serde_json::to_value(m).map_err(DomainError::internal)?),
-                (_, Some(p)) => Some(serde_json::to_value(p).map_err(DomainError::internal)?),
+            let lag = it.kafka_lag.clone().map(|mut k| {
+                k.group = k
+                    .group
+                    .replace("{{service}}", service)
+                    .replace("{{environment}}", environment)
+                    .replace("{{version}}", &version);
+                k
+            });
+            let spec = match (&metric, &it.probe, &lag) {
+                (Some(m), _, _) => Some(serde_json::to_value(m).map_err(DomainError::internal)?),
+                (_, Some(p), _) => Some(serde_json::to_value(p).map_err(DomainError::internal)?),
+                (_, _, Some(k)) => Some(serde_json::to_value(k).map_err(DomainError::internal)?),
                 _ => None,
             };
             store::insert_item(

@@ -166,6 +166,7 @@ async fn run(
                 let result = match &d.check {
                     svc::Check::Metric(_) => svc::measure(&pool, &access, &d, left).await,
                     svc::Check::Probe(_) => svc::probe_step(&pool, &access, &runner, &d).await,
+                    svc::Check::KafkaLag(_) => svc::lag_step(&pool, &d).await,
                 };
                 MEASUREMENTS.fetch_add(1, Ordering::Relaxed);
                 match result {

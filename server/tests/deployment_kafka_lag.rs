@@ -1,0 +1,216 @@
+//! kafka_lag items of deployment checklists (issue 12), read from the verdicts of the real
+//! Kafka sampler on the TEST broker: a caught-up group passes after the item's duration; a
+//! group that stopped with lag (ERR) fails the item at once; a group the sampler does not
+//! know is inconclusive, never a pass.
+
+mod common;
+
+use common::TestApp;
+use domain::Role;
+use domain::reach::Access;
+use domain::services::kafka_lag as lag;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is set by scripts/test")
+}
+
+fn unique(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+fn item<'a>(d: &'a Value, id: &str) -> &'a Value {
+    d["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item_id"] == id)
+        .unwrap()
+}
+
+async fn settled(app: &TestApp, token: &str, key: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (s, d) = app.get(token, &format!("/api/v1/deployments/{key}")).await;
+        assert_eq!(s, 200, "{d}");
+        if item(&d, id)["state"] != "running" {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "{id} still running: {d:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn kafka_lag_items_follow_the_samplers_verdicts(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.create_token("admin", Role::Admin).await;
+    let approver = app.create_token("tpl", Role::Approver).await;
+    let yaml = "id: consumer-release
+name: Consumer release
+sections:
+  pre:
+    - id: no-lag
+      kind: kafka_lag
+      text: The consumer group is healthy
+      target: kafka
+      group: '{{service}}'
+      duration: 10s
+";
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/deployment-templates"))
+        .bearer_auth(&approver)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let (s, t) = app
+        .post(&admin, "/api/v1/targets", json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let target = t["id"].as_i64().unwrap();
+
+    // A topic with 50 messages; one group read them all, another stopped at 10.
+    let topic = unique("orders");
+    let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for r in admin_client
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for i in 0..50 {
+        producer
+            .send(
+                BaseRecord::<(), str>::to(&topic)
+                    .partition(0)
+                    .payload(&format!("m{i}")),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let commit = |group: &str, offset: i64| {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", group)
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(offset))
+            .unwrap();
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    let healthy = unique("ledger");
+    let stopped = unique("mailer");
+    commit(&healthy, 50);
+    commit(&stopped, 10);
+
+    // The real sampler, a round every 300 ms, and the evaluation loop.
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let sampler_pool = pool.clone();
+    tokio::spawn(async move {
+        loop {
+            let _ = lag::sample_round(
+                &sampler_pool,
+                &Access::default(),
+                target,
+                "test",
+                Duration::from_secs(5),
+                None,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut config = server::config::Config::for_tests("postgres://unused");
+    config.secret_key =
+        Some(domain::secrets::SecretBox::from_config(common::TEST_SECRET_KEY).unwrap());
+    server::workers::spawn_deployment_checks(
+        pool.clone(),
+        config.access(),
+        domain::services::probe_runs::Runner::default(),
+        server::workers::CheckSettings {
+            tick: Duration::from_millis(200),
+            ..Default::default()
+        },
+        rx,
+    )
+    .unwrap();
+    let open = |service: String| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let (s, d) = app
+                .post(&admin, "/api/v1/deployments", json!({"service": service, "environment": "test", "version": "1", "template": "consumer-release", "targets": {"kafka": "events"}}))
+                .await;
+            assert_eq!(s, 201, "{d}");
+            d["deployment"]["key"].as_str().unwrap().to_string()
+        }
+    };
+
+    // Caught up: passes once its readings span the item's 10 s.
+    let t0 = Instant::now();
+    let ok = open(healthy.clone()).await;
+    let d = settled(&app, &admin, &ok, "no-lag").await;
+    let it = item(&d, "no-lag");
+    assert_eq!(it["state"], "passed", "{it:#}");
+    assert_eq!(
+        it["kafka_lag"]["group"],
+        healthy.as_str(),
+        "the service filled in"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_secs(10),
+        "not before its duration"
+    );
+    assert!(it["measurements"].as_array().unwrap().len() >= 3, "{it:#}");
+
+    // Stopped with lag 40: the sampler says ERR, the item fails with the verdict's reason.
+    let bad = open(stopped.clone()).await;
+    let d = settled(&app, &admin, &bad, "no-lag").await;
+    let it = item(&d, "no-lag");
+    assert_eq!(it["state"], "failed", "{it:#}");
+    assert!(
+        it["note"].as_str().unwrap().contains("ERR (lag 40)"),
+        "{it:#}"
+    );
+
+    // A group the sampler does not know: inconclusive after three readings, never passed.
+    let unknown = open(unique("ghost")).await;
+    let d = settled(&app, &admin, &unknown, "no-lag").await;
+    let it = item(&d, "no-lag");
+    assert_eq!(it["state"], "inconclusive", "{it:#}");
+    assert!(
+        it["note"].as_str().unwrap().contains("no verdict"),
+        "{it:#}"
+    );
+}
