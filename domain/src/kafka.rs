@@ -201,8 +201,11 @@ pub struct PartitionSeries {
 /// An incident drawn on the lag graph: from detection to resolution (or now).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LagAnnotation {
-    /// `INC-42`
+    /// `INC-42` or `DEP-12`
     pub key: String,
+    /// `incident` or `deployment`.
+    #[serde(default)]
+    pub kind: String,
     pub title: String,
     #[serde(with = "time::serde::rfc3339")]
     pub from: OffsetDateTime,

@@ -194,6 +194,34 @@ sections:
     );
     assert!(it["measurements"].as_array().unwrap().len() >= 3, "{it:#}");
 
+    // The deployment is drawn on the group's lag graphs (and listed under them).
+    let (s, series) = app
+        .get(
+            &admin,
+            &format!("/api/v1/kafka/{target}/groups/{healthy}/lag"),
+        )
+        .await;
+    assert_eq!(s, 200, "{series}");
+    let ann = series["annotations"].as_array().unwrap();
+    assert!(
+        ann.iter()
+            .any(|a| a["key"] == ok.as_str() && a["kind"] == "deployment"),
+        "{ann:?}"
+    );
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let html = viewer
+        .get(app.url(&format!("/kafka/{target}/groups/{healthy}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("href=\"/deployments/{ok}\"")),
+        "the mark links the deployment"
+    );
+
     // Stopped with lag 40: the sampler says ERR, the item fails with the verdict's reason.
     let bad = open(stopped.clone()).await;
     let d = settled(&app, &admin, &bad, "no-lag").await;

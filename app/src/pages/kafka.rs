@@ -264,7 +264,11 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
             to: a.to.map(|t| t.unix_timestamp() as f64),
             label: a.key.clone(),
             title: a.title.clone(),
-            href: format!("/incidents/{}", a.key),
+            href: if a.kind == "deployment" {
+                format!("/deployments/{}", a.key)
+            } else {
+                format!("/incidents/{}", a.key)
+            },
         })
         .collect();
     let annotations = s.annotations.clone();
@@ -327,9 +331,10 @@ fn GroupView(g: KafkaGroup, s: LagSeries, target: i64, range: &'static str) -> i
                 <span class="key band-ok">"OK"</span>" "<span class="key band-incomplete">"incomplete"</span>" "
                 <span class="key band-warn">"WARN"</span>" "<span class="key band-err">"ERR"</span></p>
             {(!annotations.is_empty()).then(|| view! {
-                <p class="muted" id="annotations">"Incidents in this range: "
+                <p class="muted" id="annotations">"Incidents and deployments in this range: "
                     {annotations.into_iter().map(|a| view! {
-                        <a href=format!("/incidents/{}", a.key) title=a.title.clone()>{a.key.clone()}</a>" "
+                        <a href=if a.kind == "deployment" { format!("/deployments/{}", a.key) } else { format!("/incidents/{}", a.key) }
+                            title=a.title.clone() class=format!("annotation-{}", a.kind)>{a.key.clone()}</a>" "
                     }).collect_view()}
                 </p>
             })}

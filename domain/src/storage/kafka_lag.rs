@@ -669,6 +669,43 @@ pub async fn incidents_about(
     .await
 }
 
+/// Deployments drawn on a group's graphs: those with a `kafka_lag` item on this target and
+/// group, and those of a service the group is named after (`checkout`, `checkout-worker`,
+/// `checkout.events`) in the target's environment — open at some time in `[from, to]`.
+pub async fn deployments_about(
+    pool: &PgPool,
+    target_id: i64,
+    group: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> sqlx::Result<
+    Vec<(
+        i64,
+        String,
+        String,
+        String,
+        OffsetDateTime,
+        Option<OffsetDateTime>,
+    )>,
+> {
+    sqlx::query_as(
+        "SELECT d.id, d.service, d.version, d.status, coalesce(d.started_at, d.created_at), d.finished_at
+         FROM deployments d
+         WHERE (d.id IN (SELECT i.deployment_id FROM deployment_items i
+                         WHERE i.kind = 'kafka_lag' AND i.target_id = $1 AND i.spec->>'group' = $2)
+                OR (d.environment = (SELECT environment FROM targets WHERE id = $1)
+                    AND ($2 = d.service OR left($2, length(d.service) + 1) IN (d.service || '-', d.service || '.', d.service || '_'))))
+           AND coalesce(d.started_at, d.created_at) <= $4 AND coalesce(d.finished_at, 'infinity') >= $3
+         ORDER BY d.id LIMIT 50",
+    )
+    .bind(target_id)
+    .bind(group)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
 // ---- Retention ----
 
 /// Deletes rollups of one resolution older than `days`.

@@ -308,16 +308,31 @@ async fn annotations(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> DomainResult<Vec<LagAnnotation>> {
-    Ok(store::incidents_about(pool, target_id, group, from, to)
+    let mut out: Vec<LagAnnotation> = store::incidents_about(pool, target_id, group, from, to)
         .await?
         .into_iter()
         .map(|(n, title, from, to)| LagAnnotation {
             key: incident_key(n),
+            kind: "incident".into(),
             title,
             from,
             to,
         })
-        .collect())
+        .collect();
+    out.extend(
+        store::deployments_about(pool, target_id, group, from, to)
+            .await?
+            .into_iter()
+            .map(|(id, service, version, status, from, to)| LagAnnotation {
+                key: crate::deployments::deployment_key(id),
+                kind: "deployment".into(),
+                title: format!("deployment of {service} {version} ({status})"),
+                from,
+                to,
+            }),
+    );
+    out.sort_by_key(|a| a.from);
+    Ok(out)
 }
 
 /// A stored group state as the pages show it.
