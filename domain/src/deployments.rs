@@ -48,9 +48,12 @@
 //! A `kafka_lag` item reads the Kafka sampler's verdicts on a consumer group
 //! (`target`, `group`, `duration`, `max_state`; see [`KafkaLagCheck`]).
 //!
-//! Item kinds: `manual`, `metric`, `probe` and `kafka_lag` are supported. `approval` is a
-//! kind issue 12 names; a template that uses it is refused with a message saying it is not
-//! available yet (never accepted and silently ignored).
+//! An `approval` item is a sign-off inside the checklist (e.g. "product owner confirms the
+//! release notes"): only an approver signed in as a person, never the deployment's
+//! requester, checks it.
+//!
+//! Item kinds: `manual`, `approval`, `metric`, `probe` and `kafka_lag`; any other is refused
+//! with the list.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -96,6 +99,9 @@ pub enum ItemKind {
     Probe,
     /// A consumer group's lag verdicts (from the Kafka sampler) must stay good for a while.
     KafkaLag,
+    /// A sign-off inside the checklist: checked only by an approver signed in as a person,
+    /// never the deployment's requester.
+    Approval,
 }
 
 impl ItemKind {
@@ -105,6 +111,7 @@ impl ItemKind {
             ItemKind::Metric => "metric",
             ItemKind::Probe => "probe",
             ItemKind::KafkaLag => "kafka_lag",
+            ItemKind::Approval => "approval",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -113,13 +120,14 @@ impl ItemKind {
             ItemKind::Metric,
             ItemKind::Probe,
             ItemKind::KafkaLag,
+            ItemKind::Approval,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
     }
     /// Set by Lookout (re-run or waived by people), not checked by hand.
     pub fn is_automated(self) -> bool {
-        self != ItemKind::Manual
+        !matches!(self, ItemKind::Manual | ItemKind::Approval)
     }
 }
 
@@ -1016,8 +1024,6 @@ mod parse {
         max_state: Option<String>,
     }
 
-    const NOT_YET: [&str; 1] = ["approval"];
-
     /// A `kafka_lag` item's keys, checked.
     fn lag_check(at: &str, it: &RawItem) -> Result<KafkaLagCheck, String> {
         let target = it.target.clone().unwrap_or_default();
@@ -1336,13 +1342,19 @@ mod parse {
                             kafka_lag = Some(lag_check(&at, &it)?);
                             (ItemKind::KafkaLag, None, None)
                         }
-                        "manual" => {
+                        "manual" | "approval" => {
                             if let Some(k) = metric_keys(&it, true).or(probe_keys(&it)) {
                                 return Err(format!(
-                                    "{at}: `{k}` belongs to automated items, not manual ones"
+                                    "{at}: `{k}` belongs to automated items, not {} ones",
+                                    it.kind
                                 ));
                             }
-                            (ItemKind::Manual, None, None)
+                            let kind = if it.kind == "manual" {
+                                ItemKind::Manual
+                            } else {
+                                ItemKind::Approval
+                            };
+                            (kind, None, None)
                         }
                         "metric" => {
                             if let Some(k) = probe_keys(&it) {
@@ -1356,14 +1368,9 @@ mod parse {
                             }
                             (ItemKind::Probe, None, Some(probe_check(&at, &it)?))
                         }
-                        k if NOT_YET.contains(&k) => {
-                            return Err(format!(
-                                "{at}: items of kind `{k}` are not available yet (this version of Lookout checks `manual`, `metric`, `probe` and `kafka_lag` items)"
-                            ));
-                        }
                         k => {
                             return Err(format!(
-                                "{at}: unknown kind `{k}`: one of manual, probe, metric, kafka_lag"
+                                "{at}: unknown kind `{k}`: one of manual, approval, metric, probe, kafka_lag"
                             ));
                         }
                     };
@@ -1556,8 +1563,12 @@ sections:
                 "sections.pre[1] (x): the id is used twice",
             ),
             (
-                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: approval, text: a}\n",
-                "sections.during[0] (x): items of kind `approval` are not available yet",
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: approval, text: a, query: up}\n",
+                "sections.during[0] (x): `query` belongs to automated items, not approval ones",
+            ),
+            (
+                "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: shell, text: a}\n",
+                "unknown kind `shell`: one of manual, approval, metric, probe, kafka_lag",
             ),
             (
                 "id: a\nname: A\nsections:\n  during:\n    - {id: x, kind: kafka_lag, text: a, target: k}\n",

@@ -265,11 +265,11 @@ async fn bad_templates_say_where_and_save_nothing(pool: PgPool) {
         (
             V1.replace(
                 "kind: manual\n      text: Smoke",
-                "kind: approval\n      text: Smoke",
+                "kind: shell\n      text: Smoke",
             ),
             "application/yaml",
             422,
-            "sections.post[0] (smoke): items of kind `approval` are not available yet",
+            "sections.post[0] (smoke): unknown kind `shell`: one of manual, approval, metric, probe, kafka_lag",
         ),
         (
             format!("{V1}description: twice\n"),

@@ -882,3 +882,77 @@ async fn ci_tokens_scoped_to_services_deploy_those_and_nothing_else(pool: PgPool
     // Unscoped tokens are unaffected.
     assert_eq!(app.get(&admin, "/api/v1/incidents").await.0, 200);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn approval_items_are_signed_by_another_approver_in_person(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = app.create_token("tpl", Role::Approver).await;
+    let yaml = "id: with-sign-off
+name: With sign-off
+sections:
+  pre:
+    - {id: notes, kind: approval, text: Product owner confirms the release notes, requires_note: true}
+";
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/deployment-templates"))
+        .bearer_auth(&token)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let alice = app.signed_in("alice", Role::Approver).await;
+    let bob = app.signed_in("bob", Role::Approver).await;
+    let rita = app.signed_in("rita", Role::Responder).await;
+    let (s, d) = json_req(
+        &alice,
+        &app,
+        M::POST,
+        "/api/v1/deployments",
+        Some(json!({"service": "web", "environment": "dev", "version": "1", "template": "with-sign-off"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["items"][0]["kind"], "approval");
+    let key = d["deployment"]["key"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/deployments/{key}/items/notes");
+    let check = json!({"action": "check", "note": "read them"});
+    // Not the requester, not a responder, not a token — even an approver's.
+    let (s, e) = post(&app, &alice, path.clone(), check.clone()).await;
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot sign it off"),
+        "{e}"
+    );
+    assert_eq!(post(&app, &rita, path.clone(), check.clone()).await.0, 403);
+    assert_eq!(app.post(&token, &path, check.clone()).await.0, 403);
+    let (_, d) = json_req(
+        &bob,
+        &app,
+        M::GET,
+        &format!("/api/v1/deployments/{key}"),
+        None,
+    )
+    .await;
+    assert_eq!(d["items"][0]["state"], "pending", "nothing changed");
+    // Its page offers the check to bob, not to alice.
+    let html = |c: &reqwest::Client| {
+        let c = c.clone();
+        let url = app.url(&format!("/deployments/{key}"));
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(!html(&alice).await.contains("value=\"check\""));
+    assert!(html(&bob).await.contains("value=\"check\""));
+    // Another approver, in person, with the note it needs.
+    let (s, _) = post(&app, &bob, path.clone(), json!({"action": "check"})).await;
+    assert_eq!(s, 422, "the note");
+    let (s, d) = post(&app, &bob, path, check).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["items"][0]["state"], "checked");
+    assert_eq!(d["items"][0]["set_by"], "bob");
+}

@@ -46,7 +46,7 @@ pub fn DeploymentsPage() -> impl IntoView {
             <h1>"Deployments"</h1>
             <a class="button primary" href="/deployments/new" id="new-deployment">"Open a deployment"</a>
         </div>
-        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000; a deployment that goes wrong opens a linked incident in one click. Kafka-lag items read the sampler's verdicts, and deployments are drawn on their groups' lag graphs. Not built yet: approval items."</p>
+        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000; a deployment that goes wrong opens a linked incident in one click. Kafka-lag items read the sampler's verdicts, and deployments are drawn on their groups' lag graphs; approval items are sign-offs inside the checklist."</p>
         <section class="panel" id="deployments">
             <form method="get" action="/deployments" class="filters inline">
                 <label>"Service " <input type="text" name="service" value=move || filters().0.unwrap_or_default()/></label>
@@ -386,10 +386,18 @@ fn ItemRow(
     open: bool,
     can_work: bool,
     can_approve: bool,
+    /// An approver who is not the requester: may check approval items.
+    may_sign: bool,
 ) -> impl IntoView {
     let action = ServerAction::<ActOnDeploymentItem>::new();
     let id = i.item_id.clone();
-    let manual = i.kind == ItemKind::Manual;
+    let manual = matches!(i.kind, ItemKind::Manual | ItemKind::Approval);
+    // Who may check it: approval items only an approver who did not request the deployment.
+    let can_check = if i.kind == ItemKind::Approval {
+        may_sign
+    } else {
+        can_work
+    };
     let hidden = {
         let (k, id) = (key.clone(), id.clone());
         move || view! { <input type="hidden" name="key" value=k.clone()/><input type="hidden" name="item" value=id.clone()/> }
@@ -435,7 +443,7 @@ fn ItemRow(
             <td>{i.set_by.clone().unwrap_or_default()}{i.set_at.map(|t| view! { <br/><LocalTime at=t/> })}</td>
             <td class="note">{i.note.clone().unwrap_or_default()}</td>
             <td class="controls">
-                {(open && can_work && manual && i.state != ItemState::Checked).then(|| view! {
+                {(open && can_check && manual && i.state != ItemState::Checked).then(|| view! {
                     <ActionForm action=action attr:class="inline">
                         {hidden()}
                         <input type="hidden" name="action" value="check"/>
@@ -444,7 +452,7 @@ fn ItemRow(
                         <button type="submit">"Check"</button>
                     </ActionForm>
                 })}
-                {(open && can_work && manual && matches!(i.state, ItemState::Checked | ItemState::Waived)).then(|| view! {
+                {(open && can_check && manual && matches!(i.state, ItemState::Checked | ItemState::Waived)).then(|| view! {
                     <ActionForm action=action attr:class="inline">
                         {h2()}
                         <input type="hidden" name="action" value="uncheck"/>
@@ -703,7 +711,7 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
                         <thead><tr><th>"Item"</th><th>"State"</th><th>"By"</th><th>"Note"</th><th></th></tr></thead>
                         <tbody>
                         {its.into_iter().map(|i| view! {
-                            <ItemRow key=key.clone() i=i open=is_open can_work=can_work can_approve=can_approve/>
+                            <ItemRow key=key.clone() i=i open=is_open can_work=can_work can_approve=can_approve may_sign=can_approve && !is_requester/>
                         }).collect_view()}
                         </tbody>
                     </table>

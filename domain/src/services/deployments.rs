@@ -963,6 +963,22 @@ pub async fn act_on_item(
         }
         Some(_) => {}
     }
+    if item.kind == ItemKind::Approval
+        && matches!(action, ItemAction::Check { .. } | ItemAction::Uncheck)
+    {
+        who.require(Role::Approver)?;
+        if who.user_id.is_none() {
+            return Err(DomainError::forbidden(format!(
+                "{item_id} is an approval item: an approver signed in as a person checks it, not an API token"
+            )));
+        }
+        if who.user_id == row.requester_id {
+            return Err(DomainError::forbidden(format!(
+                "{item_id} is an approval item: {} requested {key} and cannot sign it off; another approver must",
+                who.name
+            )));
+        }
+    }
     if item.kind.is_automated() && matches!(action, ItemAction::Check { .. } | ItemAction::Uncheck)
     {
         return Err(DomainError::conflict(format!(
@@ -1485,6 +1501,10 @@ pub async fn incidents_of(
 ) -> DomainResult<Vec<LinkedIncident>> {
     who.require(Role::Viewer)?;
     let id = parse_deployment_key(key).ok_or_else(|| dep_not_found(key))?;
+    let row = store::deployment(pool, id, false)
+        .await?
+        .ok_or_else(|| dep_not_found(key))?;
+    who.may_deploy(&row.service)?;
     let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
         "SELECT i.number, i.title, i.status::text, i.severity::text
          FROM deployment_incidents l JOIN incidents i ON i.id = l.incident_id

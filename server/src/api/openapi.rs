@@ -301,7 +301,7 @@ pub fn spec() -> serde_json::Value {
             "deployment": { "type": "object", "properties": { "key": { "type": "string" }, "service": { "type": "string" }, "environment": { "type": "string" }, "version": { "type": "string" },
               "requester": { "type": "string" }, "template_id": { "type": "string" }, "template_version": { "type": "integer" }, "status": { "$ref": "#/components/schemas/DeploymentStatus" } } },
             "items": { "type": "array", "items": { "type": "object", "properties": { "item_id": { "type": "string" }, "section": { "type": "string", "enum": ["pre", "during", "post"] },
-              "kind": { "type": "string", "enum": ["manual", "metric", "probe", "kafka_lag"] },
+              "kind": { "type": "string", "enum": ["manual", "approval", "metric", "probe", "kafka_lag"] },
               "kafka_lag": { "$ref": "#/components/schemas/KafkaLagCheck" },
               "probe": { "$ref": "#/components/schemas/ProbeCheck" }, "probe_run": { "type": "integer", "description": "the probe item's current or last run (/api/v1/probe-runs/{id})" },
               "state": { "type": "string", "enum": ["pending", "running", "passed", "failed", "inconclusive", "waived", "checked"] }, "required": { "type": "boolean" }, "set_by": { "type": ["string", "null"] }, "note": { "type": ["string", "null"] },
@@ -313,7 +313,7 @@ pub fn spec() -> serde_json::Value {
             "approvals": { "type": "array", "items": { "type": "object", "properties": { "approver": { "type": "string" }, "decision": { "type": "string" }, "snapshot": { "type": "string" }, "snapshot_sha256": { "type": "string" }, "voided_at": { "type": ["string", "null"] } } } },
             "approvals_needed": { "type": "integer" }, "approvals_given": { "type": "integer" }, "blocking": { "type": "array", "items": { "type": "string" } } } },
           "TemplateItem": { "type": "object", "properties": {
-            "id": { "type": "string" }, "kind": { "type": "string", "enum": ["manual", "metric", "probe", "kafka_lag"] }, "text": { "type": "string" },
+            "id": { "type": "string" }, "kind": { "type": "string", "enum": ["manual", "approval", "metric", "probe", "kafka_lag"] }, "text": { "type": "string" },
             "help": { "type": "string", "description": "markdown" }, "requires_note": { "type": "boolean" }, "required": { "type": "boolean" },
             "metric": { "$ref": "#/components/schemas/MetricCheck" }, "probe": { "$ref": "#/components/schemas/ProbeCheck" }, "kafka_lag": { "$ref": "#/components/schemas/KafkaLagCheck" } } },
           "KafkaLagCheck": { "type": "object", "description": "A kafka_lag item's check: the Kafka sampler's verdict on the group no worse than max_state for duration_secs", "properties": {
