@@ -197,8 +197,9 @@ pub fn TokensPage() -> impl IntoView {
             <form method="post" action="/settings/tokens" class="grid-form" id="create-token-form" data-enhance="page">
                 <label>"Name" <input type="text" name="name" required maxlength="100" placeholder="ci-gate"/></label>
                 <label>"Role" <select name="role">{role_options(Role::Viewer)}</select></label>
-                <label>"For CI: limit to deployments of (services, comma-separated; the role is then responder)"
+                <label>"For CI: limit to deployments of these services (comma-separated)"
                     <input type="text" name="deploy_services" maxlength="2000" placeholder="checkout, payments"/></label>
+                <p class="muted">"A token limited to deployments works as a responder on those services' deployments only, and never signs."</p>
                 <button type="submit" class="primary">"Create token"</button>
             </form>
         </section>
