@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, dep_item as item, settled};
 use domain::Role;
 use domain::reach::Access;
 use domain::services::kafka_lag as lag;
@@ -15,7 +15,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,28 +32,6 @@ fn unique(tag: &str) -> String {
             .unwrap()
             .subsec_nanos()
     )
-}
-
-fn item<'a>(d: &'a Value, id: &str) -> &'a Value {
-    d["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["item_id"] == id)
-        .unwrap()
-}
-
-async fn settled(app: &TestApp, token: &str, key: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (s, d) = app.get(token, &format!("/api/v1/deployments/{key}")).await;
-        assert_eq!(s, 200, "{d}");
-        if item(&d, id)["state"] != "running" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "{id} still running: {d:#}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -135,7 +113,6 @@ sections:
     commit(&stopped, 10);
 
     // The real sampler, a round every 300 ms, and the evaluation loop.
-    let (_stop, rx) = tokio::sync::watch::channel(false);
     let sampler_pool = pool.clone();
     tokio::spawn(async move {
         loop {
@@ -151,20 +128,7 @@ sections:
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     });
-    let mut config = server::config::Config::for_tests("postgres://unused");
-    config.secret_key =
-        Some(domain::secrets::SecretBox::from_config(common::TEST_SECRET_KEY).unwrap());
-    server::workers::spawn_deployment_checks(
-        pool.clone(),
-        config.access(),
-        domain::services::probe_runs::Runner::default(),
-        server::workers::CheckSettings {
-            tick: Duration::from_millis(200),
-            ..Default::default()
-        },
-        rx,
-    )
-    .unwrap();
+    let _checks = common::spawn_checks(pool.clone(), Duration::from_secs(10));
     let open = |service: String| {
         let app = &app;
         let admin = admin.clone();
@@ -180,7 +144,7 @@ sections:
     // Caught up: passes once its readings span the item's 10 s.
     let t0 = Instant::now();
     let ok = open(healthy.clone()).await;
-    let d = settled(&app, &admin, &ok, "no-lag").await;
+    let d = settled(&app, &admin, &ok, "no-lag", Duration::from_secs(90)).await;
     let it = item(&d, "no-lag");
     assert_eq!(it["state"], "passed", "{it:#}");
     assert_eq!(
@@ -224,7 +188,7 @@ sections:
 
     // Stopped with lag 40: the sampler says ERR, the item fails with the verdict's reason.
     let bad = open(stopped.clone()).await;
-    let d = settled(&app, &admin, &bad, "no-lag").await;
+    let d = settled(&app, &admin, &bad, "no-lag", Duration::from_secs(90)).await;
     let it = item(&d, "no-lag");
     assert_eq!(it["state"], "failed", "{it:#}");
     assert!(
@@ -234,7 +198,7 @@ sections:
 
     // A group the sampler does not know: inconclusive after three readings, never passed.
     let unknown = open(unique("ghost")).await;
-    let d = settled(&app, &admin, &unknown, "no-lag").await;
+    let d = settled(&app, &admin, &unknown, "no-lag", Duration::from_secs(90)).await;
     let it = item(&d, "no-lag");
     assert_eq!(it["state"], "inconclusive", "{it:#}");
     assert!(

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Exporter, Prometheus, TEST_SECRET_KEY, TestApp};
+use common::{Exporter, Prometheus, TestApp, dep_item as item};
 use domain::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -69,21 +69,7 @@ async fn world(pool: PgPool) -> World {
     let exporter = Exporter::start(&metrics(0.001)).await;
     let prom = Prometheus::start(std::slice::from_ref(&exporter.addr)).await;
     let app = TestApp::spawn(pool.clone()).await;
-    let mut config = server::config::Config::for_tests("postgres://unused");
-    config.secret_key = Some(domain::secrets::SecretBox::from_config(TEST_SECRET_KEY).unwrap());
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    server::workers::spawn_deployment_checks(
-        pool,
-        config.access(),
-        domain::services::probe_runs::Runner::default(),
-        server::workers::CheckSettings {
-            tick: Duration::from_millis(200),
-            query_limit: Duration::from_secs(3),
-            ..Default::default()
-        },
-        rx,
-    )
-    .unwrap();
+    let stop = common::spawn_checks(pool, Duration::from_secs(3));
     let admin = app.create_token("admin", Role::Admin).await;
     let approver = app.create_token("tpl", Role::Approver).await;
     let res = app
@@ -130,30 +116,9 @@ async fn open(w: &World, binding: &str) -> (u16, Value) {
         .await
 }
 
-fn item<'a>(d: &'a Value, id: &str) -> &'a Value {
-    d["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["item_id"] == id)
-        .unwrap()
-}
-
 /// Polls until `id` leaves `running`.
 async fn settled(w: &World, key: &str, id: &str, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let (s, d) = w
-            .app
-            .get(&w.admin, &format!("/api/v1/deployments/{key}"))
-            .await;
-        assert_eq!(s, 200, "{d}");
-        if item(&d, id)["state"] != "running" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "{id} still running: {d:#}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::settled(&w.app, &w.admin, key, id, limit).await
 }
 
 #[sqlx::test(migrations = "../migrations")]

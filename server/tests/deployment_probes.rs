@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{TestApp, env};
+use common::{TestApp, dep_item as item, env, settled};
 use domain::Role;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TEMPLATE: &str = "id: db-release
 name: DB release
@@ -27,46 +27,10 @@ sections:
     - {id: smoke, kind: manual, text: Smoke test}
 ";
 
-fn item<'a>(d: &'a Value, id: &str) -> &'a Value {
-    d["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["item_id"] == id)
-        .unwrap()
-}
-
-async fn settled(app: &TestApp, token: &str, key: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, d) = app.get(token, &format!("/api/v1/deployments/{key}")).await;
-        assert_eq!(s, 200, "{d}");
-        if item(&d, id)["state"] != "running" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "{id} still running: {d:#}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn probe_items_fail_on_a_seeded_bad_state_and_pass_after_the_fix(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let mut config = server::config::Config::for_tests("postgres://unused");
-    config.secret_key =
-        Some(domain::secrets::SecretBox::from_config(common::TEST_SECRET_KEY).unwrap());
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    server::workers::spawn_deployment_checks(
-        pool.clone(),
-        config.access(),
-        domain::services::probe_runs::Runner::default(),
-        server::workers::CheckSettings {
-            tick: Duration::from_millis(200),
-            ..Default::default()
-        },
-        rx,
-    )
-    .unwrap();
+    let _checks = common::spawn_checks(pool.clone(), Duration::from_secs(10));
     let admin = app.create_token("admin", Role::Admin).await;
     let approver = app.create_token("tpl", Role::Approver).await;
     let res = app
@@ -128,7 +92,7 @@ async fn probe_items_fail_on_a_seeded_bad_state_and_pass_after_the_fix(pool: PgP
     assert_eq!(s, 201, "{d}");
     let key = d["deployment"]["key"].as_str().unwrap().to_string();
     assert_eq!(item(&d, "indexes-valid")["state"], "running");
-    let d = settled(&app, &admin, &key, "indexes-valid").await;
+    let d = settled(&app, &admin, &key, "indexes-valid", Duration::from_secs(60)).await;
     let it = item(&d, "indexes-valid");
     assert_eq!(it["state"], "failed", "{it:#}");
     assert!(
@@ -195,7 +159,7 @@ async fn probe_items_fail_on_a_seeded_bad_state_and_pass_after_the_fix(pool: PgP
         )
         .await;
     assert_eq!(s, 200, "{d}");
-    let d = settled(&app, &admin, &key, "indexes-valid").await;
+    let d = settled(&app, &admin, &key, "indexes-valid", Duration::from_secs(60)).await;
     let it = item(&d, "indexes-valid");
     assert_eq!(it["state"], "passed", "{it:#}");
     assert_ne!(it["probe_run"].as_i64().unwrap(), run, "a new run");
@@ -212,7 +176,14 @@ async fn probe_items_fail_on_a_seeded_bad_state_and_pass_after_the_fix(pool: PgP
         .await;
     assert_eq!(s, 201, "{d}");
     let dead = d["deployment"]["key"].as_str().unwrap().to_string();
-    let d = settled(&app, &admin, &dead, "indexes-valid").await;
+    let d = settled(
+        &app,
+        &admin,
+        &dead,
+        "indexes-valid",
+        Duration::from_secs(60),
+    )
+    .await;
     let it = item(&d, "indexes-valid");
     assert_eq!(it["state"], "inconclusive", "{it:#}");
     assert!(

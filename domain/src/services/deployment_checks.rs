@@ -19,7 +19,7 @@ use crate::reach::Access;
 use crate::storage::deployments as store;
 use probes::prometheus::condition::{Condition, Phase, judge};
 use probes::prometheus::{Client, QueryValue};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 
 /// Who sets automated items in the record.
@@ -199,22 +199,9 @@ async fn record(
     series: i32,
 ) -> DomainResult<Option<ItemState>> {
     let mut tx = pool.begin().await?;
-    let Some((state, run, status)) =
-        store::lock_item(&mut *tx, due.deployment_id, &due.item_id).await?
-    else {
+    let Some((run, status, section)) = still_running(&mut tx, due).await? else {
         return Ok(None);
     };
-    let status = DeploymentStatus::parse(&status)
-        .ok_or_else(|| DomainError::internal(format!("unknown deployment status {status:?}")))?;
-    let item = store::items(&mut *tx, due.deployment_id)
-        .await?
-        .into_iter()
-        .find(|i| i.item_id == due.item_id)
-        .ok_or_else(|| DomainError::internal("the item locked is gone"))?;
-    let open = status.open_section().map(|s| s.as_str());
-    if state != "running" || run != due.run || open != Some(item.section.as_str()) {
-        return Ok(None);
-    }
     let value_text = values
         .iter()
         .take(3)
@@ -269,36 +256,7 @@ async fn record(
             c.failure_limit,
             c.inconclusive_limit
         );
-        store::set_item_state(
-            &mut *tx,
-            due.deployment_id,
-            &due.item_id,
-            to.as_str(),
-            Some(ACTOR),
-            Some(&note),
-        )
-        .await?;
-        store::insert_event(
-            &mut *tx,
-            due.deployment_id,
-            ACTOR,
-            "item",
-            &format!("{} {} item {} — {note}", ACTOR, to.as_str(), due.item_id),
-            serde_json::json!({ "item": due.item_id, "state": to.as_str(), "from": "running", "run": run }),
-        )
-        .await?;
-        if item.section == "pre" {
-            super::deployments::pre_item_changed(
-                &mut tx,
-                due.deployment_id,
-                status,
-                ACTOR,
-                &due.item_id,
-                ItemState::Running,
-                to,
-            )
-            .await?;
-        }
+        end_run(&mut tx, due, (run, status, &section), to, &note).await?;
     }
     tx.commit().await?;
     Ok(new_state)
@@ -442,25 +400,9 @@ async fn finish(
     values: Vec<MeasuredSeries>,
 ) -> DomainResult<Option<ItemState>> {
     let mut tx = pool.begin().await?;
-    let Some((state, run, status)) =
-        store::lock_item(&mut *tx, due.deployment_id, &due.item_id).await?
-    else {
+    let Some((run, status, section)) = still_running(&mut tx, due).await? else {
         return Ok(None);
     };
-    let status = DeploymentStatus::parse(&status)
-        .ok_or_else(|| DomainError::internal(format!("unknown deployment status {status:?}")))?;
-    let section = store::items(&mut *tx, due.deployment_id)
-        .await?
-        .into_iter()
-        .find(|i| i.item_id == due.item_id)
-        .map(|i| i.section)
-        .unwrap_or_default();
-    if state != "running"
-        || run != due.run
-        || status.open_section().map(|s| s.as_str()) != Some(section.as_str())
-    {
-        return Ok(None);
-    }
     let phase = match to {
         ItemState::Passed => Phase::Successful,
         ItemState::Failed => Phase::Failed,
@@ -481,36 +423,7 @@ async fn finish(
         },
     )
     .await?;
-    store::set_item_state(
-        &mut *tx,
-        due.deployment_id,
-        &due.item_id,
-        to.as_str(),
-        Some(ACTOR),
-        Some(message),
-    )
-    .await?;
-    store::insert_event(
-        &mut *tx,
-        due.deployment_id,
-        ACTOR,
-        "item",
-        &format!("{ACTOR} {} item {} — {message}", to.as_str(), due.item_id),
-        serde_json::json!({ "item": due.item_id, "state": to.as_str(), "from": "running", "run": run, "probe_run": due.probe_run_id }),
-    )
-    .await?;
-    if section == "pre" {
-        super::deployments::pre_item_changed(
-            &mut tx,
-            due.deployment_id,
-            status,
-            ACTOR,
-            &due.item_id,
-            ItemState::Running,
-            to,
-        )
-        .await?;
-    }
+    end_run(&mut tx, due, (run, status, &section), to, message).await?;
     tx.commit().await?;
     Ok(Some(to))
 }
@@ -591,25 +504,9 @@ pub async fn lag_step(pool: &PgPool, due: &Due) -> DomainResult<Option<ItemState
         }
     };
     let mut tx = pool.begin().await?;
-    let Some((state, run, status)) =
-        store::lock_item(&mut *tx, due.deployment_id, &due.item_id).await?
-    else {
+    let Some((run, status, section)) = still_running(&mut tx, due).await? else {
         return Ok(None);
     };
-    let status = DeploymentStatus::parse(&status)
-        .ok_or_else(|| DomainError::internal(format!("unknown deployment status {status:?}")))?;
-    let section = store::items(&mut *tx, due.deployment_id)
-        .await?
-        .into_iter()
-        .find(|i| i.item_id == due.item_id)
-        .map(|i| i.section)
-        .unwrap_or_default();
-    if state != "running"
-        || run != due.run
-        || status.open_section().map(|s| s.as_str()) != Some(section.as_str())
-    {
-        return Ok(None);
-    }
     let series = values.len() as i32;
     let (_, failed, inconclusive) = store::insert_measurement(
         &mut tx,
@@ -664,37 +561,77 @@ pub async fn lag_step(pool: &PgPool, due: &Due) -> DomainResult<Option<ItemState
             ),
             _ => format!("{}: {message}", to.as_str()),
         };
-        store::set_item_state(
-            &mut *tx,
-            due.deployment_id,
-            &due.item_id,
-            to.as_str(),
-            Some(ACTOR),
-            Some(&note),
-        )
-        .await?;
-        store::insert_event(
-            &mut *tx,
-            due.deployment_id,
-            ACTOR,
-            "item",
-            &format!("{ACTOR} {} item {} — {note}", to.as_str(), due.item_id),
-            serde_json::json!({ "item": due.item_id, "state": to.as_str(), "from": "running", "run": run }),
-        )
-        .await?;
-        if section == "pre" {
-            super::deployments::pre_item_changed(
-                &mut tx,
-                due.deployment_id,
-                status,
-                ACTOR,
-                &due.item_id,
-                ItemState::Running,
-                to,
-            )
-            .await?;
-        }
+        end_run(&mut tx, due, (run, status, &section), to, &note).await?;
     }
     tx.commit().await?;
     Ok(to)
+}
+
+/// The item a step was for, locked, if it is still running that run in its open section:
+/// `(run, the deployment's status, the item's section)`. `None`: it moved on meanwhile
+/// (re-run, waived, its section closed) and the step is dropped.
+async fn still_running(
+    tx: &mut PgConnection,
+    due: &Due,
+) -> DomainResult<Option<(i32, DeploymentStatus, String)>> {
+    let Some((state, run, status)) =
+        store::lock_item(&mut *tx, due.deployment_id, &due.item_id).await?
+    else {
+        return Ok(None);
+    };
+    let status = DeploymentStatus::parse(&status)
+        .ok_or_else(|| DomainError::internal(format!("unknown deployment status {status:?}")))?;
+    let section = store::items(&mut *tx, due.deployment_id)
+        .await?
+        .into_iter()
+        .find(|i| i.item_id == due.item_id)
+        .map(|i| i.section)
+        .unwrap_or_default();
+    let open = status.open_section().map(|s| s.as_str());
+    if state != "running" || run != due.run || open != Some(section.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some((run, status, section)))
+}
+
+/// Ends an automated item's run: its state and note, the record's event, and — for a
+/// pre-deploy item — the approvals it voids.
+async fn end_run(
+    tx: &mut PgConnection,
+    due: &Due,
+    (run, status, section): (i32, DeploymentStatus, &str),
+    to: ItemState,
+    note: &str,
+) -> DomainResult<()> {
+    store::set_item_state(
+        &mut *tx,
+        due.deployment_id,
+        &due.item_id,
+        to.as_str(),
+        Some(ACTOR),
+        Some(note),
+    )
+    .await?;
+    store::insert_event(
+        &mut *tx,
+        due.deployment_id,
+        ACTOR,
+        "item",
+        &format!("{ACTOR} {} item {} — {note}", to.as_str(), due.item_id),
+        serde_json::json!({ "item": due.item_id, "state": to.as_str(), "from": "running", "run": run, "probe_run": due.probe_run_id }),
+    )
+    .await?;
+    if section == "pre" {
+        super::deployments::pre_item_changed(
+            tx,
+            due.deployment_id,
+            status,
+            ACTOR,
+            &due.item_id,
+            ItemState::Running,
+            to,
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -392,3 +392,60 @@ impl Exporter {
         *self.text.lock().unwrap() = text.to_string();
     }
 }
+
+/// One item of a deployment's JSON.
+pub fn dep_item<'a>(d: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    d["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item_id"] == id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+}
+
+/// Polls a deployment until item `id` leaves `running` (within `limit`); its JSON.
+pub async fn settled(
+    app: &TestApp,
+    token: &str,
+    key: &str,
+    id: &str,
+    limit: std::time::Duration,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let (s, d) = app.get(token, &format!("/api/v1/deployments/{key}")).await;
+        assert_eq!(s, 200, "{d}");
+        if dep_item(&d, id)["state"] != "running" {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} still running: {d:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The deployment checks' evaluation loop over `pool` (a 200 ms tick, `query_limit` per
+/// query); it stops when the returned sender is dropped.
+pub fn spawn_checks(
+    pool: PgPool,
+    query_limit: std::time::Duration,
+) -> tokio::sync::watch::Sender<bool> {
+    let mut config = Config::for_tests("postgres://unused");
+    config.secret_key = Some(domain::secrets::SecretBox::from_config(TEST_SECRET_KEY).unwrap());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    server::workers::spawn_deployment_checks(
+        pool,
+        config.access(),
+        domain::services::probe_runs::Runner::default(),
+        server::workers::CheckSettings {
+            tick: std::time::Duration::from_millis(200),
+            query_limit,
+            ..Default::default()
+        },
+        rx,
+    )
+    .unwrap();
+    stop
+}
