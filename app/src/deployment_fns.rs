@@ -80,6 +80,8 @@ pub struct DeploymentPageData {
     pub can_approve: bool,
     /// The incidents opened from it.
     pub incidents: Vec<domain::deployments::LinkedIncident>,
+    /// Each item's help, rendered from its markdown (sanitised): `(item id, HTML)`.
+    pub help_html: Vec<(String, String)>,
 }
 
 /// How many of the newest events the deployment page shows before "Show all".
@@ -105,6 +107,12 @@ pub async fn get_deployment(
         events.drain(..cut);
         cut
     };
+    let help_html = detail
+        .items
+        .iter()
+        .filter(|i| !i.help.trim().is_empty())
+        .map(|i| (i.item_id.clone(), domain::markdown::render(&i.help)))
+        .collect();
     Ok(DeploymentPageData {
         detail,
         events,
@@ -113,6 +121,7 @@ pub async fn get_deployment(
         can_work: c.who.role.allows(domain::Role::Responder),
         can_approve: c.who.role.allows(domain::Role::Approver) && c.who.user_id.is_some(),
         incidents: svc::incidents_of(&c.pool, &c.who, &key).await?,
+        help_html,
     })
 }
 

@@ -17,7 +17,7 @@ name: Web release
 description: 'The web tier </textarea><svg onload=alert(1)>'
 sections:
   pre:
-    - {id: tests-green, kind: manual, text: All tests pass, requires_note: true}
+    - {id: tests-green, kind: manual, text: All tests pass, requires_note: true, help: 'CI must be **green**, not skipped. <script>alert(9)</script>'}
   post:
     - {id: smoke, kind: manual, text: Smoke test}
 ";
@@ -140,6 +140,11 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
 
     let (s, html) = page(&alice, &app, &format!("/deployments/{key}")).await;
     assert_eq!(s, 200);
+    assert!(
+        html.contains("CI must be <strong>green</strong>"),
+        "the help, rendered"
+    );
+    assert!(!html.contains("<script>alert(9)"), "and sanitised");
     for part in [
         "Submit for approval",
         "name=\"action\" value=\"check\"",

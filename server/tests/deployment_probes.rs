@@ -1,8 +1,8 @@
-//! Probe items of deployment checklists (issue 12) against the real PostgreSQL of the TEST
-//! setup: a seeded bad state (an invalid index left by a failed CREATE UNIQUE INDEX
-//! CONCURRENTLY over duplicate keys) fails the item with the finding as evidence and the
-//! probe run linked; the fix and a re-run pass it; a target that cannot be examined is
-//! inconclusive, never a pass.
+//! Probe items of deployment checklists (issue 12) against the real PostgreSQL and Redis of
+//! the TEST setup: a seeded bad state (an invalid index left by a failed CREATE
+//! UNIQUE INDEX CONCURRENTLY over duplicate keys; a 64 KB value in the cache) fails the item
+//! with the finding as evidence and the probe run linked; the fix and a re-run pass it; a
+//! target that cannot be examined is inconclusive, never a pass.
 
 mod common;
 
@@ -190,4 +190,79 @@ async fn probe_items_fail_on_a_seeded_bad_state_and_pass_after_the_fix(pool: PgP
         it["note"].as_str().unwrap().contains("ended failed"),
         "{it:#}"
     );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_redis_probe_item_fails_on_a_big_key_and_passes_once_it_is_gone(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let _checks = common::spawn_checks(pool.clone(), Duration::from_secs(10));
+    let admin = app.create_token("admin", Role::Admin).await;
+    let approver = app.create_token("tpl", Role::Approver).await;
+    let yaml = "id: cache-release
+name: Cache release
+sections:
+  pre:
+    - id: no-big-keys
+      kind: probe
+      text: No big keys in the cache
+      target: cache
+      probe: redis
+      params: {big_key_bytes: 4096, sample_keys: 1000}
+      codes: [REDIS_BIG_KEYS]
+";
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/deployment-templates"))
+        .bearer_auth(&approver)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    // The seeded bad state, in a database of its own on the TEST Redis: a 64 KB value.
+    let mut url = url::Url::parse(&env("REDIS_URL")).unwrap();
+    url.set_path("/14");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-u")
+            .arg(url.as_str())
+            .args(args)
+            .output()
+            .expect("redis-cli (Debian's redis-tools, installed with redis-server)");
+        assert!(out.status.success(), "{out:?}");
+    };
+    let key = format!("cart:blob:{}", std::process::id());
+    cli(&["SET", &key, &"x".repeat(65_536)]);
+    let (s, t) = app
+        .post(&admin, "/api/v1/targets", json!({"name": "cart-cache", "kind": "redis", "connection": url.as_str(), "environment": "staging"}))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let (s, d) = app
+        .post(&admin, "/api/v1/deployments", json!({"service": "cart", "environment": "staging", "version": "3", "template": "cache-release", "targets": {"cache": "cart-cache"}}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let dep = d["deployment"]["key"].as_str().unwrap().to_string();
+    let d = settled(&app, &admin, &dep, "no-big-keys", Duration::from_secs(60)).await;
+    let it = item(&d, "no-big-keys");
+    assert_eq!(it["state"], "failed", "{it:#}");
+    assert!(
+        it["note"]
+            .as_str()
+            .unwrap()
+            .contains("REDIS_BIG_KEYS (warning)"),
+        "{it:#}"
+    );
+    // The finding's remedy (UNLINK), then a re-run: passed.
+    cli(&["UNLINK", &key]);
+    let (s, _) = app
+        .post(
+            &admin,
+            &format!("/api/v1/deployments/{dep}/items/no-big-keys"),
+            json!({"action": "rerun"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let d = settled(&app, &admin, &dep, "no-big-keys", Duration::from_secs(60)).await;
+    assert_eq!(item(&d, "no-big-keys")["state"], "passed", "{d:#}");
 }

@@ -388,6 +388,8 @@ fn ItemRow(
     can_approve: bool,
     /// An approver who is not the requester: may check approval items.
     may_sign: bool,
+    /// The item's help, rendered (sanitised HTML).
+    help: Option<String>,
 ) -> impl IntoView {
     let action = ServerAction::<ActOnDeploymentItem>::new();
     let id = i.item_id.clone();
@@ -411,6 +413,7 @@ fn ItemRow(
             <td>
                 <span class=format!("badge kind kind-{}", i.kind.as_str())>{i.kind.as_str()}</span>" "
                 <code>{id.clone()}</code>" "{i.text.clone()}{(!i.required).then_some(" (optional)")}
+                {help.map(|h| view! { <details class="help"><summary>"Help"</summary><div class="md" inner_html=h></div></details> })}
                 {i.metric.clone().map(|m| view! {
                     <details class="metric-spec">
                         <summary>{format!("on {} — pass: {}", i.target.clone().unwrap_or_else(|| "(not bound: not run)".into()), m.success)}</summary>
@@ -570,6 +573,7 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
         can_work,
         can_approve,
         incidents,
+        help_html,
     } = p;
     let open_incident = ServerAction::<OpenDeploymentIncident>::new();
     let DeploymentDetail {
@@ -711,7 +715,7 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
                         <thead><tr><th>"Item"</th><th>"State"</th><th>"By"</th><th>"Note"</th><th></th></tr></thead>
                         <tbody>
                         {its.into_iter().map(|i| view! {
-                            <ItemRow key=key.clone() i=i open=is_open can_work=can_work can_approve=can_approve may_sign=can_approve && !is_requester/>
+                            <ItemRow key=key.clone() help=help_html.iter().find(|(id, _)| *id == i.item_id).map(|(_, h)| h.clone()) i=i open=is_open can_work=can_work can_approve=can_approve may_sign=can_approve && !is_requester/>
                         }).collect_view()}
                         </tbody>
                     </table>
