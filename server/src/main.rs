@@ -200,6 +200,8 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         }
     }
 
+    // SIGTERM and Ctrl-C are caught from here on: before anything listens.
+    let shutdown = server::shutdown_signal();
     let addr = config.site_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -243,7 +245,7 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let router = server::router(pool, config);
     tracing::info!("Lookout is serving on http://{addr}");
-    server::serve(listener, router, server::shutdown_signal(), grace).await;
+    server::serve(listener, router, shutdown, grace).await;
     // Workers finish what they are doing (each within its own limit) and release their leases.
     let _ = stop_tx.send(true);
     for w in workers {

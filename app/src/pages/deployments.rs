@@ -46,7 +46,7 @@ pub fn DeploymentsPage() -> impl IntoView {
             <h1>"Deployments"</h1>
             <a class="button primary" href="/deployments/new" id="new-deployment">"Open a deployment"</a>
         </div>
-        <p class="muted" id="deployments-status">"Checklists with manual items (people check them), metric items (Lookout measures them on Prometheus) and probe items (Lookout runs a probe; its findings decide), sign-off with separation of duties, and the CI gate (docs/api.md). CI tokens can be limited to deployments of given services (Settings → API tokens). Built-in templates come from seed 000; a deployment that goes wrong opens a linked incident in one click. Kafka-lag items read the sampler's verdicts, and deployments are drawn on their groups' lag graphs; approval items are sign-offs inside the checklist."</p>
+        <p class="muted" id="deployments-status">"Checklists of manual, approval, metric (Prometheus), probe and Kafka-lag items; sign-off with separation of duties; the CI gate for pipelines (docs/api.md). A deployment that goes wrong opens a linked incident in one click."</p>
         <section class="panel" id="deployments">
             <form method="get" action="/deployments" class="filters inline">
                 <label>"Service " <input type="text" name="service" value=move || filters().0.unwrap_or_default()/></label>
