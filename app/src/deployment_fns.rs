@@ -131,7 +131,7 @@ pub async fn get_deployment(
 pub async fn open_deployment_incident(key: String, severity: String) -> Result<String, AppError> {
     let c = call()?;
     let severity: domain::incidents::Severity = severity.parse().map_err(invalid)?;
-    let incident = svc::open_incident(&c.pool, &c.who, &key, severity).await?;
+    let (incident, _) = svc::open_incident(&c.pool, &c.who, &key, severity).await?;
     leptos_axum::redirect(&format!("/incidents/{incident}"));
     Ok(incident)
 }

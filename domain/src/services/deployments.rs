@@ -338,6 +338,31 @@ async fn locked(db: &mut PgConnection, key: &str) -> DomainResult<store::Deploym
         .ok_or_else(|| dep_not_found(key))
 }
 
+/// [`locked`], for a caller who must be allowed this deployment's service (a CI token
+/// limited to deployments of others is refused).
+async fn locked_for(
+    db: &mut PgConnection,
+    who: &Principal,
+    key: &str,
+) -> DomainResult<store::DeploymentRow> {
+    let row = locked(db, key).await?;
+    who.may_deploy(&row.service)?;
+    Ok(row)
+}
+
+/// Ends a change: the deployment as it now stands, read in the same transaction, then the
+/// commit.
+async fn committed_detail(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    key: &str,
+    policy: &ApprovalPolicy,
+) -> DomainResult<DeploymentDetail> {
+    let row = locked(&mut tx, key).await?;
+    let d = detail(&mut tx, row, policy).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
 fn status_of(r: &store::DeploymentRow) -> DomainResult<DeploymentStatus> {
     DeploymentStatus::parse(&r.status)
         .ok_or_else(|| DomainError::internal(format!("unknown deployment status {:?}", r.status)))
@@ -940,8 +965,7 @@ pub async fn act_on_item(
         _ => Role::Responder,
     })?;
     let mut tx = pool.begin().await?;
-    let row = locked(&mut tx, key).await?;
-    who.may_deploy(&row.service)?;
+    let row = locked_for(&mut tx, who, key).await?;
     let status = status_of(&row)?;
     let item = items_of(&mut tx, row.id)
         .await?
@@ -1010,10 +1034,7 @@ pub async fn act_on_item(
             )
             .await?;
         }
-        let row = locked(&mut tx, key).await?;
-        let d = detail(&mut tx, row, policy).await?;
-        tx.commit().await?;
-        return Ok(d);
+        return committed_detail(tx, key, policy).await;
     }
     let (state, note, verb) = match action {
         ItemAction::Rerun => return Err(DomainError::internal("re-run is handled above")),
@@ -1066,10 +1087,7 @@ pub async fn act_on_item(
         )
         .await?;
     }
-    let row = locked(&mut tx, key).await?;
-    let d = detail(&mut tx, row, policy).await?;
-    tx.commit().await?;
-    Ok(d)
+    committed_detail(tx, key, policy).await
 }
 
 /// Moves a deployment on (submit for approval, start, verify, done) or ends it (cancel, roll
@@ -1084,8 +1102,7 @@ pub async fn transition(
 ) -> DomainResult<DeploymentDetail> {
     who.require(Role::Responder)?;
     let mut tx = pool.begin().await?;
-    let row = locked(&mut tx, key).await?;
-    who.may_deploy(&row.service)?;
+    let row = locked_for(&mut tx, who, key).await?;
     let from = status_of(&row)?;
     if let Some(e) = transition_error(from, to) {
         return Err(DomainError::conflict(format!("{key}: {e}")));
@@ -1154,10 +1171,7 @@ pub async fn transition(
         }
         _ => {}
     }
-    let row = locked(&mut tx, key).await?;
-    let d = detail(&mut tx, row, policy).await?;
-    tx.commit().await?;
-    Ok(d)
+    committed_detail(tx, key, policy).await
 }
 
 /// An approver signs: approve, or reject with a reason. Never the requester; one standing
@@ -1174,8 +1188,7 @@ pub async fn decide(
 ) -> DomainResult<DeploymentDetail> {
     who.require(Role::Approver)?;
     let mut tx = pool.begin().await?;
-    let row = locked(&mut tx, key).await?;
-    who.may_deploy(&row.service)?;
+    let row = locked_for(&mut tx, who, key).await?;
     let Some(user_id) = who.user_id else {
         return Err(DomainError::forbidden(
             "sign-off is given by a person signed in, not by an API token",
@@ -1268,10 +1281,7 @@ pub async fn decide(
         )
         .await?;
     }
-    let row = locked(&mut tx, key).await?;
-    let d = detail(&mut tx, row, policy).await?;
-    tx.commit().await?;
-    Ok(d)
+    committed_detail(tx, key, policy).await
 }
 
 /// The CI gate for `phase` (see [`crate::deployments::gate`]).
@@ -1460,8 +1470,7 @@ pub async fn pipeline_event(
             }
             let message = text_field("message", message.as_deref().unwrap_or(""), 500, false)?;
             let mut tx = pool.begin().await?;
-            let row = locked(&mut tx, key).await?;
-            who.may_deploy(&row.service)?;
+            let row = locked_for(&mut tx, who, key).await?;
             let status = status_of(&row)?;
             if status != DeploymentStatus::InProgress {
                 return Err(DomainError::conflict(format!(
@@ -1578,16 +1587,16 @@ pub async fn deployments_near_incident(
 /// (its service and environment, a summary that links back), one finding per failed or
 /// inconclusive item with its evidence, and the link both ways with an event on each side.
 /// A deployment with an open linked incident answers with that one instead of a second.
+/// Returns the incident's key, and whether it was opened now.
 pub async fn open_incident(
     pool: &PgPool,
     who: &Principal,
     key: &str,
     severity: crate::incidents::Severity,
-) -> DomainResult<String> {
+) -> DomainResult<(String, bool)> {
     who.require(Role::Responder)?;
     let mut tx = pool.begin().await?;
-    let row = locked(&mut tx, key).await?;
-    who.may_deploy(&row.service)?;
+    let row = locked_for(&mut tx, who, key).await?;
     let open: Option<i64> = sqlx::query_scalar(
         "SELECT i.number FROM deployment_incidents l JOIN incidents i ON i.id = l.incident_id
          WHERE l.deployment_id = $1 AND i.status IN ('triage', 'investigating', 'mitigated')
@@ -1597,7 +1606,7 @@ pub async fn open_incident(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(n) = open {
-        return Ok(crate::incidents::incident_key(n));
+        return Ok((crate::incidents::incident_key(n), false));
     }
     let dkey = deployment_key(row.id);
     let items = items_of(&mut tx, row.id).await?;
@@ -1743,5 +1752,5 @@ pub async fn open_incident(
     )
     .await?;
     tx.commit().await?;
-    Ok(ikey)
+    Ok((ikey, true))
 }
