@@ -175,6 +175,7 @@ pub async fn create_deployment(
     commit: String,
     pipeline_url: String,
     targets: String,
+    #[server(default)] parameters: std::collections::BTreeMap<String, String>,
 ) -> Result<String, AppError> {
     let c = call()?;
     let targets = parse_bindings(&targets).map_err(invalid)?;
@@ -193,6 +194,10 @@ pub async fn create_deployment(
             commit: opt(commit),
             pipeline_url: opt(pipeline_url),
             targets,
+            parameters: parameters
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect(),
         },
     )
     .await?;

@@ -324,14 +324,181 @@ pub fn metric_outcome(
     }
 }
 
+/// Escapes a value for a double-quoted PromQL string.
+pub fn promql_escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Replaces each `{{name}}` (spaces inside the braces allowed) for which `value` has an
+/// answer; other placeholders and an unclosed `{{` are left as they are.
+pub fn fill_placeholders(s: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push_str(&rest[..i]);
+        match value(after[..end].trim()) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[i..i + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The placeholders Lookout fills from the deployment itself.
+pub const BUILT_IN_PLACEHOLDERS: [&str; 3] = ["service", "environment", "version"];
+
+/// Fills `{{service}}`, `{{environment}}` and `{{version}}`, each passed through `esc`.
+pub fn fill_built_ins(
+    s: &str,
+    service: &str,
+    environment: &str,
+    version: &str,
+    esc: impl Fn(&str) -> String,
+) -> String {
+    fill_placeholders(s, |name| match name {
+        "service" => Some(esc(service)),
+        "environment" => Some(esc(environment)),
+        "version" => Some(esc(version)),
+        _ => None,
+    })
+}
+
 /// Fills `{{service}}`, `{{environment}}` and `{{version}}` into a query, each escaped for a
 /// double-quoted PromQL string.
 pub fn fill_query(query: &str, service: &str, environment: &str, version: &str) -> String {
-    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-    query
-        .replace("{{service}}", &esc(service))
-        .replace("{{environment}}", &esc(environment))
-        .replace("{{version}}", &esc(version))
+    fill_built_ins(query, service, environment, version, promql_escape)
+}
+
+/// What a template parameter holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    /// A finite number, optionally within `min`..=`max` (a threshold).
+    Number,
+    /// `10s`, `5m`, `1h` (an interval or a window), from 1s to 24h.
+    Duration,
+    /// Up to 200 letters, digits, spaces and `_ . : / @ -` (a label value, a group name);
+    /// escaped when filled into a PromQL query.
+    Text,
+}
+
+impl ParamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamKind::Number => "number",
+            ParamKind::Duration => "duration",
+            ParamKind::Text => "text",
+        }
+    }
+}
+
+/// A template parameter: a value chosen when a deployment is opened (else its default),
+/// filled in wherever `{{name}}` appears in the items' text, queries, conditions,
+/// intervals, durations, groups and probe parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateParam {
+    pub name: String,
+    pub kind: ParamKind,
+    /// Canonical (numbers as Rust prints them, durations as written).
+    pub default: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Parameters a template may declare.
+pub const TEMPLATE_PARAMS_MAX: usize = 20;
+/// A text parameter's longest value.
+pub const PARAM_TEXT_MAX: usize = 200;
+
+/// A parameter's name: a lower-case letter, then letters, digits and `_` (at most 40), not
+/// one of the built-in placeholders.
+pub fn valid_param_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 40
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && !BUILT_IN_PLACEHOLDERS.contains(&s)
+}
+
+/// `10s`, `2m`, `1h`, or a whole number of seconds.
+pub fn duration_secs(t: &str) -> Option<u32> {
+    let t = t.trim();
+    if let Ok(n) = t.parse::<u32>() {
+        return Some(n);
+    }
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
+    let n: u32 = num.parse().ok()?;
+    n.checked_mul(match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    })
+}
+
+impl TemplateParam {
+    /// A value for this parameter, checked, in canonical form; the error says what it
+    /// must be.
+    pub fn check(&self, v: &str) -> Result<String, String> {
+        let v = v.trim();
+        match self.kind {
+            ParamKind::Number => {
+                let n: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &f64| n.is_finite())
+                    .ok_or_else(|| format!("{v:?} is not a number"))?;
+                if let Some(min) = self.min
+                    && n < min
+                {
+                    return Err(format!("{n} is below its minimum {min}"));
+                }
+                if let Some(max) = self.max
+                    && n > max
+                {
+                    return Err(format!("{n} is above its maximum {max}"));
+                }
+                // 0.1, 500, -2: Rust never prints an exponent, so PromQL and the
+                // conditions read it.
+                Ok(format!("{}", if n == 0.0 { 0.0 } else { n }))
+            }
+            ParamKind::Duration => match duration_secs(v) {
+                Some(s) if (1..=86_400).contains(&s) => {
+                    Ok(if v.bytes().all(|b| b.is_ascii_digit()) {
+                        format!("{s}s")
+                    } else {
+                        v.to_string()
+                    })
+                }
+                _ => Err(format!(
+                    "{v:?} is not a duration from 1s to 24h (e.g. 30s, 5m, 1h)"
+                )),
+            },
+            ParamKind::Text => {
+                let ok = !v.is_empty()
+                    && v.chars().count() <= PARAM_TEXT_MAX
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || " _.:/@-".contains(c));
+                if ok {
+                    Ok(v.to_string())
+                } else {
+                    Err(format!(
+                        "{v:?}: 1–{PARAM_TEXT_MAX} letters, digits, spaces and _ . : / @ -"
+                    ))
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,12 +562,15 @@ impl TemplateSections {
 }
 
 /// A template as parsed and validated (what a deployment will be created from).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateSpec {
     pub id: String,
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Values chosen when a deployment is opened (their defaults otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<TemplateParam>,
     pub sections: TemplateSections,
 }
 
@@ -673,6 +843,9 @@ pub struct Deployment {
     pub status: DeploymentStatus,
     pub commit: Option<String>,
     pub pipeline_url: Option<String>,
+    /// The template parameters it was opened with (every one, defaults included).
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -947,7 +1120,7 @@ impl ApprovalPolicy {
 }
 
 #[cfg(feature = "server")]
-pub use parse::{ParsedTemplate, parse_template};
+pub use parse::{ParsedTemplate, parse_template, parse_template_with};
 
 #[cfg(feature = "server")]
 mod parse {
@@ -958,6 +1131,8 @@ mod parse {
     pub struct ParsedTemplate {
         pub spec: TemplateSpec,
         pub version: Option<i32>,
+        /// Each parameter's value as filled in (the one given, else its default).
+        pub values: std::collections::BTreeMap<String, String>,
     }
 
     #[derive(Deserialize)]
@@ -970,7 +1145,192 @@ mod parse {
         #[serde(default)]
         description: String,
         #[serde(default)]
+        parameters: std::collections::BTreeMap<String, RawParam>,
+        #[serde(default)]
         sections: RawSections,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawParam {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        default: serde_yaml_ng::Value,
+        #[serde(default)]
+        description: String,
+        #[serde(default)]
+        min: Option<f64>,
+        #[serde(default)]
+        max: Option<f64>,
+    }
+
+    /// The template's parameters, checked, each with the value it takes (`given`, else its
+    /// default).
+    fn parameters(
+        raw: std::collections::BTreeMap<String, RawParam>,
+        given: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<(TemplateParam, String)>, String> {
+        if raw.len() > TEMPLATE_PARAMS_MAX {
+            return Err(format!(
+                "parameters: {} declared: at most {TEMPLATE_PARAMS_MAX}",
+                raw.len()
+            ));
+        }
+        let mut params = Vec::new();
+        for (name, r) in raw {
+            let at = format!("parameters.{name}");
+            if !valid_param_name(&name) {
+                return Err(format!(
+                    "{at}: name a parameter with a lower-case letter, then letters, digits and _ (at most 40); service, environment and version are filled in already"
+                ));
+            }
+            let kind = match r.kind.as_deref().map(str::trim).unwrap_or("number") {
+                "number" => ParamKind::Number,
+                "duration" => ParamKind::Duration,
+                "text" => ParamKind::Text,
+                k => {
+                    return Err(format!(
+                        "{at}: type: {k:?}: one of number (the default), duration, text"
+                    ));
+                }
+            };
+            if kind != ParamKind::Number && (r.min.is_some() || r.max.is_some()) {
+                return Err(format!("{at}: min and max are for number parameters"));
+            }
+            if let (Some(a), Some(b)) = (r.min, r.max)
+                && a > b
+            {
+                return Err(format!("{at}: min {a} is above max {b}"));
+            }
+            check_len(&format!("{at}: description"), &r.description, 500)?;
+            let default = match &r.default {
+                serde_yaml_ng::Value::String(s) => s.clone(),
+                serde_yaml_ng::Value::Number(n) => n.to_string(),
+                _ => return Err(format!("{at}: default: a number or a string")),
+            };
+            let mut p = TemplateParam {
+                name,
+                kind,
+                default: String::new(),
+                description: r.description.trim().to_string(),
+                min: r.min,
+                max: r.max,
+            };
+            p.default = p
+                .check(&default)
+                .map_err(|e| format!("{at}: default: {e}"))?;
+            params.push(p);
+        }
+        if let Some(unknown) = given.keys().find(|k| !params.iter().any(|p| &p.name == *k)) {
+            return Err(format!(
+                "parameters.{unknown}: the template has no parameter {unknown:?} ({})",
+                if params.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!(
+                        "its parameters: {}",
+                        params
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ));
+        }
+        let mut values = Vec::new();
+        for p in &params {
+            let v = match given.get(&p.name) {
+                Some(v) => p
+                    .check(v)
+                    .map_err(|e| format!("parameters.{}: {e}", p.name))?,
+                None => p.default.clone(),
+            };
+            values.push((p.clone(), v));
+        }
+        Ok(values)
+    }
+
+    /// The placeholders in `s`, trimmed; an unclosed `{{` is an error.
+    fn placeholder_names(s: &str) -> Result<Vec<&str>, ()> {
+        let mut names = Vec::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("{{") {
+            let after = &rest[i + 2..];
+            let end = after.find("}}").ok_or(())?;
+            names.push(after[..end].trim());
+            rest = &after[end + 2..];
+        }
+        Ok(names)
+    }
+
+    /// Fills the parameters into every field of an item that takes them (escaped for a
+    /// PromQL string in the query when a text parameter), noting which were used.
+    fn fill_item(
+        it: &mut RawItem,
+        values: &[(TemplateParam, String)],
+        used: &mut std::collections::BTreeSet<String>,
+    ) {
+        let mut fill = |s: &mut String, promql: bool| {
+            if let Ok(names) = placeholder_names(s) {
+                for n in names {
+                    if values.iter().any(|(p, _)| p.name == n) {
+                        used.insert(n.to_string());
+                    }
+                }
+            }
+            *s = fill_placeholders(s, |name| {
+                values.iter().find(|(p, _)| p.name == name).map(|(p, v)| {
+                    if promql && p.kind == ParamKind::Text {
+                        promql_escape(v)
+                    } else {
+                        v.clone()
+                    }
+                })
+            });
+        };
+        fill(&mut it.text, false);
+        fill(&mut it.help, false);
+        if let Some(q) = &mut it.query {
+            fill(q, true);
+        }
+        for s in [&mut it.success, &mut it.failure, &mut it.group]
+            .into_iter()
+            .flatten()
+        {
+            fill(s, false);
+        }
+        for v in [&mut it.interval, &mut it.duration].into_iter().flatten() {
+            if let serde_yaml_ng::Value::String(s) = v {
+                fill(s, false);
+            }
+        }
+        for v in it.params.iter_mut().flat_map(|m| m.values_mut()) {
+            if let serde_yaml_ng::Value::String(s) = v {
+                fill(s, false);
+            }
+        }
+    }
+
+    /// A field's placeholders after the parameters are filled in: an unknown one is an
+    /// error, and so is a built-in one where Lookout does not fill it.
+    fn check_placeholders(at: &str, field: &str, s: &str, built_ins: bool) -> Result<(), String> {
+        let names =
+            placeholder_names(s).map_err(|_| format!("{at}: {field}: `{{{{` without `}}}}`"))?;
+        for name in names {
+            if BUILT_IN_PLACEHOLDERS.contains(&name) {
+                if !built_ins {
+                    return Err(format!(
+                        "{at}: {field}: {{{{{name}}}}} is filled in only in text, queries, groups and probe parameters"
+                    ));
+                }
+            } else {
+                return Err(format!(
+                    "{at}: {field}: unknown placeholder {{{{{name}}}}}: declare it under parameters, or use {{{{service}}}}, {{{{environment}}}} or {{{{version}}}}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     #[derive(Deserialize, Default)]
@@ -1033,6 +1393,8 @@ mod parse {
             ));
         }
         let group = it.group.as_deref().unwrap_or("").trim().to_string();
+        check_placeholders(at, "group", &group, true)?;
+        check_duration(at, "duration", it.duration.as_ref())?;
         if group.is_empty() || group.chars().count() > 255 || group.chars().any(|c| c.is_control())
         {
             return Err(format!(
@@ -1105,6 +1467,7 @@ mod parse {
                 serde_yaml_ng::Value::Bool(b) => b.to_string(),
                 _ => return Err(format!("{at}: params.{k}: a string, number or boolean")),
             };
+            check_placeholders(at, &format!("params.{k}"), &text, true)?;
             params.insert(k.clone(), text);
         }
         probes::framework::validate_params(spec, &params)
@@ -1163,14 +1526,22 @@ mod parse {
             return u32::try_from(n).ok();
         }
         let t = v.as_str()?.trim();
-        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
-        let n: u32 = num.parse().ok()?;
-        n.checked_mul(match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            _ => return None,
-        })
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        duration_secs(t)
+    }
+
+    /// A duration key's placeholders (none may be left once the parameters are filled).
+    fn check_duration(
+        at: &str,
+        field: &str,
+        v: Option<&serde_yaml_ng::Value>,
+    ) -> Result<(), String> {
+        match v {
+            Some(serde_yaml_ng::Value::String(s)) => check_placeholders(at, field, s, false),
+            _ => Ok(()),
+        }
     }
 
     /// A metric item's keys, checked (the conditions parsed, the placeholders known).
@@ -1187,27 +1558,17 @@ mod parse {
             return Err(format!("{at}: query: a metric item needs a PromQL query"));
         }
         check_len(&format!("{at}: query"), &query, METRIC_QUERY_MAX)?;
-        let mut rest = query.as_str();
-        while let Some(i) = rest.find("{{") {
-            let after = &rest[i + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| format!("{at}: query: `{{{{` without `}}}}`"))?;
-            let name = after[..end].trim();
-            if !["service", "environment", "version"].contains(&name) {
-                return Err(format!(
-                    "{at}: query: unknown placeholder {{{{{name}}}}}: use {{{{service}}}}, {{{{environment}}}} or {{{{version}}}}"
-                ));
-            }
-            rest = &after[end + 2..];
-        }
+        check_placeholders(at, "query", &query, true)?;
         let success = it.success.as_deref().ok_or_else(|| {
             format!("{at}: success: a metric item needs a success condition (e.g. result < 0.001)")
         })?;
+        check_placeholders(at, "success", success, false)?;
         Condition::parse(success).map_err(|e| format!("{at}: success: {e}"))?;
         if let Some(f) = &it.failure {
+            check_placeholders(at, "failure", f, false)?;
             Condition::parse(f).map_err(|e| format!("{at}: failure: {e}"))?;
         }
+        check_duration(at, "interval", it.interval.as_ref())?;
         let interval_secs = match &it.interval {
             None => 10,
             Some(v) => seconds(v)
@@ -1279,6 +1640,16 @@ mod parse {
     /// values. Bounded: the YAML's size, its nesting (the parser's recursion limit) and
     /// alias expansion (the parser's repetition limit) are all capped.
     pub fn parse_template(yaml: &str) -> Result<ParsedTemplate, String> {
+        parse_template_with(yaml, &Default::default())
+    }
+
+    /// [`parse_template`] with chosen parameter values (checked: an unknown parameter or a
+    /// value of the wrong shape is an error, and so is an item the values make invalid,
+    /// e.g. an interval over an hour); the others take their defaults.
+    pub fn parse_template_with(
+        yaml: &str,
+        given: &std::collections::BTreeMap<String, String>,
+    ) -> Result<ParsedTemplate, String> {
         if yaml.len() > TEMPLATE_YAML_MAX {
             return Err(format!(
                 "the template is {} bytes: at most {TEMPLATE_YAML_MAX}",
@@ -1306,6 +1677,9 @@ mod parse {
         {
             return Err(format!("version {v}: versions start at 1"));
         }
+        let values = parameters(raw.parameters, given)?;
+        let params: Vec<TemplateParam> = values.iter().map(|(p, _)| p.clone()).collect();
+        let mut used = std::collections::BTreeSet::new();
         let mut seen: Vec<String> = Vec::new();
         let mut convert = |section: Section,
                            items: Vec<RawItem>|
@@ -1313,7 +1687,8 @@ mod parse {
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, it)| {
+                .map(|(i, mut it)| {
+                    fill_item(&mut it, &values, &mut used);
                     let at = format!("sections.{}[{i}]", section.as_str());
                     if !valid_id(&it.id) {
                         return Err(format!(
@@ -1379,6 +1754,7 @@ mod parse {
                         return Err(format!("{at}: text: an item needs a text"));
                     }
                     check_len(&format!("{at}: text"), &text, ITEM_TEXT_MAX)?;
+                    check_placeholders(&at, "text", &text, true)?;
                     check_len(&format!("{at}: help"), &it.help, ITEM_HELP_MAX)?;
                     Ok(TemplateItem {
                         id: it.id,
@@ -1408,6 +1784,12 @@ mod parse {
         if sections.is_empty() {
             return Err("sections: a template needs at least one item".into());
         }
+        if let Some(p) = params.iter().find(|p| !used.contains(&p.name)) {
+            return Err(format!(
+                "parameters.{}: no item uses it: write {{{{{}}}}} where its value goes, or remove it",
+                p.name, p.name
+            ));
+        }
         // One binding, one kind of target.
         let mut kinds: Vec<(&str, &str, &str)> = Vec::new();
         for s in Section::ALL {
@@ -1432,9 +1814,11 @@ mod parse {
                 id: raw.id,
                 name,
                 description: raw.description,
+                parameters: params,
                 sections,
             },
             version: raw.version,
+            values: values.into_iter().map(|(p, v)| (p.name, v)).collect(),
         })
     }
 }
@@ -1824,6 +2208,255 @@ sections:
             6_000,
             "bounded: no 9M-cell table"
         );
+    }
+
+    const PARAMS: &str = "id: web
+name: Web
+parameters:
+  max_error_percent: {default: 0.1, min: 0, max: 100, description: 5xx share}
+  every: {type: duration, default: 30s}
+  job: {type: text, default: api}
+sections:
+  during:
+    - id: errors
+      kind: metric
+      text: Error rate <{{max_error_percent}}% for {{ service }}
+      target: prom
+      query: 100 * rate(errors{job=\"{{job}}\",svc=\"{{service}}\"}[5m])
+      success: result < {{max_error_percent}}
+      failure: result >= {{ max_error_percent }}
+      interval: \"{{every}}\"
+      count: 3
+";
+
+    fn given(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parameters_fill_thresholds_intervals_and_queries() {
+        // Defaults.
+        let p = parse_template(PARAMS).unwrap();
+        let names: Vec<&str> = p.spec.parameters.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["every", "job", "max_error_percent"]);
+        let m = p.spec.sections.during[0].metric.clone().unwrap();
+        assert_eq!(m.success, "result < 0.1");
+        assert_eq!(m.failure.as_deref(), Some("result >= 0.1"));
+        assert_eq!(m.interval_secs, 30);
+        assert!(m.query.contains(r#"job="api""#), "{}", m.query);
+        assert!(
+            m.query.contains("{{service}}"),
+            "built-ins are left for the deployment"
+        );
+        assert_eq!(
+            p.spec.sections.during[0].text,
+            "Error rate <0.1% for {{ service }}"
+        );
+        assert_eq!(
+            p.values,
+            given(&[
+                ("every", "30s"),
+                ("job", "api"),
+                ("max_error_percent", "0.1")
+            ])
+        );
+        // Chosen values; a text value is escaped inside the query's string.
+        let p = parse_template_with(
+            PARAMS,
+            &given(&[
+                ("max_error_percent", "2.5"),
+                ("every", "1s"),
+                ("job", "a\"b"),
+            ]),
+        );
+        assert!(p.is_err(), "a quote is not a text parameter's character");
+        let p = parse_template_with(
+            PARAMS,
+            &given(&[
+                ("max_error_percent", " 2.5 "),
+                ("every", "90"),
+                ("job", "shop/api v2"),
+            ]),
+        )
+        .unwrap();
+        let m = p.spec.sections.during[0].metric.clone().unwrap();
+        assert_eq!(m.success, "result < 2.5");
+        assert_eq!(m.interval_secs, 90);
+        assert!(m.query.contains(r#"job="shop/api v2""#));
+        assert_eq!(p.values["every"], "90s");
+        assert_eq!(
+            p.spec.sections.during[0].text,
+            "Error rate <2.5% for {{ service }}"
+        );
+        // The defaults themselves are what the template keeps.
+        assert_eq!(
+            p.spec
+                .parameters
+                .iter()
+                .find(|p| p.name == "every")
+                .unwrap()
+                .default,
+            "30s"
+        );
+    }
+
+    /// Each bad parameter (in the template, or chosen for a deployment) and its message.
+    #[test]
+    fn parameter_errors_say_which() {
+        let with = |params: &str, success: &str| {
+            format!(
+                "id: a\nname: A\nparameters:\n{params}sections:\n  pre:\n    - id: m\n      kind: metric\n      text: t\n      target: prom\n      query: up\n      success: {success}\n"
+            )
+        };
+        let template_cases: Vec<(String, &str)> = vec![
+            (
+                with("  x: {default: 1}\n", "result < {{y}}"),
+                "success: unknown placeholder {{y}}: declare it under parameters",
+            ),
+            (
+                with("  x: {default: 1}\n", "result < 1"),
+                "parameters.x: no item uses it",
+            ),
+            (
+                with("  x: {default: 1}\n", "result < {{service}}"),
+                "success: {{service}} is filled in only in text, queries",
+            ),
+            (
+                with("  X: {default: 1}\n", "result < {{X}}"),
+                "parameters.X: name a parameter with a lower-case letter",
+            ),
+            (
+                with("  service: {default: 1}\n", "result < 1"),
+                "parameters.service: name a parameter",
+            ),
+            (
+                with("  x: {default: abc}\n", "result < {{x}}"),
+                "parameters.x: default: \"abc\" is not a number",
+            ),
+            (
+                with("  x: {default: .inf}\n", "result < {{x}}"),
+                "parameters.x: default: \".inf\" is not a number",
+            ),
+            (
+                with("  x: {default: 5, max: 1}\n", "result < {{x}}"),
+                "parameters.x: default: 5 is above its maximum 1",
+            ),
+            (
+                with("  x: {default: 5, min: 9, max: 1}\n", "result < {{x}}"),
+                "parameters.x: min 9 is above max 1",
+            ),
+            (
+                with("  x: {type: duration, default: 2d}\n", "result < {{x}}"),
+                "parameters.x: default: \"2d\" is not a duration",
+            ),
+            (
+                with(
+                    "  x: {type: duration, default: 5m, min: 1}\n",
+                    "result < {{x}}",
+                ),
+                "parameters.x: min and max are for number parameters",
+            ),
+            (
+                with("  x: {type: colour, default: red}\n", "result < {{x}}"),
+                "parameters.x: type: \"colour\": one of number",
+            ),
+            (
+                with("  x: {type: text, default: \"a;b\"}\n", "result < {{x}}"),
+                "parameters.x: default: \"a;b\": 1–200 letters",
+            ),
+            (
+                with("  x: {type: text, default: [1]}\n", "result < {{x}}"),
+                "parameters.x: default: a number or a string",
+            ),
+            (
+                with("  x: {value: 1}\n", "result < {{x}}"),
+                "line 4, column 7: parameters.x: unknown field `value`",
+            ),
+            (
+                with("  x: {}\n", "result < {{x}}"),
+                "missing field `default`",
+            ),
+            (
+                with("  x: {type: text, default: abc}\n", "result < {{x}}"),
+                "success: \"result < abc\"",
+            ),
+        ];
+        for (yaml, want) in &template_cases {
+            match parse_template(yaml) {
+                Ok(_) => panic!("accepted:\n{yaml}"),
+                Err(e) => assert!(e.contains(want), "{yaml}\nwant {want:?}\n got {e:?}"),
+            }
+        }
+        let many: String = (0..21)
+            .map(|i| format!("  p{i}: {{default: 1}}\n"))
+            .collect();
+        let e = parse_template(&with(&many, "result < 1")).unwrap_err();
+        assert!(e.contains("parameters: 21 declared: at most 20"), "{e}");
+
+        let chosen_cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (
+                vec![("nope", "1")],
+                "parameters.nope: the template has no parameter \"nope\" (its parameters: every, job, max_error_percent)",
+            ),
+            (
+                vec![("max_error_percent", "1e400")],
+                "parameters.max_error_percent: \"1e400\" is not a number",
+            ),
+            (vec![("max_error_percent", "NaN")], "is not a number"),
+            (
+                vec![("max_error_percent", "-1")],
+                "parameters.max_error_percent: -1 is below its minimum 0",
+            ),
+            (
+                vec![("max_error_percent", "101")],
+                "is above its maximum 100",
+            ),
+            (
+                vec![("every", "2h")],
+                "sections.during[0] (errors): interval: from 1s to 1h",
+            ),
+            (
+                vec![("every", "0s")],
+                "parameters.every: \"0s\" is not a duration",
+            ),
+            (vec![("every", "5m}}")], "is not a duration"),
+            (vec![("job", "")], "parameters.job: \"\": 1–200"),
+            (vec![("job", "x\"}) or vector(1) #")], "parameters.job"),
+            (vec![("job", "{{service}}")], "parameters.job"),
+        ];
+        for (vals, want) in &chosen_cases {
+            match parse_template_with(PARAMS, &given(vals)) {
+                Ok(_) => panic!("accepted {vals:?}"),
+                Err(e) => assert!(e.contains(want), "{vals:?}\nwant {want:?}\n got {e:?}"),
+            }
+        }
+        let no_params = parse_template_with(GOOD, &given(&[("x", "1")])).unwrap_err();
+        assert!(no_params.contains("it has none"), "{no_params}");
+    }
+
+    /// The template docs/api.md shows is one Lookout accepts.
+    #[test]
+    fn the_documented_template_parses() {
+        let doc = include_str!("../../docs/api.md");
+        let start = doc.find("<<'YAML'\n").expect("the example") + "<<'YAML'\n".len();
+        let end = start + doc[start..].find("\nYAML\n").expect("its end");
+        let p = parse_template(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
+        let m = p.spec.sections.during[0].metric.clone().unwrap();
+        assert_eq!((m.success.as_str(), m.interval_secs), ("result < 0.1", 30));
+        assert_eq!(p.spec.parameters.len(), 2);
+    }
+
+    #[test]
+    fn placeholders_fill_what_they_know() {
+        let f = |s: &str| fill_placeholders(s, |n| (n == "a").then(|| "1".to_string()));
+        assert_eq!(f("x{{a}}y{{ a }}z"), "x1y1z");
+        assert_eq!(f("{{b}} {{a}}"), "{{b}} 1");
+        assert_eq!(f("{{a"), "{{a");
+        assert_eq!(f("{{a}}{{"), "1{{");
+        assert_eq!(f("ü{{a}}ü"), "ü1ü");
     }
 
     #[test]

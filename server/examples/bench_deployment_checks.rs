@@ -182,6 +182,7 @@ async fn main() {
                 commit: None,
                 pipeline_url: None,
                 targets: [("prometheus".to_string(), target.to_string())].into(),
+                parameters: Default::default(),
             },
         )
         .await

@@ -128,6 +128,31 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
     .await;
     assert_eq!(res.status(), 200);
     let key: String = res.json().await.unwrap();
+    // The form's parameter fields (`parameters[name]`) reach the check: this template has
+    // none, so a value for one is refused, naming it.
+    let res = call_fn(
+        &alice,
+        &app,
+        "deployments/create",
+        &[
+            ("template", "web"),
+            ("service", "checkout"),
+            ("environment", "staging"),
+            ("version", "2.1.1"),
+            ("description", ""),
+            ("commit", ""),
+            ("pipeline_url", ""),
+            ("targets", ""),
+            ("parameters[max_error_percent]", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("parameters.max_error_percent: the template has no parameter"),
+        "{body}"
+    );
     let (_, d) = json_req(
         &alice,
         &app,

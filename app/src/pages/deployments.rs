@@ -10,8 +10,8 @@ use crate::components::common::{ErrorPanel, Loading};
 use crate::components::time::LocalTime;
 use crate::deployment_fns::*;
 use domain::deployments::{
-    DeploymentDetail, DeploymentItem, DeploymentStatus, ItemKind, ItemState, Measurement, Section,
-    Template,
+    DeploymentDetail, DeploymentItem, DeploymentStatus, ItemKind, ItemState, Measurement,
+    ParamKind, Section, Template, TemplateParam,
 };
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -170,8 +170,25 @@ fn urlencode(s: &str) -> String {
 #[component]
 fn TemplateItems(t: Template) -> impl IntoView {
     let bindings = bindings_of(&t);
+    let params = t.spec.parameters.clone();
     view! {
         <div class="template-items">
+            {(!params.is_empty()).then(|| view! {
+                <table id="template-parameters" class="compact">
+                    <caption>"Parameters (chosen when a deployment is opened; filled in wherever "<code>"{{name}}"</code>" appears)"</caption>
+                    <thead><tr><th scope="col">"Name"</th><th scope="col">"Type"</th><th scope="col">"Default"</th><th scope="col">"What it is"</th></tr></thead>
+                    <tbody>
+                        {params.into_iter().map(|p| view! {
+                            <tr data-param=p.name.clone()>
+                                <td><code>{p.name.clone()}</code></td>
+                                <td>{p.kind.as_str()}{range(&p)}</td>
+                                <td><code>{p.default.clone()}</code></td>
+                                <td>{p.description.clone()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
             {(!bindings.is_empty()).then(|| view! {
                 <p id="bindings">"Target bindings to give: "
                     {bindings.iter().map(|(b, k)| view! { <code>{b.clone()}</code>{format!(" (a {k} target) ")} }).collect_view()}
@@ -211,6 +228,16 @@ fn TemplateItems(t: Template) -> impl IntoView {
                 }
             }).collect_view()}
         </div>
+    }
+}
+
+/// A number parameter's bounds, as text (` ≥ 0`, ` 0–100`).
+fn range(p: &TemplateParam) -> String {
+    match (p.min, p.max) {
+        (Some(a), Some(b)) => format!(" {a}–{b}"),
+        (Some(a), None) => format!(" ≥ {a}"),
+        (None, Some(b)) => format!(" ≤ {b}"),
+        (None, None) => String::new(),
     }
 }
 
@@ -277,6 +304,19 @@ pub fn NewDeploymentPage() -> impl IntoView {
                                         <label>"Change description" <textarea name="description" rows="3" maxlength="5000"></textarea></label>
                                         <label>"Commit" <input type="text" name="commit" maxlength="100" placeholder="9f2c1ab"/></label>
                                         <label>"Pipeline URL" <input type="url" name="pipeline_url" maxlength="2000" placeholder="https://ci.example/pipelines/7"/></label>
+                                        {(!t.spec.parameters.is_empty()).then(|| view! {
+                                            <fieldset id="parameter-inputs">
+                                                <legend>"Parameters"</legend>
+                                                {t.spec.parameters.iter().map(|p| view! {
+                                                    <label>
+                                                        <code>{p.name.clone()}</code>{format!(" ({}{})", p.kind.as_str(), range(p))}
+                                                        {(!p.description.is_empty()).then(|| view! { <span class="muted">{format!(" — {}", p.description)}</span> })}
+                                                        <input type="text" name=format!("parameters[{}]", p.name) value=p.default.clone() required maxlength="200"
+                                                            inputmode=(p.kind == ParamKind::Number).then_some("decimal")/>
+                                                    </label>
+                                                }).collect_view()}
+                                            </fieldset>
+                                        })}
                                         {if needs.is_empty() {
                                             view! { <input type="hidden" name="targets" value=""/> }.into_any()
                                         } else {
@@ -638,6 +678,11 @@ fn DeploymentView(p: DeploymentPageData) -> impl IntoView {
             {dep.commit.clone().map(|c| view! { " · commit " <code>{c}</code> })}
             {dep.pipeline_url.clone().map(|u| view! { " · " <a href=u rel="noopener noreferrer">"pipeline"</a> })}
         </p>
+        {(!dep.parameters.is_empty()).then(|| view! {
+            <p id="parameters" class="muted">"Parameters: "
+                {dep.parameters.iter().map(|(k, v)| view! { <code>{format!("{k} = {v}")}</code>" " }).collect_view()}
+            </p>
+        })}
         {(!dep.description.is_empty()).then(|| view! { <p>{dep.description.clone()}</p> })}
         <section class="panel" id="blocking">
             <h2>{format!("Sign-off: {approvals_given} of {approvals_needed} approvals")}</h2>

@@ -290,6 +290,10 @@ pub struct NewDeployment {
     /// kind the binding needs.
     #[serde(default)]
     pub targets: std::collections::BTreeMap<String, String>,
+    /// Values for the template's parameters (numbers or strings); the others take their
+    /// defaults.
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// What can be done to an item.
@@ -717,7 +721,27 @@ pub async fn create_deployment(
         )),
         None => not_found(&n.template),
     })?;
-    let t = view(template)?;
+    let mut t = view(template)?;
+    // The template again with the chosen parameter values filled in (checked, so a value
+    // that makes an item invalid is refused with the item's path).
+    let mut given = std::collections::BTreeMap::new();
+    for (name, v) in &n.parameters {
+        let text = match v {
+            serde_json::Value::Number(x) => x.to_string(),
+            serde_json::Value::String(x) => x.clone(),
+            _ => {
+                return Err(DomainError::invalid(format!(
+                    "parameters.{name}: a number or a string"
+                )));
+            }
+        };
+        given.insert(name.clone(), text);
+    }
+    let parsed = crate::deployments::parse_template_with(&t.yaml, &given).map_err(|e| {
+        DomainError::invalid(format!("template {} v{}: {e}", t.template_id, t.version))
+    })?;
+    t.spec = parsed.spec;
+    let parameters = parsed.values;
     let id = store::insert_deployment(
         &mut *tx,
         store::NewDeployment {
@@ -731,6 +755,7 @@ pub async fn create_deployment(
             template_version: t.version,
             commit_sha: commit.as_deref(),
             pipeline_url: pipeline_url.as_deref(),
+            parameters: serde_json::to_value(&parameters).map_err(DomainError::internal)?,
         },
     )
     .await?;
@@ -799,15 +824,19 @@ pub async fn create_deployment(
                 m
             });
             let target = it.binding().and_then(|(b, _)| bound.get(b));
+            let plain = |s: &str| fill_built_ins(s, service, environment, &version, str::to_string);
             let lag = it.kafka_lag.clone().map(|mut k| {
-                k.group = k
-                    .group
-                    .replace("{{service}}", service)
-                    .replace("{{environment}}", environment)
-                    .replace("{{version}}", &version);
+                k.group = plain(&k.group);
                 k
             });
-            let spec = match (&metric, &it.probe, &lag) {
+            let probe = it.probe.clone().map(|mut p| {
+                for v in p.params.values_mut() {
+                    *v = plain(v);
+                }
+                p
+            });
+            let text = plain(&it.text);
+            let spec = match (&metric, &probe, &lag) {
                 (Some(m), _, _) => Some(serde_json::to_value(m).map_err(DomainError::internal)?),
                 (_, Some(p), _) => Some(serde_json::to_value(p).map_err(DomainError::internal)?),
                 (_, _, Some(k)) => Some(serde_json::to_value(k).map_err(DomainError::internal)?),
@@ -821,7 +850,7 @@ pub async fn create_deployment(
                     section: section.as_str(),
                     position: i as i32,
                     kind: it.kind.as_str(),
-                    text: &it.text,
+                    text: &text,
                     help: &it.help,
                     required: it.required,
                     requires_note: it.requires_note,
@@ -844,7 +873,7 @@ pub async fn create_deployment(
             t.template_id,
             t.version
         ),
-        serde_json::json!({ "template": t.template_id, "template_version": t.version,
+        serde_json::json!({ "template": t.template_id, "template_version": t.version, "parameters": parameters,
             "targets": bound.iter().map(|(b, (_, name))| (b.to_string(), name.clone())).collect::<std::collections::BTreeMap<_, _>>() }),
     )
     .await?;
@@ -928,6 +957,7 @@ fn head(r: store::DeploymentRow) -> DomainResult<Deployment> {
         template_version: r.template_version,
         commit: r.commit_sha,
         pipeline_url: r.pipeline_url,
+        parameters: serde_json::from_value(r.parameters).unwrap_or_default(),
         created_at: r.created_at,
         started_at: r.started_at,
         finished_at: r.finished_at,
@@ -1366,6 +1396,16 @@ fn export_markdown(d: &DeploymentDetail, events: &[store::EventRow]) -> String {
     );
     if let Some(c) = &dep.commit {
         md.push_str(&format!("- Commit: {}\n", esc(c)));
+    }
+    if !dep.parameters.is_empty() {
+        md.push_str(&format!(
+            "- Parameters: {}\n",
+            dep.parameters
+                .iter()
+                .map(|(k, v)| format!("{} = {}", esc(k), esc(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if !dep.description.is_empty() {
         md.push_str(&format!("\n{}\n", esc(&dep.description)));

@@ -119,13 +119,14 @@ pub struct DeploymentRow {
     pub status: String,
     pub commit_sha: Option<String>,
     pub pipeline_url: Option<String>,
+    pub parameters: serde_json::Value,
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
 }
 
 const DEP_COLS: &str = "id, service, environment, version, description, requester, requester_id,
-    template_id, template_version, status, commit_sha, pipeline_url, created_at, started_at, finished_at";
+    template_id, template_version, status, commit_sha, pipeline_url, parameters, created_at, started_at, finished_at";
 
 pub struct NewDeployment<'a> {
     pub service: &'a str,
@@ -138,13 +139,14 @@ pub struct NewDeployment<'a> {
     pub template_version: i32,
     pub commit_sha: Option<&'a str>,
     pub pipeline_url: Option<&'a str>,
+    pub parameters: serde_json::Value,
 }
 
 pub async fn insert_deployment(db: impl PgExecutor<'_>, d: NewDeployment<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO deployments (service, environment, version, description, requester, requester_id,
-           template_id, template_version, commit_sha, pipeline_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+           template_id, template_version, commit_sha, pipeline_url, parameters)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(d.service)
     .bind(d.environment)
@@ -156,6 +158,7 @@ pub async fn insert_deployment(db: impl PgExecutor<'_>, d: NewDeployment<'_>) ->
     .bind(d.template_version)
     .bind(d.commit_sha)
     .bind(d.pipeline_url)
+    .bind(d.parameters)
     .fetch_one(db)
     .await
 }

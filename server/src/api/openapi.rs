@@ -176,7 +176,8 @@ pub fn spec() -> serde_json::Value {
               "service": { "type": "string" }, "environment": { "type": "string" }, "version": { "type": "string", "maxLength": 100 }, "template": { "type": "string" },
               "template_version": { "type": "integer", "description": "default: the newest" }, "description": { "type": "string", "maxLength": 5000 },
               "commit": { "type": "string" }, "pipeline_url": { "type": "string", "format": "uri" },
-              "targets": { "type": "object", "additionalProperties": { "type": "string", "maxLength": 200 }, "description": "binding → a Prometheus target's name or a label selector matching exactly one (`service=checkout, environment=production`); every binding the template's metric items name, and only those" } } } } } },
+              "targets": { "type": "object", "additionalProperties": { "type": "string", "maxLength": 200 }, "description": "binding → a Prometheus target's name or a label selector matching exactly one (`service=checkout, environment=production`); every binding the template's metric items name, and only those" },
+              "parameters": { "type": "object", "additionalProperties": { "oneOf": [{ "type": "number" }, { "type": "string" }] }, "description": "values for the template's parameters (name → number or string; the others take their defaults), filled in wherever `{{name}}` appears in its items; a value of the wrong shape, an unknown parameter, or a value that makes an item invalid is a 422 naming it, and nothing is written" } } } } } },
             "responses": { "201": { "description": "Opened (draft)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DeploymentDetail" } } } }, "400": err, "401": err, "403": err, "404": err, "422": err } }
         },
         "/api/v1/deployments/{key}": { "get": { "summary": "A deployment: status, items with their state, approvals (with snapshots), what blocks it (any role)",

@@ -290,16 +290,27 @@ pub fn free_port() -> u16 {
 
 impl Prometheus {
     pub async fn start(targets: &[String]) -> Prometheus {
+        Self::start_jobs(&[("test", targets)]).await
+    }
+
+    /// A Prometheus scraping each job's targets every second (the `job` label is the job's
+    /// name, as a service's scrape job usually is).
+    pub async fn start_jobs(jobs: &[(&str, &[String])]) -> Prometheus {
         let bin = std::env::var("LOOKOUT_PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
         let dir = tempdir::Dir::new("lookout-prometheus");
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{}]\n",
-            targets
-                .iter()
-                .map(|t| format!("'{t}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let mut config =
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+                .to_string();
+        for (job, targets) in jobs {
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+                targets
+                    .iter()
+                    .map(|t| format!("'{t}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         std::fs::write(dir.0.join("prometheus.yml"), config).unwrap();
         let port = free_port();
         let child = std::process::Command::new(&bin)
