@@ -1,8 +1,10 @@
 //! Benchmarks of the Redis and PostgreSQL probes (figures recorded in BENCHMARKS.md).
 //!
 //! Redis: starts its own redis-server on a random loopback port, loads 1,000,000 keys
-//! (patterns of different sizes and TTLs, 20 big keys among them), then runs the probe with
-//! its defaults three times and `redis-cli --memkeys` once on the same data, and compares.
+//! (patterns of different sizes and TTLs) and 20 big keys of every type, then runs
+//! `redis-cli --memkeys` and the probe's full key audit (unpaced, at redis-cli's key rate,
+//! at the default pace) on the same data, each with a client beside it PINGing the server
+//! every 10 ms, and compares time, the top 20 and the latency the other client saw.
 //! PostgreSQL: creates a `lookout_bench_probe` database with 1,000 tables (each with an
 //! index and rows, stats analysed) and runs the probe five times.
 //!
@@ -41,8 +43,51 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
-#[tokio::main]
-async fn main() {
+/// `--pinger URL`: PINGs the server every 10 ms until stdin closes, then prints each
+/// round trip (ms).
+fn pinger_main(url: &str) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while std::io::stdin()
+            .read_line(&mut sink)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {}
+        s2.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut c = redis::Client::open(url)
+        .expect("client")
+        .get_connection()
+        .expect("pinger");
+    let mut out = vec![];
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let t = Instant::now();
+        let _: String = redis::cmd("PING").query(&mut c).expect("ping");
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!(
+        "{}",
+        out.iter()
+            .map(|v| format!("{v:.4}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "--pinger" {
+        return pinger_main(&args[2]);
+    }
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async_main());
+}
+
+async fn async_main() {
     redis_bench().await;
     postgres_bench().await;
 }
@@ -103,138 +148,273 @@ async fn redis_bench() {
         }
         let _: () = p.query_async(&mut c).await.expect("load");
     }
+    // 20 big keys of every type, 100 KB – 2 MB each (the true top 20: every other key is
+    // under 1 KB).
+    let types = ["string", "hash", "list", "set", "zset", "stream"];
     for b in 0..20u64 {
         let size = 100_000 + b as usize * 100_000;
-        let _: () = redis::cmd("SET")
-            .arg(format!("blob:report:{b}"))
-            .arg("x".repeat(size))
-            .query_async(&mut c)
-            .await
-            .expect("big");
+        let key = format!("blob:{}:{b}", types[b as usize % 6]);
+        let elems = size / 100;
+        let mut p = redis::pipe();
+        match types[b as usize % 6] {
+            "string" => {
+                p.cmd("SET").arg(&key).arg("x".repeat(size)).ignore();
+            }
+            "hash" => {
+                for e in 0..elems {
+                    p.cmd("HSET")
+                        .arg(&key)
+                        .arg(format!("f{e}"))
+                        .arg("y".repeat(80))
+                        .ignore();
+                }
+            }
+            "list" => {
+                for _ in 0..elems {
+                    p.cmd("RPUSH").arg(&key).arg("z".repeat(90)).ignore();
+                }
+            }
+            "set" => {
+                for e in 0..elems {
+                    p.cmd("SADD").arg(&key).arg(format!("{e:0>90}")).ignore();
+                }
+            }
+            "zset" => {
+                for e in 0..elems {
+                    p.cmd("ZADD")
+                        .arg(&key)
+                        .arg(e)
+                        .arg(format!("{e:0>80}"))
+                        .ignore();
+                }
+            }
+            _ => {
+                for _ in 0..elems {
+                    p.cmd("XADD")
+                        .arg(&key)
+                        .arg("*")
+                        .arg("v")
+                        .arg("w".repeat(80))
+                        .ignore();
+                }
+            }
+        }
+        let _: () = p.query_async(&mut c).await.expect("big");
     }
     println!(
         "redis: loaded 1,000,000 keys in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-
-    println!(
-        "\nRedis probe, default parameters (sample 10,000 keys, pace 20,000 commands/s, 3 s rate window)"
-    );
-    println!(
-        "{:<8} {:>10} {:>10} {:>14} {:>12}",
-        "run", "wall s", "commands", "commands/s", "sample s"
-    );
-    let mut last = None;
-    for r in 1..=3 {
-        let (o, took) = run("redis", &url, &[]).await;
-        assert!(o.is_ok(), "{:?}", o.result);
-        let sample_ms = o
-            .steps
-            .iter()
-            .find(|s| s.name == "Sample keys")
-            .map(|s| s.elapsed_ms)
-            .unwrap_or(0);
-        println!(
-            "{:<8} {:>10.2} {:>10} {:>14.0} {:>12.2}",
-            r,
-            took.as_secs_f64(),
-            o.commands,
-            o.commands as f64 / took.as_secs_f64(),
-            sample_ms as f64 / 1000.0
-        );
-        last = Some(o);
+    // The truth: the 20 planted keys by MEMORY USAGE SAMPLES 0, biggest first.
+    let mut truth: Vec<(u64, String)> = vec![];
+    for b in 0..20u64 {
+        let key = format!("blob:{}:{b}", types[b as usize % 6]);
+        let m: u64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .arg("SAMPLES")
+            .arg(0)
+            .query_async(&mut c)
+            .await
+            .expect("usage");
+        truth.push((m, key));
     }
-    let o = last.expect("a run");
-    let top: Vec<String> = o
-        .findings
-        .iter()
-        .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
-        .map(|f| f.tables[0].rows.iter().map(|r| r[0].clone()).collect())
-        .unwrap_or_default();
-    let pats: Vec<String> = o
-        .findings
-        .iter()
-        .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
-        .map(|f| {
-            f.tables[1]
-                .rows
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} est. {} keys, {}, {} without TTL",
-                        r[0], r[3], r[4], r[5]
-                    )
-                })
+    truth.sort_by(|a, b| b.cmp(a));
+    let truth_keys: Vec<String> = truth.iter().map(|t| t.1.clone()).collect();
+
+    // Every run below has a client beside it PINGing the server every 10 ms: the latency
+    // any other client of the server sees while it runs.
+    // (A process of its own — this program run with `--pinger URL` — so the probe's work
+    // in this process does not delay its measurements, as redis-cli's does not.)
+    struct Pinger(std::process::Child);
+    fn pinger(url: String) -> Pinger {
+        let exe = std::env::current_exe().expect("exe");
+        Pinger(
+            Command::new(exe)
+                .args(["--pinger", &url])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("pinger"),
+        )
+    }
+    impl Pinger {
+        fn stop(mut self) -> Vec<f64> {
+            drop(self.0.stdin.take());
+            let out = self.0.wait_with_output().expect("pinger output");
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
                 .collect()
-        })
-        .unwrap_or_default();
-    println!("probe: top patterns:");
-    for p in &pats {
-        println!("  {p}");
+        }
     }
+    fn p99(v: &[f64]) -> f64 {
+        probes::redis::audit::quantile(v, 0.99)
+    }
+    // The server's CPU seconds (user + sys) so far.
+    async fn server_cpu(c: &mut redis::aio::MultiplexedConnection) -> f64 {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(c)
+            .await
+            .expect("info");
+        let i = probes::redis::probe::parse_info(&info);
+        ["used_cpu_user", "used_cpu_sys"]
+            .iter()
+            .filter_map(|k| i.get(*k).and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+    let top_of = |o: &RunOutcome| -> Vec<String> {
+        o.findings
+            .iter()
+            .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
+            .map(|f| f.tables[0].rows.iter().map(|r| r[0].clone()).collect())
+            .unwrap_or_default()
+    };
 
-    // The same data through redis-cli --memkeys (a full SCAN with MEMORY USAGE per key).
+    // redis-cli --memkeys (a full SCAN with TYPE and MEMORY USAGE per key).
+    let ping = pinger(url.clone());
+    let cpu0 = server_cpu(&mut c).await;
     let t = Instant::now();
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string(), "--memkeys"])
         .output()
         .expect("redis-cli");
     let cli_took = t.elapsed();
+    let cli_cpu = server_cpu(&mut c).await - cpu0;
+    let cli_pings = ping.stop();
     let text = String::from_utf8_lossy(&out.stdout);
-    // "Biggest string found 'blob:report:19' has 2000056 bytes"
-    let cli_biggest: Vec<String> = text
+    // "Biggest string found 'blob:string:18' has 2000056 bytes"
+    let cli_biggest: Vec<(String, u64)> = text
         .lines()
         .filter(|l| l.starts_with("Biggest"))
         .filter_map(|l| {
-            l.split('\'')
-                .nth(1)
-                .map(|k| k.trim_matches('"').to_string())
+            let k = l.split('\'').nth(1)?.trim_matches('"').to_string();
+            let n = l.split(" has ").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some((k, n))
         })
         .collect();
-    let also = cli_biggest.iter().filter(|k| top.contains(k)).count();
-    let big_in_probe = top.iter().filter(|k| k.starts_with("blob:report:")).count();
-    println!("\n{:<40} {:>10}", "tool", "wall s");
-    println!(
-        "{:<40} {:>10.2}",
-        "Lookout Redis probe (default sample)",
-        o.duration.as_secs_f64()
-    );
-    println!(
-        "{:<40} {:>10.2}",
-        "redis-cli --memkeys (full scan)",
-        cli_took.as_secs_f64()
-    );
-    println!(
-        "redis-cli 7.0 --memkeys reports the biggest key per type: {:?}; the probe's top-20 lists {also} of them",
-        cli_biggest
-    );
-    println!(
-        "of the 20 planted big keys (the true top 20), the probe's top-20 lists {big_in_probe} (sample covers 1% of the keyspace)"
-    );
-    let (o100, took100) = run(
-        "redis",
-        &url,
-        &[
-            ("sample_keys", "1000000"),
-            ("max_commands_per_sec", "200000"),
-        ],
-    )
-    .await;
-    let top100: Vec<String> = o100
-        .findings
-        .iter()
-        .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
-        .map(|f| f.tables[0].rows.iter().map(|r| r[0].clone()).collect())
-        .unwrap_or_default();
-    println!(
-        "full audit, sample_keys=1000000 and pace 200,000/s: {:.2} s, {} of the 20 big keys listed, {} commands",
-        took100.as_secs_f64(),
-        top100
+
+    let mut rows = vec![(
+        "redis-cli --memkeys".to_string(),
+        cli_took.as_secs_f64(),
+        p99(&cli_pings),
+        format!("server CPU {cli_cpu:.2} s"),
+        None,
+    )];
+    let runs: [(&str, Vec<(&str, String)>); 4] = [
+        (
+            "Lookout full audit, unpaced (maintenance window)",
+            vec![("maintenance_window", "true".into())],
+        ),
+        (
+            "Lookout full audit, at redis-cli's key rate",
+            // The same keys per second: redis-cli sends two commands per key (TYPE,
+            // MEMORY USAGE), Lookout three (and PTTL).
+            vec![(
+                "max_commands_per_sec",
+                ((1_000_020.0 / cli_took.as_secs_f64()) * 3.0)
+                    .round()
+                    .to_string(),
+            )],
+        ),
+        (
+            "Lookout full audit, at redis-cli's command rate",
+            vec![(
+                "max_commands_per_sec",
+                ((1_000_020.0 / cli_took.as_secs_f64()) * 2.0)
+                    .round()
+                    .to_string(),
+            )],
+        ),
+        (
+            "Lookout full audit, default pace (50,000 commands/s)",
+            vec![],
+        ),
+    ];
+    // More runs to compare, e.g. LOOKOUT_BENCH_REDIS="memory_samples=5;scan_count=100".
+    let extra: Vec<(String, Vec<(String, String)>)> = std::env::var("LOOKOUT_BENCH_REDIS")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|set| {
+            let kv = set
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            (format!("Lookout full audit, {set}"), kv)
+        })
+        .collect();
+    let runs: Vec<(String, Vec<(String, String)>)> = runs
+        .into_iter()
+        .map(|(n, p)| {
+            (
+                n.to_string(),
+                p.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            )
+        })
+        .chain(extra)
+        .collect();
+    for (name, params) in runs {
+        let mut raw: Vec<(&str, &str)> = vec![("rate_interval_s", "1")];
+        raw.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let ping = pinger(url.clone());
+        let cpu0 = server_cpu(&mut c).await;
+        let (o, _) = run("redis", &url, &raw).await;
+        let cpu = server_cpu(&mut c).await - cpu0;
+        let pings = ping.stop();
+        assert!(o.is_ok(), "{:?}", o.result);
+        let audit_ms = o
+            .steps
             .iter()
-            .filter(|k| k.starts_with("blob:report:"))
-            .count(),
-        o100.commands
+            .find(|s| s.name == "Audit keys")
+            .map(|s| s.elapsed_ms)
+            .unwrap_or(0);
+        let top = top_of(&o);
+        rows.push((
+            name.clone(),
+            audit_ms as f64 / 1000.0,
+            p99(&pings),
+            format!(
+                "server CPU {cpu:.2} s; {} commands; top 20 = the planted 20 in order: {}; redis-cli's biggest per type all listed: {}",
+                o.commands,
+                top == truth_keys,
+                cli_biggest.iter().all(|(k, _)| top.contains(k))
+            ),
+            Some(o),
+        ));
+    }
+    println!(
+        "\nFull key audit of 1,000,020 keys (20 planted big keys: string, hash, list, set, zset, stream)"
     );
+    println!(
+        "{:<52} {:>10} {:>22}  notes",
+        "tool", "audit s", "PING p99 beside it ms"
+    );
+    for (name, secs, p, notes, _) in &rows {
+        println!("{name:<52} {secs:>10.2} {p:>22.2}  {notes}");
+    }
+    println!(
+        "unpaced Lookout vs redis-cli --memkeys: {:.1}× faster",
+        rows[0].1 / rows[1].1
+    );
+    println!("redis-cli's biggest per type: {cli_biggest:?}");
+    println!("the truth (MEMORY USAGE SAMPLES 0): {truth:?}");
+    if let Some(o) = &rows[1].4
+        && let Some(f) = o
+            .findings
+            .iter()
+            .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
+    {
+        println!("{}", f.title);
+        for t in &f.tables {
+            println!("-- {}", t.title);
+            for r in t.rows.iter().take(20) {
+                println!("   {}", r.join(" | "));
+            }
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -354,8 +354,9 @@ pub struct Ctx {
     cancel: CancellationToken,
     sink: Arc<dyn ProgressSink>,
     started: Instant,
-    /// Commands per second the probe may send (0 = unpaced).
-    pace_per_sec: u32,
+    /// Commands per second the probe may send (0 = unpaced); a probe may lower it while it
+    /// runs (backing off when the target slows down) and raise it again.
+    pace_per_sec: std::sync::atomic::AtomicU32,
     state: Mutex<CtxState>,
 }
 
@@ -372,7 +373,7 @@ impl Ctx {
             cancel,
             sink,
             started: now,
-            pace_per_sec: 0,
+            pace_per_sec: std::sync::atomic::AtomicU32::new(0),
             state: Mutex::new(CtxState {
                 steps: spec
                     .steps
@@ -404,7 +405,18 @@ impl Ctx {
 
     /// Limits the rate of commands sent to the target (see [`Ctx::pace`]).
     pub fn set_pace(&mut self, per_sec: u32) {
-        self.pace_per_sec = per_sec;
+        self.set_pace_now(per_sec);
+    }
+
+    /// Changes the pace while the probe runs (0 = unpaced).
+    pub fn set_pace_now(&self, per_sec: u32) {
+        self.pace_per_sec
+            .store(per_sec, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The pace in force (0 = unpaced).
+    pub fn pace_now(&self) -> u32 {
+        self.pace_per_sec.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn snapshot(&self, st: &CtxState) -> Progress {
@@ -494,14 +506,18 @@ impl Ctx {
         let wait = {
             let mut st = self.lock();
             st.commands += n;
-            if self.pace_per_sec == 0 {
+            let pace = self.pace_now();
+            if pace == 0 {
                 Duration::ZERO
             } else {
                 let now = Instant::now();
-                let cost = Duration::from_secs_f64(n as f64 / self.pace_per_sec as f64);
+                let cost = Duration::from_secs_f64(n as f64 / pace as f64);
                 // The batch's own cost is paid before it goes, so over any stretch of the
-                // run the rate never exceeds the pace (no free first burst).
-                st.pace_next = st.pace_next.max(now) + cost;
+                // run the rate never exceeds the pace (no free first burst); a sleep that
+                // overran (timers tick in milliseconds) is made up for, up to 2 ms of it,
+                // so the pace is kept rather than undershot without bursts.
+                let floor = now.checked_sub(Duration::from_millis(2)).unwrap_or(now);
+                st.pace_next = st.pace_next.max(floor) + cost;
                 st.pace_next.duration_since(now)
             }
         };

@@ -104,5 +104,6 @@ pub async fn check(url: &str, limit: Duration) -> Result<ConnectionReport, Probe
         facts,
     })
 }
+pub mod audit;
 pub mod probe;
 pub mod rules;

@@ -1,15 +1,19 @@
 //! The Redis probe: what an SRE does by hand with redis-cli, done safely.
 //!
-//! Read-only and cheap by construction: the commands it sends are PING, INFO, MEMORY
-//! STATS / DOCTOR / USAGE, SLOWLOG GET, SCAN (bounded, COUNT batches), TYPE, PTTL and
-//! PUBSUB. Never KEYS, FLUSH*, DEBUG, CONFIG SET or MONITOR. Every command is counted
-//! against `max_commands_per_sec`, so a big keyspace is sampled at a known pace.
+//! Read-only and bounded by construction: the commands it sends are PING, INFO, DBSIZE,
+//! MEMORY STATS / DOCTOR / USAGE, SLOWLOG GET, SCAN (COUNT batches), TYPE, PTTL, OBJECT
+//! ENCODING, CLUSTER NODES and PUBSUB. Never KEYS, FLUSH*, DEBUG, CONFIG SET or MONITOR.
+//! Every command is counted against the pace (`max_commands_per_sec`, lifted by
+//! `maintenance_window`), and the key audit (`audit.rs`) backs off when the target's own
+//! latency rises. A database of at most `full_audit_max_keys` keys is audited in full —
+//! every key once, the top keys and pattern totals exact; a bigger one is sampled, and the
+//! finding says what a sample cannot promise. A cluster's primaries are each audited and
+//! the results merged.
 
-use super::classify;
-use super::rules::{self, Facts, Limits, Sampled, key_pattern};
+use super::rules::{self, Facts, Limits, key_pattern};
+use super::{audit, classify};
 use crate::framework::{
     BoxFuture, CodeDoc, Connection, Ctx, ParamKind, ParamSpec, Params, Probe, ProbeSpec, Severity,
-    group,
 };
 use crate::{ProbeError, redact_url};
 use std::collections::HashMap;
@@ -22,7 +26,7 @@ const STEPS: &[&str] = &[
     "Read INFO",
     "Memory report",
     "Slow log",
-    "Sample keys",
+    "Audit keys",
     "Pub/Sub",
     "Second INFO sample",
     "Analyse",
@@ -30,9 +34,19 @@ const STEPS: &[&str] = &[
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
+        name: "full_audit_max_keys",
+        label: "Full audit up to (keys)",
+        help: "A database (a cluster primary) with at most this many keys has every key audited: the top keys, pattern totals and TTL coverage are exact. Above it, the keys below are sampled. 0 always samples.",
+        kind: ParamKind::Int {
+            min: 0,
+            max: 100_000_000,
+        },
+        default: "5000000",
+    },
+    ParamSpec {
         name: "sample_keys",
         label: "Keys to sample",
-        help: "How many keys SCAN reads for the big-key, pattern and TTL audit (0 skips it; at least the key count audits every key, at the pace below).",
+        help: "Keys read when the database is bigger than the full-audit bound (0 skips the key audit then).",
         kind: ParamKind::Int {
             min: 0,
             max: 2_000_000,
@@ -40,21 +54,52 @@ const PARAMS: &[ParamSpec] = &[
         default: "10000",
     },
     ParamSpec {
+        name: "memory_samples",
+        label: "MEMORY USAGE samples",
+        help: "Elements MEMORY USAGE samples in an aggregate (hash, list, set, zset, stream): 0 counts every element (exact; costs more on huge keys), 5 is Redis's own default estimate (what redis-cli --memkeys uses unless given --memkeys-samples) and can misorder big aggregates.",
+        kind: ParamKind::Int {
+            min: 0,
+            max: 10_000,
+        },
+        default: "0",
+    },
+    ParamSpec {
+        name: "top_keys",
+        label: "Top keys listed",
+        help: "How many of the biggest keys the audit lists.",
+        kind: ParamKind::Int { min: 1, max: 50 },
+        default: "20",
+    },
+    ParamSpec {
+        name: "maintenance_window",
+        label: "Maintenance window (unpaced)",
+        help: "Lifts the pace for the key audit: as fast as the target answers. It still backs off when the target's latency rises above the limit below.",
+        kind: ParamKind::Bool,
+        default: "false",
+    },
+    ParamSpec {
+        name: "latency_limit_ms",
+        label: "Target latency limit (ms)",
+        help: "While the audit runs, a separate connection PINGs the target every 100 ms; when the median of the last three is above this, the audit halves its pace, and raises it again once the target is fast.",
+        kind: ParamKind::Int { min: 1, max: 1000 },
+        default: "10",
+    },
+    ParamSpec {
         name: "scan_count",
         label: "SCAN COUNT",
-        help: "Keys asked for per SCAN call.",
+        help: "Keys asked for per SCAN call (each batch's MEMORY USAGE / TYPE / PTTL go as one pipeline).",
         kind: ParamKind::Int { min: 10, max: 5000 },
-        default: "500",
+        default: "1000",
     },
     ParamSpec {
         name: "max_commands_per_sec",
         label: "Pace (commands/s)",
-        help: "The most commands per second the probe sends to Redis.",
+        help: "The most commands per second the probe sends to Redis (a full audit sends three per key); safe for a production instance by default.",
         kind: ParamKind::Int {
             min: 100,
-            max: 200_000,
+            max: 1_000_000,
         },
-        default: "20000",
+        default: "50000",
     },
     ParamSpec {
         name: "rate_interval_s",
@@ -196,7 +241,7 @@ const CODES: &[CodeDoc] = &[
     CodeDoc {
         code: "REDIS_KEYSPACE_SAMPLE",
         severity: Severity::Info,
-        meaning: "Top keys by memory and top key patterns by estimated memory, count and TTL share, from a bounded SCAN sample.",
+        meaning: "The key audit: top keys by memory, key patterns by memory, count and TTL share, the type mix — exact when every key was read (the default up to 5M keys), estimated from a bounded sample above — with the pace used and the target's latency during the audit.",
         remediation: "None; the evidence behind the big-key and TTL findings.",
     },
     CodeDoc {
@@ -235,11 +280,12 @@ pub static SPEC: ProbeSpec = ProbeSpec {
     name: "redis",
     kind: "redis",
     title: "Redis health",
-    description: "Memory and eviction policy, eviction/expiry rates, fragmentation, clients, slow log, big keys and key patterns from a bounded SCAN sample, TTL audit, Pub/Sub, replication and persistence.",
+    description: "Memory and eviction policy, eviction/expiry rates, fragmentation, clients, slow log, a key audit (every key up to 5M keys, a sample above; cluster primaries merged) with the biggest keys, key patterns, TTL coverage and type mix, paced and backing off when the target slows, Pub/Sub, replication and persistence.",
     params: PARAMS,
     steps: STEPS,
     codes: CODES,
-    run_timeout_s: 120,
+    // A full audit of 5M keys at the default pace takes five minutes.
+    run_timeout_s: 900,
 };
 
 /// INFO as a map (all sections).
@@ -368,19 +414,70 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     .await?;
     slow_commands(ctx, &slowlog);
 
-    ctx.phase("Sample keys");
-    let want = params.int("sample_keys").max(0) as usize;
-    let dbsize = db_keys(&info1, db);
-    let sampled = sample_keys(
-        ctx,
-        &mut c,
-        &target,
-        start,
-        want,
-        params.int("scan_count"),
-        params.int("big_key_bytes") as u64,
-    )
-    .await?;
+    ctx.phase("Audit keys");
+    let plan = audit::Plan {
+        full_up_to: params.int("full_audit_max_keys").max(0) as u64,
+        sample_keys: params.int("sample_keys").max(0) as u64,
+        scan_count: params.int("scan_count").max(1) as u64,
+        memory_samples: params.int("memory_samples").max(0) as u64,
+        pace: if params.flag("maintenance_window") {
+            0
+        } else {
+            ctx.pace_now()
+        },
+        latency_limit: Duration::from_millis(params.int("latency_limit_ms").max(1) as u64),
+        big_key: params.int("big_key_bytes") as u64,
+        pipeline_keys: 100,
+        in_flight: 64,
+    };
+    let cluster = info1.get("redis_mode").map(String::as_str) == Some("cluster");
+    let mut dbsize = db_keys(&info1, db);
+    let audited = if plan.full_up_to == 0 && plan.sample_keys == 0 {
+        None
+    } else if cluster {
+        let nodes: String = cmd(
+            ctx,
+            &mut c,
+            &target,
+            start,
+            redis::cmd("CLUSTER").arg("NODES"),
+        )
+        .await?;
+        let primaries = cluster_primaries(&nodes);
+        if primaries.is_empty() {
+            return Err(ProbeError::Server {
+                target,
+                reason: "CLUSTER NODES lists no primary with slots".into(),
+            });
+        }
+        let mut all: Option<audit::Audit> = None;
+        for (host, port) in primaries.iter().take(64) {
+            let url = node_url(&conn.url, host, *port)?;
+            let node = redis::Client::open(url.as_str())
+                .map_err(|e| ProbeError::InvalidTarget(e.to_string()))?;
+            let label = format!("{host}:{port}");
+            ctx.set_pace_now(plan.pace);
+            let a = audit::audit_node(ctx, &node, None, &label, &target, &plan).await?;
+            match &mut all {
+                None => all = Some(a),
+                Some(x) => x.merge(a),
+            }
+        }
+        all
+    } else {
+        ctx.set_pace_now(plan.pace);
+        let label = redact_url(&conn.display);
+        Some(audit::audit_node(ctx, &client, Some(c.clone()), &label, &target, &plan).await?)
+    };
+    // The audit may have lifted the pace; the rest of the run keeps the configured one.
+    ctx.set_pace_now(params.int("max_commands_per_sec").max(0) as u32);
+    let (sampled, audit_meta) = match audited {
+        Some(a) => {
+            dbsize = a.meta.dbsize_before;
+            (a.keys, a.meta)
+        }
+        None => Default::default(),
+    };
 
     ctx.phase("Pub/Sub");
     let channels: Vec<String> = cmd(
@@ -448,6 +545,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         dbsize,
         db,
         doctor,
+        audit: audit_meta,
         channels: channels.len(),
         numpat,
     };
@@ -457,67 +555,59 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     Ok(())
 }
 
-async fn sample_keys(
-    ctx: &Ctx,
-    c: &mut Conn,
-    target: &str,
-    start: Instant,
-    want: usize,
-    count: i64,
-    big_key: u64,
-) -> Result<Sampled, ProbeError> {
-    let mut out = Sampled::default();
-    if want == 0 {
-        return Ok(out);
-    }
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = cmd(
-            ctx,
-            c,
-            target,
-            start,
-            redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(count),
-        )
-        .await?;
-        let room = want - out.n as usize;
-        let batch: Vec<String> = batch.into_iter().take(room).collect();
-        if !batch.is_empty() {
-            let mut pipe = redis::pipe();
-            for k in &batch {
-                pipe.cmd("MEMORY").arg("USAGE").arg(k);
-                pipe.cmd("TYPE").arg(k);
-                pipe.cmd("PTTL").arg(k);
-            }
-            ctx.pace(3 * batch.len() as u64).await?;
-            let vals: Vec<redis::Value> = ctx
-                .net(target, pipe.query_async(c), |e| {
-                    classify(target, &e, start.elapsed())
-                })
-                .await?;
-            for (k, v) in batch.into_iter().zip(vals.chunks(3)) {
-                let [mem, ty, ttl] = v else { continue };
-                let mem: Option<u64> = redis::from_redis_value(mem).ok();
-                let ty: String = redis::from_redis_value(ty).unwrap_or_default();
-                let ttl: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
-                // Gone between SCAN and the pipeline.
-                let (Some(mem), false) = (mem, ttl == -2 || ty == "none") else {
-                    continue;
-                };
-                out.add(k, ty, mem, ttl, big_key);
-            }
-            ctx.detail(format!(
-                "sampled {} of {} keys",
-                group(out.n),
-                group(want as u64)
-            ));
+/// The primaries of a cluster with slots, from `CLUSTER NODES` (`host:port` of each;
+/// failed or address-less nodes left out).
+pub fn cluster_primaries(nodes: &str) -> Vec<(String, u16)> {
+    let mut out = vec![];
+    for line in nodes.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 9 {
+            continue;
         }
-        cursor = next;
-        if cursor == 0 || out.n as usize >= want {
-            break;
+        let flags: Vec<&str> = f[2].split(',').collect();
+        if !flags.contains(&"master")
+            || flags
+                .iter()
+                .any(|x| matches!(*x, "fail" | "noaddr" | "handshake"))
+        {
+            continue;
         }
+        // ip:port@cport[,hostname]
+        let addr = f[1].split(['@', ',']).next().unwrap_or("");
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        if host.is_empty() || port == 0 {
+            continue;
+        }
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        out.push((host, port));
     }
-    Ok(out)
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The target's URL pointed at another node of its cluster (same scheme, credentials,
+/// TLS and database).
+fn node_url(url: &str, host: &str, port: u16) -> Result<String, ProbeError> {
+    let mut u = url::Url::parse(url).map_err(|e| ProbeError::InvalidTarget(e.to_string()))?;
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    u.set_host(Some(&host))
+        .map_err(|e| ProbeError::InvalidTarget(e.to_string()))?;
+    u.set_port(Some(port))
+        .map_err(|_| ProbeError::InvalidTarget("the target URL cannot carry a port".into()))?;
+    Ok(u.to_string())
 }
 
 fn slow_commands(ctx: &Ctx, entries: &[redis::Value]) {
@@ -571,6 +661,36 @@ mod tests {
         let r = redact_command(&args);
         assert_eq!(r, "SET session:* ‹3 args redacted›");
         assert!(!r.contains("hunter2") && !r.contains("42"));
+    }
+
+    #[test]
+    fn cluster_primaries_from_cluster_nodes() {
+        let nodes = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@40003,redis-3.example master - 0 1426238318243 3 connected 10923-16383
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+aaaa 10.0.0.9:30009@40009 master,fail - 0 0 9 disconnected 1-2
+bbbb :0@0 master,noaddr - 0 0 9 disconnected
+cccc [::1]:30007@40007 master - 0 0 7 connected 3-4
+";
+        assert_eq!(
+            cluster_primaries(nodes),
+            vec![
+                ("127.0.0.1".to_string(), 30001),
+                ("127.0.0.1".to_string(), 30002),
+                ("127.0.0.1".to_string(), 30003),
+                ("::1".to_string(), 30007),
+            ]
+        );
+        assert_eq!(
+            node_url("rediss://u:p%40ss@cache.example:6380/0", "10.0.0.2", 7001).unwrap(),
+            "rediss://u:p%40ss@10.0.0.2:7001/0"
+        );
+        assert_eq!(
+            node_url("redis://h:1/0", "::1", 7001).unwrap(),
+            "redis://[::1]:7001/0"
+        );
     }
 
     #[test]

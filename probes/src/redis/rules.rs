@@ -15,6 +15,8 @@ pub struct Limits {
     pub clients_high_pct: f64,
     pub replica_lag_bytes: u64,
     pub big_key_bytes: u64,
+    /// Keys in the top-keys table.
+    pub top_keys: usize,
 }
 
 impl Limits {
@@ -26,6 +28,7 @@ impl Limits {
             clients_high_pct: p.int("clients_high_pct") as f64,
             replica_lag_bytes: p.int("replica_lag_bytes").max(0) as u64,
             big_key_bytes: p.int("big_key_bytes").max(0) as u64,
+            top_keys: p.int("top_keys").max(1) as usize,
         }
     }
 }
@@ -40,6 +43,10 @@ pub struct PatternStat {
 /// A sampled key: name, type, memory, PTTL (ms; -1 none).
 pub type KeyStat = (String, String, u64, i64);
 
+/// A key in the running top: (memory, name — reversed, so ties keep the smaller name —,
+/// type, PTTL).
+pub type Ranked = (u64, std::cmp::Reverse<String>, String, i64);
+
 /// How many of the biggest sampled keys are kept (the rest only count).
 pub const KEEP_BIGGEST: usize = 50;
 
@@ -49,7 +56,10 @@ pub struct Sampled {
     /// Keys sampled.
     pub n: u64,
     /// The biggest keys, at most [`KEEP_BIGGEST`] (a min-heap on memory).
-    pub biggest: std::collections::BinaryHeap<std::cmp::Reverse<(u64, String, String, i64)>>,
+    /// Ordered by memory, then by name *descending*, so of keys of equal size the one
+    /// with the greater name leaves first: the kept set is the top by (memory, then name
+    /// ascending), the order the tables show.
+    pub biggest: std::collections::BinaryHeap<std::cmp::Reverse<Ranked>>,
     /// Sampled keys at or above the big-key threshold.
     pub big: u64,
     pub patterns: HashMap<String, PatternStat>,
@@ -57,6 +67,25 @@ pub struct Sampled {
 }
 
 impl Sampled {
+    /// Adds another node's keys (a cluster's shards).
+    pub fn merge(&mut self, o: Sampled) {
+        self.n += o.n;
+        self.big += o.big;
+        self.no_ttl += o.no_ttl;
+        for (p, st) in o.patterns {
+            let e = self.patterns.entry(p).or_default();
+            e.keys += st.keys;
+            e.bytes += st.bytes;
+            e.no_ttl += st.no_ttl;
+        }
+        for k in o.biggest {
+            self.biggest.push(k);
+            if self.biggest.len() > KEEP_BIGGEST {
+                self.biggest.pop();
+            }
+        }
+    }
+
     /// Counts one key (`ttl` in ms, -1 for none).
     pub fn add(&mut self, key: String, ty: String, mem: u64, ttl: i64, big_key: u64) {
         let p = self.patterns.entry(key_pattern(&key)).or_default();
@@ -70,7 +99,8 @@ impl Sampled {
         if mem >= big_key {
             self.big += 1;
         }
-        self.biggest.push(std::cmp::Reverse((mem, key, ty, ttl)));
+        self.biggest
+            .push(std::cmp::Reverse((mem, std::cmp::Reverse(key), ty, ttl)));
         if self.biggest.len() > KEEP_BIGGEST {
             self.biggest.pop();
         }
@@ -105,6 +135,8 @@ pub struct Facts {
     pub dbsize: u64,
     pub db: i64,
     pub doctor: String,
+    /// What the key audit says about itself (mode, keyspace changes, load, types).
+    pub audit: super::audit::Meta,
     pub channels: usize,
     pub numpat: i64,
 }
@@ -680,7 +712,9 @@ fn persistence(f: &Facts, _d: &Derived, _l: &Limits, out: &mut Vec<Finding>) {
     }
 }
 
-/// `REDIS_KEYSPACE_SAMPLE`, `REDIS_BIG_KEYS` (sampled keys of `big_key_bytes` or more) and `REDIS_NO_TTL_MAJORITY` (patterns with ≥ 1% of the sample, half or more without TTL).
+/// `REDIS_KEYSPACE_SAMPLE` (the audit: every key, or a sample that says what it cannot
+/// promise), `REDIS_BIG_KEYS` (keys of `big_key_bytes` or more) and `REDIS_NO_TTL_MAJORITY`
+/// (patterns with ≥ 1% of the keys read, half or more without TTL).
 fn keyspace(f: &Facts, d: &Derived, l: &Limits, out: &mut Vec<Finding>) {
     let &Derived {
         sampled,
@@ -689,40 +723,66 @@ fn keyspace(f: &Facts, d: &Derived, l: &Limits, out: &mut Vec<Finding>) {
         ..
     } = d;
     let s = &f.sample;
+    let a = &f.audit;
     let dbsize = f.dbsize;
     let db = f.db;
-    // Keyspace sample.
-    if sampled > 0 {
-        let scale = if sampled > 0 && dbsize > sampled {
-            dbsize as f64 / sampled as f64
+    if sampled == 0 {
+        return;
+    }
+    let full = a.full;
+    // A sample's counts are scaled to the keyspace; a full audit's are the counts.
+    let scale = if !full && dbsize > sampled {
+        dbsize as f64 / sampled as f64
+    } else {
+        1.0
+    };
+    let what = if full { "keys" } else { "sampled keys" };
+    let mut keys: Vec<KeyStat> = s
+        .biggest
+        .iter()
+        .map(|std::cmp::Reverse((m, std::cmp::Reverse(k), t, ttl))| {
+            (k.clone(), t.clone(), *m, *ttl)
+        })
+        .collect();
+    keys.sort_by(|x, y| y.2.cmp(&x.2).then(x.0.cmp(&y.0)));
+    let n_top = l.top_keys.clamp(1, KEEP_BIGGEST);
+    let mut top = Table::new(
+        &if full {
+            format!("Top {n_top} keys by memory (every key read: exact)")
         } else {
-            1.0
-        };
-        let mut keys: Vec<KeyStat> = s
-            .biggest
-            .iter()
-            .map(|std::cmp::Reverse((m, k, t, ttl))| (k.clone(), t.clone(), *m, *ttl))
-            .collect();
-        keys.sort_by_key(|k| std::cmp::Reverse(k.2));
-        let mut top = Table::new(
-            "Top 20 keys by memory (sampled)",
-            &["key", "type", "memory", "TTL"],
-        );
-        for (k, ty, mem, ttl) in keys.iter().take(20) {
-            top.row(vec![
-                k.clone(),
-                ty.clone(),
-                bytes(*mem),
-                if *ttl < 0 {
-                    "none".into()
-                } else {
-                    format!("{:.0} s", *ttl as f64 / 1000.0)
-                },
-            ]);
-        }
-        let mut pats: Vec<(&String, &PatternStat)> = s.patterns.iter().collect();
-        pats.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
-        let mut pt = Table::new(
+            format!("Top {n_top} keys by memory (in the sample)")
+        },
+        &["key", "type", "encoding", "memory", "TTL"],
+    );
+    for (k, ty, mem, ttl) in keys.iter().take(n_top) {
+        top.row(vec![
+            k.clone(),
+            ty.clone(),
+            a.encodings.get(k).cloned().unwrap_or_default(),
+            bytes(*mem),
+            if *ttl < 0 {
+                "none".into()
+            } else {
+                format!("{:.0} s", *ttl as f64 / 1000.0)
+            },
+        ]);
+    }
+    let mut pats: Vec<(&String, &PatternStat)> = s.patterns.iter().collect();
+    pats.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
+    let total: u64 = s.patterns.values().map(|p| p.bytes).sum();
+    let mut pt = if full {
+        Table::new(
+            "Key patterns by memory (every key: exact totals)",
+            &[
+                "pattern",
+                "keys",
+                "memory",
+                "share of memory",
+                "without TTL",
+            ],
+        )
+    } else {
+        Table::new(
             "Top key patterns by estimated memory",
             &[
                 "pattern",
@@ -732,99 +792,219 @@ fn keyspace(f: &Facts, d: &Derived, l: &Limits, out: &mut Vec<Finding>) {
                 "est. memory",
                 "without TTL",
             ],
-        );
-        for (p, st) in pats.iter().take(20) {
-            pt.row(vec![
+        )
+    };
+    for (p, st) in pats.iter().take(20) {
+        let no_ttl = format!("{:.0}%", st.no_ttl as f64 / st.keys as f64 * 100.0);
+        pt.row(if full {
+            vec![
+                (*p).clone(),
+                group(st.keys),
+                bytes(st.bytes),
+                format!("{:.1}%", st.bytes as f64 * 100.0 / total.max(1) as f64),
+                no_ttl,
+            ]
+        } else {
+            vec![
                 (*p).clone(),
                 group(st.keys),
                 bytes(st.bytes),
                 group((st.keys as f64 * scale) as u64),
                 bytes((st.bytes as f64 * scale) as u64),
-                format!("{:.0}%", st.no_ttl as f64 / st.keys as f64 * 100.0),
-            ]);
+                no_ttl,
+            ]
+        });
+    }
+    let mut types = Table::new(
+        if full {
+            "Types (every key)"
+        } else {
+            "Types (in the sample)"
+        },
+        &["type", "keys", "memory"],
+    );
+    let mut tl: Vec<(&String, &(u64, u64))> = a.types.iter().collect();
+    tl.sort_by(|x, y| y.1.1.cmp(&x.1.1).then(x.0.cmp(y.0)));
+    for (t, (k, b)) in tl {
+        types.row(vec![t.clone(), group(*k), bytes(*b)]);
+    }
+    let biggest = keys.first();
+    let head = if full {
+        format!(
+            "Audited every key: {} keys in {}{}; biggest: {} ({})",
+            group(sampled),
+            if a.nodes.len() > 1 {
+                format!("{} primaries", a.nodes.len())
+            } else {
+                format!("db{db}")
+            },
+            if a.under_change() {
+                " (taken while the keyspace changed)"
+            } else {
+                ""
+            },
+            biggest.map(|k| k.0.as_str()).unwrap_or("-"),
+            bytes(biggest.map(|k| k.2).unwrap_or(0))
+        )
+    } else {
+        format!(
+            "Sampled {} of {} keys ({coverage:.1}% of db{db}); biggest in the sample: {} ({}) — a single big key is in a sample this size with probability ≈ {coverage:.1}%",
+            group(sampled),
+            group(dbsize),
+            biggest.map(|k| k.0.as_str()).unwrap_or("-"),
+            bytes(biggest.map(|k| k.2).unwrap_or(0))
+        )
+    };
+    let mut finding = Finding::new("REDIS_KEYSPACE_SAMPLE", Severity::Info, head)
+        .fact("mode", if full { "every key" } else { "sample" })
+        .fact("keys read", sampled)
+        .fact("keys in db", dbsize)
+        .fact("share of the keyspace read", format!("{coverage:.1}%"))
+        .fact(
+            &format!("{what} without TTL"),
+            format!("{} ({:.0}%)", s.no_ttl, no_ttl_share * 100.0),
+        );
+    if a.dbsize_before > 0 || a.dbsize_after > 0 {
+        finding = finding.fact(
+            "keyspace during the audit",
+            format!(
+                "DBSIZE {} before, {} after; {} key(s) gone before they were measured; {} returned twice by SCAN (counted once)",
+                group(a.dbsize_before),
+                group(a.dbsize_after),
+                group(a.vanished),
+                group(a.duplicates)
+            ),
+        );
+    }
+    if a.nodes.len() > 1 {
+        finding = finding.fact("primaries audited", a.nodes.join(", "));
+    }
+    let mut load = Table::new(
+        "Load on the target during the audit",
+        &[
+            "node",
+            "pace",
+            "back-offs",
+            "PING before",
+            "PING p50 / p99 / max during",
+            "ops/s before → during",
+            "commands",
+            "seconds",
+        ],
+    );
+    for (node, ld) in &a.load {
+        load.row(vec![
+            node.clone(),
+            if ld.pace == 0 {
+                "unpaced (maintenance window)".into()
+            } else {
+                format!("{}/s", group(ld.pace as u64))
+            },
+            if ld.backoffs == 0 {
+                "0".into()
+            } else {
+                format!(
+                    "{} (down to {}/s)",
+                    ld.backoffs,
+                    group(ld.slowest_pace as u64)
+                )
+            },
+            format!("{:.2} ms", ld.baseline_ms),
+            if ld.watched {
+                format!("{:.2} / {:.2} / {:.2} ms", ld.p50_ms, ld.p99_ms, ld.max_ms)
+            } else {
+                "not watched (no connection to spare)".into()
+            },
+            format!(
+                "{} → {}",
+                group(ld.ops_before as u64),
+                group(ld.ops_during as u64)
+            ),
+            group(ld.commands),
+            format!("{:.1}", ld.secs),
+        ]);
+    }
+    finding = finding
+        .command(if full {
+            "SCAN cursor COUNT n over every key; MEMORY USAGE key SAMPLES n / TYPE / PTTL per key, deeply pipelined; OBJECT ENCODING on the biggest"
+        } else {
+            "SCAN cursor COUNT n (a bounded sample); MEMORY USAGE / TYPE / PTTL per key, pipelined"
+        })
+        .table(top)
+        .table(pt)
+        .table(types);
+    if !a.load.is_empty() {
+        finding = finding.table(load);
+    }
+    out.push(finding.remediation(if full {
+        "Every key was read once; the sizes are MEMORY USAGE's (with SAMPLES 0, the default, every element of an aggregate is counted; `redis-cli --memkeys` estimates aggregates from 5 samples).".to_string()
+    } else {
+        format!(
+            "A sample of {coverage:.1}% of the keys: the estimates scale it to the whole keyspace, and a single big key outside it is not seen (it is in a sample this size with probability ≈ {coverage:.1}%). For certainty, run a full audit: raise full_audit_max_keys above the key count (at the pace you choose, or in a maintenance window)."
+        )
+    }));
+    let big: Vec<&KeyStat> = keys.iter().filter(|k| k.2 >= l.big_key_bytes).collect();
+    if !big.is_empty() {
+        let mut t = Table::new(
+            &format!("Big keys ({what}; the biggest 50)"),
+            &["key", "type", "memory"],
+        );
+        for (k, ty, mem, _) in big.iter().copied() {
+            t.row(vec![k.clone(), ty.clone(), bytes(*mem)]);
         }
         out.push(
             Finding::new(
-                "REDIS_KEYSPACE_SAMPLE",
+                "REDIS_BIG_KEYS",
+                Severity::Warning,
+                format!("{} {what} of {} or more; biggest {} ({})", s.big, bytes(l.big_key_bytes), big[0].0, bytes(big[0].2)),
+            )
+            .fact("threshold", bytes(l.big_key_bytes))
+            .command("MEMORY USAGE <key>")
+            .table(t)
+            .remediation(format!(
+                "Big keys are slow to read whole and block Redis when deleted. Split them (e.g. hash buckets), read them with HSCAN/SSCAN/ZSCAN, and delete without blocking:\n\n```\nredis-cli UNLINK {}\n```",
+                big[0].0
+            )),
+        );
+    }
+    let mut audit = Table::new(
+        if full {
+            "Patterns mostly without TTL (every key)"
+        } else {
+            "Patterns mostly without TTL (estimated from the sample)"
+        },
+        &["pattern", "keys", "without TTL"],
+    );
+    let mut names = vec![];
+    for (p, st) in &pats {
+        let share = st.no_ttl as f64 / st.keys as f64;
+        if share >= 0.5 && st.keys * 100 >= sampled {
+            audit.row(vec![
+                (*p).clone(),
+                group(st.keys),
+                format!("{:.0}%", share * 100.0),
+            ]);
+            names.push((*p).clone());
+        }
+    }
+    if !names.is_empty() {
+        out.push(
+            Finding::new(
+                "REDIS_NO_TTL_MAJORITY",
                 Severity::Info,
-                format!(
-                    "Sampled {} of {} keys ({coverage:.1}% of db{db}); biggest: {} ({})",
-                    group(sampled),
-                    group(dbsize),
-                    keys.first().map(|k| k.0.as_str()).unwrap_or("-"),
-                    bytes(keys.first().map(|k| k.2).unwrap_or(0))
-                ),
+                format!("Most {what} of {} pattern(s) have no TTL: {}", names.len(), names.iter().take(5).cloned().collect::<Vec<_>>().join(", ")),
             )
-            .fact("sampled keys", sampled)
-            .fact("keys in db", dbsize)
-            .fact("share of the keyspace sampled", format!("{coverage:.1}%"))
-            .fact(
-                "sampled keys without TTL",
-                format!("{} ({:.0}%)", s.no_ttl, no_ttl_share * 100.0),
-            )
-            .command("SCAN cursor COUNT n; MEMORY USAGE / TYPE / PTTL per key, pipelined")
-            .table(top)
-            .table(pt)
-            .remediation("Estimates scale the sample to the whole keyspace; they are estimates."),
+            .fact("keys read", sampled)
+            .fact("share of the keyspace read", format!("{coverage:.1}%"))
+            .command("SCAN + PTTL per key")
+            .table(audit)
+            .remediation(format!(
+                "If these are caches or sessions, they live forever and fill memory. Add `EX` on writes of `{}` (e.g. `SET {}<id> <value> EX 86400`){}.",
+                names[0],
+                names[0].trim_end_matches('*'),
+                if full { "" } else { "; shares are estimated from the sample" }
+            )),
         );
-        let big: Vec<&KeyStat> = keys.iter().filter(|k| k.2 >= l.big_key_bytes).collect();
-        if !big.is_empty() {
-            let mut t = Table::new(
-                "Big keys (sampled; the biggest 50)",
-                &["key", "type", "memory"],
-            );
-            for (k, ty, mem, _) in big.iter().copied() {
-                t.row(vec![k.clone(), ty.clone(), bytes(*mem)]);
-            }
-            out.push(
-                Finding::new(
-                    "REDIS_BIG_KEYS",
-                    Severity::Warning,
-                    format!("{} sampled keys of {} or more; biggest {} ({})", s.big, bytes(l.big_key_bytes), big[0].0, bytes(big[0].2)),
-                )
-                .fact("threshold", bytes(l.big_key_bytes))
-                .command("MEMORY USAGE <key>")
-                .table(t)
-                .remediation(format!(
-                    "Big keys are slow to read whole and block Redis when deleted. Split them (e.g. hash buckets), read them with HSCAN/SSCAN/ZSCAN, and delete without blocking:\n\n```\nredis-cli UNLINK {}\n```",
-                    big[0].0
-                )),
-            );
-        }
-        let mut audit = Table::new(
-            "Patterns mostly without TTL (estimated from the sample)",
-            &["pattern", "sampled keys", "without TTL"],
-        );
-        let mut names = vec![];
-        for (p, st) in &pats {
-            let share = st.no_ttl as f64 / st.keys as f64;
-            if share >= 0.5 && st.keys * 100 >= sampled {
-                audit.row(vec![
-                    (*p).clone(),
-                    group(st.keys),
-                    format!("{:.0}%", share * 100.0),
-                ]);
-                names.push((*p).clone());
-            }
-        }
-        if !names.is_empty() {
-            out.push(
-                Finding::new(
-                    "REDIS_NO_TTL_MAJORITY",
-                    Severity::Info,
-                    format!("Most sampled keys of {} pattern(s) have no TTL: {}", names.len(), names.iter().take(5).cloned().collect::<Vec<_>>().join(", ")),
-                )
-                .fact("sampled keys", sampled)
-                .fact("share of the keyspace sampled", format!("{coverage:.1}%"))
-                .command("SCAN + PTTL sample")
-                .table(audit)
-                .remediation(format!(
-                    "If these are caches or sessions, they live forever and fill memory. Add `EX` on writes of `{}` (e.g. `SET {}<id> <value> EX 86400`); shares are estimated from the sample.",
-                    names[0],
-                    names[0].trim_end_matches('*')
-                )),
-            );
-        }
     }
 }
 
@@ -840,6 +1020,7 @@ mod tests {
         clients_high_pct: 80.0,
         replica_lag_bytes: 1 << 20,
         big_key_bytes: 10 << 20,
+        top_keys: 20,
     };
 
     fn info(pairs: &[(&str, &str)]) -> HashMap<String, String> {

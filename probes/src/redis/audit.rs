@@ -1,0 +1,657 @@
+//! The Redis probe's key audit: every key of a database visited once (or a bounded sample
+//! of them), its memory (`MEMORY USAGE … SAMPLES n`), type and TTL read with deep
+//! pipelining, at a pace that is a parameter and that backs off when the target slows down.
+//!
+//! Three connections per node: one walks the keyspace with SCAN, one carries the
+//! `MEMORY USAGE` / `TYPE` / `PTTL` pipelines of [`Plan::pipeline_keys`] keys (unpaced, up
+//! to [`Plan::in_flight`] of them outstanding, so neither side waits for a round trip;
+//! paced, one, with SCAN batches of a tenth of a millisecond of the pace), and one PINGs
+//! the target every 100 ms — the latency any other client sees while the audit runs. When the median of the last three
+//! PINGs is above the limit the audit halves its pace (from what it achieves when
+//! unpaced); after a healthy second it raises it again by a quarter, up to the configured
+//! pace. The run keeps the pace used, the PING latency before and during, the target's
+//! `instantaneous_ops_per_sec` before and during, and every back-off.
+//!
+//! SCAN may return a key twice (while the table is being resized): keys are de-duplicated
+//! by a 64-bit hash of their name. A key deleted between SCAN and its measurement is
+//! counted as vanished; DBSIZE before and after, and vanished keys, say whether the
+//! audit was taken while the keyspace changed.
+
+use super::classify;
+use super::rules::Sampled;
+use crate::ProbeError;
+use crate::framework::{Ctx, group};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Conn = redis::aio::MultiplexedConnection;
+
+/// What to audit and how hard.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// A node with at most this many keys has every key audited (0: always sample).
+    pub full_up_to: u64,
+    /// Keys read when sampling.
+    pub sample_keys: u64,
+    pub scan_count: u64,
+    /// `MEMORY USAGE … SAMPLES n` (0: every element, exact).
+    pub memory_samples: u64,
+    /// The configured pace in commands per second (0: unpaced, a maintenance window).
+    pub pace: u32,
+    /// PING latency above which the audit backs off.
+    pub latency_limit: Duration,
+    pub big_key: u64,
+    /// Keys per pipeline (three commands each).
+    pub pipeline_keys: usize,
+    /// Pipelines outstanding at once.
+    pub in_flight: usize,
+}
+
+/// What the audit did to the target, as the target's own numbers show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Load {
+    /// The configured pace (0: unpaced).
+    pub pace: u32,
+    /// The lowest pace a back-off set (0: none did).
+    pub slowest_pace: u32,
+    pub backoffs: u32,
+    /// Median PING before the audit, and PINGs during it (ms).
+    pub baseline_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub pings: u64,
+    /// `instantaneous_ops_per_sec` before, and the highest seen during.
+    pub ops_before: f64,
+    pub ops_during: f64,
+    pub commands: u64,
+    pub secs: f64,
+    /// The latency was watched (a connection for it could be opened).
+    pub watched: bool,
+}
+
+/// One node's (or, merged, a cluster's) audit.
+#[derive(Debug, Default)]
+pub struct Audit {
+    pub keys: Sampled,
+    pub meta: Meta,
+}
+
+/// What the audit says about itself, beside the keys.
+#[derive(Debug, Default, Clone)]
+pub struct Meta {
+    /// Every key was visited (else a sample).
+    pub full: bool,
+    /// Type → (keys, bytes).
+    pub types: BTreeMap<String, (u64, u64)>,
+    /// The encoding of each of the biggest keys (OBJECT ENCODING).
+    pub encodings: BTreeMap<String, String>,
+    pub dbsize_before: u64,
+    pub dbsize_after: u64,
+    /// Keys SCAN returned that were gone when measured.
+    pub vanished: u64,
+    /// Keys SCAN returned twice (counted once).
+    pub duplicates: u64,
+    /// The nodes audited (`host:port`), one for a standalone server.
+    pub nodes: Vec<String>,
+    /// Per node, its load.
+    pub load: Vec<(String, Load)>,
+}
+
+impl Meta {
+    /// The keyspace changed while it was audited (keys came or went).
+    pub fn under_change(&self) -> bool {
+        self.dbsize_before != self.dbsize_after || self.vanished > 0
+    }
+}
+
+impl Audit {
+    /// Adds another node's audit (a cluster's shards).
+    pub fn merge(&mut self, o: Audit) {
+        self.keys.merge(o.keys);
+        self.meta.merge(o.meta);
+    }
+}
+
+impl Meta {
+    fn merge(&mut self, o: Meta) {
+        self.full &= o.full;
+        for (t, (k, b)) in o.types {
+            let e = self.types.entry(t).or_default();
+            e.0 += k;
+            e.1 += b;
+        }
+        self.encodings.extend(o.encodings);
+        self.dbsize_before += o.dbsize_before;
+        self.dbsize_after += o.dbsize_after;
+        self.vanished += o.vanished;
+        self.duplicates += o.duplicates;
+        self.nodes.extend(o.nodes);
+        self.load.extend(o.load);
+    }
+}
+
+/// The PINGs of the watcher: every one (for the figures) and the last three (for the
+/// decision).
+#[derive(Default)]
+struct Watch {
+    all: Vec<f64>,
+    recent: VecDeque<f64>,
+    ops_max: f64,
+}
+
+impl Watch {
+    fn push(&mut self, ms: f64) {
+        if self.all.len() < 100_000 {
+            self.all.push(ms);
+        }
+        self.recent.push_back(ms);
+        if self.recent.len() > 3 {
+            self.recent.pop_front();
+        }
+    }
+    fn recent_median(&self) -> Option<f64> {
+        if self.recent.len() < 3 {
+            return None;
+        }
+        let mut v: Vec<f64> = self.recent.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        Some(v[1])
+    }
+}
+
+/// The `q` quantile of `v` (nearest rank).
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    s[i]
+}
+
+/// The pace after a reading of the target's latency: halve it when the target is slow
+/// (from what the audit achieved when unpaced, never below 500/s), raise it by a quarter
+/// after a healthy second (back to unpaced once it passes twice what was achieved), else
+/// keep it. Pure, for the table test.
+pub fn next_pace(
+    current: u32,
+    configured: u32,
+    achieved: f64,
+    slow: bool,
+    since_change: Duration,
+) -> u32 {
+    const FLOOR: u32 = 500;
+    if slow {
+        if since_change < Duration::from_millis(300) {
+            return current;
+        }
+        let from = if current == 0 {
+            achieved.max(FLOOR as f64) as u32
+        } else {
+            current
+        };
+        return (from / 2).max(FLOOR);
+    }
+    if current == 0 || current == configured || since_change < Duration::from_secs(1) {
+        return current;
+    }
+    let up = current.saturating_add(current / 4).max(current + 1);
+    if configured == 0 {
+        if up as f64 > 2.0 * achieved.max(FLOOR as f64) {
+            0
+        } else {
+            up
+        }
+    } else {
+        up.min(configured)
+    }
+}
+
+fn info_num(info: &str, key: &str) -> f64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Stops the watcher when the audit ends, however it ends.
+struct Abort(tokio::task::JoinHandle<()>);
+impl Drop for Abort {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type Row = (String, Option<u64>, String, i64);
+
+/// Audits database `db` of the node `client` points at. `label` names the node in progress
+/// lines and results.
+pub async fn audit_node(
+    ctx: &Ctx,
+    client: &redis::Client,
+    main: Option<Conn>,
+    label: &str,
+    target: &str,
+    plan: &Plan,
+) -> Result<Audit, ProbeError> {
+    let start = Instant::now();
+    let limit = ctx.step_timeout();
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(limit)
+        .set_response_timeout(limit);
+    let connect = || async {
+        ctx.net(
+            target,
+            client.get_multiplexed_async_connection_with_config(&cfg),
+            |e| classify(target, &e, start.elapsed()),
+        )
+        .await
+    };
+    // SCAN on the run's connection (or a new one for another node); the batches and the
+    // PINGs on their own, when the server has room for them (near maxclients it may not:
+    // then the batches share the SCAN connection and the latency is not watched).
+    let mut scan: Conn = match main {
+        Some(c) => c,
+        None => connect().await?,
+    };
+    let data: Conn = match connect().await {
+        Ok(c) => c,
+        Err(_) => scan.clone(),
+    };
+    let ping: Option<Conn> = connect().await.ok();
+
+    // Before: the target's latency and load.
+    let mut base = vec![];
+    for _ in 0..5 {
+        let t = Instant::now();
+        ctx.pace(1).await?;
+        let mut c = ping.clone().unwrap_or_else(|| scan.clone());
+        let _: String = ctx
+            .net(target, redis::cmd("PING").query_async(&mut c), |e| {
+                classify(target, &e, start.elapsed())
+            })
+            .await?;
+        base.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ctx.pace(2).await?;
+    let stats: String = ctx
+        .net(
+            target,
+            redis::cmd("INFO").arg("stats").query_async(&mut scan),
+            |e| classify(target, &e, start.elapsed()),
+        )
+        .await?;
+    let dbsize_before: u64 = ctx
+        .net(target, redis::cmd("DBSIZE").query_async(&mut scan), |e| {
+            classify(target, &e, start.elapsed())
+        })
+        .await?;
+    let mut load = Load {
+        pace: plan.pace,
+        baseline_ms: quantile(&base, 0.5),
+        ops_before: info_num(&stats, "instantaneous_ops_per_sec"),
+        ..Default::default()
+    };
+
+    // The watcher: a PING every 100 ms, INFO stats every second, on its own connection.
+    let watch = Arc::new(Mutex::new(Watch::default()));
+    let _watcher = ping.map(|mut conn| {
+        let watch = watch.clone();
+        Abort(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n = 0u64;
+            loop {
+                tick.tick().await;
+                let t = Instant::now();
+                let ok = tokio::time::timeout(
+                    limit,
+                    redis::cmd("PING").query_async::<String>(&mut conn),
+                )
+                .await;
+                // No answer within the step limit counts as that long.
+                let ms = match ok {
+                    Ok(Ok(_)) => t.elapsed().as_secs_f64() * 1000.0,
+                    _ => limit.as_secs_f64() * 1000.0,
+                };
+                let ops = if n % 10 == 9 {
+                    tokio::time::timeout(
+                        limit,
+                        redis::cmd("INFO")
+                            .arg("stats")
+                            .query_async::<String>(&mut conn),
+                    )
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .map(|s| info_num(&s, "instantaneous_ops_per_sec"))
+                } else {
+                    None
+                };
+                n += 1;
+                let mut w = watch.lock().unwrap_or_else(|e| e.into_inner());
+                w.push(ms);
+                if let Some(o) = ops {
+                    w.ops_max = w.ops_max.max(o);
+                }
+            }
+        }))
+    });
+    load.watched = _watcher.is_some();
+
+    let full = plan.full_up_to > 0 && dbsize_before <= plan.full_up_to;
+    let max_keys = if full { u64::MAX } else { plan.sample_keys };
+    let mut out = Audit {
+        keys: Sampled::default(),
+        meta: Meta {
+            full,
+            dbsize_before,
+            nodes: vec![label.to_string()],
+            ..Default::default()
+        },
+    };
+    let commands_at_start = ctx.commands();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut inflight: tokio::task::JoinSet<Result<Vec<Row>, String>> = tokio::task::JoinSet::new();
+    let mut visited: u64 = 0;
+    let mut dispatched: u64 = 0;
+    let mut last_change = Instant::now();
+    let mut last_detail = Instant::now();
+    let audit_start = Instant::now();
+    let samples = plan.memory_samples.to_string();
+    let absorb = |out: &mut Audit, rows: Vec<Row>| {
+        for (k, mem, ty, ttl) in rows {
+            match mem {
+                Some(mem) if ttl != -2 && ty != "none" => {
+                    let e = out.meta.types.entry(ty.clone()).or_default();
+                    e.0 += 1;
+                    e.1 += mem;
+                    out.keys.add(k, ty, mem, ttl, plan.big_key);
+                }
+                _ => out.meta.vanished += 1,
+            }
+        }
+    };
+    // When paced, small SCAN batches (about a tenth of a millisecond of the pace each) so
+    // no burst makes other clients wait; unpaced, the configured COUNT.
+    let pace_at_start = ctx.pace_now();
+    let count = if pace_at_start > 0 {
+        plan.scan_count.min((pace_at_start as u64 / 10_000).max(10))
+    } else {
+        plan.scan_count
+    };
+    // Paced, one pipeline outstanding: the target never has more than a few dozen of the
+    // audit's commands queued ahead of another client's. Unpaced (a
+    // maintenance window), many, for speed.
+    let in_flight = if pace_at_start > 0 {
+        1
+    } else {
+        plan.in_flight.max(1)
+    };
+    // (Measured and not kept: pipelines of a few keys when paced cost the server more
+    // CPU for no less latency; one EVAL_RO script per batch instead of three commands
+    // per key saves no server CPU and blocks longer.)
+    let chunk_keys = plan.pipeline_keys.max(1);
+    // One walk over the keyspace. (Walking it once per type with `SCAN … TYPE t` would
+    // save the TYPE per key, but Redis 7.0 builds every key of a batch before filtering:
+    // six walks cost more than the TYPE commands they save — measured.)
+    let mut cursor: u64 = 0;
+    loop {
+        // The target's latency decides the pace.
+        let slow = {
+            let w = watch.lock().unwrap_or_else(|e| e.into_inner());
+            w.recent_median()
+                .is_some_and(|m| m > plan.latency_limit.as_secs_f64() * 1000.0)
+        };
+        let achieved = dispatched as f64 / audit_start.elapsed().as_secs_f64().max(0.001);
+        let current = ctx.pace_now();
+        let next = next_pace(current, plan.pace, achieved, slow, last_change.elapsed());
+        if next != current {
+            if slow {
+                load.backoffs += 1;
+                load.slowest_pace = if load.slowest_pace == 0 {
+                    next
+                } else {
+                    load.slowest_pace.min(next)
+                };
+            }
+            ctx.set_pace_now(next);
+            last_change = Instant::now();
+        }
+
+        ctx.pace(1).await?;
+        let mut q = redis::cmd("SCAN");
+        q.arg(cursor).arg("COUNT").arg(count);
+        let (next_cursor, batch): (u64, Vec<String>) = ctx
+            .net(target, q.query_async(&mut scan), |e| {
+                classify(target, &e, start.elapsed())
+            })
+            .await?;
+        let mut fresh = Vec::with_capacity(batch.len());
+        for k in batch {
+            if visited >= max_keys {
+                break;
+            }
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            k.hash(&mut h);
+            if seen.insert(h.finish()) {
+                visited += 1;
+                fresh.push(k);
+            } else {
+                out.meta.duplicates += 1;
+            }
+        }
+        // Small pipelines, many in flight: the pace is kept batch by batch, and no
+        // round trip is waited for.
+        let per_key: u64 = 3;
+        let mut fresh = fresh.into_iter().peekable();
+        while fresh.peek().is_some() {
+            let chunk: Vec<String> = fresh.by_ref().take(chunk_keys).collect();
+            ctx.pace(per_key * chunk.len() as u64).await?;
+            dispatched += per_key * chunk.len() as u64;
+            let conn = data.clone();
+            let samples = samples.clone();
+            inflight.spawn(measure(conn, chunk, samples, limit));
+            while inflight.len() >= in_flight {
+                let rows = join_one(ctx, &mut inflight, target).await?;
+                absorb(&mut out, rows);
+            }
+        }
+        if last_detail.elapsed() >= Duration::from_millis(250) {
+            last_detail = Instant::now();
+            let rate = visited as f64 / audit_start.elapsed().as_secs_f64().max(0.001);
+            let ping = watch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .recent_median()
+                .unwrap_or(load.baseline_ms);
+            let pace = ctx.pace_now();
+            let of = max_keys.min(dbsize_before);
+            ctx.detail(format!(
+                "{label}: visited {} of {} keys ({:.0}%) · {} keys/s · pace {} · target PING {ping:.1} ms",
+                group(visited),
+                group(of),
+                visited as f64 * 100.0 / of.max(1) as f64,
+                group(rate as u64),
+                if pace == 0 {
+                    "unpaced".to_string()
+                } else {
+                    format!("{}/s", group(pace as u64))
+                },
+            ));
+        }
+        cursor = next_cursor;
+        if cursor == 0 || visited >= max_keys {
+            break;
+        }
+    }
+    while !inflight.is_empty() {
+        let rows = join_one(ctx, &mut inflight, target).await?;
+        absorb(&mut out, rows);
+    }
+    load.secs = audit_start.elapsed().as_secs_f64();
+    // The biggest keys' encodings.
+    let top: Vec<String> = out
+        .keys
+        .biggest
+        .iter()
+        .map(|std::cmp::Reverse((_, std::cmp::Reverse(k), _, _))| k.clone())
+        .collect();
+    if !top.is_empty() {
+        let mut pipe = redis::pipe();
+        for k in &top {
+            pipe.cmd("OBJECT").arg("ENCODING").arg(k);
+        }
+        ctx.pace(top.len() as u64).await?;
+        let enc: Vec<redis::Value> = ctx
+            .net(target, pipe.query_async(&mut scan), |e| {
+                classify(target, &e, start.elapsed())
+            })
+            .await?;
+        for (k, e) in top.into_iter().zip(enc) {
+            if let Ok(e) = redis::from_redis_value::<String>(&e) {
+                out.meta.encodings.insert(k, e);
+            }
+        }
+    }
+    ctx.pace(1).await?;
+    out.meta.dbsize_after = ctx
+        .net(target, redis::cmd("DBSIZE").query_async(&mut scan), |e| {
+            classify(target, &e, start.elapsed())
+        })
+        .await?;
+    {
+        let w = watch.lock().unwrap_or_else(|e| e.into_inner());
+        load.p50_ms = quantile(&w.all, 0.5);
+        load.p99_ms = quantile(&w.all, 0.99);
+        load.max_ms = w.all.iter().copied().fold(0.0, f64::max);
+        load.pings = w.all.len() as u64;
+        load.ops_during = w.ops_max;
+    }
+    load.commands = ctx.commands() - commands_at_start;
+    // Back to the configured pace for the rest of the run.
+    ctx.set_pace_now(plan.pace);
+    out.meta.load.push((label.to_string(), load));
+    Ok(out)
+}
+
+/// Reads memory, type and TTL of a batch of keys: one pipeline, three commands per key
+/// (a key gone meanwhile answers nil, "none", -2).
+async fn measure(
+    mut conn: Conn,
+    chunk: Vec<String>,
+    samples: String,
+    limit: Duration,
+) -> Result<Vec<Row>, String> {
+    let mut pipe = redis::pipe();
+    for k in &chunk {
+        pipe.cmd("MEMORY")
+            .arg("USAGE")
+            .arg(k)
+            .arg("SAMPLES")
+            .arg(&samples);
+        pipe.cmd("TYPE").arg(k);
+        pipe.cmd("PTTL").arg(k);
+    }
+    let vals: Vec<redis::Value> =
+        match tokio::time::timeout(limit, pipe.query_async(&mut conn)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no answer within {limit:?}")),
+        };
+    Ok(chunk
+        .into_iter()
+        .zip(vals.chunks(3))
+        .map(|(k, v)| match v {
+            [mem, ty, ttl] => (
+                k,
+                redis::from_redis_value(mem).ok(),
+                redis::from_redis_value(ty).unwrap_or_default(),
+                redis::from_redis_value(ttl).unwrap_or(-2),
+            ),
+            _ => (k, None, String::new(), -2),
+        })
+        .collect())
+}
+
+async fn join_one(
+    ctx: &Ctx,
+    set: &mut tokio::task::JoinSet<Result<Vec<Row>, String>>,
+    target: &str,
+) -> Result<Vec<Row>, ProbeError> {
+    let next = ctx
+        .net(
+            target,
+            async { set.join_next().await.ok_or("no batch in flight") },
+            |e: &str| ProbeError::Server {
+                target: target.into(),
+                reason: e.into(),
+            },
+        )
+        .await?;
+    match next {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(e)) => Err(ProbeError::Server {
+            target: target.into(),
+            reason: format!("a pipelined batch failed: {e}"),
+        }),
+        Err(e) => Err(ProbeError::Server {
+            target: target.into(),
+            reason: format!("a pipelined batch stopped: {e}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pace_backs_off_and_recovers() {
+        let ms = Duration::from_millis;
+        // (current, configured, achieved, slow, since last change) → next
+        let cases: &[(u32, u32, f64, bool, Duration, u32)] = &[
+            // Healthy at the configured pace: unchanged.
+            (50_000, 50_000, 48_000.0, false, ms(5000), 50_000),
+            // Slow: halve.
+            (50_000, 50_000, 48_000.0, true, ms(5000), 25_000),
+            // Slow again right after a change: wait for the change to show.
+            (25_000, 50_000, 48_000.0, true, ms(100), 25_000),
+            // Never below the floor.
+            (800, 50_000, 48_000.0, true, ms(5000), 500),
+            (500, 50_000, 48_000.0, true, ms(5000), 500),
+            // Unpaced and slow: half of what it achieved.
+            (0, 0, 900_000.0, true, ms(5000), 450_000),
+            // Healthy for a second: up by a quarter, capped at the configured pace.
+            (25_000, 50_000, 20_000.0, false, ms(1500), 31_250),
+            (45_000, 50_000, 20_000.0, false, ms(1500), 50_000),
+            // …but not before a second has passed.
+            (25_000, 50_000, 20_000.0, false, ms(500), 25_000),
+            // Unpaced configured: climbs, then lets go once past twice the achieved rate.
+            (450_000, 0, 400_000.0, false, ms(1500), 562_500),
+            (700_000, 0, 400_000.0, false, ms(1500), 0),
+            // Unpaced and healthy: stays unpaced.
+            (0, 0, 900_000.0, false, ms(5000), 0),
+        ];
+        for &(cur, conf, ach, slow, since, want) in cases {
+            assert_eq!(
+                next_pace(cur, conf, ach, slow, since),
+                want,
+                "{cur} {conf} {ach} {slow} {since:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&[], 0.99), 0.0);
+        assert_eq!(quantile(&[3.0], 0.99), 3.0);
+    }
+}
