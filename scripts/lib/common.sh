@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/run and scripts/test: paths, logging, and installing what is missing
 # (and only what is missing). Sourced, not executed.
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Throwaway PostgreSQL, Redis and Apache Kafka for the TEST command: random loopback ports,
 # one temporary directory, everything removed by stop_services. Sourced, not executed.
 
@@ -47,7 +48,7 @@ stop_pg_cluster() {
 
 start_postgres() {
   # The main cluster: Debian's PostgreSQL (the newest under /usr/lib/postgresql).
-  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  PG_BIN="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)"
   [ -x "$PG_BIN/initdb" ] || die "no PostgreSQL server under /usr/lib/postgresql"
   pg_cluster "$PG_BIN" postgres
   export DATABASE_URL="$PG_CLUSTER_URL"
