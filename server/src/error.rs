@@ -86,3 +86,27 @@ pub fn rejection(status: StatusCode, body: String) -> Response {
     };
     json_error(status, code, &body)
 }
+
+/// The body limit answers 413 before any handler runs (or when an extractor hits it), in
+/// plain text; under `/api/` the answer becomes the API's JSON error, with the limit.
+pub async fn api_too_large(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if api && res.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the request body is over the limit of {limit} bytes"),
+        );
+    }
+    res
+}

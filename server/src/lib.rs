@@ -173,6 +173,10 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         .layer(axum::Extension(shared))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            error::api_too_large,
+        ))
         // Brotli or gzip by Accept-Encoding, at a level cheap enough for dynamic pages (4);
         // never SSE (streamed as is), images or tiny bodies (tower-http's default
         // predicate), never what already has an encoding (the precompressed static files).

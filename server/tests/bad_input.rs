@@ -168,6 +168,33 @@ async fn oversized_bodies_get_413(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
+    // The API's JSON error, not the limit layer's plain text.
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 65536 bytes"),
+        "{body}"
+    );
+    // Without a Content-Length (chunked), the limit hits while the body is read: the same.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..50).map(|_| Ok(vec![b' '; 4096])).collect();
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/incidents"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
     let admin = app.signed_in("big-admin", Role::Admin).await;
     let big_form = "x".repeat(200_000);
     let res = call_fn(
