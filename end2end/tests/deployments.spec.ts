@@ -20,8 +20,9 @@ async function person(browser: Browser, admin: Page, role: string) {
   return { page, username };
 }
 
-test("a release from template to gate, with a metric item passing live", async ({ page, browser }) => {
-  test.setTimeout(120_000);
+// Signed in as the admin: a Prometheus target on the run's Prometheus, and two approvers
+// signed in in their own browsers.
+async function release(page: Page, browser: Browser) {
   expect(PROM, "E2E_PROMETHEUS_URL is set by scripts/test").not.toBe("");
   await signInAsAdmin(page);
   const origin = new URL(page.url()).origin;
@@ -33,6 +34,12 @@ test("a release from template to gate, with a metric item passing live", async (
   expect(t.status(), await t.text()).toBe(201);
   const alice = await person(browser, page, "approver");
   const bob = await person(browser, page, "approver");
+  return { origin, prom, alice, bob };
+}
+
+test("a release from template to gate, with a metric item passing live", async ({ page, browser }) => {
+  test.setTimeout(120_000);
+  const { origin, prom, alice, bob } = await release(page, browser);
 
   // The editor: a mistake is shown with its line and column, the text stays.
   const id = unique("web-");
@@ -149,17 +156,7 @@ sections:
 
 test("the built-in Deployment checklist with chosen thresholds, from form to incident", async ({ page, browser }) => {
   test.setTimeout(150_000);
-  expect(PROM, "E2E_PROMETHEUS_URL is set by scripts/test").not.toBe("");
-  await signInAsAdmin(page);
-  const origin = new URL(page.url()).origin;
-  const prom = unique("prom-");
-  const t = await page.request.post("/api/v1/targets", {
-    headers: { origin },
-    data: { name: prom, kind: "prometheus", connection: PROM, environment: "staging" },
-  });
-  expect(t.status(), await t.text()).toBe(201);
-  const alice = await person(browser, page, "approver");
-  const bob = await person(browser, page, "approver");
+  const { origin, prom, alice, bob } = await release(page, browser);
   const a = alice.page;
 
   // The built-in template, marked as such, with its parameters and their defaults.

@@ -115,6 +115,15 @@ async fn mixed(c: &mut Conn) {
     let _: () = p.query_async(c).await.unwrap();
 }
 
+/// `n` small keys `k:0` … (one pipeline).
+async fn keys(c: &mut Conn, n: u32) {
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("SET").arg(format!("k:{i}")).arg("v").ignore();
+    }
+    let _: () = p.query_async(c).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_full_audit_is_exact() {
     let r = TestRedis::start();
@@ -206,12 +215,7 @@ async fn a_full_audit_is_exact() {
 #[tokio::test]
 async fn a_keyspace_changing_during_the_audit() {
     let r = TestRedis::start();
-    let mut c = r.conn().await;
-    let mut p = redis::pipe();
-    for i in 0..40_000 {
-        p.cmd("SET").arg(format!("k:{i}")).arg("v").ignore();
-    }
-    let _: () = p.query_async(&mut c).await.unwrap();
+    keys(&mut r.conn().await, 40_000).await;
     // Another client adds, deletes and expires keys the whole time.
     let mut w = r.conn().await;
     let churn = tokio::spawn(async move {
@@ -282,12 +286,7 @@ impl probes::framework::ProgressSink for Lines {
 #[tokio::test]
 async fn the_audit_shows_its_progress_live() {
     let r = TestRedis::start();
-    let mut c = r.conn().await;
-    let mut p = redis::pipe();
-    for i in 0..20_000 {
-        p.cmd("SET").arg(format!("k:{i}")).arg("v").ignore();
-    }
-    let _: () = p.query_async(&mut c).await.unwrap();
+    keys(&mut r.conn().await, 20_000).await;
     let spec = probes::registry::find("redis").unwrap();
     let prm = probes::framework::validate_params(
         spec.spec(),
@@ -335,12 +334,7 @@ async fn the_audit_shows_its_progress_live() {
 #[tokio::test]
 async fn the_audit_backs_off_when_the_server_slows_down() {
     let r = TestRedis::start();
-    let mut c = r.conn().await;
-    let mut p = redis::pipe();
-    for i in 0..20_000 {
-        p.cmd("SET").arg(format!("k:{i}")).arg("v").ignore();
-    }
-    let _: () = p.query_async(&mut c).await.unwrap();
+    keys(&mut r.conn().await, 20_000).await;
     // For four seconds, another client keeps the server busy with Lua loops of ~50 ms.
     let mut busy = r.conn().await;
     let hog = tokio::spawn(async move {
