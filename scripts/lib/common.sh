@@ -61,15 +61,21 @@ ensure_build_packages() {
 
 prune_target_dir() {
   # The shared target dir grows with every checkout path it builds (CI clones, the working
-  # copy): past 25 GB, drop the incremental caches and test binaries older than a day —
-  # they are rebuilt when needed — so a long-lived machine does not fill its disk.
+  # copy) and every change of features or dependencies (a new hash, a new ~400 MB
+  # libserver-*.rlib): past 25 GB, drop the incremental caches, and test binaries,
+  # examples and the workspace crates' libraries older than a day — they are rebuilt
+  # when needed — so a long-lived machine does not fill its disk (one did: 72 GB).
   local dir="$CARGO_TARGET_DIR" kb
   [ -d "$dir" ] || return 0
   kb="$(du -sk "$dir" 2>/dev/null | cut -f1)"
   if [ "${kb:-0}" -gt $((25 * 1024 * 1024)) ]; then
-    log "pruning $dir ($((kb / 1024 / 1024)) GB): incremental caches and old test binaries"
+    log "pruning $dir ($((kb / 1024 / 1024)) GB): incremental caches, old test binaries and workspace libraries"
     rm -rf "$dir"/debug/incremental "$dir"/release/incremental
     find "$dir"/debug/deps -maxdepth 1 -type f -executable -mtime +1 -delete 2>/dev/null || true
+    find "$dir"/debug/deps "$dir"/release/deps -maxdepth 1 -type f -mtime +1 \
+      \( -name 'libserver-*' -o -name 'libapp-*' -o -name 'libdomain-*' -o -name 'libprobes-*' -o -name 'libfrontend-*' \) \
+      -delete 2>/dev/null || true
+    find "$dir"/debug/examples "$dir"/release/examples -maxdepth 1 -type f -mtime +1 -delete 2>/dev/null || true
   fi
 }
 
