@@ -82,9 +82,16 @@ fn main() {
     if args.len() == 3 && args[1] == "--pinger" {
         return pinger_main(&args[2]);
     }
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async_main());
+    // LOOKOUT_BENCH_CURRENT_THREAD=1: the whole benchmark (and the probe) on one thread,
+    // to see what the probe's own CPU use does to the latency beside it on a small machine.
+    let rt = if std::env::var_os("LOOKOUT_BENCH_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    rt.expect("runtime").block_on(async_main());
 }
 
 async fn async_main() {
