@@ -17,22 +17,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use sqlx::PgPool;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is set by scripts/test")
-}
-
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
+use std::time::{Duration, Instant};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn kafka_lag_items_follow_the_samplers_verdicts(pool: PgPool) {
@@ -61,15 +46,15 @@ sections:
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let (s, t) = app
-        .post(&admin, "/api/v1/targets", json!({"name": "events", "kind": "kafka", "connection": brokers(), "environment": "test"}))
+        .post(&admin, "/api/v1/targets", json!({"name": "events", "kind": "kafka", "connection": common::kafka_brokers(), "environment": "test"}))
         .await;
     assert_eq!(s, 201, "{t}");
     let target = t["id"].as_i64().unwrap();
 
     // A topic with 50 messages; one group read them all, another stopped at 10.
-    let topic = unique("orders");
+    let topic = common::unique("orders");
     let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .create()
         .unwrap();
     for r in admin_client
@@ -83,7 +68,7 @@ sections:
         r.unwrap();
     }
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .create()
         .unwrap();
     for i in 0..50 {
@@ -98,7 +83,7 @@ sections:
     producer.flush(Duration::from_secs(10)).unwrap();
     let commit = |group: &str, offset: i64| {
         let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
+            .set("bootstrap.servers", common::kafka_brokers())
             .set("group.id", group)
             .create()
             .unwrap();
@@ -107,8 +92,8 @@ sections:
             .unwrap();
         c.commit(&tpl, CommitMode::Sync).unwrap();
     };
-    let healthy = unique("ledger");
-    let stopped = unique("mailer");
+    let healthy = common::unique("ledger");
+    let stopped = common::unique("mailer");
     commit(&healthy, 50);
     commit(&stopped, 10);
 
@@ -173,14 +158,9 @@ sections:
         "{ann:?}"
     );
     let viewer = app.signed_in("vic", Role::Viewer).await;
-    let html = viewer
-        .get(app.url(&format!("/kafka/{target}/groups/{healthy}")))
-        .send()
+    let html = common::page(&viewer, &app, &format!("/kafka/{target}/groups/{healthy}"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .1;
     assert!(
         html.contains(&format!("href=\"/deployments/{ok}\"")),
         "the mark links the deployment"
@@ -197,7 +177,7 @@ sections:
     );
 
     // A group the sampler does not know: inconclusive after three readings, never passed.
-    let unknown = open(unique("ghost")).await;
+    let unknown = open(common::unique("ghost")).await;
     let d = settled(&app, &admin, &unknown, "no-lag", Duration::from_secs(90)).await;
     let it = item(&d, "no-lag");
     assert_eq!(it["state"], "inconclusive", "{it:#}");

@@ -350,14 +350,9 @@ async fn metric_items_pass_fail_and_go_inconclusive_against_a_real_prometheus(po
     // The incident's page lists its deployments: the linked one, and the other one of the
     // same service and environment around that time.
     let viewer = w.app.signed_in("vince", Role::Viewer).await;
-    let html = viewer
-        .get(w.app.url(&format!("/incidents/{inc}")))
-        .send()
+    let html = common::page(&viewer, &w.app, &format!("/incidents/{inc}"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .1;
     assert!(html.contains("id=\"deployments-near\""), "the panel");
     assert!(
         html.contains(&format!("data-deployment=\"{bad}\""))
@@ -369,14 +364,9 @@ async fn metric_items_pass_fail_and_go_inconclusive_against_a_real_prometheus(po
         1,
         "one of them linked"
     );
-    let html = viewer
-        .get(w.app.url(&format!("/deployments/{bad}")))
-        .send()
+    let html = common::page(&viewer, &w.app, &format!("/deployments/{bad}"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .1;
     assert!(
         html.contains(&format!("href=\"/incidents/{inc}\"")),
         "linked back"

@@ -22,18 +22,6 @@ sections:
     - {id: smoke, kind: manual, text: Smoke test}
 ";
 
-async fn page(c: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
-    let res = c.get(app.url(path)).send().await.unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
-async fn count(app: &TestApp, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn a_release_worked_through_the_pages(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
@@ -55,7 +43,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
         body.contains("line 8, column") && body.contains("unknown field `txt`"),
         "{body}"
     );
-    assert_eq!(count(&app, "deployment_templates").await, 0);
+    assert_eq!(app.count("deployment_templates").await, 0);
     let res = call_fn(
         &alice,
         &app,
@@ -73,7 +61,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
     )
     .await;
     assert_eq!(res.status(), 200);
-    let (s, html) = page(
+    let (s, html) = common::page(
         &alice,
         &app,
         "/deployments/templates/web?version=2&against=1",
@@ -97,14 +85,14 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
         "the YAML stays text inside the editor"
     );
     assert!(html.contains("&lt;/textarea&gt;&lt;svg onload=alert(1)&gt;"));
-    let (_, html) = page(&alice, &app, "/deployments/templates/web?version=1").await;
+    let (_, html) = common::page(&alice, &app, "/deployments/templates/web?version=1").await;
     assert!(
         html.contains("an old version: the newest is"),
         "old versions say so"
     );
 
     // The form: the template's preview, then the deployment.
-    let (s, html) = page(&alice, &app, "/deployments/new?template=web").await;
+    let (s, html) = common::page(&alice, &app, "/deployments/new?template=web").await;
     assert_eq!(s, 200);
     assert!(
         html.contains("tests-green") && html.contains("new-deployment-form"),
@@ -163,7 +151,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
     .await;
     assert_eq!(d["deployment"]["template_version"], 2, "the newest version");
 
-    let (s, html) = page(&alice, &app, &format!("/deployments/{key}")).await;
+    let (s, html) = common::page(&alice, &app, &format!("/deployments/{key}")).await;
     assert_eq!(s, 200);
     assert!(
         html.contains("CI must be <strong>green</strong>"),
@@ -216,7 +204,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
     assert_eq!(res.status(), 200);
 
     // The requester cannot sign; the page says so and offers no Approve.
-    let (_, html) = page(&alice, &app, &format!("/deployments/{key}")).await;
+    let (_, html) = common::page(&alice, &app, &format!("/deployments/{key}")).await;
     assert!(html.contains("You requested this deployment"));
     assert!(!html.contains(">Approve<"));
     assert!(
@@ -240,7 +228,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
         res.status()
     );
     // Bob can.
-    let (_, html) = page(&bob, &app, &format!("/deployments/{key}")).await;
+    let (_, html) = common::page(&bob, &app, &format!("/deployments/{key}")).await;
     assert!(html.contains(">Approve<") && html.contains("Reject…"));
     let res = call_fn(
         &bob,
@@ -258,7 +246,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
     )
     .await;
     assert_eq!(res.status(), 200);
-    let (_, html) = page(&bob, &app, &format!("/deployments/{key}")).await;
+    let (_, html) = common::page(&bob, &app, &format!("/deployments/{key}")).await;
     assert!(
         html.contains("dstatus-approved") && html.contains("Start the deployment"),
         "approved"
@@ -266,7 +254,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
     assert!(html.contains("Sign-off is complete."));
     // A viewer sees the page without controls.
     let carol = app.signed_in("carol", Role::Viewer).await;
-    let (_, html) = page(&carol, &app, &format!("/deployments/{key}")).await;
+    let (_, html) = common::page(&carol, &app, &format!("/deployments/{key}")).await;
     assert!(!html.contains("Start the deployment") && !html.contains("value=\"check\""));
     let res = call_fn(
         &carol,
@@ -306,7 +294,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    let (_, html) = page(&carol, &app, &format!("/deployments/{key}")).await;
+    let (_, html) = common::page(&carol, &app, &format!("/deployments/{key}")).await;
     assert!(html.contains(&format!("Record ({total})")));
     assert!(
         html.contains(&format!(
@@ -316,7 +304,7 @@ async fn a_release_worked_through_the_pages(pool: PgPool) {
         "the window"
     );
     assert_eq!(html.matches("class=\"ev ev-").count(), 200);
-    let (_, html) = page(&carol, &app, &format!("/deployments/{key}?all=1")).await;
+    let (_, html) = common::page(&carol, &app, &format!("/deployments/{key}?all=1")).await;
     assert_eq!(html.matches("class=\"ev ev-").count() as i64, total);
     assert!(!html.contains("id=\"record-window\""));
 }
@@ -343,7 +331,7 @@ async fn the_list_filters_and_pages(pool: PgPool) {
         assert_eq!(s, 201, "{d}");
     }
     let viewer = app.signed_in("vic", Role::Viewer).await;
-    let (s, html) = page(&viewer, &app, "/deployments").await;
+    let (s, html) = common::page(&viewer, &app, "/deployments").await;
     assert_eq!(s, 200);
     assert!(
         html.contains("DEP-55") && !html.contains(">DEP-5<"),
@@ -354,13 +342,13 @@ async fn the_list_filters_and_pages(pool: PgPool) {
         "{}",
         "a link to the older page"
     );
-    let (_, html) = page(&viewer, &app, "/deployments?before=6").await;
+    let (_, html) = common::page(&viewer, &app, "/deployments?before=6").await;
     assert!(html.contains(">DEP-5<") && html.contains(">DEP-1<") && !html.contains(">DEP-6<"));
-    let (_, html) = page(&viewer, &app, "/deployments?service=billing").await;
+    let (_, html) = common::page(&viewer, &app, "/deployments?service=billing").await;
     assert_eq!(html.matches("<td>billing</td>").count(), 11);
     assert!(!html.contains("<td>checkout</td>"));
-    let (_, html) = page(&viewer, &app, "/deployments?status=done").await;
+    let (_, html) = common::page(&viewer, &app, "/deployments?status=done").await;
     assert!(html.contains("No deployments match"));
-    let (s, _) = page(&viewer, &app, "/deployments?status=bogus").await;
+    let (s, _) = common::page(&viewer, &app, "/deployments?status=bogus").await;
     assert_eq!(s, 422, "an unknown status is refused, not ignored");
 }

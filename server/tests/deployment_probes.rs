@@ -123,14 +123,9 @@ async fn probe_items_fail_on_a_seeded_bad_state_and_pass_after_the_fix(pool: PgP
     );
     // Its page links the run.
     let viewer = app.signed_in("vera", Role::Viewer).await;
-    let html = viewer
-        .get(app.url(&format!("/deployments/{key}")))
-        .send()
+    let html = common::page(&viewer, &app, &format!("/deployments/{key}"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .1;
     assert!(
         html.contains(&format!("href=\"/probe-runs/{run}\"")),
         "the evidence is one click away"

@@ -657,14 +657,9 @@ async fn bad_requests_are_refused_and_write_nothing(pool: PgPool) {
         "template": "web-release", "description": "# Not a heading\n[link](javascript:alert(2)) </textarea>"})).await;
     assert_eq!(s, 201, "{d}");
     let k2 = d["deployment"]["key"].as_str().unwrap().to_string();
-    let page = rita
-        .get(app.url(&format!("/deployments/{k2}")))
-        .send()
+    let page = common::page(&rita, &app, &format!("/deployments/{k2}"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .1;
     assert!(
         page.contains("&lt;img src=x") && !page.contains("<img src=x"),
         "escaped on its page"

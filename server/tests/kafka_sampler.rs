@@ -19,28 +19,13 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is set by scripts/test")
-}
-
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
-
 async fn topic(name: &str) {
     topic_with(name, 1).await
 }
 
 async fn topic_with(name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .create()
         .unwrap();
     for r in admin
@@ -66,7 +51,7 @@ fn produce(p: &BaseProducer, topic: &str, n: usize) {
 
 fn producer() -> BaseProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .create()
         .unwrap()
 }
@@ -74,7 +59,7 @@ fn producer() -> BaseProducer {
 /// A client with the group's id that never subscribes: it only commits for the group.
 fn group_client(group: &str) -> BaseConsumer {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .set("group.id", group)
         .create()
         .unwrap()
@@ -94,7 +79,7 @@ async fn kafka_target(app: &TestApp, admin: &str, name: &str) -> i64 {
         .post(app.url("/api/v1/targets"))
         .bearer_auth(admin)
         .json(
-            &json!({"name": name, "kind": "kafka", "connection": brokers(), "environment": "test"}),
+            &json!({"name": name, "kind": "kafka", "connection": common::kafka_brokers(), "environment": "test"}),
         )
         .send()
         .await
@@ -124,14 +109,14 @@ async fn stall_stop_ok_and_rewind_with_a_real_consumer(pool: PgPool) {
     let admin = app.create_token("a", Role::Admin).await;
     let viewer = app.create_token("v", Role::Viewer).await;
     let target = kafka_target(&app, &admin, "events").await;
-    let t = unique("enrich");
-    let g = unique("enricher");
+    let t = common::unique("enrich");
+    let g = common::unique("enricher");
     topic(&t).await;
     let producer = producer();
     produce(&producer, &t, 50);
     // A live member that read and committed 50, then hangs (keeps its session, commits no more).
     let member: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .set("group.id", &g)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -656,8 +641,8 @@ async fn rollups_keep_each_partitions_peak(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.create_token("a", Role::Admin).await;
     let target = kafka_target(&app, &admin, "peaks").await;
-    let t = unique("peaks");
-    let g = unique("peaks-group");
+    let t = common::unique("peaks");
+    let g = common::unique("peaks-group");
     topic_with(&t, 3).await;
     let producer = producer();
     for (p, n) in [(0, 10), (1, 20), (2, 30)] {
@@ -798,8 +783,8 @@ async fn a_sasl_ssl_target_is_tested_and_sampled(pool: PgPool) {
     assert_eq!(report["ok"], true, "{report}");
     assert!(!report.to_string().contains(&password));
 
-    let t = unique("secure");
-    let g = unique("secure-group");
+    let t = common::unique("secure");
+    let g = common::unique("secure-group");
     topic(&t).await;
     let producer = producer();
     produce(&producer, &t, 25);
@@ -879,13 +864,13 @@ async fn rebalances_and_dead_letters_between_rounds(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let admin = app.create_token("a", Role::Admin).await;
     let res = app.plain().post(app.url("/api/v1/targets")).bearer_auth(&admin)
-        .json(&json!({"name": "signs", "kind": "kafka", "connection": brokers(), "environment": "test",
+        .json(&json!({"name": "signs", "kind": "kafka", "connection": common::kafka_brokers(), "environment": "test",
                       "labels": {"kafka-dlq-patterns": "{topic}.dlq,{topic}.errors"}}))
         .send().await.unwrap();
     assert_eq!(res.status(), 201);
     let target = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    let t = unique("payments");
-    let g = unique("payments-worker");
+    let t = common::unique("payments");
+    let g = common::unique("payments-worker");
     for name in [
         t.clone(),
         format!("{t}.dlq"),
@@ -933,7 +918,7 @@ async fn rebalances_and_dead_letters_between_rounds(pool: PgPool) {
 
     // A member joins: a new member set is a rebalance; it leaves: another.
     let member: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .set("group.id", &g)
         .set("enable.auto.commit", "false")
         .create()
@@ -984,8 +969,8 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
     let app = TestApp::spawn(pool.clone()).await;
     let admin = app.create_token("a", Role::Admin).await;
     let target = kafka_target(&app, &admin, "events").await;
-    let t = unique("three");
-    let g = unique("partial");
+    let t = common::unique("three");
+    let g = common::unique("partial");
     topic_with(&t, 3).await;
     let p = producer();
     for part in 0..3 {
@@ -998,7 +983,7 @@ async fn never_committed_partitions_are_shown_as_unknown_not_as_zero(pool: PgPoo
     p.flush(Duration::from_secs(10)).unwrap();
     // A live member owns all three partitions and commits partition 0 only (at 4 of 10).
     let member: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", common::kafka_brokers())
         .set("group.id", &g)
         .set("enable.auto.commit", "false")
         .create()
@@ -1158,8 +1143,8 @@ async fn a_cancelled_round_writes_nothing(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let admin = app.create_token("a", Role::Admin).await;
     let target = kafka_target(&app, &admin, "events").await;
-    let t = unique("atomic");
-    let g = unique("atomic-group");
+    let t = common::unique("atomic");
+    let g = common::unique("atomic-group");
     topic(&t).await;
     produce(&producer(), &t, 20);
     commit_as(&group_client(&g), &t, 5);
@@ -1229,7 +1214,12 @@ async fn a_cancelled_round_writes_nothing(pool: PgPool) {
 /// test broker, which advertises 127.0.0.1.
 #[sqlx::test(migrations = "../migrations")]
 async fn advertised_brokers_outside_the_allowed_networks_are_not_contacted(pool: PgPool) {
-    let broker: std::net::SocketAddr = brokers().split(',').next().unwrap().parse().unwrap();
+    let broker: std::net::SocketAddr = common::kafka_brokers()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let front = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
     let front_addr = front.local_addr().unwrap();
     tokio::spawn(async move {

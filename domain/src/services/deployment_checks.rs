@@ -208,20 +208,8 @@ async fn record(
         .map(|s| s.value.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let (ok, failed, inconclusive) = store::insert_measurement(
-        &mut tx,
-        store::NewMeasurement {
-            deployment_id: due.deployment_id,
-            item_id: &due.item_id,
-            run,
-            phase: phase.as_str(),
-            value: serde_json::to_value(&values).map_err(DomainError::internal)?,
-            series,
-            message,
-            lag_ms: due.lag.as_millis().min(i32::MAX as u128) as i32,
-        },
-    )
-    .await?;
+    let (ok, failed, inconclusive) =
+        append_measurement(&mut tx, due, run, phase, &values, series, message).await?;
     let Check::Metric(c) = &due.check else {
         return Err(DomainError::internal("record() is for metric items"));
     };
@@ -409,20 +397,7 @@ async fn finish(
         _ => Phase::Inconclusive,
     };
     let series = values.len() as i32;
-    store::insert_measurement(
-        &mut tx,
-        store::NewMeasurement {
-            deployment_id: due.deployment_id,
-            item_id: &due.item_id,
-            run,
-            phase: phase.as_str(),
-            value: serde_json::to_value(&values).map_err(DomainError::internal)?,
-            series,
-            message,
-            lag_ms: due.lag.as_millis().min(i32::MAX as u128) as i32,
-        },
-    )
-    .await?;
+    append_measurement(&mut tx, due, run, phase, &values, series, message).await?;
     end_run(&mut tx, due, (run, status, &section), to, message).await?;
     tx.commit().await?;
     Ok(Some(to))
@@ -508,20 +483,8 @@ pub async fn lag_step(pool: &PgPool, due: &Due) -> DomainResult<Option<ItemState
         return Ok(None);
     };
     let series = values.len() as i32;
-    let (_, failed, inconclusive) = store::insert_measurement(
-        &mut tx,
-        store::NewMeasurement {
-            deployment_id: due.deployment_id,
-            item_id: &due.item_id,
-            run,
-            phase: phase.as_str(),
-            value: serde_json::to_value(&values).map_err(DomainError::internal)?,
-            series,
-            message: &message,
-            lag_ms: due.lag.as_millis().min(i32::MAX as u128) as i32,
-        },
-    )
-    .await?;
+    let (_, failed, inconclusive) =
+        append_measurement(&mut tx, due, run, phase, &values, series, &message).await?;
     let span: f64 = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM (max(at) - min(at)))::float8 FROM deployment_measurements
          WHERE deployment_id = $1 AND item_id = $2 AND run = $3",
@@ -570,6 +533,33 @@ pub async fn lag_step(pool: &PgPool, due: &Due) -> DomainResult<Option<ItemState
 /// The item a step was for, locked, if it is still running that run in its open section:
 /// `(run, the deployment's status, the item's section)`. `None`: it moved on meanwhile
 /// (re-run, waived, its section closed) and the step is dropped.
+/// Appends one measurement to the due item's run (its evidence, and the counts so far:
+/// successful, failed, inconclusive).
+async fn append_measurement(
+    tx: &mut PgConnection,
+    due: &Due,
+    run: i32,
+    phase: Phase,
+    values: &[MeasuredSeries],
+    series: i32,
+    message: &str,
+) -> DomainResult<(i64, i64, i64)> {
+    Ok(store::insert_measurement(
+        tx,
+        store::NewMeasurement {
+            deployment_id: due.deployment_id,
+            item_id: &due.item_id,
+            run,
+            phase: phase.as_str(),
+            value: serde_json::to_value(values).map_err(DomainError::internal)?,
+            series,
+            message,
+            lag_ms: due.lag.as_millis().min(i32::MAX as u128) as i32,
+        },
+    )
+    .await?)
+}
+
 async fn still_running(
     tx: &mut PgConnection,
     due: &Due,

@@ -100,13 +100,6 @@ pub struct Meta {
     pub load: Vec<(String, Load)>,
 }
 
-impl Meta {
-    /// The keyspace changed while it was audited (keys came or went).
-    pub fn under_change(&self) -> bool {
-        self.dbsize_before != self.dbsize_after || self.vanished > 0
-    }
-}
-
 impl Audit {
     /// Adds another node's audit (a cluster's shards).
     pub fn merge(&mut self, o: Audit) {
@@ -116,6 +109,11 @@ impl Audit {
 }
 
 impl Meta {
+    /// The keyspace changed while it was audited (keys came or went).
+    pub fn under_change(&self) -> bool {
+        self.dbsize_before != self.dbsize_after || self.vanished > 0
+    }
+
     fn merge(&mut self, o: Meta) {
         self.full &= o.full;
         for (t, (k, b)) in o.types {
@@ -238,6 +236,10 @@ pub async fn audit_node(
     target: &str,
     plan: &Plan,
 ) -> Result<Audit, ProbeError> {
+    // The audit's own pace (lifted in a maintenance window, lowered by back-offs); the
+    // run's is restored at the end.
+    let run_pace = ctx.pace_now();
+    ctx.set_pace_now(plan.pace);
     let start = Instant::now();
     let limit = ctx.step_timeout();
     let cfg = redis::AsyncConnectionConfig::new()
@@ -533,8 +535,7 @@ pub async fn audit_node(
         load.ops_during = w.ops_max;
     }
     load.commands = ctx.commands() - commands_at_start;
-    // Back to the configured pace for the rest of the run.
-    ctx.set_pace_now(plan.pace);
+    ctx.set_pace_now(run_pace);
     out.meta.load.push((label.to_string(), load));
     Ok(out)
 }

@@ -456,7 +456,6 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             let node = redis::Client::open(url.as_str())
                 .map_err(|e| ProbeError::InvalidTarget(e.to_string()))?;
             let label = format!("{host}:{port}");
-            ctx.set_pace_now(plan.pace);
             let a = audit::audit_node(ctx, &node, None, &label, &target, &plan).await?;
             match &mut all {
                 None => all = Some(a),
@@ -465,12 +464,9 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         }
         all
     } else {
-        ctx.set_pace_now(plan.pace);
         let label = redact_url(&conn.display);
         Some(audit::audit_node(ctx, &client, Some(c.clone()), &label, &target, &plan).await?)
     };
-    // The audit may have lifted the pace; the rest of the run keeps the configured one.
-    ctx.set_pace_now(params.int("max_commands_per_sec").max(0) as u32);
     let (sampled, audit_meta) = match audited {
         Some(a) => {
             dbsize = a.meta.dbsize_before;

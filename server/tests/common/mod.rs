@@ -460,3 +460,26 @@ pub fn spawn_checks(
     .unwrap();
     stop
 }
+
+/// A page as `c` gets it: its status and its HTML.
+pub async fn page(c: &reqwest::Client, app: &TestApp, path: &str) -> (u16, String) {
+    let res = c.get(app.url(path)).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The test broker (scripts/test starts it).
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is set by scripts/test")
+}
+
+/// A name no other test run uses (topics, groups).
+pub fn unique(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
