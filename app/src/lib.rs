@@ -6,6 +6,7 @@
 
 pub mod account_fns;
 pub mod components;
+pub mod cost_fns;
 pub mod deployment_fns;
 pub mod error;
 pub mod incident_fns;
@@ -98,7 +99,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("kafka/:target") view=pages::kafka::KafkaTargetPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka/:target/groups/:group") view=pages::kafka::KafkaGroupPage ssr=SsrMode::Async/>
                     <Route path=path!("kafka/:target/topics/:topic") view=pages::kafka::KafkaTopicPage ssr=SsrMode::Async/>
-                    <Route path=path!("costs") view=pages::placeholders::CostsPage ssr=SsrMode::Async/>
+                    <Route path=path!("costs") view=pages::costs::CostsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets") view=pages::targets::TargetsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets/:id") view=pages::targets::TargetPage ssr=SsrMode::Async/>
                     <Route path=path!("probe-runs/:id") view=pages::probe_runs::ProbeRunPage ssr=SsrMode::Async/>

@@ -82,6 +82,9 @@ pub struct Principal {
     /// A CI token limited to deployments of these services: the deployments API only, and
     /// only their deployments.
     pub deploy_services: Option<Vec<String>>,
+    /// An ingest token: it may send OTLP traces and nothing else (and only it may).
+    #[serde(default)]
+    pub ingest: bool,
 }
 
 impl Principal {
@@ -148,6 +151,9 @@ pub struct TokenView {
     /// A CI token limited to deployments of these services (responder role; never approves).
     #[serde(default)]
     pub deploy_services: Option<Vec<String>>,
+    /// `ingest` for a token that may only send OTLP traces; `None` for an ordinary token.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// A token as returned once, at creation. The secret is never stored or shown again.

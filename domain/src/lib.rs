@@ -4,6 +4,7 @@
 //! that the UI's server functions and the `/api/v1` handlers both call (written once).
 
 pub mod accounts;
+pub mod costs;
 pub mod deployments;
 pub mod error;
 pub mod incidents;
@@ -16,6 +17,8 @@ pub mod targets;
 pub mod alertmanager;
 #[cfg(feature = "server")]
 pub mod kinds;
+#[cfg(feature = "server")]
+pub mod llm;
 #[cfg(feature = "server")]
 pub mod markdown;
 #[cfg(feature = "server")]

@@ -51,8 +51,14 @@ pub fn deploy_scope_allows(path: &str, method: &Method) -> bool {
                 || path.starts_with("/api/v1/deployment-templates/")))
 }
 
+/// What an ingest token may reach.
+pub fn ingest_scope_allows(path: &str, method: &Method) -> bool {
+    (path == "/v1/traces" && method == Method::POST)
+        || (is_safe_method(method) && path == "/api/v1/whoami")
+}
+
 fn wants_json(path: &str) -> bool {
-    path.starts_with("/api/") || path == "/metrics"
+    path.starts_with("/api/") || path == "/metrics" || path.starts_with("/v1/")
 }
 
 fn is_safe_method(m: &Method) -> bool {
@@ -173,6 +179,14 @@ pub async fn authenticate(
         match auth::token_principal(&shared.pool, &secret).await {
             // A CI token scoped to deployments reaches the deployments API and nothing else
             // (which deployments, and that it never signs, the services check).
+            // An ingest token sends traces and nothing else.
+            Ok(Some(p)) if p.ingest && !ingest_scope_allows(&path, &method) => {
+                return json_error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "This token is an ingest token: it may send OTLP traces to /v1/traces (and read /api/v1/whoami) only.",
+                );
+            }
             Ok(Some(p)) if p.deploy_services.is_some() && !deploy_scope_allows(&path, &method) => {
                 return json_error(
                     StatusCode::FORBIDDEN,

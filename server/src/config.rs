@@ -285,6 +285,39 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_KAFKA_RETENTION_1H_DAYS", default_value_t = 400, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
     pub kafka_retention_1h_days: i64,
 
+    /// Span or resource attributes naming an LLM call's feature, first found wins (comma-separated).
+    #[arg(
+        long,
+        env = "LOOKOUT_LLM_FEATURE_KEYS",
+        default_value = "app.feature,feature",
+        global = true
+    )]
+    pub llm_feature_keys: String,
+
+    /// Span or resource attributes naming an LLM call's tenant, first found wins.
+    #[arg(
+        long,
+        env = "LOOKOUT_LLM_TENANT_KEYS",
+        default_value = "tenant.id,app.tenant",
+        global = true
+    )]
+    pub llm_tenant_keys: String,
+
+    /// Providers whose GenAI spans carry the provider's own token counting rather than the
+    /// OpenTelemetry convention's (e.g. `anthropic` when its `input_tokens` arrive without the
+    /// cache tokens); docs/llm-costs.md.
+    #[arg(
+        long,
+        env = "LOOKOUT_LLM_PROVIDER_COUNTING",
+        default_value = "",
+        global = true
+    )]
+    pub llm_provider_counting: String,
+
+    /// Days of LLM usage records kept (older daily partitions are dropped; older spans refused).
+    #[arg(long, env = "LOOKOUT_LLM_RETENTION_DAYS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(14..=3650), global = true)]
+    pub llm_retention_days: u32,
+
     /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,

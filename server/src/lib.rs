@@ -13,6 +13,7 @@ pub mod embedded_pg;
 pub mod error;
 pub mod forms;
 pub mod headers;
+pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod ops;
@@ -91,7 +92,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), String> {
             "database migration failed: {e}. Lookout did not start; fix the database (or the \
              migration) and start again."
         )
-    })
+    })?;
+    // An empty LLM price book gets the prices Lookout ships (docs/llm-costs.md).
+    domain::services::llm::seed_default_prices(pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("seeding the default LLM prices failed: {e:?}"))
 }
 
 /// Everything served besides the Leptos pages and server functions: operations, sign-in and
@@ -104,6 +110,7 @@ fn server_routes() -> Routes<AppState> {
     let r = route!(r, "/auth/login", post(auth::login));
     let r = route!(r, "/auth/logout", post(auth::logout));
     let r = route!(r, "/settings/tokens", post(forms::create_token));
+    let r = route!(r, "/v1/traces", post(ingest::traces));
     r.merge(api::routes())
 }
 
@@ -148,6 +155,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         pool,
         config,
         metrics: Arc::new(metrics::Metrics::new()),
+        ingest_slots: Arc::new(tokio::sync::Semaphore::new(ingest::CONCURRENT_BATCHES)),
     });
 
     let routes = generate_route_list(App);

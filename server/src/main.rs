@@ -89,6 +89,7 @@ fn cli_principal() -> Principal {
         method: AuthMethod::Cli,
         token_id: None,
         deploy_services: None,
+        ingest: false,
     }
 }
 
@@ -207,11 +208,14 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("LEPTOS_SITE_ADDR: cannot listen on {addr}: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = vec![server::workers::spawn(
-        pool.clone(),
-        config.login_window_secs,
-        stop_rx.clone(),
-    )];
+    let mut workers = vec![
+        server::workers::spawn(pool.clone(), config.login_window_secs, stop_rx.clone()),
+        server::workers::spawn_llm_partitions(
+            pool.clone(),
+            config.llm_retention_days,
+            stop_rx.clone(),
+        ),
+    ];
     let mut sampler = server::workers::SamplerSettings::new(
         Duration::from_secs(config.kafka_sample_secs),
         domain::services::kafka_lag::Retention {

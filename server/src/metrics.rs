@@ -26,6 +26,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<(String, String), Histogram>>,
     started: Option<Instant>,
+    /// LLM usage records: stored, duplicates (retried exports), rejected spans.
+    llm: Mutex<[u64; 3]>,
 }
 
 impl Metrics {
@@ -52,6 +54,14 @@ impl Metrics {
             }
             h.sum += secs;
             h.count += 1;
+        }
+    }
+
+    pub fn llm_ingested(&self, stored: i64, duplicates: i64, rejected: i64) {
+        if let Ok(mut m) = self.llm.lock() {
+            m[0] += stored.max(0) as u64;
+            m[1] += duplicates.max(0) as u64;
+            m[2] += rejected.max(0) as u64;
         }
     }
 
@@ -101,6 +111,20 @@ impl Metrics {
             pool.options().get_max_connections()
         );
 
+        if let Ok(m) = self.llm.lock() {
+            let _ = writeln!(
+                out,
+                "# HELP lookout_llm_spans_total GenAI spans received over OTLP: stored, duplicate (a retried export, not counted again) or rejected."
+            );
+            let _ = writeln!(out, "# TYPE lookout_llm_spans_total counter");
+            for (i, outcome) in ["stored", "duplicate", "rejected"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "lookout_llm_spans_total{{outcome=\"{outcome}\"}} {}",
+                    m[i]
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP lookout_http_requests_total HTTP requests by method, route template and status."

@@ -16,4 +16,6 @@ pub struct Shared {
     pub runner: domain::services::probe_runs::Runner,
     pub severity_mapping: domain::alertmanager::SeverityMapping,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
+    /// Trace exports decoded and written at once (`crate::ingest`).
+    pub ingest_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }

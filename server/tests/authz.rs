@@ -17,6 +17,9 @@ enum Need {
     Any,
     /// At least this role.
     Role(Role),
+    /// No role: only an ingest token (tested in llm_ingest.rs); every session and every
+    /// ordinary token is refused.
+    IngestToken,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -344,6 +347,15 @@ fn missing_resources() -> Vec<Case> {
             404,
         ),
         server_fn("/api/fn/kafka/groups", Any, &[("target_id", "999999")], 404),
+        server_fn("/api/fn/costs/review", Any, &[("week", "2026-W01")], 200),
+        get_json("/api/v1/llm/review", Any),
+        json(
+            Method::POST,
+            "/v1/traces",
+            Need::IngestToken,
+            r#"{"resourceSpans":[]}"#,
+            200,
+        ),
         server_fn(
             "/api/fn/kafka/group",
             Any,
@@ -867,6 +879,7 @@ fn expected(case: &Case, role: Option<Role>) -> u16 {
             let allowed = match case.need {
                 Need::Public | Need::Any => true,
                 Need::Role(needed) => r.allows(needed),
+                Need::IngestToken => false,
             };
             if allowed { case.ok } else { 403 }
         }

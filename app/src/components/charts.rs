@@ -314,3 +314,63 @@ mod tests {
         );
     }
 }
+
+/// Vertical bars with a labelled value axis and a label under each bar (the weekly cost
+/// trend). `highlight` marks one bar (the week on show); each bar links where `hrefs` says.
+#[component]
+pub fn BarChart(
+    #[prop(into)] title: String,
+    labels: Vec<String>,
+    values: Vec<f64>,
+    hrefs: Vec<String>,
+    /// Shown in each bar's tooltip.
+    texts: Vec<String>,
+    #[prop(into)] unit: String,
+    highlight: Option<usize>,
+) -> impl IntoView {
+    let (w, h) = (720.0, 180.0);
+    let n = values.len().max(1) as f64;
+    let max = nice_max(values.iter().copied().fold(0.0, f64::max));
+    let slot = w / n;
+    let grid: Vec<(f64, String)> = (0..=4)
+        .map(|i| (h - h * i as f64 / 4.0, fmt_num(max * i as f64 / 4.0)))
+        .collect();
+    let bars: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let bh = (v / max * h).max(if *v > 0.0 { 1.0 } else { 0.0 });
+            (
+                i as f64 * slot + slot * 0.15,
+                h - bh,
+                slot * 0.7,
+                bh,
+                labels.get(i).cloned().unwrap_or_default(),
+                hrefs.get(i).cloned().unwrap_or_default(),
+                texts.get(i).cloned().unwrap_or_default(),
+                highlight == Some(i),
+            )
+        })
+        .collect();
+    view! {
+        <figure class="chart">
+            <figcaption>{title}<span class="muted">{format!(" ({unit})")}</span></figcaption>
+            <svg viewBox=format!("-60 -10 {} {}", w + 70.0, h + 40.0) class="barchart" role="img" aria-label="bar chart">
+                {grid.into_iter().map(|(y, label)| view! {
+                    <line x1="0" x2=w.to_string() y1=format!("{y:.1}") y2=format!("{y:.1}") class="grid"/>
+                    <text x="-6" y=format!("{:.1}", y + 4.0) text-anchor="end" class="tick">{label}</text>
+                }).collect_view()}
+                {bars.into_iter().map(|(x, y, bw, bh, label, href, text, hi)| view! {
+                    <a href=href>
+                        <title>{format!("{label}: {text}")}</title>
+                        <rect x=format!("{x:.1}") y=format!("{y:.1}") width=format!("{bw:.1}") height=format!("{bh:.1}")
+                            class=if hi { "bar current" } else { "bar" }/>
+                        <text x=format!("{:.1}", x + bw / 2.0) y=format!("{:.1}", h + 16.0) text-anchor="middle" class="tick">
+                            {label.split_once("-W").map(|(_, w)| format!("W{w}")).unwrap_or(label.clone())}
+                        </text>
+                    </a>
+                }).collect_view()}
+            </svg>
+        </figure>
+    }
+}

@@ -301,7 +301,7 @@ pub async fn create_token(
     name: &str,
     role: Role,
 ) -> DomainResult<NewToken> {
-    insert_token(pool, who, meta, name, role, None).await
+    insert_token(pool, who, meta, name, role, None, None).await
 }
 
 /// The most services one CI token may deploy.
@@ -332,7 +332,18 @@ pub async fn create_deploy_token(
     for s in &list {
         crate::incidents::check_name("service", s).map_err(DomainError::Invalid)?;
     }
-    insert_token(pool, who, meta, name, Role::Responder, Some(list)).await
+    insert_token(pool, who, meta, name, Role::Responder, Some(list), None).await
+}
+
+/// An ingest token: it sends OTLP traces (`/v1/traces`, the OTLP/gRPC port) and nothing else;
+/// no other token may send them. It has the viewer role.
+pub async fn create_ingest_token(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    name: &str,
+) -> DomainResult<NewToken> {
+    insert_token(pool, who, meta, name, Role::Viewer, None, Some("ingest")).await
 }
 
 async fn insert_token(
@@ -342,6 +353,7 @@ async fn insert_token(
     name: &str,
     role: Role,
     deploy_services: Option<Vec<String>>,
+    scope: Option<&str>,
 ) -> DomainResult<NewToken> {
     who.require(Role::Admin)?;
     rules::check_token_name(name).map_err(DomainError::Invalid)?;
@@ -356,7 +368,10 @@ async fn insert_token(
         &prefix,
         role,
         who.user_id,
-        deploy_services.as_deref(),
+        tokens::Limits {
+            deploy_services: deploy_services.as_deref(),
+            scope,
+        },
     )
     .await?;
     audit::append(
@@ -365,7 +380,7 @@ async fn insert_token(
             who,
             "token.create",
             name,
-            serde_json::json!({ "token_id": id, "role": role, "prefix": prefix, "deploy_services": deploy_services }),
+            serde_json::json!({ "token_id": id, "role": role, "prefix": prefix, "deploy_services": deploy_services, "scope": scope }),
             meta,
         ),
     )

@@ -178,6 +178,7 @@ pub async fn sign_in(
                 method: AuthMethod::Session,
                 token_id: None,
                 deploy_services: None,
+                ingest: false,
             })
         }
         other => {
@@ -219,6 +220,7 @@ pub async fn session_principal(pool: &PgPool, user_id: i64) -> DomainResult<Opti
             method: AuthMethod::Session,
             token_id: None,
             deploy_services: None,
+            ingest: false,
         }))
 }
 
@@ -243,6 +245,7 @@ pub async fn token_principal(pool: &PgPool, secret: &str) -> DomainResult<Option
         role: row.role,
         method: AuthMethod::Token,
         token_id: Some(row.id),
+        ingest: row.scope.as_deref() == Some("ingest"),
         deploy_services: row.deploy_services,
     }))
 }

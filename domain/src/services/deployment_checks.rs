@@ -68,6 +68,7 @@ fn system() -> crate::accounts::Principal {
         method: crate::accounts::AuthMethod::Cli,
         token_id: None,
         deploy_services: None,
+        ingest: false,
     }
 }
 

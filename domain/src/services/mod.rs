@@ -7,6 +7,7 @@ pub mod deployment_checks;
 pub mod deployments;
 pub mod incidents;
 pub mod kafka_lag;
+pub mod llm;
 pub mod passwords;
 pub mod probe_runs;
 pub(crate) mod resolve;

@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod incidents;
 pub mod kafka_lag;
 pub mod leases;
+pub mod llm;
 pub mod login_throttle;
 pub mod probe_runs;
 pub mod sessions;

@@ -15,6 +15,7 @@ pub struct TokenRow {
     pub last_used_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
     pub deploy_services: Option<Vec<String>>,
+    pub scope: Option<String>,
 }
 
 impl From<TokenRow> for TokenView {
@@ -29,13 +30,21 @@ impl From<TokenRow> for TokenView {
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
             deploy_services: r.deploy_services,
+            scope: r.scope,
         }
     }
 }
 
 const SELECT: &str = "SELECT t.id, t.name, t.prefix, t.role, u.username AS created_by,
-    t.created_at, t.last_used_at, t.revoked_at, t.deploy_services
+    t.created_at, t.last_used_at, t.revoked_at, t.deploy_services, t.scope
     FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by";
+
+/// What a token is limited to: deployments of some services, or a scope (`ingest`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits<'a> {
+    pub deploy_services: Option<&'a [String]>,
+    pub scope: Option<&'a str>,
+}
 
 pub async fn insert(
     db: impl PgExecutor<'_>,
@@ -44,18 +53,19 @@ pub async fn insert(
     prefix: &str,
     role: Role,
     created_by: Option<i64>,
-    deploy_services: Option<&[String]>,
+    limits: Limits<'_>,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO api_tokens (name, token_hash, prefix, role, created_by, deploy_services)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO api_tokens (name, token_hash, prefix, role, created_by, deploy_services, scope)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(name)
     .bind(hash)
     .bind(prefix)
     .bind(role)
     .bind(created_by)
-    .bind(deploy_services)
+    .bind(limits.deploy_services)
+    .bind(limits.scope)
     .fetch_one(db)
     .await
 }

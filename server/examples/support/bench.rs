@@ -122,5 +122,6 @@ pub fn admin() -> Principal {
         method: AuthMethod::Cli,
         token_id: None,
         deploy_services: None,
+        ingest: false,
     }
 }

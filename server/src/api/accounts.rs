@@ -142,12 +142,28 @@ pub struct CreateToken {
     /// A CI token limited to deployments of these services.
     #[serde(default)]
     deploy_services: Option<Vec<String>>,
+    /// `ingest`: a token that only sends OTLP traces (no role, no deploy_services).
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 pub async fn create_token(
     (Extension(shared), Extension(who), Extension(meta)): Ctx,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<NewToken>)> {
+    if let Some(scope) = body.scope.as_deref() {
+        if scope != "ingest" {
+            return Err(DomainError::invalid("scope: ingest (or leave it out)").into());
+        }
+        if body.role.is_some() || body.deploy_services.is_some() {
+            return Err(DomainError::invalid(
+                "an ingest token has no role and no deploy_services: it only sends traces",
+            )
+            .into());
+        }
+        let t = accounts::create_ingest_token(&shared.pool, &who, &meta, &body.name).await?;
+        return Ok((StatusCode::CREATED, Json(t)));
+    }
     let t = match (body.role, body.deploy_services) {
         (Some(role), None) => {
             accounts::create_token(&shared.pool, &who, &meta, &body.name, role).await?

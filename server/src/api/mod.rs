@@ -5,6 +5,7 @@ mod accounts;
 mod deployments;
 mod incidents;
 mod kafka;
+mod llm;
 mod openapi;
 mod probes;
 mod streams;
@@ -26,6 +27,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
         .merge(targets::routes())
         .merge(probes::routes())
         .merge(kafka::routes())
+        .merge(llm::routes())
         .merge(streams::routes())
         .merge(route!(
             Routes::new(),

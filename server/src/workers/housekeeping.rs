@@ -51,3 +51,33 @@ pub fn spawn(
         },
     )
 }
+
+/// Every hour, on one replica (the `llm-partitions` lease): LLM usage partitions for today
+/// and the next three days, and those past retention dropped.
+pub fn spawn_llm_partitions(
+    pool: PgPool,
+    retention_days: u32,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let job_pool = pool.clone();
+    let window = domain::services::llm::Window {
+        retention_days: i64::from(retention_days),
+    };
+    super::run_periodic(
+        pool,
+        super::Periodic::new("llm-partitions", Duration::from_secs(3600)),
+        shutdown,
+        move || {
+            let pool = job_pool.clone();
+            async move {
+                let (_, dropped) = domain::services::llm::maintain_partitions(&pool, window)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if dropped > 0 {
+                    tracing::info!(dropped, "dropped LLM usage partitions past retention");
+                }
+                Ok(())
+            }
+        },
+    )
+}

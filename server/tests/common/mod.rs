@@ -28,6 +28,7 @@ pub fn admin_principal() -> Principal {
         method: AuthMethod::Cli,
         token_id: None,
         deploy_services: None,
+        ingest: false,
     }
 }
 

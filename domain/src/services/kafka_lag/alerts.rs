@@ -32,6 +32,7 @@ fn system() -> Principal {
         method: crate::accounts::AuthMethod::Cli,
         token_id: None,
         deploy_services: None,
+        ingest: false,
     }
 }
 

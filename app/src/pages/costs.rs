@@ -1,0 +1,240 @@
+//! The weekly LLM cost review: a week against the one before, why the cost changed (volume,
+//! mix, price, cache, tokens per call — adding up to the change), the 13-week trend, a
+//! breakdown by any dimension with drill-down (service → feature → model), and the most
+//! expensive traces. Server-rendered from the hourly rollups; reads the same without
+//! JavaScript (the week picker and the breakdown selector are plain GET forms).
+
+use crate::components::charts::{BarChart, fmt_count};
+use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
+use crate::components::sortable::SortableTable;
+use crate::cost_fns::weekly_cost_review;
+use domain::costs::{CostReview, DIMENSIONS};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+/// The next dimension to break down by after filtering on `by` (service → feature → model).
+fn drill_next(by: &str) -> &'static str {
+    match by {
+        "service" => "feature",
+        "feature" => "model",
+        "provider" => "model",
+        "tenant" => "service",
+        "operation" => "model",
+        _ => "service",
+    }
+}
+
+/// The page's URL for `week`, `by` and the filters (in a fixed order).
+fn href(week: &str, by: &str, filters: &[(String, String)]) -> String {
+    let mut s = format!("/costs?week={}&by={}", query_value(week), query_value(by));
+    for (k, v) in filters {
+        s.push_str(&format!("&{}={}", query_value(k), query_value(v)));
+    }
+    s
+}
+
+fn review_view(r: CostReview) -> impl IntoView {
+    let no_calls = r.cur.calls == 0 && r.prev.calls == 0;
+    let week = r.week.clone();
+    let by = r.by.clone();
+    let filters = r.filters.clone();
+    let trend_labels: Vec<String> = r.trend.iter().map(|p| p.week.clone()).collect();
+    let trend_values: Vec<f64> = r.trend.iter().map(|p| p.cost_usd).collect();
+    let trend_hrefs: Vec<String> = r
+        .trend
+        .iter()
+        .map(|p| href(&p.week, &by, &filters))
+        .collect();
+    let trend_texts: Vec<String> = r
+        .trend
+        .iter()
+        .map(|p| {
+            format!(
+                "{} over {} calls{}",
+                p.cost,
+                fmt_count(p.calls),
+                if p.unpriced_calls > 0 {
+                    format!(" ({} unpriced)", fmt_count(p.unpriced_calls))
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    let current = r.trend.iter().position(|p| p.week == r.week);
+    let next_by = drill_next(&by);
+    let columns: Vec<String> = [
+        by.as_str(),
+        "Cost",
+        "Last week",
+        "Change",
+        "Calls",
+        "Cost per call",
+        "Input",
+        "Cache read",
+        "Cache write",
+        "Output",
+        "Reasoning",
+        "Unpriced calls",
+        "Failed calls",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|x| {
+            vec![
+                x.key.clone(),
+                x.cur.cost.clone(),
+                x.prev.cost.clone(),
+                x.change.clone(),
+                fmt_count(x.cur.calls),
+                x.cost_per_call.clone(),
+                fmt_count(x.cur.input),
+                fmt_count(x.cur.cache_read),
+                fmt_count(x.cur.cache_write),
+                fmt_count(x.cur.output),
+                fmt_count(x.cur.reasoning),
+                fmt_count(x.cur.unpriced_calls),
+                fmt_count(x.cur.failed_calls),
+            ]
+        })
+        .collect();
+    let drill: Vec<(String, String)> = r
+        .rows
+        .iter()
+        .filter(|_| !filters.iter().any(|(k, _)| *k == by))
+        .map(|x| {
+            let mut f = filters.clone();
+            f.push((by.clone(), x.key.clone()));
+            (x.key.clone(), href(&week, next_by, &f))
+        })
+        .collect();
+    let o = r.overall.clone();
+    view! {
+        {(!r.filters.is_empty()).then(|| view! {
+            <p class="crumbs">"Filtered: "
+                {r.filters.iter().map(|(k, v)| view! { <span class="badge">{format!("{k} = {v}")}</span> " " }).collect_view()}
+                <a href=href(&week, "service", &[])>"clear"</a>
+            </p>
+        })}
+        <section class="cards">
+            <div class="card"><h3>"Cost"</h3><p class="big">{r.cur.cost.clone()}</p>
+                <p class="muted">{format!("{} in {}", r.prev.cost, r.prev_week)}</p></div>
+            <div class="card"><h3>"Calls"</h3><p class="big">{fmt_count(r.cur.calls)}</p>
+                <p class="muted">{format!("{} in {}", fmt_count(r.prev.calls), r.prev_week)}</p></div>
+            <div class="card"><h3>"Unpriced calls"</h3><p class="big">{fmt_count(r.cur.unpriced_calls)}</p>
+                <p class="muted">"no price applies: not in the cost, never counted as $0"</p></div>
+            <div class="card"><h3>"Cache savings"</h3><p class="big">{r.cur.cache_savings.clone()}</p>
+                <p class="muted">"cache reads against the uncached input price"</p></div>
+            <div class="card"><h3>"Failed attempts"</h3><p class="big">{r.cur.failed_cost.clone()}</p>
+                <p class="muted">{format!("{} calls that errored or fell back", fmt_count(r.cur.failed_calls))}</p></div>
+        </section>
+        {if no_calls {
+            view! {
+                <EmptyState title="No LLM calls in these two weeks"
+                    what="Send GenAI spans over OTLP (/v1/traces with an ingest token): every call with gen_ai.operation.name becomes a usage record, priced on arrival."
+                    status="Nothing to review for this week."/>
+            }.into_any()
+        } else {
+            view! {
+                <section class="explain">
+                    <h2>"Why it changed"</h2>
+                    <p class="sentence">{o.sentence.clone()}</p>
+                    <table class="data effects">
+                        <caption>"The change split into effects that add up to it (docs/llm-costs.md)"</caption>
+                        <thead><tr><th>"Scope"</th><th>"Volume"</th><th>"Mix"</th><th>"Price"</th><th>"Cache"</th><th>"Tokens per call"</th><th>"Total"</th></tr></thead>
+                        <tbody>
+                            {std::iter::once(o.clone()).chain(r.services.iter().cloned()).map(|c| view! {
+                                <tr><td>{c.scope}</td><td>{c.volume}</td><td>{c.mix}</td><td>{c.price}</td><td>{c.cache}</td><td>{c.tokens}</td><td><strong>{c.total}</strong></td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    <ul class="sentences">
+                        {r.services.iter().map(|c| view! { <li>{c.sentence.clone()}</li> }).collect_view()}
+                    </ul>
+                </section>
+                <BarChart title="Cost per week, the last 13 weeks" labels=trend_labels values=trend_values
+                    hrefs=trend_hrefs texts=trend_texts unit="USD, priced calls" highlight=current/>
+                <section>
+                    <h2>{format!("By {by}")}</h2>
+                    <SortableTable caption=format!("{} against {}", r.week, r.prev_week) columns rows/>
+                    {(!drill.is_empty()).then(|| view! {
+                        <p class="drill">{format!("Drill down ({by} → {next_by}): ")}
+                            {drill.into_iter().map(|(k, h)| view! { <a href=h>{k}</a> " · " }).collect_view()}
+                        </p>
+                    })}
+                </section>
+                {(!r.top_traces.is_empty()).then(|| view! {
+                    <section>
+                        <h2>"Most expensive traces"</h2>
+                        <table class="data">
+                            <thead><tr><th>"Trace"</th><th>"Service"</th><th>"LLM calls"</th><th>"Cost"</th></tr></thead>
+                            <tbody>
+                                {r.top_traces.iter().map(|t| view! {
+                                    <tr><td><code>{t.trace_id.clone()}</code></td><td>{t.service.clone()}</td><td>{fmt_count(t.calls)}</td><td>{t.cost.clone()}</td></tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+                })}
+            }.into_any()
+        }}
+    }
+}
+
+#[component]
+pub fn CostsPage() -> impl IntoView {
+    let q = use_query_map();
+    let get = move |k: &str| q.read().get(k).filter(|s| !s.is_empty());
+    let review = Resource::new(
+        move || {
+            (
+                get("week"),
+                get("by"),
+                [
+                    get("provider"),
+                    get("model"),
+                    get("service"),
+                    get("feature"),
+                    get("tenant"),
+                    get("operation"),
+                ],
+            )
+        },
+        |(week, by, [p, m, s, f, t, o])| weekly_cost_review(week, by, p, m, s, f, t, o),
+    );
+    view! {
+        <Title text="LLM costs"/>
+        <h1>"LLM costs"</h1>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match review.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(r) => {
+                        let by = r.by.clone();
+                        let filters = r.filters.clone();
+                        view! {
+                            <form method="get" action="/costs" class="toolbar">
+                                <label>"Week "<input type="week" name="week" value=r.week.clone() required/></label>
+                                <label>" by "
+                                    <select name="by">
+                                        {DIMENSIONS.iter().map(|d| view! { <option value=*d selected=*d == by>{*d}</option> }).collect_view()}
+                                    </select>
+                                </label>
+                                {filters.iter().map(|(k, v)| view! { <input type="hidden" name=k.clone() value=v.clone()/> }).collect_view()}
+                                " " <button type="submit">"Show"</button>
+                                " " <a href=href(&r.prev_week, &by, &filters)>{format!("← {}", r.prev_week)}</a>
+                                <span class="muted">{format!(" · {} to {} (UTC)", &r.from[..10.min(r.from.len())], &r.to[..10.min(r.to.len())])}</span>
+                            </form>
+                            {review_view(r)}
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,692 @@
+//! LLM usage: ingest (pricing at arrival, idempotent, rollups in the same transaction), the
+//! default price book, and the weekly review read from the rollups (docs/llm-costs.md).
+
+use crate::accounts::{Principal, Role};
+use crate::costs::{
+    CostChange, CostReview, CostRow, CostTotals, DIMENSIONS, TraceCost, TrendPoint,
+};
+use crate::error::{DomainError, DomainResult};
+use crate::llm::explain::{Cell, CellWeek, Effects, decompose, to_cents, to_places};
+use crate::llm::prices::{self, BucketCosts, Price};
+use crate::storage::llm::{self as store, NewPrice, RollupRow, UsageRow};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use sqlx::PgPool;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use time::{Date, Duration, OffsetDateTime, UtcOffset, Weekday};
+
+/// The outcome of one ingest batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestResult {
+    /// Records new to Lookout, now committed.
+    pub stored: i64,
+    /// Records already stored (a retried export): acknowledged, not counted again.
+    pub duplicates: i64,
+    /// Spans refused, with the first few reasons.
+    pub rejected: i64,
+    pub messages: Vec<String>,
+}
+
+/// How far back and ahead a call may be dated.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub retention_days: i64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            retention_days: 400,
+        }
+    }
+}
+
+/// Prices and stores `rows` (already validated by the extraction), refusing calls dated
+/// outside the retention window. Acknowledge only after this returns: the records are
+/// committed.
+pub async fn ingest(
+    pool: &PgPool,
+    who: &Principal,
+    rows: Vec<UsageRow>,
+    mut result: IngestResult,
+    window: Window,
+) -> DomainResult<IngestResult> {
+    if !who.ingest {
+        return Err(DomainError::forbidden(
+            "only an ingest token may send usage (create one in Settings → API tokens)",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let oldest = now - Duration::days(window.retention_days);
+    let newest = now + Duration::days(1);
+    let mut keep = Vec::with_capacity(rows.len());
+    for r in rows {
+        if r.started_at < oldest || r.started_at > newest {
+            result.rejected += 1;
+            if result.messages.len() < 5 {
+                result.messages.push(format!(
+                    "span {}: start time {} is outside the accepted window (the last {} days to tomorrow)",
+                    r.span_id.as_deref().unwrap_or(&r.record_id),
+                    r.started_at.date(),
+                    window.retention_days
+                ));
+            }
+            continue;
+        }
+        keep.push(r);
+    }
+    if keep.is_empty() {
+        return Ok(result);
+    }
+    let book = store::live_prices(pool).await?;
+    for r in &mut keep {
+        price_row(&book, r);
+    }
+    let days: BTreeSet<Date> = keep
+        .iter()
+        .map(|r| r.started_at.to_offset(UtcOffset::UTC).date())
+        .collect();
+    let mut conn = pool.acquire().await?;
+    for d in days {
+        store::ensure_partition(&mut conn, d).await?;
+    }
+    // Concurrent batches updating the same rollup rows can deadlock; PostgreSQL aborts one,
+    // which is then retried (nothing of it was written).
+    let mut attempt = 0;
+    let stored = loop {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        match store::insert_usage(&mut *tx, &keep).await {
+            Ok(n) => {
+                tx.commit().await?;
+                break n;
+            }
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("40P01") && attempt < 5 =>
+            {
+                attempt += 1;
+                drop(tx);
+                tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    result.stored += stored;
+    result.duplicates += keep.len() as i64 - stored;
+    Ok(result)
+}
+
+/// Prices one call against the book (unpriced when no price applies).
+pub fn price_row(book: &[Price], r: &mut UsageRow) {
+    let p = prices::find(
+        book,
+        &r.provider,
+        &r.model,
+        &r.service_tier,
+        r.started_at,
+        r.buckets.prompt(),
+    );
+    r.price_id = p.map(|p| p.id);
+    r.cost = p.map(|p| p.rates.cost(&r.buckets).total());
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultPrice {
+    provider: String,
+    model: String,
+    from: Date,
+    #[serde(default)]
+    min_prompt_tokens: i64,
+    input: Decimal,
+    #[serde(default)]
+    cache_read: Option<Decimal>,
+    #[serde(default)]
+    cache_write_5m: Option<Decimal>,
+    #[serde(default)]
+    cache_write_1h: Option<Decimal>,
+    output: Decimal,
+    #[serde(default)]
+    reasoning: Option<Decimal>,
+    source: String,
+}
+
+const DEFAULT_PRICES: &str = include_str!("../llm/default_prices.json");
+
+/// The prices Lookout ships (each with its source and date).
+pub fn default_prices() -> Result<Vec<(Price, String)>, String> {
+    let list: Vec<DefaultPrice> =
+        serde_json::from_str(DEFAULT_PRICES).map_err(|e| format!("default_prices.json: {e}"))?;
+    Ok(list
+        .into_iter()
+        .map(|d| {
+            (
+                Price {
+                    id: 0,
+                    provider: d.provider,
+                    model: d.model,
+                    service_tier: "default".into(),
+                    min_prompt_tokens: d.min_prompt_tokens,
+                    effective_from: d.from.midnight().assume_utc(),
+                    rates: prices::Rates {
+                        input: d.input,
+                        cache_read: d.cache_read,
+                        cache_write_5m: d.cache_write_5m,
+                        cache_write_1h: d.cache_write_1h,
+                        output: d.output,
+                        reasoning: d.reasoning,
+                    },
+                },
+                d.source,
+            )
+        })
+        .collect())
+}
+
+/// Fills an empty price book with the default prices (at start; a book with any row, even a
+/// retired one, is the operators' and left alone).
+pub async fn seed_default_prices(pool: &PgPool) -> DomainResult<usize> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('llm_prices seed'))")
+        .execute(&mut *tx)
+        .await?;
+    if store::price_count(&mut *tx).await? > 0 {
+        return Ok(0);
+    }
+    let list = default_prices().map_err(DomainError::internal)?;
+    for (p, source) in &list {
+        store::insert_price(&mut *tx, &NewPrice { price: p, source }, None).await?;
+    }
+    tx.commit().await?;
+    Ok(list.len())
+}
+
+/// Creates partitions for today and the next few days, and drops those past retention.
+pub async fn maintain_partitions(pool: &PgPool, window: Window) -> DomainResult<(usize, usize)> {
+    let today = OffsetDateTime::now_utc().date();
+    let mut conn = pool.acquire().await?;
+    let mut created = 0;
+    for i in 0..4 {
+        store::ensure_partition(&mut conn, today + Duration::days(i)).await?;
+        created += 1;
+    }
+    let oldest = store::partition_name(today - Duration::days(window.retention_days + 1));
+    let mut dropped = 0;
+    for name in store::partitions(&mut *conn).await? {
+        if name < oldest {
+            store::drop_partition(&mut *conn, &name).await?;
+            dropped += 1;
+        }
+    }
+    Ok((created, dropped))
+}
+
+// ---------------------------------------------------------------------------------------
+// The weekly review.
+
+/// `2026-W48` → the Monday starting it.
+pub fn parse_week(s: &str) -> DomainResult<Date> {
+    let bad = || DomainError::invalid(format!("week: an ISO week like 2026-W48, not {s:?}"));
+    let (y, w) = s.trim().split_once("-W").ok_or_else(bad)?;
+    let y: i32 = y.parse().map_err(|_| bad())?;
+    let w: u8 = w.parse().map_err(|_| bad())?;
+    if !(2000..=2200).contains(&y) {
+        return Err(bad());
+    }
+    Date::from_iso_week_date(y, w, Weekday::Monday).map_err(|_| bad())
+}
+
+pub fn week_name(monday: Date) -> String {
+    let (y, w, _) = monday.to_iso_week_date();
+    format!("{y}-W{w:02}")
+}
+
+/// What the review shows.
+#[derive(Debug, Clone)]
+pub struct ReviewQuery {
+    /// `None`: the last complete week.
+    pub week: Option<String>,
+    pub by: Option<String>,
+    /// Drill-down filters (dimension → value).
+    pub filters: BTreeMap<String, String>,
+    /// The zone weeks start in (a fixed offset; whole hours, as the rollups are hourly).
+    pub offset: UtcOffset,
+}
+
+impl Default for ReviewQuery {
+    fn default() -> Self {
+        ReviewQuery {
+            week: None,
+            by: None,
+            filters: BTreeMap::new(),
+            offset: UtcOffset::UTC,
+        }
+    }
+}
+
+fn money(d: Decimal) -> String {
+    let neg = d.is_sign_negative() && !d.is_zero();
+    let a = d.abs();
+    let s = if a < Decimal::ONE && !a.is_zero() {
+        format!("{:.4}", a.round_dp(4))
+    } else {
+        let s = format!("{:.2}", a.round_dp(2));
+        let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
+        let mut grouped = String::new();
+        for (i, c) in int.chars().enumerate() {
+            if i > 0 && (int.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        format!("{grouped}.{frac}")
+    };
+    format!("{}${s}", if neg { "−" } else { "" })
+}
+
+fn signed_money(d: Decimal) -> String {
+    if d.is_sign_negative() && !d.is_zero() {
+        money(d)
+    } else {
+        format!("+{}", money(d))
+    }
+}
+
+fn to_f64(d: Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(0.0)
+}
+
+fn dim<'a>(r: &'a RollupRow, d: &str) -> &'a str {
+    match d {
+        "provider" => &r.provider,
+        "model" => &r.model,
+        "service" => &r.service,
+        "feature" => &r.feature,
+        "tenant" => &r.tenant,
+        _ => &r.operation,
+    }
+}
+
+/// A rollup row's cost per bucket at the rates of the price that priced it.
+fn bucket_costs(r: &RollupRow, rates: &HashMap<i64, prices::Rates>) -> Option<BucketCosts> {
+    rates.get(&r.price_id?).map(|x| x.cost(&r.tokens))
+}
+
+#[derive(Default, Clone)]
+struct Acc {
+    priced: CellWeek,
+    calls: i64,
+    unpriced: i64,
+    tokens: crate::llm::tokens::Buckets,
+    savings: Decimal,
+    failed_calls: i64,
+    failed_cost: Decimal,
+}
+
+impl Acc {
+    fn add(&mut self, r: &RollupRow, costs: Option<BucketCosts>, rates: Option<&prices::Rates>) {
+        self.calls += r.calls;
+        self.tokens.add(&r.tokens);
+        match costs {
+            Some(c) => {
+                self.priced.add(&CellWeek {
+                    calls: r.calls,
+                    tokens: r.tokens,
+                    cost: c,
+                });
+                if let Some(x) = rates {
+                    self.savings += Decimal::from(r.tokens.cache_read) * (x.input - x.cache_read())
+                        / Decimal::from(1_000_000);
+                }
+                if r.status == "error" {
+                    self.failed_cost += c.total();
+                }
+            }
+            None => self.unpriced += r.calls,
+        }
+        if r.status == "error" {
+            self.failed_calls += r.calls;
+        }
+    }
+
+    fn totals(&self) -> CostTotals {
+        let cost = self.priced.cost.total();
+        CostTotals {
+            cost: money(cost),
+            cost_usd: to_f64(cost),
+            calls: self.calls,
+            unpriced_calls: self.unpriced,
+            input: self.tokens.input,
+            cache_read: self.tokens.cache_read,
+            cache_write: self.tokens.cache_write_5m + self.tokens.cache_write_1h,
+            output: self.tokens.output,
+            reasoning: self.tokens.reasoning,
+            cache_savings: money(self.savings),
+            failed_calls: self.failed_calls,
+            failed_cost: money(self.failed_cost),
+        }
+    }
+}
+
+fn pct(a: i64, b: i64) -> String {
+    if b == 0 {
+        "—".into()
+    } else {
+        format!("{:.0}%", a as f64 * 100.0 / b as f64)
+    }
+}
+
+/// The sentence explaining one scope's change.
+fn sentence(
+    scope: &str,
+    e: &Effects,
+    cells: &[Cell],
+    model_of: impl Fn(&str) -> String,
+) -> CostChange {
+    // Amounts under a dollar are shown to four places, so round them there.
+    let c = if e.total.abs() < Decimal::ONE && e.volume.abs() < Decimal::ONE {
+        to_places(e, 4)
+    } else {
+        to_cents(e)
+    };
+    let n0: i64 = cells.iter().map(|c| c.prev.calls).sum();
+    let n1: i64 = cells.iter().map(|c| c.cur.calls).sum();
+    let mut parts = Vec::new();
+    if !c.volume.is_zero() {
+        let d = if n0 > 0 {
+            format!(
+                "calls {} → {}, {:+.0}%",
+                n0,
+                n1,
+                (n1 - n0) as f64 * 100.0 / n0 as f64
+            )
+        } else {
+            format!("calls 0 → {n1}")
+        };
+        parts.push(format!("{} volume ({d})", signed_money(c.volume)));
+    }
+    if !c.mix.is_zero() {
+        // The model whose share of calls moved most.
+        let mut by_model: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for cell in cells {
+            let e = by_model.entry(model_of(&cell.key)).or_default();
+            e.0 += cell.prev.calls;
+            e.1 += cell.cur.calls;
+        }
+        let moved = by_model.iter().max_by(|a, b| {
+            let s = |(p, q): &(i64, i64)| {
+                (*q as f64 / n1.max(1) as f64 - *p as f64 / n0.max(1) as f64).abs()
+            };
+            s(a.1).total_cmp(&s(b.1))
+        });
+        let d = moved
+            .map(|(m, (p, q))| format!(" ({m} share {} → {})", pct(*p, n0), pct(*q, n1)))
+            .unwrap_or_default();
+        parts.push(format!("{} mix{d}", signed_money(c.mix)));
+    }
+    if !c.cache.is_zero() {
+        let (mut r0, mut p0, mut r1, mut p1) = (0, 0, 0, 0);
+        for cell in cells {
+            r0 += cell.prev.tokens.cache_read;
+            p0 += cell.prev.tokens.prompt();
+            r1 += cell.cur.tokens.cache_read;
+            p1 += cell.cur.tokens.prompt();
+        }
+        parts.push(format!(
+            "{} cache (hit rate {} → {})",
+            signed_money(c.cache),
+            pct(r0, p0),
+            pct(r1, p1)
+        ));
+    }
+    if !c.price.is_zero() {
+        parts.push(format!("{} price", signed_money(c.price)));
+    }
+    if !c.tokens.is_zero() {
+        let per = |f: fn(&CellWeek) -> i64| {
+            let t0: i64 = cells.iter().map(|c| f(&c.prev)).sum();
+            let t1: i64 = cells.iter().map(|c| f(&c.cur)).sum();
+            (t0 / n0.max(1), t1 / n1.max(1))
+        };
+        let (a, b) = per(|w| w.tokens.total());
+        parts.push(format!(
+            "{} tokens per call ({a} → {b})",
+            signed_money(c.tokens)
+        ));
+    }
+    let body = if parts.is_empty() {
+        "no change".to_string()
+    } else {
+        parts.join(", ")
+    };
+    CostChange {
+        scope: scope.to_string(),
+        total: signed_money(c.total),
+        volume: signed_money(c.volume),
+        mix: signed_money(c.mix),
+        price: signed_money(c.price),
+        cache: signed_money(c.cache),
+        tokens: signed_money(c.tokens),
+        sentence: format!("{scope} {}: {body}", signed_money(c.total)),
+    }
+}
+
+/// The weekly review: the week against the one before, the explanation, a breakdown, the
+/// 13-week trend and the most expensive traces. Reads the hourly rollups (and, for the top
+/// traces only, the week's raw rows).
+pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainResult<CostReview> {
+    who.require(Role::Viewer)?;
+    let by = q.by.clone().unwrap_or_else(|| "model".into());
+    if !DIMENSIONS.contains(&by.as_str()) {
+        return Err(DomainError::invalid(format!(
+            "by: one of {}",
+            DIMENSIONS.join(", ")
+        )));
+    }
+    for k in q.filters.keys() {
+        if !DIMENSIONS.contains(&k.as_str()) {
+            return Err(DomainError::invalid(format!(
+                "filter {k}: one of {}",
+                DIMENSIONS.join(", ")
+            )));
+        }
+    }
+    if q.offset.minutes_past_hour() != 0 || q.offset.seconds_past_minute() != 0 {
+        return Err(DomainError::invalid(
+            "the review's zone offset must be whole hours",
+        ));
+    }
+    let monday = match &q.week {
+        Some(w) => parse_week(w)?,
+        None => {
+            let today = OffsetDateTime::now_utc().to_offset(q.offset).date();
+            today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7)
+        }
+    };
+    let start = |d: Date| d.midnight().assume_offset(q.offset);
+    let (from, to) = (start(monday), start(monday + Duration::days(7)));
+    let prev_from = start(monday - Duration::days(7));
+    let keep = |r: &RollupRow| q.filters.iter().all(|(k, v)| dim(r, k) == v);
+    let cur: Vec<RollupRow> = store::rollups(pool, from, to)
+        .await?
+        .into_iter()
+        .filter(keep)
+        .collect();
+    let prev: Vec<RollupRow> = store::rollups(pool, prev_from, from)
+        .await?
+        .into_iter()
+        .filter(keep)
+        .collect();
+    let ids: Vec<i64> = cur
+        .iter()
+        .chain(prev.iter())
+        .filter_map(|r| r.price_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rates: HashMap<i64, prices::Rates> = store::prices_by_id(pool, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.rates))
+        .collect();
+
+    // Totals and the breakdown.
+    let (mut tot0, mut tot1) = (Acc::default(), Acc::default());
+    let mut rows: BTreeMap<String, (Acc, Acc)> = BTreeMap::new();
+    // Cells for the explanation: (service, model, feature).
+    let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
+    for (week, list) in [(0, &prev), (1, &cur)] {
+        for r in list {
+            let costs = bucket_costs(r, &rates);
+            let x = r.price_id.and_then(|id| rates.get(&id));
+            let (t, row) = (
+                if week == 0 { &mut tot0 } else { &mut tot1 },
+                rows.entry(dim(r, &by).to_string()).or_default(),
+            );
+            t.add(r, costs, x);
+            if week == 0 { &mut row.0 } else { &mut row.1 }.add(r, costs, x);
+            if let Some(c) = costs {
+                let key = (r.service.clone(), r.model.clone(), r.feature.clone());
+                let cell = cells.entry(key.clone()).or_insert_with(|| Cell {
+                    key: format!("{}\u{1f}{}\u{1f}{}", key.0, key.1, key.2),
+                    prev: CellWeek::default(),
+                    cur: CellWeek::default(),
+                });
+                let w = CellWeek {
+                    calls: r.calls,
+                    tokens: r.tokens,
+                    cost: c,
+                };
+                if week == 0 {
+                    &mut cell.prev
+                } else {
+                    &mut cell.cur
+                }
+                .add(&w);
+            }
+        }
+    }
+    let model_of = |k: &str| k.split('\u{1f}').nth(1).unwrap_or_default().to_string();
+    let all: Vec<Cell> = cells.values().cloned().collect();
+    let overall = sentence("all services", &decompose(&all), &all, model_of);
+    let mut by_service: BTreeMap<String, Vec<Cell>> = BTreeMap::new();
+    for ((s, _, _), c) in &cells {
+        by_service.entry(s.clone()).or_default().push(c.clone());
+    }
+    let mut services: Vec<(Decimal, CostChange)> = by_service
+        .iter()
+        .map(|(s, list)| {
+            let e = decompose(list);
+            (e.total.abs(), sentence(s, &e, list, model_of))
+        })
+        .collect();
+    services.sort_by_key(|s| std::cmp::Reverse(s.0));
+
+    let mut out_rows: Vec<CostRow> = rows
+        .into_iter()
+        .map(|(key, (p, c))| {
+            let change = c.priced.cost.total() - p.priced.cost.total();
+            let per_call = if c.priced.calls > 0 {
+                money(c.priced.cost.total() / Decimal::from(c.priced.calls))
+            } else {
+                "—".into()
+            };
+            CostRow {
+                key,
+                cur: c.totals(),
+                prev: p.totals(),
+                change: signed_money(change),
+                change_usd: to_f64(change),
+                cost_per_call: per_call,
+            }
+        })
+        .collect();
+    out_rows.sort_by(|a, b| {
+        b.cur
+            .cost_usd
+            .total_cmp(&a.cur.cost_usd)
+            .then(a.key.cmp(&b.key))
+    });
+
+    // 13 weeks ending with this one.
+    let trend_from = start(monday - Duration::days(7 * 12));
+    let points = store::trend(pool, trend_from, 7 * 86_400, 13).await?;
+    let trend = (0..13)
+        .map(|i| {
+            let (cost, calls, unpriced) = points
+                .iter()
+                .find(|p| p.0 == i)
+                .map(|p| (p.1, p.2, p.3))
+                .unwrap_or_default();
+            TrendPoint {
+                week: week_name(monday - Duration::days(7 * (12 - i))),
+                cost_usd: to_f64(cost),
+                cost: money(cost),
+                calls,
+                unpriced_calls: unpriced,
+            }
+        })
+        .collect();
+    let top_traces = if q.filters.is_empty() {
+        store::top_traces(pool, from, to, 20)
+            .await?
+            .into_iter()
+            .map(|(trace_id, service, calls, cost)| TraceCost {
+                trace_id,
+                service,
+                calls,
+                cost: money(cost),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(CostReview {
+        week: week_name(monday),
+        prev_week: week_name(monday - Duration::days(7)),
+        from: from
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        to: to
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        by,
+        filters: q
+            .filters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        cur: tot1.totals(),
+        prev: tot0.totals(),
+        overall,
+        services: services.into_iter().map(|(_, c)| c).collect(),
+        rows: out_rows,
+        trend,
+        top_traces,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_weeks() {
+        use rust_decimal_macros::dec;
+        assert_eq!(money(dec!(1234567.891)), "$1,234,567.89");
+        assert_eq!(money(dec!(0.003618)), "$0.0036");
+        assert_eq!(money(dec!(-412)), "−$412.00");
+        assert_eq!(money(Decimal::ZERO), "$0.00");
+        assert_eq!(signed_money(dec!(61)), "+$61.00");
+        assert_eq!(
+            parse_week("2026-W48").unwrap(),
+            time::macros::date!(2026 - 11 - 23)
+        );
+        assert_eq!(week_name(time::macros::date!(2026 - 11 - 23)), "2026-W48");
+        assert_eq!(week_name(time::macros::date!(2026 - 12 - 28)), "2026-W53");
+        assert_eq!(week_name(time::macros::date!(2027 - 01 - 04)), "2027-W01");
+        for bad in ["2026-W54", "2026W48", "x", "1900-W01", "2026-W", "2026-W0"] {
+            assert!(parse_week(bad).is_err(), "{bad}");
+        }
+        assert_eq!(default_prices().unwrap().len(), 25);
+    }
+}

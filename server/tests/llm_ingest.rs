@@ -1,0 +1,547 @@
+//! LLM usage over OTLP/HTTP (issue 13): protobuf, JSON and gzip bodies from an ingest token,
+//! GenAI spans turned into exact token buckets and costs, retried exports not counted twice,
+//! refused spans counted in `partial_success`, bad bodies refused with nothing written, and the
+//! weekly review read from the rollups.
+
+mod common;
+
+use common::TestApp;
+use domain::Role;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use std::io::Write;
+use std::str::FromStr;
+use time::{Duration, OffsetDateTime};
+
+fn kv(k: &str, v: Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+    }
+}
+fn s(v: &str) -> Value {
+    Value::StringValue(v.into())
+}
+fn i(v: i64) -> Value {
+    Value::IntValue(v)
+}
+
+/// A span with the given attributes, started at `at`, lasting 1.5 s.
+fn span(trace: u8, id: u8, at: OffsetDateTime, attrs: Vec<KeyValue>) -> Span {
+    let start = at.unix_timestamp_nanos() as u64;
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: vec![0xaa; 8],
+        name: "chat".into(),
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 1_500_000_000,
+        attributes: attrs,
+        ..Default::default()
+    }
+}
+
+fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(service)), kv("tenant.id", s("acme"))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn openai_call(trace: u8, id: u8, at: OffsetDateTime, feature: &str) -> Span {
+    span(
+        trace,
+        id,
+        at,
+        vec![
+            kv("gen_ai.operation.name", s("chat")),
+            kv("gen_ai.provider.name", s("openai")),
+            kv("gen_ai.request.model", s("gpt-4.1")),
+            kv("gen_ai.response.model", s("gpt-4.1")),
+            kv("gen_ai.usage.input_tokens", i(2006)),
+            kv("gen_ai.usage.cache_read.input_tokens", i(1920)),
+            kv("gen_ai.usage.output_tokens", i(300)),
+            kv("app.feature", s(feature)),
+        ],
+    )
+}
+
+async fn ingest_token(app: &TestApp) -> String {
+    let admin = app.create_token("llm-admin", Role::Admin).await;
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "name": "otel-collector", "scope": "ingest" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["token"]["scope"], "ingest");
+    assert_eq!(body["token"]["role"], "viewer");
+    body["secret"].as_str().unwrap().to_string()
+}
+
+async fn post(
+    app: &TestApp,
+    token: Option<&str>,
+    ct: &str,
+    gzip: bool,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut req = app
+        .plain()
+        .post(app.url("/v1/traces"))
+        .header("content-type", ct);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let body = if gzip {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&body).unwrap();
+        req = req.header("content-encoding", "gzip");
+        e.finish().unwrap()
+    } else {
+        body
+    };
+    req.body(body).send().await.unwrap()
+}
+
+async fn decode_ok(res: reqwest::Response) -> ExportTraceServiceResponse {
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-protobuf");
+    ExportTraceServiceResponse::decode(res.bytes().await.unwrap()).unwrap()
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn spans_become_priced_records_once(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    let at = OffsetDateTime::now_utc() - Duration::hours(2);
+    let mut refused = openai_call(1, 9, at, "search");
+    refused
+        .attributes
+        .push(kv("gen_ai.usage.reasoning.output_tokens", i(-4)));
+    let mut failed = span(
+        1,
+        3,
+        at,
+        vec![
+            kv("gen_ai.operation.name", s("chat")),
+            kv("gen_ai.system", s("anthropic")),
+            kv("gen_ai.request.model", s("claude-sonnet-4-5")),
+            kv("gen_ai.usage.input_tokens", i(2048)),
+            kv("gen_ai.usage.cache_read.input_tokens", i(1800)),
+            kv("gen_ai.usage.cache_creation.input_tokens", i(200)),
+            kv("gen_ai.usage.output_tokens", i(10)),
+            kv("error.type", s("overloaded_error")),
+        ],
+    );
+    failed.status = Some(Status {
+        code: 2,
+        message: "overloaded".into(),
+    });
+    let batch = request(
+        "checkout",
+        vec![
+            openai_call(1, 1, at, "search"),
+            span(1, 2, at, vec![kv("http.request.method", s("GET"))]),
+            failed,
+            span(
+                1,
+                4,
+                at,
+                vec![
+                    kv("gen_ai.operation.name", s("embeddings")),
+                    kv("gen_ai.provider.name", s("openai")),
+                    kv("gen_ai.request.model", s("some-private-model")),
+                    kv("gen_ai.usage.input_tokens", i(512)),
+                ],
+            ),
+            refused,
+        ],
+    );
+    let body = batch.encode_to_vec();
+    let r = decode_ok(
+        post(
+            &app,
+            Some(&token),
+            "application/x-protobuf",
+            false,
+            body.clone(),
+        )
+        .await,
+    )
+    .await;
+    let partial = r.partial_success.expect("one span was refused");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("reasoning tokens is negative"),
+        "{}",
+        partial.error_message
+    );
+
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<Decimal>,
+        String,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT span_id, provider, model, input, cache_read, cache_write_5m, output, reasoning, cost, status, feature
+           FROM llm_usage ORDER BY span_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows.len(),
+        3,
+        "three GenAI spans stored, the HTTP span and the refused one not: {rows:?}"
+    );
+    // gpt-4.1 at $2 / $0.50 cached / $8 per million: 86 + 1920 cached + 300 out.
+    assert_eq!(rows[0].0, "0101010101010101");
+    assert_eq!((rows[0].3, rows[0].4, rows[0].6), (86, 1920, 300));
+    assert_eq!(rows[0].8, Some(dec("0.003532")));
+    assert_eq!(rows[0].10, "search");
+    // Anthropic under the OTel convention (cache inside input): 48 uncached, 1800 read,
+    // 200 written; claude-sonnet-4* at $3 / $0.30 / $3.75 / $15.
+    assert_eq!(rows[1].1, "anthropic");
+    assert_eq!(
+        (rows[1].3, rows[1].4, rows[1].5, rows[1].6),
+        (48, 1800, 200, 10)
+    );
+    assert_eq!(
+        rows[1].8,
+        Some(dec("0.001584")),
+        "48×3 + 1800×0.30 + 200×3.75 + 10×15 per million"
+    );
+    assert_eq!(rows[1].9, "error");
+    assert_eq!(
+        rows[1].10, "(none)",
+        "no feature attribute: grouped, not dropped"
+    );
+    // No price for the private model: unpriced, never $0.
+    assert_eq!(rows[2].2, "some-private-model");
+    assert_eq!(rows[2].8, None);
+
+    // The exporter retries the same batch (gzip this time): acknowledged, not counted again.
+    decode_ok(post(&app, Some(&token), "application/x-protobuf", true, body).await).await;
+    assert_eq!(app.count("llm_usage").await, 3);
+    let calls: i64 = sqlx::query_scalar("SELECT sum(calls)::int8 FROM llm_usage_hourly")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(calls, 3, "the rollups count each call once");
+
+    // The same in OTLP/JSON (hex ids, string and number timestamps, string intValue).
+    let start = (at.unix_timestamp_nanos()) as u64;
+    let json = serde_json::json!({ "resourceSpans": [{
+        "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "checkout" } }] },
+        "scopeSpans": [{ "spans": [{
+            "traceId": "0202020202020202020202020202020202", "spanId": "0202020202020202",
+            "name": "chat gpt-4.1", "kind": 3,
+            "startTimeUnixNano": start.to_string(), "endTimeUnixNano": start + 1000,
+            "attributes": [
+                { "key": "gen_ai.operation.name", "value": { "stringValue": "chat" } },
+                { "key": "gen_ai.provider.name", "value": { "stringValue": "openai" } },
+                { "key": "gen_ai.request.model", "value": { "stringValue": "gpt-4.1-mini" } },
+                { "key": "gen_ai.usage.input_tokens", "value": { "intValue": "1000" } },
+                { "key": "gen_ai.usage.output_tokens", "value": { "intValue": 100 } }
+            ] }] }] }] });
+    // (a 34-digit trace id is not an OTLP trace id: refused, counted)
+    let res = post(
+        &app,
+        Some(&token),
+        "application/json",
+        false,
+        serde_json::to_vec(&json).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["partialSuccess"]["rejectedSpans"], 1, "{body}");
+    assert!(
+        body["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("bad trace or span id")
+    );
+    let mut json = json;
+    json["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] =
+        "02020202020202020202020202020202".into();
+    let res = post(
+        &app,
+        Some(&token),
+        "application/json",
+        true,
+        serde_json::to_vec(&json).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let cost: Option<Decimal> =
+        sqlx::query_scalar("SELECT cost FROM llm_usage WHERE model = 'gpt-4.1-mini'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        cost,
+        Some(dec("0.00056")),
+        "1000 × $0.40 + 100 × $1.60 per million"
+    );
+    assert_eq!(app.count("llm_usage").await, 4);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_bodies_and_wrong_callers_write_nothing(pool: PgPool) {
+    let app = TestApp::spawn_with(pool.clone(), |c| c.max_body_bytes = 1 << 20).await;
+    let token = ingest_token(&app).await;
+    let good = request(
+        "svc",
+        vec![openai_call(5, 5, OffsetDateTime::now_utc(), "f")],
+    )
+    .encode_to_vec();
+    type Case<'a> = (Option<&'a str>, &'a str, bool, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            Some(&token),
+            "application/x-protobuf",
+            false,
+            b"\xff\xff\xff not protobuf".to_vec(),
+            400,
+        ),
+        (
+            Some(&token),
+            "application/json",
+            false,
+            b"{\"resourceSpans\": [".to_vec(),
+            400,
+        ),
+        (
+            Some(&token),
+            "application/json",
+            false,
+            b"{\"resourceSpans\": 7}".to_vec(),
+            400,
+        ),
+        (Some(&token), "text/plain", false, good.clone(), 415),
+        (None, "application/x-protobuf", false, good.clone(), 401),
+    ];
+    for (t, ct, gz, body, want) in cases {
+        let res = post(&app, t, ct, gz, body).await;
+        assert_eq!(res.status().as_u16(), want, "{ct}");
+    }
+    // A corrupt gzip body.
+    let res = app
+        .plain()
+        .post(app.url("/v1/traces"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(b"\x1f\x8b\x08\x00garbage".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // A gzip bomb: 200 MB of zeros in a small body.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..200 {
+        e.write_all(&zeros).unwrap();
+    }
+    let bomb = e.finish().unwrap();
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let res = app
+        .plain()
+        .post(app.url("/v1/traces"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    // Any other token, even an admin's, may not send traces; an ingest token may do nothing else.
+    let admin = app.create_token("admin", Role::Admin).await;
+    let res = post(
+        &app,
+        Some(&admin),
+        "application/x-protobuf",
+        false,
+        good.clone(),
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    for path in ["/api/v1/incidents", "/api/v1/llm/review", "/costs"] {
+        let res = app
+            .plain()
+            .get(app.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{path}");
+    }
+    let res = app
+        .plain()
+        .get(app.url("/api/v1/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.count("llm_usage").await, 0);
+    assert_eq!(app.count("llm_usage_hourly").await, 0);
+    // A bad scope, or a scope with a role, is refused.
+    for body in [
+        serde_json::json!({ "name": "x", "scope": "admin" }),
+        serde_json::json!({ "name": "x", "scope": "ingest", "role": "admin" }),
+    ] {
+        let res = app
+            .plain()
+            .post(app.url("/api/v1/tokens"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{body}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_weekly_review_explains_the_change(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    // The last complete week and the one before, by UTC Monday.
+    let today = OffsetDateTime::now_utc().date();
+    let monday = today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7);
+    let at = |d: i64| monday.midnight().assume_utc() + Duration::days(d) + Duration::hours(10);
+    // Previous week: 4 calls of search. This week: 6 calls of search and 2 of a new feature.
+    let mut prev = vec![];
+    for n in 0..4u8 {
+        prev.push(openai_call(10, n + 1, at(-7 + i64::from(n)), "search"));
+    }
+    let mut cur = vec![];
+    for n in 0..6u8 {
+        cur.push(openai_call(11, n + 1, at(i64::from(n)), "search"));
+    }
+    for n in 0..2u8 {
+        cur.push(openai_call(12, n + 1, at(2), "summary"));
+    }
+    decode_ok(
+        post(
+            &app,
+            Some(&token),
+            "application/x-protobuf",
+            false,
+            request("checkout", prev).encode_to_vec(),
+        )
+        .await,
+    )
+    .await;
+    decode_ok(
+        post(
+            &app,
+            Some(&token),
+            "application/x-protobuf",
+            false,
+            request("checkout", cur).encode_to_vec(),
+        )
+        .await,
+    )
+    .await;
+
+    let viewer = app.create_token("viewer", Role::Viewer).await;
+    let (y, w, _) = monday.to_iso_week_date();
+    let week = format!("{y}-W{w:02}");
+    let get = |q: String| {
+        let c = app.plain();
+        let url = app.url(&format!("/api/v1/llm/review?{q}"));
+        let v = viewer.clone();
+        async move {
+            let res = c.get(url).bearer_auth(v).send().await.unwrap();
+            (
+                res.status().as_u16(),
+                res.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, r) = get(format!("week={week}&by=feature")).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["week"], week);
+    assert_eq!(r["cur"]["calls"], 8);
+    assert_eq!(r["prev"]["calls"], 4);
+    // 0.003532 per call: 8 calls 0.028256, 4 calls 0.014128.
+    assert_eq!(r["cur"]["cost"], "$0.0283");
+    assert_eq!(r["prev"]["cost"], "$0.0141");
+    // Same cost per call everywhere: the whole change is volume.
+    assert_eq!(r["overall"]["volume"], "+$0.0141", "{}", r["overall"]);
+    assert_eq!(r["overall"]["mix"], "+$0.00");
+    assert!(
+        r["overall"]["sentence"]
+            .as_str()
+            .unwrap()
+            .contains("calls 4 → 8, +100%"),
+        "{}",
+        r["overall"]["sentence"]
+    );
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["key"], "search");
+    assert_eq!(rows[0]["cur"]["calls"], 6);
+    assert_eq!(rows[0]["prev"]["calls"], 4);
+    assert_eq!(rows[1]["key"], "summary");
+    assert_eq!(r["trend"].as_array().unwrap().len(), 13);
+    assert_eq!(r["trend"][12]["calls"], 8);
+    assert_eq!(r["trend"][11]["calls"], 4);
+    assert_eq!(r["top_traces"][0]["trace_id"], "0b".repeat(16));
+    // Savings: 1920 cached tokens × ($2 − $0.50) per million × 8 calls = $0.02304.
+    assert_eq!(r["cur"]["cache_savings"], "$0.0230");
+    // Drill down: one feature.
+    let (_, d) = get(format!("week={week}&by=model&feature=summary")).await;
+    assert_eq!(d["cur"]["calls"], 2);
+    assert_eq!(d["rows"][0]["key"], "gpt-4.1");
+    // Bad queries.
+    for q in ["week=2026-W99", "by=colour", "week=x", "nope=1"] {
+        let (status, _) = get(q.to_string()).await;
+        assert!(status == 422 || status == 400, "{q}: {status}");
+    }
+}
