@@ -97,8 +97,12 @@ pub async fn create_token(
     name: String,
     role: Role,
     deploy_services: Option<String>,
+    #[server(default)] ingest: Option<String>,
 ) -> Result<NewToken, AppError> {
     let c = call()?;
+    if ingest.is_some_and(|v| !v.is_empty()) {
+        return Ok(accounts::create_ingest_token(&c.pool, &c.who, &c.meta, &name).await?);
+    }
     let services: Vec<String> = deploy_services
         .unwrap_or_default()
         .split(',')

@@ -52,7 +52,7 @@ precompress_site() {
 
 ensure_build_packages() {
   # A C toolchain and OpenSSL headers for librdkafka (TLS, SCRAM), PostgreSQL server binaries, and Node for the wasm tools.
-  local pkgs=(build-essential pkg-config libssl-dev postgresql curl python3 ca-certificates)
+  local pkgs=(build-essential pkg-config libssl-dev postgresql curl python3 python3-venv ca-certificates)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)
   apt_install "${pkgs[@]}"
@@ -108,6 +108,34 @@ ensure_wasm_opt() {
     log "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
     npm install --silent -g --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null || die "npm install binaryen failed"
   fi
+}
+
+# Real GenAI clients for the LLM ingest tests (server/tests/llm_real_client.rs): the openai
+# Python client, OpenTelemetry's GenAI instrumentation and OpenLLMetry's, the SDK and its OTLP
+# exporters, from PyPI into a venv under the cache; reinstalled only when the pins change.
+# Pinned: openai-v2 2.4b0 needs util-genai 1.1b0 (1.2b0 dropped the module it imports), and
+# openai 3.x needs httpx2, which that instrumentation does not expect.
+GENAI_PACKAGES=(
+  "openai==2.54.0"
+  "opentelemetry-sdk==1.45.2"
+  "opentelemetry-exporter-otlp-proto-http==1.45.2"
+  "opentelemetry-exporter-otlp-proto-grpc==1.45.2"
+  "opentelemetry-instrumentation-openai-v2==2.4b0"
+  "opentelemetry-util-genai==1.1b0"
+  "opentelemetry-instrumentation-openai==0.62.4"
+  "opentelemetry-processor-baggage==0.66b1"
+)
+ensure_genai_venv() {
+  local venv="$CACHE/genai-venv" want
+  want="$(printf '%s\n' "${GENAI_PACKAGES[@]}" | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$venv/.lookout-pins" 2>/dev/null)" != "$want" ]; then
+    log "installing the GenAI test clients (PyPI) into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
+    "$venv/bin/pip" install -q "${GENAI_PACKAGES[@]}" || die "pip could not install the GenAI test clients"
+    echo "$want" > "$venv/.lookout-pins"
+  fi
+  export LOOKOUT_GENAI_PYTHON="$venv/bin/python"
 }
 
 PGSERVER_VERSION=0.6.0

@@ -25,6 +25,9 @@ pub struct TokenForm {
     /// Services, comma-separated: a CI token limited to their deployments.
     #[serde(default)]
     deploy_services: String,
+    /// Checked: an ingest token (it only sends OTLP traces).
+    #[serde(default)]
+    ingest: Option<String>,
 }
 
 /// `POST /settings/tokens` (no wasm): creates the token and renders the tokens page with its
@@ -47,6 +50,12 @@ pub async fn create_token(
                 .collect();
             match f.role.as_deref().unwrap_or("viewer").parse::<Role>() {
                 Err(e) => Err(DomainError::Invalid(e)),
+                Ok(_) if f.ingest.is_some() && !services.is_empty() => Err(DomainError::invalid(
+                    "an ingest token only sends traces: leave the deployment services empty",
+                )),
+                Ok(_) if f.ingest.is_some() => {
+                    accounts::create_ingest_token(&state.pool, &who, &meta, &f.name).await
+                }
                 Ok(_) if !services.is_empty() => {
                     accounts::create_deploy_token(&state.pool, &who, &meta, &f.name, &services)
                         .await

@@ -545,3 +545,49 @@ async fn the_weekly_review_explains_the_change(pool: PgPool) {
         assert!(status == 422 || status == 400, "{q}: {status}");
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_ingest_token_from_the_settings_form(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.signed_in("llm-root", Role::Admin).await;
+    let res = admin
+        .post(app.url("/settings/tokens"))
+        .header("accept", "text/html")
+        .form(&[("name", "collector"), ("role", "viewer"), ("ingest", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("ingest only: sends traces"),
+        "the list says what it is"
+    );
+    let start = html.find("lko_").expect("the secret is on the page");
+    let secret: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let body = request(
+        "svc",
+        vec![openai_call(7, 7, OffsetDateTime::now_utc(), "f")],
+    )
+    .encode_to_vec();
+    decode_ok(post(&app, Some(&secret), "application/x-protobuf", false, body).await).await;
+    assert_eq!(app.count("llm_usage").await, 1);
+    // Ingest and deployment services together make no sense: refused, nothing created.
+    let res = admin
+        .post(app.url("/settings/tokens"))
+        .header("accept", "text/html")
+        .form(&[
+            ("name", "both"),
+            ("role", "viewer"),
+            ("ingest", "1"),
+            ("deploy_services", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(app.count("api_tokens").await, 1);
+}

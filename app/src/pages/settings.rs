@@ -200,6 +200,7 @@ pub fn TokensPage() -> impl IntoView {
                 <label>"For CI: limit to deployments of these services (comma-separated)"
                     <input type="text" name="deploy_services" maxlength="2000" placeholder="checkout, payments"/></label>
                 <p class="muted">"A token limited to deployments works as a responder on those services' deployments only, and never signs."</p>
+                <label class="check"><input type="checkbox" name="ingest" value="1"/>" Ingest token: it only sends OTLP traces to /v1/traces (LLM usage; docs/llm-costs.md)"</label>
                 <button type="submit" class="primary">"Create token"</button>
             </form>
         </section>
@@ -224,7 +225,8 @@ fn token_row(t: TokenView, revoke: ServerAction<RevokeToken>) -> impl IntoView {
             <td>{t.name.clone()}</td>
             <td><code>{format!("{}…", t.prefix)}</code></td>
             <td><span class=format!("role role-{}", t.role)>{t.role.to_string()}</span>
-                {t.deploy_services.clone().map(|s| view! { <br/><span class="muted scope">{format!("deployments of {} only", s.join(", "))}</span> })}</td>
+                {t.deploy_services.clone().map(|s| view! { <br/><span class="muted scope">{format!("deployments of {} only", s.join(", "))}</span> })}
+                {(t.scope.as_deref() == Some("ingest")).then(|| view! { <br/><span class="muted scope">"ingest only: sends traces"</span> })}</td>
             <td><LocalTime at=t.created_at/>" "<span class="muted">{t.created_by.map(|b| format!("by {b}"))}</span></td>
             <td><MaybeTime at=t.last_used_at none="never"/></td>
             <td>{match t.revoked_at {
