@@ -318,6 +318,11 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_LLM_RETENTION_DAYS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(14..=3650), global = true)]
     pub llm_retention_days: u32,
 
+    /// Where OTLP/gRPC trace ingest listens (e.g. `0.0.0.0:4317`); off when unset. OTLP/HTTP
+    /// is always served at `/v1/traces` on the main address.
+    #[arg(long, env = "LOOKOUT_OTLP_GRPC_ADDR", global = true)]
+    pub otlp_grpc_addr: Option<std::net::SocketAddr>,
+
     /// OTLP/HTTP endpoint for Lookout's own traces (service.name `lookout`); off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,

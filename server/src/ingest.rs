@@ -349,3 +349,100 @@ pub async fn traces(
         }
     }
 }
+
+/// OTLP/gRPC (`opentelemetry.proto.collector.trace.v1.TraceService/Export`) on its own port
+/// (`LOOKOUT_OTLP_GRPC_ADDR`): the same extraction and storage as `/v1/traces`, the ingest
+/// token in the `authorization` metadata (`Bearer …`), gzip accepted. Refusals use the gRPC
+/// codes the OTLP exporters act on: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (not
+/// retried), UNAVAILABLE (retried: busy, or the database cannot take the batch).
+pub mod grpc {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use tonic::codec::CompressionEncoding;
+
+    pub struct Ingest {
+        pub shared: Arc<Shared>,
+    }
+
+    #[tonic::async_trait]
+    impl TraceService for Ingest {
+        async fn export(
+            &self,
+            req: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let secret = req
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(|s| s.trim().to_string())
+                .ok_or_else(|| {
+                    tonic::Status::unauthenticated(
+                        "send an ingest token: authorization: Bearer lko_…",
+                    )
+                })?;
+            let who = domain::services::auth::token_principal(&self.shared.pool, &secret)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, cause = ?e, "token lookup failed (gRPC ingest)");
+                    tonic::Status::unavailable("Lookout could not check the token just now; retry")
+                })?
+                .ok_or_else(|| tonic::Status::unauthenticated("the token is unknown or revoked"))?;
+            if !who.ingest {
+                return Err(tonic::Status::permission_denied(
+                    "only an ingest token may send traces (Settings → API tokens, scope ingest)",
+                ));
+            }
+            let Ok(_slot) = self.shared.ingest_slots.clone().try_acquire_owned() else {
+                return Err(tonic::Status::unavailable(
+                    "Lookout is busy with other exports; retry shortly",
+                ));
+            };
+            match super::export(&self.shared, &who, req.get_ref()).await {
+                Ok(r) => {
+                    self.shared
+                        .metrics
+                        .llm_ingested(r.stored, r.duplicates, r.rejected);
+                    Ok(tonic::Response::new(ExportTraceServiceResponse {
+                        partial_success: (r.rejected > 0).then(|| ExportTracePartialSuccess {
+                            rejected_spans: r.rejected,
+                            error_message: r.messages.join("; "),
+                        }),
+                    }))
+                }
+                Err(DomainError::Forbidden(m)) => Err(tonic::Status::permission_denied(m)),
+                Err(e) => {
+                    tracing::error!(error = %e, cause = ?e, "trace export not stored (gRPC)");
+                    Err(tonic::Status::unavailable(
+                        "Lookout could not store the batch just now; retry",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Serves OTLP/gRPC on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        listener: tokio::net::TcpListener,
+        shared: Arc<Shared>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), String> {
+        let max = (shared.config.max_body_bytes as usize).max(4 << 20);
+        let svc = TraceServiceServer::new(Ingest { shared })
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max);
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                shutdown,
+            )
+            .await
+            .map_err(|e| format!("OTLP/gRPC server: {e}"))
+    }
+}

@@ -123,6 +123,12 @@ pub fn route_table() -> Vec<RouteSpec> {
 
 /// The whole HTTP surface, with its layers.
 pub fn router(pool: PgPool, config: Config) -> Router {
+    router_with_shared(pool, config).0
+}
+
+/// [`router`], and what its handlers share (the OTLP/gRPC server, `ingest::grpc`, serves
+/// from the same state on its own port).
+pub fn router_with_shared(pool: PgPool, config: Config) -> (Router, Arc<Shared>) {
     let leptos_options = leptos_options(&config);
     let stats_cache = Arc::new(domain::services::incidents::StatsCache::new(
         Duration::from_secs(60),
@@ -160,7 +166,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
 
     let routes = generate_route_list(App);
     let (own, _) = server_routes().into_parts();
-    Router::new()
+    let router = Router::new()
         .merge(own)
         .leptos_routes_with_context(&state, routes, headers::provide_page_nonce, {
             let opts = leptos_options.clone();
@@ -178,7 +184,7 @@ pub fn router(pool: PgPool, config: Config) -> Router {
             metrics::track,
         ))
         .layer(axum::middleware::from_fn(headers::security_headers))
-        .layer(axum::Extension(shared))
+        .layer(axum::Extension(shared.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(
@@ -216,7 +222,8 @@ pub fn router(pool: PgPool, config: Config) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(CatchPanicLayer::new())
+        .layer(CatchPanicLayer::new());
+    (router, shared)
 }
 
 /// Responses go out at once: without TCP_NODELAY a response written in two parts (headers,

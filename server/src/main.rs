@@ -247,7 +247,23 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
         stop_rx.clone(),
     ));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let router = server::router(pool, config);
+    let grpc_addr = config.otlp_grpc_addr;
+    let (router, shared) = server::router_with_shared(pool, config);
+    if let Some(a) = grpc_addr {
+        let l = tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|e| format!("LOOKOUT_OTLP_GRPC_ADDR: cannot listen on {a}: {e}"))?;
+        let mut stop = stop_rx.clone();
+        tracing::info!("OTLP/gRPC trace ingest on {a}");
+        workers.push(tokio::spawn(async move {
+            let done = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = server::ingest::grpc::serve(l, shared, done).await {
+                tracing::error!(error = %e, "OTLP/gRPC ingest stopped");
+            }
+        }));
+    }
     tracing::info!("Lookout is serving on http://{addr}");
     server::serve(listener, router, shutdown, grace).await;
     // Workers finish what they are doing (each within its own limit) and release their leases.

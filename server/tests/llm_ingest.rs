@@ -591,3 +591,53 @@ async fn an_ingest_token_from_the_settings_form(pool: PgPool) {
     assert_eq!(res.status(), 422);
     assert_eq!(app.count("api_tokens").await, 1);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn otlp_grpc_answers_with_the_codes_exporters_act_on(pool: PgPool) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let (app, grpc) = TestApp::spawn_with_grpc(pool.clone(), |_| {}).await;
+    let token = ingest_token(&app).await;
+    let admin = app.create_token("grpc-admin", Role::Admin).await;
+    let mut client = TraceServiceClient::connect(grpc).await.unwrap();
+    let at = OffsetDateTime::now_utc();
+    let mut bad = openai_call(8, 2, at, "f");
+    bad.attributes
+        .push(kv("gen_ai.usage.output_tokens", s("many")));
+    let batch = request("svc", vec![openai_call(8, 1, at, "f"), bad]);
+    let send = |secret: Option<String>| {
+        let mut req = tonic::Request::new(batch.clone());
+        if let Some(t) = secret {
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        req
+    };
+    let e = client.export(send(None)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let e = client
+        .export(send(Some("lko_nope".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let e = client.export(send(Some(admin))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert_eq!(app.count("llm_usage").await, 0);
+    let ok = client
+        .export(send(Some(token.clone())))
+        .await
+        .unwrap()
+        .into_inner();
+    let partial = ok.partial_success.expect("one span refused");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("gen_ai.usage.output_tokens"),
+        "{}",
+        partial.error_message
+    );
+    // Retried: acknowledged, not counted again.
+    client.export(send(Some(token))).await.unwrap();
+    assert_eq!(app.count("llm_usage").await, 1);
+}

@@ -40,7 +40,7 @@ async fn ingest_token(app: &TestApp) -> String {
     body["secret"].as_str().unwrap().to_string()
 }
 
-async fn run_client(app: &TestApp, token: &str, transport: &str, instrumentation: &str) {
+async fn run_client(endpoint: &str, token: &str, transport: &str, instrumentation: &str) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../scripts/lib/genai_client.py"
@@ -49,7 +49,7 @@ async fn run_client(app: &TestApp, token: &str, transport: &str, instrumentation
         std::time::Duration::from_secs(120),
         tokio::process::Command::new(python())
             .arg(script)
-            .arg(&app.base)
+            .arg(endpoint)
             .arg(token)
             .arg(transport)
             .arg(instrumentation)
@@ -102,7 +102,7 @@ async fn opentelemetry_openai_v2_over_otlp_http(pool: PgPool) {
         .unwrap();
     let app = TestApp::spawn_with(pool.clone(), |c| c.max_body_bytes = 4 << 20).await;
     let token = ingest_token(&app).await;
-    run_client(&app, &token, "http", "v2").await;
+    run_client(&app.base, &token, "http", "v2").await;
     let r = rows(&pool).await;
     // The 429'd attempt (no tokens billed) and the fallback; this instrumentation reports
     // neither cached nor reasoning tokens for chat completions, nor the Responses API at all,
@@ -130,8 +130,24 @@ async fn openllmetry_openai_over_otlp_http(pool: PgPool) {
         .unwrap();
     let app = TestApp::spawn_with(pool.clone(), |c| c.max_body_bytes = 4 << 20).await;
     let token = ingest_token(&app).await;
-    run_client(&app, &token, "http", "openllmetry").await;
-    let r = rows(&pool).await;
+    run_client(&app.base, &token, "http", "openllmetry").await;
+    openllmetry_records(&pool).await;
+}
+
+/// The same client over the SDK's OTLP/gRPC exporter, to Lookout's gRPC port.
+#[sqlx::test(migrations = "../migrations")]
+async fn openllmetry_openai_over_otlp_grpc(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let (app, grpc) = TestApp::spawn_with_grpc(pool.clone(), |_| {}).await;
+    let token = ingest_token(&app).await;
+    run_client(&grpc, &token, "grpc", "openllmetry").await;
+    openllmetry_records(&pool).await;
+}
+
+async fn openllmetry_records(pool: &PgPool) {
+    let r = rows(pool).await;
     assert_eq!(r.len(), 3, "{r:?}");
     assert_eq!((r[0].0.as_str(), r[0].1.as_str()), ("gpt-4.1", "error"));
     // Chat completions: prompt 2006 with 1920 cached, 300 out (reasoning 0):

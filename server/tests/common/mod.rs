@@ -37,6 +37,33 @@ impl TestApp {
         Self::spawn_with(pool, |_| {}).await
     }
 
+    /// [`TestApp::spawn_with`], and OTLP/gRPC ingest on its own port (returned as a URL).
+    pub async fn spawn_with_grpc(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> (Self, String) {
+        let mut config = Config::for_tests("postgres://unused");
+        config.secret_key = Some(domain::secrets::SecretBox::from_config(TEST_SECRET_KEY).unwrap());
+        tweak(&mut config);
+        let (router, shared) = server::router_with_shared(pool.clone(), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            server::serve_until_dropped(listener, router).await.unwrap();
+        });
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = grpc.local_addr().unwrap();
+        tokio::spawn(async move {
+            server::ingest::grpc::serve(grpc, shared, std::future::pending())
+                .await
+                .unwrap();
+        });
+        (
+            TestApp {
+                base: format!("http://{addr}"),
+                pool,
+            },
+            format!("http://{grpc_addr}"),
+        )
+    }
+
     pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_tests("postgres://unused");
         config.max_body_bytes = 64 * 1024;

@@ -1,0 +1,274 @@
+//! PostgreSQL restarted (crashed: `pg_ctl restart -m immediate`) in the middle of OTLP
+//! ingest: every batch Lookout acknowledged is stored, the batches it refused meanwhile (503
+//! with Retry-After) are retried by the exporter and stored once, and nothing is counted
+//! twice (issue 13). Runs its own throwaway cluster from `LOOKOUT_PG_BIN` (or Debian's newest
+//! server), so restarting it disturbs no other test.
+
+mod common;
+
+use common::TestApp;
+use domain::Role;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn pg_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LOOKOUT_PG_BIN").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (or LOOKOUT_PG_BIN)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().expect("PostgreSQL server binaries")
+}
+
+/// The server refuses to run as root: as root, run its programs as `postgres`.
+fn pg(program: &str) -> Command {
+    let path = pg_bin().join(program);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(path);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("lookout-llm-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(
+                Command::new("chown")
+                    .arg("postgres:")
+                    .arg(&dir)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let out = pg("initdb")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c = Cluster { dir, port };
+        c.ctl("start");
+        c
+    }
+
+    fn ctl(&self, action: &str) {
+        let out = pg("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("postgres.log"))
+            .args(["-w", "-t", "60", "-m", "immediate", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1",
+                self.port,
+                self.dir.display()
+            ))
+            .arg(action)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = pg("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn kv(k: &str, v: Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+    }
+}
+
+/// Batch `b`: 50 chat spans with unique ids.
+fn batch(b: u32) -> Vec<u8> {
+    let start = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+    let spans = (0..50u32)
+        .map(|i| {
+            let mut trace_id = vec![0u8; 16];
+            trace_id[..4].copy_from_slice(&b.to_be_bytes());
+            trace_id[4..8].copy_from_slice(&i.to_be_bytes());
+            trace_id[15] = 1;
+            Span {
+                trace_id,
+                span_id: vec![7; 8],
+                name: "chat".into(),
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 1_000_000,
+                attributes: vec![
+                    kv("gen_ai.operation.name", Value::StringValue("chat".into())),
+                    kv("gen_ai.provider.name", Value::StringValue("openai".into())),
+                    kv(
+                        "gen_ai.request.model",
+                        Value::StringValue("gpt-4.1-mini".into()),
+                    ),
+                    kv("gen_ai.usage.input_tokens", Value::IntValue(1000)),
+                    kv("gen_ai.usage.output_tokens", Value::IntValue(100)),
+                ],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", Value::StringValue("svc".into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_mid_ingest_loses_no_acknowledged_record() {
+    let cluster = Cluster::start();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(&cluster.url())
+        .await
+        .unwrap();
+    server::migrate(&pool).await.unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = app.create_token("admin", Role::Admin).await;
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "name": "exporter", "scope": "ingest" }))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<serde_json::Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    const BATCHES: u32 = 40;
+    let client = app.plain();
+    let url = app.url("/v1/traces");
+    // The exporter: each batch until it is acknowledged, retrying 429/503 and connection
+    // errors after a pause, as the OTLP exporters do.
+    let exporter = tokio::spawn(async move {
+        let (mut refused, mut acked) = (0u32, 0u32);
+        for b in 0..BATCHES {
+            let body = batch(b);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                assert!(Instant::now() < deadline, "batch {b} never acknowledged");
+                let res = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match res.map(|r| r.status().as_u16()) {
+                    Ok(200) => {
+                        acked += 1;
+                        break;
+                    }
+                    Ok(429 | 503) | Err(_) => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Ok(other) => panic!("batch {b}: unexpected {other}"),
+                }
+            }
+        }
+        (acked, refused)
+    });
+    // Crash and restart the database while the exporter is sending.
+    let counted = pool.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_usage")
+            .fetch_one(&counted)
+            .await
+            .unwrap_or(0);
+        if n >= 500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ingest did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = std::sync::Arc::new(cluster);
+    let c2 = c.clone();
+    tokio::task::spawn_blocking(move || c2.ctl("restart"))
+        .await
+        .unwrap();
+    let (acked, refused) = exporter.await.unwrap();
+    assert_eq!(acked, BATCHES);
+    assert!(
+        refused > 0,
+        "the restart happened while batches were being sent"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_usage")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let rolled: i64 = sqlx::query_scalar("SELECT sum(calls)::int8 FROM llm_usage_hourly")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, i64::from(BATCHES) * 50, "every span once");
+    assert_eq!(rolled, stored, "the rollups agree with the records");
+    drop(pool);
+    drop(c);
+}
