@@ -96,3 +96,65 @@ pub const DIMENSIONS: [&str; 6] = [
     "tenant",
     "operation",
 ];
+
+/// One row of the price book as shown (rates per million tokens, exact decimal text).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriceView {
+    pub id: i64,
+    pub provider: String,
+    pub model: String,
+    pub service_tier: String,
+    pub min_prompt_tokens: i64,
+    /// RFC 3339.
+    pub effective_from: String,
+    pub input: String,
+    pub cache_read: Option<String>,
+    pub cache_write_5m: Option<String>,
+    pub cache_write_1h: Option<String>,
+    pub output: String,
+    pub reasoning: Option<String>,
+    pub source: String,
+    pub created_at: String,
+    /// Set when a later version replaced it; it still prices the records it priced.
+    pub retired_at: Option<String>,
+    /// Usage records this row priced.
+    pub records: i64,
+}
+
+/// What a price change does to the records already stored (a dry run shows it before it is
+/// applied; applying it does exactly this).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepriceDiff {
+    /// Records whose price or cost changes.
+    pub records: i64,
+    /// Unpriced before, priced after (and the reverse).
+    pub newly_priced: i64,
+    pub newly_unpriced: i64,
+    pub cost_before: String,
+    pub cost_after: String,
+    pub change: String,
+    /// Per ISO week and model.
+    pub rows: Vec<RepriceRow>,
+    /// Fields of an imported file that Lookout does not price (LiteLLM's audio, image, … costs).
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepriceRow {
+    pub week: String,
+    pub model: String,
+    pub records: i64,
+    pub before: String,
+    pub after: String,
+    pub change: String,
+}
+
+/// The outcome of a price change: the new rows, the retired ones, and what it re-priced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriceChangeResult {
+    /// False for a dry run: nothing was written.
+    pub applied: bool,
+    pub added: Vec<i64>,
+    pub retired: Vec<i64>,
+    pub diff: RepriceDiff,
+}

@@ -349,6 +349,10 @@ fn missing_resources() -> Vec<Case> {
         server_fn("/api/fn/kafka/groups", Any, &[("target_id", "999999")], 404),
         server_fn("/api/fn/costs/review", Any, &[("week", "2026-W01")], 200),
         get_json("/api/v1/llm/review", Any),
+        get_json("/api/v1/llm/prices", Any),
+        get_json("/api/v1/llm/prices/litellm", Any),
+        json(Method::POST, "/api/v1/llm/prices", a, r#"{}"#, 422),
+        json(Method::POST, "/api/v1/llm/prices/litellm", a, r#"{}"#, 422),
         json(
             Method::POST,
             "/v1/traces",

@@ -6,13 +6,10 @@
 mod common;
 
 use common::TestApp;
+use common::llm::{chat, i, ingest_token, kv, request, s, span};
 use domain::Role;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use prost::Message;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -20,83 +17,8 @@ use std::io::Write;
 use std::str::FromStr;
 use time::{Duration, OffsetDateTime};
 
-fn kv(k: &str, v: Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-    }
-}
-fn s(v: &str) -> Value {
-    Value::StringValue(v.into())
-}
-fn i(v: i64) -> Value {
-    Value::IntValue(v)
-}
-
-/// A span with the given attributes, started at `at`, lasting 1.5 s.
-fn span(trace: u8, id: u8, at: OffsetDateTime, attrs: Vec<KeyValue>) -> Span {
-    let start = at.unix_timestamp_nanos() as u64;
-    Span {
-        trace_id: vec![trace; 16],
-        span_id: vec![id; 8],
-        parent_span_id: vec![0xaa; 8],
-        name: "chat".into(),
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + 1_500_000_000,
-        attributes: attrs,
-        ..Default::default()
-    }
-}
-
-fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", s(service)), kv("tenant.id", s("acme"))],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
 fn openai_call(trace: u8, id: u8, at: OffsetDateTime, feature: &str) -> Span {
-    span(
-        trace,
-        id,
-        at,
-        vec![
-            kv("gen_ai.operation.name", s("chat")),
-            kv("gen_ai.provider.name", s("openai")),
-            kv("gen_ai.request.model", s("gpt-4.1")),
-            kv("gen_ai.response.model", s("gpt-4.1")),
-            kv("gen_ai.usage.input_tokens", i(2006)),
-            kv("gen_ai.usage.cache_read.input_tokens", i(1920)),
-            kv("gen_ai.usage.output_tokens", i(300)),
-            kv("app.feature", s(feature)),
-        ],
-    )
-}
-
-async fn ingest_token(app: &TestApp) -> String {
-    let admin = app.create_token("llm-admin", Role::Admin).await;
-    let res = app
-        .plain()
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({ "name": "otel-collector", "scope": "ingest" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["token"]["scope"], "ingest");
-    assert_eq!(body["token"]["role"], "viewer");
-    body["secret"].as_str().unwrap().to_string()
+    chat(trace, id, at, "gpt-4.1", (2006, 1920, 300), feature)
 }
 
 async fn post(

@@ -13,7 +13,7 @@
 mod common;
 
 use common::TestApp;
-use domain::Role;
+use common::llm::ingest_token;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -23,21 +23,6 @@ fn python() -> String {
         "LOOKOUT_GENAI_PYTHON: a Python with openai and the OpenTelemetry GenAI instrumentations \
          (scripts/test installs it; or run `source scripts/lib/common.sh; ensure_genai_venv`)",
     )
-}
-
-async fn ingest_token(app: &TestApp) -> String {
-    let admin = app.create_token("admin", Role::Admin).await;
-    let res = app
-        .plain()
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({ "name": "python-sdk", "scope": "ingest" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let body: serde_json::Value = res.json().await.unwrap();
-    body["secret"].as_str().unwrap().to_string()
 }
 
 async fn run_client(endpoint: &str, token: &str, transport: &str, instrumentation: &str) {

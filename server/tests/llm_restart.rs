@@ -7,9 +7,9 @@
 mod common;
 
 use common::TestApp;
-use domain::Role;
+use common::llm::{ingest_token, kv};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -123,13 +123,6 @@ impl Drop for Cluster {
     }
 }
 
-fn kv(k: &str, v: Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-    }
-}
-
 /// Batch `b`: 50 chat spans with unique ids.
 fn batch(b: u32) -> Vec<u8> {
     let start = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
@@ -186,19 +179,7 @@ async fn a_database_restart_mid_ingest_loses_no_acknowledged_record() {
         .unwrap();
     server::migrate(&pool).await.unwrap();
     let app = TestApp::spawn(pool.clone()).await;
-    let admin = app.create_token("admin", Role::Admin).await;
-    let res = app
-        .plain()
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({ "name": "exporter", "scope": "ingest" }))
-        .send()
-        .await
-        .unwrap();
-    let token = res.json::<serde_json::Value>().await.unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = ingest_token(&app).await;
 
     const BATCHES: u32 = 40;
     let client = app.plain();

@@ -78,10 +78,6 @@ pub async fn ingest(
     if keep.is_empty() {
         return Ok(result);
     }
-    let book = store::live_prices(pool).await?;
-    for r in &mut keep {
-        price_row(&book, r);
-    }
     let days: BTreeSet<Date> = keep
         .iter()
         .map(|r| r.started_at.to_offset(UtcOffset::UTC).date())
@@ -95,6 +91,15 @@ pub async fn ingest(
     let mut attempt = 0;
     let stored = loop {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // Priced inside the transaction, under the price book's shared lock: a price change
+        // (which re-prices what is stored) waits for this batch, or this batch for it.
+        sqlx::query(super::llm_prices::PRICE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let book = store::live_prices(&mut *tx).await?;
+        for r in &mut keep {
+            price_row(&book, r);
+        }
         match store::insert_usage(&mut *tx, &keep).await {
             Ok(n) => {
                 tx.commit().await?;
@@ -263,7 +268,7 @@ impl Default for ReviewQuery {
     }
 }
 
-fn money(d: Decimal) -> String {
+pub fn money(d: Decimal) -> String {
     let neg = d.is_sign_negative() && !d.is_zero();
     let a = d.abs();
     let s = if a < Decimal::ONE && !a.is_zero() {
@@ -283,7 +288,7 @@ fn money(d: Decimal) -> String {
     format!("{}${s}", if neg { "−" } else { "" })
 }
 
-fn signed_money(d: Decimal) -> String {
+pub fn signed_money(d: Decimal) -> String {
     if d.is_sign_negative() && !d.is_zero() {
         money(d)
     } else {

@@ -290,6 +290,8 @@ impl Drop for Prometheus {
     }
 }
 
+pub mod llm;
+
 pub mod tempdir {
     /// A directory removed when dropped.
     pub struct Dir(pub std::path::PathBuf);
