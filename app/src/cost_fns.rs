@@ -2,7 +2,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
-use domain::costs::CostReview;
+use domain::costs::{CostReview, WeekReview};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -42,4 +42,28 @@ pub async fn weekly_cost_review(
         ..Default::default()
     };
     Ok(domain::services::llm::review(&c.pool, &c.who, &q).await?)
+}
+
+/// A week's review record (notes, who marked it reviewed).
+#[server(prefix = "/api/fn", endpoint = "costs/week-review")]
+pub async fn week_review_record(week: String) -> Result<WeekReview, AppError> {
+    let c = call()?;
+    Ok(domain::services::llm::week_review(&c.pool, &c.who, &week).await?)
+}
+
+/// Saves the notes on a week and whether it is reviewed; without JavaScript the browser is
+/// sent back to the week's review.
+#[server(prefix = "/api/fn", endpoint = "costs/save-review")]
+pub async fn save_week_review(
+    week: String,
+    notes: String,
+    #[server(default)] reviewed: Option<String>,
+) -> Result<WeekReview, AppError> {
+    let c = call()?;
+    let reviewed = reviewed.is_some_and(|v| !v.is_empty());
+    let r =
+        domain::services::llm::save_week_review(&c.pool, &c.who, &c.meta, &week, &notes, reviewed)
+            .await?;
+    leptos_axum::redirect(&format!("/costs?week={}", r.week));
+    Ok(r)
 }

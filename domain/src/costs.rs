@@ -158,3 +158,18 @@ pub struct PriceChangeResult {
     pub retired: Vec<i64>,
     pub diff: RepriceDiff,
 }
+
+/// The review record of a week: the reviewer's notes and the sign that it was reviewed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeekReview {
+    pub week: String,
+    pub notes: String,
+    pub reviewed_by: Option<String>,
+    /// RFC 3339.
+    pub reviewed_at: Option<String>,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<String>,
+    /// Whether the caller may write the notes and mark the week reviewed (responder+).
+    #[serde(default)]
+    pub can_edit: bool,
+}

@@ -563,3 +563,169 @@ async fn otlp_grpc_answers_with_the_codes_exporters_act_on(pool: PgPool) {
     client.export(send(Some(token))).await.unwrap();
     assert_eq!(app.count("llm_usage").await, 1);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_review_record_and_its_exports(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    let today = OffsetDateTime::now_utc().date();
+    let monday = today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7);
+    let at = monday.midnight().assume_utc() + Duration::hours(30);
+    // A feature name a spreadsheet would run as a formula.
+    let spans = vec![
+        openai_call(20, 1, at, "=HYPERLINK(\"http://evil\")"),
+        openai_call(20, 2, at, "search"),
+        chat(20, 3, at, "private-model", (100, 0, 10), "search"),
+    ];
+    assert_eq!(
+        common::llm::export(&app, &token, &request("checkout", spans)).await,
+        200
+    );
+    let (y, w, _) = monday.to_iso_week_date();
+    let week = format!("{y}-W{w:02}");
+    let viewer = app.create_token("rv-viewer", Role::Viewer).await;
+    let responder = app.create_token("rv-responder", Role::Responder).await;
+
+    // CSV: every bucket, the price version, exact cost; the formula neutralised.
+    let res = app
+        .plain()
+        .get(app.url(&format!("/api/v1/llm/review/csv?week={week}&by=feature")))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("lookout-llm-costs-{week}-by-feature.csv"))
+    );
+    let csv = res.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "week,feature,model,price_version,status,calls,input_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,output_tokens,reasoning_tokens,cost_usd"
+    );
+    let body: Vec<&str> = lines.collect();
+    assert!(
+        body.iter()
+            .any(|l| l.contains("\"'=HYPERLINK(\"\"http://evil\"\")\"")),
+        "{csv}"
+    );
+    let priced = body
+        .iter()
+        .find(|l| l.contains("\"search\",\"gpt-4.1\""))
+        .unwrap();
+    assert!(
+        priced.ends_with(",1,86,1920,0,0,300,0,0.003532"),
+        "{priced}"
+    );
+    let unpriced = body.iter().find(|l| l.contains("private-model")).unwrap();
+    assert!(
+        unpriced.contains(",,\"ok\",1,100,0,0,0,10,0,"),
+        "no price version, no cost: {unpriced}"
+    );
+
+    // The record: viewers read it, responders write it; the reviewer and time are kept.
+    let put = |t: &str, body: serde_json::Value| {
+        let req = app
+            .plain()
+            .put(app.url(&format!("/api/v1/llm/reviews/{week}")))
+            .bearer_auth(t)
+            .json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            (
+                res.status().as_u16(),
+                res.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let notes = "Spend doubled: </textarea><svg onload=alert(1)> `checkout` moved to gpt-4.1.";
+    let (status, _) = put(
+        &viewer,
+        serde_json::json!({ "notes": "x", "reviewed": true }),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, r) = put(
+        &responder,
+        serde_json::json!({ "notes": notes, "reviewed": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["reviewed_by"], "token:rv-responder");
+    let first_at = r["reviewed_at"].clone();
+    let (_, r) = put(
+        &responder,
+        serde_json::json!({ "notes": notes, "reviewed": true }),
+    )
+    .await;
+    assert_eq!(r["reviewed_at"], first_at, "the first review time is kept");
+    for (body, want) in [
+        (serde_json::json!({ "notes": "x".repeat(20_001) }), 422),
+        (serde_json::json!({ "notes": "bell\u{7}" }), 422),
+        (serde_json::json!({ "notes": "x", "colour": 1 }), 400),
+    ] {
+        let (status, e) = put(&responder, body).await;
+        assert_eq!(status, want, "{e}");
+    }
+    let res = app
+        .plain()
+        .put(app.url("/api/v1/llm/reviews/2026-W99"))
+        .bearer_auth(&responder)
+        .json(&serde_json::json!({ "notes": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    // Markdown: the tables, the explanation, the notes, who reviewed.
+    let md = app
+        .plain()
+        .get(app.url(&format!("/api/v1/llm/review/markdown?week={week}")))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(md.starts_with(&format!("# LLM cost review {week}")), "{md}");
+    assert!(md.contains("## Why it changed"));
+    assert!(md.contains("| Cost | $0.0071 |"), "{md}");
+    assert!(md.contains("| Unpriced calls | 1 | 0 |"), "{md}");
+    assert!(md.contains("## By service") && md.contains("| checkout |"));
+    assert!(md.contains("Reviewed by token:rv-responder"));
+    assert!(md.contains(notes));
+
+    // The page shows the notes as text inside the textarea, never as markup.
+    let browser = app.signed_in("rv-person", Role::Responder).await;
+    let html = browser
+        .get(app.url(&format!("/costs?week={week}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("<svg onload"),
+        "the notes broke out of the textarea"
+    );
+    assert!(
+        html.contains("&lt;/textarea&gt;&lt;svg onload=alert(1)&gt;"),
+        "the notes are in the textarea"
+    );
+    assert!(html.contains("Reviewed"));
+}

@@ -5,10 +5,13 @@
 //! JavaScript (the week picker and the breakdown selector are plain GET forms).
 
 use crate::components::charts::{BarChart, fmt_count};
+use crate::components::common::raw_element_text;
 use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
 use crate::components::sortable::SortableTable;
-use crate::cost_fns::weekly_cost_review;
+use crate::components::time::LocalTime;
+use crate::cost_fns::{SaveWeekReview, week_review_record, weekly_cost_review};
 use domain::costs::{CostReview, DIMENSIONS};
+use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -22,6 +25,54 @@ fn drill_next(by: &str) -> &'static str {
         "tenant" => "service",
         "operation" => "model",
         _ => "service",
+    }
+}
+
+/// The week's record: notes, reviewed by whom and when, and the form to write them.
+#[component]
+fn ReviewRecord(week: String) -> impl IntoView {
+    let save = ServerAction::<SaveWeekReview>::new();
+    let w = week.clone();
+    let record = Resource::new(
+        move || (w.clone(), save.version().get()),
+        |(w, _)| week_review_record(w),
+    );
+    view! {
+        <section class="panel review-record" id="review">
+            <h2>"Review"</h2>
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    match record.await {
+                        Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                        Ok(r) => {
+                            let when = r.reviewed_at.as_deref().and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+                            view! {
+                                <p class="status">
+                                    {match (r.reviewed_by.clone(), when) {
+                                        (Some(by), Some(at)) => view! { <span class="badge ok">"Reviewed"</span>" by "{by}" · "<LocalTime at/> }.into_any(),
+                                        _ => view! { <span class="badge">"Not reviewed yet"</span> }.into_any(),
+                                    }}
+                                </p>
+                                {if r.can_edit {
+                                    view! {
+                                        <ActionForm action=save attr:class="stack" attr:id="review-form">
+                                            <input type="hidden" name="week" value=r.week.clone()/>
+                                            <label>"Notes on the week (Markdown)"
+                                                <textarea name="notes" rows="6" maxlength="20000">{raw_element_text(&r.notes)}</textarea>
+                                            </label>
+                                            <label class="check"><input type="checkbox" name="reviewed" value="1" checked=r.reviewed_by.is_some()/>" The week is reviewed"</label>
+                                            <button type="submit" class="primary">"Save the review"</button>
+                                        </ActionForm>
+                                    }.into_any()
+                                } else {
+                                    view! { <pre class="notes">{r.notes.clone()}</pre> }.into_any()
+                                }}
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </section>
     }
 }
 
@@ -114,7 +165,15 @@ fn review_view(r: CostReview) -> impl IntoView {
         })
         .collect();
     let o = r.overall.clone();
+    let mut export_q = format!("week={}&by={}", query_value(&week), query_value(&by));
+    for (k, v) in &filters {
+        export_q.push_str(&format!("&{}={}", query_value(k), query_value(v)));
+    }
     view! {
+        <p class="exports">"Export: "
+            <a href=format!("/api/v1/llm/review/markdown?{export_q}") download>"Markdown (with the notes)"</a>" · "
+            <a href=format!("/api/v1/llm/review/csv?{export_q}") download>"CSV (every token bucket, the price version)"</a>
+        </p>
         {(!r.filters.is_empty()).then(|| view! {
             <p class="crumbs">"Filtered: "
                 {r.filters.iter().map(|(k, v)| view! { <span class="badge">{format!("{k} = {v}")}</span> " " }).collect_view()}
@@ -230,7 +289,8 @@ pub fn CostsPage() -> impl IntoView {
                                 " " <a href=href(&r.prev_week, &by, &filters)>{format!("← {}", r.prev_week)}</a>
                                 <span class="muted">{format!(" · {} to {} (UTC)", &r.from[..10.min(r.from.len())], &r.to[..10.min(r.to.len())])}</span>
                             </form>
-                            {review_view(r)}
+                            {review_view(r.clone())}
+                            <ReviewRecord week=r.week.clone()/>
                         }.into_any()
                     }
                 }

@@ -3,7 +3,7 @@
 
 use crate::accounts::{Principal, Role};
 use crate::costs::{
-    CostChange, CostReview, CostRow, CostTotals, DIMENSIONS, TraceCost, TrendPoint,
+    CostChange, CostReview, CostRow, CostTotals, DIMENSIONS, TraceCost, TrendPoint, WeekReview,
 };
 use crate::error::{DomainError, DomainResult};
 use crate::llm::explain::{Cell, CellWeek, Effects, decompose, to_cents, to_places};
@@ -668,6 +668,339 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
         trend,
         top_traces,
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// The review record and the exports.
+
+/// The most characters of notes on a week.
+pub const NOTES_MAX: usize = 20_000;
+
+/// A week's review record (empty when nobody wrote one).
+pub async fn week_review(pool: &PgPool, who: &Principal, week: &str) -> DomainResult<WeekReview> {
+    who.require(Role::Viewer)?;
+    let monday = parse_week(week)?;
+    let week = week_name(monday);
+    type Record = (
+        String,
+        Option<String>,
+        Option<OffsetDateTime>,
+        String,
+        OffsetDateTime,
+    );
+    let row: Option<Record> = sqlx::query_as(
+        "SELECT notes, reviewed_by, reviewed_at, updated_by, updated_at
+               FROM llm_week_reviews WHERE week = $1",
+    )
+    .bind(&week)
+    .fetch_optional(pool)
+    .await?;
+    let t = |x: OffsetDateTime| {
+        x.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let can_edit = who.role.allows(Role::Responder);
+    Ok(match row {
+        None => WeekReview {
+            week,
+            can_edit,
+            ..Default::default()
+        },
+        Some((notes, by, at, upd_by, upd_at)) => WeekReview {
+            week,
+            notes,
+            reviewed_by: by,
+            reviewed_at: at.map(t),
+            updated_by: Some(upd_by),
+            updated_at: Some(t(upd_at)),
+            can_edit,
+        },
+    })
+}
+
+/// Writes the notes on a week and marks it reviewed (or not). Responders and up; the
+/// reviewer is recorded with the time, and the change in the audit log.
+pub async fn save_week_review(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &crate::accounts::RequestMeta,
+    week: &str,
+    notes: &str,
+    reviewed: bool,
+) -> DomainResult<WeekReview> {
+    who.require(Role::Responder)?;
+    let monday = parse_week(week)?;
+    let week_s = week_name(monday);
+    if notes.chars().count() > NOTES_MAX {
+        return Err(DomainError::invalid(format!(
+            "notes: at most {NOTES_MAX} characters"
+        )));
+    }
+    if notes
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(DomainError::invalid("notes: no control characters"));
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO llm_week_reviews (week, notes, reviewed_by, reviewed_at, updated_by)
+         VALUES ($1, $2, CASE WHEN $3 THEN $4 END, CASE WHEN $3 THEN now() END, $4)
+         ON CONFLICT (week) DO UPDATE SET notes = EXCLUDED.notes,
+             reviewed_by = CASE WHEN $3 THEN coalesce(llm_week_reviews.reviewed_by, $4) END,
+             reviewed_at = CASE WHEN $3 THEN coalesce(llm_week_reviews.reviewed_at, now()) END,
+             updated_by = $4, updated_at = now()",
+    )
+    .bind(&week_s)
+    .bind(notes)
+    .bind(reviewed)
+    .bind(&who.name)
+    .execute(&mut *tx)
+    .await?;
+    crate::storage::audit::append(
+        &mut *tx,
+        crate::storage::audit::NewEntry {
+            actor_id: who.user_id,
+            actor_name: &who.name,
+            action: "llm.review.save",
+            target: &week_s,
+            details: serde_json::json!({ "reviewed": reviewed, "notes_chars": notes.chars().count() }),
+            meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    week_review(pool, who, &week_s).await
+}
+
+/// A CSV field: quoted, and a leading `=`, `+`, `-`, `@`, tab or CR neutralised with a `'` so
+/// a spreadsheet never runs it as a formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The week's usage as CSV, one line per breakdown key × model × price version, with every
+/// token bucket and the cost exact (the price version names the price row that priced it;
+/// empty = unpriced). The previous week's lines follow, marked by their week.
+pub async fn review_csv(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainResult<String> {
+    let r = review(pool, who, q).await?;
+    let parse = |s: &str| {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| DomainError::internal("review bounds"))
+    };
+    let (from, to) = (parse(&r.from)?, parse(&r.to)?);
+    let prev_from = from - Duration::days(7);
+    let by = r.by.clone();
+    let mut out = format!(
+        "week,{by},model,price_version,status,calls,input_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,output_tokens,reasoning_tokens,cost_usd\n"
+    );
+    for (week, a, b) in [(&r.week, from, to), (&r.prev_week, prev_from, from)] {
+        type Key = (String, String, Option<i64>, String);
+        type Sums = (i64, crate::llm::tokens::Buckets, Decimal);
+        let mut groups: BTreeMap<Key, Sums> = BTreeMap::new();
+        for row in store::rollups(pool, a, b).await? {
+            if !q.filters.iter().all(|(k, v)| dim(&row, k) == v) {
+                continue;
+            }
+            let e = groups
+                .entry((
+                    dim(&row, &by).to_string(),
+                    row.model.clone(),
+                    row.price_id,
+                    row.status.clone(),
+                ))
+                .or_default();
+            e.0 += row.calls;
+            e.1.add(&row.tokens);
+            e.2 += row.cost;
+        }
+        for ((key, model, price, status), (calls, t, cost)) in groups {
+            out.push_str(&format!(
+                "{},{},{},{},{},{calls},{},{},{},{},{},{},{}\n",
+                csv_field(week),
+                csv_field(&key),
+                csv_field(&model),
+                price.map(|p| p.to_string()).unwrap_or_default(),
+                csv_field(&status),
+                t.input,
+                t.cache_read,
+                t.cache_write_5m,
+                t.cache_write_1h,
+                t.output,
+                t.reasoning,
+                if price.is_some() {
+                    cost.normalize().to_string()
+                } else {
+                    String::new()
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A Markdown table cell: pipes and line breaks escaped.
+fn md_cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+/// The review as Markdown: the totals, the explanation, the breakdowns by service and by
+/// model, the most expensive traces, the notes and who reviewed it.
+pub async fn review_markdown(
+    pool: &PgPool,
+    who: &Principal,
+    q: &ReviewQuery,
+) -> DomainResult<String> {
+    let r = review(pool, who, q).await?;
+    let rec = week_review(pool, who, &r.week).await?;
+    let by_service = review(
+        pool,
+        who,
+        &ReviewQuery {
+            by: Some("service".into()),
+            ..q.clone()
+        },
+    )
+    .await?;
+    let by_model = review(
+        pool,
+        who,
+        &ReviewQuery {
+            by: Some("model".into()),
+            ..q.clone()
+        },
+    )
+    .await?;
+    let mut md = format!("# LLM cost review {}\n\n", r.week);
+    md.push_str(&format!(
+        "{} to {} (UTC), against {}.",
+        &r.from[..10.min(r.from.len())],
+        &r.to[..10.min(r.to.len())],
+        r.prev_week
+    ));
+    if !r.filters.is_empty() {
+        let f: Vec<String> = r
+            .filters
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", md_cell(v)))
+            .collect();
+        md.push_str(&format!(" Filtered: {}.", f.join(", ")));
+    }
+    md.push_str("\n\n| | This week | Last week |\n|---|---:|---:|\n");
+    for (label, a, b) in [
+        ("Cost", r.cur.cost.clone(), r.prev.cost.clone()),
+        ("Calls", r.cur.calls.to_string(), r.prev.calls.to_string()),
+        (
+            "Unpriced calls",
+            r.cur.unpriced_calls.to_string(),
+            r.prev.unpriced_calls.to_string(),
+        ),
+        (
+            "Input tokens (uncached)",
+            r.cur.input.to_string(),
+            r.prev.input.to_string(),
+        ),
+        (
+            "Cache read tokens",
+            r.cur.cache_read.to_string(),
+            r.prev.cache_read.to_string(),
+        ),
+        (
+            "Cache write tokens",
+            r.cur.cache_write.to_string(),
+            r.prev.cache_write.to_string(),
+        ),
+        (
+            "Output tokens",
+            r.cur.output.to_string(),
+            r.prev.output.to_string(),
+        ),
+        (
+            "Reasoning tokens",
+            r.cur.reasoning.to_string(),
+            r.prev.reasoning.to_string(),
+        ),
+        (
+            "Cache savings",
+            r.cur.cache_savings.clone(),
+            r.prev.cache_savings.clone(),
+        ),
+        (
+            "Failed attempts",
+            format!("{} ({} calls)", r.cur.failed_cost, r.cur.failed_calls),
+            format!("{} ({} calls)", r.prev.failed_cost, r.prev.failed_calls),
+        ),
+    ] {
+        md.push_str(&format!("| {label} | {a} | {b} |\n"));
+    }
+    md.push_str("\n## Why it changed\n\n");
+    md.push_str(&format!("{}\n\n", md_cell(&r.overall.sentence)));
+    md.push_str("| Scope | Volume | Mix | Price | Cache | Tokens per call | Total |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for c in std::iter::once(&r.overall).chain(r.services.iter()) {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            md_cell(&c.scope),
+            c.volume,
+            c.mix,
+            c.price,
+            c.cache,
+            c.tokens,
+            c.total
+        ));
+    }
+    for c in &r.services {
+        md.push_str(&format!("\n- {}", md_cell(&c.sentence)));
+    }
+    for (title, rr) in [("By service", &by_service), ("By model", &by_model)] {
+        md.push_str(&format!("\n\n## {title}\n\n| {} | Cost | Last week | Change | Calls | Cost per call | Input | Cache read | Cache write | Output | Reasoning | Unpriced |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n", rr.by));
+        for x in &rr.rows {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                md_cell(&x.key),
+                x.cur.cost,
+                x.prev.cost,
+                x.change,
+                x.cur.calls,
+                x.cost_per_call,
+                x.cur.input,
+                x.cur.cache_read,
+                x.cur.cache_write,
+                x.cur.output,
+                x.cur.reasoning,
+                x.cur.unpriced_calls
+            ));
+        }
+    }
+    if !r.top_traces.is_empty() {
+        md.push_str("\n## Most expensive traces\n\n| Trace | Service | LLM calls | Cost |\n|---|---|---:|---:|\n");
+        for t in &r.top_traces {
+            md.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                t.trace_id,
+                md_cell(&t.service),
+                t.calls,
+                t.cost
+            ));
+        }
+    }
+    md.push_str("\n## Review\n\n");
+    match (&rec.reviewed_by, &rec.reviewed_at) {
+        (Some(by), Some(at)) => md.push_str(&format!("Reviewed by {} at {at}.\n\n", md_cell(by))),
+        _ => md.push_str("Not marked reviewed.\n\n"),
+    }
+    if rec.notes.trim().is_empty() {
+        md.push_str("_No notes._\n");
+    } else {
+        md.push_str(&format!("{}\n", rec.notes.trim_end()));
+    }
+    Ok(md)
 }
 
 #[cfg(test)]

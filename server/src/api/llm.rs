@@ -1,12 +1,14 @@
 //! `/api/v1/llm`: the weekly LLM cost review (the same data as the LLM costs page).
 
-use super::{ApiJson, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery};
 use crate::error::ApiResult;
 use crate::route;
 use crate::routes::Routes;
 use crate::state::Shared;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use domain::costs::{CostReview, PriceChangeResult, PriceView};
+use domain::costs::{CostReview, PriceChangeResult, PriceView, WeekReview};
 use domain::services::llm as svc;
 use domain::services::llm_prices as prices_svc;
 use domain::{DomainError, Principal, RequestMeta};
@@ -16,6 +18,13 @@ use std::sync::Arc;
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     let r = route!(Routes::new(), "/api/v1/llm/review", get(review));
+    let r = route!(r, "/api/v1/llm/review/csv", get(review_csv));
+    let r = route!(r, "/api/v1/llm/review/markdown", get(review_markdown));
+    let r = route!(
+        r,
+        "/api/v1/llm/reviews/{week}",
+        get(week_review).put(save_week_review)
+    );
     let r = route!(r, "/api/v1/llm/prices", get(prices).post(change_prices));
     route!(
         r,
@@ -38,6 +47,103 @@ pub struct DryRun {
     /// For a LiteLLM import: the date its prices take effect.
     #[serde(default)]
     effective_from: Option<String>,
+}
+
+fn download(content_type: &'static str, name: String, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A file name part: letters, digits, `-` and `_` only.
+fn file_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect()
+}
+
+/// `GET /api/v1/llm/review/csv`: the week's usage per breakdown key, model and price version,
+/// every token bucket, the exact cost.
+pub async fn review_csv(
+    Extension(s): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    ApiQuery(q): ApiQuery<ReviewQuery>,
+) -> ApiResult<Response> {
+    let q = q.into_query();
+    let csv = svc::review_csv(&s.pool, &who, &q).await?;
+    let week = csv
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .unwrap_or("week");
+    let name = format!(
+        "lookout-llm-costs-{}-by-{}.csv",
+        file_part(week.trim_matches('"')),
+        file_part(q.by.as_deref().unwrap_or("model"))
+    );
+    Ok(download("text/csv; charset=utf-8", name, csv))
+}
+
+/// `GET /api/v1/llm/review/markdown`: the review as Markdown, notes included.
+pub async fn review_markdown(
+    Extension(s): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    ApiQuery(q): ApiQuery<ReviewQuery>,
+) -> ApiResult<Response> {
+    let q = q.into_query();
+    let md = svc::review_markdown(&s.pool, &who, &q).await?;
+    let week = md
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("week");
+    let name = format!("lookout-llm-cost-review-{}.md", file_part(week));
+    Ok(download("text/markdown; charset=utf-8", name, md))
+}
+
+/// `GET /api/v1/llm/reviews/{week}`
+pub async fn week_review(
+    Extension(s): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    ApiPath(week): ApiPath<String>,
+) -> ApiResult<Json<WeekReview>> {
+    Ok(Json(svc::week_review(&s.pool, &who, &week).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaveReview {
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    reviewed: bool,
+}
+
+/// `PUT /api/v1/llm/reviews/{week}`
+pub async fn save_week_review(
+    (Extension(s), Extension(who), Extension(meta)): Ctx,
+    ApiPath(week): ApiPath<String>,
+    ApiJson(body): ApiJson<SaveReview>,
+) -> ApiResult<Json<WeekReview>> {
+    Ok(Json(
+        svc::save_week_review(&s.pool, &who, &meta, &week, &body.notes, body.reviewed).await?,
+    ))
 }
 
 /// `GET /api/v1/llm/prices`
