@@ -2,7 +2,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
-use domain::costs::{CostReview, WeekReview};
+use domain::costs::{CostReview, TraceCall, WeekReview};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -66,4 +66,11 @@ pub async fn save_week_review(
             .await?;
     leptos_axum::redirect(&format!("/costs?week={}", r.week));
     Ok(r)
+}
+
+/// The LLM calls of one trace.
+#[server(prefix = "/api/fn", endpoint = "costs/trace")]
+pub async fn llm_trace_calls(trace: String) -> Result<Vec<TraceCall>, AppError> {
+    let c = call()?;
+    Ok(domain::services::llm::trace_calls(&c.pool, &c.who, &trace).await?)
 }

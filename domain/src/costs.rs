@@ -173,3 +173,32 @@ pub struct WeekReview {
     #[serde(default)]
     pub can_edit: bool,
 }
+
+/// One LLM call of a trace (the spans behind a row of the most expensive traces).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceCall {
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    pub duration_ms: f64,
+    pub service: String,
+    pub feature: String,
+    pub tenant: String,
+    pub operation: String,
+    pub provider: String,
+    pub model: String,
+    pub request_model: Option<String>,
+    pub status: String,
+    pub error_type: Option<String>,
+    pub input: i64,
+    pub cache_read: i64,
+    pub cache_write: i64,
+    pub output: i64,
+    pub reasoning: i64,
+    /// Empty when unpriced.
+    pub cost: String,
+    pub price_version: Option<i64>,
+    /// The usage as received.
+    pub raw_usage: String,
+}

@@ -363,6 +363,16 @@ fn missing_resources() -> Vec<Case> {
         get_json("/api/v1/llm/review/csv?week=2026-W01", Any),
         get_json("/api/v1/llm/review/markdown?week=2026-W01", Any),
         get_json("/api/v1/llm/reviews/2026-W01", Any),
+        Case {
+            ok: 404,
+            ..get_json("/api/v1/llm/traces/0123456789abcdef0123456789abcdef", Any)
+        },
+        server_fn(
+            "/api/fn/costs/trace",
+            Any,
+            &[("trace", "0123456789abcdef0123456789abcdef")],
+            404,
+        ),
         json(
             Method::PUT,
             "/api/v1/llm/reviews/2026-W01",
@@ -646,6 +656,10 @@ fn listed_cases() -> Vec<Case> {
         },
         page("/kafka", Any),
         page("/costs", Any),
+        Case {
+            ok: 404,
+            ..page("/costs/traces/0123456789abcdef0123456789abcdef", Any)
+        },
         page("/targets", Any),
         Case {
             ok: 404,

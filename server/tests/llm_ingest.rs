@@ -455,6 +455,28 @@ async fn the_weekly_review_explains_the_change(pool: PgPool) {
     assert_eq!(r["trend"][12]["calls"], 8);
     assert_eq!(r["trend"][11]["calls"], 4);
     assert_eq!(r["top_traces"][0]["trace_id"], "0b".repeat(16));
+    let calls: serde_json::Value = app
+        .plain()
+        .get(app.url(&format!("/api/v1/llm/traces/{}", "0b".repeat(16))))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        calls.as_array().unwrap().len(),
+        6,
+        "the trace's six calls: {calls}"
+    );
+    assert_eq!(calls[0]["cost"], "$0.0035");
+    assert!(
+        calls[0]["raw_usage"]
+            .as_str()
+            .unwrap()
+            .contains("\"cache_read_tokens\": 1920")
+    );
     // Savings: 1920 cached tokens × ($2 − $0.50) per million × 8 calls = $0.02304.
     assert_eq!(r["cur"]["cache_savings"], "$0.0230");
     // Drill down: one feature.

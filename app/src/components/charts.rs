@@ -260,6 +260,21 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// Dollars for an axis: `$1.2k`, `$12`, `$1.50`, `$0.025`.
+pub fn fmt_usd(v: f64) -> String {
+    if v >= 1e6 {
+        format!("${:.1}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("${:.1}k", v / 1e3)
+    } else if v >= 10.0 || v == 0.0 {
+        format!("${v:.0}")
+    } else if v >= 0.1 {
+        format!("${v:.2}")
+    } else {
+        format!("${v:.3}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +288,10 @@ mod tests {
         assert_eq!(nice_max(830.0), 1000.0);
         assert_eq!(nice_max(180.0), 200.0);
         assert_eq!(fmt_num(25_000.0), "25k");
+        assert_eq!(fmt_usd(0.075), "$0.075");
+        assert_eq!(fmt_usd(0.5), "$0.50");
+        assert_eq!(fmt_usd(412.0), "$412");
+        assert_eq!(fmt_usd(12_500.0), "$12.5k");
         assert_eq!(fmt_count(2), "2");
         assert_eq!(fmt_count(1_234_567), "1,234,567");
         assert_eq!(fmt_count(-1000), "-1,000");
@@ -315,7 +334,7 @@ mod tests {
     }
 }
 
-/// Vertical bars with a labelled value axis and a label under each bar (the weekly cost
+/// Vertical bars with a labelled dollar axis and a label under each bar (the weekly cost
 /// trend). `highlight` marks one bar (the week on show); each bar links where `hrefs` says.
 #[component]
 pub fn BarChart(
@@ -333,7 +352,7 @@ pub fn BarChart(
     let max = nice_max(values.iter().copied().fold(0.0, f64::max));
     let slot = w / n;
     let grid: Vec<(f64, String)> = (0..=4)
-        .map(|i| (h - h * i as f64 / 4.0, fmt_num(max * i as f64 / 4.0)))
+        .map(|i| (h - h * i as f64 / 4.0, fmt_usd(max * i as f64 / 4.0)))
         .collect();
     let bars: Vec<_> = values
         .iter()
@@ -341,6 +360,9 @@ pub fn BarChart(
         .map(|(i, v)| {
             let bh = (v / max * h).max(if *v > 0.0 { 1.0 } else { 0.0 });
             (
+                // Every other label (counting back from the last bar) may be hidden on a
+                // narrow screen, where they would overlap.
+                (values.len() - 1 - i) % 2 == 1,
                 i as f64 * slot + slot * 0.15,
                 h - bh,
                 slot * 0.7,
@@ -355,17 +377,17 @@ pub fn BarChart(
     view! {
         <figure class="chart">
             <figcaption>{title}<span class="muted">{format!(" ({unit})")}</span></figcaption>
-            <svg viewBox=format!("-60 -10 {} {}", w + 70.0, h + 40.0) class="barchart" role="img" aria-label="bar chart">
+            <svg viewBox=format!("-80 -10 {} {}", w + 90.0, h + 40.0) class="barchart" role="img" aria-label="bar chart">
                 {grid.into_iter().map(|(y, label)| view! {
                     <line x1="0" x2=w.to_string() y1=format!("{y:.1}") y2=format!("{y:.1}") class="grid"/>
                     <text x="-6" y=format!("{:.1}", y + 4.0) text-anchor="end" class="tick">{label}</text>
                 }).collect_view()}
-                {bars.into_iter().map(|(x, y, bw, bh, label, href, text, hi)| view! {
+                {bars.into_iter().map(|(alt, x, y, bw, bh, label, href, text, hi)| view! {
                     <a href=href>
                         <title>{format!("{label}: {text}")}</title>
                         <rect x=format!("{x:.1}") y=format!("{y:.1}") width=format!("{bw:.1}") height=format!("{bh:.1}")
                             class=if hi { "bar current" } else { "bar" }/>
-                        <text x=format!("{:.1}", x + bw / 2.0) y=format!("{:.1}", h + 16.0) text-anchor="middle" class="tick">
+                        <text x=format!("{:.1}", x + bw / 2.0) y=format!("{:.1}", h + 16.0) text-anchor="middle" class=if alt { "tick alt" } else { "tick" }>
                             {label.split_once("-W").map(|(_, w)| format!("W{w}")).unwrap_or(label.clone())}
                         </text>
                     </a>

@@ -39,6 +39,9 @@ pub fn SortableTable(
     columns: Vec<String>,
     rows: Vec<Vec<String>>,
 ) -> impl IntoView {
+    // Each cell carries its column's name: stacked on a narrow screen, it is shown as the
+    // cell's label.
+    let labels = columns.clone();
     view! {
         <table class="data evidence sortable">
             <caption>{caption}</caption>
@@ -49,7 +52,9 @@ pub fn SortableTable(
             </tr></thead>
             <tbody>
                 {rows.into_iter().map(|r| view! {
-                    <tr>{r.into_iter().map(|c| view! { <td>{c}</td> }).collect_view()}</tr>
+                    <tr>{r.into_iter().enumerate().map(|(i, c)| view! {
+                        <td data-label=labels.get(i).cloned().unwrap_or_default()>{c}</td>
+                    }).collect_view()}</tr>
                 }).collect_view()}
             </tbody>
         </table>

@@ -9,12 +9,12 @@ use crate::components::common::raw_element_text;
 use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
 use crate::components::sortable::SortableTable;
 use crate::components::time::LocalTime;
-use crate::cost_fns::{SaveWeekReview, week_review_record, weekly_cost_review};
+use crate::cost_fns::{SaveWeekReview, llm_trace_calls, week_review_record, weekly_cost_review};
 use domain::costs::{CostReview, DIMENSIONS};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 /// The next dimension to break down by after filtering on `by` (service → feature → model).
 fn drill_next(by: &str) -> &'static str {
@@ -208,7 +208,8 @@ fn review_view(r: CostReview) -> impl IntoView {
                         <thead><tr><th>"Scope"</th><th>"Volume"</th><th>"Mix"</th><th>"Price"</th><th>"Cache"</th><th>"Tokens per call"</th><th>"Total"</th></tr></thead>
                         <tbody>
                             {std::iter::once(o.clone()).chain(r.services.iter().cloned()).map(|c| view! {
-                                <tr><td>{c.scope}</td><td>{c.volume}</td><td>{c.mix}</td><td>{c.price}</td><td>{c.cache}</td><td>{c.tokens}</td><td><strong>{c.total}</strong></td></tr>
+                                <tr><td>{c.scope}</td><td data-label="Volume">{c.volume}</td><td data-label="Mix">{c.mix}</td><td data-label="Price">{c.price}</td>
+                                    <td data-label="Cache">{c.cache}</td><td data-label="Tokens per call">{c.tokens}</td><td data-label="Total"><strong>{c.total}</strong></td></tr>
                             }).collect_view()}
                         </tbody>
                     </table>
@@ -230,11 +231,11 @@ fn review_view(r: CostReview) -> impl IntoView {
                 {(!r.top_traces.is_empty()).then(|| view! {
                     <section>
                         <h2>"Most expensive traces"</h2>
-                        <table class="data">
+                        <table class="data top-traces">
                             <thead><tr><th>"Trace"</th><th>"Service"</th><th>"LLM calls"</th><th>"Cost"</th></tr></thead>
                             <tbody>
                                 {r.top_traces.iter().map(|t| view! {
-                                    <tr><td><code>{t.trace_id.clone()}</code></td><td>{t.service.clone()}</td><td>{fmt_count(t.calls)}</td><td>{t.cost.clone()}</td></tr>
+                                    <tr><td><a href=format!("/costs/traces/{}", t.trace_id)><code>{t.trace_id.clone()}</code></a></td><td data-label="Service">{t.service.clone()}</td><td data-label="LLM calls">{fmt_count(t.calls)}</td><td data-label="Cost">{t.cost.clone()}</td></tr>
                                 }).collect_view()}
                             </tbody>
                         </table>
@@ -291,6 +292,66 @@ pub fn CostsPage() -> impl IntoView {
                             </form>
                             {review_view(r.clone())}
                             <ReviewRecord week=r.week.clone()/>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// One trace's LLM calls: what each attempt was, what it cost, the usage as received.
+#[component]
+pub fn CostTracePage() -> impl IntoView {
+    let params = use_params_map();
+    let trace = move || params.read().get("trace").unwrap_or_default();
+    let calls = Resource::new(trace, llm_trace_calls);
+    view! {
+        <Title text="LLM calls of a trace"/>
+        <p class="crumbs"><a href="/costs">"LLM costs"</a>" › trace"</p>
+        <h1>"LLM calls of trace " <code>{trace}</code></h1>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match calls.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(list) => {
+                        let parse = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok();
+                        view! {
+                            <div class="table-wrap">
+                            <table class="data trace-calls">
+                                <caption>{format!("{} calls, in start order", list.len())}</caption>
+                                <thead><tr>
+                                    <th>"Started"</th><th>"Span"</th><th>"Service"</th><th>"Feature"</th><th>"Tenant"</th><th>"Model"</th>
+                                    <th>"Operation"</th><th>"Status"</th><th>"Duration"</th><th>"Input"</th><th>"Cache read"</th>
+                                    <th>"Cache write"</th><th>"Output"</th><th>"Reasoning"</th><th>"Cost"</th><th>"Price version"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {list.iter().map(|c| view! {
+                                        <tr>
+                                            <td data-label="Started">{parse(&c.started_at).map(|at| view! { <LocalTime at/> })}</td>
+                                            <td data-label="Span"><code>{c.span_id.clone()}</code></td>
+                                            <td data-label="Service">{c.service.clone()}</td>
+                                            <td data-label="Feature">{c.feature.clone()}</td>
+                                            <td data-label="Tenant">{c.tenant.clone()}</td>
+                                            <td data-label="Model">{format!("{} {}", c.provider, c.model)}</td>
+                                            <td data-label="Operation">{c.operation.clone()}</td>
+                                            <td data-label="Status">{match &c.error_type { Some(e) => format!("{} ({e})", c.status), None => c.status.clone() }}</td>
+                                            <td data-label="Duration">{format!("{:.0} ms", c.duration_ms)}</td>
+                                            <td data-label="Input">{fmt_count(c.input)}</td>
+                                            <td data-label="Cache read">{fmt_count(c.cache_read)}</td>
+                                            <td data-label="Cache write">{fmt_count(c.cache_write)}</td>
+                                            <td data-label="Output">{fmt_count(c.output)}</td>
+                                            <td data-label="Reasoning">{fmt_count(c.reasoning)}</td>
+                                            <td data-label="Cost">{if c.cost.is_empty() { "unpriced".to_string() } else { c.cost.clone() }}</td>
+                                            <td data-label="Price version">{c.price_version.map(|p| format!("#{p}")).unwrap_or_default()}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            </div>
+                            <details><summary>"The usage as received"</summary>
+                                <ul class="plain">{list.iter().map(|c| view! { <li><code>{c.span_id.clone()}</code>" "<code>{c.raw_usage.clone()}</code></li> }).collect_view()}</ul>
+                            </details>
                         }.into_any()
                     }
                 }

@@ -3,7 +3,8 @@
 
 use crate::accounts::{Principal, Role};
 use crate::costs::{
-    CostChange, CostReview, CostRow, CostTotals, DIMENSIONS, TraceCost, TrendPoint, WeekReview,
+    CostChange, CostReview, CostRow, CostTotals, DIMENSIONS, TraceCall, TraceCost, TrendPoint,
+    WeekReview,
 };
 use crate::error::{DomainError, DomainResult};
 use crate::llm::explain::{Cell, CellWeek, Effects, decompose, to_cents, to_places};
@@ -410,21 +411,28 @@ fn sentence(
         parts.push(format!("{} volume ({d})", signed_money(c.volume)));
     }
     if !c.mix.is_zero() {
-        // The model whose share of calls moved most.
-        let mut by_model: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        // The model whose share moved the cost most: its change of share times how far its
+        // cost per call is from last week's average (a new, dearer model gaining share
+        // explains a rising mix better than the cheap one it displaced).
+        let mut by_model: BTreeMap<String, (i64, i64, Decimal)> = BTreeMap::new();
         for cell in cells {
             let e = by_model.entry(model_of(&cell.key)).or_default();
             e.0 += cell.prev.calls;
             e.1 += cell.cur.calls;
+            e.2 += cell.prev.cost.total() + cell.cur.cost.total();
         }
-        let moved = by_model.iter().max_by(|a, b| {
-            let s = |(p, q): &(i64, i64)| {
-                (*q as f64 / n1.max(1) as f64 - *p as f64 / n0.max(1) as f64).abs()
-            };
-            s(a.1).total_cmp(&s(b.1))
-        });
+        let c0: Decimal = cells.iter().map(|c| c.prev.cost.total()).sum();
+        let avg0 = to_f64(c0) / n0.max(1) as f64;
+        let score = |(p, q, cost): &(i64, i64, Decimal)| {
+            let share = *q as f64 / n1.max(1) as f64 - *p as f64 / n0.max(1) as f64;
+            let per_call = to_f64(*cost) / (p + q).max(1) as f64;
+            (share * (per_call - avg0)).abs()
+        };
+        let moved = by_model
+            .iter()
+            .max_by(|a, b| score(a.1).total_cmp(&score(b.1)).then_with(|| b.0.cmp(a.0)));
         let d = moved
-            .map(|(m, (p, q))| format!(" ({m} share {} → {})", pct(*p, n0), pct(*q, n1)))
+            .map(|(m, (p, q, _))| format!(" ({m} share {} → {})", pct(*p, n0), pct(*q, n1)))
             .unwrap_or_default();
         parts.push(format!("{} mix{d}", signed_money(c.mix)));
     }
@@ -631,20 +639,21 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
             }
         })
         .collect();
-    let top_traces = if q.filters.is_empty() {
-        store::top_traces(pool, from, to, 20)
-            .await?
-            .into_iter()
-            .map(|(trace_id, service, calls, cost)| TraceCost {
-                trace_id,
-                service,
-                calls,
-                cost: money(cost),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let filters: Vec<(String, String)> = q
+        .filters
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let top_traces = store::top_traces(pool, from, to, &filters, 20)
+        .await?
+        .into_iter()
+        .map(|(trace_id, service, calls, cost)| TraceCost {
+            trace_id,
+            service,
+            calls,
+            cost: money(cost),
+        })
+        .collect();
     Ok(CostReview {
         week: week_name(monday),
         prev_week: week_name(monday - Duration::days(7)),
@@ -1001,6 +1010,72 @@ pub async fn review_markdown(
         md.push_str(&format!("{}\n", rec.notes.trim_end()));
     }
     Ok(md)
+}
+
+/// The LLM calls of one trace, in start order (at most 1000).
+pub async fn trace_calls(
+    pool: &PgPool,
+    who: &Principal,
+    trace_id: &str,
+) -> DomainResult<Vec<TraceCall>> {
+    who.require(Role::Viewer)?;
+    let t = trace_id.trim().to_ascii_lowercase();
+    if t.len() != 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(DomainError::invalid("trace id: 32 hexadecimal digits"));
+    }
+    let rows = sqlx::query(
+        "SELECT span_id, parent_span_id, started_at, duration_ms, service, feature, tenant, operation,
+                provider, model, request_model, status, error_type, input, cache_read,
+                cache_write_5m + cache_write_1h AS cache_write, output, reasoning, cost, price_id,
+                raw_usage::text AS raw
+           FROM llm_usage WHERE trace_id = $1 ORDER BY started_at, span_id LIMIT 1000",
+    )
+    .bind(&t)
+    .fetch_all(pool)
+    .await?;
+    use sqlx::Row;
+    let list = rows
+        .iter()
+        .map(|r| {
+            Ok(TraceCall {
+                span_id: r
+                    .try_get::<Option<String>, _>("span_id")?
+                    .unwrap_or_default(),
+                parent_span_id: r.try_get("parent_span_id")?,
+                started_at: r
+                    .try_get::<OffsetDateTime, _>("started_at")?
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                duration_ms: r.try_get("duration_ms")?,
+                service: r.try_get("service")?,
+                feature: r.try_get("feature")?,
+                tenant: r.try_get("tenant")?,
+                operation: r.try_get("operation")?,
+                provider: r.try_get("provider")?,
+                model: r.try_get("model")?,
+                request_model: r.try_get("request_model")?,
+                status: r.try_get("status")?,
+                error_type: r.try_get("error_type")?,
+                input: r.try_get("input")?,
+                cache_read: r.try_get("cache_read")?,
+                cache_write: r.try_get("cache_write")?,
+                output: r.try_get("output")?,
+                reasoning: r.try_get("reasoning")?,
+                cost: r
+                    .try_get::<Option<Decimal>, _>("cost")?
+                    .map(money)
+                    .unwrap_or_default(),
+                price_version: r.try_get("price_id")?,
+                raw_usage: r.try_get("raw")?,
+            })
+        })
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    if list.is_empty() {
+        return Err(DomainError::not_found(format!(
+            "no LLM calls recorded in trace {t}"
+        )));
+    }
+    Ok(list)
 }
 
 #[cfg(test)]

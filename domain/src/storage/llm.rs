@@ -350,25 +350,45 @@ pub async fn trend(
         .collect()
 }
 
-/// The most expensive traces in `[from, to)` (reads the raw rows of those days: bounded by
-/// the partition range and the limit).
+/// The dimensions a review may filter on: they are also `llm_usage` columns.
+const FILTER_COLUMNS: [&str; 6] = [
+    "provider",
+    "model",
+    "service",
+    "feature",
+    "tenant",
+    "operation",
+];
+
+/// The most expensive traces in `[from, to)` among the calls matching `filters` (reads the raw
+/// rows of those days: bounded by the partition range and the limit).
 pub async fn top_traces(
     db: impl PgExecutor<'_>,
     from: OffsetDateTime,
     to: OffsetDateTime,
+    filters: &[(String, String)],
     limit: i64,
 ) -> sqlx::Result<Vec<(String, String, i64, Decimal)>> {
-    let rows = sqlx::query(
+    let mut sql = String::from(
         "SELECT trace_id, min(service) AS service, count(*)::int8 AS calls, sum(cost) AS cost
            FROM llm_usage
-          WHERE started_at >= $1 AND started_at < $2 AND trace_id IS NOT NULL AND cost IS NOT NULL
-          GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT $3",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
+          WHERE started_at >= $1 AND started_at < $2 AND trace_id IS NOT NULL AND cost IS NOT NULL",
+    );
+    let mut values = Vec::new();
+    for (k, v) in filters {
+        // Only known column names reach the SQL; values are bound.
+        let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k.as_str()) else {
+            continue;
+        };
+        values.push(v.clone());
+        sql.push_str(&format!(" AND {col} = ${}", values.len() + 3));
+    }
+    sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT $3");
+    let mut q = sqlx::query(&sql).bind(from).bind(to).bind(limit);
+    for v in values {
+        q = q.bind(v);
+    }
+    let rows = q.fetch_all(db).await?;
     rows.iter()
         .map(|r| {
             Ok((

@@ -8,7 +8,7 @@ use crate::state::Shared;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use domain::costs::{CostReview, PriceChangeResult, PriceView, WeekReview};
+use domain::costs::{CostReview, PriceChangeResult, PriceView, TraceCall, WeekReview};
 use domain::services::llm as svc;
 use domain::services::llm_prices as prices_svc;
 use domain::{DomainError, Principal, RequestMeta};
@@ -20,6 +20,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     let r = route!(Routes::new(), "/api/v1/llm/review", get(review));
     let r = route!(r, "/api/v1/llm/review/csv", get(review_csv));
     let r = route!(r, "/api/v1/llm/review/markdown", get(review_markdown));
+    let r = route!(r, "/api/v1/llm/traces/{trace}", get(trace_calls));
     let r = route!(
         r,
         "/api/v1/llm/reviews/{week}",
@@ -115,6 +116,15 @@ pub async fn review_markdown(
         .unwrap_or("week");
     let name = format!("lookout-llm-cost-review-{}.md", file_part(week));
     Ok(download("text/markdown; charset=utf-8", name, md))
+}
+
+/// `GET /api/v1/llm/traces/{trace}`: the LLM calls recorded in one trace.
+pub async fn trace_calls(
+    Extension(s): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    ApiPath(trace): ApiPath<String>,
+) -> ApiResult<Json<Vec<TraceCall>>> {
+    Ok(Json(svc::trace_calls(&s.pool, &who, &trace).await?))
 }
 
 /// `GET /api/v1/llm/reviews/{week}`

@@ -292,6 +292,9 @@ pub fn spec() -> serde_json::Value {
             "parameters": [{ "name": "week", "in": "query", "schema": { "type": "string" } },
                            { "name": "service", "in": "query", "schema": { "type": "string" } }, { "name": "feature", "in": "query", "schema": { "type": "string" } }],
             "responses": { "200": { "description": "text/markdown (attachment)" }, "400": err, "401": err, "422": err } } },
+        "/api/v1/llm/traces/{trace}": { "get": { "summary": "The LLM calls recorded in one trace (the spans behind a row of the most expensive traces): attribution, model, status, duration, every bucket, cost and price version, the usage as received",
+            "parameters": [{ "name": "trace", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
+            "responses": { "200": { "description": "[{span_id, parent_span_id, started_at, duration_ms, service, feature, tenant, operation, provider, model, request_model, status, error_type, input, cache_read, cache_write, output, reasoning, cost, price_version, raw_usage}]" }, "401": err, "404": err, "422": err } } },
         "/api/v1/llm/reviews/{week}": {
           "get": { "summary": "A week's review record: notes, who marked it reviewed and when",
             "parameters": [{ "name": "week", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$" } }],
