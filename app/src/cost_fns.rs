@@ -2,7 +2,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
-use domain::costs::{CostReview, TraceCall, WeekReview};
+use domain::costs::{BudgetStatus, CostReview, TraceCall, WeekReview};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -73,4 +73,39 @@ pub async fn save_week_review(
 pub async fn llm_trace_calls(trace: String) -> Result<Vec<TraceCall>, AppError> {
     let c = call()?;
     Ok(domain::services::llm::trace_calls(&c.pool, &c.who, &trace).await?)
+}
+
+/// Every budget with its period's spend and forecast.
+#[server(prefix = "/api/fn", endpoint = "costs/budgets")]
+pub async fn llm_budgets() -> Result<Vec<BudgetStatus>, AppError> {
+    let c = call()?;
+    Ok(domain::services::llm_budgets::list_budgets(&c.pool, &c.who).await?)
+}
+
+/// Creates a budget (approver+); without JavaScript the browser is sent back to the page.
+#[server(prefix = "/api/fn", endpoint = "costs/budgets/create")]
+pub async fn create_llm_budget(
+    scope: String,
+    name: String,
+    period: String,
+    amount: String,
+) -> Result<i64, AppError> {
+    let c = call()?;
+    // The role first: a caller who may not create budgets learns nothing about the input.
+    c.who.require(domain::Role::Approver)?;
+    let amount = domain::services::llm_budgets::parse_amount(&amount)?;
+    let id = domain::services::llm_budgets::create_budget(
+        &c.pool,
+        &c.who,
+        &c.meta,
+        &domain::services::llm_budgets::NewBudget {
+            scope,
+            name,
+            period,
+            amount,
+        },
+    )
+    .await?;
+    leptos_axum::redirect("/costs#budgets");
+    Ok(id)
 }

@@ -202,3 +202,26 @@ pub struct TraceCall {
     /// The usage as received.
     pub raw_usage: String,
 }
+
+/// A budget and where its period stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub id: i64,
+    /// `service`, `feature` or `tenant`.
+    pub scope: String,
+    pub name: String,
+    /// `week` (ISO, Monday 00:00 UTC) or `month` (the 1st, 00:00 UTC).
+    pub period: String,
+    pub amount: String,
+    /// The current period's first day.
+    pub period_start: String,
+    pub spent: String,
+    /// The period's spend if it goes on at the rate so far (shown once a fifth of the period
+    /// has passed).
+    pub forecast: Option<String>,
+    pub spent_percent: f64,
+    pub forecast_percent: Option<f64>,
+    /// Thresholds raised this period (80, 100).
+    pub raised: Vec<i32>,
+    pub created_by: String,
+}

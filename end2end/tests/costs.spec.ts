@@ -128,4 +128,15 @@ test("a week's LLM costs reviewed: explained, drilled into, exported, signed off
   await page.reload();
   await expect(page.getByLabel("Notes on the week")).toHaveValue(note);
   await expect(page.getByLabel("The week is reviewed")).toBeChecked();
+
+  // A monthly budget for the service, from the page.
+  await hydrated(page);
+  await page.locator("#budgets summary").click();
+  await page.locator("#budget-form select[name=scope]").selectOption("service");
+  await page.locator("#budget-form input[name=name]").fill(service);
+  await page.locator("#budget-form select[name=period]").selectOption("month");
+  await page.locator("#budget-form input[name=amount]").fill("250");
+  await page.locator("#budget-form button[type=submit]").click();
+  await expect(page.locator("#budgets table")).toContainText(service);
+  await expect(page.locator("#budgets table")).toContainText("$250.00");
 });

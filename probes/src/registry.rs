@@ -52,6 +52,10 @@ pub fn findings_markdown() -> String {
         "\n## Kafka lag sampler alerts\n\nRaised by the background sampler, not by a probe run.\n",
     );
     table(&mut out, &[crate::kafka::rules::ALERT_CODE]);
+    out.push_str(
+        "\n## LLM budget alerts\n\nRaised by the budget evaluation (a background job), not by a probe run.\n",
+    );
+    table(&mut out, &[crate::llm::BUDGET_80, crate::llm::BUDGET_100]);
     for p in all() {
         let s = p.spec();
         out.push_str(&format!(

@@ -215,6 +215,7 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
             config.llm_retention_days,
             stop_rx.clone(),
         ),
+        server::workers::spawn_llm_budgets(pool.clone(), stop_rx.clone()),
     ];
     let mut sampler = server::workers::SamplerSettings::new(
         Duration::from_secs(config.kafka_sample_secs),

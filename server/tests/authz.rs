@@ -348,6 +348,18 @@ fn missing_resources() -> Vec<Case> {
         ),
         server_fn("/api/fn/kafka/groups", Any, &[("target_id", "999999")], 404),
         server_fn("/api/fn/costs/review", Any, &[("week", "2026-W01")], 200),
+        server_fn("/api/fn/costs/budgets", Any, &[], 200),
+        server_fn(
+            "/api/fn/costs/budgets/create",
+            Role(domain::Role::Approver),
+            &[
+                ("scope", "service"),
+                ("name", "x"),
+                ("period", "week"),
+                ("amount", "lots"),
+            ],
+            422,
+        ),
         server_fn(
             "/api/fn/costs/week-review",
             Any,
@@ -363,6 +375,19 @@ fn missing_resources() -> Vec<Case> {
         get_json("/api/v1/llm/review/csv?week=2026-W01", Any),
         get_json("/api/v1/llm/review/markdown?week=2026-W01", Any),
         get_json("/api/v1/llm/reviews/2026-W01", Any),
+        get_json("/api/v1/llm/budgets", Any),
+        json(
+            Method::POST,
+            "/api/v1/llm/budgets",
+            Role(domain::Role::Approver),
+            r#"{"scope":"service","name":"x","period":"day","amount":1}"#,
+            422,
+        ),
+        Case {
+            method: Method::DELETE,
+            ok: 404,
+            ..get_json("/api/v1/llm/budgets/999999", Role(domain::Role::Approver))
+        },
         Case {
             ok: 404,
             ..get_json("/api/v1/llm/traces/0123456789abcdef0123456789abcdef", Any)

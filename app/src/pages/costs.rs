@@ -9,7 +9,10 @@ use crate::components::common::raw_element_text;
 use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
 use crate::components::sortable::SortableTable;
 use crate::components::time::LocalTime;
-use crate::cost_fns::{SaveWeekReview, llm_trace_calls, week_review_record, weekly_cost_review};
+use crate::cost_fns::{
+    CreateLlmBudget, SaveWeekReview, llm_budgets, llm_trace_calls, week_review_record,
+    weekly_cost_review,
+};
 use domain::costs::{CostReview, DIMENSIONS};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -72,6 +75,56 @@ fn ReviewRecord(week: String) -> impl IntoView {
                     }
                 })}
             </Suspense>
+        </section>
+    }
+}
+
+/// The budgets: this period's spend and forecast against each, what was raised, and the form
+/// to add one.
+#[component]
+fn Budgets() -> impl IntoView {
+    let create = ServerAction::<CreateLlmBudget>::new();
+    let list = Resource::new(move || create.version().get(), |_| llm_budgets());
+    view! {
+        <section class="budgets" id="budgets">
+            <h2>"Budgets"</h2>
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                        Ok(list) if list.is_empty() => view! {
+                            <p class="muted">"No budgets yet. A budget per service, feature or tenant, weekly or monthly, opens an incident (or adds a finding to the open one) when 80% and 100% of it are spent or forecast."</p>
+                        }.into_any(),
+                        Ok(list) => {
+                            let columns = ["Scope", "Name", "Period from", "Budget", "Spent", "Spent %", "Forecast", "Forecast %", "Raised"]
+                                .iter().map(|s| s.to_string()).collect();
+                            let rows = list.iter().map(|b| vec![
+                                b.scope.clone(),
+                                b.name.clone(),
+                                format!("{} ({})", b.period_start, b.period),
+                                b.amount.clone(),
+                                b.spent.clone(),
+                                format!("{:.1}%", b.spent_percent),
+                                b.forecast.clone().unwrap_or_else(|| "—".into()),
+                                b.forecast_percent.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "—".into()),
+                                b.raised.iter().map(|t| format!("{t}%")).collect::<Vec<_>>().join(", "),
+                            ]).collect();
+                            view! { <SortableTable caption="This period, per budget" columns rows/> }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+            <details>
+                <summary>"Add a budget (approvers)"</summary>
+                <ActionForm action=create attr:class="inline budget-form" attr:id="budget-form">
+                    <label>"Scope "<select name="scope"><option value="service">"service"</option><option value="feature">"feature"</option><option value="tenant">"tenant"</option></select></label>
+                    <label>"Name "<input type="text" name="name" required maxlength="200" placeholder="checkout"/></label>
+                    <label>"Period "<select name="period"><option value="week">"week"</option><option value="month">"month"</option></select></label>
+                    <label>"Amount ($) "<input type="text" name="amount" required inputmode="decimal" placeholder="250"/></label>
+                    <button type="submit">"Add"</button>
+                </ActionForm>
+                {move || create.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorPanel error=e/> })}
+            </details>
         </section>
     }
 }
@@ -291,6 +344,7 @@ pub fn CostsPage() -> impl IntoView {
                                 <span class="muted">{format!(" · {} to {} (UTC)", &r.from[..10.min(r.from.len())], &r.to[..10.min(r.to.len())])}</span>
                             </form>
                             {review_view(r.clone())}
+                            <Budgets/>
                             <ReviewRecord week=r.week.clone()/>
                         }.into_any()
                     }

@@ -8,6 +8,7 @@ pub mod deployments;
 pub mod incidents;
 pub mod kafka_lag;
 pub mod llm;
+pub mod llm_budgets;
 pub mod llm_prices;
 pub mod passwords;
 pub mod probe_runs;

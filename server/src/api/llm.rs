@@ -8,8 +8,11 @@ use crate::state::Shared;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use domain::costs::{CostReview, PriceChangeResult, PriceView, TraceCall, WeekReview};
+use domain::costs::{
+    BudgetStatus, CostReview, PriceChangeResult, PriceView, TraceCall, WeekReview,
+};
 use domain::services::llm as svc;
+use domain::services::llm_budgets as budgets_svc;
 use domain::services::llm_prices as prices_svc;
 use domain::{DomainError, Principal, RequestMeta};
 use serde::Deserialize;
@@ -21,6 +24,12 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     let r = route!(r, "/api/v1/llm/review/csv", get(review_csv));
     let r = route!(r, "/api/v1/llm/review/markdown", get(review_markdown));
     let r = route!(r, "/api/v1/llm/traces/{trace}", get(trace_calls));
+    let r = route!(
+        r,
+        "/api/v1/llm/budgets",
+        get(list_budgets).post(create_budget)
+    );
+    let r = route!(r, "/api/v1/llm/budgets/{id}", delete(delete_budget));
     let r = route!(
         r,
         "/api/v1/llm/reviews/{week}",
@@ -125,6 +134,35 @@ pub async fn trace_calls(
     ApiPath(trace): ApiPath<String>,
 ) -> ApiResult<Json<Vec<TraceCall>>> {
     Ok(Json(svc::trace_calls(&s.pool, &who, &trace).await?))
+}
+
+/// `GET /api/v1/llm/budgets`: every budget with its period's spend and forecast.
+pub async fn list_budgets(
+    Extension(s): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Vec<BudgetStatus>>> {
+    Ok(Json(budgets_svc::list_budgets(&s.pool, &who).await?))
+}
+
+/// `POST /api/v1/llm/budgets` (approver+).
+pub async fn create_budget(
+    (Extension(s), Extension(who), Extension(meta)): Ctx,
+    ApiJson(body): ApiJson<budgets_svc::NewBudget>,
+) -> ApiResult<(axum::http::StatusCode, Json<serde_json::Value>)> {
+    let id = budgets_svc::create_budget(&s.pool, &who, &meta, &body).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(serde_json::json!({ "id": id })),
+    ))
+}
+
+/// `DELETE /api/v1/llm/budgets/{id}` (approver+).
+pub async fn delete_budget(
+    (Extension(s), Extension(who), Extension(meta)): Ctx,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<axum::http::StatusCode> {
+    budgets_svc::delete_budget(&s.pool, &who, &meta, id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/llm/reviews/{week}`

@@ -295,6 +295,18 @@ pub fn spec() -> serde_json::Value {
         "/api/v1/llm/traces/{trace}": { "get": { "summary": "The LLM calls recorded in one trace (the spans behind a row of the most expensive traces): attribution, model, status, duration, every bucket, cost and price version, the usage as received",
             "parameters": [{ "name": "trace", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
             "responses": { "200": { "description": "[{span_id, parent_span_id, started_at, duration_ms, service, feature, tenant, operation, provider, model, request_model, status, error_type, input, cache_read, cache_write, output, reasoning, cost, price_version, raw_usage}]" }, "401": err, "404": err, "422": err } } },
+        "/api/v1/llm/budgets": {
+          "get": { "summary": "Every LLM budget with its current period's spend, forecast (once a fifth of the period has passed) and the thresholds raised this period",
+            "responses": { "200": { "description": "[{id, scope, name, period, amount, period_start, spent, forecast, spent_percent, forecast_percent, raised, created_by}]" }, "401": err } },
+          "post": { "summary": "Create a budget (approver+): a weekly (ISO week, UTC) or monthly amount in dollars for a service, feature or tenant. Crossing 80% or 100% of it, spent or forecast, opens an incident for the scope or adds a finding (LLM_BUDGET_80, LLM_BUDGET_100) to its open one, once per period and threshold.",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "required": ["scope", "name", "period", "amount"], "properties": {
+              "scope": { "type": "string", "enum": ["service", "feature", "tenant"] }, "name": { "type": "string", "maxLength": 200 },
+              "period": { "type": "string", "enum": ["week", "month"] }, "amount": { "type": ["number", "string"], "exclusiveMinimum": 0 } } } } } },
+            "responses": { "201": { "description": "{id}" }, "400": err, "401": err, "403": err, "409": err, "422": err } } },
+        "/api/v1/llm/budgets/{id}": {
+          "delete": { "summary": "Delete a budget (approver+)",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+            "responses": { "204": { "description": "Deleted" }, "401": err, "403": err, "404": err } } },
         "/api/v1/llm/reviews/{week}": {
           "get": { "summary": "A week's review record: notes, who marked it reviewed and when",
             "parameters": [{ "name": "week", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$" } }],

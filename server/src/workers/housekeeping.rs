@@ -81,3 +81,30 @@ pub fn spawn_llm_partitions(
         },
     )
 }
+
+/// Every five minutes, on one replica (the `llm-budgets` lease): every LLM budget against its
+/// period's spend and forecast; a threshold crossed for the first time raises.
+pub fn spawn_llm_budgets(
+    pool: PgPool,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let job_pool = pool.clone();
+    super::run_periodic(
+        pool,
+        super::Periodic::new("llm-budgets", Duration::from_secs(300)),
+        shutdown,
+        move || {
+            let pool = job_pool.clone();
+            async move {
+                let raised =
+                    domain::services::llm_budgets::evaluate(&pool, time::OffsetDateTime::now_utc())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                if raised > 0 {
+                    tracing::warn!(raised, "LLM budget thresholds crossed");
+                }
+                Ok(())
+            }
+        },
+    )
+}
