@@ -109,3 +109,17 @@ pub async fn create_llm_budget(
     leptos_axum::redirect("/costs#budgets");
     Ok(id)
 }
+
+/// Imports usage records pasted or loaded into the page's form (approver+).
+#[server(prefix = "/api/fn", endpoint = "costs/import")]
+pub async fn import_llm_usage(format: String, data: String) -> Result<String, AppError> {
+    let c = call()?;
+    let window = domain::services::llm::Window {
+        retention_days: c.llm_retention_days,
+    };
+    let r = domain::services::llm_import::import(&c.pool, &c.who, &format, &data, window).await?;
+    Ok(format!(
+        "{} records imported, {} already there",
+        r.stored, r.duplicates
+    ))
+}

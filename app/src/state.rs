@@ -16,6 +16,8 @@ pub struct AppState {
     pub runner: domain::services::probe_runs::Runner,
     /// Approvals a deployment needs, per environment (`LOOKOUT_APPROVALS`).
     pub approvals: domain::deployments::ApprovalPolicy,
+    /// Days of LLM usage kept (`LOOKOUT_LLM_RETENTION_DAYS`): imports older are refused.
+    pub llm_retention_days: i64,
 }
 
 /// Everything a server function needs about its call.
@@ -25,6 +27,7 @@ pub struct Call {
     pub runner: domain::services::probe_runs::Runner,
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub approvals: domain::deployments::ApprovalPolicy,
+    pub llm_retention_days: i64,
     pub who: Principal,
     pub meta: RequestMeta,
 }
@@ -52,6 +55,7 @@ pub fn call() -> Result<Call, AppError> {
         runner: state.runner,
         stats_cache: state.stats_cache,
         approvals: state.approvals,
+        llm_retention_days: state.llm_retention_days,
         who,
         meta,
     })

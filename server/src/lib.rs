@@ -140,6 +140,7 @@ pub fn router_with_shared(pool: PgPool, config: Config) -> (Router, Arc<Shared>)
         access: config.access(),
         runner: domain::services::probe_runs::Runner::new(config.probe_runs_per_target),
         approvals: config.approvals.clone(),
+        llm_retention_days: i64::from(config.llm_retention_days),
     };
     let max_body = config.max_body_bytes as usize;
     let session_layer =

@@ -350,6 +350,12 @@ fn missing_resources() -> Vec<Case> {
         server_fn("/api/fn/costs/review", Any, &[("week", "2026-W01")], 200),
         server_fn("/api/fn/costs/budgets", Any, &[], 200),
         server_fn(
+            "/api/fn/costs/import",
+            Role(domain::Role::Approver),
+            &[("format", "xml"), ("data", "x")],
+            422,
+        ),
+        server_fn(
             "/api/fn/costs/budgets/create",
             Role(domain::Role::Approver),
             &[
@@ -376,6 +382,13 @@ fn missing_resources() -> Vec<Case> {
         get_json("/api/v1/llm/review/markdown?week=2026-W01", Any),
         get_json("/api/v1/llm/reviews/2026-W01", Any),
         get_json("/api/v1/llm/budgets", Any),
+        json(
+            Method::POST,
+            "/api/v1/llm/usage/import?format=xml",
+            Role(domain::Role::Approver),
+            "x",
+            422,
+        ),
         json(
             Method::POST,
             "/api/v1/llm/budgets",

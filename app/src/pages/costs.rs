@@ -10,8 +10,8 @@ use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
 use crate::components::sortable::SortableTable;
 use crate::components::time::LocalTime;
 use crate::cost_fns::{
-    CreateLlmBudget, SaveWeekReview, llm_budgets, llm_trace_calls, week_review_record,
-    weekly_cost_review,
+    CreateLlmBudget, ImportLlmUsage, SaveWeekReview, llm_budgets, llm_trace_calls,
+    week_review_record, weekly_cost_review,
 };
 use domain::costs::{CostReview, DIMENSIONS};
 use leptos::form::ActionForm;
@@ -126,6 +126,28 @@ fn Budgets() -> impl IntoView {
                 {move || create.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorPanel error=e/> })}
             </details>
         </section>
+    }
+}
+
+/// Usage records from a file (JSON Lines or CSV, docs/llm-costs.md), pasted into the form.
+#[component]
+fn Import() -> impl IntoView {
+    let import = ServerAction::<ImportLlmUsage>::new();
+    view! {
+        <details class="import" id="import">
+            <summary>"Import usage records (approvers)"</summary>
+            <ActionForm action=import attr:class="stack" attr:id="import-form">
+                <label>"Format "<select name="format"><option value="jsonl">"JSON Lines"</option><option value="csv">"CSV (with a header line)"</option></select></label>
+                <label>"Records (the fields are in docs/llm-costs.md; every line is checked before anything is stored)"
+                    <textarea name="data" rows="6" required class="code" placeholder=r#"{"id": "r1", "started_at": "2026-11-23T10:00:00Z", "provider": "openai", "model": "gpt-4.1", "input_tokens": 2006, "cache_read_tokens": 1920, "output_tokens": 300}"#></textarea>
+                </label>
+                <button type="submit">"Import"</button>
+            </ActionForm>
+            {move || import.value().get().map(|r| match r {
+                Ok(msg) => view! { <p class="notice" role="status">{msg}</p> }.into_any(),
+                Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+            })}
+        </details>
     }
 }
 
@@ -345,6 +367,7 @@ pub fn CostsPage() -> impl IntoView {
                             </form>
                             {review_view(r.clone())}
                             <Budgets/>
+                            <Import/>
                             <ReviewRecord week=r.week.clone()/>
                         }.into_any()
                     }

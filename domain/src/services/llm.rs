@@ -49,7 +49,7 @@ pub async fn ingest(
     pool: &PgPool,
     who: &Principal,
     rows: Vec<UsageRow>,
-    mut result: IngestResult,
+    result: IngestResult,
     window: Window,
 ) -> DomainResult<IngestResult> {
     if !who.ingest {
@@ -57,6 +57,17 @@ pub async fn ingest(
             "only an ingest token may send usage (create one in Settings → API tokens)",
         ));
     }
+    store_rows(pool, rows, result, window).await
+}
+
+/// Stores checked rows: the window, pricing under the price book's lock, partitions, one
+/// statement for the rows and their rollups. Callers check who may write.
+pub(crate) async fn store_rows(
+    pool: &PgPool,
+    rows: Vec<UsageRow>,
+    mut result: IngestResult,
+    window: Window,
+) -> DomainResult<IngestResult> {
     let now = OffsetDateTime::now_utc();
     let oldest = now - Duration::days(window.retention_days);
     let newest = now + Duration::days(1);

@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod kafka_lag;
 pub mod llm;
 pub mod llm_budgets;
+pub mod llm_import;
 pub mod llm_prices;
 pub mod passwords;
 pub mod probe_runs;

@@ -30,6 +30,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
         get(list_budgets).post(create_budget)
     );
     let r = route!(r, "/api/v1/llm/budgets/{id}", delete(delete_budget));
+    let r = route!(r, "/api/v1/llm/usage/import", post(import_usage));
     let r = route!(
         r,
         "/api/v1/llm/reviews/{week}",
@@ -134,6 +135,28 @@ pub async fn trace_calls(
     ApiPath(trace): ApiPath<String>,
 ) -> ApiResult<Json<Vec<TraceCall>>> {
     Ok(Json(svc::trace_calls(&s.pool, &who, &trace).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    format: String,
+}
+
+/// `POST /api/v1/llm/usage/import?format=jsonl|csv` (approver+): the body is the file.
+pub async fn import_usage(
+    Extension(s): Extension<Arc<Shared>>,
+    Extension(who): Extension<Principal>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
+    body: String,
+) -> ApiResult<Json<serde_json::Value>> {
+    let window = svc::Window {
+        retention_days: i64::from(s.config.llm_retention_days),
+    };
+    let r = domain::services::llm_import::import(&s.pool, &who, &q.format, &body, window).await?;
+    Ok(Json(
+        serde_json::json!({ "stored": r.stored, "duplicates": r.duplicates }),
+    ))
 }
 
 /// `GET /api/v1/llm/budgets`: every budget with its period's spend and forecast.

@@ -295,6 +295,10 @@ pub fn spec() -> serde_json::Value {
         "/api/v1/llm/traces/{trace}": { "get": { "summary": "The LLM calls recorded in one trace (the spans behind a row of the most expensive traces): attribution, model, status, duration, every bucket, cost and price version, the usage as received",
             "parameters": [{ "name": "trace", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
             "responses": { "200": { "description": "[{span_id, parent_span_id, started_at, duration_ms, service, feature, tenant, operation, provider, model, request_model, status, error_type, input, cache_read, cache_write, output, reasoning, cost, price_version, raw_usage}]" }, "401": err, "404": err, "422": err } } },
+        "/api/v1/llm/usage/import": { "post": { "summary": "Import usage records from a file (approver+): JSON Lines or CSV with the documented fields (docs/llm-costs.md: id, started_at, provider, model, the token counts, attribution, status, usage_convention). Every line is checked first: a bad line is a 422 naming it and the field, and nothing is written. Priced and rolled up like ingested spans; idempotent by id (importing the same file twice adds nothing).",
+            "parameters": [{ "name": "format", "in": "query", "required": true, "schema": { "type": "string", "enum": ["jsonl", "csv"] } }],
+            "requestBody": { "required": true, "content": { "text/plain": { "schema": { "type": "string" } } } },
+            "responses": { "200": { "description": "{stored, duplicates}" }, "400": err, "401": err, "403": err, "413": err, "422": err } } },
         "/api/v1/llm/budgets": {
           "get": { "summary": "Every LLM budget with its current period's spend, forecast (once a fifth of the period has passed) and the thresholds raised this period",
             "responses": { "200": { "description": "[{id, scope, name, period, amount, period_start, spent, forecast, spent_percent, forecast_percent, raised, created_by}]" }, "401": err } },
