@@ -90,9 +90,7 @@ async fn files_import_once_and_bad_lines_write_nothing(pool: PgPool) {
             .unwrap();
     assert_eq!(feature, "search, beta");
     // Too old for the retention window: refused, nothing written.
-    let old = format!(
-        "{{\"id\": \"o1\", \"started_at\": \"2019-01-01T00:00:00Z\", \"provider\": \"openai\", \"model\": \"gpt-4.1\", \"input_tokens\": 1}}\n"
-    );
+    let old = r#"{"id": "o1", "started_at": "2019-01-01T00:00:00Z", "provider": "openai", "model": "gpt-4.1", "input_tokens": 1}"#.to_string();
     let (status, e) = send(&approver, "jsonl", old).await;
     assert_eq!(status, 422, "{e}");
     let calls: i64 = sqlx::query_scalar("SELECT sum(calls)::int8 FROM llm_usage_hourly")
