@@ -85,6 +85,29 @@ pub struct CostReview {
     pub rows: Vec<CostRow>,
     pub trend: Vec<TrendPoint>,
     pub top_traces: Vec<TraceCost>,
+    /// Fallbacks per feature: how often a request failed over, and what it cost.
+    #[serde(default)]
+    pub fallbacks: Vec<FallbackRow>,
+}
+
+/// A feature's fallbacks in the week: requests whose first attempt failed and another model
+/// answered (attempts under one parent span), and the **fallback tax** — what the failed
+/// attempts were billed, plus what the fallback model cost above the first choice's price for
+/// the same tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FallbackRow {
+    pub feature: String,
+    /// Successful calls of the feature (requests answered).
+    pub requests: i64,
+    pub fell_back: i64,
+    /// fell_back / requests, in percent.
+    pub share: f64,
+    /// The chains seen, first choice → what answered (`openai gpt-4.1 → anthropic claude-sonnet-4-5`), most frequent first.
+    pub chains: Vec<String>,
+    pub failed_cost: String,
+    pub pricier_cost: String,
+    pub tax: String,
+    pub tax_usd: f64,
 }
 
 /// The dimensions a breakdown can be by.

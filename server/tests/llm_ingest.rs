@@ -751,3 +751,77 @@ async fn the_review_record_and_its_exports(pool: PgPool) {
     );
     assert!(html.contains("Reviewed"));
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn fallbacks_and_their_tax_per_feature(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    let today = OffsetDateTime::now_utc().date();
+    let monday = today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7);
+    let at = monday.midnight().assume_utc() + Duration::hours(50);
+    // A request to gpt-4.1 that timed out after being billed 1000 input tokens, answered by
+    // Claude Sonnet (attempts under one parent span, exported in two batches), and three
+    // requests gpt-4.1 answered itself.
+    let mut failed = chat(30, 1, at, "gpt-4.1", (1000, 0, 0), "answers");
+    failed.attributes.push(kv("error.type", s("timeout")));
+    let mut answer = span(
+        30,
+        2,
+        at + Duration::seconds(31),
+        vec![
+            kv("gen_ai.operation.name", s("chat")),
+            kv("gen_ai.provider.name", s("anthropic")),
+            kv("gen_ai.response.model", s("claude-sonnet-4-5")),
+            kv("gen_ai.usage.input_tokens", i(1000)),
+            kv("gen_ai.usage.output_tokens", i(100)),
+            kv("app.feature", s("answers")),
+        ],
+    );
+    answer.parent_span_id = failed.parent_span_id.clone();
+    assert_eq!(
+        common::llm::export(&app, &token, &request("svc", vec![failed])).await,
+        200
+    );
+    assert_eq!(
+        common::llm::export(&app, &token, &request("svc", vec![answer])).await,
+        200
+    );
+    let others = (0..3u8)
+        .map(|n| chat(31 + n, 1, at, "gpt-4.1", (1000, 0, 100), "answers"))
+        .collect();
+    assert_eq!(
+        common::llm::export(&app, &token, &request("svc", others)).await,
+        200
+    );
+
+    let (y, w, _) = monday.to_iso_week_date();
+    let viewer = app.create_token("fb-viewer", Role::Viewer).await;
+    let r: serde_json::Value = app
+        .plain()
+        .get(app.url(&format!("/api/v1/llm/review?week={y}-W{w:02}")))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let f = &r["fallbacks"][0];
+    assert_eq!(f["feature"], "answers", "{r}");
+    assert_eq!(f["requests"], 4);
+    assert_eq!(f["fell_back"], 1);
+    assert_eq!(f["share"], 25.0);
+    assert_eq!(
+        f["chains"][0],
+        "openai gpt-4.1 → anthropic claude-sonnet-4-5 (1)"
+    );
+    // The timed-out attempt: 1000 × $2 per million. Claude: 1000 × $3 + 100 × $15 = $0.0045
+    // where gpt-4.1 would have cost 1000 × $2 + 100 × $8 = $0.0028: $0.0017 more.
+    assert_eq!(f["failed_cost"], "$0.0020");
+    assert_eq!(f["pricier_cost"], "$0.0017");
+    assert_eq!(f["tax"], "$0.0037");
+    assert_eq!(r["fallbacks"].as_array().unwrap().len(), 1);
+}

@@ -303,6 +303,27 @@ fn review_view(r: CostReview) -> impl IntoView {
                         </p>
                     })}
                 </section>
+                {(!r.fallbacks.is_empty()).then(|| {
+                    let columns = ["Feature", "Requests", "Fell back", "Share", "Chains", "Failed attempts", "Pricier fallback", "Fallback tax"]
+                        .iter().map(|s| s.to_string()).collect();
+                    let rows = r.fallbacks.iter().map(|f| vec![
+                        f.feature.clone(),
+                        fmt_count(f.requests),
+                        fmt_count(f.fell_back),
+                        format!("{:.1}%", f.share),
+                        f.chains.join("; "),
+                        f.failed_cost.clone(),
+                        f.pricier_cost.clone(),
+                        f.tax.clone(),
+                    ]).collect();
+                    view! {
+                        <section class="fallbacks">
+                            <h2>"Fallbacks"</h2>
+                            <p class="muted">"Requests whose first attempt failed and another model answered; the tax is what the failed attempts were billed plus what the fallback cost above the first choice's price."</p>
+                            <SortableTable caption="Per feature, this week" columns rows/>
+                        </section>
+                    }
+                })}
                 {(!r.top_traces.is_empty()).then(|| view! {
                     <section>
                         <h2>"Most expensive traces"</h2>

@@ -3,8 +3,8 @@
 
 use crate::accounts::{Principal, Role};
 use crate::costs::{
-    CostChange, CostReview, CostRow, CostTotals, DIMENSIONS, TraceCall, TraceCost, TrendPoint,
-    WeekReview,
+    CostChange, CostReview, CostRow, CostTotals, DIMENSIONS, FallbackRow, TraceCall, TraceCost,
+    TrendPoint, WeekReview,
 };
 use crate::error::{DomainError, DomainResult};
 use crate::llm::explain::{Cell, CellWeek, Effects, decompose, to_cents, to_places};
@@ -655,6 +655,16 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let attempts = store::fallback_attempts(pool, from, to, &filters, 200_000).await?;
+    let requests: BTreeMap<String, i64> =
+        cur.iter()
+            .filter(|r| r.status == "ok")
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(r.feature.clone()).or_default() += r.calls;
+                m
+            });
+    let book = store::live_prices(pool).await?;
+    let fallbacks = fallback_rows(&attempts, &requests, &book);
     let top_traces = store::top_traces(pool, from, to, &filters, 20)
         .await?
         .into_iter()
@@ -687,7 +697,103 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
         rows: out_rows,
         trend,
         top_traces,
+        fallbacks,
     })
+}
+
+/// Fallbacks per feature from the attempts of the requests that failed over (see
+/// [`FallbackRow`]): the failed attempts' cost, and what the answering model cost above the
+/// first choice's price for the same tokens (the first choice priced by the book at the time;
+/// nothing when it has no price or was the cheaper one).
+pub fn fallback_rows(
+    attempts: &[store::Attempt],
+    requests: &BTreeMap<String, i64>,
+    book: &[Price],
+) -> Vec<FallbackRow> {
+    #[derive(Default)]
+    struct Acc {
+        fell_back: i64,
+        failed: Decimal,
+        pricier: Decimal,
+        chains: BTreeMap<String, i64>,
+    }
+    let mut by_feature: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut i = 0;
+    while i < attempts.len() {
+        let parent = &attempts[i].parent;
+        let mut j = i;
+        while j < attempts.len() && attempts[j].parent == *parent {
+            j += 1;
+        }
+        let chain = &attempts[i..j];
+        i = j;
+        let Some(first) = chain.first() else { continue };
+        let Some(answer) = chain.iter().find(|a| a.ok) else {
+            continue;
+        };
+        let acc = by_feature.entry(answer.feature.clone()).or_default();
+        acc.fell_back += 1;
+        acc.failed += chain
+            .iter()
+            .filter(|a| !a.ok)
+            .filter_map(|a| a.cost)
+            .sum::<Decimal>();
+        if let (Some(paid), Some(p)) = (
+            answer.cost,
+            prices::find(
+                book,
+                &first.provider,
+                &first.model,
+                &first.service_tier,
+                answer.started_at,
+                answer.tokens.prompt(),
+            ),
+        ) {
+            let would = p.rates.cost(&answer.tokens).total();
+            if paid > would {
+                acc.pricier += paid - would;
+            }
+        }
+        *acc.chains
+            .entry(format!(
+                "{} {} → {} {}",
+                first.provider, first.model, answer.provider, answer.model
+            ))
+            .or_default() += 1;
+    }
+    let mut out: Vec<FallbackRow> = by_feature
+        .into_iter()
+        .map(|(feature, a)| {
+            let requests = requests.get(&feature).copied().unwrap_or(a.fell_back);
+            let mut chains: Vec<(String, i64)> = a.chains.into_iter().collect();
+            chains.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+            let tax = a.failed + a.pricier;
+            FallbackRow {
+                share: if requests > 0 {
+                    (a.fell_back as f64 * 1000.0 / requests as f64).round() / 10.0
+                } else {
+                    0.0
+                },
+                feature,
+                requests,
+                fell_back: a.fell_back,
+                chains: chains
+                    .into_iter()
+                    .map(|(c, n)| format!("{c} ({n})"))
+                    .collect(),
+                failed_cost: money(a.failed),
+                pricier_cost: money(a.pricier),
+                tax: money(tax),
+                tax_usd: to_f64(tax),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.tax_usd
+            .total_cmp(&a.tax_usd)
+            .then(a.feature.cmp(&b.feature))
+    });
+    out
 }
 
 // ---------------------------------------------------------------------------------------

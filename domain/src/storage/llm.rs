@@ -400,3 +400,79 @@ pub async fn top_traces(
         })
         .collect()
 }
+
+/// One attempt of a request that failed over: the calls sharing a parent span among which at
+/// least one failed and at least one succeeded, in `[from, to)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub parent: String,
+    pub started_at: OffsetDateTime,
+    pub feature: String,
+    pub provider: String,
+    pub model: String,
+    pub service_tier: String,
+    pub ok: bool,
+    pub tokens: Buckets,
+    pub cost: Option<Decimal>,
+}
+
+/// The attempts of every request that failed over in `[from, to)` among the calls matching
+/// `filters` (at most `limit` attempts: reads the week's raw rows).
+pub async fn fallback_attempts(
+    db: impl PgExecutor<'_>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    filters: &[(String, String)],
+    limit: i64,
+) -> sqlx::Result<Vec<Attempt>> {
+    let mut cond =
+        String::from("started_at >= $1 AND started_at < $2 AND parent_span_id IS NOT NULL");
+    let mut values = Vec::new();
+    for (k, v) in filters {
+        let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k.as_str()) else {
+            continue;
+        };
+        values.push(v.clone());
+        cond.push_str(&format!(" AND {col} = ${}", values.len() + 3));
+    }
+    let sql = format!(
+        "WITH w AS (SELECT * FROM llm_usage WHERE {cond}),
+              chains AS (SELECT trace_id, parent_span_id FROM w GROUP BY trace_id, parent_span_id
+                          HAVING bool_or(status = 'error') AND bool_or(status = 'ok'))
+         SELECT w.parent_span_id, w.started_at, w.feature, w.provider, w.model, w.service_tier,
+                w.status = 'ok' AS ok, w.input, w.cache_read, w.cache_write_5m, w.cache_write_1h,
+                w.output, w.reasoning, w.cost
+           FROM w JOIN chains c ON c.parent_span_id = w.parent_span_id
+                               AND c.trace_id IS NOT DISTINCT FROM w.trace_id
+          ORDER BY w.parent_span_id, w.started_at
+          LIMIT $3"
+    );
+    let mut q = sqlx::query(&sql).bind(from).bind(to).bind(limit);
+    for v in values {
+        q = q.bind(v);
+    }
+    q.fetch_all(db)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Attempt {
+                parent: r.try_get("parent_span_id")?,
+                started_at: r.try_get("started_at")?,
+                feature: r.try_get("feature")?,
+                provider: r.try_get("provider")?,
+                model: r.try_get("model")?,
+                service_tier: r.try_get("service_tier")?,
+                ok: r.try_get("ok")?,
+                tokens: Buckets {
+                    input: r.try_get("input")?,
+                    cache_read: r.try_get("cache_read")?,
+                    cache_write_5m: r.try_get("cache_write_5m")?,
+                    cache_write_1h: r.try_get("cache_write_1h")?,
+                    output: r.try_get("output")?,
+                    reasoning: r.try_get("reasoning")?,
+                },
+                cost: r.try_get("cost")?,
+            })
+        })
+        .collect()
+}
