@@ -529,17 +529,14 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
     let start = |d: Date| d.midnight().assume_offset(q.offset);
     let (from, to) = (start(monday), start(monday + Duration::days(7)));
     let prev_from = start(monday - Duration::days(7));
-    let keep = |r: &RollupRow| q.filters.iter().all(|(k, v)| dim(r, k) == v);
-    let cur: Vec<RollupRow> = store::rollups(pool, from, to)
-        .await?
-        .into_iter()
-        .filter(keep)
+    let filters: Vec<(String, String)> = q
+        .filters
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let prev: Vec<RollupRow> = store::rollups(pool, prev_from, from)
-        .await?
-        .into_iter()
-        .filter(keep)
-        .collect();
+    let with_tenant = by == "tenant" || q.filters.contains_key("tenant");
+    let cur: Vec<RollupRow> = store::rollups(pool, from, to, with_tenant, &filters).await?;
+    let prev: Vec<RollupRow> = store::rollups(pool, prev_from, from, with_tenant, &filters).await?;
     let ids: Vec<i64> = cur
         .iter()
         .chain(prev.iter())
@@ -649,11 +646,6 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
                 unpriced_calls: unpriced,
             }
         })
-        .collect();
-    let filters: Vec<(String, String)> = q
-        .filters
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let attempts = store::fallback_attempts(pool, from, to, &filters, 200_000).await?;
     let requests: BTreeMap<String, i64> =
@@ -929,10 +921,13 @@ pub async fn review_csv(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> Doma
         type Key = (String, String, Option<i64>, String);
         type Sums = (i64, crate::llm::tokens::Buckets, Decimal);
         let mut groups: BTreeMap<Key, Sums> = BTreeMap::new();
-        for row in store::rollups(pool, a, b).await? {
-            if !q.filters.iter().all(|(k, v)| dim(&row, k) == v) {
-                continue;
-            }
+        let filters: Vec<(String, String)> = q
+            .filters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let with_tenant = by == "tenant" || q.filters.contains_key("tenant");
+        for row in store::rollups(pool, a, b, with_tenant, &filters).await? {
             let e = groups
                 .entry((
                     dim(&row, &by).to_string(),

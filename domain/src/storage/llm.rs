@@ -270,27 +270,42 @@ pub struct RollupRow {
     pub cost: Decimal,
 }
 
-/// Every rollup group in `[from, to)`, summed over the hours. The review aggregates these
-/// further in memory (their count is bounded by the dimensions' cardinality, not by calls).
+/// Every rollup group in `[from, to)` among those matching `filters`, summed over the hours
+/// in SQL. The tenant (the widest dimension) is kept only when `with_tenant`; otherwise it is
+/// summed over and reported as empty. The review aggregates these further in memory.
 pub async fn rollups(
     db: impl PgExecutor<'_>,
     from: OffsetDateTime,
     to: OffsetDateTime,
+    with_tenant: bool,
+    filters: &[(String, String)],
 ) -> sqlx::Result<Vec<RollupRow>> {
-    let rows = sqlx::query(
-        "SELECT provider, model, service, feature, tenant, operation, status, price_id,
+    let tenant = if with_tenant { "tenant" } else { "''::text" };
+    let mut cond = String::from("hour >= $1 AND hour < $2");
+    let mut values = Vec::new();
+    for (k, v) in filters {
+        // Only known column names reach the SQL; values are bound.
+        let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k.as_str()) else {
+            continue;
+        };
+        values.push(v.clone());
+        cond.push_str(&format!(" AND {col} = ${}", values.len() + 2));
+    }
+    let sql = format!(
+        "SELECT provider, model, service, feature, {tenant} AS tenant, operation, status, price_id,
                 sum(calls)::int8 AS calls, sum(input)::int8 AS input,
                 sum(cache_read)::int8 AS cache_read, sum(cache_write_5m)::int8 AS cache_write_5m,
                 sum(cache_write_1h)::int8 AS cache_write_1h, sum(output)::int8 AS output,
                 sum(reasoning)::int8 AS reasoning, sum(cost) AS cost
            FROM llm_usage_hourly
-          WHERE hour >= $1 AND hour < $2
-          GROUP BY provider, model, service, feature, tenant, operation, status, price_id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(db)
-    .await?;
+          WHERE {cond}
+          GROUP BY provider, model, service, feature, 5, operation, status, price_id"
+    );
+    let mut q = sqlx::query(&sql).bind(from).bind(to);
+    for v in values {
+        q = q.bind(v);
+    }
+    let rows = q.fetch_all(db).await?;
     rows.iter()
         .map(|r| {
             Ok(RollupRow {
