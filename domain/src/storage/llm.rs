@@ -281,16 +281,8 @@ pub async fn rollups(
     filters: &[(String, String)],
 ) -> sqlx::Result<Vec<RollupRow>> {
     let tenant = if with_tenant { "tenant" } else { "''::text" };
-    let mut cond = String::from("hour >= $1 AND hour < $2");
-    let mut values = Vec::new();
-    for (k, v) in filters {
-        // Only known column names reach the SQL; values are bound.
-        let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k.as_str()) else {
-            continue;
-        };
-        values.push(v.clone());
-        cond.push_str(&format!(" AND {col} = ${}", values.len() + 2));
-    }
+    let (more, values) = filter_sql(filters, 3);
+    let cond = format!("hour >= $1 AND hour < $2{more}");
     let sql = format!(
         "SELECT provider, model, service, feature, {tenant} AS tenant, operation, status, price_id,
                 sum(calls)::int8 AS calls, sum(input)::int8 AS input,
@@ -375,6 +367,22 @@ const FILTER_COLUMNS: [&str; 6] = [
     "operation",
 ];
 
+/// `AND col = $n` for each filter on a known column (anything else is left out), numbered
+/// from `$first`, and the values to bind in that order. Only known column names reach the
+/// SQL; values are always bound.
+fn filter_sql(filters: &[(String, String)], first: usize) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for (k, v) in filters {
+        let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k.as_str()) else {
+            continue;
+        };
+        sql.push_str(&format!(" AND {col} = ${}", first + values.len()));
+        values.push(v.clone());
+    }
+    (sql, values)
+}
+
 /// The most expensive traces in `[from, to)` among the calls matching `filters` (reads the raw
 /// rows of those days: bounded by the partition range and the limit).
 pub async fn top_traces(
@@ -389,15 +397,8 @@ pub async fn top_traces(
            FROM llm_usage
           WHERE started_at >= $1 AND started_at < $2 AND trace_id IS NOT NULL AND cost IS NOT NULL",
     );
-    let mut values = Vec::new();
-    for (k, v) in filters {
-        // Only known column names reach the SQL; values are bound.
-        let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k.as_str()) else {
-            continue;
-        };
-        values.push(v.clone());
-        sql.push_str(&format!(" AND {col} = ${}", values.len() + 3));
-    }
+    let (more, values) = filter_sql(filters, 4);
+    sql.push_str(&more);
     sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT $3");
     let mut q = sqlx::query(&sql).bind(from).bind(to).bind(limit);
     for v in values {
@@ -440,16 +441,8 @@ pub async fn fallback_attempts(
     filters: &[(String, String)],
     limit: i64,
 ) -> sqlx::Result<Vec<Attempt>> {
-    let mut cond =
-        String::from("started_at >= $1 AND started_at < $2 AND parent_span_id IS NOT NULL");
-    let mut values = Vec::new();
-    for (k, v) in filters {
-        let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k.as_str()) else {
-            continue;
-        };
-        values.push(v.clone());
-        cond.push_str(&format!(" AND {col} = ${}", values.len() + 3));
-    }
+    let (more, values) = filter_sql(filters, 4);
+    let cond = format!("started_at >= $1 AND started_at < $2 AND parent_span_id IS NOT NULL{more}");
     let sql = format!(
         "WITH w AS (SELECT * FROM llm_usage WHERE {cond}),
               chains AS (SELECT trace_id, parent_span_id FROM w GROUP BY trace_id, parent_span_id
