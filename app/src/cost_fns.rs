@@ -39,7 +39,7 @@ pub async fn weekly_cost_review(
         week: week.filter(|w| !w.is_empty()),
         by: by.filter(|b| !b.is_empty()),
         filters,
-        ..Default::default()
+        offset: c.llm_week_offset,
     };
     Ok(domain::services::llm::review(&c.pool, &c.who, &q).await?)
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub approvals: domain::deployments::ApprovalPolicy,
     /// Days of LLM usage kept (`LOOKOUT_LLM_RETENTION_DAYS`): imports older are refused.
     pub llm_retention_days: i64,
+    /// The zone the cost review's weeks start in (`LOOKOUT_LLM_WEEK_OFFSET`).
+    pub llm_week_offset: time::UtcOffset,
 }
 
 /// Everything a server function needs about its call.
@@ -28,6 +30,7 @@ pub struct Call {
     pub stats_cache: std::sync::Arc<domain::services::incidents::StatsCache>,
     pub approvals: domain::deployments::ApprovalPolicy,
     pub llm_retention_days: i64,
+    pub llm_week_offset: time::UtcOffset,
     pub who: Principal,
     pub meta: RequestMeta,
 }
@@ -56,6 +59,7 @@ pub fn call() -> Result<Call, AppError> {
         stats_cache: state.stats_cache,
         approvals: state.approvals,
         llm_retention_days: state.llm_retention_days,
+        llm_week_offset: state.llm_week_offset,
         who,
         meta,
     })

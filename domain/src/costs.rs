@@ -88,6 +88,9 @@ pub struct CostReview {
     /// Fallbacks per feature: how often a request failed over, and what it cost.
     #[serde(default)]
     pub fallbacks: Vec<FallbackRow>,
+    /// The zone the weeks start in (`UTC`, `UTC+02:00`).
+    #[serde(default)]
+    pub zone: String,
 }
 
 /// A feature's fallbacks in the week: requests whose first attempt failed and another model

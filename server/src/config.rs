@@ -54,6 +54,10 @@ fn parse_mapping(s: &str) -> Result<domain::alertmanager::SeverityMapping, Strin
     domain::alertmanager::SeverityMapping::parse(s)
 }
 
+fn parse_week_offset(s: &str) -> Result<time::UtcOffset, String> {
+    domain::services::llm::parse_offset(s)
+}
+
 fn parse_approvals(s: &str) -> Result<domain::deployments::ApprovalPolicy, String> {
     domain::deployments::ApprovalPolicy::parse(s)
 }
@@ -313,6 +317,11 @@ pub struct Config {
         global = true
     )]
     pub llm_provider_counting: String,
+
+    /// The zone the weekly LLM cost review's weeks start in: `UTC` or a whole-hour offset
+    /// (`+02:00`, `-05:00`).
+    #[arg(long, env = "LOOKOUT_LLM_WEEK_OFFSET", default_value = "UTC", value_parser = parse_week_offset, global = true)]
+    pub llm_week_offset: time::UtcOffset,
 
     /// Days of LLM usage records kept (older daily partitions are dropped; older spans refused).
     #[arg(long, env = "LOOKOUT_LLM_RETENTION_DAYS", default_value_t = 400, value_parser = clap::value_parser!(u32).range(14..=3650), global = true)]

@@ -141,6 +141,7 @@ pub fn router_with_shared(pool: PgPool, config: Config) -> (Router, Arc<Shared>)
         runner: domain::services::probe_runs::Runner::new(config.probe_runs_per_target),
         approvals: config.approvals.clone(),
         llm_retention_days: i64::from(config.llm_retention_days),
+        llm_week_offset: config.llm_week_offset,
     };
     let max_body = config.max_body_bytes as usize;
     let session_layer =

@@ -825,3 +825,58 @@ async fn fallbacks_and_their_tax_per_feature(pool: PgPool) {
     assert_eq!(f["tax"], "$0.0037");
     assert_eq!(r["fallbacks"].as_array().unwrap().len(), 1);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn weeks_start_in_the_configured_zone(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let offset = time::UtcOffset::from_hms(2, 0, 0).unwrap();
+    let app = TestApp::spawn_with(pool.clone(), |c| c.llm_week_offset = offset).await;
+    let token = ingest_token(&app).await;
+    // Sunday 23:00 UTC is Monday 01:00 at UTC+02:00: the next week there.
+    let today = OffsetDateTime::now_utc().date();
+    let monday = today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7);
+    let at = monday.midnight().assume_utc() - Duration::hours(1);
+    assert_eq!(
+        common::llm::export(
+            &app,
+            &token,
+            &request("svc", vec![openai_call(40, 1, at, "f")])
+        )
+        .await,
+        200
+    );
+    let (y, w, _) = monday.to_iso_week_date();
+    let viewer = app.create_token("tz-viewer", Role::Viewer).await;
+    let r: serde_json::Value = app
+        .plain()
+        .get(app.url(&format!("/api/v1/llm/review?week={y}-W{w:02}")))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["zone"], "UTC+02:00");
+    assert_eq!(r["cur"]["calls"], 1, "in this week at UTC+02:00: {r}");
+    assert_eq!(r["prev"]["calls"], 0);
+    assert!(
+        r["from"].as_str().unwrap().ends_with("+02:00"),
+        "{}",
+        r["from"]
+    );
+    // The same record is in the week before for a UTC reader.
+    let utc = domain::services::llm::review(
+        &pool,
+        &common::admin_principal(),
+        &domain::services::llm::ReviewQuery {
+            week: Some(format!("{y}-W{w:02}")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((utc.cur.calls, utc.prev.calls), (0, 1));
+}

@@ -384,7 +384,7 @@ pub fn CostsPage() -> impl IntoView {
                                 {filters.iter().map(|(k, v)| view! { <input type="hidden" name=k.clone() value=v.clone()/> }).collect_view()}
                                 " " <button type="submit">"Show"</button>
                                 " " <a href=href(&r.prev_week, &by, &filters)>{format!("← {}", r.prev_week)}</a>
-                                <span class="muted">{format!(" · {} to {} (UTC)", &r.from[..10.min(r.from.len())], &r.to[..10.min(r.to.len())])}</span>
+                                <span class="muted">{format!(" · {} to {} ({})", &r.from[..10.min(r.from.len())], &r.to[..10.min(r.to.len())], r.zone)}</span>
                             </form>
                             {review_view(r.clone())}
                             <Budgets/>

@@ -252,6 +252,37 @@ pub fn parse_week(s: &str) -> DomainResult<Date> {
     Date::from_iso_week_date(y, w, Weekday::Monday).map_err(|_| bad())
 }
 
+/// The zone weeks start in, as configured: `UTC`, or a whole-hour offset like `+02:00` or
+/// `-05:00` (the rollups are hourly, so a week must start on an hour).
+pub fn parse_offset(s: &str) -> Result<UtcOffset, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("utc") || t == "Z" || t.is_empty() {
+        return Ok(UtcOffset::UTC);
+    }
+    let bad = || format!("a whole-hour UTC offset like +02:00 or -05:00 (or UTC), not {t:?}");
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1i8, &t[1..]),
+        Some(b'-') => (-1i8, &t[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "00"));
+    let h: i8 = h.parse().map_err(|_| bad())?;
+    if m != "00" || !(0..=14).contains(&h) {
+        return Err(bad());
+    }
+    UtcOffset::from_hms(sign * h, 0, 0).map_err(|_| bad())
+}
+
+/// How a zone is shown: `UTC` or `UTC+02:00`.
+pub fn zone_name(o: UtcOffset) -> String {
+    if o == UtcOffset::UTC {
+        "UTC".into()
+    } else {
+        let (h, _, _) = o.as_hms();
+        format!("UTC{}{:02}:00", if h < 0 { '-' } else { '+' }, h.abs())
+    }
+}
+
 pub fn week_name(monday: Date) -> String {
     let (y, w, _) = monday.to_iso_week_date();
     format!("{y}-W{w:02}")
@@ -690,6 +721,7 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
         trend,
         top_traces,
         fallbacks,
+        zone: zone_name(q.offset),
     })
 }
 
@@ -1001,9 +1033,10 @@ pub async fn review_markdown(
     .await?;
     let mut md = format!("# LLM cost review {}\n\n", r.week);
     md.push_str(&format!(
-        "{} to {} (UTC), against {}.",
+        "{} to {} ({}), against {}.",
         &r.from[..10.min(r.from.len())],
         &r.to[..10.min(r.to.len())],
+        r.zone,
         r.prev_week
     ));
     if !r.filters.is_empty() {
@@ -1225,5 +1258,20 @@ mod tests {
             assert!(parse_week(bad).is_err(), "{bad}");
         }
         assert_eq!(default_prices().unwrap().len(), 25);
+        for (s, want) in [
+            ("UTC", Some(0)),
+            ("", Some(0)),
+            ("+02:00", Some(2)),
+            ("-05:00", Some(-5)),
+            ("+2", Some(2)),
+            ("+14:00", Some(14)),
+        ] {
+            assert_eq!(parse_offset(s).map(|o| o.whole_hours()).ok(), want, "{s}");
+        }
+        for bad in ["+05:30", "+15:00", "Europe/Paris", "2", "+x"] {
+            assert!(parse_offset(bad).is_err(), "{bad}");
+        }
+        assert_eq!(zone_name(parse_offset("-05:00").unwrap()), "UTC-05:00");
+        assert_eq!(zone_name(UtcOffset::UTC), "UTC");
     }
 }

@@ -96,7 +96,7 @@ pub async fn review_csv(
     Extension(who): Extension<Principal>,
     ApiQuery(q): ApiQuery<ReviewQuery>,
 ) -> ApiResult<Response> {
-    let q = q.into_query();
+    let q = q.into_query(s.config.llm_week_offset);
     let csv = svc::review_csv(&s.pool, &who, &q).await?;
     let week = csv
         .lines()
@@ -117,7 +117,7 @@ pub async fn review_markdown(
     Extension(who): Extension<Principal>,
     ApiQuery(q): ApiQuery<ReviewQuery>,
 ) -> ApiResult<Response> {
-    let q = q.into_query();
+    let q = q.into_query(s.config.llm_week_offset);
     let md = svc::review_markdown(&s.pool, &who, &q).await?;
     let week = md
         .lines()
@@ -308,7 +308,7 @@ pub struct ReviewQuery {
 }
 
 impl ReviewQuery {
-    pub fn into_query(self) -> svc::ReviewQuery {
+    pub fn into_query(self, offset: time::UtcOffset) -> svc::ReviewQuery {
         let mut filters = BTreeMap::new();
         for (k, v) in [
             ("provider", self.provider),
@@ -326,7 +326,7 @@ impl ReviewQuery {
             week: self.week.filter(|w| !w.is_empty()),
             by: self.by.filter(|b| !b.is_empty()),
             filters,
-            ..Default::default()
+            offset,
         }
     }
 }
@@ -337,5 +337,7 @@ pub async fn review(
     Extension(who): Extension<Principal>,
     ApiQuery(q): ApiQuery<ReviewQuery>,
 ) -> ApiResult<Json<CostReview>> {
-    Ok(Json(svc::review(&s.pool, &who, &q.into_query()).await?))
+    Ok(Json(
+        svc::review(&s.pool, &who, &q.into_query(s.config.llm_week_offset)).await?,
+    ))
 }
