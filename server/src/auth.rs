@@ -143,13 +143,19 @@ async fn slide(session: &Session, ttl_hours: u32) {
     }
 }
 
+/// The credentials could not be looked up (the database is away or failing): a 503 with
+/// `Retry-After`, so clients that retry — OTLP exporters among them, which drop a batch
+/// answered 500 — try again instead of losing what they sent.
 fn internal(e: DomainError) -> Response {
     tracing::error!(error = %e, cause = ?e, "authentication lookup failed");
-    json_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "Lookout could not check your credentials just now.",
-    )
+    let mut res = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Lookout could not check your credentials just now; retry shortly.",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    res
 }
 
 /// The authentication middleware. Runs inside the session layer.
