@@ -152,7 +152,8 @@ fn attrs(list: &[KeyValue]) -> BTreeMap<String, AttrValue> {
         .collect()
 }
 
-/// Every span of the request, flattened with its resource's attributes.
+/// Every GenAI span of the request (`gen_ai.operation.name` set), flattened with its
+/// resource's attributes; other spans are skipped before their attributes are copied.
 pub fn spans(req: &ExportTraceServiceRequest) -> Vec<SpanInput> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
@@ -163,13 +164,11 @@ pub fn spans(req: &ExportTraceServiceRequest) -> Vec<SpanInput> {
             .unwrap_or_default();
         for ss in &rs.scope_spans {
             for s in &ss.spans {
-                // Only GenAI spans are kept: skip the rest before copying their attributes.
                 if !s
                     .attributes
                     .iter()
                     .any(|kv| kv.key == "gen_ai.operation.name")
                 {
-                    out.push(SpanInput::default());
                     continue;
                 }
                 out.push(SpanInput {
@@ -223,9 +222,6 @@ pub async fn export(
     let mut result = IngestResult::default();
     let mut rows = Vec::new();
     for s in spans(req) {
-        if s.trace_id.is_empty() && s.attrs.is_empty() {
-            continue;
-        }
         match usage_from_span(&s, &cfg) {
             Ok(Some(r)) => rows.push(r),
             Ok(None) => {}

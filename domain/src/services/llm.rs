@@ -300,6 +300,49 @@ pub struct ReviewQuery {
     pub offset: UtcOffset,
 }
 
+impl ReviewQuery {
+    /// The breakdown's dimension and the week's Monday, once the query is checked (known
+    /// dimensions, a whole-hour zone, a real ISO week; no week: the last complete one).
+    fn checked(&self) -> DomainResult<(String, Date)> {
+        let by = self.by.clone().unwrap_or_else(|| "model".into());
+        if !DIMENSIONS.contains(&by.as_str()) {
+            return Err(DomainError::invalid(format!(
+                "by: one of {}",
+                DIMENSIONS.join(", ")
+            )));
+        }
+        for k in self.filters.keys() {
+            if !DIMENSIONS.contains(&k.as_str()) {
+                return Err(DomainError::invalid(format!(
+                    "filter {k}: one of {}",
+                    DIMENSIONS.join(", ")
+                )));
+            }
+        }
+        if self.offset.minutes_past_hour() != 0 || self.offset.seconds_past_minute() != 0 {
+            return Err(DomainError::invalid(
+                "the review's zone offset must be whole hours",
+            ));
+        }
+        let monday = match &self.week {
+            Some(w) => parse_week(w)?,
+            None => {
+                let today = OffsetDateTime::now_utc().to_offset(self.offset).date();
+                today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7)
+            }
+        };
+        Ok((by, monday))
+    }
+
+    /// The filters as (dimension, value) pairs, in a fixed order.
+    fn filter_pairs(&self) -> Vec<(String, String)> {
+        self.filters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
 impl Default for ReviewQuery {
     fn default() -> Self {
         ReviewQuery {
@@ -530,41 +573,11 @@ fn sentence(
 /// traces only, the week's raw rows).
 pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainResult<CostReview> {
     who.require(Role::Viewer)?;
-    let by = q.by.clone().unwrap_or_else(|| "model".into());
-    if !DIMENSIONS.contains(&by.as_str()) {
-        return Err(DomainError::invalid(format!(
-            "by: one of {}",
-            DIMENSIONS.join(", ")
-        )));
-    }
-    for k in q.filters.keys() {
-        if !DIMENSIONS.contains(&k.as_str()) {
-            return Err(DomainError::invalid(format!(
-                "filter {k}: one of {}",
-                DIMENSIONS.join(", ")
-            )));
-        }
-    }
-    if q.offset.minutes_past_hour() != 0 || q.offset.seconds_past_minute() != 0 {
-        return Err(DomainError::invalid(
-            "the review's zone offset must be whole hours",
-        ));
-    }
-    let monday = match &q.week {
-        Some(w) => parse_week(w)?,
-        None => {
-            let today = OffsetDateTime::now_utc().to_offset(q.offset).date();
-            today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7)
-        }
-    };
+    let (by, monday) = q.checked()?;
     let start = |d: Date| d.midnight().assume_offset(q.offset);
     let (from, to) = (start(monday), start(monday + Duration::days(7)));
     let prev_from = start(monday - Duration::days(7));
-    let filters: Vec<(String, String)> = q
-        .filters
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let filters: Vec<(String, String)> = q.filter_pairs();
     let with_tenant = by == "tenant" || q.filters.contains_key("tenant");
     let cur: Vec<RollupRow> = store::rollups(pool, from, to, with_tenant, &filters).await?;
     let prev: Vec<RollupRow> = store::rollups(pool, prev_from, from, with_tenant, &filters).await?;
@@ -708,11 +721,7 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         by,
-        filters: q
-            .filters
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        filters: q.filter_pairs(),
         cur: tot1.totals(),
         prev: tot0.totals(),
         overall,
@@ -938,26 +947,20 @@ fn csv_field(s: &str) -> String {
 /// token bucket and the cost exact (the price version names the price row that priced it;
 /// empty = unpriced). The previous week's lines follow, marked by their week.
 pub async fn review_csv(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainResult<String> {
-    let r = review(pool, who, q).await?;
-    let parse = |s: &str| {
-        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| DomainError::internal("review bounds"))
-    };
-    let (from, to) = (parse(&r.from)?, parse(&r.to)?);
-    let prev_from = from - Duration::days(7);
-    let by = r.by.clone();
+    who.require(Role::Viewer)?;
+    let (by, monday) = q.checked()?;
+    let start = |d: Date| d.midnight().assume_offset(q.offset);
+    let (from, to) = (start(monday), start(monday + Duration::days(7)));
+    let prev_from = start(monday - Duration::days(7));
+    let (week, prev_week) = (week_name(monday), week_name(monday - Duration::days(7)));
     let mut out = format!(
         "week,{by},model,price_version,status,calls,input_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,output_tokens,reasoning_tokens,cost_usd\n"
     );
-    for (week, a, b) in [(&r.week, from, to), (&r.prev_week, prev_from, from)] {
+    for (week, a, b) in [(&week, from, to), (&prev_week, prev_from, from)] {
         type Key = (String, String, Option<i64>, String);
         type Sums = (i64, crate::llm::tokens::Buckets, Decimal);
         let mut groups: BTreeMap<Key, Sums> = BTreeMap::new();
-        let filters: Vec<(String, String)> = q
-            .filters
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let filters: Vec<(String, String)> = q.filter_pairs();
         let with_tenant = by == "tenant" || q.filters.contains_key("tenant");
         for row in store::rollups(pool, a, b, with_tenant, &filters).await? {
             let e = groups

@@ -7,7 +7,6 @@ use crate::accounts::{Principal, RequestMeta, Role};
 use crate::costs::{PriceChangeResult, PriceView, RepriceDiff, RepriceRow};
 use crate::error::{DomainError, DomainResult};
 use crate::llm::prices::{self, Price, Rates};
-use crate::llm::tokens::Buckets;
 use crate::services::llm::{money, signed_money, week_name};
 use crate::storage::{audit, llm as store};
 use rust_decimal::Decimal;
@@ -413,14 +412,7 @@ async fn reprice_day(
     for r in &rows {
         let started_at: OffsetDateTime = r.try_get("started_at")?;
         let model: String = r.try_get("model")?;
-        let buckets = Buckets {
-            input: r.try_get("input")?,
-            cache_read: r.try_get("cache_read")?,
-            cache_write_5m: r.try_get("cache_write_5m")?,
-            cache_write_1h: r.try_get("cache_write_1h")?,
-            output: r.try_get("output")?,
-            reasoning: r.try_get("reasoning")?,
-        };
+        let buckets = store::buckets_from_row(r)?;
         let provider: String = r.try_get("provider")?;
         let tier: String = r.try_get("service_tier")?;
         let p = prices::find(book, &provider, &model, &tier, started_at, buckets.prompt());

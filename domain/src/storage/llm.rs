@@ -54,6 +54,18 @@ fn price_from_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<Price> {
     })
 }
 
+/// The six token buckets of a row with columns named after them.
+pub fn buckets_from_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<Buckets> {
+    Ok(Buckets {
+        input: r.try_get("input")?,
+        cache_read: r.try_get("cache_read")?,
+        cache_write_5m: r.try_get("cache_write_5m")?,
+        cache_write_1h: r.try_get("cache_write_1h")?,
+        output: r.try_get("output")?,
+        reasoning: r.try_get("reasoning")?,
+    })
+}
+
 /// The live price book (retired rows left out).
 pub async fn live_prices(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Price>> {
     sqlx::query(&format!(
@@ -310,14 +322,7 @@ pub async fn rollups(
                 status: r.try_get("status")?,
                 price_id: r.try_get("price_id")?,
                 calls: r.try_get("calls")?,
-                tokens: Buckets {
-                    input: r.try_get("input")?,
-                    cache_read: r.try_get("cache_read")?,
-                    cache_write_5m: r.try_get("cache_write_5m")?,
-                    cache_write_1h: r.try_get("cache_write_1h")?,
-                    output: r.try_get("output")?,
-                    reasoning: r.try_get("reasoning")?,
-                },
+                tokens: buckets_from_row(r)?,
                 cost: r.try_get("cost")?,
             })
         })
@@ -471,14 +476,7 @@ pub async fn fallback_attempts(
                 model: r.try_get("model")?,
                 service_tier: r.try_get("service_tier")?,
                 ok: r.try_get("ok")?,
-                tokens: Buckets {
-                    input: r.try_get("input")?,
-                    cache_read: r.try_get("cache_read")?,
-                    cache_write_5m: r.try_get("cache_write_5m")?,
-                    cache_write_1h: r.try_get("cache_write_1h")?,
-                    output: r.try_get("output")?,
-                    reasoning: r.try_get("reasoning")?,
-                },
+                tokens: buckets_from_row(r)?,
                 cost: r.try_get("cost")?,
             })
         })
