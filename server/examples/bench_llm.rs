@@ -227,10 +227,13 @@ async fn ingest_part(pool: &sqlx::PgPool, base: &str) {
 
 async fn review_part(pool: &sqlx::PgPool, base: &str) {
     let n = env_usize("LOOKOUT_BENCH_LLM_REVIEW_RECORDS", 1_000_000) as i64;
-    sqlx::query("TRUNCATE llm_usage, llm_usage_hourly")
-        .execute(pool)
-        .await
-        .expect("truncate");
+    sqlx::query(
+        "TRUNCATE llm_usage, llm_usage_hourly, llm_usage_daily, llm_usage_daily_tenant,
+                  llm_rollup_delta, llm_traces, llm_trace_delta",
+    )
+    .execute(pool)
+    .await
+    .expect("truncate");
     let now = time::OffsetDateTime::now_utc();
     let today = now.date();
     let monday =
@@ -259,15 +262,16 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
         .await
         .expect("price ids");
     let t = Instant::now();
-    // n records over the 13 weeks: 50 services, 200 features, 1,000 tenants, 30 models
-    // (priced by the default book where it has them), unique ids.
+    // n records over the 13 weeks: 50 services, 200 features, 1,000 tenants, 30 models, four
+    // calls per trace under one parent span (a failed call and its fallback share it), unique ids.
     let from = first.midnight().assume_utc();
     sqlx::query(
-        "INSERT INTO llm_usage (started_at, record_id, trace_id, span_id, provider, model, operation,
+        "INSERT INTO llm_usage (started_at, record_id, trace_id, span_id, parent_span_id, provider, model, operation,
              service, feature, tenant, service_tier, status, duration_ms, input, cache_read,
              cache_write_5m, cache_write_1h, output, reasoning, raw_usage, price_id, cost)
          SELECT $1 + make_interval(secs => (i::float8 / $2) * 91 * 86400),
-                'b' || i, lpad(to_hex(i), 32, '0'), '0000000000000001', 'openai',
+                'b' || i, lpad(to_hex(i / 4), 32, '0'), lpad(to_hex(i), 16, '0'),
+                lpad(to_hex(i / 4), 16, '0'), 'openai',
                 'model-' || (i % 30), 'chat', 'service-' || (i % 50), 'feature-' || (i % 200),
                 'tenant-' || (i % 1000), 'default', CASE WHEN i % 50 = 0 THEN 'error' ELSE 'ok' END,
                 900, 1000 + i % 500, (i % 4) * 200, 0, 0, 100 + i % 50, 0, '{}'::jsonb,
@@ -292,6 +296,20 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
     .execute(pool)
     .await
     .expect("rollups");
+    let mut conn = pool.acquire().await.expect("conn");
+    domain::storage::llm::rebuild_daily(&mut conn, from, from + time::Duration::days(91), None)
+        .await
+        .expect("daily rollups");
+    drop(conn);
+    sqlx::query(
+        "INSERT INTO llm_traces (trace_id, first_at, day, service, calls, cost)
+         SELECT trace_id, min(started_at), (min(started_at) AT TIME ZONE 'UTC')::date,
+                min(service), count(*), sum(cost)
+           FROM llm_usage WHERE trace_id IS NOT NULL AND cost IS NOT NULL GROUP BY trace_id",
+    )
+    .execute(pool)
+    .await
+    .expect("trace costs");
     sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
     let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_usage_hourly")
         .fetch_one(pool)

@@ -107,6 +107,9 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn run_with_db(command: Command, config: &Config, url: &str) -> Result<(), String> {
     let pool = server::connect(url, config.db_max_connections).await?;
     server::migrate(&pool).await?;
+    if matches!(command, Command::Serve) {
+        server::prepare(&pool, config).await?;
+    }
     let result = match command {
         Command::Migrate => {
             println!(
@@ -216,6 +219,7 @@ async fn serve(pool: sqlx::PgPool, config: Config) -> Result<(), String> {
             stop_rx.clone(),
         ),
         server::workers::spawn_llm_budgets(pool.clone(), stop_rx.clone()),
+        server::workers::spawn_llm_rollups(pool.clone(), stop_rx.clone()),
     ];
     let mut sampler = server::workers::SamplerSettings::new(
         Duration::from_secs(config.kafka_sample_secs),

@@ -8,7 +8,9 @@ mod common;
 use common::TestApp;
 use common::llm::{chat, i, ingest_token, kv, request, s, span};
 use domain::Role;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use prost::Message;
 use rust_decimal::Decimal;
@@ -867,16 +869,162 @@ async fn weeks_start_in_the_configured_zone(pool: PgPool) {
         "{}",
         r["from"]
     );
-    // The same record is in the week before for a UTC reader.
-    let utc = domain::services::llm::review(
-        &pool,
-        &common::admin_principal(),
-        &domain::services::llm::ReviewQuery {
-            week: Some(format!("{y}-W{w:02}")),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!((utc.cur.calls, utc.prev.calls), (0, 1));
+    // The daily rollups follow the deployment's zone: a server started at UTC rebuilds them
+    // from the hourly ones, and the same record is in the week before there; back at
+    // UTC+02:00, in this week again.
+    for (offset, cur, prev) in [(time::UtcOffset::UTC, 0, 1), (offset, 1, 0)] {
+        let other = TestApp::spawn_with(pool.clone(), |c| c.llm_week_offset = offset).await;
+        let r: serde_json::Value = other
+            .plain()
+            .get(other.url(&format!("/api/v1/llm/review?week={y}-W{w:02}")))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (r["cur"]["calls"].as_i64(), r["prev"]["calls"].as_i64()),
+            (Some(cur), Some(prev)),
+            "at {offset}: {r}"
+        );
+        let stored: i32 = sqlx::query_scalar("SELECT offset_secs FROM llm_rollup_zone")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, offset.whole_seconds());
+    }
+}
+
+/// The review's top traces equal the ones computed from the records — a trace belongs to the
+/// week of its first call — whether their costs are folded, unfolded or split between the two;
+/// and a filtered view ranks only the calls matching the filter.
+#[sqlx::test(migrations = "../migrations")]
+async fn top_traces_are_exact_folded_or_not(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    let viewer = app.create_token("top-viewer", Role::Viewer).await;
+    let today = OffsetDateTime::now_utc().date();
+    let monday = today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7);
+    let start = monday.midnight().assume_utc();
+    let (y, w, _) = monday.to_iso_week_date();
+    let (py, pw, _) = (monday - Duration::days(7)).to_iso_week_date();
+    // Traces 1..=25 in the week (trace t costs about t units; even ones in svc-a), sent in two
+    // halves with a fold between; trace 24 gets one more call after the fold; trace 26 starts
+    // on the Sunday before (the previous week) and has its biggest call in this one.
+    let call = |t: u8, id: u8, at: OffsetDateTime, input: i64| {
+        chat(t, id, at, "gpt-4.1", (input, 0, 100), "f")
+    };
+    let send = |spans: Vec<(u8, Span)>| {
+        let (a, b): (Vec<_>, Vec<_>) = spans.into_iter().partition(|(t, _)| t % 2 == 0);
+        let req = ExportTraceServiceRequest {
+            resource_spans: [
+                request("svc-a", a.into_iter().map(|x| x.1).collect()),
+                request("svc-b", b.into_iter().map(|x| x.1).collect()),
+            ]
+            .into_iter()
+            .flat_map(|r| r.resource_spans)
+            .collect(),
+        };
+        let (app, token) = (&app, &token);
+        async move { assert_eq!(common::llm::export(app, token, &req).await, 200) }
+    };
+    let mut first = vec![];
+    let mut second = vec![];
+    for t in 1..=25u8 {
+        let at = start + Duration::hours(i64::from(t));
+        let list = if t <= 12 { &mut first } else { &mut second };
+        list.push((t, call(t, 1, at, 1000 * i64::from(t))));
+        if t % 3 == 0 {
+            list.push((t, call(t, 2, at + Duration::minutes(1), 500)));
+        }
+    }
+    first.push((26, call(26, 1, start - Duration::hours(1), 100)));
+    second.push((26, call(26, 2, start + Duration::hours(2), 90_000)));
+    let review = |q: String| {
+        let (app, viewer) = (&app, &viewer);
+        async move {
+            let r: serde_json::Value = app
+                .plain()
+                .get(app.url(&format!("/api/v1/llm/review?{q}")))
+                .bearer_auth(viewer)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["top_traces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["trace_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let expected = |from: OffsetDateTime, service: Option<&'static str>| {
+        let pool = &pool;
+        async move {
+            let sql = match service {
+                None => {
+                    "SELECT trace_id FROM llm_usage WHERE cost IS NOT NULL GROUP BY trace_id
+                      HAVING min(started_at) >= $1 AND min(started_at) < $2
+                      ORDER BY sum(cost) DESC, trace_id LIMIT 20"
+                }
+                Some(_) => {
+                    "SELECT trace_id FROM llm_usage
+                      WHERE cost IS NOT NULL AND started_at >= $1 AND started_at < $2
+                        AND service = $3
+                      GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT 20"
+                }
+            };
+            sqlx::query_scalar::<_, String>(sql)
+                .bind(from)
+                .bind(from + Duration::days(7))
+                .bind(service.unwrap_or_default())
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+    };
+    let check = |when: &'static str| {
+        let (review, expected) = (&review, &expected);
+        async move {
+            let cur = review(format!("week={y}-W{w:02}")).await;
+            assert_eq!(cur.len(), 20, "{when}");
+            assert_eq!(cur, expected(start, None).await, "{when}");
+            assert!(
+                !cur.contains(&"1a".repeat(16)),
+                "trace 26 is last week's ({when})"
+            );
+            let prev = review(format!("week={py}-W{pw:02}")).await;
+            assert_eq!(prev, vec!["1a".repeat(16)], "{when}");
+            let a = review(format!("week={y}-W{w:02}&service=svc-a")).await;
+            assert_eq!(a, expected(start, Some("svc-a")).await, "{when}");
+            assert!(
+                a.contains(&"1a".repeat(16)),
+                "its call here, in svc-a ({when})"
+            );
+        }
+    };
+    send(first).await;
+    domain::services::llm::fold_rollups(&pool, 1_000)
+        .await
+        .unwrap();
+    send(second).await;
+    send(vec![(24, call(24, 9, start + Duration::hours(30), 40_000))]).await;
+    check("half folded").await;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_trace_delta")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(pending > 0);
+    domain::services::llm::fold_rollups(&pool, 1_000)
+        .await
+        .unwrap();
+    check("all folded").await;
 }

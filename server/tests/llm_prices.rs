@@ -24,14 +24,86 @@ async fn costs(pool: &PgPool) -> Vec<(String, Option<i64>, Option<Decimal>)> {
         .unwrap()
 }
 
+/// Calls, cost and unpriced calls in the hourly rollups, checked equal to the daily ones
+/// (with and without the tenant) plus the deltas not folded yet, then again after folding
+/// them, and, by price version and day, to the records.
 async fn rollup_cost(pool: &PgPool) -> (i64, Decimal, i64) {
-    sqlx::query_as(
-        "SELECT sum(calls)::int8, sum(cost), coalesce(sum(calls) FILTER (WHERE price_id IS NULL), 0)::int8
-           FROM llm_usage_hourly",
+    let sums = |fold: bool| async move {
+        if fold {
+            domain::services::llm::fold_rollups(pool, 3).await.unwrap();
+            assert_eq!(
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM llm_rollup_delta")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap(),
+                0,
+                "every delta folded"
+            );
+        }
+        let mut out = vec![];
+        for table in [
+            "llm_usage_hourly",
+            "(SELECT price_id, calls, cost FROM llm_usage_daily
+              UNION ALL SELECT price_id, calls, cost FROM llm_rollup_delta) d",
+            "(SELECT price_id, calls, cost FROM llm_usage_daily_tenant
+              UNION ALL SELECT price_id, calls, cost FROM llm_rollup_delta) d",
+        ] {
+            let s: (i64, Decimal, i64) = sqlx::query_as(&format!(
+                "SELECT coalesce(sum(calls), 0)::int8, coalesce(sum(cost), 0),
+                        coalesce(sum(calls) FILTER (WHERE price_id IS NULL), 0)::int8
+                   FROM {table}"
+            ))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            out.push(s);
+        }
+        assert_eq!(
+            out[0], out[1],
+            "daily rollups agree with the hourly ones (fold {fold})"
+        );
+        assert_eq!(
+            out[0], out[2],
+            "daily tenant rollups agree with the hourly ones (fold {fold})"
+        );
+        out[0]
+    };
+    let traces = |when: &'static str| async move {
+        let disagree: i64 = sqlx::query_scalar(
+            "WITH r AS (SELECT trace_id, count(*)::int8 AS calls, sum(cost) AS cost FROM llm_usage
+                         WHERE trace_id IS NOT NULL AND cost IS NOT NULL GROUP BY trace_id),
+                  t AS (SELECT trace_id, sum(calls)::int8 AS calls, sum(cost) AS cost
+                          FROM (SELECT trace_id, calls, cost FROM llm_traces
+                                UNION ALL SELECT trace_id, calls, cost FROM llm_trace_delta) x
+                         GROUP BY trace_id)
+             SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT SELECT * FROM t) a)
+                  + (SELECT count(*) FROM (SELECT * FROM t EXCEPT SELECT * FROM r) b)",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(disagree, 0, "trace costs = the records ({when})");
+    };
+    traces("before folding").await;
+    let before = sums(false).await;
+    assert_eq!(sums(true).await, before);
+    traces("after folding").await;
+    let disagree: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+           SELECT (started_at AT TIME ZONE 'UTC')::date AS day, price_id, count(*)::int8 AS calls,
+                  coalesce(sum(cost), 0) AS cost
+             FROM llm_usage GROUP BY 1, 2
+           EXCEPT
+           SELECT day, price_id, sum(calls)::int8, sum(cost) FROM llm_usage_daily GROUP BY 1, 2) x",
     )
     .fetch_one(pool)
     .await
-    .unwrap()
+    .unwrap();
+    assert_eq!(
+        disagree, 0,
+        "daily rollups by day and price version = the records"
+    );
+    before
 }
 
 #[sqlx::test(migrations = "../migrations")]

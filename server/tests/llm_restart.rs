@@ -272,6 +272,16 @@ async fn a_database_restart_mid_ingest_loses_no_acknowledged_record() {
         "every acknowledged span once"
     );
     assert_eq!(rolled, stored, "the rollups agree with the records");
+    domain::services::llm::fold_rollups(&pool, 1_000)
+        .await
+        .unwrap();
+    for table in ["llm_usage_daily", "llm_usage_daily_tenant"] {
+        let daily: i64 = sqlx::query_scalar(&format!("SELECT sum(calls)::int8 FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(daily, stored, "{table} agrees with the records");
+    }
     drop(pool);
     drop(c);
 }

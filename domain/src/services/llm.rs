@@ -217,6 +217,35 @@ pub async fn seed_default_prices(pool: &PgPool) -> DomainResult<usize> {
     Ok(list.len())
 }
 
+/// Puts the daily rollups the review reads in the zone of `offset` (the review's zone,
+/// `LOOKOUT_LLM_WEEK_OFFSET`), rebuilding them from the hourly rollups when they were built in
+/// another one; ingest and price changes wait meanwhile. Called at startup. Returns whether
+/// it rebuilt.
+pub async fn set_rollup_zone(pool: &PgPool, offset: UtcOffset) -> DomainResult<bool> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(super::llm_prices::PRICE_LOCK_EXCLUSIVE)
+        .execute(&mut *tx)
+        .await?;
+    let rebuilt = store::set_rollup_zone(&mut tx, offset.whole_seconds()).await?;
+    tx.commit().await?;
+    Ok(rebuilt)
+}
+
+/// Folds the daily deltas ingest appended into the daily rollups, `batch` at a time until
+/// none are left (each batch its own transaction). Returns how many it folded.
+pub async fn fold_rollups(pool: &PgPool, batch: i64) -> DomainResult<i64> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let n = store::fold_deltas(&mut tx, batch).await?;
+        tx.commit().await?;
+        total += n;
+        if n < batch {
+            return Ok(total);
+        }
+    }
+}
+
 /// Creates partitions for today and the next few days, and drops those past retention.
 pub async fn maintain_partitions(pool: &PgPool, window: Window) -> DomainResult<(usize, usize)> {
     let today = OffsetDateTime::now_utc().date();
@@ -226,6 +255,15 @@ pub async fn maintain_partitions(pool: &PgPool, window: Window) -> DomainResult<
         store::ensure_partition(&mut conn, today + Duration::days(i)).await?;
         created += 1;
     }
+    // Trace costs go with their records' retention.
+    sqlx::query("DELETE FROM llm_traces WHERE first_at < $1")
+        .bind(
+            (today - Duration::days(window.retention_days + 1))
+                .midnight()
+                .assume_utc(),
+        )
+        .execute(&mut *conn)
+        .await?;
     let oldest = store::partition_name(today - Duration::days(window.retention_days + 1));
     let mut dropped = 0;
     for name in store::partitions(&mut *conn).await? {
@@ -576,11 +614,19 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
     let (by, monday) = q.checked()?;
     let start = |d: Date| d.midnight().assume_offset(q.offset);
     let (from, to) = (start(monday), start(monday + Duration::days(7)));
-    let prev_from = start(monday - Duration::days(7));
     let filters: Vec<(String, String)> = q.filter_pairs();
     let with_tenant = by == "tenant" || q.filters.contains_key("tenant");
-    let cur: Vec<RollupRow> = store::rollups(pool, from, to, with_tenant, &filters).await?;
-    let prev: Vec<RollupRow> = store::rollups(pool, prev_from, from, with_tenant, &filters).await?;
+    let week_after = monday + Duration::days(7);
+    let cur: Vec<RollupRow> =
+        store::rollups(pool, monday, week_after, with_tenant, &filters).await?;
+    let prev: Vec<RollupRow> = store::rollups(
+        pool,
+        monday - Duration::days(7),
+        monday,
+        with_tenant,
+        &filters,
+    )
+    .await?;
     let ids: Vec<i64> = cur
         .iter()
         .chain(prev.iter())
@@ -673,8 +719,7 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
     });
 
     // 13 weeks ending with this one.
-    let trend_from = start(monday - Duration::days(7 * 12));
-    let points = store::trend(pool, trend_from, 7 * 86_400, 13).await?;
+    let points = store::trend(pool, monday - Duration::days(7 * 12), 13).await?;
     let trend = (0..13)
         .map(|i| {
             let (cost, calls, unpriced) = points
@@ -701,7 +746,7 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
             });
     let book = store::live_prices(pool).await?;
     let fallbacks = fallback_rows(&attempts, &requests, &book);
-    let top_traces = store::top_traces(pool, from, to, &filters, 20)
+    let top_traces = store::top_traces(pool, (from, to), (monday, week_after), &filters, 20)
         .await?
         .into_iter()
         .map(|(trace_id, service, calls, cost)| TraceCost {
@@ -949,9 +994,11 @@ fn csv_field(s: &str) -> String {
 pub async fn review_csv(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainResult<String> {
     who.require(Role::Viewer)?;
     let (by, monday) = q.checked()?;
-    let start = |d: Date| d.midnight().assume_offset(q.offset);
-    let (from, to) = (start(monday), start(monday + Duration::days(7)));
-    let prev_from = start(monday - Duration::days(7));
+    let (from, to, prev_from) = (
+        monday,
+        monday + Duration::days(7),
+        monday - Duration::days(7),
+    );
     let (week, prev_week) = (week_name(monday), week_name(monday - Duration::days(7)));
     let mut out = format!(
         "week,{by},model,price_version,status,calls,input_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,output_tokens,reasoning_tokens,cost_usd\n"

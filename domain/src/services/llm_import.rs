@@ -126,6 +126,11 @@ pub fn to_row(r: &ImportRecord) -> Result<UsageRow, String> {
     let trace_id = hex_ok(&r.trace_id, 32, "trace_id")?;
     let span_id = hex_ok(&r.span_id, 16, "span_id")?;
     let parent_span_id = hex_ok(&r.parent_span_id, 16, "parent_span_id")?;
+    if parent_span_id.is_some() && trace_id.is_none() {
+        return Err(
+            "parent_span_id without trace_id: a parent span is known only within its trace".into(),
+        );
+    }
     Ok(UsageRow {
         record_id: format!("import:{id}"),
         trace_id,

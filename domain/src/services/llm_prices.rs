@@ -20,7 +20,8 @@ use time::{Date, Duration, OffsetDateTime};
 /// it prices and inserts a batch, a price change exclusively while it re-prices, so no record
 /// is priced against a book that is being replaced.
 pub const PRICE_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(hashtext('llm_prices'))";
-const PRICE_LOCK_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock(hashtext('llm_prices'))";
+pub(crate) const PRICE_LOCK_EXCLUSIVE: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('llm_prices'))";
 
 /// The service tiers a price may be for.
 pub const SERVICE_TIERS: [&str; 4] = ["default", "batch", "flex", "priority"];
@@ -397,7 +398,7 @@ async fn reprice_day(
     let from = day.midnight().assume_utc();
     let to = from + Duration::days(1);
     let rows = sqlx::query(
-        "SELECT record_id, started_at, provider, model, service_tier, input, cache_read,
+        "SELECT record_id, trace_id, started_at, provider, model, service_tier, input, cache_read,
                 cache_write_5m, cache_write_1h, output, reasoning, price_id, cost
            FROM llm_usage
           WHERE started_at >= $1 AND started_at < $2 AND started_at >= $3 AND provider = ANY($4)",
@@ -409,6 +410,7 @@ async fn reprice_day(
     .fetch_all(&mut **tx)
     .await?;
     let (mut ids, mut starts, mut price_ids, mut costs) = (vec![], vec![], vec![], vec![]);
+    let mut traces: BTreeSet<String> = BTreeSet::new();
     for r in &rows {
         let started_at: OffsetDateTime = r.try_get("started_at")?;
         let model: String = r.try_get("model")?;
@@ -440,6 +442,9 @@ async fn reprice_day(
         e.1 += b;
         e.2 += a;
         ids.push(r.try_get::<String, _>("record_id")?);
+        if let Some(t) = r.try_get::<Option<String>, _>("trace_id")? {
+            traces.insert(t);
+        }
         starts.push(started_at);
         price_ids.push(new_id);
         costs.push(new_cost);
@@ -483,6 +488,8 @@ async fn reprice_day(
     .bind(providers)
     .execute(&mut **tx)
     .await?;
+    store::rebuild_daily(tx, from, to, Some(providers)).await?;
+    store::rebuild_traces(tx, &traces.into_iter().collect::<Vec<_>>()).await?;
     Ok(())
 }
 

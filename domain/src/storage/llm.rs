@@ -194,7 +194,8 @@ pub async fn drop_partition(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result
 }
 
 /// Inserts the rows not already stored (by record id and start time) and adds exactly those to
-/// the hourly rollups, in one statement. Returns how many rows were new.
+/// the hourly rollups and the daily deltas (days in the zone of `llm_rollup_zone`; see
+/// [`fold_deltas`]), in one statement. Returns how many rows were new.
 pub async fn insert_usage(db: impl PgExecutor<'_>, rows: &[UsageRow]) -> sqlx::Result<i64> {
     macro_rules! col {
         ($f:expr) => {
@@ -234,8 +235,31 @@ pub async fn insert_usage(db: impl PgExecutor<'_>, rows: &[UsageRow]) -> sqlx::R
                output = h.output + EXCLUDED.output, reasoning = h.reasoning + EXCLUDED.reasoning,
                cost = h.cost + EXCLUDED.cost
            RETURNING 1
+         ), days AS (
+           SELECT ((started_at + make_interval(secs => (SELECT offset_secs
+                                                          FROM llm_rollup_zone)))
+                      AT TIME ZONE 'UTC')::date AS day, ins.*
+             FROM ins
+         ), d AS (
+           INSERT INTO llm_rollup_delta (day, provider, model, service, feature, tenant,
+               operation, status, price_id, calls, input, cache_read, cache_write_5m,
+               cache_write_1h, output, reasoning, cost)
+           SELECT day, provider, model, service, feature, tenant, operation, status, price_id,
+                  count(*), sum(input), sum(cache_read), sum(cache_write_5m),
+                  sum(cache_write_1h), sum(output), sum(reasoning), coalesce(sum(cost), 0)
+             FROM days
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+           RETURNING 1
+         ), t AS (
+           INSERT INTO llm_trace_delta (trace_id, first_at, day, service, calls, cost)
+           SELECT trace_id, min(started_at), min(day), min(service), count(*), sum(cost)
+             FROM days
+            WHERE trace_id IS NOT NULL AND cost IS NOT NULL
+            GROUP BY trace_id
+           RETURNING 1
          )
-         SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM up)",
+         SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM up)
+                + 0 * (SELECT count(*) FROM d) + 0 * (SELECT count(*) FROM t)",
     )
     .bind(col!(|r| r.started_at))
     .bind(col!(|r| r.record_id.clone()))
@@ -282,27 +306,41 @@ pub struct RollupRow {
     pub cost: Decimal,
 }
 
-/// Every rollup group in `[from, to)` among those matching `filters`, summed over the hours
-/// in SQL. The tenant (the widest dimension) is kept only when `with_tenant`; otherwise it is
-/// summed over and reported as empty. The review aggregates these further in memory.
+/// Every rollup group on the days `[from, to)` (days of the rollup zone) among those matching
+/// `filters`, summed over the days in SQL. The tenant (the widest dimension) is kept only when
+/// `with_tenant` (read from the daily rollups with the tenant); otherwise it is reported as
+/// empty and the smaller daily rollups without it are read. The review aggregates these
+/// further in memory.
 pub async fn rollups(
     db: impl PgExecutor<'_>,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
+    from: Date,
+    to: Date,
     with_tenant: bool,
     filters: &[(String, String)],
 ) -> sqlx::Result<Vec<RollupRow>> {
-    let tenant = if with_tenant { "tenant" } else { "''::text" };
-    let (more, values) = filter_sql(filters, 3);
-    let cond = format!("hour >= $1 AND hour < $2{more}");
+    let (tenant, table) = if with_tenant {
+        ("tenant", "llm_usage_daily_tenant")
+    } else {
+        ("''::text", "llm_usage_daily")
+    };
+    let cols = "provider, model, service, feature, operation, status, price_id, calls, input, \
+                cache_read, cache_write_5m, cache_write_1h, output, reasoning, cost";
+    let filters: Vec<(String, String)> = filters
+        .iter()
+        .filter(|(k, _)| with_tenant || k != "tenant")
+        .cloned()
+        .collect();
+    let (more, values) = filter_sql(&filters, 3);
+    let cond = format!("day >= $1 AND day < $2{more}");
     let sql = format!(
-        "SELECT provider, model, service, feature, {tenant} AS tenant, operation, status, price_id,
+        "SELECT provider, model, service, feature, tenant, operation, status, price_id,
                 sum(calls)::int8 AS calls, sum(input)::int8 AS input,
                 sum(cache_read)::int8 AS cache_read, sum(cache_write_5m)::int8 AS cache_write_5m,
                 sum(cache_write_1h)::int8 AS cache_write_1h, sum(output)::int8 AS output,
                 sum(reasoning)::int8 AS reasoning, sum(cost) AS cost
-           FROM llm_usage_hourly
-          WHERE {cond}
+           FROM (SELECT {tenant} AS tenant, {cols} FROM {table} WHERE {cond}
+                 UNION ALL
+                 SELECT {tenant} AS tenant, {cols} FROM llm_rollup_delta WHERE {cond}) x
           GROUP BY provider, model, service, feature, 5, operation, status, price_id"
     );
     let mut q = sqlx::query(&sql).bind(from).bind(to);
@@ -329,25 +367,25 @@ pub async fn rollups(
         .collect()
 }
 
-/// Cost and calls per bucket of `step` from `from` (for the trend), priced calls only, and
-/// the unpriced calls beside.
+/// Cost, calls and unpriced calls per week of the `weeks` weeks from the day `from` (days of
+/// the rollup zone), priced cost only: `(week index, cost, calls, unpriced calls)`.
 pub async fn trend(
     db: impl PgExecutor<'_>,
-    from: OffsetDateTime,
-    step_secs: i64,
-    steps: i64,
+    from: Date,
+    weeks: i32,
 ) -> sqlx::Result<Vec<(i64, Decimal, i64, i64)>> {
     let rows = sqlx::query(
-        "SELECT floor(extract(epoch FROM hour - $1) / $2)::int8 AS i,
-                sum(cost) AS cost, sum(calls)::int8 AS calls,
+        "SELECT ((day - $1) / 7)::int8 AS i, sum(cost) AS cost, sum(calls)::int8 AS calls,
                 coalesce(sum(calls) FILTER (WHERE price_id IS NULL), 0)::int8 AS unpriced
-           FROM llm_usage_hourly
-          WHERE hour >= $1 AND hour < $1 + make_interval(secs => $2 * $3)
+           FROM (SELECT day, price_id, calls, cost FROM llm_usage_daily
+                  WHERE day >= $1 AND day < $1 + 7 * $2
+                 UNION ALL
+                 SELECT day, price_id, calls, cost FROM llm_rollup_delta
+                  WHERE day >= $1 AND day < $1 + 7 * $2) x
           GROUP BY 1 ORDER BY 1",
     )
     .bind(from)
-    .bind(step_secs as f64)
-    .bind(steps as f64)
+    .bind(weeks)
     .fetch_all(db)
     .await?;
     rows.iter()
@@ -360,6 +398,224 @@ pub async fn trend(
             ))
         })
         .collect()
+}
+
+/// The offset (seconds east of UTC) the daily rollups' days are in.
+pub async fn rollup_zone(db: impl PgExecutor<'_>) -> sqlx::Result<i32> {
+    sqlx::query_scalar("SELECT offset_secs FROM llm_rollup_zone")
+        .fetch_one(db)
+        .await
+}
+
+/// Rebuilds the daily rollups of the days (of the rollup zone) that overlap `[from, to)` from
+/// the hourly ones, for every provider or only `providers`. The hourly rollups are exact; the
+/// daily ones are their sums, so a whole day is rebuilt even when only part of it changed,
+/// and the deltas of those days are dropped (the hourly rows hold them). Call in a transaction.
+pub async fn rebuild_daily(
+    db: &mut sqlx::PgConnection,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    providers: Option<&[String]>,
+) -> sqlx::Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    // No fold meanwhile (it would add deltas to the days being rebuilt).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))")
+        .execute(&mut *db)
+        .await?;
+    let offset = rollup_zone(&mut *db).await?;
+    let zone = time::UtcOffset::from_whole_seconds(offset).unwrap_or(time::UtcOffset::UTC);
+    let first = from.to_offset(zone).date();
+    let last = (to - time::Duration::nanoseconds(1)).to_offset(zone).date();
+    let start = |d: Date| d.midnight().assume_offset(zone);
+    let (a, b) = (start(first), start(last) + time::Duration::days(1));
+    let (from, to) = (first, last);
+    // The hourly rollups already hold what the deltas of those days add.
+    sqlx::query(
+        "DELETE FROM llm_rollup_delta WHERE day >= $1 AND day <= $2
+           AND ($3::text[] IS NULL OR provider = ANY($3))",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(providers)
+    .execute(&mut *db)
+    .await?;
+    for (table, tenant) in [
+        ("llm_usage_daily", ""),
+        ("llm_usage_daily_tenant", " tenant,"),
+    ] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE day >= $1 AND day <= $2
+               AND ($3::text[] IS NULL OR provider = ANY($3))"
+        ))
+        .bind(from)
+        .bind(to)
+        .bind(providers)
+        .execute(&mut *db)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO {table} (day, provider, model, service, feature,{tenant} operation,
+                 status, price_id, calls, input, cache_read, cache_write_5m, cache_write_1h,
+                 output, reasoning, cost)
+             SELECT ((hour + make_interval(secs => $4)) AT TIME ZONE 'UTC')::date, provider,
+                    model, service, feature,{tenant} operation, status, price_id, sum(calls),
+                    sum(input), sum(cache_read), sum(cache_write_5m), sum(cache_write_1h),
+                    sum(output), sum(reasoning), sum(cost)
+               FROM llm_usage_hourly
+              WHERE hour >= $1 AND hour < $2 AND ($3::text[] IS NULL OR provider = ANY($3))
+              GROUP BY 1, 2, 3, 4, 5,{tenant} operation, status, price_id"
+        ))
+        .bind(a)
+        .bind(b)
+        .bind(providers)
+        .bind(offset as f64)
+        .execute(&mut *db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Folds up to `limit` pending deltas into the daily rollups (one folder at a time; readers
+/// see the deltas before or the daily rows after, never both). Call in a transaction.
+/// Returns how many deltas it folded.
+pub async fn fold_deltas(db: &mut sqlx::PgConnection, limit: i64) -> sqlx::Result<i64> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))")
+        .execute(&mut *db)
+        .await?;
+    let sums = "sum(calls), sum(input), sum(cache_read), sum(cache_write_5m), \
+                sum(cache_write_1h), sum(output), sum(reasoning), sum(cost)";
+    let add = "calls = h.calls + EXCLUDED.calls, input = h.input + EXCLUDED.input, \
+               cache_read = h.cache_read + EXCLUDED.cache_read, \
+               cache_write_5m = h.cache_write_5m + EXCLUDED.cache_write_5m, \
+               cache_write_1h = h.cache_write_1h + EXCLUDED.cache_write_1h, \
+               output = h.output + EXCLUDED.output, reasoning = h.reasoning + EXCLUDED.reasoning, \
+               cost = h.cost + EXCLUDED.cost";
+    let rollups: i64 = sqlx::query_scalar(&format!(
+        "WITH moved AS (
+           DELETE FROM llm_rollup_delta
+            WHERE ctid = ANY(ARRAY(SELECT ctid FROM llm_rollup_delta LIMIT $1))
+           RETURNING *
+         ), a AS (
+           INSERT INTO llm_usage_daily AS h (day, provider, model, service, feature, operation,
+               status, price_id, calls, input, cache_read, cache_write_5m, cache_write_1h,
+               output, reasoning, cost)
+           SELECT day, provider, model, service, feature, operation, status, price_id, {sums}
+             FROM moved GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+           ON CONFLICT (day, provider, model, service, feature, operation, status, price_id)
+           DO UPDATE SET {add}
+           RETURNING 1
+         ), b AS (
+           INSERT INTO llm_usage_daily_tenant AS h (day, provider, model, service, feature,
+               tenant, operation, status, price_id, calls, input, cache_read, cache_write_5m,
+               cache_write_1h, output, reasoning, cost)
+           SELECT day, provider, model, service, feature, tenant, operation, status, price_id,
+                  {sums}
+             FROM moved GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+           ON CONFLICT (day, provider, model, service, feature, tenant, operation, status,
+               price_id)
+           DO UPDATE SET {add}
+           RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM moved) + 0 * (SELECT count(*) FROM a)
+                + 0 * (SELECT count(*) FROM b)"
+    ))
+    .bind(limit)
+    .fetch_one(&mut *db)
+    .await?;
+    let traces: i64 = sqlx::query_scalar(
+        "WITH moved AS (
+           DELETE FROM llm_trace_delta
+            WHERE ctid = ANY(ARRAY(SELECT ctid FROM llm_trace_delta LIMIT $1))
+           RETURNING *
+         ), a AS (
+           INSERT INTO llm_traces AS t (trace_id, first_at, day, service, calls, cost)
+           SELECT trace_id, min(first_at), min(day), min(service), sum(calls), sum(cost)
+             FROM moved GROUP BY trace_id
+           ON CONFLICT (trace_id) DO UPDATE SET first_at = least(t.first_at, EXCLUDED.first_at),
+               day = least(t.day, EXCLUDED.day), service = least(t.service, EXCLUDED.service),
+               calls = t.calls + EXCLUDED.calls, cost = t.cost + EXCLUDED.cost
+           RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM moved) + 0 * (SELECT count(*) FROM a)",
+    )
+    .bind(limit)
+    .fetch_one(&mut *db)
+    .await?;
+    Ok(rollups.max(traces))
+}
+
+/// Recomputes the trace costs of `trace_ids` from their records (after re-pricing them);
+/// their unfolded deltas go (the records hold them). Call in a transaction holding the fold
+/// lock.
+pub async fn rebuild_traces(db: &mut sqlx::PgConnection, trace_ids: &[String]) -> sqlx::Result<()> {
+    if trace_ids.is_empty() {
+        return Ok(());
+    }
+    for table in ["llm_trace_delta", "llm_traces"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE trace_id = ANY($1)"))
+            .bind(trace_ids)
+            .execute(&mut *db)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO llm_traces (trace_id, first_at, day, service, calls, cost)
+         SELECT trace_id, min(started_at),
+                ((min(started_at) + make_interval(secs => (SELECT offset_secs FROM llm_rollup_zone)))
+                    AT TIME ZONE 'UTC')::date,
+                min(service), count(*), sum(cost)
+           FROM llm_usage
+          WHERE trace_id = ANY($1) AND cost IS NOT NULL
+          GROUP BY trace_id",
+    )
+    .bind(trace_ids)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// Moves the daily rollups to the zone `offset_secs` (a whole-hour offset): when it differs
+/// from the one they were built in, rebuilds them all from the hourly rollups, with ingest
+/// held off meanwhile (the caller's transaction holds the price book's exclusive lock).
+/// Returns whether it rebuilt.
+pub async fn set_rollup_zone(db: &mut sqlx::PgConnection, offset_secs: i32) -> sqlx::Result<bool> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))")
+        .execute(&mut *db)
+        .await?;
+    let current: i32 = sqlx::query_scalar("SELECT offset_secs FROM llm_rollup_zone FOR UPDATE")
+        .fetch_one(&mut *db)
+        .await?;
+    if current == offset_secs {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE llm_rollup_zone SET offset_secs = $1")
+        .bind(offset_secs)
+        .execute(&mut *db)
+        .await?;
+    sqlx::query("TRUNCATE llm_usage_daily, llm_usage_daily_tenant, llm_rollup_delta")
+        .execute(&mut *db)
+        .await?;
+    // Trace deltas folded first (their day is in the old zone), then every trace re-dated.
+    loop {
+        if fold_deltas(&mut *db, 100_000).await? < 100_000 {
+            break;
+        }
+    }
+    sqlx::query(
+        "UPDATE llm_traces
+            SET day = ((first_at + make_interval(secs => $1)) AT TIME ZONE 'UTC')::date",
+    )
+    .bind(f64::from(offset_secs))
+    .execute(&mut *db)
+    .await?;
+    let range: (Option<OffsetDateTime>, Option<OffsetDateTime>) =
+        sqlx::query_as("SELECT min(hour), max(hour) FROM llm_usage_hourly")
+            .fetch_one(&mut *db)
+            .await?;
+    if let (Some(a), Some(b)) = range {
+        rebuild_daily(db, a, b + time::Duration::hours(1), None).await?;
+    }
+    Ok(true)
 }
 
 /// The dimensions a review may filter on: they are also `llm_usage` columns.
@@ -388,24 +644,55 @@ fn filter_sql(filters: &[(String, String)], first: usize) -> (String, Vec<String
     (sql, values)
 }
 
-/// The most expensive traces in `[from, to)` among the calls matching `filters` (reads the raw
-/// rows of those days: bounded by the partition range and the limit).
+/// The most expensive traces in `[from, to)` among the calls matching `filters`, as
+/// `(trace id, service, priced calls, cost)`. Unfiltered, from the trace costs (a trace
+/// belongs to the day of its first call; days `[first_day, last_day)` of the rollup zone):
+/// each day's top `limit` by index, plus the traces with unfolded deltas, summed exactly.
+/// Filtered, from the raw rows of those days (the calls matching the filters only).
 pub async fn top_traces(
     db: impl PgExecutor<'_>,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
+    (from, to): (OffsetDateTime, OffsetDateTime),
+    (first_day, last_day): (Date, Date),
     filters: &[(String, String)],
     limit: i64,
 ) -> sqlx::Result<Vec<(String, String, i64, Decimal)>> {
-    let mut sql = String::from(
-        "SELECT trace_id, min(service) AS service, count(*)::int8 AS calls, sum(cost) AS cost
-           FROM llm_usage
-          WHERE started_at >= $1 AND started_at < $2 AND trace_id IS NOT NULL AND cost IS NOT NULL",
-    );
     let (more, values) = filter_sql(filters, 4);
-    sql.push_str(&more);
-    sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT $3");
-    let mut q = sqlx::query(&sql).bind(from).bind(to).bind(limit);
+    let sql = if values.is_empty() {
+        "WITH cand AS (
+           SELECT t.trace_id
+             FROM generate_series($1::date, $2::date - 1, interval '1 day') AS g(d)
+            CROSS JOIN LATERAL (SELECT trace_id FROM llm_traces WHERE day = g.d::date
+                                 ORDER BY cost DESC, trace_id LIMIT $3) t
+           UNION
+           SELECT trace_id FROM llm_trace_delta
+         ), sums AS (
+           SELECT trace_id, min(day) AS day, min(service) AS service, sum(calls) AS calls,
+                  sum(cost) AS cost
+             FROM (SELECT trace_id, day, service, calls, cost FROM llm_traces
+                    WHERE trace_id IN (SELECT trace_id FROM cand)
+                   UNION ALL
+                   SELECT trace_id, day, service, calls, cost FROM llm_trace_delta) x
+            GROUP BY trace_id
+         )
+         SELECT trace_id, service, calls::int8 AS calls, cost FROM sums
+          WHERE day >= $1 AND day < $2
+          ORDER BY cost DESC, trace_id LIMIT $3"
+            .to_string()
+    } else {
+        format!(
+            "SELECT trace_id, min(service) AS service, count(*)::int8 AS calls, sum(cost) AS cost
+               FROM llm_usage
+              WHERE started_at >= $1 AND started_at < $2 AND trace_id IS NOT NULL
+                AND cost IS NOT NULL{more}
+              GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT $3"
+        )
+    };
+    let q = sqlx::query(&sql);
+    let mut q = if values.is_empty() {
+        q.bind(first_day).bind(last_day).bind(limit)
+    } else {
+        q.bind(from).bind(to).bind(limit)
+    };
     for v in values {
         q = q.bind(v);
     }
@@ -438,7 +725,10 @@ pub struct Attempt {
 }
 
 /// The attempts of every request that failed over in `[from, to)` among the calls matching
-/// `filters` (at most `limit` attempts: reads the week's raw rows).
+/// `filters` (at most `limit` attempts). Starts from the failed calls (a partial index holds
+/// only those) and reads their siblings under the same parent span in the same trace through
+/// the trace index (one lookup per failure, `OFFSET 0` keeps the planner from turning it into
+/// a scan of the week), within an hour of the failure: the week's other records are not read.
 pub async fn fallback_attempts(
     db: impl PgExecutor<'_>,
     from: OffsetDateTime,
@@ -447,16 +737,28 @@ pub async fn fallback_attempts(
     limit: i64,
 ) -> sqlx::Result<Vec<Attempt>> {
     let (more, values) = filter_sql(filters, 4);
-    let cond = format!("started_at >= $1 AND started_at < $2 AND parent_span_id IS NOT NULL{more}");
     let sql = format!(
-        "WITH w AS (SELECT * FROM llm_usage WHERE {cond}),
-              chains AS (SELECT trace_id, parent_span_id FROM w GROUP BY trace_id, parent_span_id
-                          HAVING bool_or(status = 'error') AND bool_or(status = 'ok'))
+        "WITH e AS (
+           SELECT trace_id, parent_span_id, min(started_at) AS first, max(started_at) AS last
+             FROM llm_usage
+            WHERE status = 'error' AND started_at >= $1 AND started_at < $2
+              AND trace_id IS NOT NULL AND parent_span_id IS NOT NULL{more}
+            GROUP BY trace_id, parent_span_id
+         ), w AS (
+           SELECT u.*, bool_or(u.status = 'ok')
+                         OVER (PARTITION BY u.trace_id, u.parent_span_id) AS answered
+             FROM e CROSS JOIN LATERAL (
+                    SELECT * FROM llm_usage u
+                     WHERE u.trace_id = e.trace_id AND u.parent_span_id = e.parent_span_id
+                       AND u.started_at >= greatest(e.first - interval '1 hour', $1)
+                       AND u.started_at < least(e.last + interval '1 hour', $2){more}
+                    OFFSET 0) u
+         )
          SELECT w.parent_span_id, w.started_at, w.feature, w.provider, w.model, w.service_tier,
                 w.status = 'ok' AS ok, w.input, w.cache_read, w.cache_write_5m, w.cache_write_1h,
                 w.output, w.reasoning, w.cost
-           FROM w JOIN chains c ON c.parent_span_id = w.parent_span_id
-                               AND c.trace_id IS NOT DISTINCT FROM w.trace_id
+           FROM w
+          WHERE answered
           ORDER BY w.parent_span_id, w.started_at
           LIMIT $3"
     );

@@ -70,9 +70,8 @@ pub async fn fresh_database(name: &str) -> sqlx::PgPool {
         .expect("create");
     let mut u = url::Url::parse(&base_url).expect("url");
     u.set_path(&format!("/{name}"));
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
-        .connect(u.as_str())
+    // As the server connects (no JIT).
+    let pool = server::connect(u.as_str(), 10)
         .await
         .expect("connect bench");
     server::migrate(&pool).await.expect("migrate");

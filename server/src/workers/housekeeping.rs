@@ -82,6 +82,30 @@ pub fn spawn_llm_partitions(
     )
 }
 
+/// Every second, on one replica (the `llm-rollups` lease): the daily deltas ingest appended
+/// folded into the daily rollups the cost review reads (readers add what is not folded yet,
+/// so this keeps the deltas few, not the review exact).
+pub fn spawn_llm_rollups(
+    pool: PgPool,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let job_pool = pool.clone();
+    super::run_periodic(
+        pool,
+        super::Periodic::new("llm-rollups", Duration::from_secs(1)),
+        shutdown,
+        move || {
+            let pool = job_pool.clone();
+            async move {
+                domain::services::llm::fold_rollups(&pool, 50_000)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
+}
+
 /// Every five minutes, on one replica (the `llm-budgets` lease): every LLM budget against its
 /// period's spend and forecast; a threshold crossed for the first time raises.
 pub fn spawn_llm_budgets(

@@ -18,7 +18,9 @@ mod housekeeping;
 mod kafka_sampler;
 
 pub use deployment_checks::{CheckSettings, check_stats, spawn_deployment_checks};
-pub use housekeeping::{housekeeping_round, spawn, spawn_llm_budgets, spawn_llm_partitions};
+pub use housekeeping::{
+    housekeeping_round, spawn, spawn_llm_budgets, spawn_llm_partitions, spawn_llm_rollups,
+};
 pub use kafka_sampler::{SamplerSettings, spawn_kafka_sampler};
 
 use sqlx::PgPool;

@@ -42,6 +42,7 @@ impl TestApp {
         let mut config = Config::for_tests("postgres://unused");
         config.secret_key = Some(domain::secrets::SecretBox::from_config(TEST_SECRET_KEY).unwrap());
         tweak(&mut config);
+        server::prepare(&pool, &config).await.unwrap();
         let (router, shared) = server::router_with_shared(pool.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -69,6 +70,10 @@ impl TestApp {
         config.max_body_bytes = 64 * 1024;
         config.secret_key = Some(domain::secrets::SecretBox::from_config(TEST_SECRET_KEY).unwrap());
         tweak(&mut config);
+        // As main does before serving (some tests hand in a pool with no database behind).
+        if let Err(e) = server::prepare(&pool, &config).await {
+            eprintln!("TestApp: prepare: {e}");
+        }
         let router = server::router(pool.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
