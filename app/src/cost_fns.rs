@@ -2,7 +2,9 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
-use domain::costs::{BudgetStatus, CostReview, TraceCall, WeekReview};
+use domain::costs::{
+    BudgetStatus, CostReview, PriceChangeResult, PriceView, TraceCall, WeekReview,
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -122,4 +124,106 @@ pub async fn import_llm_usage(format: String, data: String) -> Result<String, Ap
         "{} records imported, {} already there",
         r.stored, r.duplicates
     ))
+}
+
+/// The price book: the live prices, and the retired versions too when `retired` is set.
+#[server(prefix = "/api/fn", endpoint = "costs/prices")]
+pub async fn llm_prices(
+    #[server(default)] retired: Option<String>,
+) -> Result<Vec<PriceView>, AppError> {
+    let c = call()?;
+    let all = domain::services::llm_prices::list_prices(&c.pool, &c.who).await?;
+    Ok(if retired.as_deref().is_some_and(|r| !r.is_empty()) {
+        all
+    } else {
+        all.into_iter().filter(|p| p.retired_at.is_none()).collect()
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn price_form(
+    retire: Option<String>,
+    provider: Option<String>,
+    model: Option<String>,
+    service_tier: Option<String>,
+    min_prompt_tokens: Option<String>,
+    effective_from: Option<String>,
+    input: Option<String>,
+    cache_read: Option<String>,
+    cache_write_5m: Option<String>,
+    cache_write_1h: Option<String>,
+    output: Option<String>,
+    reasoning: Option<String>,
+    source: Option<String>,
+) -> domain::services::llm_prices::PriceForm {
+    domain::services::llm_prices::PriceForm {
+        retire: retire.unwrap_or_default(),
+        provider: provider.unwrap_or_default(),
+        model: model.unwrap_or_default(),
+        service_tier: service_tier.unwrap_or_default(),
+        min_prompt_tokens: min_prompt_tokens.unwrap_or_default(),
+        effective_from: effective_from.unwrap_or_default(),
+        input: input.unwrap_or_default(),
+        cache_read: cache_read.unwrap_or_default(),
+        cache_write_5m: cache_write_5m.unwrap_or_default(),
+        cache_write_1h: cache_write_1h.unwrap_or_default(),
+        output: output.unwrap_or_default(),
+        reasoning: reasoning.unwrap_or_default(),
+        source: source.unwrap_or_default(),
+    }
+}
+
+/// What a price change would re-price, without changing anything (admins): the page shows
+/// it before the change is applied. `apply` set applies it (the form's second step), then
+/// sends a browser without JavaScript back to the price book.
+#[server(prefix = "/api/fn", endpoint = "costs/prices/change")]
+pub async fn change_llm_price(
+    #[server(default)] retire: Option<String>,
+    #[server(default)] provider: Option<String>,
+    #[server(default)] model: Option<String>,
+    #[server(default)] service_tier: Option<String>,
+    #[server(default)] min_prompt_tokens: Option<String>,
+    #[server(default)] effective_from: Option<String>,
+    #[server(default)] input: Option<String>,
+    #[server(default)] cache_read: Option<String>,
+    #[server(default)] cache_write_5m: Option<String>,
+    #[server(default)] cache_write_1h: Option<String>,
+    #[server(default)] output: Option<String>,
+    #[server(default)] reasoning: Option<String>,
+    #[server(default)] source: Option<String>,
+    #[server(default)] apply: Option<String>,
+) -> Result<PriceChangeResult, AppError> {
+    let c = call()?;
+    // The role first: a caller who may not change prices learns nothing about the input.
+    c.who.require(domain::Role::Admin)?;
+    let change = price_form(
+        retire,
+        provider,
+        model,
+        service_tier,
+        min_prompt_tokens,
+        effective_from,
+        input,
+        cache_read,
+        cache_write_5m,
+        cache_write_1h,
+        output,
+        reasoning,
+        source,
+    )
+    .change()?;
+    let apply = apply.as_deref().is_some_and(|a| !a.is_empty());
+    let r = domain::services::llm_prices::change_prices(
+        &c.pool,
+        &c.who,
+        &c.meta,
+        &change,
+        !apply,
+        Vec::new(),
+    )
+    .await?;
+    if apply {
+        leptos_axum::redirect("/costs/prices?applied=1");
+    }
+    Ok(r)
 }

@@ -10,7 +10,9 @@
 //! Run (DATABASE_URL pointing at a PostgreSQL; it creates `lookout_bench_llm`):
 //!   cargo run --release -p server --example bench_llm
 //! Sizes: LOOKOUT_BENCH_LLM_RECORDS (ingest, default 300000), LOOKOUT_BENCH_LLM_CONCURRENCY
-//! (senders, default 4), LOOKOUT_BENCH_LLM_REVIEW_RECORDS (review, default 1000000).
+//! (senders, default 4), LOOKOUT_BENCH_LLM_REVIEW_RECORDS (review, default 1000000);
+//! LOOKOUT_BENCH_LLM_REUSE=1 measures the views again over the database a previous run left
+//! (no ingest part, no seeding when it holds N records).
 
 #[path = "support/bench.rs"]
 #[allow(dead_code)]
@@ -227,90 +229,98 @@ async fn ingest_part(pool: &sqlx::PgPool, base: &str) {
 
 async fn review_part(pool: &sqlx::PgPool, base: &str) {
     let n = env_usize("LOOKOUT_BENCH_LLM_REVIEW_RECORDS", 1_000_000) as i64;
-    sqlx::query(
-        "TRUNCATE llm_usage, llm_usage_hourly, llm_usage_daily, llm_usage_daily_tenant,
-                  llm_rollup_delta, llm_traces, llm_trace_delta",
-    )
-    .execute(pool)
-    .await
-    .expect("truncate");
     let now = time::OffsetDateTime::now_utc();
     let today = now.date();
     let monday =
         today - time::Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7);
     let first = monday - time::Duration::days(7 * 12);
-    let mut conn = pool.acquire().await.expect("conn");
-    let mut d = first;
-    while d < monday + time::Duration::days(7) {
-        domain::storage::llm::ensure_partition(&mut conn, d)
+    // LOOKOUT_BENCH_LLM_REUSE: measure the views again over the records a previous run
+    // seeded (same N, same week), without seeding them again.
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_usage")
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    let t = Instant::now();
+    if existing != n {
+        sqlx::query(
+            "TRUNCATE llm_usage, llm_usage_hourly, llm_usage_daily, llm_usage_daily_tenant,
+                      llm_rollup_delta, llm_traces, llm_trace_delta",
+        )
+        .execute(pool)
+        .await
+        .expect("truncate");
+        let mut conn = pool.acquire().await.expect("conn");
+        let mut d = first;
+        while d < monday + time::Duration::days(7) {
+            domain::storage::llm::ensure_partition(&mut conn, d)
+                .await
+                .expect("partition");
+            d = d.next_day().expect("day");
+        }
+        drop(conn);
+        // A price row for every seeded model, so the rollups carry a price version.
+        let price: i64 = sqlx::query_scalar(
+            "INSERT INTO llm_prices (provider, model, effective_from, input, output, source)
+             VALUES ('openai', 'model-*', '2020-01-01', 2, 8, 'bench') RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("price");
+        sqlx::query("UPDATE llm_usage SET price_id = $1")
+            .bind(price)
+            .execute(pool)
             .await
-            .expect("partition");
-        d = d.next_day().expect("day");
-    }
-    drop(conn);
-    // A price row for every seeded model, so the rollups carry a price version.
-    let price: i64 = sqlx::query_scalar(
-        "INSERT INTO llm_prices (provider, model, effective_from, input, output, source)
-         VALUES ('openai', 'model-*', '2020-01-01', 2, 8, 'bench') RETURNING id",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("price");
-    sqlx::query("UPDATE llm_usage SET price_id = $1")
+            .expect("price ids");
+        // n records over the 13 weeks: 50 services, 200 features, 1,000 tenants, 30 models, four
+        // calls per trace under one parent span (a failed call and its fallback share it), unique ids.
+        let from = first.midnight().assume_utc();
+        sqlx::query(
+            "INSERT INTO llm_usage (started_at, record_id, trace_id, span_id, parent_span_id, provider, model, operation,
+                 service, feature, tenant, service_tier, status, duration_ms, input, cache_read,
+                 cache_write_5m, cache_write_1h, output, reasoning, raw_usage, price_id, cost)
+             SELECT $1 + make_interval(secs => (i::float8 / $2) * 91 * 86400),
+                    'b' || i, lpad(to_hex(i / 4), 32, '0'), lpad(to_hex(i), 16, '0'),
+                    lpad(to_hex(i / 4), 16, '0'), 'openai',
+                    'model-' || (i % 30), 'chat', 'service-' || (i % 50), 'feature-' || (i % 200),
+                    'tenant-' || (i % 1000), 'default', CASE WHEN i % 50 = 0 THEN 'error' ELSE 'ok' END,
+                    900, 1000 + i % 500, (i % 4) * 200, 0, 0, 100 + i % 50, 0, '{}'::jsonb,
+                    $3, ((1000 + i % 500) * 2 + (100 + i % 50) * 8)::numeric / 1000000
+               FROM generate_series(1, $2) AS i",
+        )
+        .bind(from)
+        .bind(n)
         .bind(price)
         .execute(pool)
         .await
-        .expect("price ids");
-    let t = Instant::now();
-    // n records over the 13 weeks: 50 services, 200 features, 1,000 tenants, 30 models, four
-    // calls per trace under one parent span (a failed call and its fallback share it), unique ids.
-    let from = first.midnight().assume_utc();
-    sqlx::query(
-        "INSERT INTO llm_usage (started_at, record_id, trace_id, span_id, parent_span_id, provider, model, operation,
-             service, feature, tenant, service_tier, status, duration_ms, input, cache_read,
-             cache_write_5m, cache_write_1h, output, reasoning, raw_usage, price_id, cost)
-         SELECT $1 + make_interval(secs => (i::float8 / $2) * 91 * 86400),
-                'b' || i, lpad(to_hex(i / 4), 32, '0'), lpad(to_hex(i), 16, '0'),
-                lpad(to_hex(i / 4), 16, '0'), 'openai',
-                'model-' || (i % 30), 'chat', 'service-' || (i % 50), 'feature-' || (i % 200),
-                'tenant-' || (i % 1000), 'default', CASE WHEN i % 50 = 0 THEN 'error' ELSE 'ok' END,
-                900, 1000 + i % 500, (i % 4) * 200, 0, 0, 100 + i % 50, 0, '{}'::jsonb,
-                $3, ((1000 + i % 500) * 2 + (100 + i % 50) * 8)::numeric / 1000000
-           FROM generate_series(1, $2) AS i",
-    )
-    .bind(from)
-    .bind(n)
-    .bind(price)
-    .execute(pool)
-    .await
-    .expect("seed records");
-    sqlx::query(
-        "INSERT INTO llm_usage_hourly (hour, provider, model, service, feature, tenant, operation,
-             status, price_id, calls, input, cache_read, cache_write_5m, cache_write_1h, output,
-             reasoning, cost)
-         SELECT date_trunc('hour', started_at, 'UTC'), provider, model, service, feature, tenant,
-                operation, status, price_id, count(*), sum(input), sum(cache_read),
-                sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning), sum(cost)
-           FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
-    )
-    .execute(pool)
-    .await
-    .expect("rollups");
-    let mut conn = pool.acquire().await.expect("conn");
-    domain::storage::llm::rebuild_daily(&mut conn, from, from + time::Duration::days(91), None)
+        .expect("seed records");
+        sqlx::query(
+            "INSERT INTO llm_usage_hourly (hour, provider, model, service, feature, tenant, operation,
+                 status, price_id, calls, input, cache_read, cache_write_5m, cache_write_1h, output,
+                 reasoning, cost)
+             SELECT date_trunc('hour', started_at, 'UTC'), provider, model, service, feature, tenant,
+                    operation, status, price_id, count(*), sum(input), sum(cache_read),
+                    sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning), sum(cost)
+               FROM llm_usage GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
+        )
+        .execute(pool)
         .await
-        .expect("daily rollups");
-    drop(conn);
-    sqlx::query(
-        "INSERT INTO llm_traces (trace_id, first_at, day, service, calls, cost)
-         SELECT trace_id, min(started_at), (min(started_at) AT TIME ZONE 'UTC')::date,
-                min(service), count(*), sum(cost)
-           FROM llm_usage WHERE trace_id IS NOT NULL AND cost IS NOT NULL GROUP BY trace_id",
-    )
-    .execute(pool)
-    .await
-    .expect("trace costs");
-    sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
+        .expect("rollups");
+        let mut conn = pool.acquire().await.expect("conn");
+        domain::storage::llm::rebuild_daily(&mut conn, from, from + time::Duration::days(91), None)
+            .await
+            .expect("daily rollups");
+        drop(conn);
+        sqlx::query(
+            "INSERT INTO llm_traces (trace_id, first_at, day, service, calls, cost)
+             SELECT trace_id, min(started_at), (min(started_at) AT TIME ZONE 'UTC')::date,
+                    min(service), count(*), sum(cost)
+               FROM llm_usage WHERE trace_id IS NOT NULL AND cost IS NOT NULL GROUP BY trace_id",
+        )
+        .execute(pool)
+        .await
+        .expect("trace costs");
+        sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
+    }
     let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_usage_hourly")
         .fetch_one(pool)
         .await
@@ -405,7 +415,17 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
 
 #[tokio::main]
 async fn main() {
-    let pool = fresh_database("lookout_bench_llm").await;
+    let reuse = std::env::var_os("LOOKOUT_BENCH_LLM_REUSE").is_some();
+    let pool = if reuse {
+        let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let mut u = url::Url::parse(&base).expect("url");
+        u.set_path("/lookout_bench_llm");
+        let pool = server::connect(u.as_str(), 10).await.expect("connect");
+        server::migrate(&pool).await.expect("migrate");
+        pool
+    } else {
+        fresh_database("lookout_bench_llm").await
+    };
     domain::services::llm::seed_default_prices(&pool)
         .await
         .expect("prices");
@@ -423,6 +443,8 @@ async fn main() {
             .await
             .expect("serve")
     });
-    ingest_part(&pool, &base).await;
+    if !reuse {
+        ingest_part(&pool, &base).await;
+    }
     review_part(&pool, &base).await;
 }

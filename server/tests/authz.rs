@@ -349,6 +349,13 @@ fn missing_resources() -> Vec<Case> {
         server_fn("/api/fn/kafka/groups", Any, &[("target_id", "999999")], 404),
         server_fn("/api/fn/costs/review", Any, &[("week", "2026-W01")], 200),
         server_fn("/api/fn/costs/budgets", Any, &[], 200),
+        server_fn("/api/fn/costs/prices", Any, &[], 200),
+        server_fn(
+            "/api/fn/costs/prices/change",
+            Role(domain::Role::Admin),
+            &[("model", "m"), ("input", "cheap"), ("output", "1")],
+            422,
+        ),
         server_fn(
             "/api/fn/costs/import",
             Role(domain::Role::Approver),
@@ -694,6 +701,7 @@ fn listed_cases() -> Vec<Case> {
         },
         page("/kafka", Any),
         page("/costs", Any),
+        page("/costs/prices", Any),
         Case {
             ok: 404,
             ..page("/costs/traces/0123456789abcdef0123456789abcdef", Any)

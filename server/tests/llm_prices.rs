@@ -410,3 +410,126 @@ async fn litellm_prices_in_and_out(pool: PgPool) {
         Some(2.5e-06)
     );
 }
+
+/// The price book page: a change is previewed first (a GET that writes nothing, shown without
+/// JavaScript), then applied by the form's second step; only admins may do either; what was
+/// typed is shown back as text, never as markup.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_price_book_page_previews_then_applies(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    let t0 = (OffsetDateTime::now_utc() - Duration::days(1))
+        .replace_nanosecond(0)
+        .unwrap();
+    let spans = (0..2u8)
+        .map(|i| chat(1, i + 1, t0, "acme-llm-9b", (1_000_000, 0, 0), "f"))
+        .collect();
+    assert_eq!(export(&app, &token, &request("svc", spans)).await, 200);
+    let prices_before = app.count("llm_prices").await;
+    let from = (t0 - Duration::days(1)).date().to_string();
+    let fields = [
+        ("provider", "openai"),
+        ("model", "acme-llm-9b"),
+        ("effective_from", from.as_str()),
+        ("input", "1.5"),
+        ("output", "2"),
+        ("source", "\"><svg onload=alert(1)>"),
+    ];
+    let query: String = fields
+        .iter()
+        .map(|(k, v)| format!("&{k}={}", urlencoding(v)))
+        .collect();
+
+    let admin = app.signed_in("pb-admin", Role::Admin).await;
+    let (status, html) =
+        common::page(&admin, &app, &format!("/costs/prices?preview=1{query}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("2 stored records change price"), "{html}");
+    assert!(html.contains("2 become priced"), "{html}");
+    assert!(html.contains("Apply this change"));
+    assert!(
+        !html.contains("<svg onload"),
+        "the source broke out of its attribute"
+    );
+    assert_eq!(
+        app.count("llm_prices").await,
+        prices_before,
+        "a preview writes nothing"
+    );
+    assert_eq!(rollup_cost(&pool).await, (2, dec("0"), 2));
+
+    // A viewer sees the book but may not preview or apply a change.
+    let viewer = app.signed_in("pb-viewer", Role::Viewer).await;
+    let (status, html) = common::page(&viewer, &app, "/costs/prices").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("gpt-4.1"), "the default prices are listed");
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.push(("apply", "1"));
+    let res = common::call_fn(&viewer, &app, "costs/prices/change", &form).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(app.count("llm_prices").await, prices_before);
+
+    // The admin applies it: the browser without JavaScript is sent back to the book.
+    let res = admin
+        .post(app.url("/api/fn/costs/prices/change"))
+        .header("accept", "text/html")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.headers()["location"], "/costs/prices?applied=1");
+    assert_eq!(app.count("llm_prices").await, prices_before + 1);
+    // 1M input tokens at $1.5/M, twice.
+    assert_eq!(rollup_cost(&pool).await, (2, dec("3"), 0));
+    let (_, html) = common::page(&admin, &app, "/costs/prices?applied=1").await;
+    assert!(html.contains("The change is applied"));
+    assert!(html.contains("acme-llm-9b"));
+    let at = html
+        .find("svg onload")
+        .map(|i| html[i.saturating_sub(40)..i + 30].to_string());
+    assert!(
+        !html.contains("<svg onload") && html.contains("&lt;svg onload=alert(1)&gt;"),
+        "the source as text: {at:?}"
+    );
+    let id: i64 = sqlx::query_scalar("SELECT id FROM llm_prices WHERE model = 'acme-llm-9b'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!(
+            "retire={id}&amp;provider=openai&amp;model=acme-llm-9b"
+        )),
+        "an Edit link replacing the row"
+    );
+
+    // A typo is named before anything is written.
+    let res = common::call_fn(
+        &admin,
+        &app,
+        "costs/prices/change",
+        &[
+            ("model", "m"),
+            ("provider", "openai"),
+            ("input", "1,5"),
+            ("output", "2"),
+            ("apply", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("input"));
+    assert_eq!(app.count("llm_prices").await, prices_before + 1);
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -10,10 +10,10 @@ use crate::components::common::{EmptyState, ErrorPanel, Loading, query_value};
 use crate::components::sortable::SortableTable;
 use crate::components::time::LocalTime;
 use crate::cost_fns::{
-    CreateLlmBudget, ImportLlmUsage, SaveWeekReview, llm_budgets, llm_trace_calls,
-    week_review_record, weekly_cost_review,
+    ChangeLlmPrice, CreateLlmBudget, ImportLlmUsage, SaveWeekReview, change_llm_price, llm_budgets,
+    llm_prices, llm_trace_calls, week_review_record, weekly_cost_review,
 };
-use domain::costs::{CostReview, DIMENSIONS};
+use domain::costs::{CostReview, DIMENSIONS, PriceChangeResult, PriceView};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -385,6 +385,7 @@ pub fn CostsPage() -> impl IntoView {
                                 " " <button type="submit">"Show"</button>
                                 " " <a href=href(&r.prev_week, &by, &filters)>{format!("← {}", r.prev_week)}</a>
                                 <span class="muted">{format!(" · {} to {} ({})", &r.from[..10.min(r.from.len())], &r.to[..10.min(r.to.len())], r.zone)}</span>
+                                " · " <a href="/costs/prices">"Price book"</a>
                             </form>
                             {review_view(r.clone())}
                             <Budgets/>
@@ -450,6 +451,304 @@ pub fn CostTracePage() -> impl IntoView {
                             <details><summary>"The usage as received"</summary>
                                 <ul class="plain">{list.iter().map(|c| view! { <li><code>{c.span_id.clone()}</code>" "<code>{c.raw_usage.clone()}</code></li> }).collect_view()}</ul>
                             </details>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The fields of a price change, in the form's order: (query and form name, label, hint).
+const PRICE_FIELDS: [(&str, &str, &str); 13] = [
+    (
+        "retire",
+        "Replaces price #",
+        "the row this change retires (empty: adds only)",
+    ),
+    (
+        "provider",
+        "Provider",
+        "openai, anthropic, gcp.gemini, deepseek, …",
+    ),
+    ("model", "Model", "exact name, or a pattern ending in *"),
+    (
+        "service_tier",
+        "Service tier",
+        "default, batch, flex or priority",
+    ),
+    (
+        "min_prompt_tokens",
+        "From prompt tokens",
+        "a context tier: applies above this many",
+    ),
+    (
+        "effective_from",
+        "Effective from",
+        "2026-12-01 or an RFC 3339 time",
+    ),
+    ("input", "Input $/M", "required"),
+    ("cache_read", "Cache read $/M", "empty: the input price"),
+    (
+        "cache_write_5m",
+        "Cache write 5 min $/M",
+        "empty: the input price",
+    ),
+    (
+        "cache_write_1h",
+        "Cache write 1 h $/M",
+        "empty: the 5-minute price",
+    ),
+    ("output", "Output $/M", "required"),
+    ("reasoning", "Reasoning $/M", "empty: the output price"),
+    (
+        "source",
+        "Source",
+        "where the price comes from (a URL, a contract)",
+    ),
+];
+
+/// Rows of the price book per page.
+const PRICES_PER_PAGE: usize = 50;
+
+/// `/costs/prices?…` with `pairs` (empty values left out).
+fn prices_href(pairs: &[(&str, String)]) -> String {
+    let q: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{}={}", query_value(k), query_value(v)))
+        .collect();
+    if q.is_empty() {
+        "/costs/prices".into()
+    } else {
+        format!("/costs/prices?{}", q.join("&"))
+    }
+}
+
+/// A price row's values as the change form's fields, replacing it.
+fn edit_pairs(p: &PriceView) -> Vec<(&'static str, String)> {
+    vec![
+        ("retire", p.id.to_string()),
+        ("provider", p.provider.clone()),
+        ("model", p.model.clone()),
+        ("service_tier", p.service_tier.clone()),
+        ("min_prompt_tokens", p.min_prompt_tokens.to_string()),
+        (
+            "effective_from",
+            p.effective_from.chars().take(10).collect(),
+        ),
+        ("input", p.input.clone()),
+        ("cache_read", p.cache_read.clone().unwrap_or_default()),
+        (
+            "cache_write_5m",
+            p.cache_write_5m.clone().unwrap_or_default(),
+        ),
+        (
+            "cache_write_1h",
+            p.cache_write_1h.clone().unwrap_or_default(),
+        ),
+        ("output", p.output.clone()),
+        ("reasoning", p.reasoning.clone().unwrap_or_default()),
+        ("source", p.source.clone()),
+    ]
+}
+
+/// What a change re-prices: per week and model, before and after.
+fn diff_view(r: &PriceChangeResult) -> impl IntoView + use<> {
+    let d = r.diff.clone();
+    let columns = ["Week", "Model", "Records", "Before", "After", "Change"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rows = d
+        .rows
+        .iter()
+        .map(|x| {
+            vec![
+                x.week.clone(),
+                x.model.clone(),
+                fmt_count(x.records),
+                x.before.clone(),
+                x.after.clone(),
+                x.change.clone(),
+            ]
+        })
+        .collect();
+    view! {
+        <p class="sentence">
+            {format!(
+                "{} stored records change price: {} → {} ({}); {} become priced, {} unpriced.",
+                fmt_count(d.records), d.cost_before, d.cost_after, d.change,
+                fmt_count(d.newly_priced), fmt_count(d.newly_unpriced)
+            )}
+        </p>
+        {(!d.rows.is_empty()).then(|| view! { <SortableTable caption="Re-priced, per week and model" columns rows/> })}
+    }
+}
+
+/// The price book: every price with its effective date, tiers, source and the records it
+/// priced; an admin changes one in two steps — the form shows what the change re-prices
+/// (a dry run: a plain GET, so it works without JavaScript), then applies it.
+#[component]
+pub fn PricesPage() -> impl IntoView {
+    let q = use_query_map();
+    let get = move |k: &str| q.read().get(k).unwrap_or_default();
+    let apply = ServerAction::<ChangeLlmPrice>::new();
+    let prices = Resource::new(
+        move || (get("retired"), apply.version().get()),
+        |(r, _)| llm_prices(Some(r)),
+    );
+    let fields = move || PRICE_FIELDS.map(|(k, _, _)| get(k));
+    let preview = Resource::new(
+        move || (get("preview"), fields()),
+        |(p, [re, pr, mo, ti, mi, ef, inp, cr, c5, c1, out, rs, so])| async move {
+            if p.is_empty() {
+                return None;
+            }
+            let s = |v: String| Some(v);
+            Some(
+                change_llm_price(
+                    s(re),
+                    s(pr),
+                    s(mo),
+                    s(ti),
+                    s(mi),
+                    s(ef),
+                    s(inp),
+                    s(cr),
+                    s(c5),
+                    s(c1),
+                    s(out),
+                    s(rs),
+                    s(so),
+                    None,
+                )
+                .await,
+            )
+        },
+    );
+    view! {
+        <Title text="LLM price book"/>
+        <p class="crumbs"><a href="/costs">"LLM costs"</a>" › price book"</p>
+        <h1>"LLM price book"</h1>
+        <p class="muted">
+            "Dollars per million tokens. A price applies from its date until the next one for the same model, tier and context tier; changing one re-prices the records it covers, and the version it replaces stays listed (with the records it priced). "
+            <a href="/api/v1/llm/prices/litellm">"Export in LiteLLM's format"</a>" · docs/llm-costs.md"
+        </p>
+        {move || (!get("applied").is_empty()).then(|| view! { <p class="notice ok" role="status">"The change is applied; the records it covers are re-priced."</p> })}
+        {move || apply.value().get().map(|r| match r {
+            Ok(r) => view! { <div class="notice ok" role="status"><p>{format!("Applied: {} added, {} retired.", r.added.len(), r.retired.len())}</p>{diff_view(&r)}</div> }.into_any(),
+            Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+        })}
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match preview.await {
+                    None => ().into_any(),
+                    Some(Err(e)) => view! { <section class="panel preview"><h2>"The change"</h2><ErrorPanel error=e/></section> }.into_any(),
+                    Some(Ok(r)) => {
+                        let values = fields();
+                        view! {
+                            <section class="panel preview" id="preview">
+                                <h2>"What the change re-prices"</h2>
+                                {diff_view(&r)}
+                                <ActionForm action=apply attr:class="inline" attr:id="apply-form">
+                                    {PRICE_FIELDS.iter().zip(values).map(|((k, _, _), v)| view! { <input type="hidden" name=*k value=v/> }).collect_view()}
+                                    <input type="hidden" name="apply" value="1"/>
+                                    <button type="submit" class="primary">"Apply this change"</button>
+                                    " " <a href="/costs/prices">"Cancel"</a>
+                                </ActionForm>
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+        <section class="panel" id="change">
+            <h2>"Change a price (admins)"</h2>
+            <p class="muted">"Fill in a new price, or use Edit on a row (the change replaces it) or Retire. Preview shows what it re-prices before anything is written."</p>
+            <form method="get" action="/costs/prices" class="stack price-form">
+                <input type="hidden" name="preview" value="1"/>
+                <div class="grid">
+                    {move || PRICE_FIELDS.iter().map(|(k, label, hint)| {
+                        let v = get(k);
+                        view! { <label>{*label}<input type="text" name=*k value=v placeholder=*hint maxlength="300"/></label> }
+                    }).collect_view()}
+                </div>
+                <button type="submit">"Preview the change"</button>
+            </form>
+        </section>
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match prices.await {
+                    Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <EmptyState title="No prices" what="Prices per provider and model, with the dates they apply from." status="Import LiteLLM's file or add a price above; until then every record is unpriced."/> }.into_any(),
+                    Ok(list) => {
+                        let retired = !get("retired").is_empty();
+                        let total = list.len();
+                        let pages = total.div_ceil(PRICES_PER_PAGE).max(1);
+                        let page = get("page").parse::<usize>().unwrap_or(1).clamp(1, pages);
+                        let shown: Vec<PriceView> = list.into_iter().skip((page - 1) * PRICES_PER_PAGE).take(PRICES_PER_PAGE).collect();
+                        let columns = ["#", "Provider", "Model", "Tier", "From prompt tokens", "Effective from", "Input", "Cache read", "Cache write 5m", "Cache write 1h", "Output", "Reasoning", "Records", "Source", ""];
+                        let page_href = move |n: usize| prices_href(&[("retired", if retired { "1".into() } else { String::new() }), ("page", n.to_string())]);
+                        view! {
+                            <section id="prices">
+                                <p class="toolbar">
+                                    {if retired {
+                                        view! { <a href="/costs/prices">"Live prices only"</a> }.into_any()
+                                    } else {
+                                        view! { <a href="/costs/prices?retired=1#prices">"Show retired versions too"</a> }.into_any()
+                                    }}
+                                    <span class="muted">{format!(" · {total} rows")}</span>
+                                </p>
+                                <div class="table-wrap">
+                                <table class="data evidence sortable prices">
+                                    <caption>{if retired { "Every version" } else { "Live prices" }}</caption>
+                                    <thead><tr>{columns.iter().map(|c| view! { <th><button type="button" class="sort">{*c}<span class="mark"></span></button></th> }).collect_view()}</tr></thead>
+                                    <tbody>
+                                        {shown.iter().map(|p| {
+                                            let edit = prices_href(&edit_pairs(p));
+                                            let retire = prices_href(&[("retire", p.id.to_string()), ("preview", "1".into())]);
+                                            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
+                                            let live = p.retired_at.is_none();
+                                            view! {
+                                                <tr class:retired=!live>
+                                                    <td data-label="#">{p.id}</td>
+                                                    <td data-label="Provider">{p.provider.clone()}</td>
+                                                    <td data-label="Model"><code>{p.model.clone()}</code></td>
+                                                    <td data-label="Tier">{p.service_tier.clone()}</td>
+                                                    <td data-label="From prompt tokens">{fmt_count(p.min_prompt_tokens)}</td>
+                                                    <td data-label="Effective from">{p.effective_from.chars().take(10).collect::<String>()}</td>
+                                                    <td data-label="Input">{p.input.clone()}</td>
+                                                    <td data-label="Cache read">{dash(&p.cache_read)}</td>
+                                                    <td data-label="Cache write 5m">{dash(&p.cache_write_5m)}</td>
+                                                    <td data-label="Cache write 1h">{dash(&p.cache_write_1h)}</td>
+                                                    <td data-label="Output">{p.output.clone()}</td>
+                                                    <td data-label="Reasoning">{dash(&p.reasoning)}</td>
+                                                    <td data-label="Records">{fmt_count(p.records)}</td>
+                                                    <td data-label="Source" class="source">{p.source.clone()}</td>
+                                                    <td data-label="">
+                                                        {if live {
+                                                            view! { <a href=format!("{edit}#change")>"Edit"</a>" · "<a href=format!("{retire}#preview")>"Retire"</a> }.into_any()
+                                                        } else {
+                                                            view! { <span class="muted">"retired"</span> }.into_any()
+                                                        }}
+                                                    </td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                                </div>
+                                {(pages > 1).then(|| view! {
+                                    <nav class="pager" aria-label="Pages">
+                                        {(1..=pages).map(|n| if n == page {
+                                            view! { <strong>{n}</strong>" " }.into_any()
+                                        } else {
+                                            view! { <a href=page_href(n)>{n}</a>" " }.into_any()
+                                        }).collect_view()}
+                                    </nav>
+                                })}
+                            </section>
                         }.into_any()
                     }
                 }

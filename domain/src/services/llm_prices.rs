@@ -64,6 +64,84 @@ pub struct PriceChange {
     pub retire: Vec<i64>,
 }
 
+/// A price change as the price book page's form sends it: every field text, empty = not
+/// given. `retire` is the id of the row the change replaces (or retires alone when no model
+/// is given).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PriceForm {
+    pub retire: String,
+    pub provider: String,
+    pub model: String,
+    pub service_tier: String,
+    pub min_prompt_tokens: String,
+    pub effective_from: String,
+    pub input: String,
+    pub cache_read: String,
+    pub cache_write_5m: String,
+    pub cache_write_1h: String,
+    pub output: String,
+    pub reasoning: String,
+    pub source: String,
+}
+
+impl PriceForm {
+    /// The change the form asks for; a field that is not a number names itself.
+    pub fn change(&self) -> DomainResult<PriceChange> {
+        fn rate(field: &str, v: &str) -> DomainResult<Option<Decimal>> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.trim_start_matches('$')
+                .parse::<Decimal>()
+                .map(Some)
+                .map_err(|_| {
+                    DomainError::invalid(format!(
+                        "{field}: dollars per million tokens (like 2.50), not {v:?}"
+                    ))
+                })
+        }
+        let some = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        let retire = match self.retire.trim() {
+            "" => vec![],
+            v => vec![v.parse::<i64>().map_err(|_| {
+                DomainError::invalid(format!("retire: the number of a price row, not {v:?}"))
+            })?],
+        };
+        let add = if self.model.trim().is_empty() && self.provider.trim().is_empty() {
+            vec![]
+        } else {
+            let required = |field: &str, v: &str| {
+                rate(field, v)?.ok_or_else(|| {
+                    DomainError::invalid(format!("{field}: required (dollars per million tokens)"))
+                })
+            };
+            vec![PriceInput {
+                provider: self.provider.trim().to_string(),
+                model: self.model.trim().to_string(),
+                service_tier: some(&self.service_tier),
+                min_prompt_tokens: match self.min_prompt_tokens.trim() {
+                    "" => None,
+                    v => Some(v.replace(['_', ','], "").parse::<i64>().map_err(|_| {
+                        DomainError::invalid(format!(
+                            "min_prompt_tokens: a whole number of prompt tokens, not {v:?}"
+                        ))
+                    })?),
+                },
+                effective_from: self.effective_from.trim().to_string(),
+                input: required("input", &self.input)?,
+                cache_read: rate("cache_read", &self.cache_read)?,
+                cache_write_5m: rate("cache_write_5m", &self.cache_write_5m)?,
+                cache_write_1h: rate("cache_write_1h", &self.cache_write_1h)?,
+                output: required("output", &self.output)?,
+                reasoning: rate("reasoning", &self.reasoning)?,
+                source: some(&self.source),
+            }]
+        };
+        Ok(PriceChange { add, retire })
+    }
+}
+
 fn parse_when(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s.trim(), &Rfc3339).ok().or_else(|| {
         Date::parse(
@@ -760,6 +838,92 @@ pub async fn to_litellm(pool: &PgPool, who: &Principal) -> DomainResult<serde_js
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn the_form_becomes_a_change_or_names_the_bad_field() {
+        let form = PriceForm {
+            retire: "7".into(),
+            provider: "openai".into(),
+            model: " gpt-4.1 ".into(),
+            min_prompt_tokens: "200_000".into(),
+            effective_from: "2026-12-01".into(),
+            input: "$2.50".into(),
+            output: "10".into(),
+            cache_read: "".into(),
+            ..Default::default()
+        };
+        let c = form.change().unwrap();
+        assert_eq!(c.retire, vec![7]);
+        assert_eq!(c.add.len(), 1);
+        let a = &c.add[0];
+        assert_eq!(
+            (a.model.as_str(), a.input, a.output),
+            ("gpt-4.1", dec!(2.50), dec!(10))
+        );
+        assert_eq!(
+            (a.cache_read, a.min_prompt_tokens, a.service_tier.clone()),
+            (None, Some(200_000), None)
+        );
+        // Retire alone.
+        let c = PriceForm {
+            retire: "3".into(),
+            ..Default::default()
+        }
+        .change()
+        .unwrap();
+        assert_eq!((c.retire, c.add.len()), (vec![3], 0));
+        for (f, field) in [
+            (
+                PriceForm {
+                    input: "cheap".into(),
+                    output: "1".into(),
+                    model: "m".into(),
+                    ..Default::default()
+                },
+                "input",
+            ),
+            (
+                PriceForm {
+                    input: "1".into(),
+                    model: "m".into(),
+                    ..Default::default()
+                },
+                "output",
+            ),
+            (
+                PriceForm {
+                    input: "1".into(),
+                    output: "1".into(),
+                    reasoning: "1e".into(),
+                    model: "m".into(),
+                    ..Default::default()
+                },
+                "reasoning",
+            ),
+            (
+                PriceForm {
+                    retire: "#4".into(),
+                    ..Default::default()
+                },
+                "retire",
+            ),
+            (
+                PriceForm {
+                    input: "1".into(),
+                    output: "1".into(),
+                    min_prompt_tokens: "lots".into(),
+                    model: "m".into(),
+                    ..Default::default()
+                },
+                "min_prompt_tokens",
+            ),
+        ] {
+            match f.change() {
+                Err(DomainError::Invalid(m)) => assert!(m.starts_with(field), "{m}"),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn litellm_entries_become_prices() {

@@ -669,7 +669,7 @@ pub async fn top_traces(
            SELECT trace_id, min(day) AS day, min(service) AS service, sum(calls) AS calls,
                   sum(cost) AS cost
              FROM (SELECT trace_id, day, service, calls, cost FROM llm_traces
-                    WHERE trace_id IN (SELECT trace_id FROM cand)
+                    WHERE trace_id = ANY(ARRAY(SELECT trace_id FROM cand))
                    UNION ALL
                    SELECT trace_id, day, service, calls, cost FROM llm_trace_delta) x
             GROUP BY trace_id
@@ -746,12 +746,19 @@ pub async fn fallback_attempts(
             GROUP BY trace_id, parent_span_id
          ), w AS (
            SELECT u.*, bool_or(u.status = 'ok')
-                         OVER (PARTITION BY u.trace_id, u.parent_span_id) AS answered
+                         OVER (PARTITION BY u.trace_id, u.parent_span_id
+                               ORDER BY u.started_at
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                         AS answered
              FROM e CROSS JOIN LATERAL (
-                    SELECT * FROM llm_usage u
+                    SELECT trace_id, parent_span_id, started_at, feature, provider, model,
+                           service_tier, status, input, cache_read, cache_write_5m,
+                           cache_write_1h, output, reasoning, cost
+                      FROM llm_usage u
                      WHERE u.trace_id = e.trace_id AND u.parent_span_id = e.parent_span_id
                        AND u.started_at >= greatest(e.first - interval '1 hour', $1)
-                       AND u.started_at < least(e.last + interval '1 hour', $2){more}
+                       AND u.started_at < least(e.last + interval '1 hour', $2)
+                       AND u.started_at >= $1 AND u.started_at < $2{more}
                     OFFSET 0) u
          )
          SELECT w.parent_span_id, w.started_at, w.feature, w.provider, w.model, w.service_tier,
@@ -759,7 +766,7 @@ pub async fn fallback_attempts(
                 w.output, w.reasoning, w.cost
            FROM w
           WHERE answered
-          ORDER BY w.parent_span_id, w.started_at
+          ORDER BY w.trace_id, w.parent_span_id, w.started_at
           LIMIT $3"
     );
     let mut q = sqlx::query(&sql).bind(from).bind(to).bind(limit);
