@@ -119,5 +119,38 @@ SELECT trace_id, min(started_at), (min(started_at) AT TIME ZONE 'UTC')::date, mi
  WHERE trace_id IS NOT NULL AND cost IS NOT NULL
  GROUP BY trace_id;
 
--- Fallback chains start from the failed calls: few, and found without reading the week.
-CREATE INDEX llm_usage_errors ON llm_usage (started_at) WHERE status = 'error';
+-- Fallback chains (a failed call and the attempts under the same parent span, one of which
+-- answered), resolved in the background: ingest queues each failed call's (trace, parent) in
+-- llm_chain_pending; the llm-rollups job looks up its siblings through the trace index (ten
+-- seconds later, and again while no attempt has answered, for an hour) and keeps one summary
+-- row per chain, priced; the review sums those rows.
+CREATE TABLE llm_chain_pending (
+    trace_id TEXT NOT NULL,
+    parent_span_id TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    queued_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX llm_chain_pending_queued ON llm_chain_pending (queued_at);
+CREATE TABLE llm_fallback_chains (
+    trace_id TEXT NOT NULL,
+    parent_span_id TEXT NOT NULL,
+    answered_at TIMESTAMPTZ NOT NULL,
+    day DATE NOT NULL,
+    service TEXT NOT NULL,
+    feature TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    first_provider TEXT NOT NULL,
+    first_model TEXT NOT NULL,
+    answer_provider TEXT NOT NULL,
+    answer_model TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_cost NUMERIC NOT NULL,
+    pricier_cost NUMERIC NOT NULL,
+    PRIMARY KEY (trace_id, parent_span_id)
+);
+CREATE INDEX llm_fallback_chains_day ON llm_fallback_chains (day);
+INSERT INTO llm_chain_pending (trace_id, parent_span_id, started_at, queued_at)
+SELECT trace_id, parent_span_id, started_at, now() - interval '1 minute'
+  FROM llm_usage
+ WHERE status = 'error' AND trace_id IS NOT NULL AND parent_span_id IS NOT NULL;

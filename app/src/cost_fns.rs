@@ -223,7 +223,11 @@ pub async fn change_llm_price(
     )
     .await?;
     if apply {
-        leptos_axum::redirect("/costs/prices?applied=1");
+        leptos_axum::redirect(&format!(
+            "/costs/prices?applied=1&added={}&retired={}",
+            r.added.len(),
+            r.retired.len()
+        ));
     }
     Ok(r)
 }

@@ -140,3 +140,36 @@ test("a week's LLM costs reviewed: explained, drilled into, exported, signed off
   await expect(page.locator("#budgets table")).toContainText(service);
   await expect(page.locator("#budgets table")).toContainText("$250.00");
 });
+
+test("the price book: a change previewed, then applied; a row edited from its link", async ({ page }) => {
+  test.setTimeout(60_000);
+  await signInAsAdmin(page);
+  const model = unique("acme-llm-");
+  await page.goto("/costs/prices");
+  await hydrated(page);
+  await expect(page.locator("h1")).toHaveText("LLM price book");
+  await expect(page.locator("table.prices")).toContainText("gpt-4.1");
+  const form = page.locator("form.price-form");
+  await form.locator("input[name=provider]").fill("openai");
+  await form.locator("input[name=model]").fill(model);
+  await form.locator("input[name=effective_from]").fill("2025-01-01");
+  await form.locator("input[name=input]").fill("1.25");
+  await form.locator("input[name=output]").fill("5");
+  await form.getByRole("button", { name: "Preview the change" }).click();
+  await expect(page.locator("#preview")).toContainText("stored records change price");
+  await expect(page.locator("table.prices")).not.toContainText(model);
+  await page.getByRole("button", { name: "Apply this change" }).click();
+  await expect(page.locator(".notice.ok")).toContainText("Applied: 1 added, 0 retired");
+  await expect(page.locator("table.prices")).toContainText(model);
+
+  // Edit: the form comes filled in, replacing the row.
+  await page.locator("table.prices tr", { hasText: model }).getByRole("link", { name: "Edit" }).click();
+  await expect(page.locator("form.price-form input[name=model]")).toHaveValue(model);
+  await expect(page.locator("form.price-form input[name=retire]")).not.toHaveValue("");
+  await page.locator("form.price-form input[name=output]").fill("6");
+  await page.locator("form.price-form").getByRole("button", { name: "Preview the change" }).click();
+  await page.getByRole("button", { name: "Apply this change" }).click();
+  await expect(page.locator(".notice.ok")).toContainText("Applied: 1 added, 1 retired");
+  await page.goto("/costs/prices?retired=1");
+  await expect(page.locator("table.prices tr.retired", { hasText: model })).toHaveCount(1);
+});

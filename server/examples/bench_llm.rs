@@ -244,7 +244,8 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
     if existing != n {
         sqlx::query(
             "TRUNCATE llm_usage, llm_usage_hourly, llm_usage_daily, llm_usage_daily_tenant,
-                      llm_rollup_delta, llm_traces, llm_trace_delta",
+                      llm_rollup_delta, llm_traces, llm_trace_delta, llm_chain_pending,
+                      llm_fallback_chains",
         )
         .execute(pool)
         .await
@@ -319,6 +320,18 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
         .execute(pool)
         .await
         .expect("trace costs");
+        // The fallback chains, resolved from the failed calls as the llm-rollups job does.
+        sqlx::query(
+            "INSERT INTO llm_chain_pending (trace_id, parent_span_id, started_at)
+             SELECT trace_id, parent_span_id, started_at FROM llm_usage
+              WHERE status = 'error' AND trace_id IS NOT NULL AND parent_span_id IS NOT NULL",
+        )
+        .execute(pool)
+        .await
+        .expect("queue chains");
+        domain::services::llm::resolve_chains(pool, Duration::ZERO, 20_000)
+            .await
+            .expect("chains");
         sqlx::query("ANALYZE").execute(pool).await.expect("analyze");
     }
     let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM llm_usage_hourly")

@@ -798,6 +798,13 @@ async fn fallbacks_and_their_tax_per_feature(pool: PgPool) {
         common::llm::export(&app, &token, &request("svc", others)).await,
         200
     );
+    // The worker resolves failed calls ten seconds after they arrive; here, at once.
+    assert_eq!(
+        domain::services::llm::resolve_chains(&pool, std::time::Duration::ZERO, 100)
+            .await
+            .unwrap(),
+        1
+    );
 
     let (y, w, _) = monday.to_iso_week_date();
     let viewer = app.create_token("fb-viewer", Role::Viewer).await;
@@ -1027,4 +1034,58 @@ async fn top_traces_are_exact_folded_or_not(pool: PgPool) {
         .await
         .unwrap();
     check("all folded").await;
+}
+
+/// A fallback whose answer arrives after the failure was first looked at is still found: the
+/// failed call is queued again while no attempt has answered (for an hour), and the chain is
+/// stored once it has.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_late_fallback_is_still_found(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    let at = OffsetDateTime::now_utc() - Duration::minutes(5);
+    let mut failed = chat(40, 1, at, "gpt-4.1", (1000, 0, 0), "late");
+    failed.status = Some(Status {
+        code: 2,
+        ..Default::default()
+    });
+    let mut answer = chat(
+        40,
+        2,
+        at + Duration::seconds(40),
+        "gpt-4.1-mini",
+        (1000, 0, 10),
+        "late",
+    );
+    answer.parent_span_id = failed.parent_span_id.clone();
+    assert_eq!(
+        common::llm::export(&app, &token, &request("svc", vec![failed])).await,
+        200
+    );
+    let resolve = || domain::services::llm::resolve_chains(&pool, std::time::Duration::ZERO, 100);
+    assert_eq!(resolve().await.unwrap(), 1);
+    assert_eq!(
+        app.count("llm_fallback_chains").await,
+        0,
+        "nothing answered yet"
+    );
+    assert_eq!(app.count("llm_chain_pending").await, 1, "queued again");
+    assert_eq!(
+        common::llm::export(&app, &token, &request("svc", vec![answer])).await,
+        200
+    );
+    assert_eq!(resolve().await.unwrap(), 1);
+    assert_eq!(app.count("llm_chain_pending").await, 0);
+    let (first, answered, n): (String, String, i32) =
+        sqlx::query_as("SELECT first_model, answer_model, attempts FROM llm_fallback_chains")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (first.as_str(), answered.as_str(), n),
+        ("gpt-4.1", "gpt-4.1-mini", 2)
+    );
 }

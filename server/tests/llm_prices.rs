@@ -481,12 +481,15 @@ async fn the_price_book_page_previews_then_applies(pool: PgPool) {
         .await
         .unwrap();
     assert!(res.status().is_redirection(), "{}", res.status());
-    assert_eq!(res.headers()["location"], "/costs/prices?applied=1");
+    assert_eq!(
+        res.headers()["location"],
+        "/costs/prices?applied=1&added=1&retired=0"
+    );
     assert_eq!(app.count("llm_prices").await, prices_before + 1);
     // 1M input tokens at $1.5/M, twice.
     assert_eq!(rollup_cost(&pool).await, (2, dec("3"), 0));
-    let (_, html) = common::page(&admin, &app, "/costs/prices?applied=1").await;
-    assert!(html.contains("The change is applied"));
+    let (_, html) = common::page(&admin, &app, "/costs/prices?applied=1&added=1&retired=0").await;
+    assert!(html.contains("Applied: 1 added, 0 retired"));
     assert!(html.contains("acme-llm-9b"));
     let at = html
         .find("svg onload")

@@ -553,6 +553,25 @@ fn edit_pairs(p: &PriceView) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A price's source: a web address as a link named by its host (the whole text on hover),
+/// anything else as text.
+fn source_view(source: &str) -> impl IntoView + use<> {
+    let url = source.split_whitespace().next().unwrap_or_default();
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .and_then(|rest| rest.split('/').next())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string);
+    match host {
+        Some(h) => {
+            view! { <a href=url.to_string() title=source.to_string() rel="noreferrer">{h}</a> }
+                .into_any()
+        }
+        None => view! { <span>{source.to_string()}</span> }.into_any(),
+    }
+}
+
 /// What a change re-prices: per week and model, before and after.
 fn diff_view(r: &PriceChangeResult) -> impl IntoView + use<> {
     let d = r.diff.clone();
@@ -635,11 +654,13 @@ pub fn PricesPage() -> impl IntoView {
             "Dollars per million tokens. A price applies from its date until the next one for the same model, tier and context tier; changing one re-prices the records it covers, and the version it replaces stays listed (with the records it priced). "
             <a href="/api/v1/llm/prices/litellm">"Export in LiteLLM's format"</a>" · docs/llm-costs.md"
         </p>
-        {move || (!get("applied").is_empty()).then(|| view! { <p class="notice ok" role="status">"The change is applied; the records it covers are re-priced."</p> })}
-        {move || apply.value().get().map(|r| match r {
-            Ok(r) => view! { <div class="notice ok" role="status"><p>{format!("Applied: {} added, {} retired.", r.added.len(), r.retired.len())}</p>{diff_view(&r)}</div> }.into_any(),
-            Err(e) => view! { <ErrorPanel error=e/> }.into_any(),
+        {move || (!get("applied").is_empty()).then(|| {
+            let n = |k: &str| get(k).parse::<usize>().unwrap_or(0);
+            view! { <p class="notice ok" role="status">{format!("Applied: {} added, {} retired; the records the change covers are re-priced.", n("added"), n("retired"))}</p> }
         })}
+        // Applied, the server sends the browser to the book with the counts (above); a refusal
+        // is shown here.
+        {move || apply.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorPanel error=e/> })}
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match preview.await {
@@ -666,15 +687,15 @@ pub fn PricesPage() -> impl IntoView {
         <section class="panel" id="change">
             <h2>"Change a price (admins)"</h2>
             <p class="muted">"Fill in a new price, or use Edit on a row (the change replaces it) or Retire. Preview shows what it re-prices before anything is written."</p>
-            <form method="get" action="/costs/prices" class="stack price-form">
+            <form method="get" action="/costs/prices" class="price-form">
                 <input type="hidden" name="preview" value="1"/>
-                <div class="grid">
+                <div class="param-grid">
                     {move || PRICE_FIELDS.iter().map(|(k, label, hint)| {
                         let v = get(k);
                         view! { <label>{*label}<input type="text" name=*k value=v placeholder=*hint maxlength="300"/></label> }
                     }).collect_view()}
                 </div>
-                <button type="submit">"Preview the change"</button>
+                <p><button type="submit">"Preview the change"</button></p>
             </form>
         </section>
         <Suspense fallback=Loading>
@@ -725,7 +746,7 @@ pub fn PricesPage() -> impl IntoView {
                                                     <td data-label="Output">{p.output.clone()}</td>
                                                     <td data-label="Reasoning">{dash(&p.reasoning)}</td>
                                                     <td data-label="Records">{fmt_count(p.records)}</td>
-                                                    <td data-label="Source" class="source">{p.source.clone()}</td>
+                                                    <td data-label="Source" class="source">{source_view(&p.source)}</td>
                                                     <td data-label="">
                                                         {if live {
                                                             view! { <a href=format!("{edit}#change")>"Edit"</a>" · "<a href=format!("{retire}#preview")>"Retire"</a> }.into_any()

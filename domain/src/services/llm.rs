@@ -114,6 +114,18 @@ pub(crate) async fn store_rows(
         }
         match store::insert_usage(&mut *tx, &keep).await {
             Ok(n) => {
+                // Failed calls under a parent span: queued for fallback-chain resolution (a
+                // separate statement, only when there are any: most batches have none).
+                let failed: Vec<(String, String, OffsetDateTime)> = keep
+                    .iter()
+                    .filter(|r| !r.ok)
+                    .filter_map(|r| {
+                        Some((r.trace_id.clone()?, r.parent_span_id.clone()?, r.started_at))
+                    })
+                    .collect();
+                if !failed.is_empty() {
+                    store::requeue_chains(&mut *tx, &failed).await?;
+                }
                 tx.commit().await?;
                 break n;
             }
@@ -255,15 +267,16 @@ pub async fn maintain_partitions(pool: &PgPool, window: Window) -> DomainResult<
         store::ensure_partition(&mut conn, today + Duration::days(i)).await?;
         created += 1;
     }
-    // Trace costs go with their records' retention.
-    sqlx::query("DELETE FROM llm_traces WHERE first_at < $1")
-        .bind(
-            (today - Duration::days(window.retention_days + 1))
-                .midnight()
-                .assume_utc(),
-        )
-        .execute(&mut *conn)
-        .await?;
+    // Trace costs and fallback chains go with their records' retention.
+    let cut = (today - Duration::days(window.retention_days + 1))
+        .midnight()
+        .assume_utc();
+    for sql in [
+        "DELETE FROM llm_traces WHERE first_at < $1",
+        "DELETE FROM llm_fallback_chains WHERE answered_at < $1",
+    ] {
+        sqlx::query(sql).bind(cut).execute(&mut *conn).await?;
+    }
     let oldest = store::partition_name(today - Duration::days(window.retention_days + 1));
     let mut dropped = 0;
     for name in store::partitions(&mut *conn).await? {
@@ -736,7 +749,7 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
             }
         })
         .collect();
-    let attempts = store::fallback_attempts(pool, from, to, &filters, 200_000).await?;
+    let groups = store::chain_groups(pool, monday, week_after, &filters).await?;
     let requests: BTreeMap<String, i64> =
         cur.iter()
             .filter(|r| r.status == "ok")
@@ -744,8 +757,7 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
                 *m.entry(r.feature.clone()).or_default() += r.calls;
                 m
             });
-    let book = store::live_prices(pool).await?;
-    let fallbacks = fallback_rows(&attempts, &requests, &book);
+    let fallbacks = fallback_rows(&groups, &requests);
     let top_traces = store::top_traces(pool, (from, to), (monday, week_after), &filters, 20)
         .await?
         .into_iter()
@@ -779,14 +791,118 @@ pub async fn review(pool: &PgPool, who: &Principal, q: &ReviewQuery) -> DomainRe
     })
 }
 
-/// Fallbacks per feature from the attempts of the requests that failed over (see
-/// [`FallbackRow`]): the failed attempts' cost, and what the answering model cost above the
-/// first choice's price for the same tokens (the first choice priced by the book at the time;
-/// nothing when it has no price or was the cheaper one).
+/// One parent span's attempts (in start order) as a fallback chain, if one failed and one
+/// answered: the failed attempts' cost, and what the answering model cost above the first
+/// choice's price for the same tokens (the first choice priced by `book` at the time of the
+/// answer; nothing when it has no price or was the cheaper one).
+pub fn summarize_chain(chain: &[store::Attempt], book: &[Price]) -> Option<store::ChainRow> {
+    let first = chain.first()?;
+    let answer = chain.iter().find(|a| a.ok)?;
+    if !chain.iter().any(|a| !a.ok) {
+        return None;
+    }
+    let failed = chain
+        .iter()
+        .filter(|a| !a.ok)
+        .filter_map(|a| a.cost)
+        .sum::<Decimal>();
+    let mut pricier = Decimal::ZERO;
+    if let (Some(paid), Some(p)) = (
+        answer.cost,
+        prices::find(
+            book,
+            &first.provider,
+            &first.model,
+            &first.service_tier,
+            answer.started_at,
+            answer.tokens.prompt(),
+        ),
+    ) {
+        let would = p.rates.cost(&answer.tokens).total();
+        if paid > would {
+            pricier = paid - would;
+        }
+    }
+    Some(store::ChainRow {
+        trace_id: answer.trace_id.clone(),
+        parent: answer.parent.clone(),
+        answered_at: answer.started_at,
+        service: answer.service.clone(),
+        feature: answer.feature.clone(),
+        tenant: answer.tenant.clone(),
+        operation: answer.operation.clone(),
+        first: (first.provider.clone(), first.model.clone()),
+        answer: (answer.provider.clone(), answer.model.clone()),
+        attempts: i32::try_from(chain.len()).unwrap_or(i32::MAX),
+        failed_cost: failed,
+        pricier_cost: pricier,
+    })
+}
+
+/// Resolves the queued failed calls (queued at least `min_age` ago, `batch` at a time) into
+/// fallback chains: each parent span's attempts looked up, summarised and stored; a failed
+/// call nothing has answered yet is queued again while it is less than an hour old (its
+/// answer may still arrive). Returns how many failed calls it took.
+pub async fn resolve_chains(
+    pool: &PgPool,
+    min_age: std::time::Duration,
+    batch: i64,
+) -> DomainResult<usize> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let keys = store::take_pending_chains(&mut *tx, min_age.as_secs_f64(), batch).await?;
+        if keys.is_empty() {
+            tx.commit().await?;
+            return Ok(total);
+        }
+        let taken = keys.len() as i64;
+        total += keys.len();
+        let attempts = store::chain_attempts(&mut *tx, &keys).await?;
+        let book = store::live_prices(&mut *tx).await?;
+        let (mut chains, mut gone) = (Vec::new(), Vec::new());
+        let mut answered: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut i = 0;
+        while i < attempts.len() {
+            let (t, p) = (&attempts[i].trace_id, &attempts[i].parent);
+            let mut j = i;
+            while j < attempts.len() && attempts[j].trace_id == *t && attempts[j].parent == *p {
+                j += 1;
+            }
+            let chain = &attempts[i..j];
+            i = j;
+            let key = (chain[0].trace_id.clone(), chain[0].parent.clone());
+            match summarize_chain(chain, &book) {
+                Some(c) => {
+                    answered.insert(key);
+                    chains.push(c);
+                }
+                None => gone.push(key),
+            }
+        }
+        let hour_ago = OffsetDateTime::now_utc() - Duration::hours(1);
+        let again: Vec<(String, String, OffsetDateTime)> = keys
+            .into_iter()
+            .filter(|(t, p, at)| !answered.contains(&(t.clone(), p.clone())) && *at > hour_ago)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        store::store_chains(&mut tx, &chains, &gone).await?;
+        if !again.is_empty() {
+            store::requeue_chains(&mut *tx, &again).await?;
+        }
+        tx.commit().await?;
+        if taken < batch {
+            return Ok(total);
+        }
+    }
+}
+
+/// Fallbacks per feature (see [`FallbackRow`]) from the week's chains grouped by feature and
+/// chain, and the feature's answered requests.
 pub fn fallback_rows(
-    attempts: &[store::Attempt],
+    groups: &[(String, String, i64, Decimal, Decimal)],
     requests: &BTreeMap<String, i64>,
-    book: &[Price],
 ) -> Vec<FallbackRow> {
     #[derive(Default)]
     struct Acc {
@@ -796,48 +912,12 @@ pub fn fallback_rows(
         chains: BTreeMap<String, i64>,
     }
     let mut by_feature: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut i = 0;
-    while i < attempts.len() {
-        let parent = &attempts[i].parent;
-        let mut j = i;
-        while j < attempts.len() && attempts[j].parent == *parent {
-            j += 1;
-        }
-        let chain = &attempts[i..j];
-        i = j;
-        let Some(first) = chain.first() else { continue };
-        let Some(answer) = chain.iter().find(|a| a.ok) else {
-            continue;
-        };
-        let acc = by_feature.entry(answer.feature.clone()).or_default();
-        acc.fell_back += 1;
-        acc.failed += chain
-            .iter()
-            .filter(|a| !a.ok)
-            .filter_map(|a| a.cost)
-            .sum::<Decimal>();
-        if let (Some(paid), Some(p)) = (
-            answer.cost,
-            prices::find(
-                book,
-                &first.provider,
-                &first.model,
-                &first.service_tier,
-                answer.started_at,
-                answer.tokens.prompt(),
-            ),
-        ) {
-            let would = p.rates.cost(&answer.tokens).total();
-            if paid > would {
-                acc.pricier += paid - would;
-            }
-        }
-        *acc.chains
-            .entry(format!(
-                "{} {} → {} {}",
-                first.provider, first.model, answer.provider, answer.model
-            ))
-            .or_default() += 1;
+    for (feature, chain, n, failed, pricier) in groups {
+        let acc = by_feature.entry(feature.clone()).or_default();
+        acc.fell_back += n;
+        acc.failed += failed;
+        acc.pricier += pricier;
+        *acc.chains.entry(chain.clone()).or_default() += n;
     }
     let mut out: Vec<FallbackRow> = by_feature
         .into_iter()

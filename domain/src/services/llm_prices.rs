@@ -567,7 +567,10 @@ async fn reprice_day(
     .execute(&mut **tx)
     .await?;
     store::rebuild_daily(tx, from, to, Some(providers)).await?;
-    store::rebuild_traces(tx, &traces.into_iter().collect::<Vec<_>>()).await?;
+    let traces: Vec<String> = traces.into_iter().collect();
+    store::rebuild_traces(tx, &traces).await?;
+    // Their fallback chains are priced again by the next resolution.
+    store::requeue_traces(&mut **tx, &traces).await?;
     Ok(())
 }
 

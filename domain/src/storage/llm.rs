@@ -215,7 +215,9 @@ pub async fn insert_usage(db: impl PgExecutor<'_>, rows: &[UsageRow]) -> sqlx::R
                $19::int8[], $20::int8[], $21::int8[], $22::int8[], $23::jsonb[], $24::int8[],
                $25::numeric[])
            ON CONFLICT DO NOTHING
-           RETURNING *
+           RETURNING started_at, trace_id, provider, model, service, feature, tenant, operation,
+                     status, price_id, input, cache_read, cache_write_5m, cache_write_1h, output,
+                     reasoning, cost
          ), up AS (
            INSERT INTO llm_usage_hourly AS h (hour, provider, model, service, feature, tenant,
                operation, status, price_id, calls, input, cache_read, cache_write_5m,
@@ -608,6 +610,13 @@ pub async fn set_rollup_zone(db: &mut sqlx::PgConnection, offset_secs: i32) -> s
     .bind(f64::from(offset_secs))
     .execute(&mut *db)
     .await?;
+    sqlx::query(
+        "UPDATE llm_fallback_chains
+            SET day = ((answered_at + make_interval(secs => $1)) AT TIME ZONE 'UTC')::date",
+    )
+    .bind(f64::from(offset_secs))
+    .execute(&mut *db)
+    .await?;
     let range: (Option<OffsetDateTime>, Option<OffsetDateTime>) =
         sqlx::query_as("SELECT min(hour), max(hour) FROM llm_usage_hourly")
             .fetch_one(&mut *db)
@@ -709,13 +718,16 @@ pub async fn top_traces(
         .collect()
 }
 
-/// One attempt of a request that failed over: the calls sharing a parent span among which at
-/// least one failed and at least one succeeded, in `[from, to)`.
+/// One attempt of a request that failed over: a call under a parent span with a failed call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
+    pub trace_id: String,
     pub parent: String,
     pub started_at: OffsetDateTime,
+    pub service: String,
     pub feature: String,
+    pub tenant: String,
+    pub operation: String,
     pub provider: String,
     pub model: String,
     pub service_tier: String,
@@ -724,70 +736,262 @@ pub struct Attempt {
     pub cost: Option<Decimal>,
 }
 
-/// The attempts of every request that failed over in `[from, to)` among the calls matching
-/// `filters` (at most `limit` attempts). Starts from the failed calls (a partial index holds
-/// only those) and reads their siblings under the same parent span in the same trace through
-/// the trace index (one lookup per failure, `OFFSET 0` keeps the planner from turning it into
-/// a scan of the week), within an hour of the failure: the week's other records are not read.
-pub async fn fallback_attempts(
+/// Takes up to `limit` failed calls queued at least `min_age_secs` ago off the chain queue:
+/// `(trace id, parent span id, started at)`.
+pub async fn take_pending_chains(
     db: impl PgExecutor<'_>,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-    filters: &[(String, String)],
+    min_age_secs: f64,
     limit: i64,
+) -> sqlx::Result<Vec<(String, String, OffsetDateTime)>> {
+    sqlx::query_as(
+        "DELETE FROM llm_chain_pending
+          WHERE ctid = ANY(ARRAY(SELECT ctid FROM llm_chain_pending
+                                  WHERE queued_at <= now() - make_interval(secs => $1)
+                                  ORDER BY queued_at LIMIT $2))
+         RETURNING trace_id, parent_span_id, started_at",
+    )
+    .bind(min_age_secs)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Queues failed calls for chain resolution (at ingest, and again when their chain had not
+/// answered yet). Queuing one twice is harmless: resolving a chain replaces its summary.
+pub async fn requeue_chains(
+    db: impl PgExecutor<'_>,
+    keys: &[(String, String, OffsetDateTime)],
+) -> sqlx::Result<()> {
+    let (t, p, s): (Vec<_>, Vec<_>, Vec<_>) =
+        keys.iter()
+            .cloned()
+            .fold((vec![], vec![], vec![]), |(mut t, mut p, mut s), k| {
+                t.push(k.0);
+                p.push(k.1);
+                s.push(k.2);
+                (t, p, s)
+            });
+    sqlx::query(
+        "INSERT INTO llm_chain_pending (trace_id, parent_span_id, started_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[])",
+    )
+    .bind(t)
+    .bind(p)
+    .bind(s)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Queues the failed calls of `trace_ids` (their chains are priced again after re-pricing).
+pub async fn requeue_traces(db: impl PgExecutor<'_>, trace_ids: &[String]) -> sqlx::Result<()> {
+    if trace_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO llm_chain_pending (trace_id, parent_span_id, started_at, queued_at)
+         SELECT trace_id, parent_span_id, started_at, now() - interval '1 hour'
+           FROM llm_usage
+          WHERE trace_id = ANY($1) AND status = 'error' AND parent_span_id IS NOT NULL",
+    )
+    .bind(trace_ids)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Every call under the parent spans of `keys` (failed calls), within an hour of the
+/// failure, ordered by trace, parent and start: one lookup per key through the trace index
+/// (`OFFSET 0` keeps the planner from turning it into a scan; the hour around the failure,
+/// as plain bounds, lets each lookup skip the other days' partitions).
+pub async fn chain_attempts(
+    db: impl PgExecutor<'_>,
+    keys: &[(String, String, OffsetDateTime)],
 ) -> sqlx::Result<Vec<Attempt>> {
-    let (more, values) = filter_sql(filters, 4);
-    let sql = format!(
+    let (t, p, s): (Vec<_>, Vec<_>, Vec<_>) =
+        keys.iter()
+            .cloned()
+            .fold((vec![], vec![], vec![]), |(mut t, mut p, mut s), k| {
+                t.push(k.0);
+                p.push(k.1);
+                s.push(k.2);
+                (t, p, s)
+            });
+    sqlx::query(
         "WITH e AS (
-           SELECT trace_id, parent_span_id, min(started_at) AS first, max(started_at) AS last
-             FROM llm_usage
-            WHERE status = 'error' AND started_at >= $1 AND started_at < $2
-              AND trace_id IS NOT NULL AND parent_span_id IS NOT NULL{more}
+           SELECT trace_id, parent_span_id, min(started_at) - interval '1 hour' AS lo,
+                  max(started_at) + interval '1 hour' AS hi
+             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[])
+                  AS k(trace_id, parent_span_id, started_at)
             GROUP BY trace_id, parent_span_id
-         ), w AS (
-           SELECT u.*, bool_or(u.status = 'ok')
-                         OVER (PARTITION BY u.trace_id, u.parent_span_id
-                               ORDER BY u.started_at
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-                         AS answered
-             FROM e CROSS JOIN LATERAL (
-                    SELECT trace_id, parent_span_id, started_at, feature, provider, model,
-                           service_tier, status, input, cache_read, cache_write_5m,
-                           cache_write_1h, output, reasoning, cost
-                      FROM llm_usage u
-                     WHERE u.trace_id = e.trace_id AND u.parent_span_id = e.parent_span_id
-                       AND u.started_at >= greatest(e.first - interval '1 hour', $1)
-                       AND u.started_at < least(e.last + interval '1 hour', $2)
-                       AND u.started_at >= $1 AND u.started_at < $2{more}
-                    OFFSET 0) u
          )
-         SELECT w.parent_span_id, w.started_at, w.feature, w.provider, w.model, w.service_tier,
-                w.status = 'ok' AS ok, w.input, w.cache_read, w.cache_write_5m, w.cache_write_1h,
-                w.output, w.reasoning, w.cost
-           FROM w
-          WHERE answered
-          ORDER BY w.trace_id, w.parent_span_id, w.started_at
-          LIMIT $3"
+         SELECT u.trace_id, u.parent_span_id, u.started_at, u.service, u.feature, u.tenant,
+                u.operation, u.provider, u.model, u.service_tier, u.status = 'ok' AS ok,
+                u.input, u.cache_read, u.cache_write_5m, u.cache_write_1h, u.output, u.reasoning,
+                u.cost
+           FROM e CROSS JOIN LATERAL (
+                  SELECT * FROM llm_usage u
+                   WHERE u.trace_id = e.trace_id AND u.parent_span_id = e.parent_span_id
+                     AND u.started_at >= e.lo AND u.started_at < e.hi
+                  OFFSET 0) u
+          ORDER BY u.trace_id, u.parent_span_id, u.started_at",
+    )
+    .bind(t)
+    .bind(p)
+    .bind(s)
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Attempt {
+            trace_id: r.try_get("trace_id")?,
+            parent: r.try_get("parent_span_id")?,
+            started_at: r.try_get("started_at")?,
+            service: r.try_get("service")?,
+            feature: r.try_get("feature")?,
+            tenant: r.try_get("tenant")?,
+            operation: r.try_get("operation")?,
+            provider: r.try_get("provider")?,
+            model: r.try_get("model")?,
+            service_tier: r.try_get("service_tier")?,
+            ok: r.try_get("ok")?,
+            tokens: buckets_from_row(r)?,
+            cost: r.try_get("cost")?,
+        })
+    })
+    .collect()
+}
+
+/// A fallback chain, summarised: what answered and what the fallback cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainRow {
+    pub trace_id: String,
+    pub parent: String,
+    pub answered_at: OffsetDateTime,
+    pub service: String,
+    pub feature: String,
+    pub tenant: String,
+    pub operation: String,
+    pub first: (String, String),
+    pub answer: (String, String),
+    pub attempts: i32,
+    pub failed_cost: Decimal,
+    pub pricier_cost: Decimal,
+}
+
+/// Stores the chains (replacing earlier summaries of the same parent spans) and removes the
+/// summaries of `gone` (parent spans that are not chains, or no longer).
+pub async fn store_chains(
+    db: &mut sqlx::PgConnection,
+    chains: &[ChainRow],
+    gone: &[(String, String)],
+) -> sqlx::Result<()> {
+    if !gone.is_empty() {
+        let (t, p): (Vec<_>, Vec<_>) = gone.iter().cloned().unzip();
+        sqlx::query(
+            "DELETE FROM llm_fallback_chains c USING UNNEST($1::text[], $2::text[]) AS g(t, p)
+              WHERE c.trace_id = g.t AND c.parent_span_id = g.p",
+        )
+        .bind(t)
+        .bind(p)
+        .execute(&mut *db)
+        .await?;
+    }
+    if chains.is_empty() {
+        return Ok(());
+    }
+    macro_rules! col {
+        ($f:expr) => {
+            chains.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(
+        "INSERT INTO llm_fallback_chains AS c (trace_id, parent_span_id, answered_at, day,
+             service, feature, tenant, operation, first_provider, first_model, answer_provider,
+             answer_model, attempts, failed_cost, pricier_cost)
+         SELECT t, p, a, ((a + make_interval(secs => (SELECT offset_secs FROM llm_rollup_zone)))
+                            AT TIME ZONE 'UTC')::date,
+                s, f, te, o, fp, fm, ap, am, n, fc, pc
+           FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                       $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                       $12::int4[], $13::numeric[], $14::numeric[])
+                AS x(t, p, a, s, f, te, o, fp, fm, ap, am, n, fc, pc)
+         ON CONFLICT (trace_id, parent_span_id) DO UPDATE SET answered_at = EXCLUDED.answered_at,
+             day = EXCLUDED.day, service = EXCLUDED.service, feature = EXCLUDED.feature,
+             tenant = EXCLUDED.tenant, operation = EXCLUDED.operation,
+             first_provider = EXCLUDED.first_provider, first_model = EXCLUDED.first_model,
+             answer_provider = EXCLUDED.answer_provider, answer_model = EXCLUDED.answer_model,
+             attempts = EXCLUDED.attempts, failed_cost = EXCLUDED.failed_cost,
+             pricier_cost = EXCLUDED.pricier_cost",
+    )
+    .bind(col!(|c| c.trace_id.clone()))
+    .bind(col!(|c| c.parent.clone()))
+    .bind(col!(|c| c.answered_at))
+    .bind(col!(|c| c.service.clone()))
+    .bind(col!(|c| c.feature.clone()))
+    .bind(col!(|c| c.tenant.clone()))
+    .bind(col!(|c| c.operation.clone()))
+    .bind(col!(|c| c.first.0.clone()))
+    .bind(col!(|c| c.first.1.clone()))
+    .bind(col!(|c| c.answer.0.clone()))
+    .bind(col!(|c| c.answer.1.clone()))
+    .bind(col!(|c| c.attempts))
+    .bind(col!(|c| c.failed_cost))
+    .bind(col!(|c| c.pricier_cost))
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// The week's fallback chains per feature and chain (first choice → what answered), among
+/// those whose answering call matches `filters` (provider and model: the answering one's):
+/// `(feature, chain, count, failed cost, pricier cost)`.
+pub async fn chain_groups(
+    db: impl PgExecutor<'_>,
+    from: Date,
+    to: Date,
+    filters: &[(String, String)],
+) -> sqlx::Result<Vec<(String, String, i64, Decimal, Decimal)>> {
+    let filters: Vec<(String, String)> = filters
+        .iter()
+        .map(|(k, v)| {
+            let k = match k.as_str() {
+                "provider" => "answer_provider",
+                "model" => "answer_model",
+                other => other,
+            };
+            (k.to_string(), v.clone())
+        })
+        .collect();
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for (k, v) in &filters {
+        if [
+            "answer_provider",
+            "answer_model",
+            "service",
+            "feature",
+            "tenant",
+            "operation",
+        ]
+        .contains(&k.as_str())
+        {
+            sql.push_str(&format!(" AND {k} = ${}", 3 + values.len()));
+            values.push(v.clone());
+        }
+    }
+    let q = format!(
+        "SELECT feature,
+                first_provider || ' ' || first_model || ' → ' || answer_provider || ' '
+                    || answer_model AS chain,
+                count(*)::int8 AS n, sum(failed_cost) AS failed, sum(pricier_cost) AS pricier
+           FROM llm_fallback_chains
+          WHERE day >= $1 AND day < $2{sql}
+          GROUP BY 1, 2"
     );
-    let mut q = sqlx::query(&sql).bind(from).bind(to).bind(limit);
+    let mut q = sqlx::query_as(&q).bind(from).bind(to);
     for v in values {
         q = q.bind(v);
     }
-    q.fetch_all(db)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Attempt {
-                parent: r.try_get("parent_span_id")?,
-                started_at: r.try_get("started_at")?,
-                feature: r.try_get("feature")?,
-                provider: r.try_get("provider")?,
-                model: r.try_get("model")?,
-                service_tier: r.try_get("service_tier")?,
-                ok: r.try_get("ok")?,
-                tokens: buckets_from_row(r)?,
-                cost: r.try_get("cost")?,
-            })
-        })
-        .collect()
+    q.fetch_all(db).await
 }

@@ -84,7 +84,8 @@ pub fn spawn_llm_partitions(
 
 /// Every second, on one replica (the `llm-rollups` lease): the daily deltas ingest appended
 /// folded into the daily rollups the cost review reads (readers add what is not folded yet,
-/// so this keeps the deltas few, not the review exact).
+/// so this keeps the deltas few, not the review exact), and the failed calls queued ten
+/// seconds ago resolved into fallback chains.
 pub fn spawn_llm_rollups(
     pool: PgPool,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -98,6 +99,10 @@ pub fn spawn_llm_rollups(
             let pool = job_pool.clone();
             async move {
                 domain::services::llm::fold_rollups(&pool, 50_000)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Failed calls queued ten seconds ago: their fallbacks have usually arrived.
+                domain::services::llm::resolve_chains(&pool, Duration::from_secs(10), 5_000)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
