@@ -339,7 +339,7 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
         .await
         .expect("count");
     println!(
-        "\nweekly review over {n} records (13 weeks, 50 services, 200 features, 1,000 tenants, 30 models): seeded in {:.1} s, {rollups} hourly rollup rows",
+        "\nweekly review over {n} records (13 weeks, 50 services, 200 features, 1,000 tenants, 30 models): ready in {:.1} s (seeded, or reused), {rollups} hourly rollup rows",
         t.elapsed().as_secs_f64()
     );
     let token = domain::services::accounts::create_token(

@@ -423,9 +423,7 @@ pub async fn rebuild_daily(
         return Ok(());
     }
     // No fold meanwhile (it would add deltas to the days being rebuilt).
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))")
-        .execute(&mut *db)
-        .await?;
+    sqlx::query(FOLD_LOCK).execute(&mut *db).await?;
     let offset = rollup_zone(&mut *db).await?;
     let zone = time::UtcOffset::from_whole_seconds(offset).unwrap_or(time::UtcOffset::UTC);
     let first = from.to_offset(zone).date();
@@ -478,13 +476,14 @@ pub async fn rebuild_daily(
     Ok(())
 }
 
+/// Held while the daily rollups are folded into or rebuilt (transaction-scoped).
+const FOLD_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))";
+
 /// Folds up to `limit` pending deltas into the daily rollups (one folder at a time; readers
 /// see the deltas before or the daily rows after, never both). Call in a transaction.
 /// Returns how many deltas it folded.
 pub async fn fold_deltas(db: &mut sqlx::PgConnection, limit: i64) -> sqlx::Result<i64> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))")
-        .execute(&mut *db)
-        .await?;
+    sqlx::query(FOLD_LOCK).execute(&mut *db).await?;
     let sums = "sum(calls), sum(input), sum(cache_read), sum(cache_write_5m), \
                 sum(cache_write_1h), sum(output), sum(reasoning), sum(cost)";
     let add = "calls = h.calls + EXCLUDED.calls, input = h.input + EXCLUDED.input, \
@@ -581,9 +580,7 @@ pub async fn rebuild_traces(db: &mut sqlx::PgConnection, trace_ids: &[String]) -
 /// held off meanwhile (the caller's transaction holds the price book's exclusive lock).
 /// Returns whether it rebuilt.
 pub async fn set_rollup_zone(db: &mut sqlx::PgConnection, offset_secs: i32) -> sqlx::Result<bool> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))")
-        .execute(&mut *db)
-        .await?;
+    sqlx::query(FOLD_LOCK).execute(&mut *db).await?;
     let current: i32 = sqlx::query_scalar("SELECT offset_secs FROM llm_rollup_zone FOR UPDATE")
         .fetch_one(&mut *db)
         .await?;
@@ -756,21 +753,30 @@ pub async fn take_pending_chains(
     .await
 }
 
+/// `(trace id, parent span id, started at)` keys as three columns, for `UNNEST`.
+fn key_columns(
+    keys: &[(String, String, OffsetDateTime)],
+) -> (Vec<String>, Vec<String>, Vec<OffsetDateTime>) {
+    let mut cols = (
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+    );
+    for (t, p, s) in keys {
+        cols.0.push(t.clone());
+        cols.1.push(p.clone());
+        cols.2.push(*s);
+    }
+    cols
+}
+
 /// Queues failed calls for chain resolution (at ingest, and again when their chain had not
 /// answered yet). Queuing one twice is harmless: resolving a chain replaces its summary.
 pub async fn requeue_chains(
     db: impl PgExecutor<'_>,
     keys: &[(String, String, OffsetDateTime)],
 ) -> sqlx::Result<()> {
-    let (t, p, s): (Vec<_>, Vec<_>, Vec<_>) =
-        keys.iter()
-            .cloned()
-            .fold((vec![], vec![], vec![]), |(mut t, mut p, mut s), k| {
-                t.push(k.0);
-                p.push(k.1);
-                s.push(k.2);
-                (t, p, s)
-            });
+    let (t, p, s) = key_columns(keys);
     sqlx::query(
         "INSERT INTO llm_chain_pending (trace_id, parent_span_id, started_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[])",
@@ -808,15 +814,7 @@ pub async fn chain_attempts(
     db: impl PgExecutor<'_>,
     keys: &[(String, String, OffsetDateTime)],
 ) -> sqlx::Result<Vec<Attempt>> {
-    let (t, p, s): (Vec<_>, Vec<_>, Vec<_>) =
-        keys.iter()
-            .cloned()
-            .fold((vec![], vec![], vec![]), |(mut t, mut p, mut s), k| {
-                t.push(k.0);
-                p.push(k.1);
-                s.push(k.2);
-                (t, p, s)
-            });
+    let (t, p, s) = key_columns(keys);
     sqlx::query(
         "WITH e AS (
            SELECT trace_id, parent_span_id, min(started_at) - interval '1 hour' AS lo,
