@@ -203,7 +203,7 @@ pub async fn insert_usage(db: impl PgExecutor<'_>, rows: &[UsageRow]) -> sqlx::R
         };
     }
     let raw = col!(|r| serde_json::to_value(r.raw).unwrap_or_default());
-    sqlx::query_scalar(
+    sqlx::query_scalar(&format!(
         "WITH ins AS (
            INSERT INTO llm_usage (started_at, record_id, trace_id, span_id, parent_span_id,
                provider, model, request_model, operation, service, feature, tenant, service_tier,
@@ -230,12 +230,7 @@ pub async fn insert_usage(db: impl PgExecutor<'_>, rows: &[UsageRow]) -> sqlx::R
             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
             ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
            ON CONFLICT (hour, provider, model, service, feature, tenant, operation, status, price_id)
-           DO UPDATE SET calls = h.calls + EXCLUDED.calls, input = h.input + EXCLUDED.input,
-               cache_read = h.cache_read + EXCLUDED.cache_read,
-               cache_write_5m = h.cache_write_5m + EXCLUDED.cache_write_5m,
-               cache_write_1h = h.cache_write_1h + EXCLUDED.cache_write_1h,
-               output = h.output + EXCLUDED.output, reasoning = h.reasoning + EXCLUDED.reasoning,
-               cost = h.cost + EXCLUDED.cost
+           DO UPDATE SET {ROLLUP_ADD}
            RETURNING 1
          ), days AS (
            SELECT ((started_at + make_interval(secs => (SELECT offset_secs
@@ -261,8 +256,8 @@ pub async fn insert_usage(db: impl PgExecutor<'_>, rows: &[UsageRow]) -> sqlx::R
            RETURNING 1
          )
          SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM up)
-                + 0 * (SELECT count(*) FROM d) + 0 * (SELECT count(*) FROM t)",
-    )
+                + 0 * (SELECT count(*) FROM d) + 0 * (SELECT count(*) FROM t)"
+    ))
     .bind(col!(|r| r.started_at))
     .bind(col!(|r| r.record_id.clone()))
     .bind(col!(|r| r.trace_id.clone()))
@@ -476,6 +471,14 @@ pub async fn rebuild_daily(
     Ok(())
 }
 
+/// An upsert's `SET` adding a rollup row's sums to the stored row (aliased `h`).
+const ROLLUP_ADD: &str = "calls = h.calls + EXCLUDED.calls, input = h.input + EXCLUDED.input, \
+    cache_read = h.cache_read + EXCLUDED.cache_read, \
+    cache_write_5m = h.cache_write_5m + EXCLUDED.cache_write_5m, \
+    cache_write_1h = h.cache_write_1h + EXCLUDED.cache_write_1h, \
+    output = h.output + EXCLUDED.output, reasoning = h.reasoning + EXCLUDED.reasoning, \
+    cost = h.cost + EXCLUDED.cost";
+
 /// Held while the daily rollups are folded into or rebuilt (transaction-scoped).
 const FOLD_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('llm_rollup_fold'))";
 
@@ -486,12 +489,6 @@ pub async fn fold_deltas(db: &mut sqlx::PgConnection, limit: i64) -> sqlx::Resul
     sqlx::query(FOLD_LOCK).execute(&mut *db).await?;
     let sums = "sum(calls), sum(input), sum(cache_read), sum(cache_write_5m), \
                 sum(cache_write_1h), sum(output), sum(reasoning), sum(cost)";
-    let add = "calls = h.calls + EXCLUDED.calls, input = h.input + EXCLUDED.input, \
-               cache_read = h.cache_read + EXCLUDED.cache_read, \
-               cache_write_5m = h.cache_write_5m + EXCLUDED.cache_write_5m, \
-               cache_write_1h = h.cache_write_1h + EXCLUDED.cache_write_1h, \
-               output = h.output + EXCLUDED.output, reasoning = h.reasoning + EXCLUDED.reasoning, \
-               cost = h.cost + EXCLUDED.cost";
     let rollups: i64 = sqlx::query_scalar(&format!(
         "WITH moved AS (
            DELETE FROM llm_rollup_delta
@@ -504,7 +501,7 @@ pub async fn fold_deltas(db: &mut sqlx::PgConnection, limit: i64) -> sqlx::Resul
            SELECT day, provider, model, service, feature, operation, status, price_id, {sums}
              FROM moved GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
            ON CONFLICT (day, provider, model, service, feature, operation, status, price_id)
-           DO UPDATE SET {add}
+           DO UPDATE SET {ROLLUP_ADD}
            RETURNING 1
          ), b AS (
            INSERT INTO llm_usage_daily_tenant AS h (day, provider, model, service, feature,
@@ -515,7 +512,7 @@ pub async fn fold_deltas(db: &mut sqlx::PgConnection, limit: i64) -> sqlx::Resul
              FROM moved GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
            ON CONFLICT (day, provider, model, service, feature, tenant, operation, status,
                price_id)
-           DO UPDATE SET {add}
+           DO UPDATE SET {ROLLUP_ADD}
            RETURNING 1
          )
          SELECT (SELECT count(*) FROM moved) + 0 * (SELECT count(*) FROM a)
