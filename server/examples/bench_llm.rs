@@ -367,6 +367,18 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
             "drill-down service-7 by feature",
             format!("week={week}&by=feature&service=service-7"),
         ),
+        (
+            "drill-down service-7 → feature-57 by model",
+            format!("week={week}&by=model&service=service-7&feature=feature-57"),
+        ),
+        (
+            "model-7 by service",
+            format!("week={week}&by=service&model=model-7"),
+        ),
+        (
+            "operation chat (every call) by model",
+            format!("week={week}&by=model&operation=chat"),
+        ),
         ("CSV by feature", format!("week={week}&by=feature")),
     ] {
         let url = if name.starts_with("CSV") {

@@ -1036,6 +1036,159 @@ async fn top_traces_are_exact_folded_or_not(pool: PgPool) {
     check("all folded").await;
 }
 
+/// A filtered view's top traces (the matching calls of the week, grouped by trace) equal SQL
+/// over the records, for one, two and three filters and filters every call matches, folded
+/// or not — including a trace whose three matching calls are each cheaper than a hundred
+/// other traces' one but whose sum ranks among the first, and a trace called again later.
+#[sqlx::test(migrations = "../migrations")]
+async fn filtered_top_traces_are_exact(pool: PgPool) {
+    domain::services::llm::seed_default_prices(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = ingest_token(&app).await;
+    let viewer = app.create_token("filter-viewer", Role::Viewer).await;
+    let today = OffsetDateTime::now_utc().date();
+    let monday = today - Duration::days(i64::from(today.weekday().number_days_from_monday()) + 7);
+    let at = (monday + Duration::days(1)).midnight().assume_utc() + Duration::hours(10);
+    let (y, w, _) = monday.to_iso_week_date();
+    let traced = |n: u16, id: u8, minute: i64, model: &str, input: i64, feature: &str| {
+        let mut sp = chat(
+            0,
+            id,
+            at + Duration::minutes(minute),
+            model,
+            (input, 0, 50),
+            feature,
+        );
+        sp.trace_id = [&n.to_be_bytes()[..], &[0x5a; 14]].concat();
+        sp
+    };
+    // 150 single-call traces in svc-a/f1 (inputs 10,000 .. 24,900 tokens); trace 900 has three
+    // calls in svc-a, one per feature, of 9,000 tokens each (its 27,000 rank it first in svc-a);
+    // 40 traces in svc-b spread over models and features, two of them also calling svc-a.
+    let mut a = vec![];
+    let mut b = vec![];
+    for k in 0..150u16 {
+        a.push(traced(
+            k,
+            1,
+            i64::from(k),
+            "gpt-4.1",
+            10_000 + i64::from(k) * 100,
+            "f1",
+        ));
+    }
+    for (id, f) in [(1, "f1"), (2, "f2"), (3, "f3")] {
+        a.push(traced(900, id, 5, "gpt-4.1", 9_000, f));
+    }
+    let models = ["gpt-4.1", "gpt-4.1-mini", "gpt-4o"];
+    for k in 0..40u16 {
+        let m = models[usize::from(k % 3)];
+        let f = ["f1", "f2"][usize::from(k % 2)];
+        b.push(traced(
+            500 + k,
+            1,
+            i64::from(k),
+            m,
+            3_000 + i64::from(k) * 700,
+            f,
+        ));
+        b.push(traced(500 + k, 2, i64::from(k) + 1, "gpt-4o", 2_000, "f2"));
+        if k < 2 {
+            a.push(traced(500 + k, 3, 30, "gpt-4.1", 60_000, "f2"));
+        }
+    }
+    let both = |a: Vec<Span>, b: Vec<Span>| ExportTraceServiceRequest {
+        resource_spans: [request("svc-a", a), request("svc-b", b)]
+            .into_iter()
+            .flat_map(|r| r.resource_spans)
+            .collect(),
+    };
+    let late = vec![traced(7, 2, 200, "gpt-4.1", 30_000, "f1")];
+    // In several requests (the test server's body limit is small).
+    let mut a = a.into_iter().peekable();
+    let mut b = b.into_iter().peekable();
+    while a.peek().is_some() || b.peek().is_some() {
+        let req = both(a.by_ref().take(40).collect(), b.by_ref().take(40).collect());
+        assert_eq!(common::llm::export(&app, &token, &req).await, 200);
+    }
+    let filters: [&[(&str, &str)]; 7] = [
+        &[("service", "svc-a")],
+        &[("model", "gpt-4o")],
+        &[("service", "svc-a"), ("feature", "f1")],
+        &[("service", "svc-b"), ("feature", "f2"), ("model", "gpt-4o")],
+        &[("tenant", "acme")],
+        &[("operation", "chat"), ("provider", "openai")],
+        &[("feature", "none-such")],
+    ];
+    let check = |when: &'static str| {
+        let (app, viewer, pool) = (&app, &viewer, &pool);
+        async move {
+            for f in filters {
+                let q: String = f.iter().map(|(k, v)| format!("&{k}={v}")).collect();
+                let r: serde_json::Value = app
+                    .plain()
+                    .get(app.url(&format!("/api/v1/llm/review?week={y}-W{w:02}{q}")))
+                    .bearer_auth(viewer)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let got: Vec<(String, i64)> = r["top_traces"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t["trace_id"].as_str().unwrap().to_string(),
+                            t["calls"].as_i64().unwrap(),
+                        )
+                    })
+                    .collect();
+                let mut sql = "SELECT trace_id, count(*)::int8 FROM llm_usage
+                                WHERE cost IS NOT NULL AND started_at >= $1 AND started_at < $2"
+                    .to_string();
+                for (i, (k, _)) in f.iter().enumerate() {
+                    sql.push_str(&format!(" AND {k} = ${}", i + 3));
+                }
+                sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT 20");
+                let mut q = sqlx::query_as::<_, (String, i64)>(&sql)
+                    .bind(monday.midnight().assume_utc())
+                    .bind((monday + Duration::days(7)).midnight().assume_utc());
+                for (_, v) in f {
+                    q = q.bind(*v);
+                }
+                let want = q.fetch_all(pool).await.unwrap();
+                assert_eq!(got, want, "{f:?} ({when})");
+                if f == [("service", "svc-a")] {
+                    // 500 and 501 (60,000 tokens in svc-a) and 900's three parts lead.
+                    assert!(
+                        got[..4].contains(&(format!("0384{}", "5a".repeat(14)), 3)),
+                        "{when}"
+                    );
+                }
+            }
+        }
+    };
+    check("unfolded").await;
+    domain::services::llm::fold_rollups(&pool, 100_000)
+        .await
+        .unwrap();
+    check("folded").await;
+    assert_eq!(
+        common::llm::export(&app, &token, &request("svc-a", late)).await,
+        200
+    );
+    check("a late call unfolded").await;
+    domain::services::llm::fold_rollups(&pool, 100_000)
+        .await
+        .unwrap();
+    check("all folded").await;
+}
+
 /// A fallback whose answer arrives after the failure was first looked at is still found: the
 /// failed call is queued again while no attempt has answered (for an hour), and the chain is
 /// stored once it has.
