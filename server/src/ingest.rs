@@ -442,3 +442,126 @@ pub mod grpc {
             .map_err(|e| format!("OTLP/gRPC server: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every GenAI span of whatever decoded, through the usage mapping.
+    fn map_all(req: &ExportTraceServiceRequest) {
+        let cfg = Attribution::default();
+        for s in spans(req) {
+            let _ = usage_from_span(&s, &cfg);
+        }
+    }
+
+    /// A valid OTLP/protobuf body with one GenAI span, to mutate.
+    fn valid() -> Vec<u8> {
+        use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let kv = |k: &str, v: Value| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![7; 16],
+                        span_id: vec![8; 8],
+                        start_time_unix_nano: 1_764_460_800_000_000_000,
+                        end_time_unix_nano: 1_764_460_801_000_000_000,
+                        attributes: vec![
+                            kv("gen_ai.operation.name", Value::StringValue("chat".into())),
+                            kv("gen_ai.provider.name", Value::StringValue("openai".into())),
+                            kv(
+                                "gen_ai.response.model",
+                                Value::StringValue("gpt-4.1".into()),
+                            ),
+                            kv("gen_ai.usage.input_tokens", Value::IntValue(1000)),
+                            kv("gen_ai.usage.output_tokens", Value::IntValue(-5)),
+                        ],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    // `fuzz_` in the names: the TEST command runs these again with more cases.
+    proptest! {
+        /// OTLP/protobuf bodies: arbitrary bytes, and a valid body with bytes overwritten,
+        /// inserted or cut — decoded or refused, and whatever decodes maps to usage without
+        /// a panic.
+        #[test]
+        fn fuzz_otlp_protobuf(
+            noise in prop::collection::vec(any::<u8>(), 0..512),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..8),
+        ) {
+            if let Ok(req) = decode(Format::Protobuf, &noise) {
+                map_all(&req);
+            }
+            let mut body = valid();
+            for (at, byte, op) in edits {
+                let i = at.index(body.len() + 1);
+                match op {
+                    0 if i < body.len() => body[i] = byte,
+                    1 => body.insert(i, byte),
+                    _ => body.truncate(i),
+                }
+            }
+            if let Ok(req) = decode(Format::Protobuf, &body) {
+                map_all(&req);
+            }
+        }
+
+        /// OTLP/JSON bodies of the format's own pieces (timestamps as numbers and strings,
+        /// deep nesting, huge numbers).
+        #[test]
+        fn fuzz_otlp_json(parts in prop::collection::vec(prop::sample::select(&[
+            "{", "}", "[", "]", ",", ":", "\"resourceSpans\"", "\"scopeSpans\"", "\"spans\"",
+            "\"traceId\"", "\"spanId\"", "\"0102030405060708090a0b0c0d0e0f10\"",
+            "\"startTimeUnixNano\"", "\"endTimeUnixNano\"", "1764460800000000000", "1e400",
+            "-1", "\"attributes\"", "\"key\"", "\"value\"", "\"stringValue\"", "\"intValue\"",
+            "\"gen_ai.operation.name\"", "\"chat\"", "\"gen_ai.usage.input_tokens\"", "\"10\"",
+            "null", "true", "\"\\u0000\"",
+        ][..]), 0..60)) {
+            let body = parts.concat();
+            if let Ok(req) = decode(Format::Json, body.as_bytes()) {
+                map_all(&req);
+            }
+        }
+
+        /// gzip bodies: arbitrary bytes, and a valid gzip stream cut or corrupted.
+        #[test]
+        fn fuzz_gzip_bodies(
+            noise in prop::collection::vec(any::<u8>(), 0..256),
+            cut in any::<prop::sample::Index>(),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let _ = inflate(&noise);
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut z, &valid()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut gz = z.finish().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let i = flip.index(gz.len());
+            gz[i] ^= 0x5a;
+            gz.truncate(cut.index(gz.len() + 1));
+            let _ = inflate(&gz);
+        }
+    }
+
+    #[test]
+    fn deeply_nested_json_is_refused_not_a_stack_overflow() {
+        let body = "[".repeat(100_000);
+        assert!(decode(Format::Json, body.as_bytes()).is_err());
+        let mut v = serde_json::json!(1);
+        for _ in 0..100 {
+            v = serde_json::json!({ "a": v });
+        }
+        stringify_times(&mut v, 0);
+    }
+}

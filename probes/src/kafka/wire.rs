@@ -1347,6 +1347,49 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    // `fuzz::` in the name: the TEST command runs these again with more cases.
+    proptest! {
+        /// A hostile broker's response bytes through every decoding primitive, in any
+        /// order: each read answers or fails with a decode error — never panics, never reads
+        /// past the end, never allocates beyond the bytes (lengths are checked first).
+        #[test]
+        fn fuzz_the_decoder_survives_any_response(
+            bytes in prop::collection::vec(any::<u8>(), 0..256),
+            flex in any::<bool>(),
+            ops in prop::collection::vec(0u8..12, 0..40),
+        ) {
+            let mut d = Dec::new(&bytes, flex, "Fuzz");
+            for op in ops {
+                let r = match op {
+                    0 => d.i8().map(drop),
+                    1 => d.i16().map(drop),
+                    2 => d.i32().map(drop),
+                    3 => d.i64().map(drop),
+                    4 => d.bool().map(drop),
+                    5 => d.uvarint().map(drop),
+                    6 => d.nstr().map(drop),
+                    7 => d.str().map(drop),
+                    8 => d.bytes().map(|b| assert!(b.len() <= bytes.len())),
+                    9 => d.len().map(drop),
+                    10 => d.tags(),
+                    _ => assignment(&mut d).map(|a| assert!(a.len() <= bytes.len() / 4)),
+                };
+                prop_assert!(d.at <= bytes.len());
+                if r.is_err() {
+                    break;
+                }
+            }
+        }
+
+        /// A consumer's assignment (member metadata a broker relays) of any bytes: at most
+        /// one partition per four bytes, never a panic.
+        #[test]
+        fn fuzz_assignments_of_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            prop_assert!(parse_assignment(&bytes).len() <= bytes.len() / 4);
+        }
+    }
 
     #[test]
     fn varints_round_trip() {

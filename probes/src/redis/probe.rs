@@ -288,9 +288,11 @@ pub static SPEC: ProbeSpec = ProbeSpec {
     run_timeout_s: 900,
 };
 
-/// INFO as a map (all sections).
+/// INFO as a map (all sections). Lines are trimmed before a `#` section header is told
+/// apart (a hostile server's `\t#x:y` is no key).
 pub fn parse_info(text: &str) -> HashMap<String, String> {
     text.lines()
+        .map(str::trim)
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))

@@ -1,0 +1,95 @@
+//! Property-based fuzzing of the probes' parsers of outside input (issue 17): Kafka
+//! connection strings, target network lists, Redis INFO, Prometheus answers and metric
+//! conditions. Each must answer `Ok` or a clear `Err` — never panic — and what it accepts
+//! must hold its invariants. proptest rather than cargo-fuzz (which needs a nightly
+//! toolchain); `PROPTEST_CASES` sets the cases (default 256), and failures are saved in
+//! `tests/fuzz_parsers.proptest-regressions` (committed, replayed first). The Kafka wire
+//! decoder (a hostile broker's responses) is fuzzed inside `kafka::wire`'s own tests.
+
+/// Under `fuzz::` so the TEST command can run them alone with more cases.
+mod fuzz {
+    use probes::kafka::config::KafkaConfig;
+    use probes::net::{allowed, parse_networks};
+    use probes::prometheus::condition::Condition;
+    use probes::prometheus::parse_result;
+    use probes::redis::probe::parse_info;
+    use proptest::prelude::*;
+
+    fn pieces(words: &'static [&'static str]) -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                3 => prop::sample::select(words).prop_map(str::to_string),
+                1 => "[\\x00-\\x1f\"'<>&{}\\[\\]:,=*.?/@\\-\\\\ ]{0,3}",
+                1 => "\\PC{0,6}",
+                1 => "[0-9]{1,25}",
+            ],
+            0..24,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn kafka_connection_strings(conn in pieces(&[
+            "kafka-1:9092", "127.0.0.1:9092", "[::1]:9092", ",", "?", "&", "=",
+            "security.protocol", "SASL_SSL", "SSL", "PLAINTEXT", "sasl.mechanism", "SCRAM-SHA-512",
+            "PLAIN", "sasl.username", "sasl.password", "app", "s3cr3t", "ssl.ca.location",
+            "/etc/ca.pem", "%00", "%2F", "%", ":", "65536", "0",
+        ]), with_credentials in any::<bool>()) {
+            if let Ok(cfg) = KafkaConfig::parse(&conn, with_credentials) {
+                let described = cfg.describe();
+                prop_assert!(!described.contains("s3cr3t"), "the password leaked: {described:?}");
+            }
+        }
+
+        #[test]
+        fn network_lists(s in pieces(&[
+            "10.0.0.0/8", "127.0.0.1", "::1", "fe80::/10", "/", "33", "129", ",", " ", "0.0.0.0/0",
+            "256.1.1.1", "1.2.3", "::ffff:10.0.0.1",
+        ]), ip in any::<std::net::Ipv4Addr>()) {
+            if let Ok(list) = parse_networks(&s) {
+                let _ = allowed(&list, std::net::IpAddr::V4(ip));
+            }
+        }
+
+        #[test]
+        fn redis_info(text in pieces(&[
+            "# Server\r\n", "redis_version:7.0.15\r\n", "used_memory:", "maxmemory:", "\r\n", "\n",
+            ":", "db0:keys=12,expires=3,avg_ttl=0\r\n", "role:master\r\n", "-1", "18446744073709551616",
+        ])) {
+            let info = parse_info(&text);
+            for k in info.keys() {
+                prop_assert!(!k.contains('\n') && !k.starts_with('#'), "{k:?}");
+            }
+        }
+
+        #[test]
+        fn metric_conditions(text in pieces(&[
+            "result", "[0]", "<", ">", "<=", ">=", "==", "!=", "&&", "||", "all(", "any(", ")",
+            "0.95", "NaN", "inf", "-", "1e400", " ", "result[", "]", "len(result)",
+        ]), values in prop::collection::vec(any::<f64>(), 0..4)) {
+            if let Ok(c) = Condition::parse(&text) {
+                let v: serde_json::Value = serde_json::json!({
+                    "resultType": "vector",
+                    "result": values.iter().map(|x| serde_json::json!({
+                        "metric": {}, "value": [0, x.to_string()]
+                    })).collect::<Vec<_>>()
+                });
+                if let Ok(q) = parse_result(&v) {
+                    let _ = c.eval(&q);
+                }
+            }
+        }
+
+        #[test]
+        fn prometheus_answers(body in pieces(&[
+            "{", "}", "[", "]", ",", ":", "\"resultType\"", "\"vector\"", "\"matrix\"", "\"scalar\"",
+            "\"string\"", "\"result\"", "\"metric\"", "\"value\"", "\"values\"", "\"NaN\"", "\"+Inf\"",
+            "1e999", "null", "\"1.5\"", "0",
+        ])) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                let _ = parse_result(&v);
+            }
+        }
+    }
+}
