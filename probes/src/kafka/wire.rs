@@ -117,6 +117,12 @@ const CONSUMER_GROUP_DESCRIBE: i16 = 69;
 
 /// Largest response accepted (a 50,000-group ListGroups answer is a few MB).
 const MAX_RESPONSE: usize = 256 << 20;
+/// Kafka's longest topic name. A longer one is a hostile broker's: copied into every
+/// partition it names, a 32 KB name over four-byte partitions would multiply a response
+/// 8,000 times in memory.
+const MAX_TOPIC_NAME: usize = 249;
+/// Most partitions one response may name (clusters hold a few hundred thousand at most).
+const MAX_PARTITIONS: usize = 1_000_000;
 /// Groups per DescribeGroups / OffsetFetch / FindCoordinator request: bounds the size of one
 /// answer while keeping the request count at groups / 500.
 pub const GROUP_BATCH: usize = 500;
@@ -208,6 +214,8 @@ struct Dec<'a> {
     at: usize,
     flex: bool,
     api: &'static str,
+    /// Partitions decoded so far.
+    parts: usize,
 }
 
 impl<'a> Dec<'a> {
@@ -217,6 +225,7 @@ impl<'a> Dec<'a> {
             at: 0,
             flex,
             api,
+            parts: 0,
         }
     }
     fn err(&self, what: &str) -> WireError {
@@ -281,6 +290,22 @@ impl<'a> Dec<'a> {
             return Err(self.err("length beyond the response"));
         }
         Ok(Some(n as usize))
+    }
+    /// A topic name (at most [`MAX_TOPIC_NAME`] bytes).
+    fn topic(&mut self) -> Result<String> {
+        let s = self.str()?;
+        if s.len() > MAX_TOPIC_NAME {
+            return Err(self.err("topic name longer than 249 bytes"));
+        }
+        Ok(s)
+    }
+    /// Counts one more partition of this response (at most [`MAX_PARTITIONS`]).
+    fn partition(&mut self) -> Result<()> {
+        self.parts += 1;
+        if self.parts > MAX_PARTITIONS {
+            return Err(self.err("more than a million partitions"));
+        }
+        Ok(())
     }
     fn nstr(&mut self) -> Result<Option<String>> {
         match self.raw_len(false)? {
@@ -600,6 +625,7 @@ impl Conn {
             at: 4,
             flex: flex && key != API_VERSIONS,
             api,
+            parts: 0,
         };
         d.tags()?;
         let at = d.at;
@@ -655,8 +681,9 @@ fn assignment(d: &mut Dec) -> Result<Vec<Tp>> {
     let mut parts = vec![];
     for _ in 0..d.len()? {
         d.take(16)?; // topic id (uuid)
-        let topic = d.str()?;
+        let topic = d.topic()?;
         for _ in 0..d.len()? {
+            d.partition()?;
             parts.push((topic.clone(), d.i32()?));
         }
         d.tags()?;
@@ -758,16 +785,24 @@ pub fn parse_assignment(b: &[u8]) -> Vec<Tp> {
     }
     let mut at = 0usize;
     let mut out = vec![];
+    // Malformed, a topic name longer than Kafka allows or more than a million partitions:
+    // nothing (the member's assignment is unknown).
     let mut parse = || -> Option<Vec<Tp>> {
         let mut v = vec![];
         take::<2>(b, &mut at)?;
         let topics = i32::from_be_bytes(take::<4>(b, &mut at)?);
         for _ in 0..topics.clamp(0, 100_000) {
             let len = i16::from_be_bytes(take::<2>(b, &mut at)?).max(0) as usize;
+            if len > MAX_TOPIC_NAME {
+                return None;
+            }
             let name = String::from_utf8_lossy(b.get(at..at + len)?).into_owned();
             at += len;
             let n = i32::from_be_bytes(take::<4>(b, &mut at)?);
             for _ in 0..n.clamp(0, 1_000_000) {
+                if v.len() >= MAX_PARTITIONS {
+                    return None;
+                }
                 v.push((name.clone(), i32::from_be_bytes(take::<4>(b, &mut at)?)));
             }
         }
@@ -981,10 +1016,12 @@ impl Cluster {
         d.i32()?; // controller
         for _ in 0..d.len()? {
             let _err = d.i16()?;
-            let name = d.str()?;
+            let name = d.topic()?;
             d.bool()?; // internal
             let mut leaders = vec![];
-            for _ in 0..d.len()? {
+            let count = d.len()?;
+            for _ in 0..count {
+                d.partition()?;
                 d.i16()?;
                 let p = d.i32()?;
                 let leader = d.i32()?;
@@ -1002,7 +1039,8 @@ impl Cluster {
                         d.i32()?;
                     }
                 }
-                if p >= 0 && (p as usize) < 1_000_000 {
+                // Partition ids run 0..count: a larger one is not allocated for.
+                if p >= 0 && (p as usize) < count {
                     if leaders.len() <= p as usize {
                         leaders.resize(p as usize + 1, -1);
                     }
@@ -1265,8 +1303,9 @@ impl Cluster {
                 let name = d.str()?;
                 let mut offsets = vec![];
                 for _ in 0..d.len()? {
-                    let topic = d.str()?;
+                    let topic = d.topic()?;
                     for _ in 0..d.len()? {
+                        d.partition()?;
                         let p = d.i32()?;
                         let off = d.i64()?;
                         d.i32()?; // leader epoch
@@ -1326,8 +1365,9 @@ impl Cluster {
         }
         let mut out = HashMap::new();
         for _ in 0..d.len()? {
-            let topic = d.str()?;
+            let topic = d.topic()?;
             for _ in 0..d.len()? {
+                d.partition()?;
                 let p = d.i32()?;
                 let err = d.i16()?;
                 d.i64()?; // timestamp
@@ -1384,11 +1424,53 @@ mod tests {
         }
 
         /// A consumer's assignment (member metadata a broker relays) of any bytes: at most
-        /// one partition per four bytes, never a panic.
+        /// one partition per four bytes, and names no longer than Kafka allows, so the
+        /// decoded form is never more than ~64 times the bytes; never a panic.
         #[test]
         fn fuzz_assignments_of_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            prop_assert!(parse_assignment(&bytes).len() <= bytes.len() / 4);
+            let parts = parse_assignment(&bytes);
+            prop_assert!(parts.len() <= bytes.len() / 4);
+            prop_assert!(parts.iter().all(|(t, _)| t.len() <= MAX_TOPIC_NAME));
         }
+    }
+
+    /// A hostile assignment: one 30,000-byte topic name over 10,000 four-byte partitions
+    /// (40 KB on the wire, 300 MB if every partition copied the name) is refused, in both
+    /// the classic and the consumer-protocol encodings; a 249-byte name is still read.
+    #[test]
+    fn a_long_topic_name_cannot_multiply_memory() {
+        let classic = |name_len: usize| {
+            let mut b = vec![0, 0];
+            b.extend(1i32.to_be_bytes());
+            b.extend((name_len as i16).to_be_bytes());
+            b.extend(std::iter::repeat_n(b'a', name_len));
+            b.extend(10_000i32.to_be_bytes());
+            for p in 0..10_000i32 {
+                b.extend(p.to_be_bytes());
+            }
+            b
+        };
+        assert!(parse_assignment(&classic(30_000)).is_empty());
+        assert_eq!(parse_assignment(&classic(249)).len(), 10_000);
+        let flex = |name_len: usize| {
+            let mut e = Enc::new(true);
+            e.len(1);
+            e.b.extend([0u8; 16]);
+            e.str(&"a".repeat(name_len));
+            e.len(10_000);
+            for p in 0..10_000 {
+                e.i32(p);
+            }
+            e.tags();
+            e.tags();
+            e.b
+        };
+        let b = flex(30_000);
+        let mut d = Dec::new(&b, true, "t");
+        assert!(assignment(&mut d).is_err());
+        let b = flex(249);
+        let mut d = Dec::new(&b, true, "t");
+        assert_eq!(assignment(&mut d).map(|a| a.len()).ok(), Some(10_000));
     }
 
     #[test]
@@ -1417,6 +1499,7 @@ mod tests {
                 at: 0,
                 flex,
                 api: "t",
+                parts: 0,
             };
             assert_eq!(d.str().ok().as_deref(), Some("orders"));
             assert_eq!(d.len().ok(), Some(2));
