@@ -904,6 +904,31 @@ async fn weeks_start_in_the_configured_zone(pool: PgPool) {
     }
 }
 
+/// The review's top traces for the query `q`: (trace id, calls).
+async fn top_traces(app: &TestApp, token: &str, q: &str) -> Vec<(String, i64)> {
+    let r: serde_json::Value = app
+        .plain()
+        .get(app.url(&format!("/api/v1/llm/review?{q}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["top_traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["trace_id"].as_str().unwrap().to_string(),
+                t["calls"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// The review's top traces equal the ones computed from the records — a trace belongs to the
 /// week of its first call — whether their costs are folded, unfolded or split between the two;
 /// and a filtered view ranks only the calls matching the filter.
@@ -955,21 +980,10 @@ async fn top_traces_are_exact_folded_or_not(pool: PgPool) {
     let review = |q: String| {
         let (app, viewer) = (&app, &viewer);
         async move {
-            let r: serde_json::Value = app
-                .plain()
-                .get(app.url(&format!("/api/v1/llm/review?{q}")))
-                .bearer_auth(viewer)
-                .send()
+            top_traces(app, viewer, &q)
                 .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["top_traces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["trace_id"].as_str().unwrap().to_string())
+                .into_iter()
+                .map(|t| t.0)
                 .collect::<Vec<_>>()
         }
     };
@@ -1127,27 +1141,7 @@ async fn filtered_top_traces_are_exact(pool: PgPool) {
         async move {
             for f in filters {
                 let q: String = f.iter().map(|(k, v)| format!("&{k}={v}")).collect();
-                let r: serde_json::Value = app
-                    .plain()
-                    .get(app.url(&format!("/api/v1/llm/review?week={y}-W{w:02}{q}")))
-                    .bearer_auth(viewer)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let got: Vec<(String, i64)> = r["top_traces"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| {
-                        (
-                            t["trace_id"].as_str().unwrap().to_string(),
-                            t["calls"].as_i64().unwrap(),
-                        )
-                    })
-                    .collect();
+                let got = top_traces(app, viewer, &format!("week={y}-W{w:02}{q}")).await;
                 let mut sql = "SELECT trace_id, count(*)::int8 FROM llm_usage
                                 WHERE cost IS NOT NULL AND started_at >= $1 AND started_at < $2"
                     .to_string();
