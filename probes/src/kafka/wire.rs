@@ -997,61 +997,7 @@ impl Cluster {
             e.bool(false);
         }
         let body = self.call(None, METADATA, v, false, e).await?;
-        let mut d = Dec::new(&body, false, "Metadata");
-        d.i32()?; // throttle
-        let mut md = Metadata::default();
-        for _ in 0..d.len()? {
-            let id = d.i32()?;
-            let host = d.str()?;
-            let port = d.i32()?;
-            d.nstr()?; // rack
-            let addr = if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
-            md.brokers.push(Broker { id, addr });
-        }
-        d.nstr()?; // cluster id
-        d.i32()?; // controller
-        for _ in 0..d.len()? {
-            let _err = d.i16()?;
-            let name = d.topic()?;
-            d.bool()?; // internal
-            let mut leaders = vec![];
-            let count = d.len()?;
-            for _ in 0..count {
-                d.partition()?;
-                d.i16()?;
-                let p = d.i32()?;
-                let leader = d.i32()?;
-                if v >= 7 {
-                    d.i32()?; // leader epoch
-                }
-                for _ in 0..d.len()? {
-                    d.i32()?;
-                }
-                for _ in 0..d.len()? {
-                    d.i32()?;
-                }
-                if v >= 5 {
-                    for _ in 0..d.len()? {
-                        d.i32()?;
-                    }
-                }
-                // Partition ids run 0..count: a larger one is not allocated for.
-                if p >= 0 && (p as usize) < count {
-                    if leaders.len() <= p as usize {
-                        leaders.resize(p as usize + 1, -1);
-                    }
-                    leaders[p as usize] = leader;
-                }
-            }
-            if v >= 8 {
-                d.i32()?; // topic authorized operations
-            }
-            md.topics.insert(name, leaders);
-        }
+        let md = decode_metadata(&body, v)?;
         self.addrs = md.brokers.iter().map(|b| (b.id, b.addr.clone())).collect();
         // The bootstrap connection doubles as the connection to the broker it reached.
         let boot = self.bootstrap.addr.clone();
@@ -1069,31 +1015,7 @@ impl Cluster {
         }
         e.tags();
         let body = self.call(Some(node), LIST_GROUPS, v, flex, e).await?;
-        let mut d = Dec::new(&body, flex, "ListGroups");
-        if v >= 1 {
-            d.i32()?;
-        }
-        let err = d.i16()?;
-        if err != 0 {
-            return Err(WireError::Broker {
-                api: "ListGroups",
-                code: err,
-            });
-        }
-        let mut out = vec![];
-        for _ in 0..d.len()? {
-            let name = d.str()?;
-            let protocol_type = d.str()?;
-            if v >= 4 {
-                d.str()?; // state (DescribeGroups gives it too)
-            }
-            d.tags()?;
-            out.push(ListedGroup {
-                name,
-                protocol_type,
-            });
-        }
-        Ok(out)
+        decode_list_groups(&body, v)
     }
 
     /// The coordinator of each group (FindCoordinator v4: many keys per request).
@@ -1110,21 +1032,7 @@ impl Cluster {
             }
             e.tags();
             let body = self.call(None, FIND_COORDINATOR, v, true, e).await?;
-            let mut d = Dec::new(&body, true, "FindCoordinator");
-            d.i32()?;
-            for _ in 0..d.len()? {
-                let key = d.str()?;
-                let node = d.i32()?;
-                d.str()?; // host
-                d.i32()?; // port
-                let err = d.i16()?;
-                d.nstr()?;
-                d.tags()?;
-                if err == 0 {
-                    out.insert(key, node);
-                }
-            }
-            d.tags()?;
+            out.extend(decode_find_coordinator(&body)?);
         }
         Ok(out)
     }
@@ -1150,48 +1058,7 @@ impl Cluster {
             }
             e.tags();
             let body = self.call(Some(node), DESCRIBE_GROUPS, v, flex, e).await?;
-            let mut d = Dec::new(&body, flex, "DescribeGroups");
-            if v >= 1 {
-                d.i32()?;
-            }
-            for _ in 0..d.len()? {
-                let error = d.i16()?;
-                let name = d.str()?;
-                let state = d.str()?;
-                let protocol_type = d.str()?;
-                let protocol = d.str()?;
-                let mut members = vec![];
-                for _ in 0..d.len()? {
-                    let id = d.str()?;
-                    if v >= 4 {
-                        d.nstr()?; // group instance id
-                    }
-                    let client_id = d.str()?;
-                    let host = d.str()?;
-                    d.bytes()?; // subscription metadata
-                    let assignment = d.bytes()?;
-                    d.tags()?;
-                    members.push(DescribedMember {
-                        id,
-                        client_id,
-                        host,
-                        parts: parse_assignment(&assignment),
-                    });
-                }
-                if v >= 3 {
-                    d.i32()?;
-                }
-                d.tags()?;
-                out.push(DescribedGroup {
-                    name,
-                    error,
-                    state,
-                    protocol_type,
-                    protocol,
-                    members,
-                    generation: None,
-                });
-            }
+            out.extend(decode_describe_groups(&body, v)?);
         }
         Ok(out)
     }
@@ -1223,54 +1090,7 @@ impl Cluster {
             let body = self
                 .call(Some(node), CONSUMER_GROUP_DESCRIBE, v, true, e)
                 .await?;
-            let mut d = Dec::new(&body, true, "ConsumerGroupDescribe");
-            d.i32()?;
-            for _ in 0..d.len()? {
-                let error = d.i16()?;
-                d.nstr()?; // error message
-                let name = d.str()?;
-                let state = capitalised(&d.str()?);
-                let epoch = d.i32()?;
-                d.i32()?; // assignment epoch
-                let assignor = d.str()?;
-                let mut members = vec![];
-                for _ in 0..d.len()? {
-                    let id = d.str()?;
-                    d.nstr()?; // instance id
-                    d.nstr()?; // rack
-                    d.i32()?; // member epoch
-                    let client_id = d.str()?;
-                    let host = d.str()?;
-                    for _ in 0..d.len()? {
-                        d.str()?; // subscribed topic names
-                    }
-                    d.nstr()?; // subscribed regex
-                    let parts = assignment(&mut d)?;
-                    assignment(&mut d)?; // target assignment
-                    if v >= 1 {
-                        d.i8()?; // member type
-                    }
-                    d.tags()?;
-                    members.push(DescribedMember {
-                        id,
-                        client_id,
-                        host,
-                        parts,
-                    });
-                }
-                d.i32()?; // authorized operations
-                d.tags()?;
-                out.push(DescribedGroup {
-                    name,
-                    error,
-                    state,
-                    protocol_type: "consumer".into(),
-                    protocol: assignor,
-                    members,
-                    generation: Some(epoch),
-                });
-            }
-            d.tags()?;
+            out.extend(decode_consumer_group_describe(&body, v)?);
         }
         Ok(out)
     }
@@ -1297,32 +1117,7 @@ impl Cluster {
             e.bool(false);
             e.tags();
             let body = self.call(Some(node), OFFSET_FETCH, v, true, e).await?;
-            let mut d = Dec::new(&body, true, "OffsetFetch");
-            d.i32()?;
-            for _ in 0..d.len()? {
-                let name = d.str()?;
-                let mut offsets = vec![];
-                for _ in 0..d.len()? {
-                    let topic = d.topic()?;
-                    for _ in 0..d.len()? {
-                        d.partition()?;
-                        let p = d.i32()?;
-                        let off = d.i64()?;
-                        d.i32()?; // leader epoch
-                        d.nstr()?; // metadata
-                        let err = d.i16()?;
-                        d.tags()?;
-                        if err == 0 && off >= 0 {
-                            offsets.push(((topic.clone(), p), off));
-                        }
-                    }
-                    d.tags()?;
-                }
-                let err = d.i16()?;
-                d.tags()?;
-                out.insert(name, if err == 0 { Ok(offsets) } else { Err(err) });
-            }
-            d.tags()?;
+            out.extend(decode_offset_fetch(&body)?);
         }
         Ok(out)
     }
@@ -1359,29 +1154,280 @@ impl Cluster {
             }
         }
         let body = self.call(Some(leader), LIST_OFFSETS, v, false, e).await?;
-        let mut d = Dec::new(&body, false, "ListOffsets");
-        if v >= 2 {
+        decode_list_offsets(&body, v)
+    }
+}
+
+/// A Metadata response (v4–v8).
+fn decode_metadata(body: &[u8], v: i16) -> Result<Metadata> {
+    let mut d = Dec::new(body, false, "Metadata");
+    d.i32()?; // throttle
+    let mut md = Metadata::default();
+    for _ in 0..d.len()? {
+        let id = d.i32()?;
+        let host = d.str()?;
+        let port = d.i32()?;
+        d.nstr()?; // rack
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        md.brokers.push(Broker { id, addr });
+    }
+    d.nstr()?; // cluster id
+    d.i32()?; // controller
+    for _ in 0..d.len()? {
+        let _err = d.i16()?;
+        let name = d.topic()?;
+        d.bool()?; // internal
+        let mut leaders = vec![];
+        let count = d.len()?;
+        for _ in 0..count {
+            d.partition()?;
+            d.i16()?;
+            let p = d.i32()?;
+            let leader = d.i32()?;
+            if v >= 7 {
+                d.i32()?; // leader epoch
+            }
+            for _ in 0..d.len()? {
+                d.i32()?;
+            }
+            for _ in 0..d.len()? {
+                d.i32()?;
+            }
+            if v >= 5 {
+                for _ in 0..d.len()? {
+                    d.i32()?;
+                }
+            }
+            // Partition ids run 0..count: a larger one is not allocated for.
+            if p >= 0 && (p as usize) < count {
+                if leaders.len() <= p as usize {
+                    leaders.resize(p as usize + 1, -1);
+                }
+                leaders[p as usize] = leader;
+            }
+        }
+        if v >= 8 {
+            d.i32()?; // topic authorized operations
+        }
+        md.topics.insert(name, leaders);
+    }
+    Ok(md)
+}
+
+/// A ListGroups response (v0–v4).
+fn decode_list_groups(body: &[u8], v: i16) -> Result<Vec<ListedGroup>> {
+    let flex = v >= 3;
+    let mut d = Dec::new(body, flex, "ListGroups");
+    if v >= 1 {
+        d.i32()?;
+    }
+    let err = d.i16()?;
+    if err != 0 {
+        return Err(WireError::Broker {
+            api: "ListGroups",
+            code: err,
+        });
+    }
+    let mut out = vec![];
+    for _ in 0..d.len()? {
+        let name = d.str()?;
+        let protocol_type = d.str()?;
+        if v >= 4 {
+            d.str()?; // state (DescribeGroups gives it too)
+        }
+        d.tags()?;
+        out.push(ListedGroup {
+            name,
+            protocol_type,
+        });
+    }
+    Ok(out)
+}
+
+/// A FindCoordinator v4 response: each key's coordinator (keys in error left out).
+fn decode_find_coordinator(body: &[u8]) -> Result<Vec<(String, i32)>> {
+    let mut out = vec![];
+    let mut d = Dec::new(body, true, "FindCoordinator");
+    d.i32()?;
+    for _ in 0..d.len()? {
+        let key = d.str()?;
+        let node = d.i32()?;
+        d.str()?; // host
+        d.i32()?; // port
+        let err = d.i16()?;
+        d.nstr()?;
+        d.tags()?;
+        if err == 0 {
+            out.push((key, node));
+        }
+    }
+    d.tags()?;
+    Ok(out)
+}
+
+/// A DescribeGroups response (v0–v5).
+fn decode_describe_groups(body: &[u8], v: i16) -> Result<Vec<DescribedGroup>> {
+    let mut out = vec![];
+    let flex = v >= 5;
+    let mut d = Dec::new(body, flex, "DescribeGroups");
+    if v >= 1 {
+        d.i32()?;
+    }
+    for _ in 0..d.len()? {
+        let error = d.i16()?;
+        let name = d.str()?;
+        let state = d.str()?;
+        let protocol_type = d.str()?;
+        let protocol = d.str()?;
+        let mut members = vec![];
+        for _ in 0..d.len()? {
+            let id = d.str()?;
+            if v >= 4 {
+                d.nstr()?; // group instance id
+            }
+            let client_id = d.str()?;
+            let host = d.str()?;
+            d.bytes()?; // subscription metadata
+            let assignment = d.bytes()?;
+            d.tags()?;
+            members.push(DescribedMember {
+                id,
+                client_id,
+                host,
+                parts: parse_assignment(&assignment),
+            });
+        }
+        if v >= 3 {
             d.i32()?;
         }
-        let mut out = HashMap::new();
+        d.tags()?;
+        out.push(DescribedGroup {
+            name,
+            error,
+            state,
+            protocol_type,
+            protocol,
+            members,
+            generation: None,
+        });
+    }
+    Ok(out)
+}
+
+/// A ConsumerGroupDescribe response (v0–v1).
+fn decode_consumer_group_describe(body: &[u8], v: i16) -> Result<Vec<DescribedGroup>> {
+    let mut out = vec![];
+    let mut d = Dec::new(body, true, "ConsumerGroupDescribe");
+    d.i32()?;
+    for _ in 0..d.len()? {
+        let error = d.i16()?;
+        d.nstr()?; // error message
+        let name = d.str()?;
+        let state = capitalised(&d.str()?);
+        let epoch = d.i32()?;
+        d.i32()?; // assignment epoch
+        let assignor = d.str()?;
+        let mut members = vec![];
+        for _ in 0..d.len()? {
+            let id = d.str()?;
+            d.nstr()?; // instance id
+            d.nstr()?; // rack
+            d.i32()?; // member epoch
+            let client_id = d.str()?;
+            let host = d.str()?;
+            for _ in 0..d.len()? {
+                d.str()?; // subscribed topic names
+            }
+            d.nstr()?; // subscribed regex
+            let parts = assignment(&mut d)?;
+            assignment(&mut d)?; // target assignment
+            if v >= 1 {
+                d.i8()?; // member type
+            }
+            d.tags()?;
+            members.push(DescribedMember {
+                id,
+                client_id,
+                host,
+                parts,
+            });
+        }
+        d.i32()?; // authorized operations
+        d.tags()?;
+        out.push(DescribedGroup {
+            name,
+            error,
+            state,
+            protocol_type: "consumer".into(),
+            protocol: assignor,
+            members,
+            generation: Some(epoch),
+        });
+    }
+    d.tags()?;
+    Ok(out)
+}
+
+/// An OffsetFetch v8 response: each group's committed offsets, or its error code.
+fn decode_offset_fetch(body: &[u8]) -> Result<Vec<(String, GroupOffsets)>> {
+    let mut out = vec![];
+    let mut d = Dec::new(body, true, "OffsetFetch");
+    d.i32()?;
+    for _ in 0..d.len()? {
+        let name = d.str()?;
+        let mut offsets = vec![];
         for _ in 0..d.len()? {
             let topic = d.topic()?;
             for _ in 0..d.len()? {
                 d.partition()?;
                 let p = d.i32()?;
-                let err = d.i16()?;
-                d.i64()?; // timestamp
                 let off = d.i64()?;
-                if v >= 4 {
-                    d.i32()?;
-                }
+                d.i32()?; // leader epoch
+                d.nstr()?; // metadata
+                let err = d.i16()?;
+                d.tags()?;
                 if err == 0 && off >= 0 {
-                    out.insert((topic.clone(), p), off);
+                    offsets.push(((topic.clone(), p), off));
                 }
             }
+            d.tags()?;
         }
-        Ok(out)
+        let err = d.i16()?;
+        d.tags()?;
+        out.push((name, if err == 0 { Ok(offsets) } else { Err(err) }));
     }
+    d.tags()?;
+    Ok(out)
+}
+
+/// A ListOffsets response (v1–v4): each partition's offset (partitions in error left out).
+fn decode_list_offsets(body: &[u8], v: i16) -> Result<HashMap<Tp, i64>> {
+    let mut d = Dec::new(body, false, "ListOffsets");
+    if v >= 2 {
+        d.i32()?;
+    }
+    let mut out = HashMap::new();
+    for _ in 0..d.len()? {
+        let topic = d.topic()?;
+        for _ in 0..d.len()? {
+            d.partition()?;
+            let p = d.i32()?;
+            let err = d.i16()?;
+            d.i64()?; // timestamp
+            let off = d.i64()?;
+            if v >= 4 {
+                d.i32()?;
+            }
+            if err == 0 && off >= 0 {
+                out.insert((topic.clone(), p), off);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1419,6 +1465,58 @@ mod tests {
                 prop_assert!(d.at <= bytes.len());
                 if r.is_err() {
                     break;
+                }
+            }
+        }
+
+        /// Every response decoder over a hostile broker's bytes — random, or a stream of
+        /// well-formed fields (small counts, short strings, tagged fields) in random order,
+        /// which reaches deeper — at every version Lookout asks for: a value or a decode
+        /// error, never a panic, and never more items than the bytes could hold.
+        #[test]
+        fn fuzz_every_response_decoder(
+            raw in prop::collection::vec(any::<u8>(), 0..256),
+            fields in prop::collection::vec((0u8..8, 0i64..4), 0..80),
+            v in 0i16..9,
+        ) {
+            for flex in [false, true] {
+                let mut e = Enc::new(flex);
+                for (op, n) in &fields {
+                    match op {
+                        0 => e.i16(*n as i16),
+                        1 => e.i32(*n as i32),
+                        2 => e.i64(*n),
+                        3 => e.len(*n as usize),
+                        4 => e.str(&"t".repeat(*n as usize)),
+                        5 => e.tags(),
+                        6 => e.bool(*n > 1),
+                        _ => e.bytes(&[0, 0, 0, 0, 0, 1][..*n as usize]),
+                    }
+                }
+                for body in [&raw[..], &e.b[..]] {
+                    let most = body.len();
+                    if let Ok(m) = decode_metadata(body, v) {
+                        prop_assert!(m.brokers.len() <= most && m.topics.len() <= most);
+                    }
+                    if let Ok(g) = decode_list_groups(body, v) {
+                        prop_assert!(g.len() <= most);
+                    }
+                    if let Ok(c) = decode_find_coordinator(body) {
+                        prop_assert!(c.len() <= most);
+                    }
+                    for g in [decode_describe_groups(body, v), decode_consumer_group_describe(body, v)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        prop_assert!(g.len() <= most);
+                        prop_assert!(g.iter().map(|g| g.members.len()).sum::<usize>() <= most);
+                    }
+                    if let Ok(o) = decode_offset_fetch(body) {
+                        prop_assert!(o.len() <= most);
+                    }
+                    if let Ok(o) = decode_list_offsets(body, v) {
+                        prop_assert!(o.len() <= most);
+                    }
                 }
             }
         }
