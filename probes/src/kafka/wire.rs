@@ -778,40 +778,23 @@ pub struct DescribedGroup {
 
 /// Parses a ConsumerProtocol assignment (version, [topic, [partition]], user data).
 pub fn parse_assignment(b: &[u8]) -> Vec<Tp> {
-    fn take<const N: usize>(b: &[u8], at: &mut usize) -> Option<[u8; N]> {
-        let s = b.get(*at..*at + N)?;
-        *at += N;
-        s.try_into().ok()
-    }
-    let mut at = 0usize;
-    let mut out = vec![];
     // Malformed, a topic name longer than Kafka allows or more than a million partitions:
-    // nothing (the member's assignment is unknown).
-    let mut parse = || -> Option<Vec<Tp>> {
+    // nothing (the member's assignment is unknown). The classic encoding's strings and
+    // arrays are the non-flexible protocol's, so the response decoder reads it.
+    let mut d = Dec::new(b, false, "ConsumerProtocolAssignment");
+    let mut parse = || -> Result<Vec<Tp>> {
+        d.i16()?; // version
         let mut v = vec![];
-        take::<2>(b, &mut at)?;
-        let topics = i32::from_be_bytes(take::<4>(b, &mut at)?);
-        for _ in 0..topics.clamp(0, 100_000) {
-            let len = i16::from_be_bytes(take::<2>(b, &mut at)?).max(0) as usize;
-            if len > MAX_TOPIC_NAME {
-                return None;
-            }
-            let name = String::from_utf8_lossy(b.get(at..at + len)?).into_owned();
-            at += len;
-            let n = i32::from_be_bytes(take::<4>(b, &mut at)?);
-            for _ in 0..n.clamp(0, 1_000_000) {
-                if v.len() >= MAX_PARTITIONS {
-                    return None;
-                }
-                v.push((name.clone(), i32::from_be_bytes(take::<4>(b, &mut at)?)));
+        for _ in 0..d.len()? {
+            let topic = d.topic()?;
+            for _ in 0..d.len()? {
+                d.partition()?;
+                v.push((topic.clone(), d.i32()?));
             }
         }
-        Some(v)
+        Ok(v)
     };
-    if let Some(v) = parse() {
-        out = v;
-    }
-    out
+    parse().unwrap_or_default()
 }
 
 /// Committed offsets of one group (only partitions with a commit), or its error code.
