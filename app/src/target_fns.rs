@@ -1,4 +1,6 @@
 //! Server functions for the Targets page (adapters over `domain::services::targets`).
+// A form's fields are its server function's arguments.
+#![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
 use domain::targets::{ConnectionTest, KindInfo, Target, TargetKind};
@@ -28,10 +30,12 @@ pub async fn create_target(
     kind: TargetKind,
     connection: String,
     username: String,
-    secret: String,
+    #[server(default)] secret: String,
+    #[server(default)] kubeconfig: String,
     environment: String,
 ) -> Result<Target, AppError> {
     let c = call()?;
+    let secret = one_secret(secret, kubeconfig)?;
     Ok(svc::create(
         &c.pool,
         &c.who,
@@ -42,12 +46,25 @@ pub async fn create_target(
             kind,
             connection,
             username,
-            secret: Some(secret),
+            secret,
             environment,
             labels: Default::default(),
         },
     )
     .await?)
+}
+
+/// The form has a password field and, for Kubernetes, a kubeconfig text area (a password
+/// field would drop its line breaks): whichever is filled is the secret.
+#[cfg(feature = "ssr")]
+fn one_secret(secret: String, kubeconfig: String) -> Result<Option<String>, AppError> {
+    match (secret.is_empty(), kubeconfig.trim().is_empty()) {
+        (_, true) => Ok(Some(secret).filter(|s| !s.is_empty())),
+        (true, false) => Ok(Some(kubeconfig)),
+        (false, false) => Err(AppError::from(domain::DomainError::Invalid(
+            "give either a password/token or a kubeconfig, not both".into(),
+        ))),
+    }
 }
 
 #[server(prefix = "/api/fn", endpoint = "targets/delete")]
@@ -84,11 +101,12 @@ pub async fn update_target(
     connection: String,
     username: String,
     #[server(default)] secret: String,
+    #[server(default)] kubeconfig: String,
     #[server(default)] clear_secret: Option<String>,
     environment: String,
 ) -> Result<Target, AppError> {
     let c = call()?;
-    let secret = Some(secret).filter(|s| !s.is_empty());
+    let secret = one_secret(secret, kubeconfig)?;
     Ok(svc::update(
         &c.pool,
         &c.who,

@@ -8,6 +8,7 @@
 
 pub mod framework;
 pub mod kafka;
+pub mod kubernetes;
 pub mod llm;
 pub mod net;
 pub mod postgres;

@@ -6,10 +6,12 @@ use crate::framework::Probe;
 static REDIS: crate::redis::probe::RedisProbe = crate::redis::probe::RedisProbe;
 static POSTGRES: crate::postgres::probe::PostgresProbe = crate::postgres::probe::PostgresProbe;
 static KAFKA_LAG: crate::kafka::lag::KafkaLagProbe = crate::kafka::lag::KafkaLagProbe;
+static KUBERNETES: crate::kubernetes::probe::KubernetesProbe =
+    crate::kubernetes::probe::KubernetesProbe;
 
 /// Every probe, in catalogue order.
-pub fn all() -> [&'static dyn Probe; 3] {
-    [&REDIS, &POSTGRES, &KAFKA_LAG]
+pub fn all() -> [&'static dyn Probe; 4] {
+    [&REDIS, &POSTGRES, &KAFKA_LAG, &KUBERNETES]
 }
 
 pub fn find(name: &str) -> Option<&'static dyn Probe> {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Throwaway PostgreSQL, Redis and Apache Kafka for the TEST command: random loopback ports,
+# Throwaway PostgreSQL, Redis, Apache Kafka and Kubernetes for the TEST command: random loopback ports,
 # one temporary directory, everything removed by stop_services. Sourced, not executed.
 
 SERVICES_DIR=""
@@ -186,8 +186,71 @@ LOG
   log "Apache Kafka on 127.0.0.1:$port (SASL $sport, SSL $tport, SASL_SSL $stport)"
 }
 
+# Kubernetes for the kubernetes probe's tests: kube-apiserver, etcd, kube-controller-manager,
+# kube-scheduler and kwok (simulated nodes and pods), built once from the Go module proxy into
+# $HOME/.cache/lookout/k8s by scripts/k8s/build-bins.sh. A cold build takes ~10-20 minutes on
+# 2 cores, so TEST starts it in the background (niced) while cargo builds, and waits for it
+# only when the cluster is needed.
+K8S_VERSION="${K8S_VERSION:-1.34.2}"
+K8S_BIN_DIR="$HOME/.cache/lookout/k8s/bin-v$K8S_VERSION"
+K8S_BUILD_PID=""
+K8S_STATE=""
+build_k8s_bins_bg() {
+  local b missing=0
+  for b in kube-apiserver kube-controller-manager kube-scheduler etcd kwok kwok-stages.yaml; do
+    [ -e "$K8S_BIN_DIR/$b" ] || missing=1
+  done
+  [ "$missing" = 1 ] || return 0
+  command -v go >/dev/null 2>&1 || die "Go (1.24 or newer) is needed to build the Kubernetes test binaries"
+  mkdir -p "$HOME/.cache/lookout/k8s"
+  log "building kube-apiserver, controller-manager, scheduler, etcd and kwok v$K8S_VERSION in the background (once; log: ~/.cache/lookout/k8s/build.log)"
+  K8S_VERSION="$K8S_VERSION" bash "$ROOT/scripts/k8s/build-bins.sh" >"$HOME/.cache/lookout/k8s/build.log" 2>&1 &
+  K8S_BUILD_PID=$!
+}
+
+start_k8s() {
+  if [ -n "$K8S_BUILD_PID" ]; then
+    log "waiting for the Kubernetes binaries to finish building"
+    wait "$K8S_BUILD_PID" || { tail -40 "$HOME/.cache/lookout/k8s/build.log" >&2; die "building the Kubernetes test binaries failed"; }
+    K8S_BUILD_PID=""
+  fi
+  services_dir
+  local dir="$SERVICES_DIR/k8s"
+  mkdir -p "$dir/logs"
+  # kwok serves every container's logs from these files (CRI format), so `logs --previous`
+  # goes through the real API server to kwok's kubelet endpoint on loopback.
+  printf '%s\n' \
+    '2026-01-01T00:00:00.000000000Z stdout F starting worker pool size=64' \
+    '2026-01-01T00:00:01.000000000Z stderr F java.lang.OutOfMemoryError: Java heap space' >"$dir/logs/previous.log"
+  printf '%s\n' '2026-01-01T00:00:02.000000000Z stdout F booting' >"$dir/logs/current.log"
+  cat >"$dir/logs.yaml" <<YAML
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: lookout-test-logs
+spec:
+  selector: {}
+  logs:
+  - containers: []
+    logsFile: $dir/logs/current.log
+    previousLogsFile: $dir/logs/previous.log
+    follow: false
+YAML
+  K8S_STATE="$dir/cluster"
+  K8S_BIN_DIR="$K8S_BIN_DIR" WITH_KCM=1 WITH_SCHEDULER=1 WITH_KWOK=1 KWOK_EXTRA_CONFIG="$dir/logs.yaml" \
+    bash "$ROOT/scripts/k8s/start-cluster.sh" "$K8S_STATE" >"$dir/start.log" 2>&1 \
+    || { cat "$dir/start.log" >&2; die "the Kubernetes test cluster did not start"; }
+  export LOOKOUT_TEST_KUBECONFIG="$K8S_STATE/kubeconfig"
+  log "Kubernetes v$K8S_VERSION (apiserver, etcd, controller-manager, scheduler, kwok): $(grep -m1 'server:' "$LOOKOUT_TEST_KUBECONFIG" | awk '{print $2}')"
+}
+
 stop_services() {
   set +e
+  if [ -n "$K8S_BUILD_PID" ]; then
+    pkill -TERM -P "$K8S_BUILD_PID" 2>/dev/null
+    kill "$K8S_BUILD_PID" 2>/dev/null
+  fi
+  [ -n "$K8S_STATE" ] && bash "$ROOT/scripts/k8s/stop-cluster.sh" "$K8S_STATE" >/dev/null 2>&1
   [ -n "${STARTED_KAFKA:-}" ] && { kill "$STARTED_KAFKA" 2>/dev/null; wait "$STARTED_KAFKA" 2>/dev/null; }
   [ -n "${STARTED_REDIS:-}" ] && [ -f "$STARTED_REDIS" ] && kill "$(cat "$STARTED_REDIS")" 2>/dev/null
   for c in "${STARTED_PGS[@]}"; do stop_pg_cluster "${c%%|*}" "${c#*|}"; done

@@ -93,9 +93,11 @@ pub fn TargetsPage() -> impl IntoView {
                         </select></label> }
                     })}
                 </Suspense>
-                <label>"Connection (URL without password, or Kafka bootstrap servers)" <input type="text" name="connection" required placeholder="redis://orders-cache:6379/0"/></label>
+                <label>"Connection (URL without password, Kafka bootstrap servers, or the Kubernetes API server URL)" <input type="text" name="connection" required placeholder="redis://orders-cache:6379/0"/></label>
                 <label>"Username" <input type="text" name="username" autocomplete="off"/></label>
                 <label>"Password or token (stored encrypted, never shown)" <input type="password" name="secret" autocomplete="new-password"/></label>
+                <label class="wide">"Kubeconfig, for Kubernetes (stored encrypted, never shown; inline credentials, no exec plugins)"
+                    <textarea name="kubeconfig" rows="4" spellcheck="false" autocomplete="off" placeholder="kubectl config view --raw --flatten --minify"></textarea></label>
                 <label>"Environment" <input type="text" name="environment" required value="production"/></label>
                 <button type="submit" class="primary">"Add target"</button>
             </ActionForm>
@@ -189,6 +191,8 @@ fn TargetView(
                 <label>"Username" <input type="text" name="username" value=t.username.clone() autocomplete="off"/></label>
                 <label>{if t.secret_set { "Replace the secret (empty keeps it)" } else { "Set a secret" }}
                     <input type="password" name="secret" autocomplete="new-password"/></label>
+                <label class="wide">"Or a new kubeconfig (Kubernetes)"
+                    <textarea name="kubeconfig" rows="4" spellcheck="false" autocomplete="off"></textarea></label>
                 <label class="check"><input type="checkbox" name="clear_secret"/>" Remove the stored secret"</label>
                 <label>"Environment" <input type="text" name="environment" required value=t.environment.clone()/></label>
                 <button type="submit" class="primary">"Save"</button>

@@ -7,6 +7,7 @@
 //! (see docs/architecture.md). An unknown or unsupported kind is an error that names it.
 
 mod kafka;
+mod kubernetes;
 mod postgres;
 mod prometheus;
 mod redis;
@@ -20,6 +21,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 pub use kafka::Kafka;
+pub use kubernetes::Kubernetes;
 pub use postgres::POSTGRES;
 pub use prometheus::Prometheus;
 pub use redis::REDIS;
@@ -41,6 +43,16 @@ pub trait Kind: Send + Sync {
         _username: &str,
         _has_secret: bool,
     ) -> Result<(), String> {
+        Ok(())
+    }
+    /// The largest secret this kind takes (a password; a whole kubeconfig for Kubernetes).
+    fn max_secret_bytes(&self) -> usize {
+        4096
+    }
+    /// Checks a secret against the connection before it is sealed (e.g. a kubeconfig
+    /// parses, names the connection's context and server, and runs no plugin). The
+    /// message names what is wrong and never quotes the secret.
+    fn check_secret(&self, _conn: &str, _secret: &str) -> Result<(), String> {
         Ok(())
     }
     /// The hosts and ports the connection dials first (checked against
@@ -83,7 +95,7 @@ pub trait Kind: Send + Sync {
 }
 
 /// The kinds every Lookout supports, in the order forms list them.
-static BUILT_IN: [&dyn Kind; 4] = [&REDIS, &POSTGRES, &Kafka, &Prometheus];
+static BUILT_IN: [&dyn Kind; 5] = [&REDIS, &POSTGRES, &Kafka, &Prometheus, &Kubernetes];
 
 /// Kinds added at start-up (`register`), after the built-in ones.
 static ADDED: RwLock<Vec<&'static dyn Kind>> = RwLock::new(Vec::new());
@@ -165,12 +177,13 @@ mod tests {
     #[test]
     fn the_registry_names_what_it_does_not_know() {
         assert_eq!(get(&TargetKind::KAFKA).unwrap().name(), "kafka");
-        let e = get(&TargetKind::new("kubernetes").unwrap())
+        let e = get(&TargetKind::new("mongodb").unwrap())
             .err()
             .unwrap()
             .to_string();
         assert!(
-            e.contains("\"kubernetes\"") && e.contains("redis, postgres, kafka, prometheus"),
+            e.contains("\"mongodb\"")
+                && e.contains("redis, postgres, kafka, prometheus, kubernetes"),
             "{e}"
         );
         assert!(register(&REDIS).is_err(), "a taken name is refused");

@@ -48,10 +48,22 @@ pub struct TargetPatch {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-fn seal(key: Option<&SecretBox>, secret: &str) -> DomainResult<Vec<u8>> {
-    if secret.len() > 4096 {
-        return Err(invalid("a secret is at most 4096 bytes"));
+/// Checks a new secret for its kind (size, then the kind's own rules), then seals it.
+fn seal(
+    key: Option<&SecretBox>,
+    kind: &dyn Kind,
+    conn: &str,
+    secret: &str,
+) -> DomainResult<Vec<u8>> {
+    let max = kind.max_secret_bytes();
+    if secret.len() > max {
+        return Err(invalid(format!(
+            "a {} secret is at most {} bytes",
+            kind.name(),
+            max
+        )));
     }
+    kind.check_secret(conn, secret).map_err(invalid)?;
     key.ok_or_else(no_key)?
         .seal(secret)
         .map_err(DomainError::internal)
@@ -116,7 +128,7 @@ pub async fn create(
         return Err(invalid("a username is at most 200 characters"));
     }
     let secret = match n.secret.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(seal(key, s)?),
+        Some(s) => Some(seal(key, kind, n.connection.trim(), s)?),
         None => None,
     };
     let r = store::TargetRow {
@@ -208,11 +220,19 @@ pub async fn update(
             "the connection now leads to another host or port: enter the secret again (or clear it) to save",
         ));
     }
+    // A kept secret must still fit a changed connection (a kubeconfig names the context).
+    if !p.clear_secret
+        && !new_secret
+        && p.connection.is_some()
+        && let Some(kept) = open_secret(key, &r)?
+    {
+        kind.check_secret(&r.connection, &kept).map_err(invalid)?;
+    }
     if p.clear_secret {
         r.secret_ciphertext = None;
         secret_change = "cleared";
     } else if let Some(s) = p.secret.as_deref().filter(|s| !s.is_empty()) {
-        r.secret_ciphertext = Some(seal(key, s)?);
+        r.secret_ciphertext = Some(seal(key, kind, &r.connection, s)?);
         secret_change = "replaced";
     }
     check_credentials(kind, &r)?;
