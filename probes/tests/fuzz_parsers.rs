@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the probes' parsers of outside input (issue 17): Kafka
-//! connection strings, target network lists, Redis INFO, Prometheus answers and metric
+//! connection strings, Kubernetes connections, kubeconfigs and probe parameters, target network lists, Redis INFO, Prometheus answers and metric
 //! conditions. Each must answer `Ok` or a clear `Err` — never panic — and what it accepts
 //! must hold its invariants. proptest rather than cargo-fuzz (which needs a nightly
 //! toolchain); `PROPTEST_CASES` sets the cases (default 256), and failures are saved in
@@ -89,6 +89,41 @@ mod fuzz {
         ])) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
                 let _ = parse_result(&v);
+            }
+        }
+
+        #[test]
+        fn kubernetes_connections_and_kubeconfigs(conn in pieces(&[
+            "https://", "http://", "api.prod", "127.0.0.1", ":6443", "/", "?", "&", "=", "context",
+            "namespace", "shop", "Prod", "%20", "%00", "#", "u:p@",
+        ]), yaml in pieces(&[
+            "apiVersion: v1\n", "kind: Config\n", "clusters:\n", "- name: c\n", "  cluster:\n",
+            "    server: https://api.prod:6443\n", "    certificate-authority: /etc/ca\n",
+            "    proxy-url: http://p\n", "users:\n", "- name: u\n", "  user:\n", "    token: s3cr3t\n",
+            "    exec:\n      command: sh\n", "    tokenFile: /x\n", "contexts:\n", "- name: prod\n",
+            "  context: {cluster: c, user: u}\n", "current-context: prod\n", "&a [*a]\n", "*a",
+            "[", "{", "- ", "  ", "\n", ": ", "!!binary", "---\n",
+        ])) {
+            use probes::kubernetes::config::{KubeTarget, check_kubeconfig};
+            if let Ok(t) = KubeTarget::parse(&conn) {
+                prop_assert!(t.server.starts_with("http"));
+                match check_kubeconfig(&t, &yaml) {
+                    Ok(c) => prop_assert!(!c.namespace.is_empty() && !c.context.is_empty()),
+                    Err(e) => prop_assert!(!e.contains("s3cr3t"), "the token leaked: {e}"),
+                }
+            }
+        }
+
+        #[test]
+        fn kubernetes_probe_parameters(w in pieces(&["deployment", "sts", "pod", "/", "api", "-", ".", "A", " ", "cronjob"]),
+                                       sel in pieces(&["app", "=", "!=", ",", " in ", "(", ")", "x", "\"", ";"])) {
+            use probes::kubernetes::probe::parse_workload;
+            if let Ok(Some((kind, name))) = parse_workload(&w) {
+                prop_assert!(!kind.is_empty() && !name.is_empty() && name.len() <= 253);
+                prop_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
+            }
+            if probes::kubernetes::probe::check_label_selector(&sel).is_ok() {
+                prop_assert!(!sel.contains(['"', ';', '&']), "{sel:?}");
             }
         }
     }

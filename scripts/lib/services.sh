@@ -201,6 +201,8 @@ build_k8s_bins_bg() {
     [ -e "$K8S_BIN_DIR/$b" ] || missing=1
   done
   [ "$missing" = 1 ] || return 0
+  # Go's own installer puts it in /usr/local/go, often not on a non-login PATH.
+  command -v go >/dev/null 2>&1 || [ ! -x /usr/local/go/bin/go ] || export PATH="$PATH:/usr/local/go/bin"
   command -v go >/dev/null 2>&1 || die "Go (1.24 or newer) is needed to build the Kubernetes test binaries"
   mkdir -p "$HOME/.cache/lookout/k8s"
   log "building kube-apiserver, controller-manager, scheduler, etcd and kwok v$K8S_VERSION in the background (once; log: ~/.cache/lookout/k8s/build.log)"

@@ -199,7 +199,7 @@ pub fn selector_string(sel: &LabelSelector) -> String {
 }
 
 /// Label selectors: keys and values of letters, digits, `-_./`, operators `= == != in notin !`.
-fn check_label_selector(s: &str) -> Result<(), String> {
+pub fn check_label_selector(s: &str) -> Result<(), String> {
     if s.chars()
         .any(|c| !(c.is_ascii_alphanumeric() || " -_./=!(),".contains(c)))
     {
