@@ -9,6 +9,7 @@ pub mod deployments;
 pub mod error;
 pub mod incidents;
 pub mod kafka;
+pub mod manifests;
 pub mod probe_runs;
 pub mod target_kind;
 pub mod targets;

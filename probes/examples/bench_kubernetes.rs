@@ -9,13 +9,15 @@
 //! scripts/k8s/stop-cluster.sh /tmp/k8s-bench
 //! ```
 //!
-//! It seeds namespace `bench-k8s` once (2,000 bare pods on a kwok node, 10% of them
-//! crash-looping with an OOM kill written through the status subresource, and 10,000
-//! events: 5 per pod), then runs the probe over the namespace `LOOKOUT_BENCH_RUNS` times
+//! It seeds namespace `bench-k8s-deployments` once (40 Deployments of 50 replicas: 2,000 pods
+//! that the controller makes and kwok runs; the pods of 4 Deployments, 10%, crash-loop with
+//! an OOM kill written through the status subresource; and 10,000 events: 5 per pod), then runs the probe over the namespace `LOOKOUT_BENCH_RUNS` times
 //! (default 5) and prints the times, the API requests each run made and the findings. Beside
 //! it, the same reads with `kubectl get pods,events -o json` (when kubectl is installed) as
-//! the floor: what just fetching the state costs.
+//! the floor: what just fetching the state costs. First, the manifest checks over 1,000
+//! documents (no cluster needed).
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -25,7 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const NS: &str = "bench-k8s";
+const NS: &str = "bench-k8s-deployments";
+const DEPLOYMENTS: usize = 40;
 const PODS: usize = 2000;
 const EVENTS_PER_POD: usize = 5;
 
@@ -73,47 +76,53 @@ async fn seed(c: &kube::Client) {
             &serde_json::from_value(json!({ "metadata": { "name": NS } })).expect("ns"),
         )
         .await;
-    let t0 = Instant::now();
-    in_parallel(PODS, 32, |i| {
-        let pods = pods.clone();
-        async move {
-            let app = format!("svc-{}", i % 40);
-            let p: Pod = serde_json::from_value(json!({
-                "metadata": { "name": format!("pod-{i:05}"), "labels": { "app": app } },
-                "spec": { "nodeName": "kwok-bench", "containers": [{ "name": "app", "image": format!("registry.example.com/{app}:1"),
-                    "resources": { "requests": { "cpu": "10m", "memory": "32Mi" }, "limits": { "memory": "128Mi" } } }] }
-            }))
-            .expect("pod");
-            let _ = pods.create(&PostParams::default(), &p).await;
-        }
-    })
-    .await;
-    println!("created {PODS} pods in {:.1} s", t0.elapsed().as_secs_f64());
-    // Wait for kwok to run them, then crash 10% with an OOM kill.
+    // 40 Deployments of 50 replicas: the controller makes the pods, the scheduler binds them,
+    // kwok runs them.
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), NS);
+    for d in 0..DEPLOYMENTS {
+        let app = format!("svc-{d}");
+        let dep: Deployment = serde_json::from_value(json!({
+            "metadata": { "name": app },
+            "spec": { "replicas": PODS / DEPLOYMENTS, "selector": { "matchLabels": { "app": app } },
+                "template": { "metadata": { "labels": { "app": app } },
+                    "spec": { "containers": [{ "name": "app", "image": format!("registry.example.com/{app}:1"),
+                        "resources": { "requests": { "cpu": "10m", "memory": "32Mi" }, "limits": { "memory": "128Mi" } } }] } } }
+        }))
+        .expect("deployment");
+        let _ = deployments.create(&PostParams::default(), &dep).await;
+    }
     let start = Instant::now();
-    loop {
-        let running = pods
-            .list(
-                &ListParams::default()
-                    .fields("status.phase=Running")
-                    .limit(1),
-            )
+    let running = loop {
+        let all = pods
+            .list(&ListParams::default())
             .await
-            .map(|l| l.metadata.remaining_item_count.unwrap_or(0) + l.items.len() as i64)
-            .unwrap_or(0);
-        if running >= PODS as i64 || start.elapsed() > Duration::from_secs(300) {
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let running: Vec<String> = all
+            .into_iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        if running.len() >= PODS || start.elapsed() > Duration::from_secs(600) {
             println!(
-                "{running} pods running after {:.1} s",
+                "{} pods running after {:.1} s",
+                running.len(),
                 start.elapsed().as_secs_f64()
             );
-            break;
+            break running;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    in_parallel(PODS / 10, 32, |j| {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    // The pods of 4 of the 40 Deployments (10%) crash-loop with an OOM kill.
+    let crashing: Vec<String> = running
+        .iter()
+        .filter(|n| (0..DEPLOYMENTS / 10).any(|d| n.starts_with(&format!("svc-{d}-"))))
+        .cloned()
+        .collect();
+    in_parallel(crashing.len(), 32, |j| {
         let pods = pods.clone();
+        let name = crashing[j].clone();
         async move {
-            let i = j * 10;
             let patch = json!({ "status": {
                 "conditions": [{ "type": "Ready", "status": "False", "lastTransitionTime": ts(300) }],
                 "containerStatuses": [{ "name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 6,
@@ -121,22 +130,24 @@ async fn seed(c: &kube::Client) {
                     "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled", "startedAt": ts(120), "finishedAt": ts(90) } } }]
             }});
             let _ = pods
-                .patch_status(&format!("pod-{i:05}"), &PatchParams::default(), &Patch::Strategic(patch))
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
                 .await;
         }
     })
     .await;
     let events: Api<Event> = Api::namespaced(c.clone(), NS);
     let t0 = Instant::now();
-    in_parallel(PODS * EVENTS_PER_POD, 32, |k| {
+    let names = running.clone();
+    in_parallel(names.len() * EVENTS_PER_POD, 32, |k| {
         let events = events.clone();
+        let pod = names[k % names.len()].clone();
         async move {
             let i = k % PODS;
             let reason = ["Scheduled", "Pulled", "Created", "Started", "BackOff"][k / PODS];
             let e: Event = serde_json::from_value(json!({
-                "metadata": { "name": format!("pod-{i:05}.{k}") },
-                "involvedObject": { "kind": "Pod", "namespace": NS, "name": format!("pod-{i:05}"), "apiVersion": "v1", "fieldPath": "spec.containers{app}" },
-                "reason": reason, "message": format!("{reason} for pod-{i:05}"), "type": if reason == "BackOff" { "Warning" } else { "Normal" },
+                "metadata": { "name": format!("{pod}.{k}") },
+                "involvedObject": { "kind": "Pod", "namespace": NS, "name": pod, "apiVersion": "v1", "fieldPath": "spec.containers{app}" },
+                "reason": reason, "message": format!("{reason} for pod {i}"), "type": if reason == "BackOff" { "Warning" } else { "Normal" },
                 "count": 1, "firstTimestamp": ts(600), "lastTimestamp": ts(60), "source": { "component": "kubelet" }
             }))
             .expect("event");
@@ -151,8 +162,38 @@ async fn seed(c: &kube::Client) {
     );
 }
 
+/// Manifest checks over 1,000 documents (500 Deployments, each with its Service): the
+/// median of 5 runs of parsing and checking.
+fn bench_manifests() {
+    let mut text = String::new();
+    for i in 0..500 {
+        text.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: svc-{i}\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: svc-{i}}}\n  template:\n    metadata:\n      labels: {{app: svc-{i}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/svc-{i}:{}\n        ports: [{{containerPort: 8080, name: http}}]\n        resources: {{requests: {{cpu: 100m, memory: 128Mi}}, limits: {{memory: 256Mi}}}}\n        readinessProbe: {{httpGet: {{path: /readyz, port: http}}, periodSeconds: 10}}\n        securityContext: {{allowPrivilegeEscalation: false}}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{i}\nspec:\n  selector: {{app: svc-{i}}}\n  ports: [{{port: 80, targetPort: {}}}]\n",
+            if i % 7 == 0 { "latest" } else { "1.4.2" },
+            if i % 11 == 0 { "9090" } else { "http" }
+        ));
+    }
+    let mut times = vec![];
+    let mut found = 0;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let (docs, f) = probes::kubernetes::manifests::check_text(&text).expect("manifests");
+        times.push(t0.elapsed().as_secs_f64());
+        assert_eq!(docs.len(), 1000);
+        found = f.len();
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "manifest checks, 1,000 documents ({} KiB): median {:.0} ms, max {:.0} ms, {found} findings",
+        text.len() / 1024,
+        times[2] * 1000.0,
+        times[4] * 1000.0
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    bench_manifests();
     let path = std::env::var("LOOKOUT_BENCH_KUBECONFIG")
         .expect("LOOKOUT_BENCH_KUBECONFIG: a throwaway cluster's kubeconfig");
     let yaml = std::fs::read_to_string(&path).expect("kubeconfig");

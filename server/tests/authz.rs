@@ -666,6 +666,14 @@ fn listed_cases() -> Vec<Case> {
         },
         server_fn("/api/fn/targets/list", Any, &[], 200),
         get_json("/api/v1/target-kinds", Any),
+        // Manifest checks read and store nothing: any signed-in person.
+        json(
+            Method::POST,
+            "/api/v1/kubernetes/manifest-checks",
+            Any,
+            r#"{"yaml":"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"}"#,
+            200,
+        ),
         server_fn("/api/fn/targets/kinds", Any, &[], 200),
         server_fn(
             "/api/fn/targets/delete",

@@ -258,3 +258,96 @@ async fn bad_kubeconfigs_are_refused_by_name_and_write_nothing(pool: PgPool) {
     let (_, t) = app.get(&admin, &format!("/api/v1/targets/{id}")).await;
     assert_eq!(t["connection"], srv.as_str());
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn manifests_are_checked_by_line_and_bad_yaml_is_named(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let viewer = app.create_token("mv", Role::Viewer).await;
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: api}\n  template:\n    metadata:\n      labels: {app: api}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/api:latest\n        securityContext: {privileged: true}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  selector: {app: apii}\n  ports: [{port: 80}]\n";
+    let post = |body: String, ct: &'static str, token: Option<String>| {
+        let req = app
+            .plain()
+            .post(app.url("/api/v1/kubernetes/manifest-checks"))
+            .header("content-type", ct)
+            .body(body);
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        async move {
+            let r = req.send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, r) = post(yaml.into(), "application/yaml", Some(viewer.clone())).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["documents"], 2);
+    assert_eq!(r["objects"], json!(["Deployment/api", "Service/api"]));
+    let f = r["findings"].as_array().unwrap();
+    let by = |code: &str| {
+        f.iter()
+            .find(|x| x["code"] == code)
+            .unwrap_or_else(|| panic!("{code}: {r}"))
+    };
+    assert_eq!(by("K8S_MF_PRIVILEGE")["line"], 14, "the container's line");
+    assert_eq!(by("K8S_MF_PRIVILEGE")["severity"], "critical");
+    assert_eq!(by("K8S_MF_IMAGE_TAG")["container"], "app");
+    assert_eq!(by("K8S_MF_SERVICE_SELECTOR")["line"], 18);
+    assert!(
+        by("K8S_MF_SERVICE_SELECTOR")["message"]
+            .as_str()
+            .unwrap()
+            .contains("app=apii matches no pod template")
+    );
+    assert!(
+        by("K8S_MF_NO_PDB")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("maxUnavailable: 1")
+    );
+    // JSON works too; bad input is a 422 that names the document; no token is a 401.
+    let (s, _) = post(
+        json!({"yaml": yaml}).to_string(),
+        "application/json",
+        Some(viewer.clone()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for i in 0..9u8 {
+        let (p, n) = ((b'a' + i) as char, (b'a' + i + 1) as char);
+        bomb.push_str(&format!(
+            "{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+        ));
+    }
+    for (body, want) in [
+        ("a: [", "do not parse"),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nfoo: bar\n",
+            "line 5 is not a Kubernetes object",
+        ),
+        (bomb.as_str(), "do not parse"),
+    ] {
+        let (s, e) = post(body.to_string(), "application/yaml", Some(viewer.clone())).await;
+        assert_eq!(s, 422, "{body}: {e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(want),
+            "{want}: {e}"
+        );
+    }
+    let (s, _) = post(yaml.into(), "application/yaml", None).await;
+    assert_eq!(s, 401);
+    let (s, _) = post(
+        yaml.into(),
+        "application/x-www-form-urlencoded",
+        Some(viewer),
+    )
+    .await;
+    assert_eq!(s, 415);
+}

@@ -11,6 +11,7 @@ pub mod llm;
 pub mod llm_budgets;
 pub mod llm_import;
 pub mod llm_prices;
+pub mod manifests;
 pub mod passwords;
 pub mod probe_runs;
 pub(crate) mod resolve;

@@ -73,7 +73,7 @@ type Ctx = (
     Extension<RequestMeta>,
 );
 
-/// A template's YAML from the body (see the module docs).
+/// YAML from the body (see the module docs): a checklist template, or manifests to check.
 pub struct TemplateBody(pub String);
 
 #[derive(Deserialize)]
@@ -106,7 +106,7 @@ impl<S: Send + Sync> FromRequest<S> for TemplateBody {
         ) {
             return Err(rejection(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send the template as YAML (Content-Type: application/yaml) or as JSON {\"yaml\": \"…\"}".into(),
+                "send the YAML as the body (Content-Type: application/yaml) or as JSON {\"yaml\": \"…\"}".into(),
             ));
         }
         let text = String::from_request(req, state)

@@ -5,6 +5,7 @@ mod accounts;
 mod deployments;
 mod incidents;
 mod kafka;
+mod kubernetes;
 mod llm;
 mod openapi;
 mod probes;
@@ -27,6 +28,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
         .merge(targets::routes())
         .merge(probes::routes())
         .merge(kafka::routes())
+        .merge(kubernetes::routes())
         .merge(llm::routes())
         .merge(streams::routes())
         .merge(route!(
