@@ -8,10 +8,18 @@ static POSTGRES: crate::postgres::probe::PostgresProbe = crate::postgres::probe:
 static KAFKA_LAG: crate::kafka::lag::KafkaLagProbe = crate::kafka::lag::KafkaLagProbe;
 static KUBERNETES: crate::kubernetes::probe::KubernetesProbe =
     crate::kubernetes::probe::KubernetesProbe;
+static KUBERNETES_MANIFESTS: crate::kubernetes::manifest_probe::ManifestProbe =
+    crate::kubernetes::manifest_probe::ManifestProbe;
 
 /// Every probe, in catalogue order.
-pub fn all() -> [&'static dyn Probe; 4] {
-    [&REDIS, &POSTGRES, &KAFKA_LAG, &KUBERNETES]
+pub fn all() -> [&'static dyn Probe; 5] {
+    [
+        &REDIS,
+        &POSTGRES,
+        &KAFKA_LAG,
+        &KUBERNETES,
+        &KUBERNETES_MANIFESTS,
+    ]
 }
 
 pub fn find(name: &str) -> Option<&'static dyn Probe> {
@@ -58,10 +66,6 @@ pub fn findings_markdown() -> String {
         "\n## LLM budget alerts\n\nRaised by the budget evaluation (a background job), not by a probe run.\n",
     );
     table(&mut out, &[crate::llm::BUDGET_80, crate::llm::BUDGET_100]);
-    out.push_str(
-        "\n## Kubernetes manifest checks\n\nRaised on manifests (YAML) by `POST /api/v1/kubernetes/manifest-checks`, each with the object, the container and the line (see docs/kubernetes.md).\n",
-    );
-    table(&mut out, crate::kubernetes::manifests::CODES);
     for p in all() {
         let s = p.spec();
         out.push_str(&format!(
@@ -119,9 +123,6 @@ mod tests {
             assert!(seen.insert(c.code));
         }
         assert!(seen.insert(crate::kafka::rules::ALERT_CODE.code));
-        for c in crate::kubernetes::manifests::CODES {
-            assert!(seen.insert(c.code), "duplicate code {}", c.code);
-        }
         // The documentation is the generated text, so it lists every code.
         let doc = include_str!("../../docs/findings.md");
         assert!(

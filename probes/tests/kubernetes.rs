@@ -982,3 +982,103 @@ async fn dead_refused_and_hanging_servers_fail_clearly_and_in_time() {
         o.result
     );
 }
+
+#[tokio::test]
+async fn live_workloads_get_the_manifest_checks() {
+    let c = admin().await;
+    nodes(&c).await;
+    let ns = namespace(&c, "mf").await;
+    // A careless Deployment: latest tag, privileged, no resources or probes, 3 replicas
+    // without a budget or spread, and a Service whose selector has a typo.
+    create::<Deployment>(&c, Some(&ns), deployment("careless", 3, json!({
+        "name": "app", "image": "registry.example.com/careless:latest", "securityContext": { "privileged": true }
+    }), json!({}))).await;
+    create::<k8s_openapi::api::core::v1::Service>(
+        &c,
+        Some(&ns),
+        json!({
+            "metadata": { "name": "careless" },
+            "spec": { "selector": { "app": "carless" }, "ports": [{ "port": 80 }] }
+        }),
+    )
+    .await;
+    // A careful one raises nothing of warning or worse.
+    create::<Deployment>(&c, Some(&ns), deployment("careful", 2, json!({
+        "name": "app", "image": "registry.example.com/careful:1.4.2",
+        "ports": [{ "containerPort": 8080, "name": "http" }],
+        "resources": { "requests": { "cpu": "100m", "memory": "128Mi" }, "limits": { "memory": "256Mi" } },
+        "readinessProbe": { "httpGet": { "path": "/readyz", "port": "http" }, "periodSeconds": 10, "timeoutSeconds": 2 },
+        "livenessProbe": { "httpGet": { "path": "/livez", "port": "http" }, "periodSeconds": 10, "timeoutSeconds": 2 },
+        "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true }
+    }), json!({
+        "serviceAccountName": "careful", "automountServiceAccountToken": false,
+        "securityContext": { "runAsNonRoot": true, "runAsUser": 10001 },
+        "topologySpreadConstraints": [{ "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": { "matchLabels": { "app": "careful" } } }]
+    }))).await;
+    create::<PodDisruptionBudget>(
+        &c,
+        Some(&ns),
+        json!({
+            "metadata": { "name": "careful" },
+            "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app": "careful" } } }
+        }),
+    )
+    .await;
+    create::<k8s_openapi::api::core::v1::Service>(&c, Some(&ns), json!({
+        "metadata": { "name": "careful" },
+        "spec": { "selector": { "app": "careful" }, "ports": [{ "port": 80, "targetPort": "http" }] }
+    })).await;
+
+    let yaml = kubeconfig_text();
+    let o = run("kubernetes-manifests", &address_for(&ns, &yaml), &[]).await;
+    assert!(o.is_ok(), "{:?}", o.result);
+    let got = common::problems(&o);
+    for code in [
+        "K8S_MF_PRIVILEGE",
+        "K8S_MF_IMAGE_TAG",
+        "K8S_MF_RESOURCES",
+        "K8S_MF_PROBES",
+        "K8S_MF_NO_PDB",
+        "K8S_MF_RUN_AS_ROOT",
+        "K8S_MF_SERVICE_SELECTOR",
+    ] {
+        assert!(got.contains(&code), "{code}: {got:?}");
+    }
+    for f in &o.findings {
+        assert!(
+            !cells(f)
+                .iter()
+                .any(|c| c.starts_with("Deployment/careful") || c.starts_with("Service/careful ")),
+            "the careful workload is clean: {} {:?}",
+            f.code,
+            cells(f)
+        );
+    }
+    let f = finding(&o, "K8S_MF_PRIVILEGE");
+    assert!(
+        cells(f).contains(&"Deployment/careless".to_string()),
+        "{:?}",
+        cells(f)
+    );
+    assert!(
+        f.remediation.contains("allowPrivilegeEscalation: false"),
+        "{}",
+        f.remediation
+    );
+    let f = finding(&o, "K8S_MF_SERVICE_SELECTOR");
+    assert!(
+        f.title.contains("app=carless matches no pod template"),
+        "{}",
+        f.title
+    );
+    // One workload: only its own objects (the careful one alone is clean).
+    let o = run(
+        "kubernetes-manifests",
+        &address_for(&ns, &yaml),
+        &[("workload", "deployment/careful")],
+    )
+    .await;
+    assert!(o.is_ok(), "{:?}", o.result);
+    assert_eq!(common::problems(&o), Vec::<&str>::new(), "{:?}", codes(&o));
+}

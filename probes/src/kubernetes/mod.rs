@@ -4,6 +4,7 @@
 //! is the SelfSubjectAccessReview, which the API server answers without storing.
 
 pub mod config;
+pub mod manifest_probe;
 pub mod manifests;
 pub mod probe;
 pub mod rules;

@@ -211,16 +211,16 @@ pub fn check_label_selector(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-struct Reader<'a> {
-    ctx: &'a Ctx,
-    target: String,
-    start: Instant,
+pub(super) struct Reader<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) target: String,
+    pub(super) start: Instant,
 }
 
 impl Reader<'_> {
     /// Lists up to `cap` objects, page by page; `Some(total)` when there were more (the
     /// API's remaining count, when it gives one).
-    async fn list<K>(
+    pub(super) async fn list<K>(
         &self,
         api: &Api<K>,
         base: &ListParams,
