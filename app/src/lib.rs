@@ -103,6 +103,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("costs/traces/:trace") view=pages::costs::CostTracePage ssr=SsrMode::Async/>
                     <Route path=path!("costs/prices") view=pages::costs::PricesPage ssr=SsrMode::Async/>
                     <Route path=path!("targets") view=pages::targets::TargetsPage ssr=SsrMode::Async/>
+                    <Route path=path!("kubernetes/manifests") view=pages::manifests::ManifestsPage ssr=SsrMode::Async/>
                     <Route path=path!("targets/:id") view=pages::targets::TargetPage ssr=SsrMode::Async/>
                     <Route path=path!("probe-runs/:id") view=pages::probe_runs::ProbeRunPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=pages::account::AccountPage ssr=SsrMode::Async/>

@@ -165,3 +165,70 @@ test("a responder runs the Kubernetes probe from an incident and gets the OOMKil
   }
   await ctx.close();
 });
+
+const MANIFEST = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: careless
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: careless}
+  template:
+    metadata:
+      labels: {app: careless}
+    spec:
+      containers:
+      - name: app
+        image: registry.example.com/careless:latest
+        securityContext: {privileged: true}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: careless
+  annotations: {note: "</textarea><script>window.__pwned=1</script><svg onload=window.__pwned=2>"}
+spec:
+  selector: {app: carless}
+  ports: [{port: 80}]
+`;
+
+for (const js of [true, false]) {
+  test(`pasted manifests are checked with the findings under their lines (${js ? "enhanced" : "no JavaScript"})`, async ({ browser }) => {
+    const ctx = await browser.newContext({ javaScriptEnabled: js });
+    const page = await ctx.newPage();
+    await signInAsAdmin(page);
+    await page.goto("/targets");
+    await page.getByRole("link", { name: /Check Kubernetes manifests/ }).click();
+    await expect(page).toHaveURL(/\/kubernetes\/manifests$/);
+    if (js) await hydrated(page);
+    await page.locator("#manifest-form textarea[name=yaml]").fill(MANIFEST);
+    await page.locator("#manifest-form").getByRole("button", { name: "Check" }).click();
+    const report = page.locator("#manifest-report");
+    await expect(report).toContainText("2 documents (Deployment/careless, Service/careless)");
+    // The privileged container: under line 14 (its `- name: app`), critical, with the fix.
+    const l14 = page.locator("li#L14");
+    await expect(l14).toHaveClass(/flagged/);
+    await expect(l14.locator(".manifest-issue[data-code=K8S_MF_PRIVILEGE]")).toContainText("container app is privileged");
+    await expect(l14.locator("[data-code=K8S_MF_IMAGE_TAG]")).toBeVisible();
+    await expect(page.locator("li#L18 [data-code=K8S_MF_SERVICE_SELECTOR]")).toContainText("app=carless matches no pod template");
+    // The pasted text is kept in the form, as text: the breakout payload never runs.
+    await expect(page.locator("#manifest-form textarea[name=yaml]")).toHaveValue(MANIFEST);
+    expect(await page.evaluate(() => (window as any).__pwned ?? null)).toBeNull();
+    // Posted, never put in the address (a manifest may hold a Secret).
+    expect(page.url()).not.toContain("yaml=");
+    if (js) {
+      await l14.locator("[data-code=K8S_MF_PRIVILEGE] details summary").click();
+      await expect(l14.locator("[data-code=K8S_MF_PRIVILEGE] pre")).toContainText("allowPrivilegeEscalation: false");
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        await page.screenshot({ path: `test-results/k8s-manifests-${width}.png`, fullPage: true });
+      }
+    }
+    // Not YAML: the error is shown, the text kept.
+    await page.locator("#manifest-form textarea[name=yaml]").fill("kind: [");
+    await page.locator("#manifest-form").getByRole("button", { name: "Check" }).click();
+    await expect(page.getByText(/do not parse as YAML/)).toBeVisible();
+    await ctx.close();
+  });
+}

@@ -88,3 +88,53 @@ pub async fn create_token(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
+
+#[derive(Debug, Deserialize)]
+pub struct ManifestForm {
+    #[serde(default)]
+    yaml: String,
+}
+
+/// `POST /kubernetes/manifests`: checks the pasted manifests and answers with the page and
+/// the findings by line (nothing stored; the YAML is never put in a URL, it may hold a
+/// Secret). Anyone signed in, like the API.
+pub async fn check_manifests(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    parts: axum::http::request::Parts,
+    form: Result<axum::Form<ManifestForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let (text, outcome) = match form {
+        Err(_) => (
+            String::new(),
+            Err(DomainError::invalid("the form could not be read")),
+        ),
+        Ok(axum::Form(f)) => {
+            let r = domain::services::manifests::check(&who, &f.yaml);
+            (f.yaml, r)
+        }
+    };
+    let status = outcome.as_ref().err().map(|e| e.status_code());
+    let posted = app::pages::manifests::ManifestFormPost(text, outcome.map_err(Into::into));
+    let opts = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        {
+            let state = state.clone();
+            move || {
+                provide_context(state.clone());
+                provide_context(NoHydrate);
+                provide_context(posted.clone());
+                crate::headers::provide_page_nonce();
+            }
+        },
+        move || shell(opts.clone()),
+    );
+    let mut res = render(Request::from_parts(parts, Body::empty())).await;
+    if let Some(code) = status.and_then(|s| axum::http::StatusCode::from_u16(s).ok()) {
+        *res.status_mut() = code;
+    }
+    // The manifests may hold secrets: no cache may keep the answer.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

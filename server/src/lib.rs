@@ -135,6 +135,7 @@ fn server_routes() -> Routes<AppState> {
     let r = route!(r, "/auth/login", post(auth::login));
     let r = route!(r, "/auth/logout", post(auth::logout));
     let r = route!(r, "/settings/tokens", post(forms::create_token));
+    let r = route!(r, "/kubernetes/manifests", post(forms::check_manifests));
     let r = route!(r, "/v1/traces", post(ingest::traces));
     r.merge(api::routes())
 }

@@ -715,6 +715,19 @@ fn listed_cases() -> Vec<Case> {
             ..page("/costs/traces/0123456789abcdef0123456789abcdef", Any)
         },
         page("/targets", Any),
+        page("/kubernetes/manifests", Any),
+        Case {
+            method: Method::POST,
+            path: "/kubernetes/manifests",
+            kind: Kind::Form,
+            need: Any,
+            form: &[(
+                "yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+            )],
+            json: None,
+            ok: 200,
+        },
         Case {
             ok: 404,
             ..page("/kafka/999999", Any)

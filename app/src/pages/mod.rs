@@ -6,6 +6,7 @@ pub mod home;
 pub mod incidents;
 pub mod kafka;
 pub mod login;
+pub mod manifests;
 pub mod not_found;
 pub mod probe_runs;
 pub mod settings;

@@ -80,6 +80,7 @@ pub fn TargetsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <p><a href="/kubernetes/manifests">"Check Kubernetes manifests (paste YAML) →"</a></p>
         <section class="panel">
             <h2>"Add a target (admins)"</h2>
             <ActionForm action=create attr:class="grid-form" attr:id="create-target-form" attr:data-done="Added {name} ({kind}).">
