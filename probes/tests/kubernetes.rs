@@ -1072,6 +1072,25 @@ async fn live_workloads_get_the_manifest_checks() {
         "{}",
         f.title
     );
+    // A workload asking for more than the biggest node (the 64-CPU kwok node) can never run.
+    let api: Api<Deployment> = Api::namespaced(c.clone(), &ns);
+    api.patch(
+        "careless",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({ "spec": { "template": { "spec": {
+        "containers": [{ "name": "app", "resources": { "requests": { "cpu": "100" } } }]
+    } } } })),
+    )
+    .await
+    .unwrap();
+    let o = run(
+        "kubernetes-manifests",
+        &address_for(&ns, &yaml),
+        &[("workload", "deployment/careless")],
+    )
+    .await;
+    let f = finding(&o, "K8S_MF_REQUESTS_EXCEED_NODE");
+    assert!(cells(f).iter().any(|c| c.contains("requests 100 cpu; the largest node (kwok-gpu) has 64 allocatable")), "{:?}", cells(f));
     // One workload: only its own objects (the careful one alone is clean).
     let o = run(
         "kubernetes-manifests",

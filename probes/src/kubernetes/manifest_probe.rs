@@ -14,7 +14,7 @@ use crate::framework::{
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
@@ -174,6 +174,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                     | "jobs"
                     | "poddisruptionbudgets"
                     | "services"
+                    | "nodes"
             )
         })
         .collect();
@@ -317,8 +318,28 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     ));
     docs.extend(others);
 
+    // The cluster's largest node, for requests that could never be scheduled.
+    let nodes_ok = !denied.iter().any(|p| p.resource == "nodes");
+    let mut largest: (Option<(f64, String)>, Option<(f64, String)>) = (None, None);
+    if nodes_ok {
+        for n in r.list(&Api::<Node>::all(client.clone()), &lp, CAP).await?.0 {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let alloc = n.status.and_then(|s| s.allocatable).unwrap_or_default();
+            for (res, slot) in [("cpu", &mut largest.0), ("memory", &mut largest.1)] {
+                if let Some(v) = alloc
+                    .get(res)
+                    .and_then(|q| super::rules::parse_quantity(&q.0))
+                    && slot.as_ref().is_none_or(|(m, _)| v > *m)
+                {
+                    *slot = Some((v, name.clone()));
+                }
+            }
+        }
+    }
+
     ctx.phase("Check");
-    let found = manifests::check("", &docs);
+    let mut found = manifests::check("", &docs);
+    found.extend(manifests::check_against_nodes(&docs, largest.0, largest.1));
     for f in group(&ns, found) {
         ctx.finding(f);
     }

@@ -125,6 +125,14 @@ check!(
     "Make the selector and the pod template's labels agree, and the targetPort a declared container port (or its name)."
 );
 
+check!(
+    REQUESTS_EXCEED_NODE,
+    "K8S_MF_REQUESTS_EXCEED_NODE",
+    Critical,
+    "A container requests more CPU or memory than the cluster's largest node can allocate: its pods can never be scheduled (checked when the manifests are read from a cluster).",
+    "Lower the request below the largest node's allocatable (with room for the node's daemons), or add a node pool with bigger nodes."
+);
+
 pub const CODES: &[CodeDoc] = &[
     RESOURCES,
     PROBES,
@@ -140,6 +148,7 @@ pub const CODES: &[CodeDoc] = &[
     PDB_BLOCKS,
     SPREAD,
     SERVICE_SELECTOR,
+    REQUESTS_EXCEED_NODE,
 ];
 
 /// One problem in the manifests.
@@ -693,6 +702,54 @@ pub fn check(text: &str, docs: &[Document]) -> Vec<ManifestFinding> {
     out
 }
 
+/// Requests above the largest node's allocatable: `largest` is (cpu cores, memory bytes,
+/// the node's name) for each resource, from the cluster's nodes.
+pub fn check_against_nodes(
+    docs: &[Document],
+    largest_cpu: Option<(f64, String)>,
+    largest_memory: Option<(f64, String)>,
+) -> Vec<ManifestFinding> {
+    use super::rules::{fmt_cpu, fmt_memory, parse_quantity};
+    let mut out = vec![];
+    for d in docs {
+        let Some((_, spec, _)) = pod_template(d) else {
+            continue;
+        };
+        for c in spec["containers"].as_array().into_iter().flatten() {
+            let cname = c["name"].as_str().unwrap_or("");
+            for (res, largest) in [("cpu", &largest_cpu), ("memory", &largest_memory)] {
+                let Some((max, node)) = largest else { continue };
+                let q = &c["resources"]["requests"][res];
+                let Some(v) = q
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| q.as_f64().map(|f| f.to_string()))
+                    .and_then(|t| parse_quantity(&t))
+                else {
+                    continue;
+                };
+                if v > *max {
+                    let (asked, have, fit) = if res == "cpu" {
+                        (fmt_cpu(v), fmt_cpu(*max), fmt_cpu(max * 0.9))
+                    } else {
+                        (fmt_memory(v), fmt_memory(*max), fmt_memory(max * 0.9))
+                    };
+                    out.push(ManifestFinding {
+                        code: REQUESTS_EXCEED_NODE.code,
+                        severity: REQUESTS_EXCEED_NODE.severity,
+                        object: format!("{}/{}", d.kind, d.name),
+                        container: Some(cname.to_string()),
+                        line: d.line,
+                        message: format!("container {cname} requests {asked} {res}; the largest node ({node}) has {have} allocatable"),
+                        fix: yaml(&json!({ "name": cname, "resources": { "requests": { res: fit } } })),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Parses and checks.
 pub fn check_text(text: &str) -> Result<(Vec<Document>, Vec<ManifestFinding>), String> {
     let docs = parse(text)?;
@@ -789,6 +846,29 @@ spec:
                 assert_eq!(hit.line, 19, "{name}: the container's line");
             }
         }
+    }
+
+    #[test]
+    fn requests_are_checked_against_the_largest_node() {
+        let text = GOOD.replace("cpu: 100m, memory: 128Mi", "cpu: \"12\", memory: 40Gi");
+        let docs = parse(&text).unwrap();
+        let f = check_against_nodes(
+            &docs,
+            Some((8.0, "n1".into())),
+            Some((32.0 * 1024f64.powi(3), "n2".into())),
+        );
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "container app requests 12 cpu; the largest node (n1) has 8 allocatable",
+                "container app requests 40Gi memory; the largest node (n2) has 32Gi allocatable",
+            ]
+        );
+        assert!(f[0].fix.contains("cpu: 7200m"), "{}", f[0].fix);
+        assert!(
+            check_against_nodes(&parse(GOOD).unwrap(), Some((8.0, "n1".into())), None).is_empty()
+        );
     }
 
     #[test]

@@ -275,6 +275,13 @@ code!(
     "Narrow the scope (a workload or label selector) or raise `max_pods`."
 );
 code!(
+    SUMMARY,
+    "K8S_SUMMARY",
+    Info,
+    "What the run examined: the pods by workload with their states and restarts.",
+    "Nothing to do: it is the overview the other findings refer to."
+);
+code!(
     NOTHING_SELECTED,
     "K8S_NOTHING_SELECTED",
     Warning,
@@ -312,6 +319,7 @@ pub const CODES: &[CodeDoc] = &[
     PERMISSION_MISSING,
     PODS_CAPPED,
     NOTHING_SELECTED,
+    SUMMARY,
 ];
 
 // ---------- quantities ----------
@@ -2353,6 +2361,83 @@ fn node_rules(s: &Snapshot, out: &mut Vec<Finding>) {
     }
 }
 
+/// The overview: pods by workload with their states, and the codes raised on each.
+fn summary(s: &Snapshot, codes: &BTreeMap<String, BTreeSet<&'static str>>) -> Finding {
+    #[derive(Default)]
+    struct Row {
+        pods: usize,
+        ready: usize,
+        pending: usize,
+        failing: usize,
+        restarts: i64,
+    }
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for p in &s.pods {
+        let r = rows.entry(owner(s, p).label()).or_default();
+        r.pods += 1;
+        let st = p.status.as_ref();
+        let phase = st.and_then(|s| s.phase.as_deref()).unwrap_or("");
+        let waiting_bad = st
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.state
+                        .as_ref()
+                        .and_then(|s| s.waiting.as_ref())
+                        .and_then(|w| w.reason.as_deref())
+                        .is_some_and(|r| r != "ContainerCreating" && r != "PodInitializing")
+                })
+            });
+        if pod_ready(p) {
+            r.ready += 1;
+        } else if phase == "Pending" && !waiting_bad {
+            r.pending += 1;
+        } else {
+            r.failing += 1;
+        }
+        r.restarts += st
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| c.restart_count as i64).sum::<i64>())
+            .unwrap_or(0);
+    }
+    let total = s.pods.len();
+    let ready: usize = rows.values().map(|r| r.ready).sum();
+    let mut t = Table::new(
+        "Pods by workload",
+        &[
+            "Workload", "Pods", "Ready", "Pending", "Failing", "Restarts", "Findings",
+        ],
+    );
+    for (w, r) in &rows {
+        t.row(vec![
+            w.clone(),
+            r.pods.to_string(),
+            r.ready.to_string(),
+            r.pending.to_string(),
+            r.failing.to_string(),
+            r.restarts.to_string(),
+            codes
+                .get(w)
+                .map(|c| c.iter().copied().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+        ]);
+    }
+    Finding::new(
+        SUMMARY.code,
+        Severity::Info,
+        format!(
+            "{}: {total} pods in {} workloads, {ready} ready",
+            s.scope,
+            rows.len()
+        ),
+    )
+    .fact("pods", total)
+    .fact("ready", ready)
+    .fact("events read", s.events.len())
+    .table(t)
+    .remediation(SUMMARY.remediation)
+}
+
 /// Every finding for the snapshot, most severe first.
 pub fn evaluate(s: &Snapshot, l: &Limits) -> Vec<Finding> {
     let mut out = vec![];
@@ -2447,6 +2532,9 @@ pub fn evaluate(s: &Snapshot, l: &Limits) -> Vec<Finding> {
                 .fact("why", clip(&unreadable.join("; "), 600))
                 .remediation("Grant `get` on `pods/log`; when the kubelet is unreachable the node is the problem. The rest of the diagnosis does not depend on logs."),
         );
+    }
+    if !s.pods.is_empty() {
+        out.push(summary(s, &codes_by_workload));
     }
     deployment_rules(s, &codes_by_workload, &mut out);
     pdb_rules(s, &mut out);

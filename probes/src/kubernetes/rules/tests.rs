@@ -462,6 +462,21 @@ fn logs_and_permissions_are_said_not_hidden() {
         "{}",
         crash.remediation
     );
+    // The overview lists the workload with its states and the codes raised on it.
+    let sum = out.iter().find(|f| f.code == "K8S_SUMMARY").unwrap();
+    assert_eq!(sum.title, "namespace shop: 1 pods in 1 workloads, 0 ready");
+    assert_eq!(
+        sum.tables[0].rows[0],
+        vec![
+            "deployment/app",
+            "1",
+            "0",
+            "0",
+            "1",
+            "3",
+            "K8S_CRASHLOOP_EXIT"
+        ]
+    );
     // No pods at all, and a capped list, are said.
     let mut empty = snapshot(Case::default());
     empty.pods_capped = None;
