@@ -320,12 +320,13 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
 
     // The cluster's largest node, for requests that could never be scheduled.
     let nodes_ok = !denied.iter().any(|p| p.resource == "nodes");
-    let mut largest: (Option<(f64, String)>, Option<(f64, String)>) = (None, None);
+    // (cpu, memory): the largest allocatable and its node.
+    let mut largest: [Option<(f64, String)>; 2] = [None, None];
     if nodes_ok {
         for n in r.list(&Api::<Node>::all(client.clone()), &lp, CAP).await?.0 {
             let name = n.metadata.name.clone().unwrap_or_default();
             let alloc = n.status.and_then(|s| s.allocatable).unwrap_or_default();
-            for (res, slot) in [("cpu", &mut largest.0), ("memory", &mut largest.1)] {
+            for (res, slot) in ["cpu", "memory"].into_iter().zip(largest.iter_mut()) {
                 if let Some(v) = alloc
                     .get(res)
                     .and_then(|q| super::rules::parse_quantity(&q.0))
@@ -339,7 +340,8 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
 
     ctx.phase("Check");
     let mut found = manifests::check("", &docs);
-    found.extend(manifests::check_against_nodes(&docs, largest.0, largest.1));
+    let [cpu, memory] = largest;
+    found.extend(manifests::check_against_nodes(&docs, cpu, memory));
     for f in group(&ns, found) {
         ctx.finding(f);
     }
