@@ -2,7 +2,8 @@
 //! posted by a form without wasm answers with a redirect, so whatever it returned is lost;
 //! for a new API token that meant parking the secret somewhere until the next page. Here the
 //! post is handled directly and answered with the rendered page itself, the outcome in its
-//! context, so the secret is shown once and stored nowhere.
+//! context, so the secret is shown once and stored nowhere — and the manifest checks' result
+//! is shown without the manifests ever travelling in a URL.
 
 use app::account_fns::TokenFormPost;
 use app::state::AppState;
@@ -65,7 +66,25 @@ pub async fn create_token(
         }
     };
     let status = outcome.as_ref().err().map(|e| e.status_code());
-    let posted = TokenFormPost(outcome.map_err(Into::into));
+    // The secret is in this response: no cache may keep it (`page_with`).
+    page_with(
+        state,
+        parts,
+        TokenFormPost(outcome.map_err(Into::into)),
+        status,
+    )
+    .await
+}
+
+/// The page at the posted address, rendered with `posted` in its context (the page reads
+/// it), answered with `status` when the post failed, and never cached: the answer holds
+/// what was posted (a token's secret, manifests that may hold a Secret).
+async fn page_with<T: Clone + Send + Sync + 'static>(
+    state: AppState,
+    parts: axum::http::request::Parts,
+    posted: T,
+    status: Option<u16>,
+) -> Response {
     let opts = state.leptos_options.clone();
     let render = leptos_axum::render_app_async_with_context(
         {
@@ -83,7 +102,6 @@ pub async fn create_token(
     if let Some(code) = status.and_then(|s| axum::http::StatusCode::from_u16(s).ok()) {
         *res.status_mut() = code;
     }
-    // The secret is in this response: no cache may keep it.
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
@@ -116,25 +134,5 @@ pub async fn check_manifests(
     };
     let status = outcome.as_ref().err().map(|e| e.status_code());
     let posted = app::pages::manifests::ManifestFormPost(text, outcome.map_err(Into::into));
-    let opts = state.leptos_options.clone();
-    let render = leptos_axum::render_app_async_with_context(
-        {
-            let state = state.clone();
-            move || {
-                provide_context(state.clone());
-                provide_context(NoHydrate);
-                provide_context(posted.clone());
-                crate::headers::provide_page_nonce();
-            }
-        },
-        move || shell(opts.clone()),
-    );
-    let mut res = render(Request::from_parts(parts, Body::empty())).await;
-    if let Some(code) = status.and_then(|s| axum::http::StatusCode::from_u16(s).ok()) {
-        *res.status_mut() = code;
-    }
-    // The manifests may hold secrets: no cache may keep the answer.
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    page_with(state, parts, posted, status).await
 }

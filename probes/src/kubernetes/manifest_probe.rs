@@ -6,7 +6,7 @@
 
 use super::config;
 use super::manifests::{self, Document, ManifestFinding};
-use super::probe::{Reader, parse_workload};
+use super::probe::{Reader, scope};
 use super::{access_review, classify};
 use crate::ProbeError;
 use crate::framework::{
@@ -145,17 +145,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     let session = config::open(&conn.url, ctx.step_timeout()).await?;
     let target = session.target.server.clone();
     let client = session.client.clone();
-    let ns = match params.text("namespace").trim() {
-        "" => session.checked.namespace.clone(),
-        n if config::is_dns_label(n) => n.to_string(),
-        n => {
-            return Err(ProbeError::InvalidTarget(format!(
-                "namespace {:?} is not a Kubernetes namespace name",
-                n.chars().take(70).collect::<String>()
-            )));
-        }
-    };
-    let workload = parse_workload(params.text("workload")).map_err(ProbeError::InvalidTarget)?;
+    let (ns, workload) = scope(params, &session)?;
     let r = Reader {
         ctx,
         target: target.clone(),

@@ -146,8 +146,11 @@ impl Probe for KubernetesProbe {
     }
 }
 
+/// A workload as named in the parameters: its kind (`Deployment`) and name.
+pub type Workload = (&'static str, String);
+
 /// `deployment/api` → ("Deployment", "api").
-pub fn parse_workload(w: &str) -> Result<Option<(&'static str, String)>, String> {
+pub fn parse_workload(w: &str) -> Result<Option<Workload>, String> {
     let w = w.trim();
     if w.is_empty() {
         return Ok(None);
@@ -176,6 +179,25 @@ pub fn parse_workload(w: &str) -> Result<Option<(&'static str, String)>, String>
         ));
     }
     Ok(Some((kind, name.to_string())))
+}
+
+/// The `namespace` (empty: the target's) and `workload` parameters, checked.
+pub(super) fn scope(
+    params: &Params,
+    session: &config::Session,
+) -> Result<(String, Option<Workload>), ProbeError> {
+    let ns = match params.text("namespace").trim() {
+        "" => session.checked.namespace.clone(),
+        n if config::is_dns_label(n) => n.to_string(),
+        n => {
+            return Err(ProbeError::InvalidTarget(format!(
+                "namespace {:?} is not a Kubernetes namespace name",
+                n.chars().take(70).collect::<String>()
+            )));
+        }
+    };
+    let workload = parse_workload(params.text("workload")).map_err(ProbeError::InvalidTarget)?;
+    Ok((ns, workload))
 }
 
 /// A label selector as the list API takes it (`a=b,c in (d,e)`).
@@ -285,17 +307,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         .await?;
     ctx.detail(format!("{} at {target}", version.git_version));
 
-    let ns = match params.text("namespace").trim() {
-        "" => session.checked.namespace.clone(),
-        n if config::is_dns_label(n) => n.to_string(),
-        n => {
-            return Err(ProbeError::InvalidTarget(format!(
-                "namespace {:?} is not a Kubernetes namespace name",
-                n.chars().take(70).collect::<String>()
-            )));
-        }
-    };
-    let workload = parse_workload(params.text("workload")).map_err(ProbeError::InvalidTarget)?;
+    let (ns, workload) = scope(params, &session)?;
     let user_selector = params.text("label_selector").trim().to_string();
     check_label_selector(&user_selector).map_err(ProbeError::InvalidTarget)?;
 
