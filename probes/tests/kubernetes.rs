@@ -1101,3 +1101,71 @@ async fn live_workloads_get_the_manifest_checks() {
     assert!(o.is_ok(), "{:?}", o.result);
     assert_eq!(common::problems(&o), Vec::<&str>::new(), "{:?}", codes(&o));
 }
+
+/// Inside the cluster: the pod's own service account (token and CA as the kubelet mounts
+/// them), only for the cluster's own API server.
+#[tokio::test]
+async fn in_cluster_credentials_reach_only_their_own_api_server() {
+    let yaml = kubeconfig_text();
+    let server = server_of(&yaml);
+    let kc = Kubeconfig::from_yaml(&yaml).unwrap();
+    let ca_b64 = kc.clusters[0]
+        .cluster
+        .as_ref()
+        .unwrap()
+        .certificate_authority_data
+        .clone()
+        .unwrap();
+    let token = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap()
+        .to_string();
+    let dir = std::env::temp_dir().join(format!("lookout-sa-{}", suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    use base64::Engine;
+    std::fs::write(
+        dir.join("ca.crt"),
+        base64::engine::general_purpose::STANDARD
+            .decode(ca_b64)
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
+    std::fs::write(dir.join("namespace"), "kube-system\n").unwrap();
+    let port = url::Url::parse(&server).unwrap().port().unwrap();
+    // SAFETY: only this test reads these variables (the other tests use kubeconfigs).
+    unsafe {
+        std::env::set_var("KUBERNETES_SERVICE_HOST", "127.0.0.1");
+        std::env::set_var("KUBERNETES_SERVICE_PORT", port.to_string());
+        std::env::set_var("LOOKOUT_K8S_SERVICEACCOUNT_DIR", &dir);
+    }
+    for conn in [
+        format!("https://127.0.0.1:{port}?in_cluster=true"),
+        "https://kubernetes.default.svc?in_cluster=true".to_string(),
+    ] {
+        let addr = probes::kubernetes::config::address(&conn, "");
+        let r = probes::kubernetes::check(&addr, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{conn}: {e}"));
+        assert_eq!(r.server_version, "v1.34.2");
+        assert!(
+            r.facts
+                .contains(&("namespace".to_string(), "kube-system".to_string())),
+            "{:?}",
+            r.facts
+        );
+    }
+    // Another server with in_cluster: the pod's token is never sent there.
+    let e = probes::kubernetes::check(
+        &probes::kubernetes::config::address("https://evil.example:443?in_cluster=true", ""),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("must be this cluster's API server"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -25,10 +25,16 @@ impl Kind for Kubernetes {
     /// The kubeconfig holds the credentials: no username, and a kubeconfig is required.
     fn check_credentials(
         &self,
-        _conn: &str,
+        conn: &str,
         username: &str,
         has_secret: bool,
     ) -> Result<(), String> {
+        if KubeTarget::parse(conn).is_ok_and(|t| t.in_cluster) {
+            if !username.is_empty() || has_secret {
+                return Err("an in-cluster target uses Lookout's own service account: leave the username and secret empty".into());
+            }
+            return Ok(());
+        }
         if !username.is_empty() {
             return Err(
                 "a Kubernetes target takes no username: the kubeconfig (the secret) names the user"
@@ -45,6 +51,12 @@ impl Kind for Kubernetes {
     }
     fn check_secret(&self, conn: &str, secret: &str) -> Result<(), String> {
         let target = KubeTarget::parse(conn)?;
+        if target.in_cluster {
+            return Err(
+                "an in-cluster target uses Lookout's own service account: leave the secret empty"
+                    .into(),
+            );
+        }
         config::check_kubeconfig(&target, secret).map(|_| ())
     }
     fn hosts(&self, conn: &str) -> Vec<(String, u16)> {
@@ -67,7 +79,9 @@ impl Kind for Kubernetes {
     ) -> Result<String, String> {
         self.check_credentials(conn, username, secret.is_some())?;
         let kubeconfig = secret.unwrap_or_default();
-        self.check_secret(conn, kubeconfig)?;
+        if !KubeTarget::parse(conn).is_ok_and(|t| t.in_cluster) {
+            self.check_secret(conn, kubeconfig)?;
+        }
         Ok(config::address(conn, kubeconfig))
     }
     fn check<'a>(
@@ -130,5 +144,19 @@ mod tests {
                 .is_err()
         );
         assert!(k.max_secret_bytes() >= 64 * 1024);
+        // In the cluster: Lookout's own service account, so no secret and no username.
+        let inside = "https://kubernetes.default.svc?in_cluster=true";
+        assert!(k.check_connection(inside).is_ok());
+        assert!(k.check_credentials(inside, "", false).is_ok());
+        assert!(k.check_credentials(inside, "", true).is_err());
+        assert!(k.check_secret(inside, KC).is_err());
+        assert!(
+            k.check_connection("https://kubernetes.default.svc?in_cluster=true&context=x")
+                .is_err()
+        );
+        assert!(
+            k.check_connection("https://kubernetes.default.svc?in_cluster=yes")
+                .is_err()
+        );
     }
 }

@@ -29,9 +29,12 @@ pub struct KubeTarget {
     pub port: u16,
     pub context: Option<String>,
     pub namespace: Option<String>,
+    /// `?in_cluster=true`: Lookout runs inside this cluster and uses its own service
+    /// account (no kubeconfig); the server must be the cluster's own API server.
+    pub in_cluster: bool,
 }
 
-const HELP: &str = "https://api-server:6443, optionally ?context=NAME&namespace=NS; the kubeconfig (inline certificates or token, no exec plugins or file paths) goes in the secret";
+const HELP: &str = "https://api-server:6443, optionally ?context=NAME&namespace=NS; the kubeconfig (inline certificates or token, no exec plugins or file paths) goes in the secret. Inside the cluster: https://kubernetes.default.svc?in_cluster=true and no secret (Lookout's own service account)";
 
 pub fn help() -> &'static str {
     HELP
@@ -91,7 +94,7 @@ impl KubeTarget {
             return Err("the API server URL takes no fragment".into());
         }
         let (server, host, port) = normalise_server(&u)?;
-        let (mut context, mut namespace) = (None, None);
+        let (mut context, mut namespace, mut in_cluster) = (None, None, None);
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
                 "context" if context.is_none() => {
@@ -109,16 +112,27 @@ impl KubeTarget {
                     }
                     namespace = Some(v.into_owned());
                 }
-                "context" | "namespace" => {
+                "in_cluster" if in_cluster.is_none() => {
+                    in_cluster = Some(match v.as_ref() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err("in_cluster is true or false".into()),
+                    });
+                }
+                "context" | "namespace" | "in_cluster" => {
                     return Err(format!("{k} is given twice"));
                 }
                 other => {
                     return Err(format!(
-                        "unknown option {:?}: the connection takes context and namespace",
+                        "unknown option {:?}: the connection takes context, namespace and in_cluster",
                         other.chars().take(40).collect::<String>()
                     ));
                 }
             }
+        }
+        let in_cluster = in_cluster.unwrap_or(false);
+        if in_cluster && context.is_some() {
+            return Err("an in-cluster target has no kubeconfig, so no context".into());
         }
         Ok(KubeTarget {
             server,
@@ -126,6 +140,7 @@ impl KubeTarget {
             port,
             context,
             namespace,
+            in_cluster,
         })
     }
 }
@@ -314,6 +329,61 @@ pub fn address(conn: &str, kubeconfig: &str) -> String {
     serde_json::json!({ "connection": conn, "kubeconfig": kubeconfig }).to_string()
 }
 
+/// Where a pod's service account is mounted (`LOOKOUT_K8S_SERVICEACCOUNT_DIR` overrides it).
+pub const SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// An in-cluster target as a kubeconfig: the pod's own service-account token and CA, for
+/// the cluster's own API server (`KUBERNETES_SERVICE_HOST`/`_PORT`). Refused when Lookout
+/// does not run in a cluster, or when the connection names another server: the pod's token
+/// must never be sent anywhere else.
+pub fn in_cluster_kubeconfig(target: &KubeTarget) -> Result<String, String> {
+    use base64::Engine;
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
+        "Lookout is not running inside a Kubernetes cluster (no KUBERNETES_SERVICE_HOST): give the target a kubeconfig instead".to_string()
+    })?;
+    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+    let own = url::Url::parse(&format!(
+        "https://{}:{port}",
+        if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        }
+    ))
+    .map_err(|e| format!("KUBERNETES_SERVICE_HOST/PORT do not form a URL: {e}"))?;
+    let (own, _, _) = normalise_server(&own)?;
+    let alias = [
+        "https://kubernetes.default.svc:443",
+        "https://kubernetes.default.svc.cluster.local:443",
+        "https://kubernetes.default:443",
+        "https://kubernetes:443",
+    ];
+    if target.server != own && !alias.contains(&target.server.as_str()) {
+        return Err(format!(
+            "an in-cluster target uses Lookout's own service account, so it must be this cluster's API server ({own} or https://kubernetes.default.svc), not {}",
+            target.server
+        ));
+    }
+    let dir = std::env::var("LOOKOUT_K8S_SERVICEACCOUNT_DIR")
+        .unwrap_or_else(|_| SERVICEACCOUNT_DIR.into());
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("{dir}/{f}"))
+            .map_err(|e| format!("cannot read the service account's {f} in {dir}: {e}"))
+    };
+    let token = read("token")?;
+    let ca = read("ca.crt")?;
+    let ns = read("namespace").unwrap_or_else(|_| "default".into());
+    let kc = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{ "name": "in-cluster", "cluster": { "server": own,
+            "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(ca.as_bytes()) } }],
+        "users": [{ "name": "lookout", "user": { "token": token.trim() } }],
+        "contexts": [{ "name": "in-cluster", "context": { "cluster": "in-cluster", "user": "lookout", "namespace": ns.trim() } }],
+        "current-context": "in-cluster"
+    });
+    Ok(kc.to_string())
+}
+
 /// The target, the checked kubeconfig and a client whose every request ends within `limit`.
 pub struct Session {
     pub target: KubeTarget,
@@ -329,7 +399,19 @@ pub async fn open(address: &str, limit: Duration) -> Result<Session, crate::Prob
         .map_err(|_| ProbeError::InvalidTarget("not a Kubernetes target address".into()))?;
     let conn = v["connection"].as_str().unwrap_or_default();
     let yaml = v["kubeconfig"].as_str().unwrap_or_default();
-    let target = KubeTarget::parse(conn).map_err(ProbeError::InvalidTarget)?;
+    let mut target = KubeTarget::parse(conn).map_err(ProbeError::InvalidTarget)?;
+    let own;
+    let yaml = if target.in_cluster {
+        own = in_cluster_kubeconfig(&target).map_err(ProbeError::InvalidTarget)?;
+        // The synthesized kubeconfig names the cluster's own address.
+        let kc: serde_json::Value = serde_json::from_str(&own).unwrap_or_default();
+        if let Some(server) = kc["clusters"][0]["cluster"]["server"].as_str() {
+            target.server = server.to_string();
+        }
+        own.as_str()
+    } else {
+        yaml
+    };
     let checked = check_kubeconfig(&target, yaml).map_err(ProbeError::InvalidTarget)?;
     let opts = KubeConfigOptions {
         context: Some(checked.context.clone()),
