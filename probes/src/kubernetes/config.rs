@@ -336,7 +336,8 @@ pub const SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceacco
 /// the cluster's own API server (`KUBERNETES_SERVICE_HOST`/`_PORT`). Refused when Lookout
 /// does not run in a cluster, or when the connection names another server: the pod's token
 /// must never be sent anywhere else.
-pub fn in_cluster_kubeconfig(target: &KubeTarget) -> Result<String, String> {
+/// Answers the cluster's own server URL (normalised) and the kubeconfig.
+pub fn in_cluster_kubeconfig(target: &KubeTarget) -> Result<(String, String), String> {
     use base64::Engine;
     let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
         "Lookout is not running inside a Kubernetes cluster (no KUBERNETES_SERVICE_HOST): give the target a kubeconfig instead".to_string()
@@ -381,7 +382,7 @@ pub fn in_cluster_kubeconfig(target: &KubeTarget) -> Result<String, String> {
         "contexts": [{ "name": "in-cluster", "context": { "cluster": "in-cluster", "user": "lookout", "namespace": ns.trim() } }],
         "current-context": "in-cluster"
     });
-    Ok(kc.to_string())
+    Ok((own, kc.to_string()))
 }
 
 /// The target, the checked kubeconfig and a client whose every request ends within `limit`.
@@ -402,12 +403,11 @@ pub async fn open(address: &str, limit: Duration) -> Result<Session, crate::Prob
     let mut target = KubeTarget::parse(conn).map_err(ProbeError::InvalidTarget)?;
     let own;
     let yaml = if target.in_cluster {
-        own = in_cluster_kubeconfig(&target).map_err(ProbeError::InvalidTarget)?;
-        // The synthesized kubeconfig names the cluster's own address.
-        let kc: serde_json::Value = serde_json::from_str(&own).unwrap_or_default();
-        if let Some(server) = kc["clusters"][0]["cluster"]["server"].as_str() {
-            target.server = server.to_string();
-        }
+        let (server, kubeconfig) =
+            in_cluster_kubeconfig(&target).map_err(ProbeError::InvalidTarget)?;
+        // The kubeconfig names the cluster's own address, which the alias stands for.
+        target.server = server;
+        own = kubeconfig;
         own.as_str()
     } else {
         yaml

@@ -282,23 +282,14 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             )));
         }
         // Only the Services that select this workload's pods (the others belong to others).
-        let labels: BTreeMap<String, String> =
-            docs[0].value["spec"]["template"]["metadata"]["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
+        let labels =
+            manifests::string_map(&docs[0].value["spec"]["template"]["metadata"]["labels"]);
         others.retain(|d| {
             d.kind != "Service"
-                || d.value["spec"]["selector"].as_object().is_some_and(|sel| {
-                    !sel.is_empty()
-                        && sel
-                            .iter()
-                            .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-                })
+                || super::rules::selector_matches(
+                    &manifests::string_map(&d.value["spec"]["selector"]),
+                    &labels,
+                )
         });
     }
     ctx.detail(format!(

@@ -7,6 +7,7 @@
 //! depth 64, 1,024 documents, 250,000 nodes) refuses bombs, and a document that is not a
 //! Kubernetes object (no `apiVersion`/`kind`) is an error that names it.
 
+use super::rules::selector_matches;
 use crate::framework::{CodeDoc, Severity};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -281,15 +282,19 @@ fn pod_template(d: &Document) -> Option<(&Value, &Value, i64)> {
     }
 }
 
-fn labels(meta: &Value) -> BTreeMap<String, String> {
-    meta["labels"]
-        .as_object()
+/// A map of strings (labels, a selector) from its JSON; other values are left out.
+pub(super) fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
         .map(|m| {
             m.iter()
                 .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn labels(meta: &Value) -> BTreeMap<String, String> {
+    string_map(&meta["labels"])
 }
 
 /// The line of `name: <container>` at or after the document's start.
@@ -532,13 +537,10 @@ pub fn check(text: &str, docs: &[Document]) -> Vec<ManifestFinding> {
             let tl = labels(meta);
             let has_pdb = docs.iter().any(|p| {
                 p.kind == "PodDisruptionBudget"
-                    && p.value["spec"]["selector"]["matchLabels"]
-                        .as_object()
-                        .is_some_and(|m| {
-                            !m.is_empty()
-                                && m.iter()
-                                    .all(|(k, v)| tl.get(k).map(String::as_str) == v.as_str())
-                        })
+                    && selector_matches(
+                        &string_map(&p.value["spec"]["selector"]["matchLabels"]),
+                        &tl,
+                    )
             });
             if !has_pdb {
                 let sel = tl
@@ -583,17 +585,10 @@ pub fn check(text: &str, docs: &[Document]) -> Vec<ManifestFinding> {
         let object = format!("{}/{}", d.kind, d.name);
         if d.kind == "PodDisruptionBudget" {
             let spec = &d.value["spec"];
-            let sel: BTreeMap<String, String> = spec["selector"]["matchLabels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let sel = string_map(&spec["selector"]["matchLabels"]);
             let replicas = templates
                 .iter()
-                .filter(|(_, l, _)| !sel.is_empty() && sel.iter().all(|(k, v)| l.get(k) == Some(v)))
+                .filter(|(_, l, _)| selector_matches(&sel, l))
                 .map(|(t, _, _)| t.value["spec"]["replicas"].as_i64().unwrap_or(1))
                 .max();
             let blocks = spec["maxUnavailable"] == json!(0)
@@ -619,16 +614,13 @@ pub fn check(text: &str, docs: &[Document]) -> Vec<ManifestFinding> {
         }
         if d.kind == "Service" {
             let spec = &d.value["spec"];
-            let Some(sel) = spec["selector"].as_object().filter(|m| !m.is_empty()) else {
+            let sel = string_map(&spec["selector"]);
+            if sel.is_empty() {
                 continue;
-            };
-            let sel: BTreeMap<String, String> = sel
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect();
+            }
             let matching: Vec<&(&Document, BTreeMap<String, String>, &Value)> = templates
                 .iter()
-                .filter(|(_, l, _)| sel.iter().all(|(k, v)| l.get(k) == Some(v)))
+                .filter(|(_, l, _)| selector_matches(&sel, l))
                 .collect();
             let sel_text = sel
                 .iter()

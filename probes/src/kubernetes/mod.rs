@@ -303,7 +303,7 @@ pub async fn check(address: &str, limit: Duration) -> Result<ConnectionReport, P
 
 /// Why the previous container's logs could not be read, in words (the API server's reason
 /// names the kubelet, the permission or the missing container).
-pub(crate) fn rules_log_reason(reason: &str) -> String {
+pub(crate) fn log_read_failure(reason: &str) -> String {
     let lower = reason.to_ascii_lowercase();
     let short: String = reason.chars().take(200).collect();
     if lower.starts_with("403") {

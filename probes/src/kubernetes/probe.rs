@@ -490,9 +490,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             }
             _ => snap.deployments.clear(),
         }
-        let sel_match = |sel: &BTreeMap<String, String>| {
-            !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-        };
+        let sel_match = |sel: &BTreeMap<String, String>| rules::selector_matches(sel, &labels);
         snap.services.retain(|s| {
             s.spec
                 .as_ref()
@@ -541,9 +539,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             .map(|p| p.metadata.labels.clone().unwrap_or_default())
             .collect();
         let any = |sel: &BTreeMap<String, String>| {
-            pod_labels
-                .iter()
-                .any(|l| !sel.is_empty() && sel.iter().all(|(k, v)| l.get(k) == Some(v)))
+            pod_labels.iter().any(|l| rules::selector_matches(sel, l))
         };
         snap.services.retain(|s| {
             s.spec
@@ -632,7 +628,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                     Ok(text) => Ok(text),
                     Err(ProbeError::Cancelled) => return Err(ProbeError::Cancelled),
                     Err(e) => Err(match e {
-                        ProbeError::Server { reason, .. } => super::rules_log_reason(&reason),
+                        ProbeError::Server { reason, .. } => super::log_read_failure(&reason),
                         other => other.to_string(),
                     }),
                 }

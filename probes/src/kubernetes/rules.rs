@@ -1860,7 +1860,11 @@ fn extract_braced(msg: &str) -> Vec<String> {
 
 // ---------- workload rules ----------
 
-fn selector_matches(sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+/// A non-empty equality selector all of whose labels the object carries.
+pub(super) fn selector_matches(
+    sel: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
