@@ -27,4 +27,23 @@ pub struct ManifestReport {
     pub objects: Vec<String>,
     /// By line, most severe first within a line.
     pub findings: Vec<ManifestIssue>,
+    /// Set when the check was asked against a cluster (a Kubernetes target): what its
+    /// nodes offer, or why they could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterNodes>,
+}
+
+/// The nodes of the cluster the manifests were checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClusterNodes {
+    pub target_id: i64,
+    pub target: String,
+    /// Nodes read (0 when they could not be read).
+    pub nodes: usize,
+    /// `64 (kwok-gpu)`: the largest allocatable CPU and its node.
+    pub largest_cpu: Option<String>,
+    /// `256Gi (kwok-gpu)`.
+    pub largest_memory: Option<String>,
+    /// Why the nodes could not be read; the static checks still ran.
+    pub error: Option<String>,
 }

@@ -115,7 +115,7 @@ test("a responder runs the Kubernetes probe from an incident and gets the OOMKil
   const row = page.locator(`tr[data-target="${name}"]`);
   await row.getByRole("button", { name: "Test connection" }).click();
   await expect(page.locator("#test-result")).toContainText("Connected: kubernetes v1.34.2");
-  await expect(page.locator("#test-result")).toContainText("13 of 13 reads allowed");
+  await expect(page.locator("#test-result")).toContainText("14 of 14 reads allowed");
   // The kubeconfig never comes back.
   expect(await page.content()).not.toContain(k.token);
 
@@ -229,6 +229,35 @@ for (const js of [true, false]) {
     await page.locator("#manifest-form textarea[name=yaml]").fill("kind: [");
     await page.locator("#manifest-form").getByRole("button", { name: "Check" }).click();
     await expect(page.getByText(/do not parse as YAML/)).toBeVisible();
+
+    // A file instead of pasted text, checked against a cluster (a Kubernetes target): the
+    // file's text is what is listed and kept, and the report says what the nodes offer.
+    const k = kubeconfig();
+    const origin = new URL(page.url()).origin;
+    const cluster = unique("mf-cluster-");
+    const made = await page.request.post("/api/v1/targets", {
+      headers: { origin },
+      data: { name: cluster, kind: "kubernetes", connection: k.server, secret: k.yaml, environment: "staging" },
+    });
+    expect(made.status()).toBe(201);
+    await page.goto("/kubernetes/manifests");
+    if (js) await hydrated(page);
+    await page.locator("#manifest-form textarea[name=yaml]").fill("");
+    await page.locator("#manifest-form input[type=file]").setInputFiles({ name: "careless.yaml", mimeType: "application/yaml", buffer: Buffer.from(MANIFEST) });
+    await page.locator("#manifest-form select[name=target]").selectOption({ label: `${cluster} (staging)` });
+    await page.locator("#manifest-form").getByRole("button", { name: "Check" }).click();
+    await expect(page.locator("#manifest-report")).toContainText("2 documents (Deployment/careless, Service/careless)");
+    await expect(page.locator("#manifest-cluster")).toContainText(new RegExp(`Checked against ${cluster}: \\d+ nodes; the largest allocatable is`));
+    await expect(page.locator("li#L14 [data-code=K8S_MF_PRIVILEGE]")).toBeVisible();
+    await expect(page.locator("#manifest-form textarea[name=yaml]")).toHaveValue(MANIFEST);
+    await expect(page.locator("#manifest-form select[name=target]")).toHaveValue(String((await made.json()).id));
+    expect(await page.evaluate(() => (window as any).__pwned ?? null)).toBeNull();
+    if (js) {
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        await page.screenshot({ path: `test-results/k8s-manifests-cluster-${width}.png`, fullPage: true });
+      }
+    }
     await ctx.close();
   });
 }

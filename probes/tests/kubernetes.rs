@@ -348,8 +348,8 @@ async fn an_oomkilled_deployment_is_one_finding_with_a_patch_that_applies() {
         .unwrap();
     assert_eq!(res.limits.unwrap()["memory"].0, "512Mi");
     assert_eq!(res.requests.unwrap()["memory"].0, "128Mi");
-    // Bounded: a handful of list calls, not one per pod.
-    assert!(o.commands < 30, "{} API requests", o.commands);
+    // Bounded: the 14 permission reviews and a handful of list calls, not one per pod.
+    assert!(o.commands < 32, "{} API requests", o.commands);
 }
 
 async fn pending_reason(c: &kube::Client, ns: &str, app: &str) -> String {
@@ -620,6 +620,326 @@ async fn a_stuck_rollout_is_tied_to_its_revision_and_budgets_and_services_are_ch
     );
 }
 
+/// A StatefulSet and a DaemonSet whose new revision's pods can never schedule: the
+/// controllers roll the first pod and wait on it for ever (neither kind has a progress
+/// deadline), so the probe calls the rollout stuck once the pod outlives `rollout_stuck_s`.
+#[tokio::test]
+async fn statefulset_and_daemonset_rollouts_stuck_on_their_new_revision_are_named() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+    let c = admin().await;
+    nodes(&c).await;
+    let ns = namespace(&c, "sets").await;
+    let template = |app: &str| {
+        json!({ "metadata": { "labels": { "app": app } }, "spec": { "containers": [{
+            "name": "app", "image": format!("registry.example.com/{app}:1"),
+            "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } }] } })
+    };
+    create::<StatefulSet>(&c, Some(&ns), json!({
+        "metadata": { "name": "db" },
+        "spec": { "replicas": 2, "serviceName": "db", "selector": { "matchLabels": { "app": "db" } }, "template": template("db") }
+    }))
+    .await;
+    create::<DaemonSet>(&c, Some(&ns), json!({
+        "metadata": { "name": "agent" },
+        "spec": { "selector": { "matchLabels": { "app": "agent" } }, "template": template("agent") }
+    }))
+    .await;
+    running_pods(&c, &ns, "app=db", 2).await;
+    running_pods(&c, &ns, "app=agent", 1).await;
+    // Revision 2 of each asks for more CPU than any node has.
+    let bad = json!({ "spec": { "template": { "spec": { "containers": [{
+        "name": "app", "image": "registry.example.com/app:2", "resources": { "requests": { "cpu": "200" } } }] } } } });
+    let sts: Api<StatefulSet> = Api::namespaced(c.clone(), &ns);
+    sts.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Strategic(bad.clone()),
+    )
+    .await
+    .unwrap();
+    let dss: Api<DaemonSet> = Api::namespaced(c.clone(), &ns);
+    dss.patch("agent", &PatchParams::default(), &Patch::Strategic(bad))
+        .await
+        .unwrap();
+    let podapi: Api<Pod> = Api::namespaced(c.clone(), &ns);
+    wait(
+        "db-1 remade on the new revision",
+        Duration::from_secs(60),
+        || async {
+            let update = sts.get("db").await.ok()?.status?.update_revision?;
+            let p = podapi.get("db-1").await.ok()?;
+            (p.metadata.labels?.get("controller-revision-hash") == Some(&update)).then_some(())
+        },
+    )
+    .await;
+    wait(
+        "an agent pod of the new template generation",
+        Duration::from_secs(60),
+        || async {
+            let generation = dss
+                .get("agent")
+                .await
+                .ok()?
+                .metadata
+                .annotations?
+                .get("deprecated.daemonset.template.generation")?
+                .clone();
+            pods(&c, &ns, "app=agent")
+                .await
+                .iter()
+                .any(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("pod-template-generation"))
+                        == Some(&generation)
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let yaml = kubeconfig_text();
+    let o = run(
+        "kubernetes",
+        &address_for(&ns, &yaml),
+        &[("workload", "statefulset/db"), ("rollout_stuck_s", "1")],
+    )
+    .await;
+    assert!(o.is_ok(), "{:?}", o.result);
+    let f = finding(&o, "K8S_ROLLOUT_STUCK");
+    assert!(
+        f.title
+            .starts_with("statefulset/db: the rollout is stuck: 1 pod"),
+        "{}",
+        f.title
+    );
+    assert!(
+        f.remediation.contains("K8S_UNSCHEDULABLE_RESOURCES"),
+        "tied to why its pods fail: {}",
+        f.remediation
+    );
+    assert!(
+        f.remediation
+            .contains(&format!("kubectl -n {ns} rollout undo statefulset/db")),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        f.remediation
+            .contains(&format!("kubectl -n {ns} delete pod db-1")),
+        "{}",
+        f.remediation
+    );
+    assert_eq!(fact(f, "pod management"), "OrderedReady");
+    assert!(cells(f).contains(&"db-1".to_string()), "{:?}", cells(f));
+    // The workload scope keeps the DaemonSet out.
+    assert!(
+        !o.findings
+            .iter()
+            .any(|f| f.title.contains("daemonset/agent"))
+    );
+    // With the default limit (10 min) a 2-second-old pod is no stuck rollout yet.
+    let o = run(
+        "kubernetes",
+        &address_for(&ns, &yaml),
+        &[("workload", "statefulset/db")],
+    )
+    .await;
+    assert!(
+        !codes(&o).contains(&"K8S_ROLLOUT_STUCK"),
+        "{:?}",
+        codes(&o)
+    );
+
+    let o = run(
+        "kubernetes",
+        &address_for(&ns, &yaml),
+        &[("workload", "daemonset/agent"), ("rollout_stuck_s", "1")],
+    )
+    .await;
+    let f = finding(&o, "K8S_ROLLOUT_STUCK");
+    assert!(
+        f.title.starts_with("daemonset/agent: the rollout is stuck"),
+        "{}",
+        f.title
+    );
+    assert!(
+        f.remediation
+            .contains(&format!("kubectl -n {ns} rollout undo daemonset/agent")),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        f.remediation.contains("K8S_UNSCHEDULABLE_RESOURCES"),
+        "{}",
+        f.remediation
+    );
+    assert_eq!(fact(f, "maxUnavailable"), "1");
+}
+
+/// A CronJob's runs: one completed, then two that ran past their deadline. The probe scoped
+/// to the CronJob finds its Jobs' pods, tells the failing runs as one finding (not one
+/// per Job), and a crash in a run gets a patch of the CronJob's jobTemplate that the API
+/// server accepts.
+#[tokio::test]
+async fn a_cronjob_whose_runs_fail_is_one_finding_and_its_patch_applies() {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    let c = admin().await;
+    nodes(&c).await;
+    let ns = namespace(&c, "cron").await;
+    let pod_template = json!({ "metadata": { "labels": { "app": "report" } }, "spec": { "restartPolicy": "Never", "containers": [{
+        "name": "app", "image": "registry.example.com/report:1",
+        "resources": { "requests": { "cpu": "100m", "memory": "64Mi" }, "limits": { "memory": "128Mi" } } }] } });
+    // Scheduled once a year, so the controller never runs it during the test; its runs are
+    // made as `kubectl create job --from=cronjob/report` makes them (owned by the CronJob).
+    // It keeps 3 failed runs (the default 1 would have the controller delete report-2).
+    let cj: CronJob = create(&c, Some(&ns), json!({
+        "metadata": { "name": "report" },
+        "spec": { "schedule": "0 0 1 1 *", "failedJobsHistoryLimit": 3, "jobTemplate": { "spec": { "backoffLimit": 0, "template": pod_template } } }
+    }))
+    .await;
+    let uid = cj.metadata.uid.clone().unwrap();
+    let jobs: Api<Job> = Api::namespaced(c.clone(), &ns);
+    let run_job = |name: &str, bad: bool| {
+        let mut t = pod_template.clone();
+        if bad {
+            t["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("200");
+        }
+        json!({
+            "metadata": { "name": name, "ownerReferences": [{ "apiVersion": "batch/v1", "kind": "CronJob", "name": "report", "uid": uid, "controller": true }] },
+            "spec": { "backoffLimit": 0, "activeDeadlineSeconds": if bad { 2 } else { 600 }, "template": t }
+        })
+    };
+    let finished = |name: &'static str, cond: &'static str| {
+        let jobs = jobs.clone();
+        async move {
+            wait(
+                &format!("job {name} {cond}"),
+                Duration::from_secs(60),
+                || async {
+                    let j = jobs.get(name).await.ok()?;
+                    j.status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == cond && c.status == "True")
+                        .then_some(())
+                },
+            )
+            .await
+        }
+    };
+    create::<Job>(&c, Some(&ns), run_job("report-1", false)).await;
+    finished("report-1", "Complete").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    create::<Job>(&c, Some(&ns), run_job("report-2", true)).await;
+    finished("report-2", "Failed").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    create::<Job>(&c, Some(&ns), run_job("report-3", true)).await;
+    finished("report-3", "Failed").await;
+
+    let yaml = kubeconfig_text();
+    let o = run(
+        "kubernetes",
+        &address_for(&ns, &yaml),
+        &[("workload", "cronjob/report")],
+    )
+    .await;
+    assert!(o.is_ok(), "{:?}", o.result);
+    let f = finding(&o, "K8S_CRONJOB_FAILING");
+    assert!(
+        f.title
+            .starts_with("cronjob/report: the last 2 runs failed"),
+        "{} {:?}",
+        f.title,
+        f.tables
+    );
+    assert!(
+        fact(f, "latest failure").starts_with("job/report-3: DeadlineExceeded"),
+        "{:?}",
+        f.facts
+    );
+    assert!(
+        f.remediation
+            .contains(&format!("kubectl -n {ns} logs job/report-3")),
+        "{}",
+        f.remediation
+    );
+    let runs = cells(f);
+    for j in ["report-1", "report-2", "report-3"] {
+        assert!(runs.contains(&j.to_string()), "{runs:?}");
+    }
+    // One finding for the CronJob, not one per failed run.
+    assert!(
+        !codes(&o).contains(&"K8S_JOB_FAILED"),
+        "{:?}",
+        codes(&o)
+    );
+    // The completed run's pod is the CronJob's: the summary groups it under the CronJob.
+    let s = finding(&o, "K8S_SUMMARY");
+    assert!(
+        cells(s).iter().any(|c| c.contains("cronjob/report")),
+        "{:?}",
+        cells(s)
+    );
+
+    // A run that crashes (OOMKilled) gets a patch of the CronJob's jobTemplate: evaluated on
+    // the real CronJob and Job, the patch is one the API server accepts and it raises the
+    // limit the next runs get.
+    let job = jobs.get("report-1").await.unwrap();
+    let cj = Api::<CronJob>::namespaced(c.clone(), &ns)
+        .get("report")
+        .await
+        .unwrap();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "report-1-x", "namespace": ns, "uid": "u1", "creationTimestamp": ts(300),
+            "ownerReferences": [{ "apiVersion": "batch/v1", "kind": "Job", "name": "report-1", "uid": job.metadata.uid, "controller": true }] },
+        "spec": job.spec.clone().unwrap().template.spec,
+        "status": { "phase": "Running", "containerStatuses": [oom_status("registry.example.com/report:1", 3)] }
+    }))
+    .unwrap();
+    let snap = probes::kubernetes::rules::Snapshot {
+        namespace: ns.clone(),
+        now: k8s_openapi::jiff::Timestamp::now().as_second(),
+        pods: vec![pod],
+        jobs: vec![job],
+        cron_jobs: vec![cj],
+        scope: "cronjob/report".into(),
+        ..Default::default()
+    };
+    let out = probes::kubernetes::rules::evaluate(&snap, &Default::default());
+    let f = out
+        .iter()
+        .find(|f| f.code == "K8S_CRASHLOOP_OOMKILLED")
+        .unwrap_or_else(|| panic!("{:?}", out.iter().map(|f| &f.code).collect::<Vec<_>>()));
+    assert!(f.remediation.contains("kubectl -n"), "{}", f.remediation);
+    let patched = Api::<CronJob>::namespaced(c.clone(), &ns)
+        .patch(
+            "report",
+            &PatchParams::default().dry_run(),
+            &Patch::Strategic(patch_of(&f.remediation)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the remediation's patch is refused: {e}"));
+    let limits = patched
+        .spec
+        .unwrap()
+        .job_template
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["memory"].0, "256Mi");
+}
+
 #[tokio::test]
 async fn pulls_config_and_probes_are_told_apart_from_the_kubelets_words() {
     let c = admin().await;
@@ -856,7 +1176,7 @@ async fn restricted_credentials_are_named_and_the_rest_still_runs() {
         .unwrap();
     assert_eq!(r.server_version, "v1.34.2");
     let facts: std::collections::BTreeMap<_, _> = r.facts.iter().cloned().collect();
-    assert_eq!(facts["permissions"], "2 of 13 reads allowed", "{facts:?}");
+    assert_eq!(facts["permissions"], "2 of 14 reads allowed", "{facts:?}");
     let missing = &facts["missing permissions"];
     assert!(
         missing.contains(&format!(
@@ -875,7 +1195,7 @@ async fn restricted_credentials_are_named_and_the_rest_still_runs() {
     assert!(
         full.facts
             .iter()
-            .any(|(k, v)| k == "permissions" && v == "13 of 13 reads allowed"),
+            .any(|(k, v)| k == "permissions" && v == "14 of 14 reads allowed"),
         "{:?}",
         full.facts
     );

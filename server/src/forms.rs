@@ -107,32 +107,107 @@ async fn page_with<T: Clone + Send + Sync + 'static>(
     res
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 pub struct ManifestForm {
     #[serde(default)]
     yaml: String,
+    /// A Kubernetes target's id, or empty: no cluster.
+    #[serde(default)]
+    target: String,
 }
 
-/// `POST /kubernetes/manifests`: checks the pasted manifests and answers with the page and
-/// the findings by line (nothing stored; the YAML is never put in a URL, it may hold a
-/// Secret). Anyone signed in, like the API.
+/// The manifest form as posted: url-encoded (the text box), or multipart when a file can be
+/// chosen — the file's text, when one was chosen, replaces the box's.
+async fn read_manifest_form(state: &AppState, req: Request) -> Result<ManifestForm, DomainError> {
+    use axum::extract::{FromRequest, Multipart};
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let unreadable = || DomainError::invalid("the form could not be read");
+    if !multipart {
+        let axum::Form(f) = axum::Form::<ManifestForm>::from_request(req, state)
+            .await
+            .map_err(|_| unreadable())?;
+        return Ok(f);
+    }
+    let mut m = Multipart::from_request(req, state)
+        .await
+        .map_err(|_| unreadable())?;
+    let mut form = ManifestForm::default();
+    let mut file: Option<String> = None;
+    while let Some(field) = m.next_field().await.map_err(|_| unreadable())? {
+        let name = field.name().unwrap_or_default().to_string();
+        let chosen = field.file_name().is_some_and(|n| !n.is_empty());
+        let bytes = field.bytes().await.map_err(|_| unreadable())?;
+        match name.as_str() {
+            "yaml" => form.yaml = String::from_utf8(bytes.to_vec()).map_err(|_| unreadable())?,
+            "target" => form.target = String::from_utf8_lossy(&bytes).into_owned(),
+            "file" if chosen || !bytes.is_empty() => {
+                if bytes.len() > domain::services::manifests::MAX_BYTES {
+                    return Err(DomainError::invalid(format!(
+                        "the file is {} KiB; at most {} KiB are checked at once",
+                        bytes.len() / 1024,
+                        domain::services::manifests::MAX_BYTES / 1024
+                    )));
+                }
+                file = Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    DomainError::invalid(
+                        "the file is not UTF-8 text: choose a YAML or JSON manifest",
+                    )
+                })?);
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = file {
+        form.yaml = f;
+    }
+    Ok(form)
+}
+
+/// `POST /kubernetes/manifests`: checks the pasted or uploaded manifests (against a
+/// Kubernetes target's nodes when one is chosen) and answers with the page and the findings
+/// by line (nothing stored; the YAML is never put in a URL, it may hold a Secret). Anyone
+/// signed in, like the API; using a target's credentials takes a responder.
 pub async fn check_manifests(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     parts: axum::http::request::Parts,
-    form: Result<axum::Form<ManifestForm>, axum::extract::rejection::FormRejection>,
+    req: Request,
 ) -> Response {
-    let (text, outcome) = match form {
-        Err(_) => (
-            String::new(),
-            Err(DomainError::invalid("the form could not be read")),
-        ),
-        Ok(axum::Form(f)) => {
-            let r = domain::services::manifests::check(&who, &f.yaml);
-            (f.yaml, r)
+    let (text, target, outcome) = match read_manifest_form(&state, req).await {
+        Err(e) => (String::new(), None, Err(e)),
+        Ok(f) => {
+            let target = match f.target.trim() {
+                "" => Ok(None),
+                t => t.parse::<i64>().map(Some).map_err(|_| {
+                    DomainError::invalid("the cluster is not a target id: choose one from the list")
+                }),
+            };
+            let r = match (&target, f.yaml.trim().is_empty()) {
+                (_, true) => Err(DomainError::invalid(
+                    "paste manifests or choose a file to check",
+                )),
+                (Err(e), _) => Err(e.clone()),
+                (Ok(None), _) => domain::services::manifests::check(&who, &f.yaml),
+                (Ok(Some(id)), _) => {
+                    domain::services::manifests::check_against_cluster(
+                        &state.pool,
+                        &who,
+                        &state.access,
+                        &f.yaml,
+                        *id,
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await
+                }
+            };
+            (f.yaml, target.ok().flatten(), r)
         }
     };
     let status = outcome.as_ref().err().map(|e| e.status_code());
-    let posted = app::pages::manifests::ManifestFormPost(text, outcome.map_err(Into::into));
+    let posted = app::pages::manifests::ManifestFormPost(text, outcome.map_err(Into::into), target);
     page_with(state, parts, posted, status).await
 }

@@ -66,7 +66,7 @@ async fn a_kubernetes_target_checks_runs_and_keeps_its_kubeconfig_sealed(pool: P
     assert_eq!(r["ok"], true, "{r}");
     let text = r.to_string();
     assert!(text.contains("v1.34.2"), "{text}");
-    assert!(text.contains("13 of 13 reads allowed"), "{text}");
+    assert!(text.contains("14 of 14 reads allowed"), "{text}");
     assert!(!text.contains(&token));
 
     // A run through the API: the default namespace has no pods, and says so.
@@ -104,7 +104,7 @@ async fn a_kubernetes_target_checks_runs_and_keeps_its_kubeconfig_sealed(pool: P
     // Bad parameters are refused before anything runs.
     for (params, want) in [
         (json!({"namespace": "Kube System"}), "namespace"),
-        (json!({"workload": "cronjob/x"}), "unknown workload kind"),
+        (json!({"workload": "service/x"}), "unknown workload kind"),
         (json!({"label_selector": "app=\"x\""}), "label selector"),
     ] {
         let res = app
@@ -350,4 +350,201 @@ async fn manifests_are_checked_by_line_and_bad_yaml_is_named(pool: PgPool) {
     )
     .await;
     assert_eq!(s, 415);
+}
+
+/// A node of the test cluster as kwok runs them (its allocatable is what the check reads).
+async fn ensure_node(name: &str, cpu: &str, memory: &str) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, PostParams};
+    let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig()).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let api: Api<Node> = Api::all(kube::Client::try_from(cfg).unwrap());
+    let node: Node = serde_json::from_value(json!({
+        "metadata": { "name": name, "annotations": { "kwok.x-k8s.io/node": "fake" }, "labels": { "type": "kwok" } },
+        "status": { "allocatable": { "cpu": cpu, "memory": memory, "pods": "110" },
+                    "capacity": { "cpu": cpu, "memory": memory, "pods": "110" } }
+    }))
+    .unwrap();
+    match api.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A manifest asking for more than any node has, checked against a real cluster through a
+/// Kubernetes target: by the API (`?target=`) and by the page's form, pasted or uploaded as a
+/// file (multipart, as a browser without JavaScript sends it).
+#[sqlx::test(migrations = "../migrations")]
+async fn manifests_are_checked_against_a_clusters_nodes_pasted_or_uploaded(pool: PgPool) {
+    ensure_node("kwok-lookout-srv", "4", "8Gi").await;
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("mka", Role::Admin).await;
+    let viewer = app.create_token("mkv", Role::Viewer).await;
+    let responder = app.create_token("mkr", Role::Responder).await;
+    let yaml = kubeconfig();
+    let (s, t) = app
+        .post(
+            &admin,
+            "/api/v1/targets",
+            json!({"name": "prod-cluster", "kind": "kubernetes", "connection": format!("{}?namespace=default", server(&yaml)),
+                   "secret": yaml, "environment": "production"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_i64().unwrap();
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: big\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: big}\n  template:\n    metadata:\n      labels: {app: big}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/big:1.0\n        resources:\n          requests: {cpu: \"1000\", memory: 64Mi}\n";
+    let check = |token: String, query: String| {
+        let req = app
+            .plain()
+            .post(app.url(&format!("/api/v1/kubernetes/manifest-checks{query}")))
+            .header("content-type", "application/yaml")
+            .bearer_auth(token)
+            .body(manifest);
+        async move {
+            let r = req.send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, r) = check(responder.clone(), format!("?target={id}")).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["cluster"]["target"], "prod-cluster");
+    assert!(r["cluster"]["nodes"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["cluster"]["error"].is_null(), "{r}");
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "K8S_MF_REQUESTS_EXCEED_NODE")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(f["line"], 14, "the container's line: {f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("container app requests 1000 cpu; the largest node ("),
+        "{f}"
+    );
+    // Without a cluster the same text has no such finding; the static checks are the same.
+    let (s, plain) = check(viewer.clone(), String::new()).await;
+    assert_eq!(s, 200);
+    assert!(plain["cluster"].is_null());
+    assert!(!plain.to_string().contains("K8S_MF_REQUESTS_EXCEED_NODE"));
+    // Using a target's credentials takes a responder; a bad id is named, not guessed.
+    assert_eq!(check(viewer.clone(), format!("?target={id}")).await.0, 403);
+    assert_eq!(
+        check(responder.clone(), "?target=987654".into()).await.0,
+        404
+    );
+    assert_eq!(check(responder.clone(), "?target=abc".into()).await.0, 400);
+    assert_eq!(check(responder.clone(), "?tar=1".into()).await.0, 400);
+    // A cluster that does not answer: the static findings still come, and the report says why
+    // the nodes were not read.
+    let dead = "https://127.0.0.1:1";
+    let dead_yaml = yaml.replace(&server(&yaml), dead);
+    let (s, t) = app
+        .post(
+            &admin,
+            "/api/v1/targets",
+            json!({"name": "dead-cluster", "kind": "kubernetes", "connection": dead,
+                   "secret": dead_yaml, "environment": "staging"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let started = Instant::now();
+    let (s, r) = check(responder.clone(), format!("?target={}", t["id"])).await;
+    assert_eq!(s, 200, "{r}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        r["cluster"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("127.0.0.1:1"),
+        "{r}"
+    );
+    assert!(r["findings"].as_array().unwrap().len() >= 2, "{r}");
+
+    // The page: a file chosen (multipart, as a browser posts the form), against the cluster.
+    let browser = app.signed_in("mkb", Role::Responder).await;
+    let file = reqwest::multipart::Part::bytes(manifest.as_bytes().to_vec())
+        .file_name("big.yaml")
+        .mime_str("application/yaml")
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("yaml", "")
+        .part("file", file)
+        .text("target", id.to_string());
+    let res = browser
+        .post(app.url("/kubernetes/manifests"))
+        .header("accept", "text/html")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("data-code=\"K8S_MF_REQUESTS_EXCEED_NODE\""),
+        "{html}"
+    );
+    assert!(html.contains("Checked against prod-cluster"), "{html}");
+    // The file's text is what the listing shows (its line 14 flagged) and the box now holds.
+    assert!(html.contains("registry.example.com/big:1.0"));
+    assert!(
+        html.contains(&format!("<option value=\"{id}\" selected")),
+        "the cluster stays chosen"
+    );
+    // A file that is not text, or nothing at all: a 422 on the page, nothing checked.
+    for (form, want) in [
+        (
+            reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![0xff, 0xfe, 0x00, 0x9f]).file_name("x.bin"),
+            ),
+            "not UTF-8 text",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .text("yaml", "  ")
+                .text("target", ""),
+            "paste manifests or choose a file",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .text("yaml", manifest)
+                .text("target", "x\"><svg onload=alert(1)>"),
+            "not a target id",
+        ),
+    ] {
+        let res = browser
+            .post(app.url("/kubernetes/manifests"))
+            .header("accept", "text/html")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422);
+        let html = res.text().await.unwrap();
+        assert!(html.contains(want), "{want}");
+        assert!(!html.contains("<svg onload"));
+    }
+    // The url-encoded form (a browser that sends no file) still works.
+    let res = browser
+        .post(app.url("/kubernetes/manifests"))
+        .header("accept", "text/html")
+        .form(&[("yaml", manifest), ("target", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        !res.text()
+            .await
+            .unwrap()
+            .contains("K8S_MF_REQUESTS_EXCEED_NODE")
+    );
 }

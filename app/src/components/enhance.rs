@@ -129,6 +129,12 @@ mod behaviour {
         let Ok(data) = FormData::new_with_form(&form) else {
             return;
         };
+        if page_form && form.enctype().eq_ignore_ascii_case("multipart/form-data") {
+            // A form with a file: sent as the browser would (multipart, the file's bytes).
+            busy(&form, true);
+            leptos::task::spawn_local(post_page(form, action, Body::Multipart(data)));
+            return;
+        }
         let Ok(params) = UrlSearchParams::new_with_str_sequence_sequence(&data) else {
             return;
         };
@@ -138,7 +144,7 @@ mod behaviour {
             message(&form, "loading", &text);
         }
         if page_form {
-            leptos::task::spawn_local(post_page(form, action, body));
+            leptos::task::spawn_local(post_page(form, action, Body::Form(body)));
             return;
         }
         leptos::task::spawn_local(async move {
@@ -185,8 +191,17 @@ mod behaviour {
     /// A form the server answers with a page (`data-enhance="page"`, e.g. token creation,
     /// whose secret is shown once and stored nowhere): the answer's `<main>` replaces this
     /// one, and the address stays the page's own, so reloading it does not post again.
-    async fn post_page(form: HtmlFormElement, action: String, body: String) {
-        let answer = request(&action, "POST", Some(&body), "text/html").await;
+    /// A form's body: url-encoded text, or the form's own data (multipart, with its files).
+    enum Body {
+        Form(String),
+        Multipart(FormData),
+    }
+
+    async fn post_page(form: HtmlFormElement, action: String, body: Body) {
+        let answer = match body {
+            Body::Form(b) => request(&action, "POST", Some(&b), "text/html").await,
+            Body::Multipart(data) => request_multipart(&action, &data, "text/html").await,
+        };
         busy(&form, false);
         match answer {
             Ok((_, _, html)) => {
@@ -381,6 +396,31 @@ mod behaviour {
             init.set_body(&JsValue::from_str(b));
         }
         init.set_headers(&headers);
+        let resp =
+            wasm_bindgen_futures::JsFuture::from(window().fetch_with_str_and_init(url, &init))
+                .await
+                .map_err(|_| ())?;
+        let resp: Response = resp.dyn_into().map_err(|_| ())?;
+        let text = wasm_bindgen_futures::JsFuture::from(resp.text().map_err(|_| ())?)
+            .await
+            .map_err(|_| ())?
+            .as_string()
+            .unwrap_or_default();
+        Ok((resp.status(), resp.headers(), text))
+    }
+
+    /// A multipart POST of a form's data (the browser writes the boundary and the files).
+    async fn request_multipart(
+        url: &str,
+        data: &FormData,
+        accept: &str,
+    ) -> Result<(u16, web_sys::Headers, String), ()> {
+        let init = RequestInit::new();
+        init.set_method("POST");
+        let headers = web_sys::Headers::new().map_err(|_| ())?;
+        headers.set("Accept", accept).map_err(|_| ())?;
+        init.set_headers(&headers);
+        init.set_body(data.as_ref());
         let resp =
             wasm_bindgen_futures::JsFuture::from(window().fetch_with_str_and_init(url, &init))
                 .await

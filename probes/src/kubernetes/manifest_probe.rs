@@ -13,7 +13,7 @@ use crate::framework::{
     BoxFuture, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe, ProbeSpec, Table,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
@@ -36,7 +36,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "workload",
         label: "Workload",
-        help: "One workload (deployment/api, statefulset/db, daemonset/agent, job/migrate); empty: every workload of the namespace.",
+        help: "One workload (deployment/api, statefulset/db, daemonset/agent, job/migrate, cronjob/report); empty: every workload of the namespace.",
         kind: ParamKind::Text { max_len: 280 },
         default: "",
     },
@@ -162,6 +162,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                     | "statefulsets"
                     | "daemonsets"
                     | "jobs"
+                    | "cronjobs"
                     | "poddisruptionbudgets"
                     | "services"
                     | "nodes"
@@ -250,6 +251,15 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             docs.push(doc("Job", o.metadata.name.as_ref(), &o));
         }
     }
+    if ok("cronjobs") {
+        for o in r
+            .list(&Api::<CronJob>::namespaced(client.clone(), &ns), &lp, CAP)
+            .await?
+            .0
+        {
+            docs.push(doc("CronJob", o.metadata.name.as_ref(), &o));
+        }
+    }
     let mut others: Vec<Document> = vec![];
     if ok("poddisruptionbudgets") {
         for o in r
@@ -282,8 +292,9 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             )));
         }
         // Only the Services that select this workload's pods (the others belong to others).
-        let labels =
-            manifests::string_map(&docs[0].value["spec"]["template"]["metadata"]["labels"]);
+        let labels = manifests::pod_template(&docs[0])
+            .map(|(meta, _, _)| manifests::string_map(&meta["labels"]))
+            .unwrap_or_default();
         others.retain(|d| {
             d.kind != "Service"
                 || super::rules::selector_matches(
@@ -301,30 +312,82 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
 
     // The cluster's largest node, for requests that could never be scheduled.
     let nodes_ok = !denied.iter().any(|p| p.resource == "nodes");
-    // (cpu, memory): the largest allocatable and its node.
-    let mut largest: [Option<(f64, String)>; 2] = [None, None];
-    if nodes_ok {
-        for n in r.list(&Api::<Node>::all(client.clone()), &lp, CAP).await?.0 {
-            let name = n.metadata.name.clone().unwrap_or_default();
-            let alloc = n.status.and_then(|s| s.allocatable).unwrap_or_default();
-            for (res, slot) in ["cpu", "memory"].into_iter().zip(largest.iter_mut()) {
-                if let Some(v) = alloc
-                    .get(res)
-                    .and_then(|q| super::rules::parse_quantity(&q.0))
-                    && slot.as_ref().is_none_or(|(m, _)| v > *m)
-                {
-                    *slot = Some((v, name.clone()));
-                }
-            }
-        }
-    }
+    let largest = if nodes_ok {
+        largest_allocatable(&r.list(&Api::<Node>::all(client.clone()), &lp, CAP).await?.0)
+    } else {
+        [None, None]
+    };
 
     ctx.phase("Check");
     let mut found = manifests::check("", &docs);
     let [cpu, memory] = largest;
-    found.extend(manifests::check_against_nodes(&docs, cpu, memory));
+    found.extend(manifests::check_against_nodes("", &docs, cpu, memory));
     for f in group(&ns, found) {
         ctx.finding(f);
     }
     Ok(())
+}
+
+/// The largest allocatable (cpu cores, memory bytes) among nodes, each with its node's name.
+pub type Largest = [Option<(f64, String)>; 2];
+
+pub fn largest_allocatable(nodes: &[Node]) -> Largest {
+    let mut largest: Largest = [None, None];
+    for n in nodes {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let Some(alloc) = n.status.as_ref().and_then(|s| s.allocatable.as_ref()) else {
+            continue;
+        };
+        for (res, slot) in ["cpu", "memory"].into_iter().zip(largest.iter_mut()) {
+            if let Some(v) = alloc
+                .get(res)
+                .and_then(|q| super::rules::parse_quantity(&q.0))
+                && slot.as_ref().is_none_or(|(m, _)| v > *m)
+            {
+                *slot = Some((v, name.clone()));
+            }
+        }
+    }
+    largest
+}
+
+/// The cluster's nodes, for checking pasted manifests against them: at most 5,000 nodes in
+/// pages of 500, each request under `limit`, the whole under `4 × limit`. Read-only.
+pub async fn read_nodes(
+    address: &str,
+    limit: std::time::Duration,
+) -> Result<(Largest, usize), ProbeError> {
+    let start = Instant::now();
+    let session = config::open(address, limit).await?;
+    let target = session.target.server.clone();
+    let api: Api<Node> = Api::all(session.client.clone());
+    let mut nodes: Vec<Node> = vec![];
+    let mut token: Option<String> = None;
+    let all = async {
+        loop {
+            let mut lp = ListParams::default().limit(500);
+            if let Some(t) = &token {
+                lp = lp.continue_token(t);
+            }
+            let page = tokio::time::timeout(limit, api.list(&lp))
+                .await
+                .map_err(|_| ProbeError::TimedOut {
+                    target: target.clone(),
+                    limit: crate::secs(limit),
+                })?
+                .map_err(|e| classify(&target, e, start.elapsed()))?;
+            nodes.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(t) if nodes.len() < 5000 => token = Some(t),
+                _ => return Ok::<(), ProbeError>(()),
+            }
+        }
+    };
+    tokio::time::timeout(limit * 4, all)
+        .await
+        .map_err(|_| ProbeError::TimedOut {
+            target: target.clone(),
+            limit: crate::secs(limit * 4),
+        })??;
+    Ok((largest_allocatable(&nodes), nodes.len()))
 }

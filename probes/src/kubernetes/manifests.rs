@@ -254,7 +254,7 @@ pub fn parse(text: &str) -> Result<Vec<Document>, String> {
 }
 
 /// The pod template of a workload document, with its replica count.
-fn pod_template(d: &Document) -> Option<(&Value, &Value, i64)> {
+pub(super) fn pod_template(d: &Document) -> Option<(&Value, &Value, i64)> {
     let v = &d.value;
     match d.kind.as_str() {
         "Deployment" | "StatefulSet" | "ReplicaSet" => Some((
@@ -697,11 +697,13 @@ pub fn check(text: &str, docs: &[Document]) -> Vec<ManifestFinding> {
 /// Requests above the largest node's allocatable: `largest` is (cpu cores, memory bytes,
 /// the node's name) for each resource, from the cluster's nodes.
 pub fn check_against_nodes(
+    text: &str,
     docs: &[Document],
     largest_cpu: Option<(f64, String)>,
     largest_memory: Option<(f64, String)>,
 ) -> Vec<ManifestFinding> {
     use super::rules::{fmt_cpu, fmt_memory, parse_quantity};
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = vec![];
     for d in docs {
         let Some((_, spec, _)) = pod_template(d) else {
@@ -731,7 +733,7 @@ pub fn check_against_nodes(
                         severity: REQUESTS_EXCEED_NODE.severity,
                         object: format!("{}/{}", d.kind, d.name),
                         container: Some(cname.to_string()),
-                        line: d.line,
+                        line: container_line(&lines, d.line, cname),
                         message: format!("container {cname} requests {asked} {res}; the largest node ({node}) has {have} allocatable"),
                         fix: yaml(&json!({ "name": cname, "resources": { "requests": { res: fit } } })),
                     });
@@ -845,6 +847,7 @@ spec:
         let text = GOOD.replace("cpu: 100m, memory: 128Mi", "cpu: \"12\", memory: 40Gi");
         let docs = parse(&text).unwrap();
         let f = check_against_nodes(
+            &text,
             &docs,
             Some((8.0, "n1".into())),
             Some((32.0 * 1024f64.powi(3), "n2".into())),
@@ -858,8 +861,16 @@ spec:
             ]
         );
         assert!(f[0].fix.contains("cpu: 7200m"), "{}", f[0].fix);
+        // Next to the container's own line, as the static checks are.
+        let app_line = text
+            .lines()
+            .position(|l| l.trim_start().trim_start_matches("- ") == "name: app")
+            .unwrap()
+            + 1;
+        assert_eq!((f[0].line, f[1].line), (app_line, app_line));
         assert!(
-            check_against_nodes(&parse(GOOD).unwrap(), Some((8.0, "n1".into())), None).is_empty()
+            check_against_nodes(GOOD, &parse(GOOD).unwrap(), Some((8.0, "n1".into())), None)
+                .is_empty()
         );
     }
 

@@ -110,6 +110,14 @@ pub const PERMISSIONS: &[Permission] = &[
     perm("list", "batch", "jobs", "", false, "failed Jobs"),
     perm(
         "list",
+        "batch",
+        "cronjobs",
+        "",
+        false,
+        "CronJob workloads and their failing runs",
+    ),
+    perm(
+        "list",
         "policy",
         "poddisruptionbudgets",
         "",

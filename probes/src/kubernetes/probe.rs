@@ -17,7 +17,7 @@ use crate::framework::{
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -54,7 +54,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "workload",
         label: "Workload",
-        help: "One workload, as kind/name: deployment/api, statefulset/db, daemonset/agent, job/migrate, pod/x. Empty: every pod in the namespace.",
+        help: "One workload, as kind/name: deployment/api, statefulset/db, daemonset/agent, job/migrate, cronjob/report, pod/x. Empty: every pod in the namespace.",
         kind: ParamKind::Text { max_len: 280 },
         default: "",
     },
@@ -110,6 +110,16 @@ const PARAMS: &[ParamSpec] = &[
         default: "5",
     },
     ParamSpec {
+        name: "rollout_stuck_s",
+        label: "StatefulSet/DaemonSet rollout stuck after (s)",
+        help: "Pods of a StatefulSet's or DaemonSet's new revision still not Ready this long after they were made mean the rollout is stuck (Deployments use their own progressDeadlineSeconds).",
+        kind: ParamKind::Int {
+            min: 1,
+            max: 86_400,
+        },
+        default: "600",
+    },
+    ParamSpec {
         name: "init_stuck_s",
         label: "Stuck in init after (s)",
         help: "A pod still in an init container this long after it started is stuck.",
@@ -163,11 +173,12 @@ pub fn parse_workload(w: &str) -> Result<Option<Workload>, String> {
         "statefulset" | "sts" | "statefulsets" => "StatefulSet",
         "daemonset" | "ds" | "daemonsets" => "DaemonSet",
         "job" | "jobs" => "Job",
+        "cronjob" | "cj" | "cronjobs" => "CronJob",
         "replicaset" | "rs" | "replicasets" => "ReplicaSet",
         "pod" | "po" | "pods" => "Pod",
         other => {
             return Err(format!(
-                "unknown workload kind {:?}: deployment, statefulset, daemonset, job, replicaset or pod",
+                "unknown workload kind {:?}: deployment, statefulset, daemonset, job, cronjob, replicaset or pod",
                 other.chars().take(30).collect::<String>()
             ));
         }
@@ -389,6 +400,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     snap.stateful_sets = read!(StatefulSet, "apps", "statefulsets");
     snap.daemon_sets = read!(DaemonSet, "apps", "daemonsets");
     snap.jobs = read!(Job, "batch", "jobs");
+    snap.cron_jobs = read!(CronJob, "batch", "cronjobs");
     snap.pdbs = read!(PodDisruptionBudget, "policy", "poddisruptionbudgets");
     snap.hpas = read!(
         HorizontalPodAutoscaler,
@@ -401,6 +413,8 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     // The workload's pod selector (and its template labels, to find its Services, budgets).
     let mut selector = user_selector.clone();
     let mut field_selector = None;
+    // A CronJob with no runs kept has no pods: nothing to list.
+    let mut no_pods = false;
     let mut template_labels: Option<BTreeMap<String, String>> = None;
     let mut scope = format!("namespace {ns}");
     if let Some((kind, wname)) = &workload {
@@ -448,6 +462,46 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                 .map(|d| {
                     let s = d.spec.clone().unwrap_or_default();
                     (s.selector, s.template.metadata.and_then(|m| m.labels))
+                }),
+            // A CronJob's pods are its Jobs' pods: those the Job controller labels with
+            // the names of the runs it keeps.
+            "CronJob" => snap
+                .cron_jobs
+                .iter()
+                .find(|d| d.metadata.name.as_deref() == Some(wname))
+                .map(|d| {
+                    let runs: Vec<String> = snap
+                        .jobs
+                        .iter()
+                        .filter(|j| {
+                            j.metadata
+                                .owner_references
+                                .iter()
+                                .flatten()
+                                .any(|o| o.kind == "CronJob" && &o.name == wname)
+                        })
+                        .filter_map(|j| j.metadata.name.clone())
+                        .collect();
+                    if runs.is_empty() {
+                        no_pods = true;
+                    }
+                    let sel = LabelSelector {
+                        match_expressions: Some(vec![
+                            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                                key: "job-name".into(),
+                                operator: "In".into(),
+                                values: Some(runs),
+                            },
+                        ]),
+                        ..Default::default()
+                    };
+                    let labels = d
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.job_template.spec.as_ref())
+                        .and_then(|s| s.template.metadata.as_ref())
+                        .and_then(|m| m.labels.clone());
+                    (Some(sel), labels)
                 }),
             _ => {
                 field_selector = Some(format!("metadata.name={wname}"));
@@ -509,8 +563,22 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                 s.scale_target_ref.name == wname2 && s.scale_target_ref.kind == *kind
             })
         });
-        snap.jobs
-            .retain(|j| *kind == "Job" && j.metadata.name.as_deref() == Some(&wname2));
+        snap.jobs.retain(|j| match *kind {
+            "Job" => j.metadata.name.as_deref() == Some(&wname2),
+            "CronJob" => j
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "CronJob" && o.name == wname2),
+            _ => false,
+        });
+        snap.cron_jobs
+            .retain(|c| *kind == "CronJob" && c.metadata.name.as_deref() == Some(&wname2));
+        snap.stateful_sets
+            .retain(|x| *kind == "StatefulSet" && x.metadata.name.as_deref() == Some(&wname2));
+        snap.daemon_sets
+            .retain(|x| *kind == "DaemonSet" && x.metadata.name.as_deref() == Some(&wname2));
     }
     snap.scope = scope;
 
@@ -524,7 +592,11 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     if let Some(f) = &field_selector {
         lp = lp.fields(f);
     }
-    let (pods, capped) = r.list(&pods_api, &lp, max_pods).await?;
+    let (pods, capped) = if no_pods {
+        (vec![], None)
+    } else {
+        r.list(&pods_api, &lp, max_pods).await?
+    };
     ctx.detail(match capped {
         Some(t) => format!("{} of {t} pods", pods.len()),
         None => format!("{} pods", pods.len()),
@@ -641,6 +713,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
     let limits = Limits {
         restarts: params.int("restart_threshold") as i32,
         init_stuck_s: params.int("init_stuck_s"),
+        rollout_stuck_s: params.int("rollout_stuck_s"),
     };
     for f in rules::evaluate(&snap, &limits) {
         ctx.finding(f);
@@ -666,7 +739,7 @@ mod tests {
         );
         for bad in [
             "api",
-            "cronjob/x",
+            "service/x",
             "deployment/",
             "deployment/API",
             "deployment/a b",

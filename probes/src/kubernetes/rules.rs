@@ -8,7 +8,7 @@
 use crate::framework::{CodeDoc, Finding, Severity, Table};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     Container, ContainerStatus, Event, Node, Pod, Probe as KProbe, Service,
 };
@@ -37,6 +37,7 @@ pub struct Snapshot {
     pub stateful_sets: Vec<StatefulSet>,
     pub daemon_sets: Vec<DaemonSet>,
     pub jobs: Vec<Job>,
+    pub cron_jobs: Vec<CronJob>,
     pub pdbs: Vec<PodDisruptionBudget>,
     pub hpas: Vec<HorizontalPodAutoscaler>,
     pub services: Vec<Service>,
@@ -56,6 +57,9 @@ pub struct Limits {
     pub restarts: i32,
     /// Seconds an init container may take before the pod is "stuck in init".
     pub init_stuck_s: i64,
+    /// A StatefulSet's or DaemonSet's rollout whose new pods are not Ready this long after
+    /// they were made is stuck (Deployments carry their own `progressDeadlineSeconds`).
+    pub rollout_stuck_s: i64,
 }
 
 impl Default for Limits {
@@ -63,6 +67,7 @@ impl Default for Limits {
         Limits {
             restarts: 5,
             init_stuck_s: 300,
+            rollout_stuck_s: 600,
         }
     }
 }
@@ -201,8 +206,22 @@ code!(
     ROLLOUT_STUCK,
     "K8S_ROLLOUT_STUCK",
     Critical,
-    "A Deployment's rollout has stopped progressing (ProgressDeadlineExceeded); the finding ties it to the new ReplicaSet's revision and why its pods fail.",
-    "Fix what the new revision's pods fail on (the other findings), or go back: `kubectl rollout undo` to the previous revision."
+    "A rollout has stopped progressing: a Deployment past its progress deadline (ProgressDeadlineExceeded), or a StatefulSet or DaemonSet whose pods of the new revision are not Ready long after they were made. The finding ties it to the revision and why its pods fail.",
+    "Fix what the new revision's pods fail on (the other findings), or go back: `kubectl rollout undo` to the previous revision. A StatefulSet then needs its pods stuck on the bad revision deleted by hand (it does not replace a pod that never became Ready)."
+);
+code!(
+    CRONJOB_FAILING,
+    "K8S_CRONJOB_FAILING",
+    Warning,
+    "A CronJob's most recent runs failed (its Jobs hit their backoff limit or deadline); the finding lists the runs kept and the last success.",
+    "Read the failed run's logs; the pod findings' patches change the CronJob's `jobTemplate`, so the next run gets the fix. Try it at once with `kubectl create job --from=cronjob/NAME`."
+);
+code!(
+    CRONJOB_SUSPENDED,
+    "K8S_CRONJOB_SUSPENDED",
+    Info,
+    "A CronJob is suspended: it makes no new runs until resumed.",
+    "If the suspension is over, resume it (`kubectl patch cronjob NAME -p '{\"spec\":{\"suspend\":false}}'`); runs missed meanwhile are skipped unless within `startingDeadlineSeconds`."
 );
 code!(
     PDB_BLOCKS,
@@ -308,6 +327,8 @@ pub const CODES: &[CodeDoc] = &[
     INIT_STUCK,
     RESTARTS,
     ROLLOUT_STUCK,
+    CRONJOB_FAILING,
+    CRONJOB_SUSPENDED,
     PDB_BLOCKS,
     HPA_AT_MAX,
     HPA_NO_METRICS,
@@ -423,7 +444,7 @@ impl Workload {
     fn patchable(&self) -> bool {
         matches!(
             self.kind.as_str(),
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "CronJob"
         )
     }
 }
@@ -459,6 +480,29 @@ pub fn owner(s: &Snapshot, pod: &Pod) -> Workload {
                 },
                 None => Workload {
                     kind: "ReplicaSet".into(),
+                    name: o.name.clone(),
+                },
+            }
+        }
+        Some(o) if o.kind == "Job" => {
+            let cron = s
+                .jobs
+                .iter()
+                .find(|j| name(&j.metadata) == o.name)
+                .and_then(|j| {
+                    j.metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+                });
+            match cron {
+                Some(c) => Workload {
+                    kind: "CronJob".into(),
+                    name: c.name.clone(),
+                },
+                None => Workload {
+                    kind: "Job".into(),
                     name: o.name.clone(),
                 },
             }
@@ -683,7 +727,19 @@ fn container_patch(ns: &str, w: &Workload, container: &str, init: bool, body: Va
 
 /// A patch of the pod template's spec (`{"spec": {"template": {"spec": …}}}`).
 fn pod_level_patch(ns: &str, w: &Workload, pod_spec: Value) -> String {
-    if w.patchable() {
+    if w.kind == "CronJob" {
+        let patch =
+            json!({ "spec": { "jobTemplate": { "spec": { "template": { "spec": pod_spec } } } } });
+        format!(
+            "Patch (CronJob `{}`, strategic merge; its next run gets it — runs already made keep the old template):\n\n```yaml\n{}```\n\n```\nkubectl -n {ns} patch cronjob {} --type strategic -p '{}'\nkubectl -n {ns} create job --from=cronjob/{} {}-check   # try it now\n```",
+            w.name,
+            to_yaml(&patch),
+            w.name,
+            patch,
+            w.name,
+            w.name.chars().take(46).collect::<String>()
+        )
+    } else if w.patchable() {
         let patch = json!({ "spec": { "template": { "spec": pod_spec } } });
         format!(
             "Patch ({} `{}`, strategic merge; rolls the pods):\n\n```yaml\n{}```\n\n```\nkubectl -n {ns} patch {} {} --type strategic -p '{}'\n```",
@@ -1994,6 +2050,399 @@ fn deployment_rules(
     }
 }
 
+/// The CronJob that made a Job, if any.
+fn cron_of(j: &Job) -> Option<&str> {
+    j.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+        .map(|o| o.name.as_str())
+}
+
+/// How a Job ended: `Some(true)` complete, `Some(false)` failed (with the reason), `None`
+/// still running.
+fn job_outcome(j: &Job) -> (Option<bool>, String) {
+    let conds = j.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for c in conds.into_iter().flatten() {
+        if c.status != "True" {
+            continue;
+        }
+        match c.type_.as_str() {
+            "Complete" => return (Some(true), "Complete".into()),
+            "Failed" => {
+                return (
+                    Some(false),
+                    c.reason.clone().unwrap_or_else(|| "Failed".into()),
+                );
+            }
+            _ => {}
+        }
+    }
+    (None, "running".into())
+}
+
+fn job_started(j: &Job) -> i64 {
+    j.status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .or(j.metadata.creation_timestamp.as_ref())
+        .map(secs)
+        .unwrap_or(0)
+}
+
+fn cronjob_rules(
+    s: &Snapshot,
+    codes_by_workload: &BTreeMap<String, BTreeSet<&'static str>>,
+    out: &mut Vec<Finding>,
+) {
+    let ns = &s.namespace;
+    for cj in &s.cron_jobs {
+        let cname = name(&cj.metadata);
+        let spec = cj.spec.clone().unwrap_or_default();
+        let st = cj.status.clone().unwrap_or_default();
+        let last_schedule = st
+            .last_schedule_time
+            .as_ref()
+            .map(|t| ago(s.now, secs(t)))
+            .unwrap_or_else(|| "never".into());
+        let last_success = st
+            .last_successful_time
+            .as_ref()
+            .map(|t| ago(s.now, secs(t)))
+            .unwrap_or_else(|| "never".into());
+        if spec.suspend == Some(true) {
+            out.push(
+                Finding::new(
+                    CRONJOB_SUSPENDED.code,
+                    Severity::Info,
+                    format!("cronjob/{cname} is suspended: it makes no new runs"),
+                )
+                .fact("schedule", spec.schedule.clone())
+                .fact("last scheduled", last_schedule.clone())
+                .remediation(format!(
+                    "If the suspension is over: `kubectl -n {ns} patch cronjob {cname} -p '{{\"spec\":{{\"suspend\":false}}}}'`."
+                )),
+            );
+        }
+        let mut runs: Vec<&Job> = s
+            .jobs
+            .iter()
+            .filter(|j| cron_of(j) == Some(cname))
+            .collect();
+        runs.sort_by_key(|j| std::cmp::Reverse(job_started(j)));
+        // The most recent finished runs, while they failed.
+        let finished: Vec<(&Job, bool, String)> = runs
+            .iter()
+            .filter_map(|j| {
+                let (o, why) = job_outcome(j);
+                o.map(|ok| (*j, ok, why))
+            })
+            .collect();
+        let failed_in_a_row = finished.iter().take_while(|(_, ok, _)| !ok).count();
+        if failed_in_a_row == 0 {
+            continue;
+        }
+        let latest = name(&finished[0].0.metadata);
+        let mut t = Table::new("Runs kept", &["Job", "Started", "Result", "Failed pods"]);
+        for j in runs.iter().take(10) {
+            let (_, why) = job_outcome(j);
+            t.row(vec![
+                name(&j.metadata).into(),
+                ago(s.now, job_started(j)),
+                why,
+                j.status
+                    .as_ref()
+                    .and_then(|s| s.failed)
+                    .unwrap_or(0)
+                    .to_string(),
+            ]);
+        }
+        let causes = codes_by_workload
+            .get(&format!("cronjob/{cname}"))
+            .map(|c| {
+                c.iter()
+                    .copied()
+                    .filter(|c| *c != CRONJOB_FAILING.code)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let every = match (failed_in_a_row, failed_in_a_row == finished.len()) {
+            (1, true) => "its only run kept failed".to_string(),
+            (1, false) => "the last run failed".to_string(),
+            (n, true) => format!("all {n} runs kept failed"),
+            (n, false) => format!("the last {n} runs failed"),
+        };
+        let mut rem =
+            format!("Read the latest failed run's logs: `kubectl -n {ns} logs job/{latest}`.");
+        if !causes.is_empty() {
+            rem.push_str(&format!(
+                " Its pods fail with {causes} (see those findings: their patches change the CronJob's jobTemplate, so the next run gets the fix)."
+            ));
+        }
+        rem.push_str(&format!(
+            " Once fixed, try a run now instead of waiting for the schedule:\n\n```\nkubectl -n {ns} create job --from=cronjob/{cname} {}-check\n```",
+            cname.chars().take(46).collect::<String>()
+        ));
+        if spec.failed_jobs_history_limit == Some(0) {
+            rem.push_str("\n\n`failedJobsHistoryLimit: 0` deletes failed runs at once: keep a few (the default is 1) so their pods can be read.");
+        }
+        out.push(
+            Finding::new(
+                CRONJOB_FAILING.code,
+                Severity::Warning,
+                format!("cronjob/{cname}: {every} (last success {last_success})"),
+            )
+            .fact("workload", format!("cronjob/{cname}"))
+            .fact("schedule", spec.schedule.clone())
+            .fact("last scheduled", last_schedule)
+            .fact("last successful", last_success)
+            .fact("latest failure", format!("job/{latest}: {}", finished[0].2))
+            .fact(
+                "runs kept",
+                format!(
+                    "{} succeeded, {} failed at most (successfulJobsHistoryLimit, failedJobsHistoryLimit)",
+                    spec.successful_jobs_history_limit.unwrap_or(3),
+                    spec.failed_jobs_history_limit.unwrap_or(1)
+                ),
+            )
+            .fact(
+                "active runs",
+                st.active.as_ref().map(|a| a.len()).unwrap_or(0),
+            )
+            .table(t)
+            .remediation(rem)
+            .command(format!(
+                "kubectl -n {ns} get jobs -l batch.kubernetes.io/cronjob-name={cname}"
+            )),
+        );
+    }
+}
+
+/// A set whose rollout is stuck: (kind, name, new revision, facts, the new revision's pods
+/// stuck, the kind's own remedy).
+type StuckSet<'a> = (
+    &'static str,
+    &'a str,
+    String,
+    Vec<(String, String)>,
+    Vec<&'a Pod>,
+    String,
+);
+
+/// A StatefulSet's or DaemonSet's pods of the revision being rolled out that are not Ready
+/// `rollout_stuck_s` after they were made: the rollout waits on them for ever (neither kind
+/// has a progress deadline).
+fn set_rollout_rules(
+    s: &Snapshot,
+    l: &Limits,
+    codes_by_workload: &BTreeMap<String, BTreeSet<&'static str>>,
+    out: &mut Vec<Finding>,
+) {
+    let ns = &s.namespace;
+    let owned_by = |p: &Pod, kind: &str, n: &str| {
+        p.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && o.kind == kind && o.name == n)
+    };
+    let label = |p: &Pod, key: &str| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(key))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let age = |p: &Pod| {
+        p.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| s.now - secs(t))
+            .unwrap_or(0)
+    };
+    let mut stuck: Vec<StuckSet> = vec![];
+    for st in &s.stateful_sets {
+        let n = name(&st.metadata);
+        let status = st.status.clone().unwrap_or_default();
+        let (Some(update), current) = (
+            status.update_revision.clone(),
+            status.current_revision.clone(),
+        ) else {
+            continue;
+        };
+        let spec = st.spec.clone().unwrap_or_default();
+        let desired = spec.replicas.unwrap_or(1);
+        let updated = status.updated_replicas.unwrap_or(0);
+        if current.as_deref() == Some(update.as_str()) && updated >= desired {
+            continue;
+        }
+        let pods: Vec<&Pod> = s
+            .pods
+            .iter()
+            .filter(|p| owned_by(p, "StatefulSet", n))
+            .filter(|p| label(p, "controller-revision-hash") == update)
+            .filter(|p| !pod_ready(p) && age(p) >= l.rollout_stuck_s)
+            .collect();
+        if pods.is_empty() {
+            continue;
+        }
+        let strategy = spec
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.type_.clone())
+            .unwrap_or_else(|| "RollingUpdate".into());
+        let mut facts = vec![
+            (
+                "replicas".to_string(),
+                format!(
+                    "{desired} desired, {updated} on the new revision, {} ready",
+                    status.ready_replicas.unwrap_or(0)
+                ),
+            ),
+            ("current revision".into(), current.unwrap_or_default()),
+            ("update revision".into(), update.clone()),
+            (
+                "pod management".into(),
+                spec.pod_management_policy
+                    .unwrap_or_else(|| "OrderedReady".into()),
+            ),
+            ("update strategy".into(), strategy),
+        ];
+        if let Some(p) = spec
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.partition)
+            .filter(|p| *p > 0)
+        {
+            facts.push(("partition".into(), p.to_string()));
+        }
+        let names: Vec<&str> = pods.iter().map(|p| name(&p.metadata)).collect();
+        let extra = format!(
+            " A StatefulSet does not replace a pod that never became Ready, even after its template is fixed or rolled back: delete the pods stuck on the bad revision once the template is right (the documented forced rollback):\n\n```\nkubectl -n {ns} delete pod {}\n```",
+            names.join(" ")
+        );
+        stuck.push(("StatefulSet", n, update, facts, pods, extra));
+    }
+    for ds in &s.daemon_sets {
+        let n = name(&ds.metadata);
+        let status = ds.status.clone().unwrap_or_default();
+        let Some(generation) = ds
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deprecated.daemonset.template.generation"))
+            .cloned()
+        else {
+            continue;
+        };
+        let desired = status.desired_number_scheduled;
+        let updated = status.updated_number_scheduled.unwrap_or(0);
+        let unavailable = status.number_unavailable.unwrap_or(0);
+        if updated >= desired && unavailable == 0 {
+            continue;
+        }
+        let pods: Vec<&Pod> = s
+            .pods
+            .iter()
+            .filter(|p| owned_by(p, "DaemonSet", n))
+            .filter(|p| label(p, "pod-template-generation") == generation)
+            .filter(|p| !pod_ready(p) && age(p) >= l.rollout_stuck_s)
+            .collect();
+        if pods.is_empty() {
+            continue;
+        }
+        let max_unavailable = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.max_unavailable.as_ref())
+            .map(port_str)
+            .unwrap_or_else(|| "1".into());
+        let facts = vec![
+            (
+                "nodes".to_string(),
+                format!(
+                    "{desired} desired, {updated} on the new template, {unavailable} unavailable"
+                ),
+            ),
+            ("template generation".into(), generation.clone()),
+            ("maxUnavailable".into(), max_unavailable.clone()),
+        ];
+        let extra = format!(
+            " The rolling update replaces at most maxUnavailable ({max_unavailable}) pods at a time, so it waits on these for ever; once the template is fixed or rolled back the controller replaces them."
+        );
+        stuck.push(("DaemonSet", n, generation, facts, pods, extra));
+    }
+    for (kind, n, rev, facts, pods, extra) in stuck {
+        let lower = kind.to_ascii_lowercase();
+        let oldest = pods.iter().map(|p| age(p)).max().unwrap_or(0);
+        let mut f = Finding::new(
+            ROLLOUT_STUCK.code,
+            Severity::Critical,
+            format!(
+                "{lower}/{n}: the rollout is stuck: {} pod{} of the new revision not Ready for {}",
+                pods.len(),
+                if pods.len() == 1 { "" } else { "s" },
+                dur(oldest)
+            ),
+        )
+        .fact("workload", format!("{lower}/{n}"));
+        for (k, v) in facts {
+            f = f.fact(&k, v);
+        }
+        let mut t = Table::new("Pods of the new revision", POD_COLUMNS);
+        for p in pods.iter().take(50) {
+            let state = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| {
+                    cs.iter().find_map(|c| {
+                        c.state.as_ref().and_then(|st| {
+                            st.waiting
+                                .as_ref()
+                                .and_then(|w| w.reason.clone())
+                                .or_else(|| st.terminated.as_ref().and_then(|t| t.reason.clone()))
+                        })
+                    })
+                })
+                .unwrap_or_else(|| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.phase.clone())
+                        .unwrap_or_else(|| "not Ready".into())
+                });
+            t.row(pod_row(s, p, &state));
+        }
+        f = f.table(t);
+        let causes = codes_by_workload
+            .get(&format!("{lower}/{n}"))
+            .map(|c| c.iter().copied().collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        let mut rem = format!("Revision `{rev}` does not become Ready");
+        if causes.is_empty() {
+            rem.push_str(". ");
+        } else {
+            rem.push_str(&format!(
+                ": its pods fail with {causes} (see those findings). "
+            ));
+        }
+        rem.push_str(&format!(
+            "Fix the cause, or go back to the previous revision:\n\n```\nkubectl -n {ns} rollout undo {lower}/{n}\n```\n"
+        ));
+        rem.push_str(&extra);
+        out.push(
+            f.remediation(rem)
+                .command(format!("kubectl -n {ns} rollout status {lower}/{n}")),
+        );
+    }
+}
+
 fn pdb_rules(s: &Snapshot, out: &mut Vec<Finding>) {
     let ns = &s.namespace;
     for p in &s.pdbs {
@@ -2291,6 +2740,10 @@ fn job_rules(s: &Snapshot, out: &mut Vec<Finding>) {
     let ns = &s.namespace;
     for j in &s.jobs {
         let jname = name(&j.metadata);
+        // A CronJob's runs are told about together (K8S_CRONJOB_FAILING).
+        if cron_of(j).is_some_and(|c| s.cron_jobs.iter().any(|cj| name(&cj.metadata) == c)) {
+            continue;
+        }
         let Some(st) = &j.status else { continue };
         let Some(c) = st
             .conditions
@@ -2541,6 +2994,8 @@ pub fn evaluate(s: &Snapshot, l: &Limits) -> Vec<Finding> {
         out.push(summary(s, &codes_by_workload));
     }
     deployment_rules(s, &codes_by_workload, &mut out);
+    set_rollout_rules(s, l, &codes_by_workload, &mut out);
+    cronjob_rules(s, &codes_by_workload, &mut out);
     pdb_rules(s, &mut out);
     hpa_rules(s, &mut out);
     service_rules(s, &mut out);

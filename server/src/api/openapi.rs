@@ -231,9 +231,10 @@ pub fn spec() -> serde_json::Value {
             "responses": { "201": { "description": "The target" }, "400": err, "401": err, "403": err, "409": err, "422": err } }
         },
         "/api/v1/kubernetes/manifest-checks": {
-          "post": { "summary": "Static checks on Kubernetes manifests (viewer): the YAML as the body (application/yaml) or JSON {yaml}; answers {documents, objects, findings: [{code, severity, object, container, line, message, fix}]}; nothing is stored",
+          "post": { "summary": "Static checks on Kubernetes manifests (viewer): the YAML as the body (application/yaml) or JSON {yaml}; answers {documents, objects, findings: [{code, severity, object, container, line, message, fix}]}; nothing is stored. With ?target=ID (a Kubernetes target; responder) the requests are also checked against its largest node and `cluster` says {target_id, target, nodes, largest_cpu, largest_memory, error}",
+            "parameters": [ { "name": "target", "in": "query", "required": false, "schema": { "type": "integer", "format": "int64" } } ],
             "requestBody": { "required": true, "content": { "application/yaml": { "schema": { "type": "string" } }, "application/json": { "schema": { "type": "object" } } } },
-            "responses": { "200": { "description": "The findings by line" }, "401": err, "413": err, "415": err, "422": err } }
+            "responses": { "200": { "description": "The findings by line" }, "400": err, "401": err, "403": err, "404": err, "413": err, "415": err, "422": err } }
         },
         "/api/v1/target-kinds": {
           "get": { "summary": "The target kinds this server supports (viewer), each with what its connection field holds: [{kind, connection_help}]", "responses": { "200": { "description": "Kinds" }, "401": err } }

@@ -116,6 +116,9 @@ fn snapshot(case: Case) -> Snapshot {
             "service" => s.services.push(from(v)),
             "slice" => s.endpoint_slices.push(from(v)),
             "job" => s.jobs.push(from(v)),
+            "cronjob" => s.cron_jobs.push(from(v)),
+            "statefulset" => s.stateful_sets.push(from(v)),
+            "daemonset" => s.daemon_sets.push(from(v)),
             other => panic!("{other}"),
         }
     }
@@ -126,6 +129,67 @@ fn snapshot(case: Case) -> Snapshot {
         );
     }
     s
+}
+
+/// A pod controlled by `kind/owner` with `labels`, made `age` seconds ago; `ready` or
+/// waiting with `waiting_reason`.
+fn owned_pod(
+    name: &str,
+    kind: &str,
+    owner: &str,
+    labels: Value,
+    age: i64,
+    waiting_reason: Option<&str>,
+) -> Value {
+    let (ready, state) = match waiting_reason {
+        None => (true, json!({ "running": { "startedAt": t(age) } })),
+        Some(r) => (false, json!({ "waiting": { "reason": r } })),
+    };
+    json!({
+        "metadata": { "name": name, "namespace": "shop", "uid": format!("uid-{name}"), "creationTimestamp": t(age), "labels": labels,
+                      "ownerReferences": [{ "apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": format!("uid-{owner}"), "controller": true }] },
+        "spec": { "nodeName": "n1", "containers": [{ "name": "c", "image": "img:2" }] },
+        "status": { "phase": "Running", "startTime": t(age),
+                    "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }],
+                    "containerStatuses": [{ "name": "c", "image": "img:2", "imageID": "", "ready": ready, "restartCount": 0, "state": state }] }
+    })
+}
+
+fn sts(update: &str) -> Value {
+    json!({ "metadata": { "name": "db", "namespace": "shop" },
+        "spec": { "replicas": 3, "serviceName": "db", "selector": { "matchLabels": { "app": "db" } },
+                  "template": { "metadata": { "labels": { "app": "db" } }, "spec": { "containers": [{ "name": "c", "image": "img:2" }] } } },
+        "status": { "replicas": 3, "readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "db-1", "updateRevision": update } })
+}
+
+fn ds() -> Value {
+    json!({ "metadata": { "name": "agent", "namespace": "shop", "generation": 4, "annotations": { "deprecated.daemonset.template.generation": "4" } },
+        "spec": { "selector": { "matchLabels": { "app": "agent" } },
+                  "template": { "metadata": { "labels": { "app": "agent" } }, "spec": { "containers": [{ "name": "c", "image": "img:2" }] } } },
+        "status": { "currentNumberScheduled": 2, "desiredNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 1,
+                    "updatedNumberScheduled": 1, "numberUnavailable": 1 } })
+}
+
+/// A run of CronJob `report`, started `age` seconds ago, ended as `outcome` (or running).
+fn run_of_report(name: &str, age: i64, outcome: Option<&str>) -> Value {
+    let conditions = match outcome {
+        Some("Complete") => json!([{ "type": "Complete", "status": "True" }]),
+        Some(r) => {
+            json!([{ "type": "Failed", "status": "True", "reason": r, "message": "Job has reached the specified backoff limit" }])
+        }
+        None => json!([]),
+    };
+    json!({ "metadata": { "name": name, "namespace": "shop", "creationTimestamp": t(age),
+                          "ownerReferences": [{ "apiVersion": "batch/v1", "kind": "CronJob", "name": "report", "uid": "cj1", "controller": true }] },
+        "spec": { "backoffLimit": 2, "template": { "spec": { "containers": [] } } },
+        "status": { "startTime": t(age), "failed": if outcome.is_some_and(|o| o != "Complete") { 3 } else { 0 }, "conditions": conditions } })
+}
+
+fn cronjob(suspend: bool) -> Value {
+    json!({ "metadata": { "name": "report", "namespace": "shop" },
+        "spec": { "schedule": "0 * * * *", "suspend": suspend,
+                  "jobTemplate": { "spec": { "template": { "metadata": { "labels": { "app": "report" } }, "spec": { "restartPolicy": "Never", "containers": [{ "name": "c", "image": "img:2" }] } } } } },
+        "status": { "lastScheduleTime": t(600), "lastSuccessfulTime": t(10_800) } })
 }
 
 /// (name, state, expected warning-or-worse codes in order of appearance (sorted), words in
@@ -374,6 +438,75 @@ fn cases() -> Vec<(&'static str, Case, Vec<&'static str>, Vec<&'static str>)> {
             vec!["node/n1", "Kubelet stopped posting"],
         ),
         (
+            "a StatefulSet rollout stuck on a pod of the new revision names the pod to delete",
+            Case {
+                pods: vec![
+                    owned_pod("db-0", "StatefulSet", "db", json!({ "app": "db", "controller-revision-hash": "db-1" }), 7200, None),
+                    owned_pod("db-1", "StatefulSet", "db", json!({ "app": "db", "controller-revision-hash": "db-1" }), 7200, None),
+                    owned_pod("db-2", "StatefulSet", "db", json!({ "app": "db", "controller-revision-hash": "db-2" }), 1200, Some("ContainerCreating")),
+                ],
+                others: vec![("statefulset", sts("db-2"))],
+                ..Default::default()
+            },
+            vec!["K8S_ROLLOUT_STUCK"],
+            vec!["statefulset/db: the rollout is stuck: 1 pod of the new revision not Ready for 20m", "db-2", "kubectl -n shop rollout undo statefulset/db", "kubectl -n shop delete pod db-2", "OrderedReady"],
+        ),
+        (
+            "a StatefulSet's new pod younger than the limit, or an old revision's pod not ready, is no stuck rollout",
+            Case {
+                pods: vec![
+                    owned_pod("db-1", "StatefulSet", "db", json!({ "app": "db", "controller-revision-hash": "db-1" }), 7200, Some("ContainerCreating")),
+                    owned_pod("db-2", "StatefulSet", "db", json!({ "app": "db", "controller-revision-hash": "db-2" }), 300, Some("ContainerCreating")),
+                ],
+                others: vec![("statefulset", sts("db-2"))],
+                ..Default::default()
+            },
+            vec![],
+            vec![],
+        ),
+        (
+            "a DaemonSet rollout stuck on a pod of the new template generation",
+            Case {
+                pods: vec![
+                    owned_pod("agent-a", "DaemonSet", "agent", json!({ "app": "agent", "pod-template-generation": "3" }), 7200, None),
+                    owned_pod("agent-b", "DaemonSet", "agent", json!({ "app": "agent", "pod-template-generation": "4" }), 900, Some("ContainerCreating")),
+                ],
+                others: vec![("daemonset", ds())],
+                ..Default::default()
+            },
+            vec!["K8S_ROLLOUT_STUCK"],
+            vec!["daemonset/agent: the rollout is stuck", "agent-b", "rollout undo daemonset/agent", "maxUnavailable (1)"],
+        ),
+        (
+            "a CronJob whose last runs failed is one finding, not one per run",
+            Case {
+                others: vec![
+                    ("cronjob", cronjob(false)),
+                    ("job", run_of_report("report-1", 10_800, Some("Complete"))),
+                    ("job", run_of_report("report-2", 7200, Some("BackoffLimitExceeded"))),
+                    ("job", run_of_report("report-3", 3600, Some("DeadlineExceeded"))),
+                    ("job", run_of_report("report-4", 60, None)),
+                ],
+                ..Default::default()
+            },
+            vec!["K8S_CRONJOB_FAILING", "K8S_NOTHING_SELECTED"],
+            vec!["cronjob/report: the last 2 runs failed (last success 3h ago)", "job/report-3: DeadlineExceeded", "kubectl -n shop logs job/report-3", "create job --from=cronjob/report report-check"],
+        ),
+        (
+            "a CronJob's crashing run gets a patch of the CronJob's jobTemplate",
+            Case {
+                pods: vec![{
+                    let mut p = pod("report-3-x", json!([c("c", mem_limit.clone())]), json!([waiting("c", "CrashLoopBackOff", "back-off", 6, oom(120, 60))]), json!({}));
+                    p["metadata"]["ownerReferences"] = json!([{ "apiVersion": "batch/v1", "kind": "Job", "name": "report-3", "uid": "j3", "controller": true }]);
+                    p
+                }],
+                others: vec![("cronjob", cronjob(true)), ("job", run_of_report("report-3", 3600, None))],
+                ..Default::default()
+            },
+            vec!["K8S_CRASHLOOP_OOMKILLED"],
+            vec!["cronjob/report", "jobTemplate", "kubectl -n shop patch cronjob report --type strategic", "kubectl -n shop create job --from=cronjob/report"],
+        ),
+        (
             "a healthy namespace raises nothing",
             Case {
                 pods: vec![pod("app-1-a", json!([c("c", json!({}))]), json!([{ "name": "c", "image": "x", "imageID": "", "ready": true, "restartCount": 1, "state": { "running": {} } }]), json!({}))],
@@ -540,4 +673,48 @@ fn quantities_and_yaml() {
         parse_config_error("couldn't find key password in Secret shop/db"),
         ("Secret".into(), "db".into(), Some("password".into()))
     );
+}
+
+#[test]
+fn a_suspended_cronjob_is_said_and_its_runs_are_its_own() {
+    let s = snapshot(Case {
+        others: vec![
+            ("cronjob", cronjob(true)),
+            ("job", run_of_report("report-1", 600, Some("Complete"))),
+        ],
+        ..Default::default()
+    });
+    let out = evaluate(&s, &Limits::default());
+    let f = out
+        .iter()
+        .find(|f| f.code == CRONJOB_SUSPENDED.code)
+        .expect("suspended");
+    assert_eq!(f.severity, Severity::Info);
+    assert!(
+        f.remediation.contains("\"suspend\":false"),
+        "{}",
+        f.remediation
+    );
+    // Its last run succeeded: nothing is failing.
+    assert!(!out.iter().any(|f| f.code == CRONJOB_FAILING.code));
+    // A pod of its run belongs to the CronJob, not to the run.
+    let p: Pod = from(owned_pod(
+        "report-1-x",
+        "Job",
+        "report-1",
+        json!({}),
+        600,
+        None,
+    ));
+    assert_eq!(owner(&s, &p).label(), "cronjob/report");
+    // A Job no CronJob made stays a Job.
+    let p: Pod = from(owned_pod(
+        "migrate-x",
+        "Job",
+        "migrate",
+        json!({}),
+        600,
+        None,
+    ));
+    assert_eq!(owner(&s, &p).label(), "job/migrate");
 }
