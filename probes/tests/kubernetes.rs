@@ -747,11 +747,7 @@ async fn statefulset_and_daemonset_rollouts_stuck_on_their_new_revision_are_name
         &[("workload", "statefulset/db")],
     )
     .await;
-    assert!(
-        !codes(&o).contains(&"K8S_ROLLOUT_STUCK"),
-        "{:?}",
-        codes(&o)
-    );
+    assert!(!codes(&o).contains(&"K8S_ROLLOUT_STUCK"), "{:?}", codes(&o));
 
     let o = run(
         "kubernetes",
@@ -871,11 +867,7 @@ async fn a_cronjob_whose_runs_fail_is_one_finding_and_its_patch_applies() {
         assert!(runs.contains(&j.to_string()), "{runs:?}");
     }
     // One finding for the CronJob, not one per failed run.
-    assert!(
-        !codes(&o).contains(&"K8S_JOB_FAILED"),
-        "{:?}",
-        codes(&o)
-    );
+    assert!(!codes(&o).contains(&"K8S_JOB_FAILED"), "{:?}", codes(&o));
     // The completed run's pod is the CronJob's: the summary groups it under the CronJob.
     let s = finding(&o, "K8S_SUMMARY");
     assert!(

@@ -352,6 +352,26 @@ async fn manifests_are_checked_by_line_and_bad_yaml_is_named(pool: PgPool) {
     assert_eq!(s, 415);
 }
 
+/// Adds a Kubernetes target through the API (the kubeconfig as its secret); its id.
+async fn add_cluster(
+    app: &TestApp,
+    admin: &str,
+    name: &str,
+    connection: &str,
+    kubeconfig: &str,
+) -> i64 {
+    let (s, t) = app
+        .post(
+            admin,
+            "/api/v1/targets",
+            json!({"name": name, "kind": "kubernetes", "connection": connection,
+                   "secret": kubeconfig, "environment": "production"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    t["id"].as_i64().unwrap()
+}
+
 /// A node of the test cluster as kwok runs them (its allocatable is what the check reads).
 async fn ensure_node(name: &str, cpu: &str, memory: &str) {
     use k8s_openapi::api::core::v1::Node;
@@ -385,16 +405,8 @@ async fn manifests_are_checked_against_a_clusters_nodes_pasted_or_uploaded(pool:
     let viewer = app.create_token("mkv", Role::Viewer).await;
     let responder = app.create_token("mkr", Role::Responder).await;
     let yaml = kubeconfig();
-    let (s, t) = app
-        .post(
-            &admin,
-            "/api/v1/targets",
-            json!({"name": "prod-cluster", "kind": "kubernetes", "connection": format!("{}?namespace=default", server(&yaml)),
-                   "secret": yaml, "environment": "production"}),
-        )
-        .await;
-    assert_eq!(s, 201, "{t}");
-    let id = t["id"].as_i64().unwrap();
+    let conn = format!("{}?namespace=default", server(&yaml));
+    let id = add_cluster(&app, &admin, "prod-cluster", &conn, &yaml).await;
     let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: big\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: big}\n  template:\n    metadata:\n      labels: {app: big}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/big:1.0\n        resources:\n          requests: {cpu: \"1000\", memory: 64Mi}\n";
     let check = |token: String, query: String| {
         let req = app
@@ -445,17 +457,9 @@ async fn manifests_are_checked_against_a_clusters_nodes_pasted_or_uploaded(pool:
     // the nodes were not read.
     let dead = "https://127.0.0.1:1";
     let dead_yaml = yaml.replace(&server(&yaml), dead);
-    let (s, t) = app
-        .post(
-            &admin,
-            "/api/v1/targets",
-            json!({"name": "dead-cluster", "kind": "kubernetes", "connection": dead,
-                   "secret": dead_yaml, "environment": "staging"}),
-        )
-        .await;
-    assert_eq!(s, 201, "{t}");
+    let dead_id = add_cluster(&app, &admin, "dead-cluster", dead, &dead_yaml).await;
     let started = Instant::now();
-    let (s, r) = check(responder.clone(), format!("?target={}", t["id"])).await;
+    let (s, r) = check(responder.clone(), format!("?target={dead_id}")).await;
     assert_eq!(s, 200, "{r}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(

@@ -396,8 +396,13 @@ mod behaviour {
             init.set_body(&JsValue::from_str(b));
         }
         init.set_headers(&headers);
+        send(url, &init).await
+    }
+
+    /// Fetches and reads the answer's status, headers and text.
+    async fn send(url: &str, init: &RequestInit) -> Result<(u16, web_sys::Headers, String), ()> {
         let resp =
-            wasm_bindgen_futures::JsFuture::from(window().fetch_with_str_and_init(url, &init))
+            wasm_bindgen_futures::JsFuture::from(window().fetch_with_str_and_init(url, init))
                 .await
                 .map_err(|_| ())?;
         let resp: Response = resp.dyn_into().map_err(|_| ())?;
@@ -421,17 +426,7 @@ mod behaviour {
         headers.set("Accept", accept).map_err(|_| ())?;
         init.set_headers(&headers);
         init.set_body(data.as_ref());
-        let resp =
-            wasm_bindgen_futures::JsFuture::from(window().fetch_with_str_and_init(url, &init))
-                .await
-                .map_err(|_| ())?;
-        let resp: Response = resp.dyn_into().map_err(|_| ())?;
-        let text = wasm_bindgen_futures::JsFuture::from(resp.text().map_err(|_| ())?)
-            .await
-            .map_err(|_| ())?
-            .as_string()
-            .unwrap_or_default();
-        Ok((resp.status(), resp.headers(), text))
+        send(url, &init).await
     }
 
     // ---- re-rendering the page --------------------------------------------------------
