@@ -2276,7 +2276,8 @@ fn set_rollout_rules(
         let spec = st.spec.clone().unwrap_or_default();
         let desired = spec.replicas.unwrap_or(1);
         let updated = status.updated_replicas.unwrap_or(0);
-        if current.as_deref() == Some(update.as_str()) && updated >= desired {
+        // Only a rollout: a scale-up whose new pods fail is told by the pod findings.
+        if current.as_deref() == Some(update.as_str()) {
             continue;
         }
         let pods: Vec<&Pod> = s

@@ -465,6 +465,16 @@ fn cases() -> Vec<(&'static str, Case, Vec<&'static str>, Vec<&'static str>)> {
             vec![],
         ),
         (
+            "a StatefulSet scaling up on its current revision is no rollout",
+            Case {
+                pods: vec![owned_pod("db-2", "StatefulSet", "db", json!({ "app": "db", "controller-revision-hash": "db-1" }), 1200, Some("ContainerCreating"))],
+                others: vec![("statefulset", sts("db-1"))],
+                ..Default::default()
+            },
+            vec![],
+            vec![],
+        ),
+        (
             "a DaemonSet rollout stuck on a pod of the new template generation",
             Case {
                 pods: vec![
