@@ -106,7 +106,14 @@ ensure_wasm_opt() {
   # Only release builds need wasm-opt; binaryen from npm ships it.
   if [ "$("$TOOLS/npm/bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
     log "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
-    npm install --silent -g --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null || die "npm install binaryen failed"
+    # The registry fetch can fail once on a fresh machine (seen 2026-11-30): try three times.
+    local attempt
+    for attempt in 1 2 3; do
+      npm install --silent -g --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null && return 0
+      log "npm install binaryen failed (attempt $attempt of 3)"
+      sleep 5
+    done
+    die "npm install binaryen failed"
   fi
 }
 
