@@ -240,9 +240,35 @@ pub mod rules {
         }
     }
 
+    /// A person's display name: at most 100 characters (after trimming), none of them a
+    /// control character (a name is shown in pages, exports and the audit log).
+    pub fn check_display_name(name: &str) -> Result<(), String> {
+        if name.trim().chars().count() <= 100 && !name.chars().any(char::is_control) {
+            Ok(())
+        } else {
+            Err("a display name is at most 100 printable characters".into())
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn display_names() {
+            for ok in ["", "Ada Lovelace", "Zoë Ng", &"x".repeat(100), "  padded  "] {
+                assert!(check_display_name(ok).is_ok(), "{ok:?}");
+            }
+            for bad in [
+                "bell\u{7}",
+                "new\nline",
+                "tab\there",
+                "c1\u{85}",
+                &"x".repeat(101),
+            ] {
+                assert!(check_display_name(bad).is_err(), "{bad:?}");
+            }
+        }
 
         #[test]
         fn usernames() {

@@ -93,11 +93,50 @@ impl DomainError {
     }
 }
 
+/// What a caller sees while the database cannot answer (restarting, unreachable, paused
+/// past the pool's timeout, out of connections): nothing was written, try again shortly.
+pub const DATABASE_UNAVAILABLE: &str =
+    "The database is unavailable right now; nothing was saved. Try again in a few seconds.";
+
 #[cfg(feature = "server")]
 impl From<sqlx::Error> for DomainError {
     fn from(e: sqlx::Error) -> Self {
+        let unavailable = |message: &str, retry_after_secs: u64| {
+            tracing::warn!(cause = %e, "database unavailable");
+            Self::Unavailable {
+                message: message.into(),
+                retry_after_secs,
+            }
+        };
         match &e {
             sqlx::Error::RowNotFound => Self::NotFound("not found".into()),
+            // Text PostgreSQL cannot store: a NUL character (U+0000) in a string, or `\u0000`
+            // in JSON. The statement failed, so its transaction writes nothing.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("22021") | Some("22P05")) =>
+            {
+                Self::Invalid("text may not contain NUL characters (U+0000)".into())
+            }
+            // disk_full: nothing was committed.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("53100") => unavailable(
+                "The database is out of disk space; nothing was saved. An administrator must free space.",
+                30,
+            ),
+            // Class 08 (connection exception), 57P01–57P05 (admin shutdown, crash shutdown,
+            // cannot connect now, database dropped, idle session timeout), 53300 (too many
+            // connections).
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c == "53300"
+                }) =>
+            {
+                unavailable(DATABASE_UNAVAILABLE, 5)
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => unavailable(DATABASE_UNAVAILABLE, 5),
             _ => Self::Internal(format!("database: {e}")),
         }
     }

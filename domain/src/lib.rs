@@ -35,3 +35,14 @@ pub mod storage;
 
 pub use accounts::*;
 pub use error::DomainError;
+
+/// For `Option` fields of a PATCH body where `null` means nothing: absent is `None` (with
+/// `#[serde(default)]`), a value is `Some`, and an explicit `null` is refused (400) rather
+/// than read as "leave it".
+pub fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}

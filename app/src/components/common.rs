@@ -107,6 +107,19 @@ pub fn raw_element_text(text: &str) -> String {
     }
 }
 
+/// A page title made from the route's parameters. The server reads a page's title after
+/// the body is rendered, and under load that could happen after the route's reactive owner
+/// was disposed: reading `params` then panicked and the page was a 500 (found by the load
+/// bench, docs/testing.md). The title follows the parameters while they are live and falls
+/// back to the ones the page was rendered with.
+pub fn param_title(
+    params: Memo<leptos_router::params::ParamsMap>,
+    make: impl Fn(&leptos_router::params::ParamsMap) -> String + Send + Sync + 'static,
+) -> impl Fn() -> String + Send + Sync + 'static {
+    let initial = params.with_untracked(&make);
+    move || params.try_with(&make).unwrap_or_else(|| initial.clone())
+}
+
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;

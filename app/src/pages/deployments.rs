@@ -590,7 +590,7 @@ pub fn DeploymentPage() -> impl IntoView {
     let all = move || q.read().get("all").is_some_and(|v| v == "1");
     let data = Resource::new(move || (key(), all()), |(k, a)| get_deployment(k, Some(a)));
     view! {
-        <Title text=key/>
+        <Title text=crate::components::common::param_title(params, |p| p.get("key").unwrap_or_default().to_ascii_uppercase())/>
         <p class="crumbs"><a href="/deployments">"← Deployments"</a></p>
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
@@ -826,7 +826,7 @@ pub fn TemplatePage() -> impl IntoView {
     );
     let save = ServerAction::<SaveTemplate>::new();
     view! {
-        <Title text=id/>
+        <Title text=crate::components::common::param_title(params, |p| p.get("id").unwrap_or_default())/>
         <p class="crumbs"><a href="/deployments#templates">"← Templates"</a></p>
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {

@@ -215,7 +215,11 @@ pub fn FindingPage() -> impl IntoView {
         |(k, id)| crate::incident_fns::get_finding(k, id),
     );
     view! {
-        <Title text=move || format!("Finding {} · {}", id.get(), key.get())/>
+        <Title text=crate::components::common::param_title(params, |p| format!(
+            "Finding {} · {}",
+            p.get("id").unwrap_or_default(),
+            p.get("key").unwrap_or_default().to_ascii_uppercase()
+        ))/>
         <p class="crumbs"><a href=move || format!("/incidents/{}#findings", key.get())>{move || format!("← {}", key.get())}</a></p>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -251,7 +255,7 @@ pub fn IncidentPage() -> impl IntoView {
     );
     let kind_filter = move || q.read().get("kind").filter(|s| !s.is_empty());
     view! {
-        <Title text=move || key.get()/>
+        <Title text=crate::components::common::param_title(params, |p| p.get("key").unwrap_or_default().to_ascii_uppercase())/>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
                 match incident.await {

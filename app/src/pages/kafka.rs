@@ -222,7 +222,7 @@ pub fn KafkaGroupPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text=move || format!("Group {}", group())/>
+        <Title text=crate::components::common::param_title(params, |p| format!("Group {}", p.get("group").unwrap_or_default()))/>
         <RefreshEvery15/>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -450,7 +450,7 @@ pub fn KafkaTopicPage() -> impl IntoView {
         |(t, p)| kafka_topic_groups(t, p),
     );
     view! {
-        <Title text=move || format!("Topic {}", topic())/>
+        <Title text=crate::components::common::param_title(params, |p| format!("Topic {}", p.get("topic").unwrap_or_default()))/>
         <RefreshEvery15/>
         <p class="muted"><a href=move || format!("/kafka/{}", target())>"← all groups"</a></p>
         <h1>{move || format!("Topic {}", topic())}</h1>

@@ -262,7 +262,10 @@ pub fn ProbeRunPage() -> impl IntoView {
         }
     });
     view! {
-        <Title text=move || format!("Probe run {}", id().unwrap_or_default())/>
+        <Title text=crate::components::common::param_title(params, |p| format!(
+            "Probe run {}",
+            p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or_default()
+        ))/>
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match head.await {

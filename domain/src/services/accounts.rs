@@ -49,12 +49,8 @@ pub async fn create_user(
     let username = new.username.trim().to_ascii_lowercase();
     rules::check_username(&username).map_err(DomainError::Invalid)?;
     rules::check_password(&new.password).map_err(DomainError::Invalid)?;
+    rules::check_display_name(&new.display_name).map_err(DomainError::Invalid)?;
     let display = new.display_name.trim();
-    if display.chars().count() > 100 {
-        return Err(DomainError::invalid(
-            "a display name is at most 100 characters",
-        ));
-    }
     let hash = passwords::hash(new.password).await?;
     let mut tx = pool.begin().await?;
     let user = match users::insert(&mut *tx, &username, display, &hash, new.role).await {

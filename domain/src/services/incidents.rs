@@ -92,6 +92,17 @@ pub async fn create(
     }
     check_len("the title", title, limits::TITLE_MAX)?;
     check_len("the summary", &new.summary, limits::SUMMARY_MAX)?;
+    // Each entry is one name (the page's comma-separated field is split before this); a
+    // blank or malformed entry, or more than the limit, is refused rather than dropped.
+    if new.services.len() > crate::incidents::limits::SERVICES_MAX {
+        return Err(invalid(format!(
+            "at most {} services",
+            crate::incidents::limits::SERVICES_MAX
+        )));
+    }
+    for s in &new.services {
+        check_name("service", s).map_err(invalid)?;
+    }
     let services = parse_services(&new.services.join(",")).map_err(invalid)?;
     let environment = new.environment.trim();
     check_name("environment", environment).map_err(invalid)?;
@@ -401,16 +412,25 @@ pub struct TimeCorrections {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub status: Option<IncidentStatus>,
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub severity: Option<Severity>,
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub summary: Option<String>,
     /// Usernames; an empty string clears.
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub commander: Option<String>,
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub scribe: Option<String>,
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub responders: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub corrections: Option<TimeCorrections>,
     /// Why (recorded with status changes and corrections).
+    #[serde(default, deserialize_with = "crate::not_null")]
     pub reason: Option<String>,
 }
 

@@ -77,8 +77,11 @@ pub async fn create_user(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[serde(default, deserialize_with = "domain::not_null")]
     role: Option<Role>,
+    #[serde(default, deserialize_with = "domain::not_null")]
     disabled: Option<bool>,
+    #[serde(default, deserialize_with = "domain::not_null")]
     password: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! `/api/v1/llm`: the weekly LLM cost review (the same data as the LLM costs page).
 
-use super::{ApiJson, ApiPath, ApiQuery};
+use super::{ApiJson, ApiPath, ApiQuery, ApiText};
 use crate::error::ApiResult;
 use crate::route;
 use crate::routes::Routes;
@@ -148,7 +148,7 @@ pub async fn import_usage(
     Extension(s): Extension<Arc<Shared>>,
     Extension(who): Extension<Principal>,
     ApiQuery(q): ApiQuery<ImportQuery>,
-    body: String,
+    ApiText(body): ApiText,
 ) -> ApiResult<Json<serde_json::Value>> {
     let window = svc::Window {
         retention_days: i64::from(s.config.llm_retention_days),
@@ -255,7 +255,7 @@ pub async fn change_prices(
 pub async fn import_litellm(
     (Extension(s), Extension(who), Extension(meta)): Ctx,
     ApiQuery(q): ApiQuery<DryRun>,
-    body: String,
+    ApiText(body): ApiText,
 ) -> ApiResult<Json<PriceChangeResult>> {
     who.require(domain::Role::Admin)?;
     let Some(from) = q.effective_from.filter(|f| !f.is_empty()) else {

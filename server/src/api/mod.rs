@@ -62,6 +62,24 @@ where
     }
 }
 
+/// A text body (a file: JSON Lines, CSV, a price file) with the same treatment: a body that
+/// is not UTF-8 is a JSON 400 like every other bad body, not axum's plain-text answer.
+pub struct ApiText(pub String);
+
+impl<S> axum::extract::FromRequest<S> for ApiText
+where
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match <String as axum::extract::FromRequest<S>>::from_request(req, state).await {
+            Ok(v) => Ok(ApiText(v)),
+            Err(rej) => Err(crate::error::rejection(rej.status(), rej.body_text())),
+        }
+    }
+}
+
 /// Query strings with the same treatment.
 pub struct ApiQuery<T>(pub T);
 

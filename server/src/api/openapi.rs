@@ -4,6 +4,107 @@
 use axum::Json;
 
 pub fn spec() -> serde_json::Value {
+    let mut doc = document_as_written();
+    complete_error_responses(&mut doc);
+    doc
+}
+
+/// Errors any operation can answer, whatever its handler does, added to every operation
+/// that does not list them itself (Schemathesis checks that each status Lookout answers is
+/// documented): 401 without credentials; 403 for a token whose scope stops short of the
+/// route (a CI or ingest token) or a role below the operation's; 429 when a throttle is hit;
+/// 503 while the database is unreachable (the request is refused, nothing is written).
+/// An operation with path parameters answers 400 for one that does not parse (`/targets/x`)
+/// and 404 for one that names nothing; one with query parameters 400/422 for a malformed
+/// or out-of-range one; one with a body 400 (not the declared JSON), 413 (over the body
+/// limit), 415 (another content type) and 422 (valid JSON, invalid values). JSON request
+/// bodies refuse properties they do not declare (`deny_unknown_fields` on every request
+/// type), so each object schema of a JSON request body says `additionalProperties: false`.
+fn complete_error_responses(doc: &mut serde_json::Value) {
+    let err = serde_json::json!({ "$ref": "#/components/responses/Error" });
+    let mut closed_components: Vec<String> = Vec::new();
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        let path_params = item
+            .get("parameters")
+            .and_then(|p| p.as_array())
+            .map(|p| p.to_vec())
+            .unwrap_or_default();
+        for (method, op) in item.iter_mut() {
+            if method == "parameters" {
+                continue;
+            }
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            let params: Vec<serde_json::Value> = path_params
+                .iter()
+                .chain(
+                    op.get("parameters")
+                        .and_then(|p| p.as_array())
+                        .into_iter()
+                        .flatten(),
+                )
+                .cloned()
+                .collect();
+            let in_ = |place: &str| {
+                params
+                    .iter()
+                    .any(|p| p.get("in").and_then(|i| i.as_str()) == Some(place))
+            };
+            let mut codes = vec!["401", "403", "429", "503"];
+            if in_("path") {
+                codes.extend(["400", "404", "422"]);
+            }
+            if in_("query") {
+                codes.extend(["400", "422"]);
+            }
+            if let Some(body) = op.get_mut("requestBody") {
+                codes.extend(["400", "413", "415", "422"]);
+                if let Some(schema) = body.pointer_mut("/content/application~1json/schema") {
+                    if let Some(name) = schema
+                        .get("$ref")
+                        .and_then(|r| r.as_str())
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    {
+                        closed_components.push(name.to_string());
+                    } else {
+                        close_object(schema);
+                    }
+                }
+            }
+            let responses = op
+                .entry("responses")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(responses) = responses.as_object_mut() {
+                for code in codes {
+                    responses.entry(code).or_insert_with(|| err.clone());
+                }
+            }
+        }
+    }
+    for name in closed_components {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            close_object(schema);
+        }
+    }
+}
+
+fn close_object(schema: &mut serde_json::Value) {
+    if let Some(obj) = schema.as_object_mut()
+        && obj.contains_key("properties")
+    {
+        obj.entry("additionalProperties")
+            .or_insert(serde_json::Value::Bool(false));
+    }
+}
+
+fn document_as_written() -> serde_json::Value {
     let err = serde_json::json!({ "$ref": "#/components/responses/Error" });
     // The kinds this server supports, from their registry.
     let kinds: Vec<&str> = domain::kinds::all().iter().map(|k| k.name()).collect();
@@ -279,8 +380,8 @@ pub fn spec() -> serde_json::Value {
             "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
             "responses": { "200": { "description": "Runs" }, "401": err, "404": err } } },
         "/api/v1/llm/review": { "get": { "summary": "The weekly LLM cost review (docs/llm-costs.md): the ISO week against the one before (cost exact, calls, every token bucket, unpriced calls, cache savings, failed attempts), the change split into volume, mix, price, cache and tokens-per-call effects that add up to it (overall and per service, one sentence each), a breakdown by a dimension (cost, calls, cost per call, change), the 13-week trend and the 20 most expensive traces. Read from the hourly rollups. Filters drill down (service, then feature, then model).",
-            "parameters": [{ "name": "week", "in": "query", "schema": { "type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$" }, "description": "default: the last complete week (UTC)" },
-                           { "name": "by", "in": "query", "schema": { "type": "string", "enum": ["provider", "model", "service", "feature", "tenant", "operation"] } },
+            "parameters": [{ "name": "week", "in": "query", "schema": { "type": "string", "pattern": "^([0-9]{4}-W[0-9]{2})?$" }, "description": "empty or absent: the last complete week (UTC)" },
+                           { "name": "by", "in": "query", "schema": { "type": "string", "enum": ["", "provider", "model", "service", "feature", "tenant", "operation"] }, "description": "empty or absent: model" },
                            { "name": "provider", "in": "query", "schema": { "type": "string" } },
                            { "name": "model", "in": "query", "schema": { "type": "string" } },
                            { "name": "service", "in": "query", "schema": { "type": "string" } },
@@ -431,10 +532,10 @@ pub fn spec() -> serde_json::Value {
           "Severity": { "type": "string", "enum": ["SEV1", "SEV2", "SEV3", "SEV4"] },
           "IncidentStatus": { "type": "string", "enum": ["triage", "investigating", "mitigated", "resolved", "closed", "cancelled"] },
           "NewIncident": { "type": "object", "required": ["title", "severity", "services", "environment"], "additionalProperties": false, "properties": {
-            "title": { "type": "string", "maxLength": 200 }, "severity": { "$ref": "#/components/schemas/Severity" },
-            "services": { "type": "array", "items": { "type": "string" }, "minItems": 1 }, "environment": { "type": "string" },
-            "summary": { "type": "string" }, "labels": { "type": "object", "additionalProperties": { "type": "string" } },
-            "commander": { "type": "string", "description": "username; defaults to the creator" } } },
+            "title": { "type": "string", "maxLength": 200, "pattern": "\\S", "description": "not blank" }, "severity": { "$ref": "#/components/schemas/Severity" },
+            "services": { "type": "array", "items": { "$ref": "#/components/schemas/Name" }, "minItems": 1, "maxItems": 20 }, "environment": { "$ref": "#/components/schemas/Name" },
+            "summary": { "type": "string", "maxLength": 20000 }, "labels": { "type": "object", "maxProperties": 30, "propertyNames": { "$ref": "#/components/schemas/Name" }, "additionalProperties": { "type": "string", "maxLength": 200 } },
+            "commander": { "type": ["string", "null"], "description": "username; empty, null or absent: the creator" } } },
           "IncidentPatch": { "type": "object", "additionalProperties": false, "properties": {
             "status": { "$ref": "#/components/schemas/IncidentStatus" }, "severity": { "$ref": "#/components/schemas/Severity" },
             "title": { "type": "string" }, "summary": { "type": "string" },
@@ -465,6 +566,7 @@ pub fn spec() -> serde_json::Value {
               "facts": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "value": { "type": "string" } } } },
               "command": { "type": "string" }, "excerpt": { "type": "string", "description": "capped at 16 KiB" } } } } },
           "Role": { "type": "string", "enum": ["viewer", "responder", "approver", "admin"] },
+          "Name": { "type": "string", "pattern": "^[A-Za-z0-9._/:-]{1,64}$", "description": "a service, environment or label key: 1–64 letters, digits, '.', '-', '_', '/' or ':'" },
           "Principal": { "type": "object", "properties": {
             "user_id": { "type": ["integer", "null"] }, "name": { "type": "string" },
             "role": { "$ref": "#/components/schemas/Role" }, "method": { "type": "string", "enum": ["session", "token"] },
@@ -475,7 +577,7 @@ pub fn spec() -> serde_json::Value {
             "created_at": { "type": "string", "format": "date-time" },
             "last_login_at": { "type": ["string", "null"], "format": "date-time" } } },
           "NewUser": { "type": "object", "required": ["username", "role", "password"], "additionalProperties": false, "properties": {
-            "username": { "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{1,62}$" }, "display_name": { "type": "string", "maxLength": 100 },
+            "username": { "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{1,62}$" }, "display_name": { "type": "string", "maxLength": 100, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" },
             "role": { "$ref": "#/components/schemas/Role" }, "password": { "type": "string", "minLength": 12 } } },
           "UserPatch": { "type": "object", "additionalProperties": false, "properties": {
             "role": { "$ref": "#/components/schemas/Role" }, "disabled": { "type": "boolean" }, "password": { "type": "string", "minLength": 12 } } },
