@@ -10,6 +10,7 @@
 
 use domain::services::deployments as svc;
 #[path = "support/bench.rs"]
+#[allow(dead_code)]
 mod bench;
 
 use bench::{admin, fresh_database, header, measure, row, serve, site_dir};

@@ -11,6 +11,7 @@
 use domain::incidents::*;
 use domain::services::incidents as svc;
 #[path = "support/bench.rs"]
+#[allow(dead_code)]
 mod bench;
 
 use bench::{admin, fresh_database, header, measure, row, serve, site_dir};
@@ -65,24 +66,7 @@ async fn main() {
 
     println!("seeding: 100,000 incidents …");
     let t = Instant::now();
-    sqlx::query(
-        "INSERT INTO incidents (title, summary, severity, status, services, environment, labels, created_by,
-             detected_at, acknowledged_at, mitigated_at, resolved_at, closed_at, created_at)
-         SELECT 'Incident ' || g || ' on ' || (ARRAY['checkout','search','payments','auth','kafka'])[1 + g % 5],
-                '', (ARRAY['SEV1','SEV2','SEV3','SEV4'])[1 + g % 4]::incident_severity,
-                CASE WHEN g % 50 = 0 THEN 'investigating' WHEN g % 7 = 0 THEN 'resolved' ELSE 'closed' END::incident_status,
-                ARRAY[(ARRAY['checkout','search','payments','auth','kafka'])[1 + g % 5]],
-                (ARRAY['production','staging'])[1 + g % 2],
-                jsonb_build_object('team', (ARRAY['core','growth','data'])[1 + g % 3]),
-                'bench',
-                now() - (g || ' minutes')::interval,
-                now() - (g || ' minutes')::interval + interval '2 minutes',
-                CASE WHEN g % 50 = 0 THEN NULL ELSE now() - (g || ' minutes')::interval + interval '10 minutes' END,
-                CASE WHEN g % 50 = 0 THEN NULL ELSE now() - (g || ' minutes')::interval + interval '30 minutes' END,
-                CASE WHEN g % 50 = 0 OR g % 7 = 0 THEN NULL ELSE now() - (g || ' minutes')::interval + interval '60 minutes' END,
-                now() - (g || ' minutes')::interval
-         FROM generate_series(1, 100000) g",
-    ).execute(&pool).await.expect("bulk insert");
+    bench::seed_incidents(&pool, 100_000).await;
     sqlx::query("ANALYZE incidents")
         .execute(&pool)
         .await

@@ -15,6 +15,7 @@
 //! sequential requests over HTTP (client and server share the machine's two cores).
 
 #[path = "support/bench.rs"]
+#[allow(dead_code)]
 mod bench;
 
 use bench::{fresh_database, header, measure, pct, row, serve, site_dir};
@@ -272,25 +273,7 @@ async fn main() {
     .fetch_one(&pool)
     .await
     .expect("target");
-    sqlx::query(
-        "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
-             time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend, status_rank, member_count)
-         SELECT $1, 'group-' || lpad(g::text, 6, '0'), now(), 'Stable', 'range',
-             jsonb_build_array(jsonb_build_object('id', 'm-' || g, 'client_id', 'svc', 'host', '/10.0.0.1', 'parts', '[]'::jsonb)),
-             10, (g * 7919) % 1000003, ((g * 31) % 3600)::float8, 'estimated',
-             (ARRAY['OK','WARN','ERR','INCOMPLETE'])[1 + g % 4], (ARRAY['OK','WARN','STALL','INCOMPLETE'])[1 + g % 4],
-             'partition 3 lag never decreased across 10 samples', 'catching up: ~14 min to zero',
-             (SELECT jsonb_agg(jsonb_build_object('topic', 'orders-' || (g % 500), 'partition', p, 'status', 'OK',
-                 'reason', 'ok', 'committed', 1000, 'end', 1100, 'start', 0, 'lag', 100)) FROM generate_series(0, 9) p),
-             ARRAY(SELECT ((g * k) % 5000)::bigint FROM generate_series(1, 20) k),
-             (ARRAY[0,2,3,1])[1 + g % 4], 1 + g % 12
-         FROM generate_series(1, $2) g",
-    )
-    .bind(big)
-    .bind(overview_groups as i32)
-    .execute(&pool)
-    .await
-    .expect("seed groups");
+    bench::seed_group_states(&pool, big, overview_groups as i32).await;
     sqlx::query("ANALYZE kafka_groups")
         .execute(&pool)
         .await

@@ -119,22 +119,7 @@ async fn main() {
         .await
         .expect("finding");
     }
-    sqlx::query(
-        "INSERT INTO incidents (title, summary, severity, status, services, environment, labels, created_by,
-             detected_at, acknowledged_at, mitigated_at, resolved_at, closed_at, created_at)
-         SELECT 'Incident ' || g || ' on ' || (ARRAY['checkout','search','payments','auth','kafka'])[1 + g % 5],
-                '', (ARRAY['SEV1','SEV2','SEV3','SEV4'])[1 + g % 4]::incident_severity,
-                CASE WHEN g % 50 = 0 THEN 'investigating' WHEN g % 7 = 0 THEN 'resolved' ELSE 'closed' END::incident_status,
-                ARRAY[(ARRAY['checkout','search','payments','auth','kafka'])[1 + g % 5]],
-                (ARRAY['production','staging'])[1 + g % 2],
-                jsonb_build_object('team', (ARRAY['core','growth','data'])[1 + g % 3]),
-                'bench', now() - (g || ' minutes')::interval, now() - (g || ' minutes')::interval + interval '2 minutes',
-                NULL, NULL, NULL, now() - (g || ' minutes')::interval
-         FROM generate_series(1, 100000) g",
-    )
-    .execute(&pool)
-    .await
-    .expect("incidents");
+    bench::seed_incidents(&pool, 100_000).await;
     let kafka: i64 = sqlx::query_scalar(
         "INSERT INTO targets (name, kind, connection, environment, created_by)
          VALUES ('orders-kafka', 'kafka', '127.0.0.1:9', 'production', 'bench') RETURNING id",
@@ -142,24 +127,7 @@ async fn main() {
     .fetch_one(&pool)
     .await
     .expect("kafka target");
-    sqlx::query(
-        "INSERT INTO kafka_groups (target_id, group_name, at, state, protocol, members, partitions, total_lag,
-             time_lag_s, time_lag_kind, status, worst, reason, catch_up, verdicts, trend, status_rank, member_count)
-         SELECT $1, 'group-' || lpad(g::text, 6, '0'), now(), 'Stable', 'range',
-             jsonb_build_array(jsonb_build_object('id', 'm-' || g, 'client_id', 'svc', 'host', '/10.0.0.1', 'parts', '[]'::jsonb)),
-             10, (g * 7919) % 1000003, ((g * 31) % 3600)::float8, 'estimated',
-             (ARRAY['OK','WARN','ERR','INCOMPLETE'])[1 + g % 4], (ARRAY['OK','WARN','STALL','INCOMPLETE'])[1 + g % 4],
-             'partition 3 lag never decreased across 10 samples', 'catching up: ~14 min to zero',
-             (SELECT jsonb_agg(jsonb_build_object('topic', 'orders-' || (g % 500), 'partition', p, 'status', 'OK',
-                 'reason', 'ok', 'committed', 1000, 'end', 1100, 'start', 0, 'lag', 100)) FROM generate_series(0, 9) p),
-             ARRAY(SELECT ((g * k) % 5000)::bigint FROM generate_series(1, 20) k),
-             (ARRAY[0,2,3,1])[1 + g % 4], 1 + g % 12
-         FROM generate_series(1, 2000) g",
-    )
-    .bind(kafka)
-    .execute(&pool)
-    .await
-    .expect("groups");
+    bench::seed_group_states(&pool, kafka, 2000).await;
     sqlx::query("ANALYZE")
         .execute(&pool)
         .await

@@ -8,11 +8,11 @@
 mod common;
 
 use common::TestApp;
+use common::own_pg::{OwnPg, is_root};
 use domain::Role;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,190 +24,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The pool's acquire timeout in these tests (production: 10 s).
 const ACQUIRE: Duration = Duration::from_secs(3);
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn pg_bin() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LOOKOUT_PG_BIN").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server packages under /usr/lib/postgresql")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop().expect("initdb under /usr/lib/postgresql")
-}
-
-/// A PostgreSQL cluster of the test's own. Run as the `postgres` user when the tests run
-/// as root (PostgreSQL refuses root).
-struct OwnPg {
-    dir: PathBuf,
-    data: PathBuf,
-    port: u16,
-    bin: PathBuf,
-    mounted: Option<PathBuf>,
-}
-
-impl OwnPg {
-    /// `data_on`: a directory (e.g. a small tmpfs) for the data files; the WAL stays in the
-    /// test's directory, so a full data disk fails statements rather than crashing the server.
-    fn start(name: &str, data_on: Option<&Path>) -> OwnPg {
-        let dir =
-            std::env::temp_dir().join(format!("lookout-faults-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let data = match data_on {
-            Some(d) => d.join("data"),
-            None => dir.join("data"),
-        };
-        let pg = OwnPg {
-            dir: dir.clone(),
-            data,
-            port: common::free_port(),
-            bin: pg_bin(),
-            mounted: data_on.map(Path::to_path_buf),
-        };
-        if is_root() {
-            for d in [Some(dir.as_path()), data_on].into_iter().flatten() {
-                let ok = Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(d)
-                    .status()
-                    .unwrap();
-                assert!(ok.success(), "chown {}", d.display());
-            }
-        }
-        let out = pg
-            .cmd("initdb")
-            .arg("-D")
-            .arg(&pg.data)
-            .arg("--waldir")
-            .arg(dir.join("wal"))
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        pg.pg_ctl_start();
-        pg
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
-        if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(path);
-            c
-        } else {
-            Command::new(path)
-        }
-    }
-
-    fn pg_ctl_start(&self) {
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=50",
-            self.port,
-            self.dir.display()
-        );
-        let out = self
-            .cmd("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-o", &opts, "-l"])
-            .arg(self.dir.join("log"))
-            .args(["-w", "-t", "30", "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn pg_ctl_stop(&self, mode: &str) {
-        let out = self
-            .cmd("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", mode, "-w", "-t", "30", "stop"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// The postmaster and every backend (SIGSTOP on the postmaster alone leaves the open
-    /// connections answering).
-    fn signal_all(&self, sig: &str) {
-        let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap();
-        let pid = pid.lines().next().unwrap().trim().to_string();
-        let _ = Command::new("pkill")
-            .args([&format!("-{sig}"), "-P", &pid])
-            .status();
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
-    }
-
-    /// Lookout's pool (the server's settings, with a shorter acquire timeout) over a new
-    /// database with the migrations applied.
-    async fn lookout_pool(&self) -> PgPool {
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&self.url("postgres"))
-            .await
-            .unwrap();
-        sqlx::query("CREATE DATABASE lookout")
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(ACQUIRE)
-            .connect(&self.url("lookout"))
-            .await
-            .unwrap();
-        server::migrate(&pool).await.unwrap();
-        pool
-    }
-}
-
-impl Drop for OwnPg {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| self.signal_all("CONT"));
-        let _ = self
-            .cmd("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-        if let Some(m) = &self.mounted {
-            let _ = Command::new("umount").arg(m).status();
-            let _ = std::fs::remove_dir_all(m);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Outcome {
@@ -261,16 +77,28 @@ async fn half_written(pool: &PgPool) -> i64 {
 async fn postgres_restarted_under_load_fails_fast_and_recovers() {
     let _serial = SERIAL.lock().await;
     let pg = OwnPg::start("restart", None);
-    let pool = pg.lookout_pool().await;
+    let pool = pg.lookout_pool(ACQUIRE).await;
     let app = TestApp::spawn_with(pool.clone(), |c| c.request_timeout_secs = 5).await;
     let token = app.create_token("load", Role::Responder).await;
+    // A real Redis probe run that finishes while the database is down: its result must be
+    // saved once the database is back, not lost with the run left "running".
+    let admin = app.create_token("admin", Role::Admin).await;
+    let (s, target) = app
+        .post(
+            &admin,
+            "/api/v1/targets",
+            json!({ "name": "cache", "kind": "redis", "connection": common::env("REDIS_URL"), "environment": "test" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{target}");
+    let target_id = target["id"].as_i64().unwrap();
 
     // Eight clients open incidents and add a note to each, without pause, while the
     // database is stopped (fast shutdown: open sessions are cut) and started again.
     let acked_incidents = Arc::new(Mutex::new(Vec::<String>::new()));
     let acked_notes = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
-    let stop_at = Instant::now() + Duration::from_secs(14);
+    let stop_at = Instant::now() + Duration::from_secs(20);
     let mut clients = vec![];
     for c in 0..8 {
         let (app_base, token) = (app.base.clone(), token.clone());
@@ -315,11 +143,25 @@ async fn postgres_restarted_under_load_fails_fast_and_recovers() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Its rate window keeps it busy for 4 s: it ends during the outage.
+    let (s, run) = app
+        .post(
+            &admin,
+            &format!("/api/v1/targets/{target_id}/probe-runs"),
+            json!({ "probe": "redis", "params": { "rate_interval_s": 4 } }),
+        )
+        .await;
+    assert_eq!(s, 202, "{run}");
+    let run_id = run["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let before_stop = outcomes.lock().await.len();
     pg.pg_ctl_stop("fast");
     let stopped = Instant::now();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Down long enough that the probe run's first attempt to save its result fails: the
+    // run waits for its progress writer's last write, then for a connection, each up to
+    // the pool's acquire timeout (3 s), and a shorter outage hides inside those waits.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let during = outcomes.lock().await.len();
     pg.pg_ctl_start();
     let restarted = stopped.elapsed();
@@ -363,6 +205,32 @@ async fn postgres_restarted_under_load_fails_fast_and_recovers() {
         "after the restart ({restarted:?}): {tail:?}"
     );
 
+    // The probe run's result, computed while the database was down, was saved after.
+    let t = Instant::now();
+    let (status, findings, stored): (String, i32, i64) = loop {
+        let row: (String, i32, i64) = sqlx::query_as(
+            "SELECT status::text, finding_count, (SELECT count(*) FROM findings WHERE probe_run_id = $1)
+               FROM probe_runs WHERE id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if row.0 != "running" || t.elapsed() > Duration::from_secs(40) {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        status, "ok",
+        "the run's own result, not an orphan's failure"
+    );
+    assert_eq!(
+        i64::from(findings),
+        stored,
+        "its findings are stored with it"
+    );
+
     // Nothing half-written, nothing acknowledged and lost.
     assert_eq!(half_written(&pool).await, 0);
     let stored: Vec<String> = sqlx::query_scalar("SELECT title FROM incidents")
@@ -397,7 +265,7 @@ async fn postgres_restarted_under_load_fails_fast_and_recovers() {
 async fn a_paused_postgres_times_out_with_a_clear_error_and_writes_nothing() {
     let _serial = SERIAL.lock().await;
     let pg = OwnPg::start("paused", None);
-    let pool = pg.lookout_pool().await;
+    let pool = pg.lookout_pool(ACQUIRE).await;
     let app = TestApp::spawn_with(pool.clone(), |c| c.request_timeout_secs = 3).await;
     let token = app.create_token("pause", Role::Responder).await;
     let (_, first) = app
@@ -488,7 +356,7 @@ async fn a_full_database_disk_is_a_clear_error_and_nothing_is_acknowledged() {
         .unwrap();
     assert!(ok.success(), "mount a 96 MB tmpfs on {}", disk.display());
     let pg = OwnPg::start("disk", Some(&disk));
-    let pool = pg.lookout_pool().await;
+    let pool = pg.lookout_pool(ACQUIRE).await;
     let app = TestApp::spawn_with(pool.clone(), |c| c.request_timeout_secs = 10).await;
     let token = app.create_token("disk", Role::Responder).await;
     let (s, _) = app

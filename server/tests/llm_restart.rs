@@ -8,120 +8,13 @@ mod common;
 
 use common::TestApp;
 use common::llm::{ingest_token, kv};
+use common::own_pg::OwnPg;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn pg_bin() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LOOKOUT_PG_BIN").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries under /usr/lib/postgresql (or LOOKOUT_PG_BIN)")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop().expect("PostgreSQL server binaries")
-}
-
-/// The server refuses to run as root: as root, run its programs as `postgres`.
-fn pg(program: &str) -> Command {
-    let path = pg_bin().join(program);
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(path);
-        c
-    } else {
-        Command::new(path)
-    }
-}
-
-struct Cluster {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("lookout-llm-restart-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        if unsafe { libc::geteuid() } == 0 {
-            assert!(
-                Command::new("chown")
-                    .arg("postgres:")
-                    .arg(&dir)
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        }
-        let out = pg("initdb")
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let c = Cluster { dir, port };
-        c.ctl("start");
-        c
-    }
-
-    fn ctl(&self, action: &str) {
-        let out = pg("pg_ctl")
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .arg("-l")
-            .arg(self.dir.join("postgres.log"))
-            .args(["-w", "-t", "60", "-m", "immediate", "-o"])
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1",
-                self.port,
-                self.dir.display()
-            ))
-            .arg(action)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl {action}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = pg("pg_ctl")
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Batch `b`: 50 chat spans with unique ids.
 fn batch(b: u32) -> Vec<u8> {
@@ -170,11 +63,11 @@ fn batch(b: u32) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_mid_ingest_loses_no_acknowledged_record() {
-    let cluster = Cluster::start();
+    let cluster = OwnPg::start("llm-restart", None);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(2))
-        .connect(&cluster.url())
+        .connect(&cluster.url("postgres"))
         .await
         .unwrap();
     server::migrate(&pool).await.unwrap();
@@ -245,9 +138,9 @@ async fn a_database_restart_mid_ingest_loses_no_acknowledged_record() {
     // An immediate stop (a crash: in-flight transactions die), then three seconds down,
     // longer than the pool's acquire timeout, so the server must refuse batches meanwhile.
     tokio::task::spawn_blocking(move || {
-        c2.ctl("stop");
+        c2.pg_ctl_stop("immediate");
         std::thread::sleep(Duration::from_secs(3));
-        c2.ctl("start");
+        c2.pg_ctl_start();
     })
     .await
     .unwrap();

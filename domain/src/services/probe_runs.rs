@@ -34,6 +34,9 @@ pub const DEFAULT_PER_TARGET_LIMIT: i64 = 2;
 pub const ORPHAN_AFTER_SECS: i64 = 30;
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How long a finished run's result is retried while the database is unavailable: inside
+/// [`ORPHAN_AFTER_SECS`] less one heartbeat, so the reaper never fails a run still saving.
+const FINISH_RETRY_FOR: Duration = Duration::from_secs(20);
 
 /// Runs probes in the background of this process and remembers how to cancel them.
 #[derive(Clone)]
@@ -353,11 +356,24 @@ impl Background {
         };
         writer_stop.cancel();
         let _ = writer.await;
-        if let Err(e) = self
-            .finish(probe.spec().name, &secret_free_display, outcome)
-            .await
-        {
-            tracing::error!(run = self.id, error = %e, "could not record the probe run's result");
+        // The result is only in memory until it is committed: while the database is away
+        // (restarting, failing over) it is retried, within the orphan window, rather than
+        // lost with the run left "running" until the reaper fails it.
+        let give_up = tokio::time::Instant::now() + FINISH_RETRY_FOR;
+        loop {
+            match self
+                .finish(probe.spec().name, &secret_free_display, &outcome)
+                .await
+            {
+                Ok(()) => break,
+                Err(DomainError::Unavailable { .. }) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::error!(run = self.id, error = %e, "could not record the probe run's result");
+                    break;
+                }
+            }
         }
         self.runner.tokens().remove(&self.id);
     }
@@ -366,9 +382,9 @@ impl Background {
         &self,
         probe: &str,
         display: &str,
-        o: framework::RunOutcome,
+        o: &framework::RunOutcome,
     ) -> DomainResult<()> {
-        let status = RunStatus::of(&o);
+        let status = RunStatus::of(o);
         let error = o.error_text();
         let mut tx = self.pool.begin().await?;
         let row = store::by_id(&mut *tx, self.id)

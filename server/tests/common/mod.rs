@@ -296,6 +296,7 @@ impl Drop for Prometheus {
 }
 
 pub mod llm;
+pub mod own_pg;
 
 pub mod tempdir {
     /// A directory removed when dropped.
