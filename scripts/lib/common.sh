@@ -133,16 +133,25 @@ GENAI_PACKAGES=(
   "opentelemetry-processor-baggage==0.66b1"
 )
 ensure_genai_venv() {
-  local venv="$CACHE/genai-venv" want
+  local want
   want="$(printf '%s\n' "${GENAI_PACKAGES[@]}" | sha256sum | cut -d' ' -f1)"
-  if [ "$(cat "$venv/.lookout-pins" 2>/dev/null)" != "$want" ]; then
-    log "installing the GenAI test clients (PyPI) into $venv"
+  ensure_venv genai-venv "$want" "the GenAI test clients" "${GENAI_PACKAGES[@]}"
+  export LOOKOUT_GENAI_PYTHON="$CACHE/genai-venv/bin/python"
+}
+
+# ensure_venv NAME PIN LABEL PACKAGE... — a Python virtualenv under the tools cache
+# ($CACHE/NAME) with PACKAGEs from PyPI, made again only when PIN (a version, or a hash of
+# the package list) differs from the one it was made with.
+ensure_venv() {
+  local venv="$CACHE/$1" pin="$2" label="$3"
+  shift 3
+  if [ "$(cat "$venv/.lookout-pins" 2>/dev/null)" != "$pin" ]; then
+    log "installing $label (PyPI) into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
-    "$venv/bin/pip" install -q "${GENAI_PACKAGES[@]}" || die "pip could not install the GenAI test clients"
-    echo "$want" > "$venv/.lookout-pins"
+    "$venv/bin/pip" install -q "$@" || die "pip could not install $label"
+    echo "$pin" > "$venv/.lookout-pins"
   fi
-  export LOOKOUT_GENAI_PYTHON="$venv/bin/python"
 }
 
 # checkov (PyPI), the peer the Kubernetes manifest checks are compared with
@@ -150,29 +159,16 @@ ensure_genai_venv() {
 # (--skip-download).
 CHECKOV_VERSION=3.3.30
 ensure_checkov() {
-  local venv="$CACHE/checkov-venv"
-  if [ "$(cat "$venv/.lookout-pins" 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
-    log "installing checkov $CHECKOV_VERSION (PyPI) into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
-    "$venv/bin/pip" install -q "checkov==$CHECKOV_VERSION" || die "pip could not install checkov"
-    echo "$CHECKOV_VERSION" > "$venv/.lookout-pins"
-  fi
-  export LOOKOUT_CHECKOV="$venv/bin/checkov"
+  ensure_venv checkov-venv "$CHECKOV_VERSION" "checkov $CHECKOV_VERSION" "checkov==$CHECKOV_VERSION"
+  export LOOKOUT_CHECKOV="$CACHE/checkov-venv/bin/checkov"
 }
 
 # Schemathesis (PyPI), the API fuzzer scripts/api-fuzz runs over /api/v1/openapi.json.
 SCHEMATHESIS_VERSION=4.32.5
 ensure_schemathesis() {
-  local venv="$CACHE/schemathesis-venv"
-  if [ "$(cat "$venv/.lookout-pins" 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
-    log "installing Schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
-    "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" || die "pip could not install Schemathesis"
-    echo "$SCHEMATHESIS_VERSION" > "$venv/.lookout-pins"
-  fi
-  export LOOKOUT_SCHEMATHESIS="$venv/bin/st"
+  ensure_venv schemathesis-venv "$SCHEMATHESIS_VERSION" "Schemathesis $SCHEMATHESIS_VERSION" \
+    "schemathesis==$SCHEMATHESIS_VERSION"
+  export LOOKOUT_SCHEMATHESIS="$CACHE/schemathesis-venv/bin/st"
 }
 
 PGSERVER_VERSION=0.6.0

@@ -8,13 +8,11 @@
 //! loopback port, and measures sequential requests over HTTP (client and server share the
 //! machine's two cores). It prints EXPLAIN ANALYZE for the list queries.
 
-use domain::incidents::*;
-use domain::services::incidents as svc;
 #[path = "support/bench.rs"]
 #[allow(dead_code)]
 mod bench;
 
-use bench::{admin, fresh_database, header, measure, row, serve, site_dir};
+use bench::{fresh_database, header, measure, row, serve, site_dir};
 use std::time::Instant;
 
 const SAMPLES: usize = 200;
@@ -22,46 +20,10 @@ const SAMPLES: usize = 200;
 #[tokio::main]
 async fn main() {
     let pool = fresh_database("lookout_bench").await;
-    let who = admin();
 
     println!("seeding: 1 incident with 2,000 events and 300 findings …");
     let t = Instant::now();
-    let d = svc::create(
-        &pool,
-        &who,
-        svc::NewIncident {
-            title: "Checkout returns 500s".into(),
-            severity: Severity::Sev1,
-            services: vec!["checkout".into(), "payments".into()],
-            environment: "production".into(),
-            summary: "Customers cannot pay. **Error rate 12%**.".into(),
-            labels: Default::default(),
-            commander: None,
-        },
-    )
-    .await
-    .expect("create");
-    let key = d.incident.key.clone();
-    for i in 0..1_999 {
-        svc::add_note(&pool, &who, &key, &format!(
-            "Note {i}: checked `orders-cache`; memory at **{}%**, evictions {}. See [dashboard](https://grafana.example/d/{i}).\n\n- step one\n- step two",
-            50 + i % 50, i * 3)).await.expect("note");
-    }
-    for i in 0..300 {
-        svc::add_finding(&pool, &who, &key, svc::NewFinding {
-            code: format!("BENCH_FINDING_{i}"),
-            severity: [FindingSeverity::Critical, FindingSeverity::Warning, FindingSeverity::Info][i % 3],
-            title: format!("Finding {i}: orders-cache near its limit"),
-            evidence: Evidence {
-                facts: (0..5).map(|k| EvidenceFact { name: format!("fact_{k}"), value: format!("{}", i * k) }).collect(),
-                command: Some("redis-cli INFO memory".into()),
-                excerpt: Some("used_memory:1960000000\nmaxmemory:2000000000\n".repeat(5)),
-                tables: vec![],
-            },
-            remediation: "Switch the policy:\n\n```sh\nredis-cli CONFIG SET maxmemory-policy allkeys-lru\n```\n".into(),
-            doc_link: None, source: None,
-        }).await.expect("finding");
-    }
+    let key = bench::seed_big_incident(&pool, 1_999, 300).await;
     println!("  seeded in {:.1} s", t.elapsed().as_secs_f64());
 
     println!("seeding: 100,000 incidents …");

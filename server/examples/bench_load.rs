@@ -17,7 +17,7 @@ mod bench;
 
 use bench::{admin, fresh_database, pct};
 use domain::Role;
-use domain::services::{accounts, incidents as svc};
+use domain::services::accounts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,54 +71,7 @@ async fn main() {
         "seeding: 100,000 incidents, one with 500 notes and 100 findings, 2,000 Kafka groups …"
     );
     let t = Instant::now();
-    let big = svc::create(
-        &pool,
-        &who,
-        svc::NewIncident {
-            title: "Checkout returns 500s".into(),
-            severity: domain::incidents::Severity::Sev1,
-            services: vec!["checkout".into(), "payments".into()],
-            environment: "production".into(),
-            summary: "Customers cannot pay. **Error rate 12%**.".into(),
-            labels: Default::default(),
-            commander: None,
-        },
-    )
-    .await
-    .expect("create")
-    .incident
-    .key;
-    for i in 0..500 {
-        svc::add_note(
-            &pool,
-            &who,
-            &big,
-            &format!(
-                "Note {i}: checked `orders-cache`, memory at **{}%**.",
-                50 + i % 50
-            ),
-        )
-        .await
-        .expect("note");
-    }
-    for i in 0..100 {
-        svc::add_finding(
-            &pool,
-            &who,
-            &big,
-            svc::NewFinding {
-                code: "REDIS_MEMORY_HIGH".into(),
-                severity: domain::incidents::FindingSeverity::Warning,
-                title: format!("Memory at {}% of maxmemory", 80 + i % 20),
-                evidence: Default::default(),
-                remediation: "Raise `maxmemory` or evict.".into(),
-                doc_link: None,
-                source: None,
-            },
-        )
-        .await
-        .expect("finding");
-    }
+    let big = bench::seed_big_incident(&pool, 500, 100).await;
     bench::seed_incidents(&pool, 100_000).await;
     let kafka: i64 = sqlx::query_scalar(
         "INSERT INTO targets (name, kind, connection, environment, created_by)

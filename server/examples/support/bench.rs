@@ -175,3 +175,48 @@ pub async fn seed_group_states(pool: &sqlx::PgPool, target: i64, n: i32) {
     .await
     .expect("seed groups");
 }
+
+/// The benchmarks' big incident: opened by the admin, with `notes` markdown notes and
+/// `findings` findings (evidence facts, a command, an excerpt, a remediation); its key.
+pub async fn seed_big_incident(pool: &sqlx::PgPool, notes: usize, findings: usize) -> String {
+    use domain::incidents::*;
+    use domain::services::incidents as svc;
+    let who = admin();
+    let d = svc::create(
+        pool,
+        &who,
+        svc::NewIncident {
+            title: "Checkout returns 500s".into(),
+            severity: Severity::Sev1,
+            services: vec!["checkout".into(), "payments".into()],
+            environment: "production".into(),
+            summary: "Customers cannot pay. **Error rate 12%**.".into(),
+            labels: Default::default(),
+            commander: None,
+        },
+    )
+    .await
+    .expect("create");
+    let key = d.incident.key.clone();
+    for i in 0..notes {
+        svc::add_note(pool, &who, &key, &format!(
+            "Note {i}: checked `orders-cache`; memory at **{}%**, evictions {}. See [dashboard](https://grafana.example/d/{i}).\n\n- step one\n- step two",
+            50 + i % 50, i * 3)).await.expect("note");
+    }
+    for i in 0..findings {
+        svc::add_finding(pool, &who, &key, svc::NewFinding {
+            code: format!("BENCH_FINDING_{i}"),
+            severity: [FindingSeverity::Critical, FindingSeverity::Warning, FindingSeverity::Info][i % 3],
+            title: format!("Finding {i}: orders-cache near its limit"),
+            evidence: Evidence {
+                facts: (0..5).map(|k| EvidenceFact { name: format!("fact_{k}"), value: format!("{}", i * k) }).collect(),
+                command: Some("redis-cli INFO memory".into()),
+                excerpt: Some("used_memory:1960000000\nmaxmemory:2000000000\n".repeat(5)),
+                tables: vec![],
+            },
+            remediation: "Switch the policy:\n\n```sh\nredis-cli CONFIG SET maxmemory-policy allkeys-lru\n```\n".into(),
+            doc_link: None, source: None,
+        }).await.expect("finding");
+    }
+    key
+}
