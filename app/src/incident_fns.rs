@@ -279,6 +279,7 @@ pub async fn add_incident_finding(
             command: Some(command).filter(|c| !c.trim().is_empty()),
             excerpt: None,
             tables: vec![],
+            charts: vec![],
         },
         remediation,
         doc_link: None,

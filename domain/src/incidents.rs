@@ -317,7 +317,32 @@ pub struct Evidence {
     /// Tabular evidence (top keys, blocking chains, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<EvidenceTable>,
+    /// Time-series charts (the series a probe's query returned), drawn as SVG.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<EvidenceChart>,
 }
+
+/// A chart of evidence: series of (unix seconds, value) points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EvidenceChart {
+    pub title: String,
+    pub unit: String,
+    pub series: Vec<EvidenceSeries>,
+}
+
+/// Values are finite (JSON has no NaN), so a chart equals itself.
+impl Eq for EvidenceChart {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EvidenceSeries {
+    pub name: String,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// The most charts a finding keeps, series per chart and points per series.
+pub const MAX_EVIDENCE_CHARTS: usize = 6;
+pub const MAX_CHART_SERIES: usize = 8;
+pub const MAX_CHART_POINTS: usize = 400;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct EvidenceTable {

@@ -60,6 +60,58 @@ impl Table {
     }
 }
 
+/// A small time-series chart of the evidence (the series a query returned), drawn on the
+/// run page. Points are (unix seconds, value); values that are not finite are dropped, so
+/// charts compare equal to themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Chart {
+    pub title: String,
+    /// The unit of the values (`bytes`, `ratio`, `seconds`, `per second`, …).
+    pub unit: String,
+    pub series: Vec<ChartSeries>,
+}
+
+impl Eq for Chart {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ChartSeries {
+    pub name: String,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// The most series, and points per series, a chart keeps.
+pub const MAX_CHART_SERIES: usize = 8;
+pub const MAX_CHART_POINTS: usize = 400;
+
+impl Chart {
+    pub fn new(title: impl Into<String>, unit: &str) -> Chart {
+        Chart {
+            title: title.into(),
+            unit: unit.into(),
+            series: vec![],
+        }
+    }
+    /// Adds a series (finite points only, thinned evenly to [`MAX_CHART_POINTS`]); past
+    /// [`MAX_CHART_SERIES`] series are dropped.
+    pub fn series(mut self, name: impl Into<String>, points: &[(f64, f64)]) -> Chart {
+        if self.series.len() >= MAX_CHART_SERIES {
+            return self;
+        }
+        let finite: Vec<(i64, f64)> = points
+            .iter()
+            .filter(|(t, v)| t.is_finite() && v.is_finite())
+            .map(|(t, v)| (t.round() as i64, *v))
+            .collect();
+        let every = finite.len().div_ceil(MAX_CHART_POINTS).max(1);
+        let points = finite.into_iter().step_by(every).collect();
+        self.series.push(ChartSeries {
+            name: name.into(),
+            points,
+        });
+        self
+    }
+}
+
 /// What a probe found: a stable code, evidence and the remediation (markdown; commands in
 /// fenced code blocks become copy buttons).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +124,8 @@ pub struct Finding {
     pub command: Option<String>,
     pub excerpt: Option<String>,
     pub tables: Vec<Table>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<Chart>,
     pub remediation: String,
 }
 
@@ -85,6 +139,7 @@ impl Finding {
             command: None,
             excerpt: None,
             tables: vec![],
+            charts: vec![],
             remediation: String::new(),
         }
     }
@@ -102,6 +157,12 @@ impl Finding {
     }
     pub fn table(mut self, t: Table) -> Self {
         self.tables.push(t);
+        self
+    }
+    pub fn chart(mut self, c: Chart) -> Self {
+        if !c.series.iter().all(|s| s.points.is_empty()) {
+            self.charts.push(c);
+        }
         self
     }
     pub fn remediation(mut self, r: impl Into<String>) -> Self {
@@ -137,6 +198,9 @@ pub struct ParamSpec {
     pub default: &'static str,
 }
 
+/// A probe's own check of its parameters (see [`ProbeSpec::check`]).
+pub type ParamsCheck = fn(&Params) -> Result<(), String>;
+
 /// What a probe declares about itself; the catalogue (`GET /api/v1/probes`) is these.
 #[derive(Debug, Serialize)]
 pub struct ProbeSpec {
@@ -151,6 +215,10 @@ pub struct ProbeSpec {
     pub codes: &'static [CodeDoc],
     /// The whole run's limit (every single network step also has `step_timeout_s`).
     pub run_timeout_s: u64,
+    /// Checks that need more than a parameter's type and range (a label selector, a
+    /// duration), run when a run is asked for: an error refuses the run (400), nothing starts.
+    #[serde(skip)]
+    pub check: Option<ParamsCheck>,
 }
 
 /// Parameters every probe accepts, in addition to its own.
@@ -260,7 +328,11 @@ pub fn validate_params(spec: &ProbeSpec, raw: &BTreeMap<String, String>) -> Resu
         };
         out.insert(p.name.to_string(), v);
     }
-    Ok(Params(out))
+    let params = Params(out);
+    if let Some(check) = spec.check {
+        check(&params)?;
+    }
+    Ok(params)
 }
 
 /// How to reach the target: a URL carrying credentials (never shown) and its display form.
@@ -758,6 +830,7 @@ mod tests {
         steps: &["a", "b"],
         codes: &[],
         run_timeout_s: 5,
+        check: None,
     };
 
     fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -10,15 +10,18 @@ static KUBERNETES: crate::kubernetes::probe::KubernetesProbe =
     crate::kubernetes::probe::KubernetesProbe;
 static KUBERNETES_MANIFESTS: crate::kubernetes::manifest_probe::ManifestProbe =
     crate::kubernetes::manifest_probe::ManifestProbe;
+static PROMETHEUS: crate::prometheus::probe::PrometheusProbe =
+    crate::prometheus::probe::PrometheusProbe;
 
 /// Every probe, in catalogue order.
-pub fn all() -> [&'static dyn Probe; 5] {
+pub fn all() -> [&'static dyn Probe; 6] {
     [
         &REDIS,
         &POSTGRES,
         &KAFKA_LAG,
         &KUBERNETES,
         &KUBERNETES_MANIFESTS,
+        &PROMETHEUS,
     ]
 }
 
@@ -140,7 +143,13 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         for p in all() {
-            crate::framework::validate_params(p.spec(), &Default::default())
+            // A selector has no sensible default: the probe asks for one.
+            let mut raw = std::collections::BTreeMap::new();
+            if p.spec().params.iter().any(|x| x.name == "selector") {
+                assert!(crate::framework::validate_params(p.spec(), &raw).is_err());
+                raw.insert("selector".to_string(), "job=\"checkout\"".to_string());
+            }
+            crate::framework::validate_params(p.spec(), &raw)
                 .unwrap_or_else(|e| panic!("{}: {e}", p.spec().name));
         }
     }

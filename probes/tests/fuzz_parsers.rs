@@ -93,6 +93,52 @@ mod fuzz {
         }
 
         #[test]
+        fn prometheus_range_answers(body in pieces(&[
+            "{", "}", "[", "]", ",", ":", "\"resultType\"", "\"matrix\"", "\"vector\"",
+            "\"result\"", "\"metric\"", "\"values\"", "\"NaN\"", "\"+Inf\"", "1e999", "null",
+            "\"1.5\"", "0", "-1", "[1,\"2\"]",
+        ])) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+                && let Ok(series) = probes::prometheus::parse_matrix(&v)
+            {
+                for s in series {
+                    // The rules take any numbers without panicking.
+                    let _ = probes::prometheus::rules::fit(&s.points);
+                    let _ = probes::prometheus::rules::increases(&s.points);
+                }
+            }
+        }
+
+        /// The probe's selector is pasted by people and spliced into PromQL: whatever it
+        /// accepts is label matchers only (no brace, operator or function outside the
+        /// quotes), and normalising it again gives the same text.
+        #[test]
+        fn prometheus_selectors(text in pieces(&[
+            "job", "=", "!=", "=~", "!~", "\"", "\\", "checkout", ",", "{", "}", " ", "or",
+            "vector(1)", ".*", "a|b", "\n", "1", "_", "é",
+        ])) {
+            if let Ok(sel) = probes::prometheus::rules::selector(&text) {
+                let mut quoted = false;
+                let mut escaped = false;
+                for c in sel.chars() {
+                    if escaped { escaped = false; continue; }
+                    match c {
+                        '\\' if quoted => escaped = true,
+                        '"' => quoted = !quoted,
+                        '{' | '}' | '(' | ')' | '[' | ']' | ' ' if !quoted => {
+                            prop_assert!(false, "{c:?} outside quotes in {sel:?} (from {text:?})");
+                        }
+                        _ => {}
+                    }
+                }
+                prop_assert!(!quoted, "unterminated quote in {sel:?}");
+                prop_assert_eq!(probes::prometheus::rules::selector(&sel), Ok(sel.clone()));
+            }
+            let _ = probes::prometheus::rules::duration(&text);
+            let _ = probes::prometheus::rules::metric_names(&text);
+        }
+
+        #[test]
         fn kubernetes_connections_and_kubeconfigs(conn in pieces(&[
             "https://", "http://", "api.prod", "127.0.0.1", ":6443", "/", "?", "&", "=", "context",
             "namespace", "shop", "Prod", "%20", "%00", "#", "u:p@",

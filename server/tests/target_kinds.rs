@@ -112,6 +112,7 @@ static SPEC: ProbeSpec = ProbeSpec {
         remediation: "Upgrade it.",
     }],
     run_timeout_s: 10,
+    check: None,
 };
 
 impl Probe for GreetingProbe {

@@ -396,3 +396,128 @@ pub fn BarChart(
         </figure>
     }
 }
+
+/// A value in a chart's unit for people: bytes in KiB/MiB/GiB, ratios in %, seconds in ms
+/// or s, anything else as a number.
+pub fn fmt_unit(v: f64, unit: &str) -> String {
+    match unit {
+        "bytes" => {
+            let mut x = v.abs();
+            let mut u = 0;
+            const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+            while x >= 1024.0 && u < UNITS.len() - 1 {
+                x /= 1024.0;
+                u += 1;
+            }
+            let sign = if v < 0.0 { "-" } else { "" };
+            if u == 0 {
+                format!("{sign}{x:.0} B")
+            } else {
+                format!("{sign}{x:.1} {}", UNITS[u])
+            }
+        }
+        "ratio" => format!("{:.1} %", v * 100.0),
+        "seconds" if v.abs() < 1.0 => format!("{:.0} ms", v * 1000.0),
+        "seconds" => format!("{v:.2} s"),
+        _ => fmt_num(v),
+    }
+}
+
+/// A relative time on an x axis: "−45 s", "−30 min", "−6 h", "end".
+fn rel(s: f64) -> String {
+    let s = s.round() as i64;
+    match s {
+        0 => "end".into(),
+        1..=119 => format!("−{s} s"),
+        120..=7199 => format!("−{} min", s / 60),
+        7200..=172_799 => format!("−{} h", s / 3600),
+        _ => format!("−{} d", s / 86_400),
+    }
+}
+
+/// The chart of a finding's evidence (the series its query returned): up to eight series
+/// over time, y ticks in the series' unit, x ticks relative to the chart's end, the start
+/// and end as times the viewer's browser shows in their zone.
+#[component]
+pub fn EvidenceChartView(chart: domain::incidents::EvidenceChart) -> impl IntoView {
+    let (w, h) = (640.0, 160.0);
+    let unit = chart.unit.clone();
+    let pts = chart.series.iter().flat_map(|s| s.points.iter());
+    let (t0, t1) = pts.clone().fold((i64::MAX, i64::MIN), |(a, b), (t, _)| {
+        (a.min(*t), b.max(*t))
+    });
+    let (lo, hi) = pts.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, v)| {
+        (a.min(*v), b.max(*v))
+    });
+    if t0 >= t1 || !lo.is_finite() {
+        return view! { <figure class="chart evidence-chart"><figcaption>{chart.title}</figcaption><p class="muted">"Too few points to draw."</p></figure> }.into_any();
+    }
+    // From zero when no value is negative, so a 0.2 % wobble never looks like a cliff.
+    let floor = lo.min(0.0);
+    let top = if hi > floor {
+        floor + nice_max(hi - floor)
+    } else {
+        floor + 1.0
+    };
+    let span_t = (t1 - t0) as f64;
+    let x = |t: i64| (t - t0) as f64 / span_t * w;
+    let y = |v: f64| h - ((v - floor) / (top - floor) * h).clamp(0.0, h);
+    let lines: Vec<(usize, String, String)> = chart
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let p = s
+                .points
+                .iter()
+                .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (i, s.name.clone(), p)
+        })
+        .collect();
+    let yticks: Vec<(f64, String)> = (0..=4)
+        .map(|i| {
+            let v = floor + (top - floor) * i as f64 / 4.0;
+            (y(v), fmt_unit(v, &unit))
+        })
+        .collect();
+    let xticks: Vec<(f64, String)> = (0..=4)
+        .map(|i| {
+            let t = t0 as f64 + span_t * i as f64 / 4.0;
+            ((t - t0 as f64) / span_t * w, rel(t1 as f64 - t))
+        })
+        .collect();
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok();
+    let label = format!(
+        "{}: {} series, {} to {}",
+        chart.title,
+        lines.len(),
+        fmt_unit(lo, &unit),
+        fmt_unit(hi, &unit)
+    );
+    view! {
+        <figure class="chart evidence-chart">
+            <figcaption>{chart.title.clone()}<span class="legend">
+                {lines.iter().map(|(i, name, _)| view! { <span class=format!("key s{i}")>{name.clone()}</span> }).collect_view()}
+                <span class="muted">{format!(" ({unit})")}</span>
+            </span></figcaption>
+            <svg viewBox=format!("-70 -8 {} {}", w + 80.0, h + 30.0) class="linechart" role="img" aria-label=label>
+                {yticks.into_iter().map(|(yy, l)| view! {
+                    <line x1="0" x2=w.to_string() y1=format!("{yy:.1}") y2=format!("{yy:.1}") class="grid"/>
+                    <text x="-6" y=format!("{:.1}", yy + 4.0) text-anchor="end" class="tick">{l}</text>
+                }).collect_view()}
+                {xticks.into_iter().map(|(xx, l)| view! {
+                    <line x1=format!("{xx:.1}") x2=format!("{xx:.1}") y1=h.to_string() y2=format!("{}", h + 4.0) class="grid"/>
+                    <text x=format!("{xx:.1}") y=format!("{}", h + 16.0) text-anchor="middle" class="tick">{l}</text>
+                }).collect_view()}
+                {lines.into_iter().map(|(i, _, p)| view! { <polyline points=p class=format!("series s{i}") fill="none"/> }).collect_view()}
+            </svg>
+            <p class="muted chart-range">
+                {at(t0).map(|t| view! { <crate::components::time::LocalTime at=t/> })}" – "
+                {at(t1).map(|t| view! { <crate::components::time::LocalTime at=t/> })}
+            </p>
+        </figure>
+    }
+    .into_any()
+}

@@ -66,6 +66,7 @@ pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl 
                     <crate::components::sortable::SortableTable caption=t.title columns=t.columns rows=t.rows/>
                 </div>
             }).collect_view()}
+            {f.evidence.charts.iter().cloned().map(|c| view! { <crate::components::charts::EvidenceChartView chart=c/> }).collect_view()}
             {f.evidence.command.clone().map(|c| view! {
                 <div class="command"><span class="muted">"Produced by"</span><pre><code>{c.clone()}</code></pre></div>
             })}

@@ -288,7 +288,7 @@ pub fn ProbeRunPage() -> impl IntoView {
                             })}
                             <section class="panel">
                                 <h2>"Parameters"</h2>
-                                <table class="data"><tbody>
+                                <table class="data run-params"><tbody>
                                     {run.params.iter().map(|(k, v)| view! { <tr><td><code>{k.clone()}</code></td><td>{v.clone()}</td></tr> }).collect_view()}
                                 </tbody></table>
                                 <p class="muted">"Finished: "<MaybeTime at=run.finished_at none="not yet"/></p>

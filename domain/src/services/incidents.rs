@@ -841,6 +841,30 @@ pub fn validate_finding(f: &NewFinding) -> DomainResult<()> {
             check_len("an evidence table cell", cell, 2000)?;
         }
     }
+    if f.evidence.charts.len() > crate::incidents::MAX_EVIDENCE_CHARTS {
+        return Err(invalid(format!(
+            "at most {} evidence charts",
+            crate::incidents::MAX_EVIDENCE_CHARTS
+        )));
+    }
+    for c in &f.evidence.charts {
+        check_len("a chart title", &c.title, 200)?;
+        check_len("a chart unit", &c.unit, 40)?;
+        if c.series.len() > crate::incidents::MAX_CHART_SERIES
+            || c.series
+                .iter()
+                .any(|s| s.points.len() > crate::incidents::MAX_CHART_POINTS)
+        {
+            return Err(invalid(format!(
+                "a chart has at most {} series of {} points",
+                crate::incidents::MAX_CHART_SERIES,
+                crate::incidents::MAX_CHART_POINTS
+            )));
+        }
+        for s in &c.series {
+            check_len("a chart series name", &s.name, 200)?;
+        }
+    }
     if let Some(link) = &f.doc_link {
         let ok = url::Url::parse(link).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
         if !ok {

@@ -464,6 +464,7 @@ async fn raise(
         )),
         excerpt: None,
         tables: vec![],
+        charts: vec![],
     };
     let fid = istore::insert_finding(
         &mut **tx,

@@ -420,6 +420,30 @@ impl Background {
                             .collect(),
                     })
                     .collect(),
+                charts: f
+                    .charts
+                    .iter()
+                    .take(crate::incidents::MAX_EVIDENCE_CHARTS)
+                    .map(|c| crate::incidents::EvidenceChart {
+                        title: c.title.chars().take(200).collect(),
+                        unit: c.unit.chars().take(40).collect(),
+                        series: c
+                            .series
+                            .iter()
+                            .take(crate::incidents::MAX_CHART_SERIES)
+                            .map(|s| crate::incidents::EvidenceSeries {
+                                name: s.name.chars().take(200).collect(),
+                                points: s
+                                    .points
+                                    .iter()
+                                    .filter(|(_, v)| v.is_finite())
+                                    .take(crate::incidents::MAX_CHART_POINTS)
+                                    .copied()
+                                    .collect(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
             };
             cap_excerpt(&mut evidence);
             let title: String = f.title.chars().take(300).collect();

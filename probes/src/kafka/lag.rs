@@ -154,6 +154,7 @@ pub static SPEC: ProbeSpec = ProbeSpec {
     steps: STEPS,
     codes: CODES,
     run_timeout_s: 180,
+    check: None,
 };
 
 impl Probe for KafkaLagProbe {

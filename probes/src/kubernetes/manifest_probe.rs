@@ -51,6 +51,7 @@ static SPEC: ProbeSpec = ProbeSpec {
     steps: STEPS,
     codes: manifests::CODES,
     run_timeout_s: 60,
+    check: None,
 };
 
 impl Probe for ManifestProbe {

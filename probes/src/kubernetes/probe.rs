@@ -140,6 +140,7 @@ static SPEC: ProbeSpec = ProbeSpec {
     steps: STEPS,
     codes: rules::CODES,
     run_timeout_s: 120,
+    check: None,
 };
 
 impl Probe for KubernetesProbe {

@@ -264,6 +264,7 @@ pub static SPEC: ProbeSpec = ProbeSpec {
     steps: STEPS,
     codes: CODES,
     run_timeout_s: 120,
+    check: None,
 };
 
 impl Probe for PostgresProbe {

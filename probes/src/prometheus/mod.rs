@@ -5,6 +5,8 @@
 //! bearer token. They are never part of what is shown (`target`).
 
 pub mod condition;
+pub mod probe;
+pub mod rules;
 
 use crate::{ConnectionReport, ProbeError};
 use serde::{Deserialize, Serialize};
@@ -214,6 +216,97 @@ impl Client {
             reason,
         })
     }
+}
+
+impl Client {
+    /// A range query: at most [`MAX_RANGE_POINTS`] points per series (the step is chosen by
+    /// the caller to fit), at most [`MAX_SERIES`] series.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step_s: f64,
+        limit: Duration,
+    ) -> Result<Vec<RangeSeries>, ProbeError> {
+        let req = self.http.post(self.url("api/v1/query_range")?).form(&[
+            ("query", promql),
+            ("start", &format!("{start:.3}")),
+            ("end", &format!("{end:.3}")),
+            ("step", &format!("{:.3}", step_s.max(0.001))),
+            ("timeout", &format!("{}s", limit.as_secs().max(1))),
+        ]);
+        let data = self.call(req, limit).await?;
+        parse_matrix(&data).map_err(|reason| ProbeError::Server {
+            target: self.target.clone(),
+            reason,
+        })
+    }
+}
+
+/// The most points a range answer may carry per series (Prometheus itself refuses more
+/// than 11,000).
+pub const MAX_RANGE_POINTS: usize = 11_000;
+
+/// One series of a range query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangeSeries {
+    pub labels: BTreeMap<String, String>,
+    /// (unix seconds, value)
+    pub points: Vec<(f64, f64)>,
+}
+
+/// `data` of a range query: a matrix.
+pub fn parse_matrix(data: &serde_json::Value) -> Result<Vec<RangeSeries>, String> {
+    let kind = data
+        .get("resultType")
+        .and_then(|k| k.as_str())
+        .unwrap_or("");
+    if kind != "matrix" {
+        return Err(format!("a range query returned a {kind:?}, not a matrix"));
+    }
+    let series = data
+        .get("result")
+        .and_then(|r| r.as_array())
+        .ok_or_else(|| "a matrix without series".to_string())?;
+    if series.len() > MAX_SERIES {
+        return Err(format!(
+            "the query returned {} series (at most {MAX_SERIES}): narrow the selector",
+            series.len()
+        ));
+    }
+    series
+        .iter()
+        .map(|s| {
+            let labels = s
+                .get("metric")
+                .and_then(|m| m.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let values = s
+                .get("values")
+                .and_then(|v| v.as_array())
+                .ok_or_else(|| "a series without values".to_string())?;
+            if values.len() > MAX_RANGE_POINTS {
+                return Err(format!("a series has more than {MAX_RANGE_POINTS} points"));
+            }
+            let points = values
+                .iter()
+                .map(|p| {
+                    let t = p
+                        .get(0)
+                        .and_then(|t| t.as_f64())
+                        .ok_or_else(|| "a point without a time".to_string())?;
+                    Ok((t, number(p)?))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(RangeSeries { labels, points })
+        })
+        .collect()
 }
 
 fn percent_decode(s: &str) -> String {

@@ -286,6 +286,7 @@ pub static SPEC: ProbeSpec = ProbeSpec {
     codes: CODES,
     // A full audit of 5M keys at the default pace takes five minutes.
     run_timeout_s: 900,
+    check: None,
 };
 
 /// INFO as a map (all sections). Lines are trimmed before a `#` section header is told

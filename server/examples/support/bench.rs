@@ -213,6 +213,7 @@ pub async fn seed_big_incident(pool: &sqlx::PgPool, notes: usize, findings: usiz
                 command: Some("redis-cli INFO memory".into()),
                 excerpt: Some("used_memory:1960000000\nmaxmemory:2000000000\n".repeat(5)),
                 tables: vec![],
+                charts: vec![],
             },
             remediation: "Switch the policy:\n\n```sh\nredis-cli CONFIG SET maxmemory-policy allkeys-lru\n```\n".into(),
             doc_link: None, source: None,

@@ -267,6 +267,7 @@ impl AlertPolicy {
             )),
             excerpt: None,
             tables: vec![],
+            charts: vec![],
         };
         let title: String = format!("{group}: {reason}").chars().take(300).collect();
         let fid = istore::insert_finding(

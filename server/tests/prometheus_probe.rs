@@ -1,0 +1,470 @@
+//! The Prometheus probe (issue 16) against a **real Prometheus** scraping **real Node.js
+//! services** (`end2end/fixtures/service.js`: prom-client's default metrics, an HTTP server
+//! with a chosen error rate and latency timed by a histogram, memory that grows at a chosen
+//! rate, an opossum circuit breaker around a dependency that refuses connections, counted by
+//! opossum-prometheus). The findings' numbers are compared with the ones the services were
+//! told to produce. Also: a worker restarted mid-window (a sawtooth), a selector that matches
+//! nothing, bad parameters refused (422) before anything runs, Prometheus down and hanging.
+
+mod common;
+
+use common::{Prometheus, TestApp, free_port};
+use domain::Role;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fixture service, killed when dropped.
+struct Service {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn service(port: u16, vars: &[(&str, &str)]) -> Service {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../end2end/fixtures/service.js"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("node {script}: {e} (npm ci in end2end/)"));
+    Service { child, port }
+}
+
+async fn target(app: &TestApp, admin: &str, name: &str, url: &str) -> i64 {
+    let (s, t) = app
+        .post(
+            admin,
+            "/api/v1/targets",
+            json!({"name": name, "kind": "prometheus", "connection": url, "environment": "test"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    t["id"].as_i64().unwrap()
+}
+
+async fn run(app: &TestApp, token: &str, t: i64, params: Value, incident: Option<&str>) -> Value {
+    let mut body = json!({"probe": "prometheus", "params": params});
+    if let Some(k) = incident {
+        body["incident_key"] = json!(k);
+    }
+    let (s, r) = app
+        .post(token, &format!("/api/v1/targets/{t}/probe-runs"), body)
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let id = r["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, d) = app.get(token, &format!("/api/v1/probe-runs/{id}")).await;
+        assert_eq!(s, 200, "{d}");
+        if d["run"]["status"] != "running" {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "run {id} still running: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn findings<'a>(d: &'a Value, code: &str) -> Vec<&'a Value> {
+    d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == code)
+        .collect()
+}
+
+fn fact(f: &Value, name: &str) -> String {
+    f["evidence"]["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .and_then(|x| x["value"].as_str())
+        .unwrap_or_else(|| panic!("no fact {name:?} in {f}"))
+        .to_string()
+}
+
+/// "12.3 %" → 0.123
+fn pct(s: &str) -> f64 {
+    s.trim_end_matches(" %").trim().parse::<f64>().unwrap() / 100.0
+}
+
+/// "+14.1 GiB/h (4194304 bytes/s)" → 4194304
+fn bytes_per_s(s: &str) -> f64 {
+    let inner = s.split('(').nth(1).unwrap();
+    inner.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+async fn query(prom: &Prometheus, q: &str) -> f64 {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/query", prom.url))
+        .form(&[("query", q)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap_or("NaN")
+        .parse()
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(pool: PgPool) {
+    // checkout: 25 % of requests fail, each takes 300 ms, memory +4 MiB/s, the payments
+    // breaker trips against a refused dependency. worker: memory +6 MiB/s, restarted once.
+    let dead = free_port();
+    let checkout_port = free_port();
+    let checkout = service(
+        checkout_port,
+        &[
+            ("ERROR_RATE", "0.25"),
+            ("LATENCY_MS", "300"),
+            ("LOAD_RPS", "20"),
+            ("GROW_MIB_PER_S", "4"),
+            ("BREAKER", "1"),
+            ("DEPENDENCY_PORT", &dead.to_string()),
+        ],
+    );
+    let worker_port = free_port();
+    let worker_vars = [("GROW_MIB_PER_S", "6"), ("LOAD_RPS", "0")];
+    let mut worker = service(worker_port, &worker_vars);
+    let prom = Prometheus::start_jobs(&[
+        ("checkout", &[format!("127.0.0.1:{}", checkout.port)]),
+        ("worker", &[format!("127.0.0.1:{worker_port}")]),
+    ])
+    .await;
+    prom.wait_for("process_resident_memory_bytes{job=\"worker\"}")
+        .await;
+    prom.wait_for("circuit{job=\"checkout\",event=\"open\"}")
+        .await;
+    let started = Instant::now();
+    // The worker restarts once, half-way through the window.
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    drop(worker);
+    worker = service(worker_port, &worker_vars);
+    let left = Duration::from_secs(36).saturating_sub(started.elapsed());
+    tokio::time::sleep(left).await;
+
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let t = target(&app, &admin, "prom", &prom.url).await;
+    let (s, inc) = app
+        .post(
+            &responder,
+            "/api/v1/incidents",
+            json!({"title": "checkout failing", "severity": "SEV2", "services": ["checkout"], "environment": "test"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{inc}");
+    let key = inc["key"].as_str().unwrap().to_string();
+
+    let d = run(
+        &app,
+        &responder,
+        t,
+        json!({"selector": "job=\"checkout\"", "window": "30s", "p99_ms": "250",
+               "memory_limit_bytes": (2u64 << 30).to_string()}),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "ok", "{d}");
+
+    // Memory: +4 MiB/s (what the service was told), a steady line, the limit minutes away.
+    let mem = findings(&d, "PROM_MEMORY_GROWTH");
+    assert_eq!(mem.len(), 1, "{d}");
+    let slope = bytes_per_s(&fact(mem[0], "slope"));
+    let want = 4.0 * 1024.0 * 1024.0;
+    assert!(
+        (slope - want).abs() / want < 0.25,
+        "slope {slope} B/s, want {want}"
+    );
+    assert!(fact(mem[0], "fit (R²)").parse::<f64>().unwrap() >= 0.9);
+    assert_eq!(
+        mem[0]["severity"], "critical",
+        "2 GiB is minutes away at 4 MiB/s"
+    );
+    assert!(fact(mem[0], "time to limit").contains("min"), "{}", mem[0]);
+    assert!(
+        mem[0]["evidence"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("process_resident_memory_bytes{job=\"checkout\"}")
+    );
+    let chart = &mem[0]["evidence"]["charts"][0];
+    assert_eq!(chart["unit"], "bytes");
+    assert!(chart["series"][0]["points"].as_array().unwrap().len() >= 20);
+
+    // Errors: exactly 25 % of requests fail; the same ratio Prometheus computes itself.
+    let err = findings(&d, "PROM_ERROR_RATE");
+    assert_eq!(err.len(), 1, "{d}");
+    assert_eq!(
+        err[0]["severity"], "critical",
+        "25 % is over 4 × the 5 % threshold"
+    );
+    let ratio = pct(&fact(err[0], "error ratio"));
+    assert!((ratio - 0.25).abs() < 0.03, "error ratio {ratio}");
+    let direct = query(
+        &prom,
+        "sum(rate(http_request_duration_seconds_count{job=\"checkout\",status_code=\"500\"}[30s])) / sum(rate(http_request_duration_seconds_count{job=\"checkout\"}[30s]))",
+    )
+    .await;
+    assert!((ratio - direct).abs() < 0.03, "{ratio} vs {direct}");
+    assert_eq!(fact(err[0], "a day earlier"), "no data");
+    let rps: f64 = fact(err[0], "requests/s").parse().unwrap();
+    assert!((14.0..=22.0).contains(&rps), "requests/s {rps}");
+    assert!(
+        !err[0]["evidence"]["charts"][0]["series"][0]["points"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Latency: every request takes 300 ms, in the (250 ms, 500 ms] bucket.
+    let lat = findings(&d, "PROM_LATENCY");
+    assert_eq!(lat.len(), 1, "{d}");
+    let p99 = fact(lat[0], "p99");
+    let p99_ms: f64 = p99.trim_end_matches(" ms").parse().unwrap();
+    assert!((250.0..=500.0).contains(&p99_ms), "p99 {p99}");
+    assert_eq!(lat[0]["severity"], "warning");
+
+    // The breaker: open, with its rejected calls and fallbacks counted.
+    let brk = findings(&d, "PROM_BREAKER_OPEN");
+    assert_eq!(brk.len(), 1, "{d}");
+    assert_eq!(brk[0]["severity"], "critical");
+    assert_eq!(fact(brk[0], "breaker"), "payments");
+    assert_eq!(fact(brk[0], "state"), "open");
+    assert!(
+        fact(brk[0], "rejected (short-circuited)")
+            .parse::<f64>()
+            .unwrap()
+            > 50.0
+    );
+    assert!(fact(brk[0], "fallbacks").parse::<f64>().unwrap() > 50.0);
+    // It opened before the 30 s window: said so, not guessed.
+    assert_eq!(fact(brk[0], "last opened"), "before the window (30s)");
+
+    // The summary: how many queries (bounded), and what it saw.
+    let sum = findings(&d, "PROM_SUMMARY");
+    assert_eq!(sum.len(), 1);
+    let queries: u64 = fact(sum[0], "queries").parse().unwrap();
+    assert!((10..=20).contains(&queries), "{queries} queries");
+    assert!(findings(&d, "PROM_NO_SERIES").is_empty(), "{d}");
+
+    // On the incident, with their source.
+    let (_, inc) = app
+        .get(&responder, &format!("/api/v1/incidents/{key}"))
+        .await;
+    let on_incident: Vec<&str> = inc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    for code in [
+        "PROM_MEMORY_GROWTH",
+        "PROM_ERROR_RATE",
+        "PROM_LATENCY",
+        "PROM_BREAKER_OPEN",
+    ] {
+        assert!(on_incident.contains(&code), "{code} not on the incident");
+    }
+
+    // Each condition is one copy away from a deployment checklist: the finding's copyable
+    // block is a metric item; the template takes all four, and each item's query, asked of
+    // the same Prometheus, fails its success condition as the finding said.
+    let mut yaml = String::from("id: checkout-gate\nname: Checkout gate\nsections:\n  pre:\n");
+    for f in [mem[0], err[0], lat[0], brk[0]] {
+        let item = f["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .find(|c| c.contains("kind: metric"))
+            .unwrap_or_else(|| panic!("no checklist item in {f}"));
+        for line in item.lines() {
+            yaml.push_str(&format!("    {line}\n"));
+        }
+        let field = |name: &str| -> String {
+            let v = item
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+                .unwrap()
+                .to_string();
+            v.strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .map(|v| v.replace("''", "'"))
+                .unwrap_or(v)
+        };
+        let value = query(&prom, &field("query")).await;
+        let cond = probes::prometheus::condition::Condition::parse(&field("success")).unwrap();
+        assert_eq!(
+            cond.eval(&probes::prometheus::QueryValue::Scalar(value)),
+            probes::prometheus::condition::Truth::False,
+            "{}: {} = {value} should fail {}",
+            f["code"],
+            field("query"),
+            field("success")
+        );
+    }
+    let approver = app.create_token("tpl", Role::Approver).await;
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/deployment-templates"))
+        .bearer_auth(&approver)
+        .header("content-type", "application/yaml")
+        .body(yaml.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{yaml}\n{}", res.text().await.unwrap());
+
+    // The worker: no HTTP metrics (said so), memory climbing in both runs around its restart.
+    let d = run(
+        &app,
+        &responder,
+        t,
+        json!({"selector": "job=\"worker\"", "window": "30s"}),
+        None,
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "ok", "{d}");
+    let mem = findings(&d, "PROM_MEMORY_GROWTH");
+    assert_eq!(mem.len(), 1, "{d}");
+    assert_eq!(fact(mem[0], "runs between restarts"), "2", "{}", mem[0]);
+    assert_eq!(fact(mem[0], "climbing runs"), "2");
+    assert!(
+        mem[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("restarts reset it"),
+        "{}",
+        mem[0]["title"]
+    );
+    let no = findings(&d, "PROM_NO_SERIES");
+    assert_eq!(no.len(), 1);
+    assert!(
+        no[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("errors and latency")
+    );
+    drop(worker);
+
+    // A selector that matches nothing: said exactly, nothing else judged.
+    let d = run(
+        &app,
+        &responder,
+        t,
+        json!({"selector": "job=\"nope\"", "window": "30s"}),
+        None,
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "ok");
+    assert_eq!(findings(&d, "PROM_NO_SERIES").len(), 1, "{d}");
+    assert!(findings(&d, "PROM_MEMORY_GROWTH").is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_parameters_are_refused_and_dead_or_hanging_prometheus_is_a_finding(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let t = target(&app, &admin, "prom-dead", &dead).await;
+    let runs_before = app.count("probe_runs").await;
+    for (params, needle) in [
+        (json!({}), "selector"),
+        (json!({"selector": "job=checkout"}), "double quotes"),
+        (
+            json!({"selector": "job=\"a\"} or vector(1) or up{x=\"1\""}),
+            "selector",
+        ),
+        (json!({"selector": "job=~\".*\""}), "empty string"),
+        (json!({"selector": "job=\"a\"", "window": "10s"}), "window"),
+        (
+            json!({"selector": "job=\"a\"", "window": "1h30m"}),
+            "window",
+        ),
+        (
+            json!({"selector": "job=\"a\"", "memory_metrics": "up{x=\"1\"}"}),
+            "memory_metrics",
+        ),
+        (
+            json!({"selector": "job=\"a\"", "status_labels": "a-b"}),
+            "status_labels",
+        ),
+        (
+            json!({"selector": "job=\"</textarea><svg onload=alert(1)>\"", "window": "\u{0}1h"}),
+            "control",
+        ),
+    ] {
+        let (s, e) = app
+            .post(
+                &responder,
+                &format!("/api/v1/targets/{t}/probe-runs"),
+                json!({"probe": "prometheus", "params": params}),
+            )
+            .await;
+        assert_eq!(s, 422, "{params}: {e}");
+        assert!(e.to_string().contains(needle), "{params}: {e}");
+    }
+    assert_eq!(
+        app.count("probe_runs").await,
+        runs_before,
+        "nothing written"
+    );
+
+    // Down: a finding that says so, at once.
+    let d = run(&app, &responder, t, json!({"selector": "job=\"a\""}), None).await;
+    assert_eq!(d["run"]["status"], "failed", "{d}");
+    assert_eq!(findings(&d, "TARGET_UNREACHABLE").len(), 1, "{d}");
+
+    // Hanging (accepts, never answers): the step limit ends it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let t = target(&app, &admin, "prom-hang", &format!("http://{addr}")).await;
+    let started = Instant::now();
+    let d = run(
+        &app,
+        &responder,
+        t,
+        json!({"selector": "job=\"a\"", "step_timeout_s": "2"}),
+        None,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(d["run"]["status"], "timed_out", "{d}");
+    assert_eq!(findings(&d, "TARGET_TIMEOUT").len(), 1, "{d}");
+}
