@@ -13,6 +13,7 @@ pub mod llm;
 pub mod net;
 pub mod postgres;
 pub mod prometheus;
+pub mod rabbitmq;
 pub mod redis;
 pub mod registry;
 

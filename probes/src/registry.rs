@@ -12,9 +12,10 @@ static KUBERNETES_MANIFESTS: crate::kubernetes::manifest_probe::ManifestProbe =
     crate::kubernetes::manifest_probe::ManifestProbe;
 static PROMETHEUS: crate::prometheus::probe::PrometheusProbe =
     crate::prometheus::probe::PrometheusProbe;
+static RABBITMQ: crate::rabbitmq::probe::RabbitMqProbe = crate::rabbitmq::probe::RabbitMqProbe;
 
 /// Every probe, in catalogue order.
-pub fn all() -> [&'static dyn Probe; 6] {
+pub fn all() -> [&'static dyn Probe; 7] {
     [
         &REDIS,
         &POSTGRES,
@@ -22,6 +23,7 @@ pub fn all() -> [&'static dyn Probe; 6] {
         &KUBERNETES,
         &KUBERNETES_MANIFESTS,
         &PROMETHEUS,
+        &RABBITMQ,
     ]
 }
 

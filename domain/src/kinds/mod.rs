@@ -10,6 +10,7 @@ mod kafka;
 mod kubernetes;
 mod postgres;
 mod prometheus;
+mod rabbitmq;
 mod redis;
 pub mod url;
 
@@ -24,6 +25,7 @@ pub use kafka::Kafka;
 pub use kubernetes::Kubernetes;
 pub use postgres::POSTGRES;
 pub use prometheus::Prometheus;
+pub use rabbitmq::RabbitMq;
 pub use redis::REDIS;
 
 /// What one kind of target is. Every method but `check` is pure.
@@ -95,7 +97,14 @@ pub trait Kind: Send + Sync {
 }
 
 /// The kinds every Lookout supports, in the order forms list them.
-static BUILT_IN: [&dyn Kind; 5] = [&REDIS, &POSTGRES, &Kafka, &Prometheus, &Kubernetes];
+static BUILT_IN: [&dyn Kind; 6] = [
+    &REDIS,
+    &POSTGRES,
+    &Kafka,
+    &Prometheus,
+    &Kubernetes,
+    &RabbitMq,
+];
 
 /// Kinds added at start-up (`register`), after the built-in ones.
 static ADDED: RwLock<Vec<&'static dyn Kind>> = RwLock::new(Vec::new());
@@ -183,7 +192,7 @@ mod tests {
             .to_string();
         assert!(
             e.contains("\"mongodb\"")
-                && e.contains("redis, postgres, kafka, prometheus, kubernetes"),
+                && e.contains("redis, postgres, kafka, prometheus, kubernetes, rabbitmq"),
             "{e}"
         );
         assert!(register(&REDIS).is_err(), "a taken name is refused");

@@ -297,6 +297,7 @@ impl Drop for Prometheus {
 
 pub mod llm;
 pub mod own_pg;
+pub mod rabbit;
 
 pub mod tempdir {
     /// A directory removed when dropped.

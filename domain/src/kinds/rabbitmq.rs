@@ -1,0 +1,118 @@
+//! RabbitMQ targets: the management API's base URL (`http://rabbit:15672`, a path prefix
+//! allowed), a username and its password in the secret (basic auth; the user needs the
+//! `monitoring` tag, nothing more). They go into the URL's userinfo only when connecting,
+//! where `probes::rabbitmq` turns them into a header.
+
+use super::{Kind, url};
+use probes::framework::BoxFuture;
+use probes::{ConnectionReport, ProbeError};
+use std::time::Duration;
+
+pub struct RabbitMq;
+
+const HELP: &str = "the management API's URL, http://rabbit:15672 (https:// for TLS; a path prefix is kept), with a user that has the monitoring tag and its password in the secret";
+
+impl Kind for RabbitMq {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+    fn connection_help(&self) -> &'static str {
+        HELP
+    }
+    fn check_connection(&self, conn: &str) -> Result<(), String> {
+        url::check("rabbitmq", HELP, &["http", "https"], conn)?;
+        let u = ::url::Url::parse(conn).map_err(|e| format!("invalid URL: {e}"))?;
+        if !u.username().is_empty() {
+            return Err("put the username in the username field, not in the URL".into());
+        }
+        if u.query().is_some() || u.fragment().is_some() {
+            return Err("the base URL takes no query or fragment".into());
+        }
+        Ok(())
+    }
+    fn check_credentials(
+        &self,
+        _conn: &str,
+        username: &str,
+        has_secret: bool,
+    ) -> Result<(), String> {
+        if username.is_empty() || !has_secret {
+            return Err(
+                "the management API needs a username and its password (a user with the monitoring tag)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+    fn hosts(&self, conn: &str) -> Vec<(String, u16)> {
+        match ::url::Url::parse(conn.trim()) {
+            Ok(u) => u
+                .host_str()
+                .zip(u.port_or_known_default())
+                .map(|(h, p)| (h.trim_matches(['[', ']']).to_string(), p))
+                .into_iter()
+                .collect(),
+            Err(_) => vec![],
+        }
+    }
+    fn destination(&self, conn: &str) -> Vec<String> {
+        let port = if conn.trim_start().to_ascii_lowercase().starts_with("https") {
+            443
+        } else {
+            80
+        };
+        url::destination(conn, port)
+    }
+    fn connect_address(
+        &self,
+        conn: &str,
+        username: &str,
+        secret: Option<&str>,
+    ) -> Result<String, String> {
+        self.check_credentials(conn, username, secret.is_some())?;
+        url::with_credentials(conn, username, secret)
+    }
+    fn check<'a>(
+        &'a self,
+        address: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<ConnectionReport, ProbeError>> {
+        Box::pin(probes::rabbitmq::check(address, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections() {
+        for (conn, ok) in [
+            ("http://rabbit:15672", true),
+            ("https://mq.example.com/rabbitmq", true),
+            ("http://guest@rabbit:15672", false),
+            ("http://rabbit:15672/?x=1", false),
+            ("amqp://rabbit:5672", false),
+            ("rabbit:15672", false),
+        ] {
+            assert_eq!(
+                super::super::check_connection(&RabbitMq, conn).is_ok(),
+                ok,
+                "{conn}"
+            );
+        }
+        assert!(RabbitMq.check_credentials("http://r", "", true).is_err());
+        assert!(
+            RabbitMq
+                .check_credentials("http://r", "ops", false)
+                .is_err()
+        );
+        assert!(RabbitMq.check_credentials("http://r", "ops", true).is_ok());
+        assert_eq!(
+            RabbitMq
+                .connect_address("http://r:15672", "ops", Some("p@ss"))
+                .unwrap(),
+            "http://ops:p%40ss@r:15672/"
+        );
+    }
+}
