@@ -16,6 +16,7 @@ pub mod prometheus;
 pub mod rabbitmq;
 pub mod redis;
 pub mod registry;
+pub mod traces;
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

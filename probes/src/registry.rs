@@ -13,9 +13,10 @@ static KUBERNETES_MANIFESTS: crate::kubernetes::manifest_probe::ManifestProbe =
 static PROMETHEUS: crate::prometheus::probe::PrometheusProbe =
     crate::prometheus::probe::PrometheusProbe;
 static RABBITMQ: crate::rabbitmq::probe::RabbitMqProbe = crate::rabbitmq::probe::RabbitMqProbe;
+static TRACES: crate::traces::probe::TracesProbe = crate::traces::probe::TracesProbe;
 
 /// Every probe, in catalogue order.
-pub fn all() -> [&'static dyn Probe; 7] {
+pub fn all() -> [&'static dyn Probe; 8] {
     [
         &REDIS,
         &POSTGRES,
@@ -24,6 +25,7 @@ pub fn all() -> [&'static dyn Probe; 7] {
         &KUBERNETES_MANIFESTS,
         &PROMETHEUS,
         &RABBITMQ,
+        &TRACES,
     ]
 }
 
@@ -150,6 +152,11 @@ mod tests {
             if p.spec().params.iter().any(|x| x.name == "selector") {
                 assert!(crate::framework::validate_params(p.spec(), &raw).is_err());
                 raw.insert("selector".to_string(), "job=\"checkout\"".to_string());
+            }
+            // Nor a trace: the probe asks for a trace id or a service.
+            if p.spec().name == "traces" {
+                assert!(crate::framework::validate_params(p.spec(), &raw).is_err());
+                raw.insert("service".to_string(), "checkout".to_string());
             }
             crate::framework::validate_params(p.spec(), &raw)
                 .unwrap_or_else(|e| panic!("{}: {e}", p.spec().name));

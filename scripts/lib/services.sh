@@ -210,6 +210,69 @@ build_k8s_bins_bg() {
   K8S_BUILD_PID=$!
 }
 
+# Jaeger (for the trace breakdown probe's tests): its v2 binary, built once from the Go
+# module proxy into the cache (about 10 minutes on 2 cores; in the background, like the
+# Kubernetes binaries). LOOKOUT_JAEGER_BIN names it for the tests.
+JAEGER_VERSION=1.76.0
+JAEGER_DIR="$HOME/.cache/lookout/jaeger-$JAEGER_VERSION"
+export LOOKOUT_JAEGER_BIN="$JAEGER_DIR/jaeger"
+JAEGER_BUILD_PID=""
+build_jaeger_bg() {
+  [ -x "$LOOKOUT_JAEGER_BIN" ] && return 0
+  command -v go >/dev/null 2>&1 || [ ! -x /usr/local/go/bin/go ] || export PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null 2>&1 || die "Go is needed to build Jaeger for the trace tests"
+  mkdir -p "$JAEGER_DIR/src"
+  log "building Jaeger v$JAEGER_VERSION in the background (once; log: $JAEGER_DIR/build.log)"
+  (
+    cd "$JAEGER_DIR/src" &&
+      { [ -f go.mod ] || go mod init lookout/jaeger-build; } &&
+      go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@v$JAEGER_VERSION" &&
+      GOBIN="$JAEGER_DIR/tmp-bin" go install github.com/jaegertracing/jaeger/cmd/jaeger &&
+      mv "$JAEGER_DIR/tmp-bin/jaeger" "$LOOKOUT_JAEGER_BIN"
+  ) >"$JAEGER_DIR/build.log" 2>&1 &
+  JAEGER_BUILD_PID=$!
+}
+
+wait_jaeger() {
+  [ -n "$JAEGER_BUILD_PID" ] || return 0
+  log "waiting for Jaeger to finish building"
+  wait "$JAEGER_BUILD_PID" || { tail -40 "$JAEGER_DIR/build.log" >&2; die "building Jaeger failed"; }
+  JAEGER_BUILD_PID=""
+}
+
+# start_jaeger DIR — a Jaeger with in-memory storage on random loopback ports; sets
+# JAEGER_QUERY_URL (the query API) and JAEGER_OTLP_HTTP (the OTLP/HTTP receiver).
+start_jaeger() {
+  local dir="$1" q g oh og
+  mkdir -p "$dir"
+  q="$(free_port)"; g="$(free_port)"; oh="$(free_port)"; og="$(free_port)"
+  cat >"$dir/jaeger.yaml" <<YAML
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}
+  telemetry: {metrics: {level: none}, logs: {level: warn}}
+extensions:
+  jaeger_query:
+    storage: {traces: mem}
+    http: {endpoint: "127.0.0.1:$q"}
+    grpc: {endpoint: "127.0.0.1:$g"}
+  jaeger_storage:
+    backends: {mem: {memory: {max_traces: 100000}}}
+receivers:
+  otlp:
+    protocols: {http: {endpoint: "127.0.0.1:$oh"}, grpc: {endpoint: "127.0.0.1:$og"}}
+processors:
+  batch: {timeout: 100ms}
+exporters:
+  jaeger_storage_exporter: {trace_storage: mem}
+YAML
+  "$LOOKOUT_JAEGER_BIN" --config "file:$dir/jaeger.yaml" >"$dir/jaeger.log" 2>&1 &
+  PIDS_TO_KILL+=($!)
+  export JAEGER_QUERY_URL="http://127.0.0.1:$q" JAEGER_OTLP_HTTP="http://127.0.0.1:$oh"
+  wait_http "$JAEGER_QUERY_URL/api/services" 60 || { cat "$dir/jaeger.log" >&2; die "Jaeger did not start"; }
+}
+
 start_k8s() {
   if [ -n "$K8S_BUILD_PID" ]; then
     log "waiting for the Kubernetes binaries to finish building"

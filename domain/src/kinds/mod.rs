@@ -12,6 +12,7 @@ mod postgres;
 mod prometheus;
 mod rabbitmq;
 mod redis;
+mod traces;
 pub mod url;
 
 use crate::error::{DomainError, DomainResult};
@@ -27,6 +28,7 @@ pub use postgres::POSTGRES;
 pub use prometheus::Prometheus;
 pub use rabbitmq::RabbitMq;
 pub use redis::REDIS;
+pub use traces::Traces;
 
 /// What one kind of target is. Every method but `check` is pure.
 pub trait Kind: Send + Sync {
@@ -97,13 +99,14 @@ pub trait Kind: Send + Sync {
 }
 
 /// The kinds every Lookout supports, in the order forms list them.
-static BUILT_IN: [&dyn Kind; 6] = [
+static BUILT_IN: [&dyn Kind; 7] = [
     &REDIS,
     &POSTGRES,
     &Kafka,
     &Prometheus,
     &Kubernetes,
     &RabbitMq,
+    &Traces,
 ];
 
 /// Kinds added at start-up (`register`), after the built-in ones.
@@ -192,7 +195,7 @@ mod tests {
             .to_string();
         assert!(
             e.contains("\"mongodb\"")
-                && e.contains("redis, postgres, kafka, prometheus, kubernetes, rabbitmq"),
+                && e.contains("redis, postgres, kafka, prometheus, kubernetes, rabbitmq, traces"),
             "{e}"
         );
         assert!(register(&REDIS).is_err(), "a taken name is refused");

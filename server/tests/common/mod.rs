@@ -295,6 +295,7 @@ impl Drop for Prometheus {
     }
 }
 
+pub mod jaeger;
 pub mod llm;
 pub mod own_pg;
 pub mod rabbit;
