@@ -198,6 +198,43 @@ pub struct ParamSpec {
     pub default: &'static str,
 }
 
+impl ParamSpec {
+    /// A whole-number parameter between `min` and `max`.
+    pub const fn int(
+        name: &'static str,
+        label: &'static str,
+        help: &'static str,
+        min: i64,
+        max: i64,
+        default: &'static str,
+    ) -> ParamSpec {
+        ParamSpec {
+            name,
+            label,
+            help,
+            kind: ParamKind::Int { min, max },
+            default,
+        }
+    }
+
+    /// A text parameter of at most `max_len` characters (no control characters).
+    pub const fn text(
+        name: &'static str,
+        label: &'static str,
+        help: &'static str,
+        max_len: usize,
+        default: &'static str,
+    ) -> ParamSpec {
+        ParamSpec {
+            name,
+            label,
+            help,
+            kind: ParamKind::Text { max_len },
+            default,
+        }
+    }
+}
+
 /// A probe's own check of its parameters (see [`ProbeSpec::check`]).
 pub type ParamsCheck = fn(&Params) -> Result<(), String>;
 

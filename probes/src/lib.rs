@@ -7,6 +7,7 @@
 //! bounded error instead of a hang.
 
 pub mod framework;
+pub mod http;
 pub mod kafka;
 pub mod kubernetes;
 pub mod llm;

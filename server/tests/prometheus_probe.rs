@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Prometheus, TestApp, free_port};
+use common::{Prometheus, TestApp, fact, free_port, run_findings as findings};
 use domain::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -59,48 +59,6 @@ async fn target(app: &TestApp, admin: &str, name: &str, url: &str) -> i64 {
     t["id"].as_i64().unwrap()
 }
 
-async fn run(app: &TestApp, token: &str, t: i64, params: Value, incident: Option<&str>) -> Value {
-    let mut body = json!({"probe": "prometheus", "params": params});
-    if let Some(k) = incident {
-        body["incident_key"] = json!(k);
-    }
-    let (s, r) = app
-        .post(token, &format!("/api/v1/targets/{t}/probe-runs"), body)
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let id = r["id"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, d) = app.get(token, &format!("/api/v1/probe-runs/{id}")).await;
-        assert_eq!(s, 200, "{d}");
-        if d["run"]["status"] != "running" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "run {id} still running: {d}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn findings<'a>(d: &'a Value, code: &str) -> Vec<&'a Value> {
-    d["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] == code)
-        .collect()
-}
-
-fn fact(f: &Value, name: &str) -> String {
-    f["evidence"]["facts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .and_then(|x| x["value"].as_str())
-        .unwrap_or_else(|| panic!("no fact {name:?} in {f}"))
-        .to_string()
-}
-
 /// "12.3 %" → 0.123
 fn pct(s: &str) -> f64 {
     s.trim_end_matches(" %").trim().parse::<f64>().unwrap() / 100.0
@@ -129,6 +87,57 @@ async fn query(prom: &Prometheus, q: &str) -> f64 {
         .unwrap()
 }
 
+async fn run(app: &TestApp, token: &str, t: i64, params: Value, incident: Option<&str>) -> Value {
+    common::probe_run(app, token, t, "prometheus", params, incident).await
+}
+
+/// OpenMetrics for the same window a day ago (from 25 h to 23 h back, every 15 s): 20
+/// requests/s of which 1 % answered 500, all in the (50 ms, 100 ms] bucket.
+fn yesterday() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (from, to) = (now - 25 * 3600, now - 23 * 3600);
+    let buckets = [
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf",
+    ];
+    let mut out = String::from("# TYPE http_request_duration_seconds histogram\n");
+    for (code, rps) in [("200", 19.8), ("500", 0.2)] {
+        let labels = format!(
+            "job=\"checkout\",instance=\"yesterday:9464\",method=\"GET\",route=\"/work\",status_code=\"{code}\""
+        );
+        let count = |t: i64| (rps * (t - from) as f64).round();
+        for le in buckets {
+            let share = if ["0.005", "0.01", "0.025", "0.05"].contains(&le) {
+                0.0
+            } else {
+                1.0
+            };
+            for t in (from..=to).step_by(15) {
+                out.push_str(&format!(
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {} {t}\n",
+                    count(t) * share
+                ));
+            }
+        }
+        for t in (from..=to).step_by(15) {
+            out.push_str(&format!(
+                "http_request_duration_seconds_count{{{labels}}} {} {t}\n",
+                count(t)
+            ));
+        }
+        for t in (from..=to).step_by(15) {
+            out.push_str(&format!(
+                "http_request_duration_seconds_sum{{{labels}}} {} {t}\n",
+                count(t) * 0.075
+            ));
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(pool: PgPool) {
     // checkout: 25 % of requests fail, each takes 300 ms, memory +4 MiB/s, the payments
@@ -149,10 +158,15 @@ async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(poo
     let worker_port = free_port();
     let worker_vars = [("GROW_MIB_PER_S", "6"), ("LOAD_RPS", "0")];
     let mut worker = service(worker_port, &worker_vars);
-    let prom = Prometheus::start_jobs(&[
-        ("checkout", &[format!("127.0.0.1:{}", checkout.port)]),
-        ("worker", &[format!("127.0.0.1:{worker_port}")]),
-    ])
+    // Yesterday, checkout was healthy: 1 % errors, every request 50–100 ms (backfilled
+    // into Prometheus, as if it had scraped it).
+    let prom = Prometheus::start_with_history(
+        &[
+            ("checkout", &[format!("127.0.0.1:{}", checkout.port)]),
+            ("worker", &[format!("127.0.0.1:{worker_port}")]),
+        ],
+        Some(&yesterday()),
+    )
     .await;
     prom.wait_for("process_resident_memory_bytes{job=\"worker\"}")
         .await;
@@ -231,7 +245,9 @@ async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(poo
     )
     .await;
     assert!((ratio - direct).abs() < 0.03, "{ratio} vs {direct}");
-    assert_eq!(fact(err[0], "a day earlier"), "no data");
+    // …compared with yesterday's 1 % (backfilled), and no data a week ago.
+    assert_eq!(fact(err[0], "a day earlier"), "1.0 %", "{}", err[0]);
+    assert_eq!(fact(err[0], "a week earlier"), "no data");
     let rps: f64 = fact(err[0], "requests/s").parse().unwrap();
     assert!((14.0..=22.0).contains(&rps), "requests/s {rps}");
     assert!(
@@ -247,6 +263,10 @@ async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(poo
     let p99 = fact(lat[0], "p99");
     let p99_ms: f64 = p99.trim_end_matches(" ms").parse().unwrap();
     assert!((250.0..=500.0).contains(&p99_ms), "p99 {p99}");
+    // Yesterday's p99 was in the (50 ms, 100 ms] bucket.
+    let day = fact(lat[0], "p99 a day earlier");
+    let day_ms: f64 = day.trim_end_matches(" ms").parse().unwrap();
+    assert!((50.0..=100.0).contains(&day_ms), "p99 a day earlier {day}");
     assert_eq!(lat[0]["severity"], "warning");
 
     // The breaker: open, with its rejected calls and fallbacks counted.
@@ -442,14 +462,7 @@ async fn bad_parameters_are_refused_and_dead_or_hanging_prometheus_is_a_finding(
     assert_eq!(findings(&d, "TARGET_UNREACHABLE").len(), 1, "{d}");
 
     // Hanging (accepts, never answers): the step limit ends it.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = vec![];
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
+    let addr = common::hanging_listener().await;
     let t = target(&app, &admin, "prom-hang", &format!("http://{addr}")).await;
     let started = Instant::now();
     let d = run(

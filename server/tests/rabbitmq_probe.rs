@@ -9,7 +9,7 @@
 mod common;
 
 use common::rabbit::Rabbit;
-use common::{TestApp, free_port};
+use common::{TestApp, fact, free_port, run_findings as findings};
 use domain::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -56,48 +56,6 @@ async fn target(app: &TestApp, admin: &str, name: &str, url: &str, password: &st
     t["id"].as_i64().unwrap()
 }
 
-async fn run(app: &TestApp, token: &str, t: i64, params: Value) -> Value {
-    let (s, r) = app
-        .post(
-            token,
-            &format!("/api/v1/targets/{t}/probe-runs"),
-            json!({"probe": "rabbitmq", "params": params}),
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let id = r["id"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, d) = app.get(token, &format!("/api/v1/probe-runs/{id}")).await;
-        assert_eq!(s, 200, "{d}");
-        if d["run"]["status"] != "running" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "run {id} still running: {d}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn findings<'a>(d: &'a Value, code: &str) -> Vec<&'a Value> {
-    d["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] == code)
-        .collect()
-}
-
-fn fact(f: &Value, name: &str) -> String {
-    f["evidence"]["facts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .and_then(|x| x["value"].as_str())
-        .unwrap_or_else(|| panic!("no fact {name:?} in {f}"))
-        .to_string()
-}
-
 fn of_queue<'a>(d: &'a Value, code: &str, queue: &str) -> &'a Value {
     findings(d, code)
         .into_iter()
@@ -113,6 +71,10 @@ fn num(s: &str) -> f64 {
         .trim_start_matches('+')
         .parse()
         .unwrap()
+}
+
+async fn run(app: &TestApp, token: &str, t: i64, params: Value) -> Value {
+    common::probe_run(app, token, t, "rabbitmq", params, None).await
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -261,14 +223,7 @@ async fn wrong_credentials_dead_and_hanging_apis_are_findings(pool: PgPool) {
     let d = run(&app, &responder, t, json!({"sample_s": "1"})).await;
     assert_eq!(findings(&d, "TARGET_UNREACHABLE").len(), 1, "{d}");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = vec![];
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
+    let addr = common::hanging_listener().await;
     let t = target(&app, &admin, "mq-hang", &format!("http://{addr}"), "guest").await;
     let started = Instant::now();
     let d = run(

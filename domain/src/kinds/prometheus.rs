@@ -20,15 +20,7 @@ impl Kind for Prometheus {
         HELP
     }
     fn check_connection(&self, conn: &str) -> Result<(), String> {
-        url::check("prometheus", HELP, &["http", "https"], conn)?;
-        let u = ::url::Url::parse(conn).map_err(|e| format!("invalid URL: {e}"))?;
-        if !u.username().is_empty() {
-            return Err("put the username in the username field, not in the URL".into());
-        }
-        if u.query().is_some() || u.fragment().is_some() {
-            return Err("the base URL takes no query or fragment".into());
-        }
-        Ok(())
+        url::check_api_base("prometheus", HELP, conn)
     }
     fn check_credentials(
         &self,
@@ -45,23 +37,10 @@ impl Kind for Prometheus {
         Ok(())
     }
     fn hosts(&self, conn: &str) -> Vec<(String, u16)> {
-        match ::url::Url::parse(conn.trim()) {
-            Ok(u) => u
-                .host_str()
-                .zip(u.port_or_known_default())
-                .map(|(h, p)| (h.trim_matches(['[', ']']).to_string(), p))
-                .into_iter()
-                .collect(),
-            Err(_) => vec![],
-        }
+        url::hosts(conn, url::http_port(conn))
     }
     fn destination(&self, conn: &str) -> Vec<String> {
-        let port = if conn.trim_start().to_ascii_lowercase().starts_with("https") {
-            443
-        } else {
-            80
-        };
-        url::destination(conn, port)
+        url::destination(conn, url::http_port(conn))
     }
     fn connect_address(
         &self,

@@ -29,16 +29,7 @@ impl Kind for Traces {
         HELP
     }
     fn check_connection(&self, conn: &str) -> Result<(), String> {
-        let rest = inner(conn)?;
-        url::check("traces", HELP, &["http", "https"], rest)?;
-        let u = ::url::Url::parse(rest).map_err(|e| format!("invalid URL: {e}"))?;
-        if !u.username().is_empty() {
-            return Err("put the username in the username field, not in the URL".into());
-        }
-        if u.query().is_some() || u.fragment().is_some() {
-            return Err("the base URL takes no query or fragment".into());
-        }
-        Ok(())
+        url::check_api_base("traces", HELP, inner(conn)?)
     }
     fn check_credentials(
         &self,
@@ -52,25 +43,14 @@ impl Kind for Traces {
         Ok(())
     }
     fn hosts(&self, conn: &str) -> Vec<(String, u16)> {
-        let Ok(rest) = inner(conn) else { return vec![] };
-        match ::url::Url::parse(rest) {
-            Ok(u) => u
-                .host_str()
-                .zip(u.port_or_known_default())
-                .map(|(h, p)| (h.trim_matches(['[', ']']).to_string(), p))
-                .into_iter()
-                .collect(),
-            Err(_) => vec![],
-        }
+        let Ok(rest) = inner(conn) else {
+            return vec![];
+        };
+        url::hosts(rest, url::http_port(rest))
     }
     fn destination(&self, conn: &str) -> Vec<String> {
         let rest = inner(conn).unwrap_or("");
-        let port = if rest.to_ascii_lowercase().starts_with("https") {
-            443
-        } else {
-            80
-        };
-        url::destination(rest, port)
+        url::destination(rest, url::http_port(rest))
     }
     fn connect_address(
         &self,

@@ -116,6 +116,30 @@ pub fn check(kind: &str, help: &str, schemes: &[&str], conn: &str) -> Result<(),
     Ok(())
 }
 
+/// The base URL of an HTTP API (Prometheus, RabbitMQ's management API, Jaeger's query
+/// API): http or https, and no username, query or fragment in it — the username has its own
+/// field and the password goes into the secret.
+pub fn check_api_base(kind: &str, help: &str, conn: &str) -> Result<(), String> {
+    check(kind, help, &["http", "https"], conn)?;
+    let u = url::Url::parse(conn).map_err(|e| format!("invalid URL: {e}"))?;
+    if !u.username().is_empty() {
+        return Err("put the username in the username field, not in the URL".into());
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err("the base URL takes no query or fragment".into());
+    }
+    Ok(())
+}
+
+/// The default port of an http(s) URL's scheme.
+pub fn http_port(conn: &str) -> u16 {
+    if conn.trim_start().to_ascii_lowercase().starts_with("https") {
+        443
+    } else {
+        80
+    }
+}
+
 /// The URL's host and port (`default_port` when it names none).
 pub fn hosts(conn: &str, default_port: u16) -> Vec<(String, u16)> {
     match url::Url::parse(conn.trim()) {

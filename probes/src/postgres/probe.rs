@@ -13,8 +13,7 @@ use super::classify;
 use super::rules::{self, Limits, ident};
 use crate::ProbeError;
 use crate::framework::{
-    BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe, ProbeSpec,
-    Severity,
+    BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamSpec, Params, Probe, ProbeSpec, Severity,
 };
 use sqlx::{Connection as _, PgConnection};
 use std::time::Instant;
@@ -34,25 +33,8 @@ const STEPS: &[&str] = &[
     "Replication",
 ];
 
-const fn int(
-    name: &'static str,
-    label: &'static str,
-    help: &'static str,
-    min: i64,
-    max: i64,
-    default: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        label,
-        help,
-        kind: ParamKind::Int { min, max },
-        default,
-    }
-}
-
 const PARAMS: &[ParamSpec] = &[
-    int(
+    ParamSpec::int(
         "long_query_s",
         "Long query (s)",
         "Active queries running longer than this are reported.",
@@ -60,7 +42,7 @@ const PARAMS: &[ParamSpec] = &[
         86_400,
         "30",
     ),
-    int(
+    ParamSpec::int(
         "idle_in_tx_s",
         "Idle in transaction (s)",
         "Sessions idle inside a transaction longer than this are reported.",
@@ -68,7 +50,7 @@ const PARAMS: &[ParamSpec] = &[
         86_400,
         "60",
     ),
-    int(
+    ParamSpec::int(
         "blocked_s",
         "Lock wait (s)",
         "Lock waits at least this long are reported with their blockers.",
@@ -76,7 +58,7 @@ const PARAMS: &[ParamSpec] = &[
         3600,
         "5",
     ),
-    int(
+    ParamSpec::int(
         "connections_high_pct",
         "High connections (%)",
         "Connections at or above this share of max_connections are flagged.",
@@ -84,7 +66,7 @@ const PARAMS: &[ParamSpec] = &[
         100,
         "80",
     ),
-    int(
+    ParamSpec::int(
         "seq_scan_min_bytes",
         "Seq-scan table size (bytes)",
         "Only tables at least this big are checked for sequential scans.",
@@ -92,7 +74,7 @@ const PARAMS: &[ParamSpec] = &[
         1 << 40,
         "10485760",
     ),
-    int(
+    ParamSpec::int(
         "seq_scan_ratio",
         "Seq/index scan ratio",
         "Flag tables with this many times more sequential scans than index scans (and at least 50).",
@@ -100,7 +82,7 @@ const PARAMS: &[ParamSpec] = &[
         1_000_000,
         "10",
     ),
-    int(
+    ParamSpec::int(
         "dead_tuple_pct",
         "Dead tuples (%)",
         "Flag tables whose dead tuples are at least this share of all tuples.",
@@ -108,7 +90,7 @@ const PARAMS: &[ParamSpec] = &[
         100,
         "20",
     ),
-    int(
+    ParamSpec::int(
         "dead_tuple_min",
         "Dead tuples (rows)",
         "…and at least this many dead tuples.",
@@ -116,7 +98,7 @@ const PARAMS: &[ParamSpec] = &[
         1 << 40,
         "10000",
     ),
-    int(
+    ParamSpec::int(
         "xid_age_warn",
         "XID age warning",
         "Databases whose datfrozenxid age reaches this are flagged (autovacuum_freeze_max_age is 200M by default).",
@@ -124,7 +106,7 @@ const PARAMS: &[ParamSpec] = &[
         2_000_000_000,
         "500000000",
     ),
-    int(
+    ParamSpec::int(
         "replication_lag_s",
         "Replication lag (s)",
         "Replicas (or this standby) further behind than this are flagged.",
@@ -132,7 +114,7 @@ const PARAMS: &[ParamSpec] = &[
         86_400,
         "30",
     ),
-    int(
+    ParamSpec::int(
         "slot_retained_bytes",
         "Slot retained WAL (bytes)",
         "Inactive replication slots holding at least this much WAL are flagged.",
@@ -140,7 +122,7 @@ const PARAMS: &[ParamSpec] = &[
         1 << 50,
         "1073741824",
     ),
-    int(
+    ParamSpec::int(
         "query_chars",
         "Query text (chars)",
         "Query texts in the evidence are cut to this length.",

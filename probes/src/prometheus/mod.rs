@@ -42,68 +42,24 @@ impl QueryValue {
     }
 }
 
-enum Auth {
-    None,
-    Basic(String, String),
-    Bearer(String),
-}
-
 /// A Prometheus server to ask.
 pub struct Client {
-    base: url::Url,
-    auth: Auth,
+    api: crate::http::HttpApi,
     /// The base URL as shown (no credentials).
     pub target: String,
-    http: reqwest::Client,
 }
 
 impl Client {
     pub fn new(address: &str) -> Result<Client, ProbeError> {
-        let mut base = url::Url::parse(address.trim())
-            .map_err(|e| ProbeError::InvalidTarget(format!("invalid URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ProbeError::InvalidTarget(
-                "a Prometheus target is an http:// or https:// URL".into(),
-            ));
-        }
-        let user = percent_decode(base.username());
-        let password = base.password().map(percent_decode);
-        let auth = match (user.is_empty(), password) {
-            (true, None) => Auth::None,
-            (true, Some(token)) => Auth::Bearer(token),
-            (false, pw) => Auth::Basic(user, pw.unwrap_or_default()),
-        };
-        let _ = base.set_username("");
-        let _ = base.set_password(None);
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ProbeError::Internal(format!("HTTP client: {e}")))?;
+        let api = crate::http::HttpApi::new(
+            address,
+            "a Prometheus target is an http:// or https:// URL",
+            MAX_ANSWER_BYTES,
+        )?;
         Ok(Client {
-            target: base.to_string(),
-            base,
-            auth,
-            http,
+            target: api.target.clone(),
+            api,
         })
-    }
-
-    fn url(&self, path: &str) -> Result<url::Url, ProbeError> {
-        self.base
-            .join(path)
-            .map_err(|e| ProbeError::InvalidTarget(e.to_string()))
-    }
-
-    fn authed(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.auth {
-            Auth::None => r,
-            Auth::Basic(u, p) => r.basic_auth(u, Some(p)),
-            Auth::Bearer(t) => r.bearer_auth(t),
-        }
     }
 
     /// Sends a request and reads its JSON `data` within `limit`, the answer capped.
@@ -112,52 +68,7 @@ impl Client {
         req: reqwest::RequestBuilder,
         limit: Duration,
     ) -> Result<serde_json::Value, ProbeError> {
-        let start = Instant::now();
-        let target = self.target.clone();
-        let work = async {
-            let mut resp = self
-                .authed(req)
-                .send()
-                .await
-                .map_err(|e| ProbeError::Unreachable {
-                    target: target.clone(),
-                    reason: error_chain(&e),
-                    elapsed: format!("{:.1} s", start.elapsed().as_secs_f64()),
-                })?;
-            let status = resp.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED
-                || status == reqwest::StatusCode::FORBIDDEN
-            {
-                return Err(ProbeError::AuthFailed {
-                    target: target.clone(),
-                    reason: format!("HTTP {status}"),
-                });
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| ProbeError::Server {
-                target: target.clone(),
-                reason: format!("reading the answer: {}", error_chain(&e)),
-            })? {
-                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(ProbeError::Server {
-                        target: target.clone(),
-                        reason: format!(
-                            "the answer is larger than {} MB: narrow the query",
-                            MAX_ANSWER_BYTES / (1024 * 1024)
-                        ),
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok((status, body))
-        };
-        let (status, body) =
-            tokio::time::timeout(limit, work)
-                .await
-                .map_err(|_| ProbeError::TimedOut {
-                    target: self.target.clone(),
-                    limit: format!("{:.1} s", limit.as_secs_f64()),
-                })??;
+        let (status, body) = self.api.send(req, limit).await?;
         #[derive(Deserialize)]
         struct Envelope {
             status: String,
@@ -195,7 +106,7 @@ impl Client {
     /// The server's version (`/api/v1/status/buildinfo`).
     pub async fn build_info(&self, limit: Duration) -> Result<String, ProbeError> {
         let data = self
-            .call(self.http.get(self.url("api/v1/status/buildinfo")?), limit)
+            .call(self.api.get("api/v1/status/buildinfo")?, limit)
             .await?;
         Ok(data
             .get("version")
@@ -206,7 +117,7 @@ impl Client {
 
     /// An instant query (POST, so long queries fit), evaluated now.
     pub async fn query(&self, promql: &str, limit: Duration) -> Result<QueryValue, ProbeError> {
-        let req = self.http.post(self.url("api/v1/query")?).form(&[
+        let req = self.api.post("api/v1/query")?.form(&[
             ("query", promql),
             ("timeout", &format!("{}s", limit.as_secs().max(1))),
         ]);
@@ -229,7 +140,7 @@ impl Client {
         step_s: f64,
         limit: Duration,
     ) -> Result<Vec<RangeSeries>, ProbeError> {
-        let req = self.http.post(self.url("api/v1/query_range")?).form(&[
+        let req = self.api.post("api/v1/query_range")?.form(&[
             ("query", promql),
             ("start", &format!("{start:.3}")),
             ("end", &format!("{end:.3}")),
@@ -278,15 +189,7 @@ pub fn parse_matrix(data: &serde_json::Value) -> Result<Vec<RangeSeries>, String
     series
         .iter()
         .map(|s| {
-            let labels = s
-                .get("metric")
-                .and_then(|m| m.as_object())
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let labels = labels_of(s);
             let values = s
                 .get("values")
                 .and_then(|v| v.as_array())
@@ -309,38 +212,6 @@ pub fn parse_matrix(data: &serde_json::Value) -> Result<Vec<RangeSeries>, String
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
-
 fn number(v: &serde_json::Value) -> Result<f64, String> {
     // [timestamp, "value"]
     let s = v
@@ -349,6 +220,18 @@ fn number(v: &serde_json::Value) -> Result<f64, String> {
         .ok_or_else(|| "a sample without a value".to_string())?;
     s.parse::<f64>()
         .map_err(|_| format!("the value {s:?} is not a number"))
+}
+
+/// A series' labels (`metric`) of a query answer.
+fn labels_of(s: &serde_json::Value) -> BTreeMap<String, String> {
+    s.get("metric")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `data` of an instant query: a vector or a scalar (a matrix or a string is refused).
@@ -373,15 +256,7 @@ pub fn parse_result(data: &serde_json::Value) -> Result<QueryValue, String> {
             series
                 .iter()
                 .map(|s| {
-                    let labels = s
-                        .get("metric")
-                        .and_then(|m| m.as_object())
-                        .map(|m| {
-                            m.iter()
-                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let labels = labels_of(s);
                     Ok(Sample {
                         labels,
                         value: number(s.get("value").unwrap_or(&serde_json::Value::Null))?,
@@ -441,15 +316,11 @@ mod tests {
     }
 
     #[test]
-    fn credentials_become_headers_and_never_the_target() {
-        let c = Client::new("http://:tok%40en@prom:9090/prefix").unwrap();
-        assert_eq!(c.target, "http://prom:9090/prefix/");
-        assert!(matches!(&c.auth, Auth::Bearer(t) if t == "tok@en"));
-        let c = Client::new("https://ops:pw@prom").unwrap();
-        assert_eq!(c.target, "https://prom/");
-        assert!(matches!(&c.auth, Auth::Basic(u, p) if u == "ops" && p == "pw"));
-        let c = Client::new("http://prom:9090").unwrap();
-        assert!(matches!(c.auth, Auth::None));
+    fn only_http_urls() {
+        assert_eq!(
+            Client::new("http://:t@prom:9090/x").unwrap().target,
+            "http://prom:9090/x/"
+        );
         assert!(Client::new("ftp://prom").is_err());
     }
 }

@@ -14,8 +14,8 @@ use super::rules::{self, Compared, MemoryLimits, RedLimits};
 use super::{Client, QueryValue, RangeSeries};
 use crate::ProbeError;
 use crate::framework::{
-    BoxFuture, Chart, CodeDoc, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe,
-    ProbeSpec, Severity, Table,
+    BoxFuture, Chart, CodeDoc, Connection, Ctx, Finding, ParamSpec, Params, Probe, ProbeSpec,
+    Severity, Table,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,62 +30,29 @@ const STEPS: &[&str] = &[
     "Saturation",
 ];
 
-const fn text(
-    name: &'static str,
-    label: &'static str,
-    help: &'static str,
-    max_len: usize,
-    default: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        label,
-        help,
-        kind: ParamKind::Text { max_len },
-        default,
-    }
-}
-
-const fn int(
-    name: &'static str,
-    label: &'static str,
-    help: &'static str,
-    min: i64,
-    max: i64,
-    default: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        label,
-        help,
-        kind: ParamKind::Int { min, max },
-        default,
-    }
-}
-
 const PARAMS: &[ParamSpec] = &[
-    text(
+    ParamSpec::text(
         "selector",
         "Service selector",
         "Label matchers that pick the service's series, e.g. job=\"checkout\" or service=~\"checkout|cart\" (required).",
         500,
         "",
     ),
-    text(
+    ParamSpec::text(
         "window",
         "Window",
         "How far back to look: 30s to 7d (s, m, h, d or w), e.g. 1h or 6h.",
         10,
         "1h",
     ),
-    text(
+    ParamSpec::text(
         "memory_metrics",
         "Memory metrics",
         "The first of these the service exports is analysed, per instance.",
         500,
         "process_resident_memory_bytes,container_memory_working_set_bytes,nodejs_heap_size_used_bytes",
     ),
-    int(
+    ParamSpec::int(
         "memory_limit_bytes",
         "Memory limit (bytes)",
         "The limit to project the growth against; 0 reads container_spec_memory_limit_bytes when exported.",
@@ -93,7 +60,7 @@ const PARAMS: &[ParamSpec] = &[
         1 << 50,
         "0",
     ),
-    int(
+    ParamSpec::int(
         "leak_growth_pct_per_h",
         "Leak growth (%/h)",
         "A steady climb of at least this share of the current value per hour is a leak sign.",
@@ -101,7 +68,7 @@ const PARAMS: &[ParamSpec] = &[
         100_000,
         "5",
     ),
-    int(
+    ParamSpec::int(
         "leak_fit_pct",
         "Leak fit (R², %)",
         "…and the climb must fit a straight line at least this well.",
@@ -109,7 +76,7 @@ const PARAMS: &[ParamSpec] = &[
         100,
         "80",
     ),
-    int(
+    ParamSpec::int(
         "leak_critical_h",
         "Leak critical within (h)",
         "A leak that reaches the memory limit within this many hours is critical.",
@@ -117,21 +84,21 @@ const PARAMS: &[ParamSpec] = &[
         720,
         "6",
     ),
-    text(
+    ParamSpec::text(
         "latency_histograms",
         "Server duration histograms",
         "The first of these histograms the service exports gives its request rate, errors and latency (OpenTelemetry and common Prometheus client names).",
         500,
         "http_server_request_duration_seconds,http_request_duration_seconds,http_server_duration_milliseconds,grpc_server_handling_seconds,rpc_server_duration_milliseconds",
     ),
-    text(
+    ParamSpec::text(
         "status_labels",
         "Status labels",
         "The label that carries the response status (the first one present on a series).",
         300,
         "http_response_status_code,status_code,code,status,grpc_code,rpc_grpc_status_code",
     ),
-    int(
+    ParamSpec::int(
         "error_ratio_pct",
         "Error ratio (%)",
         "A 5xx share at or over this is flagged (critical at four times it).",
@@ -139,7 +106,7 @@ const PARAMS: &[ParamSpec] = &[
         100,
         "5",
     ),
-    int(
+    ParamSpec::int(
         "p99_ms",
         "p99 latency (ms)",
         "A p99 at or over this is flagged (critical at four times it).",
@@ -147,14 +114,14 @@ const PARAMS: &[ParamSpec] = &[
         3_600_000,
         "1000",
     ),
-    text(
+    ParamSpec::text(
         "breaker_counter",
         "opossum counter",
         "The counter opossum-prometheus exports (labels name and event); a metric prefix changes it.",
         200,
         "circuit",
     ),
-    int(
+    ParamSpec::int(
         "flap_opens",
         "Flapping (opens)",
         "A closed breaker that opened this many times in the window is flapping.",
@@ -162,7 +129,7 @@ const PARAMS: &[ParamSpec] = &[
         10_000,
         "3",
     ),
-    int(
+    ParamSpec::int(
         "event_loop_lag_ms",
         "Event-loop lag (ms)",
         "Node.js event-loop lag at or over this is flagged.",
@@ -170,7 +137,7 @@ const PARAMS: &[ParamSpec] = &[
         600_000,
         "100",
     ),
-    int(
+    ParamSpec::int(
         "throttle_pct",
         "CPU throttling (%)",
         "A share of throttled CPU periods at or over this is flagged.",
@@ -178,7 +145,7 @@ const PARAMS: &[ParamSpec] = &[
         100,
         "25",
     ),
-    int(
+    ParamSpec::int(
         "pool_pct",
         "Pool use (%)",
         "Connection pools at or over this share of their size are flagged.",

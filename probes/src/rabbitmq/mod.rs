@@ -14,43 +14,9 @@ use std::time::{Duration, Instant};
 pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct Client {
-    base: url::Url,
-    user: String,
-    password: String,
+    api: crate::http::HttpApi,
     /// The base URL as shown (no credentials).
     pub target: String,
-    http: reqwest::Client,
-}
-
-fn percent_decode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// A path segment of the management API (vhosts, queue and exchange names): everything but
@@ -69,93 +35,21 @@ pub fn segment(s: &str) -> String {
 
 impl Client {
     pub fn new(address: &str) -> Result<Client, ProbeError> {
-        let mut base = url::Url::parse(address.trim())
-            .map_err(|e| ProbeError::InvalidTarget(format!("invalid URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ProbeError::InvalidTarget(
-                "a RabbitMQ target is the management API's http:// or https:// URL".into(),
-            ));
-        }
-        let user = percent_decode(base.username());
-        let password = base.password().map(percent_decode).unwrap_or_default();
-        let _ = base.set_username("");
-        let _ = base.set_password(None);
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ProbeError::Internal(format!("HTTP client: {e}")))?;
+        let api = crate::http::HttpApi::new(
+            address,
+            "a RabbitMQ target is the management API's http:// or https:// URL",
+            MAX_ANSWER_BYTES,
+        )?
+        .forbidden_hint("the user needs the `monitoring` tag to read the management API");
         Ok(Client {
-            target: base.to_string(),
-            base,
-            user,
-            password,
-            http,
+            target: api.target.clone(),
+            api,
         })
     }
 
     /// GET `path` (relative to the base, already encoded) and its JSON, within `limit`.
     pub async fn get(&self, path: &str, limit: Duration) -> Result<serde_json::Value, ProbeError> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| ProbeError::InvalidTarget(e.to_string()))?;
-        let start = Instant::now();
-        let target = self.target.clone();
-        let work = async {
-            let mut req = self.http.get(url);
-            if !self.user.is_empty() {
-                req = req.basic_auth(&self.user, Some(&self.password));
-            }
-            let mut resp = req.send().await.map_err(|e| ProbeError::Unreachable {
-                target: target.clone(),
-                reason: error_chain(&e),
-                elapsed: crate::secs(start.elapsed()),
-            })?;
-            let status = resp.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED {
-                return Err(ProbeError::AuthFailed {
-                    target: target.clone(),
-                    reason: "HTTP 401: wrong username or password".into(),
-                });
-            }
-            if status == reqwest::StatusCode::FORBIDDEN {
-                return Err(ProbeError::AuthFailed {
-                    target: target.clone(),
-                    reason:
-                        "HTTP 403: the user needs the `monitoring` tag to read the management API"
-                            .into(),
-                });
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| ProbeError::Server {
-                target: target.clone(),
-                reason: format!("reading the answer: {}", error_chain(&e)),
-            })? {
-                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(ProbeError::Server {
-                        target: target.clone(),
-                        reason: format!(
-                            "the answer to {path} is larger than {} MB",
-                            MAX_ANSWER_BYTES / (1024 * 1024)
-                        ),
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok((status, body))
-        };
-        let (status, body) =
-            tokio::time::timeout(limit, work)
-                .await
-                .map_err(|_| ProbeError::TimedOut {
-                    target: self.target.clone(),
-                    limit: crate::secs(limit),
-                })??;
+        let (status, body) = self.api.send(self.api.get(path)?, limit).await?;
         if !status.is_success() {
             return Err(ProbeError::Server {
                 target: self.target.clone(),
@@ -216,7 +110,7 @@ mod tests {
     fn credentials_are_never_the_target_and_segments_encode() {
         let c = Client::new("http://ops:p%40ss@rabbit:15672/mgmt").unwrap();
         assert_eq!(c.target, "http://rabbit:15672/mgmt/");
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("ops", "p@ss"));
+        assert!(matches!(&c.api.auth, crate::http::Auth::Basic(u, p) if u == "ops" && p == "p@ss"));
         assert!(Client::new("amqp://rabbit").is_err());
         assert_eq!(segment("/"), "%2F");
         assert_eq!(segment("orders.dlq"), "orders.dlq");

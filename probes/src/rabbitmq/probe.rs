@@ -26,23 +26,6 @@ const STEPS: &[&str] = &[
     "Depth history",
 ];
 
-const fn int(
-    name: &'static str,
-    label: &'static str,
-    help: &'static str,
-    min: i64,
-    max: i64,
-    default: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        label,
-        help,
-        kind: ParamKind::Int { min, max },
-        default,
-    }
-}
-
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "vhost",
@@ -51,7 +34,7 @@ const PARAMS: &[ParamSpec] = &[
         kind: ParamKind::Text { max_len: 255 },
         default: "",
     },
-    int(
+    ParamSpec::int(
         "max_queues",
         "Queues read",
         "At most this many queues are read, the deepest first.",
@@ -59,7 +42,7 @@ const PARAMS: &[ParamSpec] = &[
         5000,
         "500",
     ),
-    int(
+    ParamSpec::int(
         "sample_s",
         "Sample interval (s)",
         "The queues are read twice this far apart, to see which grow (the management API refreshes its statistics every 5 s by default: keep this at 10 s or more).",
@@ -67,7 +50,7 @@ const PARAMS: &[ParamSpec] = &[
         60,
         "10",
     ),
-    int(
+    ParamSpec::int(
         "backlog_messages",
         "Backlog (messages)",
         "A queue with consumers, at least this many ready messages and growing is a backlog.",
@@ -75,7 +58,7 @@ const PARAMS: &[ParamSpec] = &[
         100_000_000,
         "1000",
     ),
-    int(
+    ParamSpec::int(
         "near_max_pct",
         "Near max length (%)",
         "Queues at or over this share of their x-max-length are flagged.",
@@ -83,7 +66,7 @@ const PARAMS: &[ParamSpec] = &[
         100,
         "80",
     ),
-    int(
+    ParamSpec::int(
         "churn_per_s",
         "Connection churn (/s)",
         "Connections opened per second at or over this are flagged (clients that connect per message).",

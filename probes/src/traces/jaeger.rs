@@ -6,96 +6,30 @@ use super::analysis::Span;
 use crate::ProbeError;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The largest answer read from Jaeger.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
-enum Auth {
-    None,
-    Basic(String, String),
-    Bearer(String),
-}
-
 pub struct Client {
-    base: url::Url,
-    auth: Auth,
-    /// The base URL as shown (no credentials).
+    api: crate::http::HttpApi,
+    /// The base URL as shown (no credentials), `jaeger+http://…`.
     pub target: String,
-    http: reqwest::Client,
-}
-
-fn decode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 impl Client {
     /// `jaeger+http://host:16686` (or `https`), credentials in the userinfo: a username and
     /// password as basic auth, a password alone as a bearer token.
     pub fn new(address: &str) -> Result<Client, ProbeError> {
-        let raw = address.trim();
-        let rest = raw.strip_prefix("jaeger+").ok_or_else(|| {
-            ProbeError::InvalidTarget(
-                "a traces target starts with jaeger+http:// or jaeger+https://".into(),
-            )
-        })?;
-        let mut base = url::Url::parse(rest)
-            .map_err(|e| ProbeError::InvalidTarget(format!("invalid URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ProbeError::InvalidTarget(
-                "a traces target starts with jaeger+http:// or jaeger+https://".into(),
-            ));
-        }
-        let user = decode(base.username());
-        let password = base.password().map(decode);
-        let auth = match (user.is_empty(), password) {
-            (true, None) => Auth::None,
-            (true, Some(t)) => Auth::Bearer(t),
-            (false, p) => Auth::Basic(user, p.unwrap_or_default()),
-        };
-        let _ = base.set_username("");
-        let _ = base.set_password(None);
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ProbeError::Internal(format!("HTTP client: {e}")))?;
+        let what = "a traces target starts with jaeger+http:// or jaeger+https://";
+        let rest = address
+            .trim()
+            .strip_prefix("jaeger+")
+            .ok_or_else(|| ProbeError::InvalidTarget(what.into()))?;
+        let api = crate::http::HttpApi::new(rest, what, MAX_ANSWER_BYTES)?;
         Ok(Client {
-            target: format!("jaeger+{base}"),
-            base,
-            auth,
-            http,
+            target: format!("jaeger+{}", api.target),
+            api,
         })
     }
 
@@ -106,58 +40,10 @@ impl Client {
         query: &[(&str, String)],
         limit: Duration,
     ) -> Result<Option<Value>, ProbeError> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| ProbeError::InvalidTarget(e.to_string()))?;
-        let start = Instant::now();
-        let target = self.target.clone();
-        let work = async {
-            let mut req = self.http.get(url).query(query);
-            req = match &self.auth {
-                Auth::None => req,
-                Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
-                Auth::Bearer(t) => req.bearer_auth(t),
-            };
-            let mut resp = req.send().await.map_err(|e| ProbeError::Unreachable {
-                target: target.clone(),
-                reason: chain(&e),
-                elapsed: crate::secs(start.elapsed()),
-            })?;
-            let status = resp.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED
-                || status == reqwest::StatusCode::FORBIDDEN
-            {
-                return Err(ProbeError::AuthFailed {
-                    target: target.clone(),
-                    reason: format!("HTTP {status}"),
-                });
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| ProbeError::Server {
-                target: target.clone(),
-                reason: format!("reading the answer: {}", chain(&e)),
-            })? {
-                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(ProbeError::Server {
-                        target: target.clone(),
-                        reason: format!(
-                            "the answer is larger than {} MB: lower search_limit",
-                            MAX_ANSWER_BYTES >> 20
-                        ),
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok((status, body))
-        };
-        let (status, body) =
-            tokio::time::timeout(limit, work)
-                .await
-                .map_err(|_| ProbeError::TimedOut {
-                    target: self.target.clone(),
-                    limit: crate::secs(limit),
-                })??;
+        let (status, body) = self
+            .api
+            .send(self.api.get(path)?.query(query), limit)
+            .await?;
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -377,6 +263,6 @@ mod tests {
         assert!(Client::new("http://jaeger:16686").is_err());
         let c = Client::new("jaeger+http://:tok@jaeger:16686").unwrap();
         assert_eq!(c.target, "jaeger+http://jaeger:16686/");
-        assert!(matches!(c.auth, Auth::Bearer(ref t) if t == "tok"));
+        assert!(matches!(&c.api.auth, crate::http::Auth::Bearer(t) if t == "tok"));
     }
 }

@@ -9,8 +9,8 @@ use super::analysis::{self, Category, Span, Tree};
 use super::jaeger::Client;
 use crate::ProbeError;
 use crate::framework::{
-    BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamKind, ParamSpec, Params, Probe, ProbeSpec,
-    Severity, Table, group,
+    BoxFuture, CodeDoc, Connection, Ctx, Finding, ParamSpec, Params, Probe, ProbeSpec, Severity,
+    Table, group,
 };
 use std::collections::BTreeSet;
 
@@ -18,68 +18,36 @@ pub struct TracesProbe;
 
 const STEPS: &[&str] = &["Connect", "Find traces", "Analyse"];
 
-const fn text(
-    name: &'static str,
-    label: &'static str,
-    help: &'static str,
-    max_len: usize,
-    default: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        label,
-        help,
-        kind: ParamKind::Text { max_len },
-        default,
-    }
-}
-const fn int(
-    name: &'static str,
-    label: &'static str,
-    help: &'static str,
-    min: i64,
-    max: i64,
-    default: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        label,
-        help,
-        kind: ParamKind::Int { min, max },
-        default,
-    }
-}
-
 const PARAMS: &[ParamSpec] = &[
-    text(
+    ParamSpec::text(
         "trace_id",
         "Trace id",
         "One trace (16 or 32 hex digits). Or leave empty and name a service.",
         32,
         "",
     ),
-    text(
+    ParamSpec::text(
         "service",
         "Service",
         "The service whose traces to look at (Jaeger's service name), for a correlation id or the slowest traces.",
         200,
         "",
     ),
-    text(
+    ParamSpec::text(
         "correlation_id",
         "Correlation id",
         "Only traces with this request id (e.g. the X-Request-ID a user reported); more than one trace means a hop started a new trace.",
         200,
         "",
     ),
-    text(
+    ParamSpec::text(
         "correlation_key",
         "Correlation attribute",
         "The span attribute that carries the request id.",
         200,
         "http.request.header.x-request-id",
     ),
-    int(
+    ParamSpec::int(
         "lookback_m",
         "Look back (min)",
         "How far back to search for a service's traces.",
@@ -87,7 +55,7 @@ const PARAMS: &[ParamSpec] = &[
         10_080,
         "15",
     ),
-    int(
+    ParamSpec::int(
         "slowest",
         "Slowest traces",
         "Without a correlation id: analyse this many of the slowest traces found.",
@@ -95,7 +63,7 @@ const PARAMS: &[ParamSpec] = &[
         20,
         "3",
     ),
-    int(
+    ParamSpec::int(
         "search_limit",
         "Traces searched",
         "At most this many traces are fetched by a search.",
@@ -103,7 +71,7 @@ const PARAMS: &[ParamSpec] = &[
         500,
         "50",
     ),
-    int(
+    ParamSpec::int(
         "n_plus_one_min",
         "N+1 (repeats)",
         "The same statement shape this many times under one span is an N+1 pattern.",

@@ -334,8 +334,33 @@ impl Prometheus {
     /// A Prometheus scraping each job's targets every second (the `job` label is the job's
     /// name, as a service's scrape job usually is).
     pub async fn start_jobs(jobs: &[(&str, &[String])]) -> Prometheus {
+        Self::start_with_history(jobs, None).await
+    }
+
+    /// Like [`Prometheus::start_jobs`], with `history` (OpenMetrics text, samples in the
+    /// past) turned into blocks by `promtool tsdb create-blocks-from openmetrics` first, so
+    /// the server holds yesterday's series as if it had scraped them.
+    pub async fn start_with_history(
+        jobs: &[(&str, &[String])],
+        history: Option<&str>,
+    ) -> Prometheus {
         let bin = std::env::var("LOOKOUT_PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
         let dir = tempdir::Dir::new("lookout-prometheus");
+        if let Some(text) = history {
+            let om = dir.0.join("history.om");
+            std::fs::write(&om, text).unwrap();
+            let out = std::process::Command::new("promtool")
+                .args(["tsdb", "create-blocks-from", "openmetrics"])
+                .arg(&om)
+                .arg(dir.0.join("data"))
+                .output()
+                .expect("promtool (apt install prometheus)");
+            assert!(
+                out.status.success(),
+                "promtool: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let mut config =
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
                 .to_string();
@@ -520,4 +545,73 @@ pub fn unique(tag: &str) -> String {
             .unwrap()
             .subsec_nanos()
     )
+}
+
+/// Starts `probe` on target `t` with `params` (on `incident` when given), checks the 202,
+/// and polls the run until it ends (at most a minute): the run with its findings.
+pub async fn probe_run(
+    app: &TestApp,
+    token: &str,
+    t: i64,
+    probe: &str,
+    params: serde_json::Value,
+    incident: Option<&str>,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({"probe": probe, "params": params});
+    if let Some(k) = incident {
+        body["incident_key"] = serde_json::json!(k);
+    }
+    let (s, r) = app
+        .post(token, &format!("/api/v1/targets/{t}/probe-runs"), body)
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let id = r["id"].as_i64().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (s, d) = app.get(token, &format!("/api/v1/probe-runs/{id}")).await;
+        assert_eq!(s, 200, "{d}");
+        if d["run"]["status"] != "running" {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {id} still running: {d}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The findings of a run (`probe_run`) with `code`.
+pub fn run_findings<'a>(d: &'a serde_json::Value, code: &str) -> Vec<&'a serde_json::Value> {
+    d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == code)
+        .collect()
+}
+
+/// A finding's evidence fact by name (the test fails when it is missing).
+pub fn fact(f: &serde_json::Value, name: &str) -> String {
+    f["evidence"]["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .and_then(|x| x["value"].as_str())
+        .unwrap_or_else(|| panic!("no fact {name:?} in {f}"))
+        .to_string()
+}
+
+/// A loopback address that accepts connections and never answers (a hung service).
+pub async fn hanging_listener() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    addr
 }
