@@ -264,6 +264,23 @@ async fn uneven_assignment_with_the_range_assignor() {
     let a = member(&g, &[&t1, &t2], "w1", "range");
     let b = member(&g, &[&t1, &t2], "w2", "range");
     settle(&[&a, &b], &g, 2);
+    // The group can settle before the members' metadata has both new topics (an assignment
+    // of the first topic only, then a rebalance): wait until all 6 partitions are assigned.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for m in [&a, &b] {
+            let _ = m.poll(Duration::from_millis(50));
+        }
+        let assigned: usize = [&a, &b]
+            .iter()
+            .map(|m| m.assignment().map(|l| l.count()).unwrap_or(0))
+            .sum();
+        if assigned == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {assigned} of 6 partitions assigned");
+    }
+    settle(&[&a, &b], &g, 2);
     let o = run(
         "kafka-lag",
         &brokers(),
