@@ -278,7 +278,10 @@ async fn uneven_assignment_with_the_range_assignor() {
         if assigned == 6 {
             break;
         }
-        assert!(Instant::now() < deadline, "only {assigned} of 6 partitions assigned");
+        assert!(
+            Instant::now() < deadline,
+            "only {assigned} of 6 partitions assigned"
+        );
     }
     settle(&[&a, &b], &g, 2);
     let o = run(

@@ -106,12 +106,14 @@ ensure_wasm_opt() {
   # Only release builds need wasm-opt; binaryen from npm ships it.
   if [ "$("$TOOLS/npm/bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
     log "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
-    # The registry fetch can fail once on a fresh machine (seen 2026-11-30): try three times.
+    # The registry fetch can fail for minutes on a fresh machine (seen 2026-11-30, and on
+    # 2026-12-01 three attempts over three minutes: "self-signed certificate in certificate
+    # chain" from the egress proxy, then fine): six attempts, waiting longer each time.
     local attempt
-    for attempt in 1 2 3; do
+    for attempt in 1 2 3 4 5 6; do
       npm install --silent -g --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null && return 0
-      log "npm install binaryen failed (attempt $attempt of 3)"
-      sleep 5
+      log "npm install binaryen failed (attempt $attempt of 6)"
+      sleep $((attempt * 15))
     done
     die "npm install binaryen failed"
   fi
