@@ -327,3 +327,33 @@ pub async fn save_template(edit_of: String, yaml: String) -> Result<String, AppE
     leptos_axum::redirect(&format!("/deployments/templates/{}", t.template_id));
     Ok(t.template_id)
 }
+
+/// The templates a finding's suggested item may be added to: every template for those who
+/// may edit templates (approvers), none for the others (the form is not shown to them).
+#[server(prefix = "/api/fn", endpoint = "deployments/templates-to-add-to")]
+pub async fn templates_to_add_to() -> Result<Vec<TemplateSummary>, AppError> {
+    let c = call()?;
+    if !c.who.role.allows(domain::Role::Approver) {
+        return Ok(vec![]);
+    }
+    Ok(svc::list_templates(&c.pool, &c.who).await?)
+}
+
+/// Adds the checklist item a finding suggests to a template (a new version; approvers) and
+/// goes to that version, diffed against the one before: the diff is the item.
+#[server(prefix = "/api/fn", endpoint = "deployments/template-add-item")]
+pub async fn add_template_item(
+    template_id: String,
+    section: String,
+    item: String,
+) -> Result<String, AppError> {
+    let c = call()?;
+    let t = svc::add_template_item(&c.pool, &c.who, &c.meta, &template_id, &section, &item).await?;
+    leptos_axum::redirect(&format!(
+        "/deployments/templates/{}?version={}&against={}#diff",
+        t.template_id,
+        t.version,
+        t.version - 1
+    ));
+    Ok(t.template_id)
+}

@@ -85,6 +85,9 @@ impl Section {
             Section::Post => "post",
         }
     }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
 }
 
 /// What checks an item: `manual` and `metric` so far (see the module docs).
@@ -1121,6 +1124,20 @@ impl ApprovalPolicy {
 
 #[cfg(feature = "server")]
 pub use parse::{ParsedTemplate, parse_template, parse_template_with};
+
+#[cfg(feature = "server")]
+mod add_item;
+#[cfg(feature = "server")]
+pub use add_item::{SUGGESTED_ITEM_MAX, add_item};
+
+/// Whether a remediation's code block is a checklist item a finding suggests (a YAML list of
+/// one metric item, as the Prometheus probe writes them): its page offers to add it to a
+/// template in one click.
+pub fn is_suggested_item(block: &str) -> bool {
+    block.len() <= 8 * 1024
+        && block.starts_with("- id: ")
+        && block.lines().any(|l| l == "  kind: metric")
+}
 
 #[cfg(feature = "server")]
 mod parse {

@@ -66,6 +66,25 @@ test("a responder runs the Prometheus probe from an incident and sees charts of 
   await expect(chart.locator("svg")).toContainText("%");
   await expect(chart.locator("svg")).toContainText("end");
   await expect(chart.locator("time")).toHaveCount(2);
+  // One click turns the finding's condition into a checklist item of a template: the
+  // template's next version, shown as a diff that is the item.
+  const tid = unique("gate-").toLowerCase().replace(/[^a-z0-9-]/g, "-");
+  const tpl = await page.request.post("/api/v1/deployment-templates", {
+    headers: { origin, "content-type": "application/yaml" },
+    data: `id: ${tid}\nname: Checkout gate\nsections:\n  post:\n    - id: smoke\n      kind: manual\n      text: Smoke test\n`,
+  });
+  expect(tpl.status(), await tpl.text()).toBe(201);
+  await page.reload();
+  await hydrated(page);
+  const add = err.locator("form.add-item");
+  await add.locator("select[name=template_id]").selectOption(tid);
+  await add.getByRole("button", { name: "Add to checklist" }).click();
+  await expect(page).toHaveURL(new RegExp(`/deployments/templates/${tid}\\?version=2&against=1`));
+  const diff = page.locator("#diff");
+  await expect(diff).toContainText("Changes from v1 to v2");
+  await expect(diff.locator("span.add").first()).toContainText("- id: error-ratio-checkout");
+  await expect(diff.locator("span.del")).toHaveCount(0);
+  await page.goto(`/probe-runs/${runId}`);
   const mem = page.locator("article.finding").filter({ hasText: "PROM_MEMORY_GROWTH" });
   await expect(mem.locator("figure.evidence-chart svg")).toContainText("MiB");
   await page.setViewportSize({ width: 1280, height: 900 });

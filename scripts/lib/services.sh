@@ -105,6 +105,22 @@ kafka_libs() {
   fi
 }
 
+jvm_service_libs() {
+  # The JVM service the Prometheus probe's tests scrape (end2end/fixtures/jvm-service:
+  # resilience4j, HikariCP, Micrometer): its jars from Maven Central once, by the pom's hash.
+  local sum
+  sum="$(sha256sum "$ROOT/end2end/fixtures/jvm-service/pom.xml" | cut -c1-12)"
+  export LOOKOUT_JVM_SERVICE_LIBS="$CACHE/jvm-service-$sum/libs"
+  if [ ! -f "$LOOKOUT_JVM_SERVICE_LIBS/.complete" ]; then
+    log "fetching the JVM test service's jars with Maven"
+    rm -rf "$LOOKOUT_JVM_SERVICE_LIBS"
+    mvn -q -B -f "$ROOT/end2end/fixtures/jvm-service/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$LOOKOUT_JVM_SERVICE_LIBS" -DincludeScope=runtime >"$CACHE/jvm-service-mvn.log" 2>&1 \
+      || { tail -30 "$CACHE/jvm-service-mvn.log" >&2; die "mvn could not fetch the JVM test service's jars"; }
+    touch "$LOOKOUT_JVM_SERVICE_LIBS/.complete"
+  fi
+}
+
 start_kafka() {
   services_dir
   kafka_libs

@@ -566,6 +566,17 @@ fn listed_cases() -> Vec<Case> {
             &[("edit_of", ""), ("yaml", "")],
             422,
         ),
+        server_fn("/api/fn/deployments/templates-to-add-to", Any, &[], 200),
+        server_fn(
+            "/api/fn/deployments/template-add-item",
+            Role(domain::Role::Approver),
+            &[
+                ("template_id", "no-such-template"),
+                ("section", "post"),
+                ("item", "- id: x\n  kind: manual\n  text: x"),
+            ],
+            404,
+        ),
         server_fn(
             "/api/fn/deployments/get",
             Any,

@@ -156,7 +156,12 @@ async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(poo
         ],
     );
     let worker_port = free_port();
-    let worker_vars = [("GROW_MIB_PER_S", "6"), ("LOAD_RPS", "0")];
+    // The worker also holds its event loop for 400 ms once a second.
+    let worker_vars = [
+        ("GROW_MIB_PER_S", "6"),
+        ("LOAD_RPS", "0"),
+        ("BLOCK_MS", "400"),
+    ];
     let mut worker = service(worker_port, &worker_vars);
     // Yesterday, checkout was healthy: 1 % errors, every request 50–100 ms (backfilled
     // into Prometheus, as if it had scraped it).
@@ -360,6 +365,146 @@ async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(poo
         .unwrap();
     assert_eq!(res.status(), 201, "{yaml}\n{}", res.text().await.unwrap());
 
+    // "Add to checklist" (one click on the finding's page): the item goes at the end of the
+    // chosen section of an existing template as a new version, the author's YAML (comments,
+    // the Prometheus binding's own name) kept; a second add is refused, and so are the roles
+    // that may not edit templates — nothing is written by a refusal.
+    let authored = "id: checkout-release\nname: Checkout release  # ours\nversion: 1\nsections:\n  during:\n    - id: errors-low\n      kind: metric\n      text: Errors low\n      target: metrics\n      query: sum(rate(http_request_duration_seconds_count{job=\"checkout\"}[1m]))\n      success: result >= 0\n  post:\n    # by hand\n    - id: smoke\n      kind: manual\n      text: Smoke test\n";
+    let res = app
+        .plain()
+        .post(app.url("/api/v1/deployment-templates"))
+        .bearer_auth(&approver)
+        .header("content-type", "application/yaml")
+        .body(authored)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let item = err[0]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .find(|c| domain::deployments::is_suggested_item(c))
+        .unwrap()
+        .to_string();
+    let add = |token: String, item: String| {
+        let app = &app;
+        async move {
+            app.plain()
+                .post(app.url("/api/fn/deployments/template-add-item"))
+                .bearer_auth(&token)
+                .header("accept", "application/json")
+                .form(&[
+                    ("template_id", "checkout-release"),
+                    ("section", "post"),
+                    ("item", item.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let offered = |token: String| {
+        let app = &app;
+        async move {
+            let v: Value = app
+                .plain()
+                .post(app.url("/api/fn/deployments/templates-to-add-to"))
+                .bearer_auth(&token)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v.as_array().unwrap().len()
+        }
+    };
+    assert!(
+        offered(approver.clone()).await >= 2,
+        "the form lists the templates"
+    );
+    for role in [Role::Viewer, Role::Responder] {
+        let tok = app.create_token("nope", role).await;
+        assert_eq!(offered(tok.clone()).await, 0, "no form for {role:?}");
+        assert_eq!(add(tok, item.clone()).await.status(), 403);
+    }
+    let res = add(approver.clone(), item.clone()).await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let (s, tpl) = app
+        .get(&approver, "/api/v1/deployment-templates/checkout-release")
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(tpl["version"], 2, "{tpl}");
+    let y = tpl["yaml"].as_str().unwrap();
+    assert!(
+        y.starts_with("id: checkout-release\nname: Checkout release  # ours\nversion: 2\n"),
+        "{y}"
+    );
+    assert!(y.contains("    # by hand\n    - id: smoke\n"), "{y}");
+    let post = tpl["spec"]["sections"]["post"].as_array().unwrap();
+    assert_eq!(post.len(), 2, "{tpl}");
+    assert_eq!(post[1]["kind"], "metric");
+    assert_eq!(
+        post[1]["metric"]["target"], "metrics",
+        "the template's binding"
+    );
+    assert_eq!(post[1]["id"], "error-ratio-checkout", "{tpl}");
+    let again = add(approver.clone(), item.clone()).await;
+    assert_eq!(again.status(), 422);
+    assert!(again.text().await.unwrap().contains("already has an item"));
+    let bad = add(
+        approver.clone(),
+        "- id: x\n  kind: metric\n  text: x\n  target: p\n  query: up\n  success: bogus".into(),
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    let huge = format!("{item}\n  help: '{}'", "x".repeat(9_000));
+    assert_eq!(add(approver.clone(), huge).await.status(), 422);
+    let (_, versions) = app
+        .get(
+            &approver,
+            "/api/v1/deployment-templates/checkout-release/versions",
+        )
+        .await;
+    assert_eq!(versions.as_array().map(Vec::len), Some(2), "{versions}");
+    // Two adds at once: each lands as its own version, or one is refused (409) — never one
+    // version that lost the other's item.
+    let suggested = |f: &Value| -> String {
+        f["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str())
+            .find(|c| domain::deployments::is_suggested_item(c))
+            .unwrap()
+            .to_string()
+    };
+    let (r1, r2) = tokio::join!(
+        add(approver.clone(), suggested(lat[0])),
+        add(approver.clone(), suggested(brk[0]))
+    );
+    let ok: Vec<bool> = [r1.status(), r2.status()]
+        .iter()
+        .map(|s| {
+            assert!(s.is_success() || *s == 409, "{s}");
+            s.is_success()
+        })
+        .collect();
+    let (_, tpl) = app
+        .get(&approver, "/api/v1/deployment-templates/checkout-release")
+        .await;
+    let landed = ok.iter().filter(|x| **x).count();
+    assert!(landed >= 1);
+    assert_eq!(tpl["version"], 2 + landed as i64, "{tpl}");
+    assert_eq!(
+        tpl["spec"]["sections"]["post"].as_array().unwrap().len(),
+        2 + landed,
+        "{tpl}"
+    );
+
     // The worker: no HTTP metrics (said so), memory climbing in both runs around its restart.
     let d = run(
         &app,
@@ -381,6 +526,24 @@ async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(poo
             .contains("restarts reset it"),
         "{}",
         mem[0]["title"]
+    );
+    // Its event loop: prom-client's p99 of the loop's delay between scrapes sees the 400 ms
+    // holds (at least twice the 100 ms threshold: critical), with the PromQL that showed it.
+    let lag = findings(&d, "PROM_EVENT_LOOP_LAG");
+    assert_eq!(lag.len(), 1, "{d}");
+    assert_eq!(lag[0]["severity"], "critical", "{}", lag[0]);
+    let peak: f64 = fact(lag[0], "peak")
+        .trim_end_matches(" ms")
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", lag[0]));
+    assert!((300.0..1000.0).contains(&peak), "{}", lag[0]);
+    assert!(
+        lag[0]["evidence"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("nodejs_eventloop_lag_p99_seconds{job=\"worker\"}"),
+        "{}",
+        lag[0]
     );
     let no = findings(&d, "PROM_NO_SERIES");
     assert_eq!(no.len(), 1);
@@ -404,6 +567,119 @@ async fn the_probe_reads_leaks_errors_latency_and_breakers_off_real_services(poo
     assert_eq!(d["run"]["status"], "ok");
     assert_eq!(findings(&d, "PROM_NO_SERIES").len(), 1, "{d}");
     assert!(findings(&d, "PROM_MEMORY_GROWTH").is_empty());
+}
+
+/// The JVM service (end2end/fixtures/jvm-service/Service.java, run from source with the jars
+/// `scripts/lib/services.sh jvm_service_libs` fetched): resilience4j and HikariCP metrics
+/// through Micrometer's Prometheus registry, as a Spring or plain JVM service exports them.
+fn jvm_service(port: u16, vars: &[(&str, String)]) -> Service {
+    let libs = std::env::var("LOOKOUT_JVM_SERVICE_LIBS").expect(
+        "LOOKOUT_JVM_SERVICE_LIBS: the JVM service's jars (scripts/test sets it: jvm_service_libs)",
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../end2end/fixtures/jvm-service/Service.java"
+    );
+    let mut cmd = Command::new("java");
+    cmd.arg("-cp")
+        .arg(format!("{libs}/*"))
+        .arg(script)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("java {script}: {e}"));
+    Service { child, port }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_jvm_service_s_resilience4j_breaker_retries_and_hikaricp_pool(pool: PgPool) {
+    // The inventory breaker opens against a refused dependency; every pricing call needs its
+    // retry and a quarter fail after three attempts; 6 threads share a pool of 4 connections
+    // to the test PostgreSQL, each holding one for 300 ms.
+    let port = free_port();
+    let svc = jvm_service(
+        port,
+        &[
+            ("DEPENDENCY_PORT", free_port().to_string()),
+            ("DATABASE_URL", std::env::var("DATABASE_URL").unwrap()),
+            ("POOL_SIZE", "4".into()),
+            ("WAITERS", "2".into()),
+        ],
+    );
+    let prom = Prometheus::start_jobs(&[("orders", &[format!("127.0.0.1:{}", svc.port)])]).await;
+    prom.wait_for("resilience4j_circuitbreaker_state{job=\"orders\",state=\"open\"} == 1")
+        .await;
+    prom.wait_for("hikaricp_connections_pending{job=\"orders\"} > 0")
+        .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let t = target(&app, &admin, "prom-jvm", &prom.url).await;
+    let d = run(
+        &app,
+        &responder,
+        t,
+        json!({"selector": "job=\"orders\"", "window": "30s"}),
+        None,
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "ok", "{d}");
+
+    let brk = findings(&d, "PROM_BREAKER_OPEN");
+    assert_eq!(brk.len(), 1, "{d}");
+    assert_eq!(fact(brk[0], "breaker"), "inventory");
+    assert_eq!(fact(brk[0], "library"), "resilience4j");
+    assert_eq!(fact(brk[0], "state"), "open");
+    assert_eq!(fact(brk[0], "failure rate"), "100.0 %");
+    let rejected: f64 = fact(brk[0], "calls rejected in the window")
+        .parse()
+        .unwrap();
+    assert!(
+        rejected >= 20.0,
+        "10 calls a second turned away: {}",
+        brk[0]
+    );
+    assert_eq!(brk[0]["severity"], "critical", "{}", brk[0]);
+
+    let rt = findings(&d, "PROM_RETRIES");
+    assert_eq!(rt.len(), 1, "{d}");
+    let ok: f64 = fact(rt[0], "succeeded after retries").parse().unwrap();
+    let failed: f64 = fact(rt[0], "failed after retries").parse().unwrap();
+    let total: f64 = fact(rt[0], "calls").parse().unwrap();
+    assert!(total >= 20.0, "{}", rt[0]);
+    assert!(
+        (ok + failed - total).abs() <= 2.0,
+        "every call retried: {}",
+        rt[0]
+    );
+    assert!(
+        (failed / total - 0.25).abs() < 0.1,
+        "a quarter failed after retrying: {}",
+        rt[0]
+    );
+    assert!(
+        rt[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Retry pricing: 100 % of calls needed retries"),
+        "{}",
+        rt[0]
+    );
+
+    let pool_f = findings(&d, "PROM_POOL_SATURATED");
+    assert_eq!(pool_f.len(), 1, "{d}");
+    assert_eq!(fact(pool_f[0], "pool"), "orders-db");
+    assert_eq!(fact(pool_f[0], "peak use"), "100 %");
+    let waiting: f64 = fact(pool_f[0], "most callers waiting").parse().unwrap();
+    assert!((1.0..=2.0).contains(&waiting), "{}", pool_f[0]);
+    assert_eq!(pool_f[0]["severity"], "warning", "{}", pool_f[0]);
+    // A JVM without the Node.js or HTTP metrics: said, not guessed.
+    assert!(findings(&d, "PROM_EVENT_LOOP_LAG").is_empty());
+    assert!(!findings(&d, "PROM_NO_SERIES").is_empty(), "{d}");
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -37,6 +37,45 @@ pub fn FindingSummary(f: Finding) -> impl IntoView {
     }
 }
 
+/// The checklist item a finding suggests, added to a template in one click: the template
+/// (its newest version) and the section are chosen here, the server adds the item as a new
+/// version and shows that version's diff. Shown to approvers only (who may edit templates).
+#[component]
+fn AddToTemplate(item: String) -> impl IntoView {
+    let add = ServerAction::<crate::deployment_fns::AddTemplateItem>::new();
+    let templates = Resource::new(|| (), |_| crate::deployment_fns::templates_to_add_to());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let item = item.clone();
+                Suspend::new(async move {
+                    let list = templates.await.unwrap_or_default();
+                    (!list.is_empty()).then(|| view! {
+                        <ActionForm action=add attr:class="inline add-item" attr:data-pending="Adding…">
+                            <input type="hidden" name="item" value=item/>
+                            <label>"Add this check to "
+                                <select name="template_id" aria-label="Checklist template">
+                                    {list.into_iter().map(|t| view! {
+                                        <option value=t.template_id.clone()>{format!("{} ({} v{})", t.name, t.template_id, t.latest_version)}</option>
+                                    }).collect_view()}
+                                </select>
+                            </label>
+                            <label>" in "
+                                <select name="section" aria-label="Section">
+                                    <option value="post" selected>"post-deploy"</option>
+                                    <option value="during">"during the rollout"</option>
+                                    <option value="pre">"pre-deploy"</option>
+                                </select>
+                            </label>
+                            <button type="submit">"Add to checklist"</button>
+                        </ActionForm>
+                    })
+                })
+            }}
+        </Suspense>
+    }
+}
+
 #[component]
 pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl IntoView {
     let id = f.id;
@@ -77,8 +116,12 @@ pub fn FindingCard(f: Finding, fstatus: ServerAction<SetFindingStatus>) -> impl 
             })}
             {(!f.commands.is_empty()).then(|| view! {
                 <div class="commands">
-                    {f.commands.iter().cloned().map(|c| view! {
-                        <div class="cmd"><code>{c.clone()}</code><CopyButton text=c label="Copy"/></div>
+                    {f.commands.iter().cloned().map(|c| {
+                        let suggested = domain::deployments::is_suggested_item(&c).then(|| view! { <AddToTemplate item=c.clone()/> });
+                        view! {
+                            <div class="cmd"><code>{c.clone()}</code><CopyButton text=c label="Copy"/></div>
+                            {suggested}
+                        }
                     }).collect_view()}
                 </div>
             })}

@@ -98,6 +98,46 @@ pub async fn save_template(
     edit_of: Option<&str>,
     yaml: &str,
 ) -> DomainResult<Template> {
+    save(pool, who, meta, edit_of, yaml, None).await
+}
+
+/// Adds a checklist item a finding suggests (`item`: a YAML list of one item) at the end of
+/// `section` of template `template_id`, as a new version (approvers). The rest of the YAML
+/// stays as written; the version saved is the newest plus one, and if someone saved a
+/// version meanwhile the add is refused rather than undoing theirs.
+pub async fn add_template_item(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    template_id: &str,
+    section: &str,
+    item: &str,
+) -> DomainResult<Template> {
+    who.require(Role::Approver)?;
+    let section = Section::parse(section.trim())
+        .ok_or_else(|| DomainError::invalid("section: one of pre, during, post"))?;
+    let latest = get_template(pool, who, template_id.trim(), None).await?;
+    let (yaml, _) =
+        add_item(&latest.yaml, section, item, latest.version + 1).map_err(DomainError::invalid)?;
+    save(
+        pool,
+        who,
+        meta,
+        Some(&latest.template_id),
+        &yaml,
+        Some(latest.version),
+    )
+    .await
+}
+
+async fn save(
+    pool: &PgPool,
+    who: &Principal,
+    meta: &RequestMeta,
+    edit_of: Option<&str>,
+    yaml: &str,
+    base: Option<i32>,
+) -> DomainResult<Template> {
     who.require(Role::Approver)?;
     let parsed = parse_template(yaml).map_err(DomainError::invalid)?;
     let id = parsed.spec.id.clone();
@@ -120,6 +160,14 @@ pub async fn save_template(
         (None, Some(_)) => return Err(not_found(&id)),
         (Some(l), Some(_)) => l.version + 1,
     };
+    if let (Some(b), Some(l)) = (base, &latest)
+        && l.version != b
+    {
+        return Err(DomainError::conflict(format!(
+            "{id:?} is at version {} now (someone saved meanwhile): look at it and add the item again",
+            l.version
+        )));
+    }
     if let Some(v) = parsed.version
         && v != next
     {

@@ -656,8 +656,9 @@ async fn memory(
 }
 
 /// The remediation of `code`, followed by the same condition as a deployment-checklist
-/// metric item (a fenced block: the finding page's copy button takes it in one click), so
-/// the next deploy of the service is gated on it.
+/// metric item (a fenced block: the finding page's "Add to checklist" puts it in a template
+/// in one click, see `domain::deployments::add_item`), so the next deploy of the service is
+/// gated on it.
 fn with_item(code: &str, id: &str, text: &str, query: &str, success: &str) -> String {
     // YAML single quotes: PromQL's double quotes stay as they are, a quote is doubled.
     let q = |v: &str| format!("'{}'", v.replace('\'', "''"));
@@ -672,7 +673,7 @@ fn with_item(code: &str, id: &str, text: &str, query: &str, success: &str) -> St
         .join("-");
     let id: String = id.chars().take(63).collect();
     format!(
-        "{}\n\nTo check this before and after every deploy, add it to a deployment checklist template (the template's `prometheus` target):\n\n```yaml\n- id: {}\n  kind: metric\n  text: {}\n  target: prometheus\n  query: {}\n  success: {success}\n```",
+        "{}\n\nTo check this before and after every deploy, add it to a deployment checklist template (\"Add to checklist\" under it does that in one click; the item takes the template's Prometheus binding):\n\n```yaml\n- id: {}\n  kind: metric\n  text: {}\n  target: prometheus\n  query: {}\n  success: {success}\n```",
         remedy(code),
         id.trim_end_matches('-'),
         q(text),
@@ -1061,6 +1062,21 @@ async fn breakers(
             } else {
                 BTreeMap::new()
             };
+        // Calls the open breaker turned away in the window.
+        let w = params.text("window").trim();
+        let rejected_q = format!(
+            "sum by (name) (increase(resilience4j_circuitbreaker_not_permitted_calls_total{{{sel}}}[{w}]))"
+        );
+        let rejected: BTreeMap<String, f64> =
+            if names.contains("resilience4j_circuitbreaker_not_permitted_calls_total") {
+                p.vector(&rejected_q)
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.labels.get("name").cloned().unwrap_or_default(), s.value))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            };
         let mut state_of: BTreeMap<String, (String, Option<f64>, &RangeSeries)> = BTreeMap::new();
         for s in &series {
             let Some(&(t, v)) = s.points.last() else {
@@ -1088,6 +1104,7 @@ async fn breakers(
                 _ => rules::BreakerState::Closed,
             };
             let rate = rates.get(name).copied().filter(|r| *r >= 0.0);
+            let turned_away = rejected.get(name).copied().filter(|v| v.is_finite());
             table.row(vec![
                 name.clone(),
                 "resilience4j".into(),
@@ -1095,7 +1112,7 @@ async fn breakers(
                 "".into(),
                 rate.map(|r| format!("{r:.1} % of calls"))
                     .unwrap_or_default(),
-                "".into(),
+                turned_away.map(num).unwrap_or_default(),
                 "".into(),
             ]);
             let Some((sev, why)) = rules::breaker_verdict(st, 0.0, f64::INFINITY) else {
@@ -1115,8 +1132,11 @@ async fn breakers(
             if let Some(t) = since {
                 f = f.fact("in this state for", rules::span(p.end - t));
             }
+            if let Some(n) = turned_away {
+                f = f.fact("calls rejected in the window", num(n));
+            }
             p.ctx.finding(
-                f.command(format!("{q}\n{rate_q}"))
+                f.command(format!("{q}\n{rate_q}\n{rejected_q}"))
                     .chart(
                         Chart::new(format!("breaker {name}: {state}"), "1 = in state")
                             .series(state.clone(), &s.points),
