@@ -181,6 +181,15 @@ pub struct CodeDoc {
     pub remediation: &'static str,
 }
 
+/// The documented remediation of `code` in `codes` (empty for a code not listed).
+pub fn remediation(codes: &[CodeDoc], code: &str) -> &'static str {
+    codes
+        .iter()
+        .find(|c| c.code == code)
+        .map(|c| c.remediation)
+        .unwrap_or("")
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ParamKind {

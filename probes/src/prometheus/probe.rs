@@ -674,7 +674,7 @@ fn with_item(code: &str, id: &str, text: &str, query: &str, success: &str) -> St
     let id: String = id.chars().take(63).collect();
     format!(
         "{}\n\nTo check this before and after every deploy, add it to a deployment checklist template (\"Add to checklist\" under it does that in one click; the item takes the template's Prometheus binding):\n\n```yaml\n- id: {}\n  kind: metric\n  text: {}\n  target: prometheus\n  query: {}\n  success: {success}\n```",
-        remedy(code),
+        crate::framework::remediation(CODES, code),
         id.trim_end_matches('-'),
         q(text),
         q(query),
@@ -693,15 +693,6 @@ fn sel_id(sel: &str) -> String {
         .step_by(2)
         .collect::<Vec<_>>()
         .join("-")
-}
-
-/// A code's documented remediation.
-fn remedy(code: &str) -> &'static str {
-    CODES
-        .iter()
-        .find(|c| c.code == code)
-        .map(|c| c.remediation)
-        .unwrap_or("")
 }
 
 fn signed_bytes(v: f64) -> String {
@@ -1192,7 +1183,7 @@ async fn breakers(
                 .fact("failed after retries", num(failed))
                 .fact("failed without retry", num(get("failed_without_retry")))
                 .command(q.clone())
-                .remediation(remedy("PROM_RETRIES")),
+                .remediation(crate::framework::remediation(CODES, "PROM_RETRIES")),
             );
         }
     }
@@ -1297,7 +1288,7 @@ async fn saturation(
                         Chart::new(format!("throttled share — {name}"), "ratio")
                             .series(&name, &s.points),
                     )
-                    .remediation(remedy("PROM_CPU_THROTTLED")),
+                    .remediation(crate::framework::remediation(CODES, "PROM_CPU_THROTTLED")),
                 );
             }
         }
@@ -1339,7 +1330,7 @@ async fn saturation(
                     .fact("most callers waiting", num(waiting))
                     .command(format!("{q}\n{pending_q}"))
                     .chart(Chart::new(format!("pool {pool} in use"), "ratio").series(&pool, &s.points))
-                    .remediation(remedy("PROM_POOL_SATURATED")),
+                    .remediation(crate::framework::remediation(CODES, "PROM_POOL_SATURATED")),
                 );
             }
         }

@@ -159,14 +159,6 @@ impl Probe for RabbitMqProbe {
     }
 }
 
-fn remedy(code: &str) -> &'static str {
-    CODES
-        .iter()
-        .find(|c| c.code == code)
-        .map(|c| c.remediation)
-        .unwrap_or("")
-}
-
 async fn get(ctx: &Ctx, c: &Client, path: &str) -> Result<serde_json::Value, ProbeError> {
     ctx.pace(1).await?;
     ctx.net(&c.target, c.get(path, ctx.step_timeout()), |e| e)
@@ -276,7 +268,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                 .fact("alarm", &what)
                 .fact("detail", &detail)
                 .command("GET /api/nodes (mem_alarm, disk_free_alarm)")
-                .remediation(remedy("RMQ_ALARM")),
+                .remediation(crate::framework::remediation(CODES, "RMQ_ALARM")),
             );
         }
     }
@@ -444,7 +436,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             }
             flagged.push((
                 f.command(format!("GET /{path} (twice, {dt:.1} s apart)"))
-                    .remediation(remedy(code)),
+                    .remediation(crate::framework::remediation(CODES, code)),
                 q.clone(),
             ));
         }
@@ -515,7 +507,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
             .fact("dropped since the stats reset", group(dropped as u64))
             .fact("returned since the stats reset", group(returned as u64))
             .command("GET /api/overview (message_stats.drop_unroutable, return_unroutable)")
-            .remediation(remedy("RMQ_UNROUTABLE")),
+            .remediation(crate::framework::remediation(CODES, "RMQ_UNROUTABLE")),
         );
     }
     let (opened, closed) = rules::churn(&overview);
@@ -539,7 +531,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                     .unwrap_or(0),
             )
             .command("GET /api/overview (churn_rates)")
-            .remediation(remedy("RMQ_CONNECTION_CHURN")),
+            .remediation(crate::framework::remediation(CODES, "RMQ_CONNECTION_CHURN")),
         );
     }
 
@@ -585,7 +577,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         .command("GET /api/overview, /api/nodes, /api/queues")
         .table(node_table)
         .table(summary_rows)
-        .remediation(remedy("RMQ_SUMMARY")),
+        .remediation(crate::framework::remediation(CODES, "RMQ_SUMMARY")),
     );
     Ok(())
 }

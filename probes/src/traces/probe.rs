@@ -167,14 +167,6 @@ impl Probe for TracesProbe {
     }
 }
 
-fn remedy(code: &str) -> &'static str {
-    CODES
-        .iter()
-        .find(|c| c.code == code)
-        .map(|c| c.remediation)
-        .unwrap_or("")
-}
-
 pub fn ms(us: i64) -> String {
     let m = us as f64 / 1000.0;
     if m >= 10_000.0 {
@@ -307,7 +299,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
         };
         let mut f = Finding::new("TRACE_NOT_FOUND", Severity::Warning, what)
             .command(how)
-            .remediation(remedy("TRACE_NOT_FOUND"));
+            .remediation(crate::framework::remediation(CODES, "TRACE_NOT_FOUND"));
         if !service.is_empty() && !services.iter().any(|s| s == service) {
             f = f.fact(
                 "services Jaeger knows",
@@ -346,7 +338,7 @@ async fn run(ctx: &Ctx, conn: &Connection, params: &Params) -> Result<(), ProbeE
                 .fact("traces", traces.len())
                 .command(how.clone())
                 .table(t)
-                .remediation(remedy("TRACE_BROKEN_CONTEXT")),
+                .remediation(crate::framework::remediation(CODES, "TRACE_BROKEN_CONTEXT")),
         );
     }
 
@@ -462,7 +454,7 @@ pub fn findings(spans: &[Span], n_plus_one_min: usize, how: &str) -> Vec<Finding
         .command(how.to_string())
         .table(cat_table)
         .table(span_table)
-        .remediation(remedy("TRACE_BREAKDOWN")),
+        .remediation(crate::framework::remediation(CODES, "TRACE_BREAKDOWN")),
     );
 
     for (p, shape, n, us) in analysis::n_plus_one(&t, n_plus_one_min)
@@ -489,7 +481,7 @@ pub fn findings(spans: &[Span], n_plus_one_min: usize, how: &str) -> Vec<Finding
                 format!("{} ({} of the request)", ms(us), pct(us, total)),
             )
             .command(how.to_string())
-            .remediation(remedy("TRACE_N_PLUS_ONE")),
+            .remediation(crate::framework::remediation(CODES, "TRACE_N_PLUS_ONE")),
         );
     }
     for (p, calls, sum, longest) in analysis::sequential(&t, 3, 0.3).into_iter().take(10) {
@@ -522,7 +514,7 @@ pub fn findings(spans: &[Span], n_plus_one_min: usize, how: &str) -> Vec<Finding
                 .fact("could save", ms(sum - longest))
                 .command(how.to_string())
                 .table(tb)
-                .remediation(remedy("TRACE_SEQUENTIAL_CALLS")),
+                .remediation(crate::framework::remediation(CODES, "TRACE_SEQUENTIAL_CALLS")),
         );
     }
     for (p, attempts, wasted) in analysis::retries(&t).into_iter().take(10) {
@@ -560,7 +552,7 @@ pub fn findings(spans: &[Span], n_plus_one_min: usize, how: &str) -> Vec<Finding
             )
             .command(how.to_string())
             .table(tb)
-            .remediation(remedy("TRACE_RETRIES")),
+            .remediation(crate::framework::remediation(CODES, "TRACE_RETRIES")),
         );
     }
     let errors: Vec<&Span> = spans.iter().filter(|s| s.error).collect();
@@ -592,7 +584,7 @@ pub fn findings(spans: &[Span], n_plus_one_min: usize, how: &str) -> Vec<Finding
             .fact("spans with an error", errors.len())
             .command(how.to_string())
             .table(tb)
-            .remediation(remedy("TRACE_ERRORS")),
+            .remediation(crate::framework::remediation(CODES, "TRACE_ERRORS")),
         );
     }
     let orphans: Vec<usize> = t
@@ -626,7 +618,7 @@ pub fn findings(spans: &[Span], n_plus_one_min: usize, how: &str) -> Vec<Finding
             .fact("orphan spans", orphans.len())
             .command(how.to_string())
             .table(tb)
-            .remediation(remedy("TRACE_BROKEN_CONTEXT")),
+            .remediation(crate::framework::remediation(CODES, "TRACE_BROKEN_CONTEXT")),
         );
     }
     out
