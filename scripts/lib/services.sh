@@ -121,6 +121,25 @@ jvm_service_libs() {
   fi
 }
 
+cadvisor_exporter() {
+  # cAdvisor's collector for the Prometheus probe's CPU-throttling and memory-limit test
+  # (end2end/fixtures/cadvisor: github.com/google/cadvisor v0.52.1, the version kubelet
+  # v1.34 embeds, from the Go module proxy), built once into the cache by its sources' hash
+  # (about a minute cold). LOOKOUT_CADVISOR_BIN names it for the tests.
+  local src="$ROOT/end2end/fixtures/cadvisor" sum dir
+  sum="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-12)"
+  dir="$CACHE/cadvisor-$sum"
+  export LOOKOUT_CADVISOR_BIN="$dir/cadvisor-exporter"
+  [ -x "$LOOKOUT_CADVISOR_BIN" ] && return 0
+  command -v go >/dev/null 2>&1 || [ ! -x /usr/local/go/bin/go ] || export PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null 2>&1 || die "Go is needed to build the cAdvisor exporter for the Prometheus probe's tests"
+  log "building the cAdvisor exporter (once; log: $dir/build.log)"
+  mkdir -p "$dir"
+  (cd "$src" && go build -buildvcs=false -trimpath -o "$dir/cadvisor-exporter.tmp" .) >"$dir/build.log" 2>&1 \
+    || { tail -30 "$dir/build.log" >&2; die "building the cAdvisor exporter failed"; }
+  mv "$dir/cadvisor-exporter.tmp" "$LOOKOUT_CADVISOR_BIN"
+}
+
 start_kafka() {
   services_dir
   kafka_libs

@@ -3,7 +3,9 @@
 //! with a chosen error rate and latency timed by a histogram, memory that grows at a chosen
 //! rate, an opossum circuit breaker around a dependency that refuses connections, counted by
 //! opossum-prometheus). The findings' numbers are compared with the ones the services were
-//! told to produce. Also: a worker restarted mid-window (a sawtooth), a selector that matches
+//! told to produce; a JVM service's resilience4j and HikariCP metrics; cAdvisor's collector over
+//! two cgroups of the test's own (CPU throttling under a quota, memory growth projected to the
+//! container's own limit). Also: a worker restarted mid-window (a sawtooth), a selector that matches
 //! nothing, bad parameters refused (422) before anything runs, Prometheus down and hanging.
 
 mod common;
@@ -756,4 +758,227 @@ async fn bad_parameters_are_refused_and_dead_or_hanging_prometheus_is_a_finding(
     );
     assert_eq!(d["run"]["status"], "timed_out", "{d}");
     assert_eq!(findings(&d, "TARGET_TIMEOUT").len(), 1, "{d}");
+}
+
+/// A cgroup of the test's own, with a CPU quota and a memory limit (cgroup v1: one directory
+/// under each of `cpu`, `cpuacct` and `memory`; v2: one directory with both controllers).
+/// Dropping it kills what runs inside and removes it. Needs root, as TEST runs.
+struct Cgroup {
+    dirs: Vec<std::path::PathBuf>,
+}
+
+impl Cgroup {
+    fn new(path: &str, cpu_quota_pct: u32, memory_limit: u64) -> Cgroup {
+        use std::path::Path;
+        let name = path.trim_start_matches('/');
+        let root = Path::new("/sys/fs/cgroup");
+        let write = |p: std::path::PathBuf, v: String| {
+            std::fs::write(&p, &v)
+                .unwrap_or_else(|e| panic!("write {v:?} to {}: {e} (needs root)", p.display()))
+        };
+        if root.join("cgroup.controllers").exists() {
+            write(root.join("cgroup.subtree_control"), "+cpu +memory".into());
+            let dir = root.join(name);
+            std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            write(
+                dir.join("cpu.max"),
+                format!("{} 100000", cpu_quota_pct * 1000),
+            );
+            write(dir.join("memory.max"), memory_limit.to_string());
+            Cgroup { dirs: vec![dir] }
+        } else {
+            assert!(
+                root.join("cpu/cpu.cfs_quota_us").exists(),
+                "neither cgroup v2 nor v1's cpu controller under /sys/fs/cgroup"
+            );
+            let dirs: Vec<_> = ["cpu", "cpuacct", "memory"]
+                .iter()
+                .map(|c| root.join(c).join(name))
+                .collect();
+            for d in &dirs {
+                std::fs::create_dir(d)
+                    .unwrap_or_else(|e| panic!("{}: {e} (needs root)", d.display()));
+            }
+            write(dirs[0].join("cpu.cfs_period_us"), "100000".into());
+            write(
+                dirs[0].join("cpu.cfs_quota_us"),
+                (cpu_quota_pct * 1000).to_string(),
+            );
+            write(
+                dirs[2].join("memory.limit_in_bytes"),
+                memory_limit.to_string(),
+            );
+            Cgroup { dirs }
+        }
+    }
+
+    /// `program args…` started inside the cgroup (it moves itself in before `exec`, so all
+    /// it allocates is charged there).
+    fn spawn(&self, program: &str, args: &[&str]) -> Service {
+        let procs: Vec<String> = self
+            .dirs
+            .iter()
+            .map(|d| d.join("cgroup.procs").display().to_string())
+            .collect();
+        let script = format!(
+            "for f in {}; do echo $$ > \"$f\" || exit 97; done; exec \"$@\"",
+            procs.join(" ")
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Service { child, port: 0 }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let mut alive = false;
+            for d in &self.dirs {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.split_whitespace() {
+                    alive = true;
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// cAdvisor's collector (`end2end/fixtures/cadvisor`: github.com/google/cadvisor's manager
+/// and Prometheus collector, as kubelet embeds them) watching cgroups under `prefix`.
+fn cadvisor(port: u16, prefix: &str) -> Service {
+    let bin = std::env::var("LOOKOUT_CADVISOR_BIN").expect(
+        "LOOKOUT_CADVISOR_BIN: the cAdvisor exporter (scripts/test builds it: build_cadvisor_bg)",
+    );
+    let child = Command::new(&bin)
+        .arg("-listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cgroup-prefix")
+        .arg(prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
+    Service { child, port }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cadvisor_cpu_throttling_and_memory_growth_against_the_container_limit(pool: PgPool) {
+    // Two containers as cAdvisor sees them: "burn" spins under a 20 % CPU quota (every
+    // period throttled) with a 64 MiB limit; "grow" allocates 2 MiB/s under a 512 MiB
+    // limit and no CPU quota worth hitting.
+    let prefix = format!("/lookout-test-{}-", std::process::id());
+    let burn = Cgroup::new(&format!("{prefix}burn"), 20, 64 << 20);
+    let grow = Cgroup::new(&format!("{prefix}grow"), 400, 512 << 20);
+    let _spin = burn.spawn("sh", &["-c", "while :; do :; done"]);
+    let _alloc = grow.spawn(
+        "python3",
+        &[
+            "-c",
+            "import time\nkeep = []\nt0 = time.time()\nwhile True:\n    keep.append(b'\\x01' * (1 << 20))\n    time.sleep(max(0.0, t0 + len(keep) * 0.5 - time.time()))\n",
+        ],
+    );
+    let exporter = cadvisor(free_port(), &prefix);
+    let prom =
+        Prometheus::start_jobs(&[("cadvisor", &[format!("127.0.0.1:{}", exporter.port)])]).await;
+    let sel = format!("job=\"cadvisor\",id=~\"{prefix}.*\"");
+    prom.wait_for(&format!(
+        "count(container_spec_memory_limit_bytes{{{sel}}}) == 2"
+    ))
+    .await;
+    prom.wait_for(&format!(
+        "rate(container_cpu_cfs_throttled_periods_total{{{sel}}}[5s]) > 0"
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_secs(25)).await;
+
+    let app = TestApp::spawn(pool).await;
+    let admin = app.create_token("a", Role::Admin).await;
+    let responder = app.create_token("r", Role::Responder).await;
+    let t = target(&app, &admin, "prom-cadvisor", &prom.url).await;
+    let d = run(
+        &app,
+        &responder,
+        t,
+        json!({"selector": sel, "window": "30s"}),
+        None,
+    )
+    .await;
+    assert_eq!(d["run"]["status"], "ok", "{d}");
+
+    // CPU: only the container with the quota it keeps hitting.
+    let thr = findings(&d, "PROM_CPU_THROTTLED");
+    assert_eq!(thr.len(), 1, "{d}");
+    assert!(fact(thr[0], "container").ends_with("burn"), "{}", thr[0]);
+    assert!(
+        pct(&fact(thr[0], "throttled share (mean)")) >= 0.9,
+        "a busy loop under a 20 % quota is throttled every period: {}",
+        thr[0]
+    );
+    assert!(
+        thr[0]["evidence"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("container_cpu_cfs_throttled_periods_total"),
+        "{}",
+        thr[0]
+    );
+
+    // Memory: the growing container, against its own limit read from cAdvisor (not the
+    // other container's 64 MiB).
+    let mem = findings(&d, "PROM_MEMORY_GROWTH");
+    assert_eq!(mem.len(), 1, "{d}");
+    assert!(fact(mem[0], "instance").ends_with("grow"), "{}", mem[0]);
+    let slope = bytes_per_s(&fact(mem[0], "slope"));
+    let want = 2.0 * 1024.0 * 1024.0;
+    assert!(
+        (slope - want).abs() / want < 0.25,
+        "slope {slope} B/s, want {want}: {}",
+        mem[0]
+    );
+    assert_eq!(fact(mem[0], "memory limit"), "512.0 MiB", "{}", mem[0]);
+    let now = query(
+        &prom,
+        &format!("container_memory_working_set_bytes{{job=\"cadvisor\",id=\"{prefix}grow\"}}"),
+    )
+    .await;
+    let eta_s = (512.0 * 1024.0 * 1024.0 - now) / want;
+    let to_limit = fact(mem[0], "time to limit");
+    // rules::span: "N s" under two minutes, whole minutes (rounded down) above.
+    let secs = match to_limit.split_once(' ') {
+        Some((n, "s")) => n.parse::<f64>().unwrap(),
+        Some((n, "min")) => n.parse::<f64>().unwrap() * 60.0 + 30.0,
+        _ => panic!("time to limit {to_limit}"),
+    };
+    assert!(
+        (secs - eta_s).abs() < eta_s * 0.25 + 30.0,
+        "time to limit {to_limit}, want about {eta_s:.0} s"
+    );
+    assert_eq!(mem[0]["severity"], "critical", "{}", mem[0]);
+    assert!(
+        mem[0]["evidence"]["command"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("container_spec_memory_limit_bytes{{{sel}}} > 0")),
+        "{}",
+        mem[0]
+    );
+    drop(prom);
+    drop(exporter);
 }

@@ -329,6 +329,16 @@ fn who(labels: &BTreeMap<String, String>) -> String {
             parts.push(v.clone());
         }
     }
+    // cAdvisor outside Kubernetes (Docker, raw cgroups): one instance, many containers,
+    // told apart by their name or cgroup path.
+    if !labels.contains_key("pod")
+        && !labels.contains_key("container")
+        && let Some(v) = ["name", "id"]
+            .iter()
+            .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()))
+    {
+        parts.push(v.clone());
+    }
     if parts.is_empty() {
         let rest: Vec<String> = labels
             .iter()
@@ -527,7 +537,7 @@ async fn memory(
         limits
             .iter()
             .find(|l| {
-                ["pod", "container", "instance"]
+                ["pod", "container", "instance", "id", "name"]
                     .iter()
                     .all(|k| same(&l.labels, k))
             })
@@ -1258,7 +1268,7 @@ async fn saturation(
         && names.contains("container_cpu_cfs_periods_total")
     {
         let q = format!(
-            "sum by (pod, container) (rate(container_cpu_cfs_throttled_periods_total{{{sel}}}[{rw}])) / sum by (pod, container) (rate(container_cpu_cfs_periods_total{{{sel}}}[{rw}]))"
+            "rate(container_cpu_cfs_throttled_periods_total{{{sel}}}[{rw}]) / rate(container_cpu_cfs_periods_total{{{sel}}}[{rw}])"
         );
         let warn = params.int("throttle_pct") as f64 / 100.0;
         for s in p.range(&q).await?.iter().take(50) {
