@@ -5,6 +5,13 @@
 
 #![recursion_limit = "1024"]
 
+/// jemalloc for every binary that links the server (the `lookout` binary, its tests and
+/// benchmarks): OTLP ingest allocates and frees many small strings per span, and glibc's
+/// malloc took a third of the server's CPU doing it (37–40k records/s against 47–48k with
+/// jemalloc, same machine; BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub mod api;
 pub mod auth;
 pub mod client_addr;
