@@ -221,15 +221,12 @@ async fn ingest_part(pool: &sqlx::PgPool, base: &str) {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     // Until the fold has caught up (no delta left): the rate ingest can keep up.
-    let unfolded = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT (SELECT count(*) FROM llm_rollup_delta) + (SELECT count(*) FROM llm_trace_delta)",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("deltas")
-    };
-    let left = unfolded().await;
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM llm_rollup_delta) + (SELECT count(*) FROM llm_trace_delta)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("deltas");
     while pending().await {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
