@@ -125,7 +125,7 @@ cadvisor_exporter() {
   # cAdvisor's collector for the Prometheus probe's CPU-throttling and memory-limit test
   # (end2end/fixtures/cadvisor: github.com/google/cadvisor v0.52.1, the version kubelet
   # v1.34 embeds, from the Go module proxy), built once into the cache by its sources' hash
-  # (about a minute cold). LOOKOUT_CADVISOR_BIN names it for the tests.
+  # (about half a minute cold). LOOKOUT_CADVISOR_BIN names it for the tests.
   local src="$ROOT/end2end/fixtures/cadvisor" sum dir
   sum="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-12)"
   dir="$CACHE/cadvisor-$sum"
