@@ -95,14 +95,20 @@ kafka_libs() {
   local version
   version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/kafka/pom.xml")"
   KAFKA_LIBS="$CACHE/kafka-$version/libs"
-  if [ ! -f "$KAFKA_LIBS/.complete" ]; then
-    log "fetching Apache Kafka $version jars with Maven"
-    rm -rf "$KAFKA_LIBS"
-    mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime >"$CACHE/kafka-mvn.log" 2>&1 \
-      || { tail -30 "$CACHE/kafka-mvn.log" >&2; die "mvn could not fetch the Kafka jars"; }
-    touch "$KAFKA_LIBS/.complete"
-  fi
+  maven_libs "$ROOT/scripts/kafka/pom.xml" "$KAFKA_LIBS" kafka "Apache Kafka $version jars"
+}
+
+# maven_libs POM DIR NAME WHAT — a pom's runtime jars copied into DIR from Maven Central,
+# once (DIR/.complete marks a finished copy; the log is $CACHE/NAME-mvn.log).
+maven_libs() {
+  local pom="$1" dir="$2" name="$3" what="$4"
+  [ -f "$dir/.complete" ] && return 0
+  log "fetching the $what with Maven"
+  rm -rf "$dir"
+  mvn -q -B -f "$pom" dependency:copy-dependencies \
+    -DoutputDirectory="$dir" -DincludeScope=runtime >"$CACHE/$name-mvn.log" 2>&1 \
+    || { tail -30 "$CACHE/$name-mvn.log" >&2; die "mvn could not fetch the $what"; }
+  touch "$dir/.complete"
 }
 
 jvm_service_libs() {
@@ -111,14 +117,8 @@ jvm_service_libs() {
   local sum
   sum="$(sha256sum "$ROOT/end2end/fixtures/jvm-service/pom.xml" | cut -c1-12)"
   export LOOKOUT_JVM_SERVICE_LIBS="$CACHE/jvm-service-$sum/libs"
-  if [ ! -f "$LOOKOUT_JVM_SERVICE_LIBS/.complete" ]; then
-    log "fetching the JVM test service's jars with Maven"
-    rm -rf "$LOOKOUT_JVM_SERVICE_LIBS"
-    mvn -q -B -f "$ROOT/end2end/fixtures/jvm-service/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$LOOKOUT_JVM_SERVICE_LIBS" -DincludeScope=runtime >"$CACHE/jvm-service-mvn.log" 2>&1 \
-      || { tail -30 "$CACHE/jvm-service-mvn.log" >&2; die "mvn could not fetch the JVM test service's jars"; }
-    touch "$LOOKOUT_JVM_SERVICE_LIBS/.complete"
-  fi
+  maven_libs "$ROOT/end2end/fixtures/jvm-service/pom.xml" "$LOOKOUT_JVM_SERVICE_LIBS" \
+    jvm-service "JVM test service's jars"
 }
 
 cadvisor_exporter() {

@@ -691,6 +691,24 @@ fn with_item(code: &str, id: &str, text: &str, query: &str, success: &str) -> St
     )
 }
 
+/// `q`'s instant values keyed by their `name` label (a breaker's), or nothing without a
+/// query when the service does not export `metric`.
+async fn by_name(
+    p: &Prom<'_>,
+    names: &BTreeSet<String>,
+    metric: &str,
+    q: &str,
+) -> Result<BTreeMap<String, f64>, ProbeError> {
+    if !names.contains(metric) {
+        return Ok(BTreeMap::new());
+    }
+    Ok(p.vector(q)
+        .await?
+        .into_iter()
+        .map(|s| (s.labels.get("name").cloned().unwrap_or_default(), s.value))
+        .collect())
+}
+
 /// A label value inside PromQL double quotes.
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"")
@@ -1053,31 +1071,25 @@ async fn breakers(
         let q = format!("max by (name, state) (resilience4j_circuitbreaker_state{{{sel}}})");
         let series = p.range(&q).await?;
         let rate_q = format!("max by (name) (resilience4j_circuitbreaker_failure_rate{{{sel}}})");
-        let rates: BTreeMap<String, f64> =
-            if names.contains("resilience4j_circuitbreaker_failure_rate") {
-                p.vector(&rate_q)
-                    .await?
-                    .into_iter()
-                    .map(|s| (s.labels.get("name").cloned().unwrap_or_default(), s.value))
-                    .collect()
-            } else {
-                BTreeMap::new()
-            };
+        let rates = by_name(
+            p,
+            names,
+            "resilience4j_circuitbreaker_failure_rate",
+            &rate_q,
+        )
+        .await?;
         // Calls the open breaker turned away in the window.
         let w = params.text("window").trim();
         let rejected_q = format!(
             "sum by (name) (increase(resilience4j_circuitbreaker_not_permitted_calls_total{{{sel}}}[{w}]))"
         );
-        let rejected: BTreeMap<String, f64> =
-            if names.contains("resilience4j_circuitbreaker_not_permitted_calls_total") {
-                p.vector(&rejected_q)
-                    .await?
-                    .into_iter()
-                    .map(|s| (s.labels.get("name").cloned().unwrap_or_default(), s.value))
-                    .collect()
-            } else {
-                BTreeMap::new()
-            };
+        let rejected = by_name(
+            p,
+            names,
+            "resilience4j_circuitbreaker_not_permitted_calls_total",
+            &rejected_q,
+        )
+        .await?;
         let mut state_of: BTreeMap<String, (String, Option<f64>, &RangeSeries)> = BTreeMap::new();
         for s in &series {
             let Some(&(t, v)) = s.points.last() else {
