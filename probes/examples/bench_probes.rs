@@ -4,7 +4,9 @@
 //! (patterns of different sizes and TTLs) and 20 big keys of every type, then runs
 //! `redis-cli --memkeys` and the probe's full key audit (unpaced, at redis-cli's key rate,
 //! at the default pace) on the same data, each with a client beside it PINGing the server
-//! every 10 ms, and compares time, the top 20 and the latency the other client saw.
+//! every 10 ms, and compares time, the top 20 and the latency the other client saw; then
+//! redis-cli and the audit at redis-cli's key rate again, alternated three times, beside an
+//! application's steady traffic (10 connections × 1,000 GET/s), with its latency.
 //! PostgreSQL: creates a `lookout_bench_probe` database with 1,000 tables (each with an
 //! index and rows, stats analysed) and runs the probe five times.
 //!
@@ -43,9 +45,9 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
-/// `--pinger URL`: PINGs the server every 10 ms until stdin closes, then prints each
-/// round trip (ms).
-fn pinger_main(url: &str) {
+/// `--pinger URL [EVERY_US]`: PINGs the server every 10 ms (or EVERY_US µs) until stdin
+/// closes, then prints each round trip (ms).
+fn pinger_main(url: &str, every: Duration) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
     std::thread::spawn(move || {
@@ -66,7 +68,7 @@ fn pinger_main(url: &str) {
         let t = Instant::now();
         let _: String = redis::cmd("PING").query(&mut c).expect("ping");
         out.push(t.elapsed().as_secs_f64() * 1000.0);
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
     println!(
         "{}",
@@ -77,10 +79,73 @@ fn pinger_main(url: &str) {
     );
 }
 
+/// `--app URL THREADS EVERY_US`: an application's steady traffic — THREADS connections,
+/// each sending a GET of a random `user:*` key every EVERY_US µs — until stdin closes, then
+/// prints each round trip (ms).
+fn app_main(url: &str, threads: usize, every: Duration) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let stop = stop.clone();
+            let url = url.to_string();
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url.as_str())
+                    .expect("client")
+                    .get_connection()
+                    .expect("app");
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
+                let mut out = vec![];
+                let mut next = Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = format!("user:{}", (x % 200_000) * 5 + 2);
+                    let t = Instant::now();
+                    let _: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut c).expect("get");
+                    out.push(t.elapsed().as_secs_f64() * 1000.0);
+                    next += every;
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    } else {
+                        next = now;
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut sink = String::new();
+    while std::io::stdin()
+        .read_line(&mut sink)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {}
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let all: Vec<f64> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap_or_default())
+        .collect();
+    println!(
+        "{}",
+        all.iter()
+            .map(|v| format!("{v:.4}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() == 3 && args[1] == "--pinger" {
-        return pinger_main(&args[2]);
+    if args.len() == 5 && args[1] == "--app" {
+        let threads = args[3].parse().unwrap_or(10);
+        let every_us = args[4].parse().unwrap_or(1000);
+        return app_main(&args[2], threads, Duration::from_micros(every_us));
+    }
+    if args.len() >= 3 && args[1] == "--pinger" {
+        let every_us = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        return pinger_main(&args[2], Duration::from_micros(every_us));
     }
     // LOOKOUT_BENCH_CURRENT_THREAD=1: the whole benchmark (and the probe) on one thread,
     // to see what the probe's own CPU use does to the latency beside it on a small machine.
@@ -234,16 +299,23 @@ async fn redis_bench() {
     // (A process of its own — this program run with `--pinger URL` — so the probe's work
     // in this process does not delay its measurements, as redis-cli's does not.)
     struct Pinger(std::process::Child);
-    fn pinger(url: String) -> Pinger {
+    fn sidecar(args: &[&str]) -> Pinger {
         let exe = std::env::current_exe().expect("exe");
         Pinger(
             Command::new(exe)
-                .args(["--pinger", &url])
+                .args(args)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("pinger"),
         )
+    }
+    fn pinger(url: String) -> Pinger {
+        sidecar(&["--pinger", &url])
+    }
+    // An application's steady traffic: 10 connections, each a GET every millisecond.
+    fn app(url: &str) -> Pinger {
+        sidecar(&["--app", url, "10", "1000"])
     }
     impl Pinger {
         fn stop(mut self) -> Vec<f64> {
@@ -302,13 +374,27 @@ async fn redis_bench() {
         })
         .collect();
 
-    let mut rows = vec![(
-        "redis-cli --memkeys".to_string(),
-        cli_took.as_secs_f64(),
-        p99(&cli_pings),
-        format!("server CPU {cli_cpu:.2} s"),
-        None,
-    )];
+    // The server idle, with only the PINGs: what they measure without any audit.
+    let ping = pinger(url.clone());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_pings = ping.stop();
+
+    let mut rows = vec![
+        (
+            "nothing (the server idle, 10 s)".to_string(),
+            0.0,
+            p99(&idle_pings),
+            String::new(),
+            None,
+        ),
+        (
+            "redis-cli --memkeys".to_string(),
+            cli_took.as_secs_f64(),
+            p99(&cli_pings),
+            format!("server CPU {cli_cpu:.2} s"),
+            None,
+        ),
+    ];
     let runs: [(&str, Vec<(&str, String)>); 4] = [
         (
             "Lookout full audit, unpaced (maintenance window)",
@@ -404,11 +490,11 @@ async fn redis_bench() {
     }
     println!(
         "unpaced Lookout vs redis-cli --memkeys: {:.1}× faster",
-        rows[0].1 / rows[1].1
+        rows[1].1 / rows[2].1
     );
     println!("redis-cli's biggest per type: {cli_biggest:?}");
     println!("the truth (MEMORY USAGE SAMPLES 0): {truth:?}");
-    if let Some(o) = &rows[1].4
+    if let Some(o) = &rows[2].4
         && let Some(f) = o
             .findings
             .iter()
@@ -422,6 +508,78 @@ async fn redis_bench() {
             }
         }
     }
+
+    // Beside an application's traffic (10 connections, 1,000 GETs a second each — a server
+    // in production is rarely idle): its latency with nothing else, beside
+    // `redis-cli --memkeys`, and beside Lookout's audit at redis-cli's key rate, alternated
+    // three times (the spread between runs is as large as the differences).
+    let key_rate = ((1_000_020.0 / cli_took.as_secs_f64()) * 3.0)
+        .round()
+        .to_string();
+    let q = |v: &[f64], x: f64| probes::redis::audit::quantile(v, x);
+    println!(
+        "\nBeside an application's traffic (10 connections × 1,000 GET/s), alternated three times"
+    );
+    println!(
+        "{:<52} {:>8} {:>9} {:>9} {:>9} {:>11}",
+        "beside", "audit s", "GETs", "p50 ms", "p99 ms", "p99.9 ms"
+    );
+    let show = |name: &str, secs: f64, v: &[f64]| {
+        println!(
+            "{name:<52} {secs:>8.2} {:>9} {:>9.3} {:>9.3} {:>11.3}",
+            v.len(),
+            q(v, 0.5),
+            q(v, 0.99),
+            q(v, 0.999)
+        );
+    };
+    let traffic = app(&url);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    show("nothing (10 s)", 0.0, &traffic.stop());
+    let (mut cli_p99, mut lookout_p99) = (vec![], vec![]);
+    for _ in 0..3 {
+        let traffic = app(&url);
+        let t = Instant::now();
+        let _ = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--memkeys"])
+            .output()
+            .expect("redis-cli");
+        let took = t.elapsed().as_secs_f64();
+        let v = traffic.stop();
+        cli_p99.push(q(&v, 0.99));
+        show("redis-cli --memkeys", took, &v);
+
+        let traffic = app(&url);
+        let (o, _) = run(
+            "redis",
+            &url,
+            &[
+                ("rate_interval_s", "1"),
+                ("max_commands_per_sec", &key_rate),
+            ],
+        )
+        .await;
+        let v = traffic.stop();
+        assert!(o.is_ok(), "{:?}", o.result);
+        let audit_ms = o
+            .steps
+            .iter()
+            .find(|s| s.name == "Audit keys")
+            .map(|s| s.elapsed_ms)
+            .unwrap_or(0);
+        lookout_p99.push(q(&v, 0.99));
+        show(
+            "Lookout full audit, at redis-cli's key rate",
+            audit_ms as f64 / 1000.0,
+            &v,
+        );
+    }
+    println!(
+        "median p99: redis-cli {:.3} ms, Lookout {:.3} ms",
+        q(&cli_p99, 0.5),
+        q(&lookout_p99, 0.5)
+    );
+
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

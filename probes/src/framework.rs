@@ -652,6 +652,17 @@ impl Ctx {
         self.lock().commands
     }
 
+    /// Counts `n` commands a probe sent under a pace of its own (see
+    /// [`crate::redis::audit`]'s paced walk), so the run's command count stays whole.
+    pub fn count_commands(&self, n: u64) {
+        self.lock().commands += n;
+    }
+
+    /// The run was cancelled (for work that cannot wait on [`Ctx::net`]).
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
     /// Runs one network step within the step limit, and stops at once if the run is
     /// cancelled. `what` names the step in the timeout message.
     pub async fn net<T, E>(

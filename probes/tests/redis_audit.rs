@@ -331,6 +331,66 @@ async fn the_audit_shows_its_progress_live() {
     assert!(pct(first) < pct(lines.last().unwrap()), "{lines:?}");
 }
 
+/// The server's connected clients and commands processed so far.
+async fn clients_and_commands(c: &mut Conn) -> (u64, u64) {
+    let info: String = redis::cmd("INFO").query_async(c).await.unwrap();
+    let num = |k: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}:")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (num("connected_clients"), num("total_commands_processed"))
+}
+
+#[tokio::test]
+async fn a_cancelled_audit_stops_sending_at_once() {
+    let r = TestRedis::start();
+    let mut c = r.conn().await;
+    keys(&mut c, 20_000).await;
+    let spec = probes::registry::find("redis").unwrap();
+    // 60,000 commands at 3,000/s: twenty seconds if it were not cancelled.
+    let prm = probes::framework::validate_params(
+        spec.spec(),
+        &params(&[("rate_interval_s", "1"), ("max_commands_per_sec", "3000")]),
+    )
+    .unwrap();
+    let conn = probes::framework::Connection {
+        allowed: vec![],
+        url: r.url(),
+        display: r.url(),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let lines = std::sync::Arc::new(Lines::default());
+    let run = tokio::spawn({
+        let cancel = cancel.clone();
+        let lines = lines.clone();
+        async move { probes::framework::run(spec, &conn, &prm, cancel, lines).await }
+    });
+    // Wait until the walk is under way, then cancel.
+    let t = Instant::now();
+    while lines.0.lock().unwrap().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (during, _) = clients_and_commands(&mut c).await;
+    assert!(during >= 3, "the audit's connections: {during}");
+    cancel.cancel();
+    let t = Instant::now();
+    let o = run.await.unwrap();
+    assert!(o.cancelled(), "{:?}", o.result);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // Its connections close and no command of it reaches the server afterwards.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (after, n1) = clients_and_commands(&mut c).await;
+    assert_eq!(after, 1, "only this test's connection is left");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, n2) = clients_and_commands(&mut c).await;
+    assert_eq!(n2, n1 + 1, "only this test's INFO in half a second");
+}
+
 #[tokio::test]
 async fn the_audit_backs_off_when_the_server_slows_down() {
     let r = TestRedis::start();
