@@ -38,11 +38,35 @@ async fn run(probe: &str, url: &str, raw: &[(&str, &str)]) -> (RunOutcome, Durat
     (o, t.elapsed())
 }
 
+/// How long the run's "Audit keys" step took (s).
+fn audit_secs(o: &RunOutcome) -> f64 {
+    o.steps
+        .iter()
+        .find(|s| s.name == "Audit keys")
+        .map_or(0.0, |s| s.elapsed_ms as f64 / 1000.0)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("port")
+}
+
+/// Blocks until stdin closes (the benchmark's signal to a sidecar process to stop).
+fn wait_for_stdin_to_close() {
+    let mut sink = String::new();
+    while std::io::stdin()
+        .read_line(&mut sink)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {}
+}
+
+/// Prints round trips (ms) on one line, for the benchmark to read.
+fn print_samples(v: &[f64]) {
+    let text: Vec<String> = v.iter().map(|v| format!("{v:.4}")).collect();
+    println!("{}", text.join(" "));
 }
 
 /// `--pinger URL [EVERY_US]`: PINGs the server every 10 ms (or EVERY_US µs) until stdin
@@ -51,12 +75,7 @@ fn pinger_main(url: &str, every: Duration) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
     std::thread::spawn(move || {
-        let mut sink = String::new();
-        while std::io::stdin()
-            .read_line(&mut sink)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {}
+        wait_for_stdin_to_close();
         s2.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let mut c = redis::Client::open(url)
@@ -70,13 +89,7 @@ fn pinger_main(url: &str, every: Duration) {
         out.push(t.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(every);
     }
-    println!(
-        "{}",
-        out.iter()
-            .map(|v| format!("{v:.4}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    print_samples(&out);
 }
 
 /// `--app URL THREADS EVERY_US`: an application's steady traffic — THREADS connections,
@@ -116,24 +129,13 @@ fn app_main(url: &str, threads: usize, every: Duration) {
             })
         })
         .collect();
-    let mut sink = String::new();
-    while std::io::stdin()
-        .read_line(&mut sink)
-        .map(|n| n > 0)
-        .unwrap_or(false)
-    {}
+    wait_for_stdin_to_close();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let all: Vec<f64> = workers
         .into_iter()
         .flat_map(|w| w.join().unwrap_or_default())
         .collect();
-    println!(
-        "{}",
-        all.iter()
-            .map(|v| format!("{v:.4}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    print_samples(&all);
 }
 
 fn main() {
@@ -458,16 +460,10 @@ async fn redis_bench() {
         let cpu = server_cpu(&mut c).await - cpu0;
         let pings = ping.stop();
         assert!(o.is_ok(), "{:?}", o.result);
-        let audit_ms = o
-            .steps
-            .iter()
-            .find(|s| s.name == "Audit keys")
-            .map(|s| s.elapsed_ms)
-            .unwrap_or(0);
         let top = top_of(&o);
         rows.push((
             name.clone(),
-            audit_ms as f64 / 1000.0,
+            audit_secs(&o),
             p99(&pings),
             format!(
                 "server CPU {cpu:.2} s; {} commands; top 20 = the planted 20 in order: {}; redis-cli's biggest per type all listed: {}",
@@ -561,16 +557,10 @@ async fn redis_bench() {
         .await;
         let v = traffic.stop();
         assert!(o.is_ok(), "{:?}", o.result);
-        let audit_ms = o
-            .steps
-            .iter()
-            .find(|s| s.name == "Audit keys")
-            .map(|s| s.elapsed_ms)
-            .unwrap_or(0);
         lookout_p99.push(q(&v, 0.99));
         show(
             "Lookout full audit, at redis-cli's key rate",
-            audit_ms as f64 / 1000.0,
+            audit_secs(&o),
             &v,
         );
     }
