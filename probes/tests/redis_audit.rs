@@ -264,6 +264,30 @@ async fn a_keyspace_changing_during_the_audit() {
     assert!(keys_read > 30_000, "{keys_read}");
 }
 
+/// The Redis probe, a connection to `url` and its parameters at `pace` commands/s, for a
+/// test that runs it with a progress sink or a cancel of its own.
+fn paced_probe(
+    url: &str,
+    pace: &str,
+) -> (
+    &'static dyn probes::framework::Probe,
+    probes::framework::Connection,
+    probes::framework::Params,
+) {
+    let spec = probes::registry::find("redis").unwrap();
+    let prm = probes::framework::validate_params(
+        spec.spec(),
+        &params(&[("rate_interval_s", "1"), ("max_commands_per_sec", pace)]),
+    )
+    .unwrap();
+    let conn = probes::framework::Connection {
+        allowed: vec![],
+        url: url.into(),
+        display: url.into(),
+    };
+    (spec, conn, prm)
+}
+
 /// Keeps every progress line the run published for the "Audit keys" step.
 #[derive(Default)]
 struct Lines(std::sync::Mutex<Vec<String>>);
@@ -287,17 +311,7 @@ impl probes::framework::ProgressSink for Lines {
 async fn the_audit_shows_its_progress_live() {
     let r = TestRedis::start();
     keys(&mut r.conn().await, 20_000).await;
-    let spec = probes::registry::find("redis").unwrap();
-    let prm = probes::framework::validate_params(
-        spec.spec(),
-        &params(&[("rate_interval_s", "1"), ("max_commands_per_sec", "30000")]),
-    )
-    .unwrap();
-    let conn = probes::framework::Connection {
-        allowed: vec![],
-        url: r.url(),
-        display: r.url(),
-    };
+    let (spec, conn, prm) = paced_probe(&r.url(), "30000");
     let lines = std::sync::Arc::new(Lines::default());
     let o = probes::framework::run(
         spec,
@@ -334,14 +348,8 @@ async fn the_audit_shows_its_progress_live() {
 /// The server's connected clients and commands processed so far.
 async fn clients_and_commands(c: &mut Conn) -> (u64, u64) {
     let info: String = redis::cmd("INFO").query_async(c).await.unwrap();
-    let num = |k: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}:")))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let info = probes::redis::probe::parse_info(&info);
+    let num = |k: &str| -> u64 { info[k].parse().unwrap() };
     (num("connected_clients"), num("total_commands_processed"))
 }
 
@@ -350,18 +358,8 @@ async fn a_cancelled_audit_stops_sending_at_once() {
     let r = TestRedis::start();
     let mut c = r.conn().await;
     keys(&mut c, 20_000).await;
-    let spec = probes::registry::find("redis").unwrap();
     // 60,000 commands at 3,000/s: twenty seconds if it were not cancelled.
-    let prm = probes::framework::validate_params(
-        spec.spec(),
-        &params(&[("rate_interval_s", "1"), ("max_commands_per_sec", "3000")]),
-    )
-    .unwrap();
-    let conn = probes::framework::Connection {
-        allowed: vec![],
-        url: r.url(),
-        display: r.url(),
-    };
+    let (spec, conn, prm) = paced_probe(&r.url(), "3000");
     let cancel = tokio_util::sync::CancellationToken::new();
     let lines = std::sync::Arc::new(Lines::default());
     let run = tokio::spawn({
