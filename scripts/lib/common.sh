@@ -62,9 +62,10 @@ ensure_build_packages() {
 prune_target_dir() {
   # The shared target dir grows with every checkout path it builds (CI clones, the working
   # copy) and every change of features or dependencies (a new hash, a new ~400 MB
-  # libserver-*.rlib): past 25 GB, drop the incremental caches, and test binaries,
-  # examples and the workspace crates' libraries older than a day — they are rebuilt
-  # when needed — so a long-lived machine does not fill its disk (one did: 72 GB).
+  # libserver-*.rlib): past 25 GB, drop the incremental caches, test binaries but the
+  # newest of each name, and test binaries, examples and the workspace crates' libraries
+  # older than a day — they are rebuilt when needed — so a long-lived machine does not
+  # fill its disk (one did: 72 GB).
   local dir="$CARGO_TARGET_DIR" kb
   [ -d "$dir" ] || return 0
   kb="$(du -sk "$dir" 2>/dev/null | cut -f1)"
@@ -72,6 +73,11 @@ prune_target_dir() {
     log "pruning $dir ($((kb / 1024 / 1024)) GB): incremental caches, old test binaries and workspace libraries"
     rm -rf "$dir"/debug/incremental "$dir"/release/incremental
     find "$dir"/debug/deps -maxdepth 1 -type f -executable -mtime +1 -delete 2>/dev/null || true
+    # Of the test binaries left, only the newest of each name (every CI run of the day
+    # builds its own, tens to hundreds of MB each).
+    find "$dir"/debug/deps -maxdepth 1 -type f -executable -name '*-*' ! -name '*.*' -printf '%T@ %f\n' 2>/dev/null \
+      | sort -rn | awk '{ n = $2; sub(/-[0-9a-f]+$/, "", n); if (seen[n]++) print $2 }' \
+      | while read -r f; do rm -f "$dir/debug/deps/$f"; done
     find "$dir"/debug/deps "$dir"/release/deps -maxdepth 1 -type f -mtime +1 \
       \( -name 'libserver-*' -o -name 'libapp-*' -o -name 'libdomain-*' -o -name 'libprobes-*' -o -name 'libfrontend-*' \) \
       -delete 2>/dev/null || true
