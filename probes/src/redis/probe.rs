@@ -87,7 +87,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "scan_count",
         label: "SCAN COUNT",
-        help: "Keys asked for per SCAN call in a maintenance window (their MEMORY USAGE / TYPE / PTTL go in pipelines, many in flight). Paced, a SCAN asks for at most 20 and a pipeline carries 5 keys (8 while the walk is behind its pace), one at a time, spaced to the microsecond: no other client waits behind a big batch.",
+        help: "Keys asked for per SCAN call in a maintenance window (their MEMORY USAGE / TYPE / PTTL go in pipelines, many in flight). Paced, a SCAN asks for at most 20 and a pipeline carries 5 keys (8 while the walk is behind its pace), one at a time, each waited for, with a pause whenever the walk is a millisecond ahead of its pace: no other client waits behind a big batch.",
         kind: ParamKind::Int { min: 10, max: 5000 },
         default: "1000",
     },
