@@ -440,7 +440,7 @@ pub async fn audit_node(
             plan.in_flight.max(1)
         };
         let chunk_keys = plan.pipeline_keys.max(1);
-        let mut seen: HashSet<u64> = HashSet::new();
+        let mut seen = Seen::for_keys(max_keys.min(dbsize_before));
         let mut inflight: tokio::task::JoinSet<Result<Vec<Row>, String>> =
             tokio::task::JoinSet::new();
         let mut visited: u64 = 0;
@@ -608,7 +608,7 @@ fn paced_walk(
     samples: &str,
     shared: &Shared,
 ) -> Walked {
-    let mut seen: HashSet<u64> = HashSet::new();
+    let mut seen = Seen::for_keys(max_keys.min(out.meta.dbsize_before));
     let mut visited: u64 = 0;
     let mut pacer = FinePacer::default();
     let count = plan.scan_count.clamp(1, PACED_SCAN_COUNT);
@@ -704,11 +704,41 @@ impl FinePacer {
     }
 }
 
+/// The 64-bit hashes of the key names seen so far. They already are hashes, so the set
+/// takes them as they are, and it is sized for the keyspace up front (a million keys:
+/// no rehash on the way, ~16 MB).
+struct Seen(HashSet<u64, std::hash::BuildHasherDefault<AsIs>>);
+
+impl Seen {
+    fn for_keys(n: u64) -> Seen {
+        let n = usize::try_from(n.min(8_000_000)).unwrap_or(0);
+        Seen(HashSet::with_capacity_and_hasher(n, Default::default()))
+    }
+}
+
+/// A hasher that passes a `u64` through (see [`Seen`]).
+#[derive(Default)]
+struct AsIs(u64);
+
+impl std::hash::Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 /// The keys of a SCAN batch not seen before (SCAN may return a key twice while the table
 /// resizes: de-duplicated by a 64-bit hash of the name), up to `max_keys` in all.
 fn fresh_keys(
     batch: Vec<String>,
-    seen: &mut HashSet<u64>,
+    seen: &mut Seen,
     visited: &mut u64,
     max_keys: u64,
     meta: &mut Meta,
@@ -720,7 +750,7 @@ fn fresh_keys(
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         k.hash(&mut h);
-        if seen.insert(h.finish()) {
+        if seen.0.insert(h.finish()) {
             *visited += 1;
             fresh.push(k);
         } else {
@@ -735,9 +765,12 @@ fn absorb(out: &mut Audit, rows: Vec<Row>, big_key: u64) {
     for (k, mem, ty, ttl) in rows {
         match mem {
             Some(mem) if ttl != -2 && ty != "none" => {
-                let e = out.meta.types.entry(ty.clone()).or_default();
-                e.0 += 1;
-                e.1 += mem;
+                match out.meta.types.get_mut(&ty) {
+                    Some(e) => *e = (e.0 + 1, e.1 + mem),
+                    None => {
+                        out.meta.types.insert(ty.clone(), (1, mem));
+                    }
+                }
                 out.keys.add(k, ty, mem, ttl, big_key);
             }
             _ => out.meta.vanished += 1,

@@ -86,18 +86,37 @@ impl Sampled {
         }
     }
 
-    /// Counts one key (`ttl` in ms, -1 for none).
+    /// Counts one key (`ttl` in ms, -1 for none). (Called once per key of a full audit:
+    /// no allocation for a pattern already seen, and a key too small for the top is not
+    /// pushed only to be popped.)
     pub fn add(&mut self, key: String, ty: String, mem: u64, ttl: i64, big_key: u64) {
-        let p = self.patterns.entry(key_pattern(&key)).or_default();
-        p.keys += 1;
-        p.bytes += mem;
+        with_key_pattern(&key, |pattern| {
+            if !self.patterns.contains_key(pattern) {
+                self.patterns
+                    .insert(pattern.to_string(), PatternStat::default());
+            }
+            if let Some(p) = self.patterns.get_mut(pattern) {
+                p.keys += 1;
+                p.bytes += mem;
+                if ttl == -1 {
+                    p.no_ttl += 1;
+                }
+            }
+        });
         if ttl == -1 {
-            p.no_ttl += 1;
             self.no_ttl += 1;
         }
         self.n += 1;
         if mem >= big_key {
             self.big += 1;
+        }
+        if self.biggest.len() >= KEEP_BIGGEST
+            && self.biggest.peek().is_some_and(|std::cmp::Reverse(least)| {
+                (mem, std::cmp::Reverse(key.as_str()))
+                    < (least.0, std::cmp::Reverse(least.1.0.as_str()))
+            })
+        {
+            return;
         }
         self.biggest
             .push(std::cmp::Reverse((mem, std::cmp::Reverse(key), ty, ttl)));
@@ -111,15 +130,31 @@ impl Sampled {
 /// (`session:9f2c` → `session:*`); keys without a separator lose their digits
 /// (`job1234` → `job*`).
 pub fn key_pattern(key: &str) -> String {
-    if let Some(i) = key.find([':', '/', '|', '.', '#']) {
-        return format!("{}*", &key[..=i]);
+    with_key_pattern(key, str::to_string)
+}
+
+/// Calls `f` with [`key_pattern`]`(key)`, built on the stack when it is short.
+fn with_key_pattern<R>(key: &str, f: impl FnOnce(&str) -> R) -> R {
+    let stem = match key.find([':', '/', '|', '.', '#']) {
+        Some(i) => &key[..=i],
+        None => {
+            let stripped = key.trim_end_matches(|c: char| c.is_ascii_digit());
+            if stripped.len() == key.len() {
+                return f(key);
+            }
+            stripped
+        }
+    };
+    let mut buf = [0u8; 64];
+    if let Some(room) = buf.get_mut(..=stem.len()) {
+        let (head, star) = room.split_at_mut(stem.len());
+        head.copy_from_slice(stem.as_bytes());
+        star.fill(b'*');
+        if let Ok(p) = std::str::from_utf8(room) {
+            return f(p);
+        }
     }
-    let stripped = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    if stripped.len() < key.len() {
-        format!("{stripped}*")
-    } else {
-        key.to_string()
-    }
+    f(&format!("{stem}*"))
 }
 
 /// Everything the probe gathered, for judging.
@@ -1022,6 +1057,69 @@ mod tests {
         big_key_bytes: 10 << 20,
         top_keys: 20,
     };
+
+    #[test]
+    fn key_patterns() {
+        let long = format!("{}:1", "x".repeat(70));
+        let cases: &[(&str, String)] = &[
+            ("session:9f2c", "session:*".into()),
+            ("cache/product/7", "cache/*".into()),
+            ("a|b", "a|*".into()),
+            ("v1.2", "v1.*".into()),
+            ("job1234", "job*".into()),
+            ("1234", "*".into()),
+            ("plain", "plain".into()),
+            ("ключ:1", "ключ:*".into()),
+            // A prefix too long for the stack buffer takes the allocating way.
+            (&long, format!("{}:*", "x".repeat(70))),
+        ];
+        for (key, want) in cases {
+            assert_eq!(&key_pattern(key), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn the_kept_top_is_the_true_top_whatever_the_order() {
+        // 2,000 keys, many of equal size, in a scrambled order: the kept top is the first
+        // KEEP_BIGGEST by (memory descending, name ascending), and the pattern totals
+        // count every key.
+        let mut s = Sampled::default();
+        let mut all = vec![];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..2_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = format!("{}:{}", ["a", "b", "c"][(i % 3) as usize], x % 10_000);
+            let mem = (x >> 20) % 300;
+            if all.iter().any(|(_, k)| k == &key) {
+                continue;
+            }
+            all.push((mem, key.clone()));
+            s.add(
+                key,
+                "string".into(),
+                mem,
+                if i % 2 == 0 { -1 } else { 5 },
+                250,
+            );
+        }
+        all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let want: Vec<(u64, String)> = all.iter().take(KEEP_BIGGEST).cloned().collect();
+        let mut got: Vec<(u64, String)> = s
+            .biggest
+            .iter()
+            .map(|std::cmp::Reverse((m, std::cmp::Reverse(k), _, _))| (*m, k.clone()))
+            .collect();
+        got.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        assert_eq!(got, want);
+        assert_eq!(s.n, all.len() as u64);
+        let total: u64 = s.patterns.values().map(|p| p.keys).sum();
+        assert_eq!(total, all.len() as u64);
+        let bytes: u64 = s.patterns.values().map(|p| p.bytes).sum();
+        assert_eq!(bytes, all.iter().map(|(m, _)| m).sum::<u64>());
+        assert_eq!(s.patterns.len(), 3);
+    }
 
     fn info(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
