@@ -671,7 +671,8 @@ const PACE_QUANTUM: Duration = Duration::from_millis(1);
 /// (Pausing for every batch — ~100 µs at redis-cli's key rate — meant 25,000–35,000
 /// sleeps in a 20 s audit of a million keys, each overrunning by ~70 µs of timer slack and
 /// wake-up, and an application's p99 beside it 0.27 ms against redis-cli's 0.23; pausing a
-/// millisecond at a time, ~1,000 sleeps, and 0.23 against 0.24 — BENCHMARKS.md.)
+/// millisecond at a time, ~1,000 sleeps, and 0.234 against 0.234, medians of twelve pairs —
+/// BENCHMARKS.md.)
 #[derive(Default)]
 struct FinePacer {
     next: Option<Instant>,
