@@ -7,6 +7,14 @@ CACHE="${LOOKOUT_CACHE:-$HOME/.cache/lookout}"
 TOOLS="$CACHE/tools"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 export PATH="$TOOLS/bin:$TOOLS/npm/bin:$HOME/.cargo/bin:$PATH"
+# Node trusts only the CA list it was built with, not the machine's: behind an egress proxy
+# that signs with a CA of the system's bundle, npm fails with "self-signed certificate in
+# certificate chain" (seen 2026-11-30 to 2026-12-02 whenever the environment did not set
+# it: five of six attempts of a CI run). Trust the system's bundle too, as curl, git and
+# pip already do.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 CARGO_LEPTOS_VERSION=0.3.7
 BINARYEN_VERSION=132.0.0
 
@@ -112,9 +120,8 @@ ensure_wasm_opt() {
   # Only release builds need wasm-opt; binaryen from npm ships it.
   if [ "$("$TOOLS/npm/bin/wasm-opt" --version 2>/dev/null | awk '{print $3}')" != "${BINARYEN_VERSION%%.*}" ]; then
     log "installing wasm-opt (npm binaryen@$BINARYEN_VERSION)"
-    # The registry fetch can fail for minutes on a fresh machine (seen 2026-11-30, and on
-    # 2026-12-01 three attempts over three minutes: "self-signed certificate in certificate
-    # chain" from the egress proxy, then fine): six attempts, waiting longer each time.
+    # The registry fetch can still fail for a while on a fresh machine (the egress proxy;
+    # see NODE_EXTRA_CA_CERTS above): six attempts, waiting longer each time.
     local attempt
     for attempt in 1 2 3 4 5 6; do
       npm install --silent -g --prefix "$TOOLS/npm" "binaryen@$BINARYEN_VERSION" >/dev/null && return 0
