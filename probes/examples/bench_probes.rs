@@ -155,8 +155,8 @@ fn sidecar(args: &[&str]) -> Pinger {
             .expect("pinger"),
     )
 }
-fn pinger(url: String) -> Pinger {
-    sidecar(&["--pinger", &url])
+fn pinger(url: &str) -> Pinger {
+    sidecar(&["--pinger", url])
 }
 // An application's steady traffic: 10 connections, each a GET every millisecond.
 fn app(url: &str) -> Pinger {
@@ -329,196 +329,16 @@ async fn redis_bench() {
         truth.push((m, key));
     }
     truth.sort_by(|a, b| b.cmp(a));
-    let truth_keys: Vec<String> = truth.iter().map(|t| t.1.clone()).collect();
 
     // LOOKOUT_BENCH_REDIS_APP_ONLY=1: only the comparison beside an application's traffic.
     if std::env::var_os("LOOKOUT_BENCH_REDIS_APP_ONLY").is_none() {
-        // Every run below has a client beside it PINGing the server every 10 ms: the latency
-        // any other client of the server sees while it runs.
-        // (A process of its own — this program run with `--pinger URL` — so the probe's work
-        // in this process does not delay its measurements, as redis-cli's does not.)
-        fn p99(v: &[f64]) -> f64 {
-            probes::redis::audit::quantile(v, 0.99)
-        }
-        // The server's CPU seconds (user + sys) so far.
-        async fn server_cpu(c: &mut redis::aio::MultiplexedConnection) -> f64 {
-            let info: String = redis::cmd("INFO")
-                .arg("cpu")
-                .query_async(c)
-                .await
-                .expect("info");
-            let i = probes::redis::probe::parse_info(&info);
-            ["used_cpu_user", "used_cpu_sys"]
-                .iter()
-                .filter_map(|k| i.get(*k).and_then(|v| v.parse::<f64>().ok()))
-                .sum()
-        }
-        let top_of = |o: &RunOutcome| -> Vec<String> {
-            o.findings
-                .iter()
-                .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
-                .map(|f| f.tables[0].rows.iter().map(|r| r[0].clone()).collect())
-                .unwrap_or_default()
-        };
-
-        // redis-cli --memkeys (a full SCAN with TYPE and MEMORY USAGE per key).
-        let ping = pinger(url.clone());
-        let cpu0 = server_cpu(&mut c).await;
-        let t = Instant::now();
-        let out = Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "--memkeys"])
-            .output()
-            .expect("redis-cli");
-        let cli_took = t.elapsed();
-        let cli_cpu = server_cpu(&mut c).await - cpu0;
-        let cli_pings = ping.stop();
-        let text = String::from_utf8_lossy(&out.stdout);
-        // "Biggest string found 'blob:string:18' has 2000056 bytes"
-        let cli_biggest: Vec<(String, u64)> = text
-            .lines()
-            .filter(|l| l.starts_with("Biggest"))
-            .filter_map(|l| {
-                let k = l.split('\'').nth(1)?.trim_matches('"').to_string();
-                let n = l.split(" has ").nth(1)?.split(' ').next()?.parse().ok()?;
-                Some((k, n))
-            })
-            .collect();
-
-        // The server idle, with only the PINGs: what they measure without any audit.
-        let ping = pinger(url.clone());
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let idle_pings = ping.stop();
-
-        let mut rows = vec![
-            (
-                "nothing (the server idle, 10 s)".to_string(),
-                0.0,
-                p99(&idle_pings),
-                String::new(),
-                None,
-            ),
-            (
-                "redis-cli --memkeys".to_string(),
-                cli_took.as_secs_f64(),
-                p99(&cli_pings),
-                format!("server CPU {cli_cpu:.2} s"),
-                None,
-            ),
-        ];
-        let runs: [(&str, Vec<(&str, String)>); 4] = [
-            (
-                "Lookout full audit, unpaced (maintenance window)",
-                vec![("maintenance_window", "true".into())],
-            ),
-            (
-                "Lookout full audit, at redis-cli's key rate",
-                // The same keys per second: redis-cli sends two commands per key (TYPE,
-                // MEMORY USAGE), Lookout three (and PTTL).
-                vec![(
-                    "max_commands_per_sec",
-                    ((1_000_020.0 / cli_took.as_secs_f64()) * 3.0)
-                        .round()
-                        .to_string(),
-                )],
-            ),
-            (
-                "Lookout full audit, at redis-cli's command rate",
-                vec![(
-                    "max_commands_per_sec",
-                    ((1_000_020.0 / cli_took.as_secs_f64()) * 2.0)
-                        .round()
-                        .to_string(),
-                )],
-            ),
-            (
-                "Lookout full audit, default pace (50,000 commands/s)",
-                vec![],
-            ),
-        ];
-        // More runs to compare, e.g. LOOKOUT_BENCH_REDIS="memory_samples=5;scan_count=100".
-        let extra: Vec<(String, Vec<(String, String)>)> = std::env::var("LOOKOUT_BENCH_REDIS")
-            .unwrap_or_default()
-            .split(';')
-            .filter(|s| !s.trim().is_empty())
-            .map(|set| {
-                let kv = set
-                    .split(',')
-                    .filter_map(|p| p.split_once('='))
-                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                    .collect();
-                (format!("Lookout full audit, {set}"), kv)
-            })
-            .collect();
-        let runs: Vec<(String, Vec<(String, String)>)> = runs
-            .into_iter()
-            .map(|(n, p)| {
-                (
-                    n.to_string(),
-                    p.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-                )
-            })
-            .chain(extra)
-            .collect();
-        for (name, params) in runs {
-            let mut raw: Vec<(&str, &str)> = vec![("rate_interval_s", "1")];
-            raw.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let ping = pinger(url.clone());
-            let cpu0 = server_cpu(&mut c).await;
-            let (o, _) = run("redis", &url, &raw).await;
-            let cpu = server_cpu(&mut c).await - cpu0;
-            let pings = ping.stop();
-            assert!(o.is_ok(), "{:?}", o.result);
-            let top = top_of(&o);
-            rows.push((
-            name.clone(),
-            audit_secs(&o),
-            p99(&pings),
-            format!(
-                "server CPU {cpu:.2} s; {} commands; top 20 = the planted 20 in order: {}; redis-cli's biggest per type all listed: {}",
-                o.commands,
-                top == truth_keys,
-                cli_biggest.iter().all(|(k, _)| top.contains(k))
-            ),
-            Some(o),
-        ));
-        }
-        println!(
-            "\nFull key audit of 1,000,020 keys (20 planted big keys: string, hash, list, set, zset, stream)"
-        );
-        println!(
-            "{:<52} {:>10} {:>22}  notes",
-            "tool", "audit s", "PING p99 beside it ms"
-        );
-        for (name, secs, p, notes, _) in &rows {
-            println!("{name:<52} {secs:>10.2} {p:>22.2}  {notes}");
-        }
-        println!(
-            "unpaced Lookout vs redis-cli --memkeys: {:.1}× faster",
-            rows[1].1 / rows[2].1
-        );
-        println!("redis-cli's biggest per type: {cli_biggest:?}");
-        println!("the truth (MEMORY USAGE SAMPLES 0): {truth:?}");
-        if let Some(o) = &rows[2].4
-            && let Some(f) = o
-                .findings
-                .iter()
-                .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
-        {
-            println!("{}", f.title);
-            for t in &f.tables {
-                println!("-- {}", t.title);
-                for r in t.rows.iter().take(20) {
-                    println!("   {}", r.join(" | "));
-                }
-            }
-        }
-
-        // Beside an application's traffic (10 connections, 1,000 GETs a second each — a server
-        // in production is rarely idle): its latency with nothing else, beside
-        // `redis-cli --memkeys`, and beside Lookout's audit at redis-cli's key rate, alternated
-        // three times (the spread between runs is as large as the differences). Twice: as the
-        // machine idles by default, then with its idle CPUs polling instead of halting.
+        full_audits_beside_pings(&url, port, &mut c, &truth).await;
     }
+    // Beside an application's traffic (10 connections, 1,000 GETs a second each — a server
+    // in production is rarely idle): its latency with nothing else, beside
+    // `redis-cli --memkeys`, and beside Lookout's audit at redis-cli's key rate, alternated
+    // three times (the spread between runs is as large as the differences). Twice: as the
+    // machine idles by default, then with its idle CPUs polling instead of halting.
     beside_app(&url, port, "the CPUs' default idle (halt)").await;
     match NoIdleHalt::hold() {
         Some(hold) => {
@@ -531,6 +351,197 @@ async fn redis_bench() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// redis-cli --memkeys and Lookout's full audit (unpaced, at redis-cli's key and command
+/// rates, at the default pace) on the same data, each with a client PINGing the server beside
+/// it: time, the top 20 against the truth, the PING p99, the server's CPU.
+async fn full_audits_beside_pings(
+    url: &str,
+    port: u16,
+    c: &mut redis::aio::MultiplexedConnection,
+    truth: &[(u64, String)],
+) {
+    let truth_keys: Vec<String> = truth.iter().map(|t| t.1.clone()).collect();
+    // Every run below has a client beside it PINGing the server every 10 ms: the latency
+    // any other client of the server sees while it runs.
+    // (A process of its own — this program run with `--pinger URL` — so the probe's work
+    // in this process does not delay its measurements, as redis-cli's does not.)
+    fn p99(v: &[f64]) -> f64 {
+        probes::redis::audit::quantile(v, 0.99)
+    }
+    // The server's CPU seconds (user + sys) so far.
+    async fn server_cpu(c: &mut redis::aio::MultiplexedConnection) -> f64 {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(c)
+            .await
+            .expect("info");
+        let i = probes::redis::probe::parse_info(&info);
+        ["used_cpu_user", "used_cpu_sys"]
+            .iter()
+            .filter_map(|k| i.get(*k).and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+    let top_of = |o: &RunOutcome| -> Vec<String> {
+        o.findings
+            .iter()
+            .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
+            .map(|f| f.tables[0].rows.iter().map(|r| r[0].clone()).collect())
+            .unwrap_or_default()
+    };
+
+    // redis-cli --memkeys (a full SCAN with TYPE and MEMORY USAGE per key).
+    let ping = pinger(url);
+    let cpu0 = server_cpu(c).await;
+    let t = Instant::now();
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--memkeys"])
+        .output()
+        .expect("redis-cli");
+    let cli_took = t.elapsed();
+    let cli_cpu = server_cpu(c).await - cpu0;
+    let cli_pings = ping.stop();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "Biggest string found 'blob:string:18' has 2000056 bytes"
+    let cli_biggest: Vec<(String, u64)> = text
+        .lines()
+        .filter(|l| l.starts_with("Biggest"))
+        .filter_map(|l| {
+            let k = l.split('\'').nth(1)?.trim_matches('"').to_string();
+            let n = l.split(" has ").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some((k, n))
+        })
+        .collect();
+
+    // The server idle, with only the PINGs: what they measure without any audit.
+    let ping = pinger(url);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_pings = ping.stop();
+
+    let mut rows = vec![
+        (
+            "nothing (the server idle, 10 s)".to_string(),
+            0.0,
+            p99(&idle_pings),
+            String::new(),
+            None,
+        ),
+        (
+            "redis-cli --memkeys".to_string(),
+            cli_took.as_secs_f64(),
+            p99(&cli_pings),
+            format!("server CPU {cli_cpu:.2} s"),
+            None,
+        ),
+    ];
+    let runs: [(&str, Vec<(&str, String)>); 4] = [
+        (
+            "Lookout full audit, unpaced (maintenance window)",
+            vec![("maintenance_window", "true".into())],
+        ),
+        (
+            "Lookout full audit, at redis-cli's key rate",
+            // The same keys per second: redis-cli sends two commands per key (TYPE,
+            // MEMORY USAGE), Lookout three (and PTTL).
+            vec![(
+                "max_commands_per_sec",
+                ((1_000_020.0 / cli_took.as_secs_f64()) * 3.0)
+                    .round()
+                    .to_string(),
+            )],
+        ),
+        (
+            "Lookout full audit, at redis-cli's command rate",
+            vec![(
+                "max_commands_per_sec",
+                ((1_000_020.0 / cli_took.as_secs_f64()) * 2.0)
+                    .round()
+                    .to_string(),
+            )],
+        ),
+        (
+            "Lookout full audit, default pace (50,000 commands/s)",
+            vec![],
+        ),
+    ];
+    // More runs to compare, e.g. LOOKOUT_BENCH_REDIS="memory_samples=5;scan_count=100".
+    let extra: Vec<(String, Vec<(String, String)>)> = std::env::var("LOOKOUT_BENCH_REDIS")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|set| {
+            let kv = set
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            (format!("Lookout full audit, {set}"), kv)
+        })
+        .collect();
+    let runs: Vec<(String, Vec<(String, String)>)> = runs
+        .into_iter()
+        .map(|(n, p)| {
+            (
+                n.to_string(),
+                p.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            )
+        })
+        .chain(extra)
+        .collect();
+    for (name, params) in runs {
+        let mut raw: Vec<(&str, &str)> = vec![("rate_interval_s", "1")];
+        raw.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let ping = pinger(url);
+        let cpu0 = server_cpu(c).await;
+        let (o, _) = run("redis", url, &raw).await;
+        let cpu = server_cpu(c).await - cpu0;
+        let pings = ping.stop();
+        assert!(o.is_ok(), "{:?}", o.result);
+        let top = top_of(&o);
+        rows.push((
+        name.clone(),
+        audit_secs(&o),
+        p99(&pings),
+        format!(
+            "server CPU {cpu:.2} s; {} commands; top 20 = the planted 20 in order: {}; redis-cli's biggest per type all listed: {}",
+            o.commands,
+            top == truth_keys,
+            cli_biggest.iter().all(|(k, _)| top.contains(k))
+        ),
+        Some(o),
+    ));
+    }
+    println!(
+        "\nFull key audit of 1,000,020 keys (20 planted big keys: string, hash, list, set, zset, stream)"
+    );
+    println!(
+        "{:<52} {:>10} {:>22}  notes",
+        "tool", "audit s", "PING p99 beside it ms"
+    );
+    for (name, secs, p, notes, _) in &rows {
+        println!("{name:<52} {secs:>10.2} {p:>22.2}  {notes}");
+    }
+    println!(
+        "unpaced Lookout vs redis-cli --memkeys: {:.1}× faster",
+        rows[1].1 / rows[2].1
+    );
+    println!("redis-cli's biggest per type: {cli_biggest:?}");
+    println!("the truth (MEMORY USAGE SAMPLES 0): {truth:?}");
+    if let Some(o) = &rows[2].4
+        && let Some(f) = o
+            .findings
+            .iter()
+            .find(|f| f.code == "REDIS_KEYSPACE_SAMPLE")
+    {
+        println!("{}", f.title);
+        for t in &f.tables {
+            println!("-- {}", t.title);
+            for r in t.rows.iter().take(20) {
+                println!("   {}", r.join(" | "));
+            }
+        }
+    }
 }
 
 /// Keeps the machine's idle CPUs polling rather than halting while it lives (a PM QoS
