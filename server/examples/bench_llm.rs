@@ -346,8 +346,10 @@ async fn review_part(pool: &sqlx::PgPool, base: &str) {
             .expect("daily rollups");
         drop(conn);
         sqlx::query(
-            "INSERT INTO llm_traces (trace_id, first_at, day, service, calls, cost)
+            "INSERT INTO llm_traces (trace_id, first_at, day, last_at, last_day, service, calls,
+                 cost)
              SELECT trace_id, min(started_at), (min(started_at) AT TIME ZONE 'UTC')::date,
+                    max(started_at), (max(started_at) AT TIME ZONE 'UTC')::date,
                     min(service), count(*), sum(cost)
                FROM llm_usage WHERE trace_id IS NOT NULL AND cost IS NOT NULL GROUP BY trace_id",
         )

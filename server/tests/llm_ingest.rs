@@ -1236,3 +1236,225 @@ async fn a_late_fallback_is_still_found(pool: PgPool) {
         ("gpt-4.1", "gpt-4.1-mini", 2)
     );
 }
+
+/// The walk of the trace costs that answers a filtered view's top traces when its filter
+/// matches most of the dearest traces gives exactly what grouping the week's records gives,
+/// and is the path taken: 1,200 two-call traces (a chat call and a cheaper embeddings call;
+/// every cost shared by two traces, so ties are ranked by trace id), a trace begun nine days
+/// before the week with its dearest call in it (found only through the traces that span days),
+/// a trace whose dearest call is after the week, and a trace raised to the top by a call not
+/// yet folded (found only through the deltas). A filter matching few traces is left to the
+/// grouping, with the same answer.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_walk_of_trace_costs_is_exact_and_taken(pool: PgPool) {
+    use domain::llm::tokens::{Buckets, RawUsage};
+    use domain::storage::llm::{self as store, UsageRow};
+    let monday = time::macros::date!(2026 - 06 - 01);
+    let at = |day: i64, secs: i64| {
+        monday.midnight().assume_utc() + Duration::days(day) + Duration::seconds(secs)
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    for d in -10..24 {
+        store::ensure_partition(&mut conn, monday + Duration::days(d))
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let price: i64 = sqlx::query_scalar(
+        "INSERT INTO llm_prices (provider, model, effective_from, input, output, source)
+         VALUES ('openai', 'gpt-4.1', '2020-01-01', 2, 8, 'test') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let row = |trace: &str,
+               n: u32,
+               when: OffsetDateTime,
+               op: &str,
+               feature: &str,
+               service: &str,
+               milli: i64| UsageRow {
+        record_id: format!("{trace}-{n}"),
+        trace_id: Some(trace.to_string()),
+        span_id: Some(format!("{n:016x}")),
+        parent_span_id: None,
+        started_at: when,
+        duration_ms: 100.0,
+        provider: "openai".into(),
+        model: "gpt-4.1".into(),
+        request_model: None,
+        operation: op.into(),
+        service: service.into(),
+        feature: feature.into(),
+        tenant: "t".into(),
+        service_tier: "default".into(),
+        ok: true,
+        error_type: None,
+        buckets: Buckets::default(),
+        raw: RawUsage::default(),
+        price_id: Some(price),
+        cost: Some(Decimal::new(milli, 3)),
+    };
+    let mut rows = vec![];
+    for k in 0..1200i64 {
+        let t = format!("{k:032x}");
+        let (day, svc) = (k % 7, format!("svc-{}", k % 10));
+        let feature = format!("f{}", k % 5);
+        rows.push(row(
+            &t,
+            1,
+            at(day, k),
+            "chat",
+            &feature,
+            &svc,
+            (k * 37) % 600 + 1,
+        ));
+        rows.push(row(
+            &t,
+            2,
+            at(day, k + 1),
+            "embeddings",
+            "f0",
+            &svc,
+            (k * 53) % 300 + 1,
+        ));
+    }
+    let (early, after, raised) = ("e".repeat(32), "a".repeat(32), format!("{:032x}", 5));
+    rows.push(row(&early, 1, at(-9, 0), "chat", "f3", "svc-1", 1));
+    rows.push(row(&early, 2, at(1, 0), "chat", "f3", "svc-1", 2_000));
+    rows.push(row(&after, 1, at(6, 23 * 3600), "chat", "f3", "svc-2", 300));
+    rows.push(row(&after, 2, at(7, 3600), "chat", "f3", "svc-2", 5_000));
+    for part in rows.chunks(500) {
+        store::insert_usage(&pool, part).await.unwrap();
+    }
+    domain::services::llm::fold_rollups(&pool, 100_000)
+        .await
+        .unwrap();
+    let (from, to) = (at(0, 0), at(7, 0));
+    let filters: [(&[(&str, &str)], bool); 5] = [
+        (&[("operation", "chat")], true),
+        (&[("provider", "openai")], true),
+        (&[("feature", "f3")], true),
+        (&[("operation", "chat"), ("feature", "f3")], true),
+        (&[("service", "svc-x")], false),
+    ];
+    let check = |when: &'static str| {
+        let pool = &pool;
+        async move {
+            for (f, walked) in filters {
+                let mut sql =
+                    "SELECT trace_id, min(service), count(*)::int8, sum(cost) FROM llm_usage
+                                WHERE cost IS NOT NULL AND started_at >= $1 AND started_at < $2"
+                        .to_string();
+                for (i, (k, _)) in f.iter().enumerate() {
+                    sql.push_str(&format!(" AND {k} = ${}", i + 3));
+                }
+                sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT 20");
+                let mut q = sqlx::query_as::<_, (String, String, i64, Decimal)>(&sql)
+                    .bind(from)
+                    .bind(to);
+                for (_, v) in f {
+                    q = q.bind(*v);
+                }
+                let want = q.fetch_all(pool).await.unwrap();
+                let owned: Vec<(String, String)> = f
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let days = (monday, monday + Duration::days(7));
+                let got = store::top_traces(pool, (from, to), days, &owned, 20)
+                    .await
+                    .unwrap();
+                assert_eq!(got, want, "{f:?} ({when})");
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let walk = store::walk_top_traces(&mut tx, (from, to), days, &owned, 20)
+                    .await
+                    .unwrap();
+                if walked {
+                    assert_eq!(walk.as_ref(), Some(&want), "{f:?} walked ({when})");
+                } else {
+                    assert_eq!(walk, None, "{f:?} is left to the grouping ({when})");
+                }
+            }
+        }
+    };
+    check("folded").await;
+    // The early trace leads the chat view; the one whose dearest call is after the week does not.
+    let chat = [("operation".to_string(), "chat".to_string())];
+    let days = (monday, monday + Duration::days(7));
+    let top = store::top_traces(&pool, (from, to), days, &chat, 20)
+        .await
+        .unwrap();
+    assert_eq!(top[0].0, early);
+    assert!(!top.iter().any(|t| t.0 == after));
+    // A folded trace raised to the top by a call whose delta is not folded yet.
+    store::insert_usage(
+        &pool,
+        &[row(&raised, 9, at(5, 100), "chat", "f3", "svc-5", 3_000)],
+    )
+    .await
+    .unwrap();
+    check("a call not folded").await;
+    let top = store::top_traces(&pool, (from, to), days, &chat, 20)
+        .await
+        .unwrap();
+    assert_eq!(top[0].0, raised);
+    domain::services::llm::fold_rollups(&pool, 100_000)
+        .await
+        .unwrap();
+    check("all folded").await;
+
+    // Ties at the walk's bound: the week after next, 300 traces of exactly 1.000, of which the
+    // first 19 and the last 30 by id are in feature fz, and an unfolded trace of 1.000 in fz
+    // with the greatest id. After one step the 20th found is that last trace, at the bound:
+    // traces not read yet cost as much and come before it, so the walk must go on.
+    let (from, to) = (at(14, 0), at(21, 0));
+    let days = (monday + Duration::days(14), monday + Duration::days(21));
+    let tied: Vec<UsageRow> = (0..300i64)
+        .map(|k| {
+            let f = if !(19..270).contains(&k) { "fz" } else { "fy" };
+            row(
+                &format!("{:032x}", 0x1000 + k),
+                1,
+                at(14 + k % 7, k),
+                "chat",
+                f,
+                "svc-t",
+                1_000,
+            )
+        })
+        .collect();
+    store::insert_usage(&pool, &tied).await.unwrap();
+    domain::services::llm::fold_rollups(&pool, 100_000)
+        .await
+        .unwrap();
+    let last = "f".repeat(32);
+    store::insert_usage(
+        &pool,
+        &[row(&last, 1, at(16, 0), "chat", "fz", "svc-t", 1_000)],
+    )
+    .await
+    .unwrap();
+    let fz = [("feature".to_string(), "fz".to_string())];
+    let want: Vec<String> = (0..19)
+        .chain([270])
+        .map(|k| format!("{:032x}", 0x1000 + k))
+        .collect();
+    let got = store::top_traces(&pool, (from, to), days, &fz, 20)
+        .await
+        .unwrap();
+    assert_eq!(got.iter().map(|t| t.0.clone()).collect::<Vec<_>>(), want);
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let walk = store::walk_top_traces(&mut tx, (from, to), days, &fz, 20)
+        .await
+        .unwrap();
+    assert_eq!(walk, Some(got), "walked, past the tie");
+}

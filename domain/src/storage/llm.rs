@@ -248,8 +248,10 @@ pub async fn insert_usage(db: impl PgExecutor<'_>, rows: &[UsageRow]) -> sqlx::R
             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
            RETURNING 1
          ), t AS (
-           INSERT INTO llm_trace_delta (trace_id, first_at, day, service, calls, cost)
-           SELECT trace_id, min(started_at), min(day), min(service), count(*), sum(cost)
+           INSERT INTO llm_trace_delta (trace_id, first_at, day, last_at, last_day, service,
+               calls, cost)
+           SELECT trace_id, min(started_at), min(day), max(started_at), max(day), min(service),
+                  count(*), sum(cost)
              FROM days
             WHERE trace_id IS NOT NULL AND cost IS NOT NULL
             GROUP BY trace_id
@@ -527,11 +529,15 @@ pub async fn fold_deltas(db: &mut sqlx::PgConnection, limit: i64) -> sqlx::Resul
             WHERE ctid = ANY(ARRAY(SELECT ctid FROM llm_trace_delta LIMIT $1))
            RETURNING *
          ), a AS (
-           INSERT INTO llm_traces AS t (trace_id, first_at, day, service, calls, cost)
-           SELECT trace_id, min(first_at), min(day), min(service), sum(calls), sum(cost)
+           INSERT INTO llm_traces AS t (trace_id, first_at, day, last_at, last_day, service,
+               calls, cost)
+           SELECT trace_id, min(first_at), min(day), max(last_at), max(last_day), min(service),
+                  sum(calls), sum(cost)
              FROM moved GROUP BY trace_id
            ON CONFLICT (trace_id) DO UPDATE SET first_at = least(t.first_at, EXCLUDED.first_at),
-               day = least(t.day, EXCLUDED.day), service = least(t.service, EXCLUDED.service),
+               day = least(t.day, EXCLUDED.day), last_at = greatest(t.last_at, EXCLUDED.last_at),
+               last_day = greatest(t.last_day, EXCLUDED.last_day),
+               service = least(t.service, EXCLUDED.service),
                calls = t.calls + EXCLUDED.calls, cost = t.cost + EXCLUDED.cost
            RETURNING 1
          )
@@ -557,9 +563,12 @@ pub async fn rebuild_traces(db: &mut sqlx::PgConnection, trace_ids: &[String]) -
             .await?;
     }
     sqlx::query(
-        "INSERT INTO llm_traces (trace_id, first_at, day, service, calls, cost)
+        "INSERT INTO llm_traces (trace_id, first_at, day, last_at, last_day, service, calls, cost)
          SELECT trace_id, min(started_at),
                 ((min(started_at) + make_interval(secs => (SELECT offset_secs FROM llm_rollup_zone)))
+                    AT TIME ZONE 'UTC')::date,
+                max(started_at),
+                ((max(started_at) + make_interval(secs => (SELECT offset_secs FROM llm_rollup_zone)))
                     AT TIME ZONE 'UTC')::date,
                 min(service), count(*), sum(cost)
            FROM llm_usage
@@ -599,7 +608,8 @@ pub async fn set_rollup_zone(db: &mut sqlx::PgConnection, offset_secs: i32) -> s
     }
     sqlx::query(
         "UPDATE llm_traces
-            SET day = ((first_at + make_interval(secs => $1)) AT TIME ZONE 'UTC')::date",
+            SET day = ((first_at + make_interval(secs => $1)) AT TIME ZONE 'UTC')::date,
+                last_day = ((last_at + make_interval(secs => $1)) AT TIME ZONE 'UTC')::date",
     )
     .bind(f64::from(offset_secs))
     .execute(&mut *db)
@@ -647,59 +657,10 @@ fn filter_sql(filters: &[(String, String)], first: usize) -> (String, Vec<String
     (sql, values)
 }
 
-/// The most expensive traces in `[from, to)` among the calls matching `filters`, as
-/// `(trace id, service, priced calls, cost)`. Unfiltered, from the trace costs (a trace
-/// belongs to the day of its first call; days `[first_day, last_day)` of the rollup zone):
-/// each day's top `limit` by index, plus the traces with unfolded deltas, summed exactly.
-/// Filtered, from the raw rows of those days (the calls matching the filters only).
-pub async fn top_traces(
-    db: impl PgExecutor<'_>,
-    (from, to): (OffsetDateTime, OffsetDateTime),
-    (first_day, last_day): (Date, Date),
-    filters: &[(String, String)],
-    limit: i64,
-) -> sqlx::Result<Vec<(String, String, i64, Decimal)>> {
-    let (more, values) = filter_sql(filters, 4);
-    let sql = if values.is_empty() {
-        "WITH cand AS (
-           SELECT t.trace_id
-             FROM generate_series($1::date, $2::date - 1, interval '1 day') AS g(d)
-            CROSS JOIN LATERAL (SELECT trace_id FROM llm_traces WHERE day = g.d::date
-                                 ORDER BY cost DESC, trace_id LIMIT $3) t
-           UNION
-           SELECT trace_id FROM llm_trace_delta
-         ), sums AS (
-           SELECT trace_id, min(day) AS day, min(service) AS service, sum(calls) AS calls,
-                  sum(cost) AS cost
-             FROM (SELECT trace_id, day, service, calls, cost FROM llm_traces
-                    WHERE trace_id = ANY(ARRAY(SELECT trace_id FROM cand))
-                   UNION ALL
-                   SELECT trace_id, day, service, calls, cost FROM llm_trace_delta) x
-            GROUP BY trace_id
-         )
-         SELECT trace_id, service, calls::int8 AS calls, cost FROM sums
-          WHERE day >= $1 AND day < $2
-          ORDER BY cost DESC, trace_id LIMIT $3"
-            .to_string()
-    } else {
-        format!(
-            "SELECT trace_id, min(service) AS service, count(*)::int8 AS calls, sum(cost) AS cost
-               FROM llm_usage
-              WHERE started_at >= $1 AND started_at < $2 AND trace_id IS NOT NULL
-                AND cost IS NOT NULL{more}
-              GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT $3"
-        )
-    };
-    let q = sqlx::query(&sql);
-    let mut q = if values.is_empty() {
-        q.bind(first_day).bind(last_day).bind(limit)
-    } else {
-        q.bind(from).bind(to).bind(limit)
-    };
-    for v in values {
-        q = q.bind(v);
-    }
-    let rows = q.fetch_all(db).await?;
+/// A trace's part of a review: `(trace id, service, priced calls, cost)`.
+pub type TraceTotal = (String, String, i64, Decimal);
+
+fn trace_totals(rows: &[sqlx::postgres::PgRow]) -> sqlx::Result<Vec<TraceTotal>> {
     rows.iter()
         .map(|r| {
             Ok((
@@ -710,6 +671,204 @@ pub async fn top_traces(
             ))
         })
         .collect()
+}
+
+/// The most expensive traces in `[from, to)` among the calls matching `filters`. Unfiltered,
+/// from the trace costs (a trace belongs to the day of its first call; days
+/// `[first_day, last_day)` of the rollup zone): each day's top `limit` by index, plus the
+/// traces with unfolded deltas, summed exactly. Filtered (the matching calls of the week, summed
+/// per trace): by [`walk_top_traces`] when its walk ends soon, else by grouping the week's
+/// matching records — the same answer either way, read in one snapshot.
+pub async fn top_traces(
+    pool: &sqlx::PgPool,
+    (from, to): (OffsetDateTime, OffsetDateTime),
+    (first_day, last_day): (Date, Date),
+    filters: &[(String, String)],
+    limit: i64,
+) -> sqlx::Result<Vec<TraceTotal>> {
+    let (more, values) = filter_sql(filters, 4);
+    if values.is_empty() {
+        let rows = sqlx::query(
+            "WITH cand AS (
+               SELECT t.trace_id
+                 FROM generate_series($1::date, $2::date - 1, interval '1 day') AS g(d)
+                CROSS JOIN LATERAL (SELECT trace_id FROM llm_traces WHERE day = g.d::date
+                                     ORDER BY cost DESC, trace_id COLLATE \"C\" LIMIT $3) t
+               UNION
+               SELECT trace_id FROM llm_trace_delta
+             ), sums AS (
+               SELECT trace_id, min(day) AS day, min(service) AS service, sum(calls) AS calls,
+                      sum(cost) AS cost
+                 FROM (SELECT trace_id, day, service, calls, cost FROM llm_traces
+                        WHERE trace_id = ANY(ARRAY(SELECT trace_id FROM cand))
+                       UNION ALL
+                       SELECT trace_id, day, service, calls, cost FROM llm_trace_delta) x
+                GROUP BY trace_id
+             )
+             SELECT trace_id, service, calls::int8 AS calls, cost FROM sums
+              WHERE day >= $1 AND day < $2
+              ORDER BY cost DESC, trace_id COLLATE \"C\" LIMIT $3",
+        )
+        .bind(first_day)
+        .bind(last_day)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+        return trace_totals(&rows);
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    if let Some(found) =
+        walk_top_traces(&mut tx, (from, to), (first_day, last_day), filters, limit).await?
+    {
+        return Ok(found);
+    }
+    let grouped = format!(
+        "SELECT trace_id, min(service) AS service, count(*)::int8 AS calls, sum(cost) AS cost
+           FROM llm_usage
+          WHERE started_at >= $1 AND started_at < $2 AND trace_id IS NOT NULL
+            AND cost IS NOT NULL{more}
+          GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id COLLATE \"C\" LIMIT $3"
+    );
+    let mut q = sqlx::query_as::<_, TraceTotal>(&grouped)
+        .bind(from)
+        .bind(to)
+        .bind(limit);
+    for v in values {
+        q = q.bind(v);
+    }
+    q.fetch_all(&mut *tx).await
+}
+
+/// Traces read per step of [`walk_top_traces`], and the steps it may take before it gives up.
+const WALK_STEP: i64 = 256;
+const WALK_STEPS: usize = 4;
+/// Traces that must be looked at whatever their cost (unfolded, or begun before the days
+/// walked) beyond which the walk gives up at once.
+const WALK_SURE_MAX: usize = 5_000;
+
+/// A filtered review's top traces without grouping the week's records, when that ends soon.
+///
+/// A trace's matching cost in the week is part of its cost (costs are never negative), so the
+/// traces begun on the week's days `[first_day, last_day)` are walked from the trace costs,
+/// dearest first (ties by trace id, in byte order), each step's traces summed exactly from their
+/// records (trace index, matching calls in `[from, to)` only). The walk stops once the
+/// `limit`-th matching cost ranks above every trace not yet read (costs more than the last
+/// read, or as much and an earlier trace id): nothing left can rank. Read with it, whatever
+/// their cost: the traces with unfolded deltas (their folded cost is short) and those begun
+/// before the week with a call on or after its first day (the partial index of traces spanning
+/// days). `None` when the walk would not end soon — the filter matches fewer than `limit` of
+/// the first step's traces, or `WALK_STEPS` steps were not enough — when too many traces must
+/// be read regardless, or when the trace costs are dated in another zone than the week's:
+/// the caller groups the week's records instead. Call in a REPEATABLE READ transaction: the
+/// bound needs one snapshot.
+pub async fn walk_top_traces(
+    tx: &mut sqlx::PgConnection,
+    (from, to): (OffsetDateTime, OffsetDateTime),
+    (first_day, last_day): (Date, Date),
+    filters: &[(String, String)],
+    limit: i64,
+) -> sqlx::Result<Option<Vec<TraceTotal>>> {
+    let (more, values) = filter_sql(filters, 4);
+    let limit_n = usize::try_from(limit).unwrap_or(0);
+    // The trace costs are dated in the rollup zone; walking the week's days needs it to be the
+    // review's.
+    let zone: i32 = sqlx::query_scalar("SELECT offset_secs FROM llm_rollup_zone")
+        .fetch_one(&mut *tx)
+        .await?;
+    if zone != from.offset().whole_seconds() {
+        return Ok(None);
+    }
+    let sure: Vec<String> = sqlx::query_scalar(
+        "SELECT trace_id FROM llm_trace_delta
+         UNION
+         SELECT trace_id FROM llm_traces WHERE last_day > day AND last_day >= $1 AND day < $1",
+    )
+    .bind(first_day)
+    .fetch_all(&mut *tx)
+    .await?;
+    if sure.len() > WALK_SURE_MAX {
+        return Ok(None);
+    }
+    let matching = format!(
+        "SELECT trace_id, min(service) AS service, count(*)::int8 AS calls, sum(cost) AS cost
+           FROM llm_usage
+          WHERE trace_id = ANY($3) AND started_at >= $1 AND started_at < $2
+            AND cost IS NOT NULL{more}
+          GROUP BY trace_id"
+    );
+    if limit_n == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    let mut found: Vec<TraceTotal> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = sure.iter().cloned().collect();
+    let mut ids = sure;
+    // The walk's position: the last trace read, in (cost descending, trace id) order; every
+    // trace not read costs at most `bound` (None: none is left).
+    let mut after: (Decimal, String) = (Decimal::MAX, String::new());
+    let mut bound = Some(Decimal::MAX);
+    let mut steps = 0;
+    loop {
+        if !ids.is_empty() {
+            let mut q = sqlx::query(&matching).bind(from).bind(to).bind(&ids);
+            for v in &values {
+                q = q.bind(v);
+            }
+            found.extend(trace_totals(&q.fetch_all(&mut *tx).await?)?);
+            found.sort_by(|a, b| {
+                b.3.cmp(&a.3)
+                    .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+            });
+            found.truncate(limit_n);
+        }
+        // A trace not read costs at most `bound`, and one costing exactly that comes after the
+        // last read in trace id order: it cannot rank above a found trace that precedes it.
+        let settled = |kth: &TraceTotal, b: Decimal| {
+            kth.3 > b || (kth.3 == b && kth.0.as_bytes() < after.1.as_bytes())
+        };
+        match bound {
+            None => return Ok(Some(found)),
+            Some(b) if found.len() == limit_n && settled(&found[limit_n - 1], b) => {
+                return Ok(Some(found));
+            }
+            Some(_) => {}
+        }
+        if steps == WALK_STEPS || (steps == 1 && found.len() < limit_n) {
+            return Ok(None);
+        }
+        let next: Vec<(String, Decimal)> = sqlx::query_as(
+            "SELECT t.trace_id, t.cost
+               FROM generate_series($1::date, $2::date - 1, interval '1 day') AS g(d)
+              CROSS JOIN LATERAL (
+                    SELECT trace_id, cost FROM llm_traces
+                     WHERE day = g.d::date AND cost <= $3
+                       AND (cost < $3 OR trace_id COLLATE \"C\" > $4)
+                     ORDER BY cost DESC, trace_id COLLATE \"C\" LIMIT $5) t
+              ORDER BY t.cost DESC, t.trace_id COLLATE \"C\" LIMIT $5",
+        )
+        .bind(first_day)
+        .bind(last_day)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(WALK_STEP)
+        .fetch_all(&mut *tx)
+        .await?;
+        steps += 1;
+        bound = match next.last() {
+            Some(last) if next.len() == usize::try_from(WALK_STEP).unwrap_or(0) => {
+                after = (last.1, last.0.clone());
+                Some(last.1)
+            }
+            _ => None,
+        };
+        ids = next
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
+    }
 }
 
 /// One attempt of a request that failed over: a call under a parent span with a failed call.
