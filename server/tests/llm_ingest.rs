@@ -1237,6 +1237,24 @@ async fn a_late_fallback_is_still_found(pool: PgPool) {
     );
 }
 
+/// The walk alone (no grouping after it), as `top_traces` runs it: in a REPEATABLE READ
+/// snapshot, for the top 20.
+async fn walk_alone(
+    pool: &PgPool,
+    range: (OffsetDateTime, OffsetDateTime),
+    days: (time::Date, time::Date),
+    filters: &[(String, String)],
+) -> Option<Vec<domain::storage::llm::TraceTotal>> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    domain::storage::llm::walk_top_traces(&mut tx, range, days, filters, 20)
+        .await
+        .unwrap()
+}
+
 /// The walk of the trace costs that answers a filtered view's top traces when its filter
 /// matches most of the dearest traces gives exactly what grouping the week's records gives,
 /// and is the path taken: 1,200 two-call traces (a chat call and a cheaper embeddings call;
@@ -1366,14 +1384,7 @@ async fn the_walk_of_trace_costs_is_exact_and_taken(pool: PgPool) {
                     .await
                     .unwrap();
                 assert_eq!(got, want, "{f:?} ({when})");
-                let mut tx = pool.begin().await.unwrap();
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-                let walk = store::walk_top_traces(&mut tx, (from, to), days, &owned, 20)
-                    .await
-                    .unwrap();
+                let walk = walk_alone(pool, (from, to), days, &owned).await;
                 if walked {
                     assert_eq!(walk.as_ref(), Some(&want), "{f:?} walked ({when})");
                 } else {
@@ -1448,13 +1459,6 @@ async fn the_walk_of_trace_costs_is_exact_and_taken(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(got.iter().map(|t| t.0.clone()).collect::<Vec<_>>(), want);
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let walk = store::walk_top_traces(&mut tx, (from, to), days, &fz, 20)
-        .await
-        .unwrap();
+    let walk = walk_alone(&pool, (from, to), days, &fz).await;
     assert_eq!(walk, Some(got), "walked, past the tie");
 }
