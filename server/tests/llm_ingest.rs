@@ -1142,20 +1142,16 @@ async fn filtered_top_traces_are_exact(pool: PgPool) {
             for f in filters {
                 let q: String = f.iter().map(|(k, v)| format!("&{k}={v}")).collect();
                 let got = top_traces(app, viewer, &format!("week={y}-W{w:02}{q}")).await;
-                let mut sql = "SELECT trace_id, count(*)::int8 FROM llm_usage
-                                WHERE cost IS NOT NULL AND started_at >= $1 AND started_at < $2"
-                    .to_string();
-                for (i, (k, _)) in f.iter().enumerate() {
-                    sql.push_str(&format!(" AND {k} = ${}", i + 3));
-                }
-                sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT 20");
-                let mut q = sqlx::query_as::<_, (String, i64)>(&sql)
-                    .bind(monday.midnight().assume_utc())
-                    .bind((monday + Duration::days(7)).midnight().assume_utc());
-                for (_, v) in f {
-                    q = q.bind(*v);
-                }
-                let want = q.fetch_all(pool).await.unwrap();
+                let want: Vec<(String, i64)> = grouped_top(
+                    pool,
+                    monday.midnight().assume_utc(),
+                    (monday + Duration::days(7)).midnight().assume_utc(),
+                    f,
+                )
+                .await
+                .into_iter()
+                .map(|t| (t.0, t.2))
+                .collect();
                 assert_eq!(got, want, "{f:?} ({when})");
                 if f == [("service", "svc-a")] {
                     // 500 and 501 (60,000 tokens in svc-a) and 900's three parts lead.
@@ -1235,6 +1231,28 @@ async fn a_late_fallback_is_still_found(pool: PgPool) {
         (first.as_str(), answered.as_str(), n),
         ("gpt-4.1", "gpt-4.1-mini", 2)
     );
+}
+
+/// The reference: the top 20 traces by their calls in `[from, to)` matching `filters`, grouped
+/// from the records in SQL.
+async fn grouped_top(
+    pool: &PgPool,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    filters: &[(&str, &str)],
+) -> Vec<domain::storage::llm::TraceTotal> {
+    let mut sql = "SELECT trace_id, min(service), count(*)::int8, sum(cost) FROM llm_usage
+                    WHERE cost IS NOT NULL AND started_at >= $1 AND started_at < $2"
+        .to_string();
+    for (i, (k, _)) in filters.iter().enumerate() {
+        sql.push_str(&format!(" AND {k} = ${}", i + 3));
+    }
+    sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT 20");
+    let mut q = sqlx::query_as(&sql).bind(from).bind(to);
+    for (_, v) in filters {
+        q = q.bind(*v);
+    }
+    q.fetch_all(pool).await.unwrap()
 }
 
 /// The walk alone (no grouping after it), as `top_traces` runs it: in a REPEATABLE READ
@@ -1360,21 +1378,7 @@ async fn the_walk_of_trace_costs_is_exact_and_taken(pool: PgPool) {
         let pool = &pool;
         async move {
             for (f, walked) in filters {
-                let mut sql =
-                    "SELECT trace_id, min(service), count(*)::int8, sum(cost) FROM llm_usage
-                                WHERE cost IS NOT NULL AND started_at >= $1 AND started_at < $2"
-                        .to_string();
-                for (i, (k, _)) in f.iter().enumerate() {
-                    sql.push_str(&format!(" AND {k} = ${}", i + 3));
-                }
-                sql.push_str(" GROUP BY trace_id ORDER BY sum(cost) DESC, trace_id LIMIT 20");
-                let mut q = sqlx::query_as::<_, (String, String, i64, Decimal)>(&sql)
-                    .bind(from)
-                    .bind(to);
-                for (_, v) in f {
-                    q = q.bind(*v);
-                }
-                let want = q.fetch_all(pool).await.unwrap();
+                let want = grouped_top(pool, from, to, f).await;
                 let owned: Vec<(String, String)> = f
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
